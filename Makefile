@@ -1,0 +1,29 @@
+# customer_analytics: PGXS build.  `make && make install`, then `make installcheck`
+# against a running server (scripts/test.sh does all of it on a throwaway cluster).
+
+PG_CONFIG ?= pg_config
+
+EXTENSION = customer_analytics
+MODULE_big = customer_analytics
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+TESTS = $(sort $(wildcard sql/[0-9]*.sql))
+REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
+REGRESS_OPTS = --inputdir=. --outputdir=.
+
+# -Wextra for our code; PostgreSQL's headers are not -Wextra clean, so they
+# are included as system headers (gcc then ignores the duplicate -I).
+PG_CFLAGS = -Wall -Wextra
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+EXTRA_CLEAN = results regression.diffs regression.out
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: demo bench
+demo:
+	bash scripts/demo.sh
+
+bench:
+	bash bench/run.sh

@@ -1,0 +1,92 @@
+-- Extension install and the hand-built fixture shared by the targeting suites.
+-- Every customer below exists to pin one rule of the notebook's funnel; the
+-- expected results in the later suites were worked out by hand from this data.
+\set VERBOSITY terse
+CREATE EXTENSION customer_analytics;
+SELECT extname, extversion, nspname
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE extname = 'customer_analytics';
+
+CREATE SCHEMA fx;
+-- a raw sync table: no primary key, as the ERP sync delivers it
+CREATE TABLE fx.customers (customer_code varchar(12), trade_name text,
+    delivery_route varchar(4), shipping_address text, closure_date varchar(8), csm varchar(8));
+CREATE TABLE fx.sales_orders (order_type varchar(4), order_number varchar(12),
+    customer_code varchar(12), delivery_route varchar(4), order_date varchar(8), confirmed_code char(1));
+CREATE TABLE fx.sales_order_lines (order_type varchar(4), order_number varchar(12), line_no int,
+    product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2));
+
+INSERT INTO fx.customers VALUES
+ ('0001001', 'C1 spend exactly 1000',      'K1', 'addr 1',  NULL,       '002'),
+ ('0001002', 'C2 spend 999.99',            'K1', 'addr 2',  NULL,       '002'),
+ ('0001003', 'C3 order of exactly 3000',   'K2', 'addr 3',  NULL,       '003'),
+ ('0001004', 'C4 no base sales',           'PS', 'addr 4',  NULL,       '005'),
+ ('0001005', 'C5 decline exactly 30%',     'K1', 'addr 5',  NULL,       NULL),
+ ('0001006', 'C6 decline 30.01%',          'K1', 'addr 6',  '',         '002'),
+ ('0001007', 'C7 unconfirmed orders',      'K2', 'addr 7',  NULL,       '003'),
+ ('0001008', 'C8 orders without amounts',  'PS', 'addr 8',  NULL,       '005'),
+ ('0001009', 'C9 window edges',            'K1', 'addr 9',  NULL,       '002'),
+ ('0001010', 'C10 orders on route K1',     'T1', 'addr 10', NULL,       '007'),
+ ('0001011', 'C11 closed',                 'K1', 'addr 11', '20251215', '002'),
+ ('0001012', 'C12 closure_date empty',     'K2', 'addr 12', '',         '003'),
+ ('0012',    'C14 short code 0012',        'K1', 'addr 14', NULL,       '002'),
+ ('0001015', 'C15 no orders',              'K1', 'addr 15', NULL,       '002'),
+ ('0001016', 'C16 other route',            'T2', 'addr 16', NULL,       '009');
+
+-- orders: (number, customer, route, date, confirmed)
+INSERT INTO fx.sales_orders
+SELECT 'SO', n, c, r, d, y FROM (VALUES
+ ('1001', '0001001', 'K1', '20250920', 'Y'), ('1002', '0001001', 'K1', '20251005', 'Y'),
+ ('1003', '0001001', 'T9', '20251110', 'Y'),
+ ('1011', '0001002', 'K1', '20250920', 'Y'), ('1012', '0001002', 'K1', '20251005', 'Y'),
+ ('1013', '0001002', 'K1', '20251110', 'Y'),
+ ('1021', '0001003', 'K2', '20251001', 'Y'), ('1022', '0001003', 'K2', '20251002', 'Y'),
+ ('1023', '0001003', 'K2', '20251003', 'Y'), ('1024', '0001003', 'K2', '20251105', 'Y'),
+ ('1031', '0001004', 'PS', '20251101', 'Y'), ('1032', '0001004', 'PS', '20251115', 'Y'),
+ ('1033', '0001004', 'PS', '20251201', 'Y'),
+ ('1041', '0001005', 'K1', '20250901', 'Y'), ('1042', '0001005', 'K1', '20251101', 'Y'),
+ ('1051', '0001006', 'K1', '20250901', 'Y'), ('1052', '0001006', 'K1', '20251101', 'Y'),
+ ('1061', '0001007', 'K2', '20250301', 'Y'), ('1062', '0001007', 'K2', '20251001', 'N'),
+ ('1063', '0001007', 'K2', '20251002', NULL), ('1064', '0001007', 'K2', '20251003', 'N'),
+ ('1065', '0001007', 'K2', '2025-1-5', 'N'),  -- malformed but unconfirmed: never read
+ ('1071', '0001008', 'PS', '20251001', 'Y'), ('1072', '0001008', 'PS', '20251002', 'Y'),
+ ('1073', '0001008', 'PS', '20251003', 'Y'), ('1074', '0001008', 'PS', '20251004', 'Y'),
+ ('1081', '0001009', 'K1', '20241231', 'Y'), ('1082', '0001009', 'K1', '20251231', 'Y'),
+ ('1083', '0001009', 'K1', '20260101', 'Y'), ('1084', '0001009', 'K1', '20260107', 'Y'),
+ ('1085', '0001009', 'K1', '20260108', 'Y'),
+ ('1091', '0001010', 'K1', '20251101', 'Y'), ('1092', '0001010', 'K1', '20251102', 'Y'),
+ ('1093', '0001010', 'K1', '20251103', 'Y'),
+ ('1101', '0001011', 'K1', '20251101', 'Y'), ('1102', '0001011', 'K1', '20251102', 'Y'),
+ ('1103', '0001011', 'K1', '20251103', 'Y'),
+ ('1111', '0001012', 'K2', '20251101', 'Y'), ('1112', '0001012', 'K2', '20251102', 'Y'),
+ ('1113', '0001012', 'K2', '20251103', 'Y'),
+ ('1121', '0012',    'K1', '20251101', 'Y'), ('1122', '0012',    'K1', '20251102', 'Y'),
+ ('1123', '0012',    'K1', '20251103', 'Y'),
+ ('1124', '12',      'K1', '20251104', 'Y'),  -- not customer 0012
+ ('1131', NULL,      'K1', '20251001', 'Y'),  -- no customer at all
+ ('1141', '0001016', 'T2', '20251001', 'Y')
+) AS o(n, c, r, d, y);
+
+-- lines: (number, amounts in line order); 1072 has no lines at all
+INSERT INTO fx.sales_order_lines
+SELECT 'SO', n, ord, 'P' || ord, 1, amt
+  FROM (VALUES
+ ('1001', ARRAY[200, 100]), ('1002', ARRAY[300]), ('1003', ARRAY[400]),
+ ('1011', ARRAY[333.33]), ('1012', ARRAY[333.33]), ('1013', ARRAY[333.33]),
+ ('1021', ARRAY[1000, 2000]), ('1022', ARRAY[2999.99]), ('1023', ARRAY[100]), ('1024', ARRAY[5000]),
+ ('1031', ARRAY[1000]), ('1032', ARRAY[1000]), ('1033', ARRAY[600, 400]),
+ ('1041', ARRAY[1000]), ('1042', ARRAY[700]),
+ ('1051', ARRAY[10000]), ('1052', ARRAY[6999]),
+ ('1061', ARRAY[2000]), ('1062', ARRAY[500]), ('1063', ARRAY[500]), ('1064', ARRAY[500]), ('1065', ARRAY[10]),
+ ('1071', ARRAY[5000]), ('1073', ARRAY[NULL, NULL]::numeric[]), ('1074', ARRAY[100, NULL]),
+ ('1081', ARRAY[5000]), ('1082', ARRAY[1000]), ('1083', ARRAY[500]), ('1084', ARRAY[600]), ('1085', ARRAY[700]),
+ ('1091', ARRAY[1000]), ('1092', ARRAY[1000]), ('1093', ARRAY[1000]),
+ ('1101', ARRAY[500]), ('1102', ARRAY[500]), ('1103', ARRAY[500]),
+ ('1111', ARRAY[500]), ('1112', ARRAY[500]), ('1113', ARRAY[500]),
+ ('1121', ARRAY[1000]), ('1122', ARRAY[1000]), ('1123', ARRAY[1000]), ('1124', ARRAY[50000]),
+ ('1131', ARRAY[100]), ('1141', ARRAY[9000])
+) AS l(n, amounts), unnest(amounts) WITH ORDINALITY AS u(amt, ord);
+
+SELECT count(*) AS customers FROM fx.customers;
+SELECT count(*) AS orders FROM fx.sales_orders;
+SELECT count(*) AS lines, count(pretax_subtotal) AS lines_with_amount FROM fx.sales_order_lines;

@@ -1,0 +1,31 @@
+/*
+ * customer_analytics.c
+ *		Module entry point: the library magic block and the extension's GUCs.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "customer_analytics.h"
+
+PG_MODULE_MAGIC;
+
+char	   *ca_source_schema = NULL;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("customer_analytics.source_schema",
+							   "Schema holding the ERP tables customers, sales_orders and sales_order_lines.",
+							   "Functions whose source_schema argument is NULL read this schema.",
+							   &ca_source_schema,
+							   CA_DEFAULT_SOURCE_SCHEMA,
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("customer_analytics");
+}

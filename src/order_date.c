@@ -1,0 +1,113 @@
+/*
+ * order_date.c
+ *		checked_order_date(): the ERP's text YYYYMMDD order dates as real
+ *		dates, refusing anything that is not one.
+ *
+ * The notebook compared order_date as text, so a value like '2025-1-5' or ''
+ * silently fell outside every window.  We convert instead, and a value that
+ * is not a calendar date stops the query with the order's key and the value,
+ * so the user can fix the row rather than get a quietly wrong answer.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+
+PG_FUNCTION_INFO_V1(checked_order_date_text);
+PG_FUNCTION_INFO_V1(checked_order_date_date);
+
+static const char *
+key_part(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return "NULL";
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+static void
+report_null_date(FunctionCallInfo fcinfo)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("order_date is NULL in sales_orders for confirmed order (%s, %s)",
+					key_part(fcinfo, 1), key_part(fcinfo, 2)),
+			 errhint("Give the order a date, or un-confirm it; confirmed orders without a date cannot be placed in any window.")));
+}
+
+static void
+report_bad_date(FunctionCallInfo fcinfo, const char *value)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+			 errmsg("malformed order_date \"%s\" in sales_orders for confirmed order (%s, %s)",
+					value, key_part(fcinfo, 1), key_part(fcinfo, 2)),
+			 errdetail("order_date must be a calendar date written as eight digits YYYYMMDD, such as 20250131."),
+			 errhint("Correct the row in the source table; customer_analytics does not skip orders it cannot date.")));
+}
+
+/* Parse exactly eight digits forming a valid Gregorian date. */
+static bool
+parse_yyyymmdd(const char *s, int len, DateADT *result)
+{
+	int			year = 0,
+				month = 0,
+				day = 0;
+
+	if (len != 8)
+		return false;
+	for (int i = 0; i < 8; i++)
+	{
+		int			digit;
+
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		digit = s[i] - '0';
+		if (i < 4)
+			year = year * 10 + digit;
+		else if (i < 6)
+			month = month * 10 + digit;
+		else
+			day = day * 10 + digit;
+	}
+	if (year < 1 || month < 1 || month > 12 || day < 1 ||
+		day > day_tab[isleap(year)][month - 1])
+		return false;
+
+	*result = date2j(year, month, day) - POSTGRES_EPOCH_JDATE;
+	return true;
+}
+
+/* checked_order_date(order_date text, order_type text, order_number text) */
+Datum
+checked_order_date_text(PG_FUNCTION_ARGS)
+{
+	text	   *value;
+	DateADT		result;
+
+	if (PG_ARGISNULL(0))
+		report_null_date(fcinfo);
+
+	value = PG_GETARG_TEXT_PP(0);
+	if (!parse_yyyymmdd(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), &result))
+		report_bad_date(fcinfo, text_to_cstring(value));
+
+	PG_RETURN_DATEADT(result);
+}
+
+/* checked_order_date(order_date date, order_type text, order_number text) */
+Datum
+checked_order_date_date(PG_FUNCTION_ARGS)
+{
+	DateADT		value;
+
+	if (PG_ARGISNULL(0))
+		report_null_date(fcinfo);
+
+	value = PG_GETARG_DATEADT(0);
+	if (DATE_NOT_FINITE(value))
+		report_bad_date(fcinfo, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(value))));
+
+	PG_RETURN_DATEADT(value);
+}

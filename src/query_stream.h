@@ -1,0 +1,23 @@
+/*
+ * query_stream.h
+ *		Run one read-only SQL query through SPI and hand each result row to a
+ *		callback, without materializing the result.
+ */
+#ifndef QUERY_STREAM_H
+#define QUERY_STREAM_H
+
+#include "executor/tuptable.h"
+
+/*
+ * Called once per row with all attributes deformed (slot->tts_values and
+ * slot->tts_isnull).  It runs in a short-lived memory context that is reset
+ * after every row: anything that must survive has to be allocated elsewhere.
+ */
+typedef void (*QueryRowCallback) (TupleTableSlot *slot, void *arg);
+
+extern void query_stream(const char *sql,
+						 int nparams, const Oid *paramtypes,
+						 const Datum *paramvalues,
+						 QueryRowCallback callback, void *arg);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * source_tables.c
+ *		Find the ERP tables and check them against the data contract before
+ *		any query runs, so that a wrong schema, a missing column or a column
+ *		of the wrong type is reported by name with a hint, not as a confusing
+ *		error from deep inside generated SQL.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "customer_analytics.h"
+#include "source_tables.h"
+
+/* What a column must hold: each class lists the types accepted for it. */
+typedef enum ColumnClass
+{
+	COL_ANY,					/* keys: any type with an equality operator */
+	COL_TEXT,					/* text, varchar or char */
+	COL_DATE,					/* text YYYYMMDD, or date */
+	COL_AMOUNT					/* exact numbers: numeric or an integer type */
+} ColumnClass;
+
+typedef struct ColumnSpec
+{
+	const char *name;
+	ColumnClass class;
+} ColumnSpec;
+
+static const ColumnSpec customer_columns[] = {
+	{"customer_code", COL_TEXT},
+	{"trade_name", COL_TEXT},
+	{"delivery_route", COL_TEXT},
+	{"shipping_address", COL_TEXT},
+	{"closure_date", COL_DATE},
+	{"csm", COL_TEXT},
+	{NULL, COL_ANY}
+};
+
+static const ColumnSpec order_columns[] = {
+	{"order_type", COL_ANY},
+	{"order_number", COL_ANY},
+	{"customer_code", COL_TEXT},
+	{"delivery_route", COL_TEXT},
+	{"order_date", COL_DATE},
+	{"confirmed_code", COL_TEXT},
+	{NULL, COL_ANY}
+};
+
+static const ColumnSpec line_columns[] = {
+	{"order_type", COL_ANY},
+	{"order_number", COL_ANY},
+	{"pretax_subtotal", COL_AMOUNT},
+	{NULL, COL_ANY}
+};
+
+static bool
+is_text_type(Oid type)
+{
+	return type == TEXTOID || type == VARCHAROID || type == BPCHAROID;
+}
+
+static bool
+type_fits(Oid type, ColumnClass class)
+{
+	switch (class)
+	{
+		case COL_ANY:
+			return true;
+		case COL_TEXT:
+			return is_text_type(type);
+		case COL_DATE:
+			return is_text_type(type) || type == DATEOID;
+		case COL_AMOUNT:
+			return type == NUMERICOID || type == INT2OID ||
+				type == INT4OID || type == INT8OID;
+	}
+	return false;
+}
+
+static const char *
+class_description(ColumnClass class)
+{
+	switch (class)
+	{
+		case COL_TEXT:
+			return "text, varchar or char";
+		case COL_DATE:
+			return "text, varchar or char holding YYYYMMDD, or date";
+		case COL_AMOUNT:
+			return "numeric or an integer type";
+		default:
+			return "any type";
+	}
+}
+
+/* Look up one table and check its columns; returns the quoted name. */
+static const char *
+check_table(const char *schema, Oid nspid, const char *table,
+			const ColumnSpec *columns, Oid *order_date_type)
+{
+	Oid			relid = get_relname_relid(table, nspid);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("source table \"%s.%s\" does not exist", schema, table),
+				 errhint("customer_analytics reads customers, sales_orders and sales_order_lines from the source schema; "
+						 "create them, or point source_schema at the schema that has them.")));
+
+	for (const ColumnSpec *col = columns; col->name != NULL; col++)
+	{
+		AttrNumber	attnum = get_attnum(relid, col->name);
+		Oid			type;
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of source table \"%s.%s\" does not exist",
+							col->name, schema, table),
+					 errhint("Rename the column, or point source_schema at a schema of views that expose it under this name.")));
+
+		type = getBaseType(get_atttype(relid, attnum));
+		if (!type_fits(type, col->class))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of source table \"%s.%s\" has type %s",
+							col->name, schema, table, format_type_be(type)),
+					 errdetail("customer_analytics expects %s.", class_description(col->class)),
+					 errhint("Expose the column with a cast in a view, and point source_schema at the view's schema.")));
+
+		if (order_date_type && strcmp(col->name, "order_date") == 0)
+			*order_date_type = type;
+	}
+
+	return quote_qualified_identifier(schema, table);
+}
+
+SourceTables *
+source_tables_open(const char *schema_arg)
+{
+	SourceTables *src = palloc0(sizeof(SourceTables));
+	const char *schema = schema_arg ? schema_arg : ca_source_schema;
+	Oid			nspid;
+	Oid			order_date_type = InvalidOid;
+
+	if (schema == NULL || schema[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no source schema given"),
+				 errhint("Pass source_schema => 'cosmos_sync' or SET customer_analytics.source_schema.")));
+
+	nspid = get_namespace_oid(schema, true);
+	if (!OidIsValid(nspid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_SCHEMA_NAME),
+				 errmsg("source schema \"%s\" does not exist", schema),
+				 errhint("Pass source_schema => '...' or SET customer_analytics.source_schema to the schema holding customers, sales_orders and sales_order_lines.")));
+
+	src->schema = pstrdup(schema);
+	src->customers = check_table(schema, nspid, "customers", customer_columns, NULL);
+	src->orders = check_table(schema, nspid, "sales_orders", order_columns, &order_date_type);
+	src->lines = check_table(schema, nspid, "sales_order_lines", line_columns, NULL);
+	src->order_date_is_date = (order_date_type == DATEOID);
+	return src;
+}
+
+const char *
+source_order_date_expr(const SourceTables *src, const char *alias)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "customer_analytics.checked_order_date(%s.order_date%s, %s.order_type::text, %s.order_number::text)",
+					 alias, src->order_date_is_date ? "" : "::text", alias, alias);
+	return buf.data;
+}

@@ -1,0 +1,32 @@
+/*
+ * source_tables.h
+ *		Locating and checking the ERP source tables (data contract).
+ */
+#ifndef SOURCE_TABLES_H
+#define SOURCE_TABLES_H
+
+/*
+ * What the checks learnt about one source schema: the quoted,
+ * schema-qualified table names ready to paste into SQL, and how order_date
+ * is stored.
+ */
+typedef struct SourceTables
+{
+	const char *schema;			/* unquoted, for messages */
+	const char *customers;		/* quoted "schema"."customers" */
+	const char *orders;			/* quoted "schema"."sales_orders" */
+	const char *lines;			/* quoted "schema"."sales_order_lines" */
+	bool		order_date_is_date; /* false: text YYYYMMDD */
+} SourceTables;
+
+/*
+ * Resolve the schema (argument, else the GUC) and check that every table and
+ * column the extension reads exists with a usable type; ereport(ERROR) with
+ * a hint otherwise.
+ */
+extern SourceTables *source_tables_open(const char *schema_arg);
+
+/* SQL expression turning o.order_date into a checked date */
+extern const char *source_order_date_expr(const SourceTables *src, const char *alias);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * target_customers.c
+ *		customer_analytics.target_customers(): one row per promo target, the
+ *		notebook's final table plus what a user needs to act on it.
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "targeting.h"
+
+PG_FUNCTION_INFO_V1(target_customers);
+
+enum
+{
+	COL_CUSTOMER_CODE,
+	COL_TRADE_NAME,
+	COL_DELIVERY_ROUTE,
+	COL_SHIPPING_ADDRESS,
+	COL_CSM,
+	COL_TOTAL_SPEND,
+	COL_TOTAL_ORDERS,
+	COL_LOW_TICKET_COUNT,
+	COL_BASE_SALES,
+	COL_RECENT_SALES,
+	COL_PCT_CHANGE,
+	COL_TARGET_REASON,
+	COL_IS_LOW_TICKET,
+	COL_IS_DECLINING,
+	COL_LAST_ORDER_DATE,
+	NUM_COLUMNS
+};
+
+static void
+set_text(Datum *values, bool *nulls, int col, const char *s)
+{
+	nulls[col] = (s == NULL);
+	values[col] = s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+Datum
+target_customers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TargetingParams params;
+	TargetingResult *result;
+
+	targeting_parse_args(fcinfo, &params);
+	InitMaterializedSRF(fcinfo, 0);
+	if (rsinfo->setDesc->natts != NUM_COLUMNS)
+		elog(ERROR, "target_customers: return type has %d columns, expected %d",
+			 rsinfo->setDesc->natts, NUM_COLUMNS);
+
+	result = targeting_run(&params);
+
+	for (int i = 0; i < result->ncustomers; i++)
+	{
+		const CustomerState *c = result->customers[i];
+		Datum		values[NUM_COLUMNS];
+		bool		nulls[NUM_COLUMNS];
+		Numeric		pct;
+
+		if (!customer_is_target(c))
+			continue;
+
+		memset(nulls, 0, sizeof(nulls));
+		set_text(values, nulls, COL_CUSTOMER_CODE, c->code);
+		set_text(values, nulls, COL_TRADE_NAME, c->trade_name);
+		set_text(values, nulls, COL_DELIVERY_ROUTE, c->delivery_route);
+		set_text(values, nulls, COL_SHIPPING_ADDRESS, c->shipping_address);
+		set_text(values, nulls, COL_CSM, c->csm);
+		values[COL_TOTAL_SPEND] = NumericGetDatum(numeric_or_zero(c->spend));
+		values[COL_TOTAL_ORDERS] = Int64GetDatum(c->spend_orders);
+		values[COL_LOW_TICKET_COUNT] = Int64GetDatum(c->low_tickets);
+		values[COL_BASE_SALES] = NumericGetDatum(numeric_or_zero(c->base));
+		values[COL_RECENT_SALES] = NumericGetDatum(numeric_or_zero(c->recent));
+		pct = customer_pct_change(c);
+		nulls[COL_PCT_CHANGE] = (pct == NULL);
+		values[COL_PCT_CHANGE] = pct ? NumericGetDatum(pct) : (Datum) 0;
+		set_text(values, nulls, COL_TARGET_REASON, customer_target_reason(c));
+		values[COL_IS_LOW_TICKET] = BoolGetDatum(c->low_ticket);
+		values[COL_IS_DECLINING] = BoolGetDatum(c->declining);
+		values[COL_LAST_ORDER_DATE] = DateADTGetDatum(c->last_order);	/* a target has orders */
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	return (Datum) 0;
+}

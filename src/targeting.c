@@ -1,0 +1,360 @@
+/*
+ * targeting.c
+ *		One pass over the confirmed orders of the data window, folded into
+ *		per-customer state, then the funnel's verdicts.
+ *
+ * The executor joins each confirmed order header to its lines and sums them
+ * (an order's total; 0 when it has no lines or only NULL amounts, as the
+ * notebook's COALESCE(SUM(...), 0)); every order row then streams into a
+ * hash table keyed by customer_code, so memory grows with customers, not
+ * with lines or orders.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "query_stream.h"
+#include "source_tables.h"
+#include "targeting.h"
+
+#define SH_PREFIX		custhash
+#define SH_ELEMENT_TYPE CustomerState
+#define SH_KEY_TYPE		const char *
+#define SH_KEY			code
+#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
+#define SH_EQUAL(tb, a, b) (strcmp((a), (b)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+typedef struct TargetingPass
+{
+	const TargetingParams *params;
+	const SourceTables *src;
+	custhash_hash *customers;
+	MemoryContext context;		/* owns the hash table and its contents */
+	int64		uncoded_customers;
+} TargetingPass;
+
+static int
+numeric_compare(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+											 NumericGetDatum(a),
+											 NumericGetDatum(b)));
+}
+
+Numeric
+numeric_or_zero(Numeric n)
+{
+	return n ? n : int64_to_numeric(0);
+}
+
+/* *acc += value, the result kept in the pass's context, the old one freed. */
+static void
+accumulate(TargetingPass *pass, Numeric *acc, Numeric value)
+{
+	MemoryContext oldcontext = MemoryContextSwitchTo(pass->context);
+	Numeric		old = *acc;
+
+	*acc = old ? numeric_add_opt_error(old, value, NULL)
+		: DatumGetNumericCopy(NumericGetDatum(value));
+	if (old)
+		pfree(old);
+	MemoryContextSwitchTo(oldcontext);
+}
+
+static bool
+in_window(DateADT d, DateWindow w)
+{
+	return d >= w.lo && d < w.hi;
+}
+
+static char *
+text_column(TupleTableSlot *slot, int attno, MemoryContext context)
+{
+	if (slot->tts_isnull[attno])
+		return NULL;
+	return MemoryContextStrdup(context, TextDatumGetCString(slot->tts_values[attno]));
+}
+
+static CustomerState *
+lookup_or_add(TargetingPass *pass, const char *code)
+{
+	CustomerState *c = custhash_lookup(pass->customers, code);
+	bool		found;
+
+	if (c)
+		return c;
+	c = custhash_insert(pass->customers, MemoryContextStrdup(pass->context, code), &found);
+	/* simplehash zeroes nothing but the key and status */
+	memset(((char *) c) + offsetof(CustomerState, in_customers), 0,
+		   sizeof(CustomerState) - offsetof(CustomerState, in_customers));
+	return c;
+}
+
+static void
+report_duplicate_customer(TargetingPass *pass, const char *code)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("customer_code \"%s\" appears more than once in %s.customers",
+					code, pass->src->schema),
+			 errhint("customer_code must identify one customer: remove the duplicate row, "
+					 "or point source_schema at a view that keeps one row per customer.")));
+}
+
+/*
+ * Row of the customers query: customer_code, trade_name, delivery_route,
+ * shipping_address, csm.  With the route taken from the customer every row
+ * is a route customer; with the route taken from the order only customers
+ * that ordered on a route are kept.
+ */
+static void
+fold_customer(TupleTableSlot *slot, void *arg)
+{
+	TargetingPass *pass = (TargetingPass *) arg;
+	const char *code;
+	CustomerState *c;
+
+	if (slot->tts_isnull[0])
+	{
+		if (!pass->params->route_from_order)
+			pass->uncoded_customers++;
+		return;
+	}
+	code = TextDatumGetCString(slot->tts_values[0]);
+	if (pass->params->route_from_order)
+	{
+		c = custhash_lookup(pass->customers, code);
+		if (c == NULL)
+			return;
+	}
+	else
+		c = lookup_or_add(pass, code);
+
+	if (c->in_customers)
+		report_duplicate_customer(pass, code);
+	c->in_customers = true;
+	c->trade_name = text_column(slot, 1, pass->context);
+	c->delivery_route = text_column(slot, 2, pass->context);
+	c->shipping_address = text_column(slot, 3, pass->context);
+	c->csm = text_column(slot, 4, pass->context);
+}
+
+/* Row of the orders query: customer_code, order date, order total. */
+static void
+fold_order(TupleTableSlot *slot, void *arg)
+{
+	TargetingPass *pass = (TargetingPass *) arg;
+	const TargetingParams *p = pass->params;
+	CustomerState *c;
+	DateADT		d;
+	Numeric		total;
+
+	if (slot->tts_isnull[0])
+		return;					/* no customer to credit: the query excludes these */
+
+	c = lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]));
+	d = DatumGetDateADT(slot->tts_values[1]);
+	total = slot->tts_isnull[2] ? int64_to_numeric(0)
+		: DatumGetNumeric(slot->tts_values[2]);
+
+	c->data_orders++;
+	if (!c->has_orders || d > c->last_order)
+		c->last_order = d;
+	c->has_orders = true;
+
+	if (in_window(d, p->spend))
+	{
+		c->spend_orders++;
+		accumulate(pass, &c->spend, total);
+	}
+	if (in_window(d, p->low_ticket) && numeric_compare(total, p->low_ticket_below) < 0)
+		c->low_tickets++;
+	if (in_window(d, p->base))
+		accumulate(pass, &c->base, total);
+	if (in_window(d, p->recent))
+		accumulate(pass, &c->recent, total);
+}
+
+/* SQL text shared by both queries: is customer c open? */
+#define OPEN_CUSTOMER "COALESCE(pg_catalog.btrim(c.closure_date::text), '') = ''"
+
+static char *
+customers_query(const TargetingPass *pass)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT c.customer_code::text, c.trade_name::text, c.delivery_route::text,"
+					 " c.shipping_address::text, c.csm::text FROM %s c",
+					 pass->src->customers);
+	/* with routes from orders, the order query already applied both filters */
+	if (!pass->params->route_from_order)
+	{
+		appendStringInfoString(&sql, " WHERE c.delivery_route::text = ANY ($3)");
+		if (pass->params->exclude_closed)
+			appendStringInfoString(&sql, " AND " OPEN_CUSTOMER);
+	}
+	return sql.data;
+}
+
+static char *
+orders_query(const TargetingPass *pass)
+{
+	const char *order_date = source_order_date_expr(pass->src, "o");
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric"
+					 " FROM %s o LEFT JOIN %s l"
+					 " ON l.order_type = o.order_type AND l.order_number = o.order_number"
+					 " WHERE o.confirmed_code::text = 'Y'"
+					 " AND %s OPERATOR(pg_catalog.<@) pg_catalog.daterange($1, $2)",
+					 order_date, pass->src->orders, pass->src->lines, order_date);
+
+	if (!pass->params->route_from_order)
+	{
+		appendStringInfo(&sql,
+						 " AND EXISTS (SELECT 1 FROM %s c"
+						 " WHERE c.customer_code::text = o.customer_code::text"
+						 " AND c.delivery_route::text = ANY ($3)%s)",
+						 pass->src->customers,
+						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "");
+	}
+	else
+	{
+		appendStringInfoString(&sql,
+							   " AND o.customer_code IS NOT NULL"
+							   " AND o.delivery_route::text = ANY ($3)");
+		if (pass->params->exclude_closed)
+			appendStringInfo(&sql,
+							 " AND NOT EXISTS (SELECT 1 FROM %s c"
+							 " WHERE c.customer_code::text = o.customer_code::text"
+							 " AND NOT " OPEN_CUSTOMER ")",
+							 pass->src->customers);
+	}
+	appendStringInfoString(&sql, " GROUP BY o.order_type, o.order_number, 1, 2");
+	return sql.data;
+}
+
+static void
+decide(const TargetingParams *p, CustomerState *c)
+{
+	Numeric		zero = int64_to_numeric(0);
+
+	/* as the notebook: a spend customer has at least one order in the window */
+	c->spend_ok = c->spend_orders > 0 &&
+		numeric_compare(numeric_or_zero(c->spend), p->min_spend) >= 0;
+	c->low_ticket = c->low_tickets >= p->min_low_tickets;
+
+	/*
+	 * A decline of more than decline_pct percent, decided exactly:
+	 * (recent - base) / base * 100 < -pct  <=>  (recent - base) * 100 + pct * base < 0
+	 * for base > 0.  The notebook's float division would call a drop of
+	 * exactly 30 % a decline; exact arithmetic does not.
+	 */
+	c->declining = false;
+	if (c->base && numeric_compare(c->base, zero) > 0)
+	{
+		Numeric		recent = numeric_or_zero(c->recent);
+		Numeric		drop = numeric_mul_opt_error(numeric_sub_opt_error(recent, c->base, NULL),
+												 int64_to_numeric(100), NULL);
+		Numeric		allowance = numeric_mul_opt_error(p->decline_pct, c->base, NULL);
+
+		c->declining = numeric_compare(numeric_add_opt_error(drop, allowance, NULL), zero) < 0;
+	}
+}
+
+static int
+compare_codes(const void *a, const void *b)
+{
+	return strcmp((*(CustomerState *const *) a)->code,
+				  (*(CustomerState *const *) b)->code);
+}
+
+TargetingResult *
+targeting_run(const TargetingParams *params)
+{
+	TargetingPass pass;
+	TargetingResult *result = palloc0(sizeof(TargetingResult));
+	Oid			types[3] = {DATEOID, DATEOID, TEXTARRAYOID};
+	Datum		values[3];
+	custhash_iterator it;
+	CustomerState *c;
+	int			n = 0;
+
+	memset(&pass, 0, sizeof(pass));
+	pass.params = params;
+	pass.src = source_tables_open(params->source_schema);
+	pass.context = AllocSetContextCreate(CurrentMemoryContext,
+										 "customer_analytics targeting",
+										 ALLOCSET_DEFAULT_SIZES);
+	pass.customers = custhash_create(pass.context, 1024, NULL);
+
+	values[0] = DateADTGetDatum(params->data.lo);
+	values[1] = DateADTGetDatum(params->data.hi);
+	values[2] = PointerGetDatum(params->routes);
+
+	/* customer routes: know the route customers first, orders then add to them */
+	if (!params->route_from_order)
+		query_stream(customers_query(&pass), 3, types, values, fold_customer, &pass);
+	query_stream(orders_query(&pass), 3, types, values, fold_order, &pass);
+	if (params->route_from_order)
+		query_stream(customers_query(&pass), 0, NULL, NULL, fold_customer, &pass);
+
+	result->customers = palloc(sizeof(CustomerState *) * Max(pass.customers->members, 1));
+	custhash_start_iterate(pass.customers, &it);
+	while ((c = custhash_iterate(pass.customers, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		decide(params, c);
+		result->customers[n++] = c;
+	}
+	qsort(result->customers, n, sizeof(CustomerState *), compare_codes);
+	result->ncustomers = n;
+	result->uncoded_customers = pass.uncoded_customers;
+	return result;
+}
+
+bool
+customer_is_target(const CustomerState *c)
+{
+	return c->spend_ok && (c->low_ticket || c->declining);
+}
+
+/* The notebook's precedence: a low-ticket customer is reported as such. */
+const char *
+customer_target_reason(const CustomerState *c)
+{
+	if (c->low_ticket)
+		return "低客單";
+	if (c->declining)
+		return "業績下滑";
+	return "";
+}
+
+/* (recent - base) / base * 100, as SQL's numeric operators give it; NULL without base sales */
+Numeric
+customer_pct_change(const CustomerState *c)
+{
+	Numeric		zero = int64_to_numeric(0);
+	Numeric		base = numeric_or_zero(c->base);
+
+	if (numeric_compare(base, zero) <= 0)
+		return NULL;
+	return numeric_mul_opt_error(numeric_div_opt_error(numeric_sub_opt_error(numeric_or_zero(c->recent), base, NULL),
+													   base, NULL),
+								 int64_to_numeric(100), NULL);
+}

@@ -1,0 +1,81 @@
+/*
+ * targeting.h
+ *		The promo-targeting funnel: arguments, per-customer state, decisions.
+ *		target_customers() and targeting_funnel() are two views of one pass.
+ */
+#ifndef TARGETING_H
+#define TARGETING_H
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/date.h"
+#include "utils/numeric.h"
+
+/* A closed-open window of days [lo, hi), as a canonical daterange holds it. */
+typedef struct DateWindow
+{
+	DateADT		lo;
+	DateADT		hi;
+} DateWindow;
+
+typedef struct TargetingParams
+{
+	ArrayType  *routes;			/* text[], non-empty, no NULLs */
+	DateWindow	spend;
+	Numeric		min_spend;
+	DateWindow	low_ticket;
+	Numeric		low_ticket_below;
+	int32		min_low_tickets;
+	DateWindow	base;
+	DateWindow	recent;
+	Numeric		decline_pct;
+	bool		exclude_closed;
+	bool		route_from_order;	/* route_source => 'order' */
+	const char *source_schema;	/* NULL: the GUC */
+	DateWindow	data;			/* smallest window covering the four above */
+} TargetingParams;
+
+/* Everything one pass learns about a customer, then the funnel's verdicts. */
+typedef struct CustomerState
+{
+	const char *code;			/* hash key */
+	uint32		hash;
+	char		status;			/* simplehash bookkeeping */
+
+	bool		in_customers;	/* attributes below come from customers */
+	char	   *trade_name;
+	char	   *delivery_route;
+	char	   *shipping_address;
+	char	   *csm;
+
+	int64		data_orders;	/* confirmed orders in the data window */
+	int64		spend_orders;	/* ... in the spend window */
+	int64		low_tickets;	/* ... in the low-ticket window below the bar */
+	Numeric		spend;			/* order totals; NULL means 0 */
+	Numeric		base;
+	Numeric		recent;
+	DateADT		last_order;		/* in the data window */
+	bool		has_orders;
+
+	bool		spend_ok;		/* verdicts, set after the pass */
+	bool		low_ticket;
+	bool		declining;
+} CustomerState;
+
+typedef struct TargetingResult
+{
+	CustomerState **customers;	/* sorted by customer_code, bytewise */
+	int			ncustomers;
+	int64		uncoded_customers;	/* route customers with NULL code */
+} TargetingResult;
+
+/* Both functions take the same twelve arguments in the same order. */
+extern void targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params);
+extern TargetingResult *targeting_run(const TargetingParams *params);
+
+extern bool customer_is_target(const CustomerState *c);
+extern const char *customer_target_reason(const CustomerState *c);
+extern Numeric customer_pct_change(const CustomerState *c);
+extern Numeric numeric_or_zero(Numeric n);
+
+#endif

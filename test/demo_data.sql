@@ -71,7 +71,7 @@ CREATE TABLE cosmos_sync.sales_order_lines (order_type varchar(4) NOT NULL, orde
 CREATE TEMP TABLE demo_cust ON COMMIT DROP AS
 WITH base AS (
     SELECT i,
-           pg_temp.demo_u01(i, 3) < 0.245 AS on_geo,            -- route K1/K2/PS
+           pg_temp.demo_u01(i, 3) < 0.245 AS on_geo,  -- route K1/K2/PS
            pg_temp.demo_u01(i, 6) < 0.05  AS closed,
            pg_temp.demo_u01(i, 10) AS u_active,
            pg_temp.demo_u01(i, 11) AS u_rate,
@@ -193,8 +193,9 @@ FROM demo_ord;
 -- 3..12 lines per order (~1% of orders have none), ~850,000 x scale lines.
 -- Products come from a fixed catalogue of 800 SKUs with skewed popularity
 -- and a per-product unit price of 20..400 (15% are sold by weight, with
--- fractional quantities).  Quantity 1..20 (3% bulk lines); pretax_subtotal is quantity x
--- unit price with an occasional discount; ~0.5% of lines have it NULL.
+-- fractional quantities).  Quantity 1..20 (3% of lines are bulk buys);
+-- pretax_subtotal is quantity x unit price with an occasional 10% discount;
+-- ~0.5% of lines have it NULL.
 -------------------------------------------------------------------------------
 INSERT INTO cosmos_sync.sales_order_lines
 SELECT order_type, order_number, line_no,

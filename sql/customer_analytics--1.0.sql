@@ -84,3 +84,26 @@ LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY INVOKER ROWS 6;
 
 COMMENT ON FUNCTION targeting_funnel IS
 'The promo funnel step by step (geo, spend, low_ticket, decline, either, both): customers and their orders in the data window';
+
+-- The order scan's date filter: checks the date like checked_order_date and
+-- tests it against the window.  The support function estimates it from the
+-- order_date column's statistics, so the planner sizes the scan correctly.
+CREATE FUNCTION order_date_in_window_support(internal)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'order_date_in_window_support'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION order_date_in_window(order_date text, order_window daterange, order_type text, order_number text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'order_date_in_window_text'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 10 SUPPORT order_date_in_window_support;
+
+CREATE FUNCTION order_date_in_window(order_date date, order_window daterange, order_type text, order_number text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'order_date_in_window_date'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 10 SUPPORT order_date_in_window_support;
+
+COMMENT ON FUNCTION order_date_in_window(text, daterange, text, text) IS
+'is the checked order_date (text YYYYMMDD) inside the window? errors like checked_order_date';
+COMMENT ON FUNCTION order_date_in_window(date, daterange, text, text) IS
+'is the order_date inside the window? errors like checked_order_date';

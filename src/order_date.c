@@ -10,10 +10,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+
+#include "order_date.h"
 
 PG_FUNCTION_INFO_V1(checked_order_date_text);
 PG_FUNCTION_INFO_V1(checked_order_date_date);
@@ -27,22 +30,22 @@ key_part(FunctionCallInfo fcinfo, int argno)
 }
 
 static void
-report_null_date(FunctionCallInfo fcinfo)
+report_null_date(FunctionCallInfo fcinfo, int keyarg)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 			 errmsg("order_date is NULL in sales_orders for confirmed order (%s, %s)",
-					key_part(fcinfo, 1), key_part(fcinfo, 2)),
+					key_part(fcinfo, keyarg), key_part(fcinfo, keyarg + 1)),
 			 errhint("Give the order a date, or un-confirm it; confirmed orders without a date cannot be placed in any window.")));
 }
 
 static void
-report_bad_date(FunctionCallInfo fcinfo, const char *value)
+report_bad_date(FunctionCallInfo fcinfo, int keyarg, const char *value)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
 			 errmsg("malformed order_date \"%s\" in sales_orders for confirmed order (%s, %s)",
-					value, key_part(fcinfo, 1), key_part(fcinfo, 2)),
+					value, key_part(fcinfo, keyarg), key_part(fcinfo, keyarg + 1)),
 			 errdetail("order_date must be a calendar date written as eight digits YYYYMMDD, such as 20250131."),
 			 errhint("Correct the row in the source table; customer_analytics does not skip orders it cannot date.")));
 }
@@ -79,35 +82,45 @@ parse_yyyymmdd(const char *s, int len, DateADT *result)
 	return true;
 }
 
+/*
+ * The date in argument 0 (text YYYYMMDD or date), or an error naming the
+ * order whose key is in arguments keyarg and keyarg + 1.
+ */
+DateADT
+order_date_arg(FunctionCallInfo fcinfo, Oid argtype, int keyarg)
+{
+	DateADT		result;
+
+	if (PG_ARGISNULL(0))
+		report_null_date(fcinfo, keyarg);
+
+	if (argtype == DATEOID)
+	{
+		result = PG_GETARG_DATEADT(0);
+		if (DATE_NOT_FINITE(result))
+			report_bad_date(fcinfo, keyarg,
+							DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(result))));
+	}
+	else
+	{
+		text	   *value = PG_GETARG_TEXT_PP(0);
+
+		if (!parse_yyyymmdd(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), &result))
+			report_bad_date(fcinfo, keyarg, text_to_cstring(value));
+	}
+	return result;
+}
+
 /* checked_order_date(order_date text, order_type text, order_number text) */
 Datum
 checked_order_date_text(PG_FUNCTION_ARGS)
 {
-	text	   *value;
-	DateADT		result;
-
-	if (PG_ARGISNULL(0))
-		report_null_date(fcinfo);
-
-	value = PG_GETARG_TEXT_PP(0);
-	if (!parse_yyyymmdd(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), &result))
-		report_bad_date(fcinfo, text_to_cstring(value));
-
-	PG_RETURN_DATEADT(result);
+	PG_RETURN_DATEADT(order_date_arg(fcinfo, TEXTOID, 1));
 }
 
 /* checked_order_date(order_date date, order_type text, order_number text) */
 Datum
 checked_order_date_date(PG_FUNCTION_ARGS)
 {
-	DateADT		value;
-
-	if (PG_ARGISNULL(0))
-		report_null_date(fcinfo);
-
-	value = PG_GETARG_DATEADT(0);
-	if (DATE_NOT_FINITE(value))
-		report_bad_date(fcinfo, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(value))));
-
-	PG_RETURN_DATEADT(value);
+	PG_RETURN_DATEADT(order_date_arg(fcinfo, DATEOID, 1));
 }

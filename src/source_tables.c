@@ -172,11 +172,13 @@ source_tables_open(const char *schema_arg)
 const char *
 source_order_date_expr(const SourceTables *src, const char *alias)
 {
-	StringInfoData buf;
+	return psprintf("customer_analytics.checked_order_date(%s.order_date%s, %s.order_type::text, %s.order_number::text)",
+					alias, src->order_date_is_date ? "" : "::text", alias, alias);
+}
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "customer_analytics.checked_order_date(%s.order_date%s, %s.order_type::text, %s.order_number::text)",
-					 alias, src->order_date_is_date ? "" : "::text", alias, alias);
-	return buf.data;
+const char *
+source_order_window_expr(const SourceTables *src, const char *alias, const char *window)
+{
+	return psprintf("customer_analytics.order_date_in_window(%s.order_date%s, %s, %s.order_type::text, %s.order_number::text)",
+					alias, src->order_date_is_date ? "" : "::text", window, alias, alias);
 }

@@ -29,4 +29,8 @@ extern SourceTables *source_tables_open(const char *schema_arg);
 /* SQL expression turning o.order_date into a checked date */
 extern const char *source_order_date_expr(const SourceTables *src, const char *alias);
 
+/* SQL condition: is o.order_date (checked) inside the daterange window? */
+extern const char *source_order_window_expr(const SourceTables *src, const char *alias,
+											const char *window);
+
 #endif

@@ -17,6 +17,8 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/rangetypes.h"
+#include "utils/typcache.h"
 
 #include "query_stream.h"
 #include "source_tables.h"
@@ -202,7 +204,7 @@ customers_query(const TargetingPass *pass)
 	/* with routes from orders, the order query already applied both filters */
 	if (!pass->params->route_from_order)
 	{
-		appendStringInfoString(&sql, " WHERE c.delivery_route::text = ANY ($3)");
+		appendStringInfoString(&sql, " WHERE c.delivery_route::text = ANY ($2)");
 		if (pass->params->exclude_closed)
 			appendStringInfoString(&sql, " AND " OPEN_CUSTOMER);
 	}
@@ -220,16 +222,16 @@ orders_query(const TargetingPass *pass)
 					 "SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric"
 					 " FROM %s o LEFT JOIN %s l"
 					 " ON l.order_type = o.order_type AND l.order_number = o.order_number"
-					 " WHERE o.confirmed_code::text = 'Y'"
-					 " AND %s OPERATOR(pg_catalog.<@) pg_catalog.daterange($1, $2)",
-					 order_date, pass->src->orders, pass->src->lines, order_date);
+					 " WHERE o.confirmed_code = 'Y' AND %s",
+					 order_date, pass->src->orders, pass->src->lines,
+					 source_order_window_expr(pass->src, "o", "$1"));
 
 	if (!pass->params->route_from_order)
 	{
 		appendStringInfo(&sql,
 						 " AND EXISTS (SELECT 1 FROM %s c"
 						 " WHERE c.customer_code::text = o.customer_code::text"
-						 " AND c.delivery_route::text = ANY ($3)%s)",
+						 " AND c.delivery_route::text = ANY ($2)%s)",
 						 pass->src->customers,
 						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "");
 	}
@@ -237,7 +239,7 @@ orders_query(const TargetingPass *pass)
 	{
 		appendStringInfoString(&sql,
 							   " AND o.customer_code IS NOT NULL"
-							   " AND o.delivery_route::text = ANY ($3)");
+							   " AND o.delivery_route::text = ANY ($2)");
 		if (pass->params->exclude_closed)
 			appendStringInfo(&sql,
 							 " AND NOT EXISTS (SELECT 1 FROM %s c"
@@ -277,6 +279,12 @@ decide(const TargetingParams *p, CustomerState *c)
 	}
 }
 
+static void
+targeting_error_context(void *arg)
+{
+	errcontext("customer_analytics reading source schema \"%s\"", (const char *) arg);
+}
+
 static int
 compare_codes(const void *a, const void *b)
 {
@@ -289,8 +297,11 @@ targeting_run(const TargetingParams *params)
 {
 	TargetingPass pass;
 	TargetingResult *result = palloc0(sizeof(TargetingResult));
-	Oid			types[3] = {DATEOID, DATEOID, TEXTARRAYOID};
-	Datum		values[3];
+	Oid			types[2] = {DATERANGEOID, TEXTARRAYOID};
+	Datum		values[2];
+	RangeBound	lower = {0},
+				upper = {0};
+	ErrorContextCallback errcallback;
 	custhash_iterator it;
 	CustomerState *c;
 	int			n = 0;
@@ -303,16 +314,28 @@ targeting_run(const TargetingParams *params)
 										 ALLOCSET_DEFAULT_SIZES);
 	pass.customers = custhash_create(pass.context, 1024, NULL);
 
-	values[0] = DateADTGetDatum(params->data.lo);
-	values[1] = DateADTGetDatum(params->data.hi);
-	values[2] = PointerGetDatum(params->routes);
+	lower.val = DateADTGetDatum(params->data.lo);
+	lower.inclusive = true;
+	lower.lower = true;
+	upper.val = DateADTGetDatum(params->data.hi);
+	upper.lower = false;
+	values[0] = RangeTypePGetDatum(make_range(lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO),
+											  &lower, &upper, false));
+	values[1] = PointerGetDatum(params->routes);
+
+	errcallback.callback = targeting_error_context;
+	errcallback.arg = (void *) pass.src->schema;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	/* customer routes: know the route customers first, orders then add to them */
 	if (!params->route_from_order)
-		query_stream(customers_query(&pass), 3, types, values, fold_customer, &pass);
-	query_stream(orders_query(&pass), 3, types, values, fold_order, &pass);
+		query_stream(customers_query(&pass), 2, types, values, fold_customer, &pass);
+	query_stream(orders_query(&pass), 2, types, values, fold_order, &pass);
 	if (params->route_from_order)
 		query_stream(customers_query(&pass), 0, NULL, NULL, fold_customer, &pass);
+
+	error_context_stack = errcallback.previous;
 
 	result->customers = palloc(sizeof(CustomerState *) * Max(pass.customers->members, 1));
 	custhash_start_iterate(pass.customers, &it);

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Benchmark of the promo-targeting functions (run through `make bench`).
+
+For each scale of the demo data it times, on one server and one data set:
+  floor             one scan of sales_order_lines: count(*) + sum(pretax_subtotal)
+  target_customers  SELECT * FROM customer_analytics.target_customers()
+  targeting_funnel  SELECT * FROM customer_analytics.targeting_funnel()
+  plain SQL         the notebook transcribed into one SQL query (test/notebook_targets.sql)
+and prints medians of several runs and their ratios, all from the same run.
+Connection settings come from PGHOST/PGPORT/PGUSER/PGDATABASE.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import time
+
+import psycopg2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+QUERIES = [
+    ("floor", "SELECT count(*), sum(pretax_subtotal) FROM cosmos_sync.sales_order_lines"),
+    ("target_customers", "SELECT * FROM customer_analytics.target_customers()"),
+    ("targeting_funnel", "SELECT * FROM customer_analytics.targeting_funnel()"),
+    ("plain SQL", "SELECT * FROM notebook_targets"),
+]
+
+
+def load(scale):
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"scale={scale}",
+                    "-f", os.path.join(ROOT, "test", "demo_data.sql")],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def median_ms(cur, sql, runs):
+    cur.execute(sql)              # warm-up: caches, plan, hint bits
+    cur.fetchall()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        cur.execute(sql)
+        cur.fetchall()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scales", default="1 10")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    rows = []
+    for scale in args.scales.split():
+        print(f"-- scale {scale}: loading demo data", flush=True)
+        load(scale)
+        conn = psycopg2.connect("")
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("VACUUM ANALYZE")
+        with open(os.path.join(ROOT, "test", "notebook_targets.sql")) as f:
+            cur.execute(f.read())
+        counts = {}
+        for table in ("customers", "sales_orders", "sales_order_lines"):
+            cur.execute(f"SELECT count(*) FROM cosmos_sync.{table}")
+            counts[table] = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM customer_analytics.target_customers()")
+        targets = cur.fetchone()[0]
+        times = {name: median_ms(cur, sql, args.runs) for name, sql in QUERIES}
+        rows.append((scale, counts, targets, times))
+        conn.close()
+
+    print()
+    print(f"medians of {args.runs} runs after one warm-up; ratios within the same run")
+    print()
+    head = ("| scale | customers | orders | lines | targets | floor ms | target_customers ms"
+            " | targeting_funnel ms | plain SQL ms | ours / floor | plain SQL / ours |")
+    print(head)
+    print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
+    for scale, c, targets, t in rows:
+        ours = t["target_customers"]
+        print(f"| {scale} | {c['customers']:,} | {c['sales_orders']:,} | {c['sales_order_lines']:,} | {targets:,}"
+              f" | {t['floor']:.0f} | {ours:.0f} | {t['targeting_funnel']:.0f} | {t['plain SQL']:.0f}"
+              f" | {ours / t['floor']:.2f}x | {t['plain SQL'] / ours:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make bench:  the benchmark table (not a test; nothing here asserts timing).
+# Starts its own throwaway cluster, loads the demo data at each scale in
+# SCALES (default "1 10") and times each query RUNS times (default 5).
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+
+ca_install_deps
+ca_build_install
+# enough shared_buffers to hold scale 10 (~1.3 GB): every query reads from memory
+ca_start_cluster shared_buffers=3GB work_mem=64MB max_parallel_workers_per_gather=2
+ca_psql -c "CREATE EXTENSION customer_analytics"
+/usr/bin/python3 "$CA_ROOT/bench/bench.py" --scales "${SCALES:-1 10}" --runs "${RUNS:-5}"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The main job end to end:  bash scripts/demo.sh
+# Installs what is missing, builds and installs the extension, starts a
+# throwaway cluster, loads the demo ERP data (SCALE, default 1), and prints
+# the promo funnel and the top 20 targets by spend.
+# KEEP=1 leaves the cluster running and prints how to connect to it.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+SCALE=${SCALE:-1}
+
+ca_install_deps
+ca_build_install
+ca_start_cluster
+if [ "${KEEP:-0}" = 1 ]; then trap - EXIT; fi
+
+ca_log "Loading the demo data at scale $SCALE into schema cosmos_sync"
+ca_psql -v scale="$SCALE" -f "$CA_ROOT/test/demo_data.sql"
+ca_psql -c "CREATE EXTENSION customer_analytics"
+
+ca_log "The promo funnel (the notebook's campaign: routes K1/K2/PS, 2025 spend >= 1000, ...)"
+ca_psql -c "SELECT step_no, step, customers, orders, description FROM customer_analytics.targeting_funnel()"
+
+ca_log "Top 20 targets by 2025 spend"
+ca_psql -c "SELECT customer_code, trade_name, delivery_route AS route, total_spend, total_orders,
+                   low_ticket_count AS low_tickets, round(pct_change, 1) AS pct_change, target_reason
+              FROM customer_analytics.target_customers()
+             ORDER BY total_spend DESC, customer_code
+             LIMIT 20"
+
+if [ "${KEEP:-0}" = 1 ]; then
+    ca_log "Cluster left running: psql -h $PGHOST -p $PGPORT -U postgres postgres
+    stop it with: runuser -u postgres -- $PG_BIN/pg_ctl -D $CA_CLUSTER_DIR/data stop"
+fi

@@ -52,7 +52,8 @@ CREATE FUNCTION target_customers(
     OUT target_reason    text,
     OUT is_low_ticket    boolean,
     OUT is_declining     boolean,
-    OUT last_order_date  date)
+    OUT last_order_date  date,
+    OUT avg_ticket_size  numeric)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'target_customers'
 LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY INVOKER ROWS 500;
@@ -107,3 +108,21 @@ COMMENT ON FUNCTION order_date_in_window(text, daterange, text, text) IS
 'is the checked order_date (text YYYYMMDD) inside the window? errors like checked_order_date';
 COMMENT ON FUNCTION order_date_in_window(date, daterange, text, text) IS
 'is the order_date inside the window? errors like checked_order_date';
+
+-- Revenue per customer and calendar month, long form, every customer and
+-- month present (0 where nothing was ordered).  Months are cut to the window,
+-- so the first and last may be partial.
+CREATE FUNCTION monthly_revenue(
+    customer_codes text[],
+    revenue_window daterange DEFAULT '[2025-09-01,2026-01-07]',
+    source_schema  text      DEFAULT NULL,
+    OUT customer_code text,
+    OUT month         date,
+    OUT revenue       numeric,
+    OUT orders        bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'monthly_revenue'
+LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY INVOKER;
+
+COMMENT ON FUNCTION monthly_revenue IS
+'Revenue and confirmed orders per customer and month over revenue_window (partial first/last months cut to the window); one row per customer and month, 0 where nothing was ordered';

@@ -182,3 +182,22 @@ source_order_window_expr(const SourceTables *src, const char *alias, const char 
 	return psprintf("customer_analytics.order_date_in_window(%s.order_date%s, %s, %s.order_type::text, %s.order_number::text)",
 					alias, src->order_date_is_date ? "" : "::text", window, alias, alias);
 }
+
+/*
+ * One row per confirmed order whose date is in the daterange $1 and that
+ * satisfies scope (SQL over alias o): customer_code, order date, total.  The
+ * executor joins the header to its lines and sums them; the total is NULL
+ * for an order without lines or with only NULL amounts (callers read 0).
+ * Grouping on the order key mirrors the notebook's extract.
+ */
+char *
+source_order_totals_query(const SourceTables *src, const char *scope)
+{
+	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric"
+					" FROM %s o LEFT JOIN %s l"
+					" ON l.order_type = o.order_type AND l.order_number = o.order_number"
+					" WHERE o.confirmed_code = 'Y' AND %s AND %s"
+					" GROUP BY o.order_type, o.order_number, 1, 2",
+					source_order_date_expr(src, "o"), src->orders, src->lines,
+					source_order_window_expr(src, "o", "$1"), scope);
+}

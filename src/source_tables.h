@@ -33,4 +33,10 @@ extern const char *source_order_date_expr(const SourceTables *src, const char *a
 extern const char *source_order_window_expr(const SourceTables *src, const char *alias,
 											const char *window);
 
+/*
+ * Query text: confirmed orders in the window $1 (daterange) satisfying scope,
+ * as (customer_code text, order date, order total numeric).
+ */
+extern char *source_order_totals_query(const SourceTables *src, const char *scope);
+
 #endif

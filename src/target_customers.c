@@ -30,6 +30,7 @@ enum
 	COL_IS_LOW_TICKET,
 	COL_IS_DECLINING,
 	COL_LAST_ORDER_DATE,
+	COL_AVG_TICKET_SIZE,
 	NUM_COLUMNS
 };
 
@@ -83,6 +84,7 @@ target_customers(PG_FUNCTION_ARGS)
 		values[COL_IS_LOW_TICKET] = BoolGetDatum(c->low_ticket);
 		values[COL_IS_DECLINING] = BoolGetDatum(c->declining);
 		values[COL_LAST_ORDER_DATE] = DateADTGetDatum(c->last_order);	/* a target has orders */
+		values[COL_AVG_TICKET_SIZE] = NumericGetDatum(customer_avg_ticket(c));
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

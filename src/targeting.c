@@ -171,6 +171,7 @@ fold_order(TupleTableSlot *slot, void *arg)
 		: DatumGetNumeric(slot->tts_values[2]);
 
 	c->data_orders++;
+	accumulate(pass, &c->data_total, total);
 	if (!c->has_orders || d > c->last_order)
 		c->last_order = d;
 	c->has_orders = true;
@@ -214,41 +215,23 @@ customers_query(const TargetingPass *pass)
 static char *
 orders_query(const TargetingPass *pass)
 {
-	const char *order_date = source_order_date_expr(pass->src, "o");
-	StringInfoData sql;
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric"
-					 " FROM %s o LEFT JOIN %s l"
-					 " ON l.order_type = o.order_type AND l.order_number = o.order_number"
-					 " WHERE o.confirmed_code = 'Y' AND %s",
-					 order_date, pass->src->orders, pass->src->lines,
-					 source_order_window_expr(pass->src, "o", "$1"));
+	const char *scope;
 
 	if (!pass->params->route_from_order)
-	{
-		appendStringInfo(&sql,
-						 " AND EXISTS (SELECT 1 FROM %s c"
+		scope = psprintf("EXISTS (SELECT 1 FROM %s c"
 						 " WHERE c.customer_code::text = o.customer_code::text"
 						 " AND c.delivery_route::text = ANY ($2)%s)",
 						 pass->src->customers,
 						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "");
-	}
+	else if (!pass->params->exclude_closed)
+		scope = "o.customer_code IS NOT NULL AND o.delivery_route::text = ANY ($2)";
 	else
-	{
-		appendStringInfoString(&sql,
-							   " AND o.customer_code IS NOT NULL"
-							   " AND o.delivery_route::text = ANY ($2)");
-		if (pass->params->exclude_closed)
-			appendStringInfo(&sql,
-							 " AND NOT EXISTS (SELECT 1 FROM %s c"
-							 " WHERE c.customer_code::text = o.customer_code::text"
-							 " AND NOT " OPEN_CUSTOMER ")",
-							 pass->src->customers);
-	}
-	appendStringInfoString(&sql, " GROUP BY o.order_type, o.order_number, 1, 2");
-	return sql.data;
+		scope = psprintf("o.customer_code IS NOT NULL AND o.delivery_route::text = ANY ($2)"
+						 " AND NOT EXISTS (SELECT 1 FROM %s c"
+						 " WHERE c.customer_code::text = o.customer_code::text"
+						 " AND NOT " OPEN_CUSTOMER ")",
+						 pass->src->customers);
+	return source_order_totals_query(pass->src, scope);
 }
 
 static void
@@ -366,6 +349,20 @@ customer_target_reason(const CustomerState *c)
 	if (c->declining)
 		return "業績下滑";
 	return "";
+}
+
+/* mean order total over the data window, rounded to whole units (notebook) */
+Numeric
+customer_avg_ticket(const CustomerState *c)
+{
+	Numeric		mean;
+
+	if (c->data_orders == 0)
+		return int64_to_numeric(0);
+	mean = numeric_div_opt_error(numeric_or_zero(c->data_total),
+								 int64_to_numeric(c->data_orders), NULL);
+	return DatumGetNumeric(DirectFunctionCall2(numeric_round, NumericGetDatum(mean),
+											   Int32GetDatum(0)));
 }
 
 /* (recent - base) / base * 100, as SQL's numeric operators give it; NULL without base sales */

@@ -11,12 +11,7 @@
 #include "utils/date.h"
 #include "utils/numeric.h"
 
-/* A closed-open window of days [lo, hi), as a canonical daterange holds it. */
-typedef struct DateWindow
-{
-	DateADT		lo;
-	DateADT		hi;
-} DateWindow;
+#include "sql_args.h"
 
 typedef struct TargetingParams
 {
@@ -51,7 +46,8 @@ typedef struct CustomerState
 	int64		data_orders;	/* confirmed orders in the data window */
 	int64		spend_orders;	/* ... in the spend window */
 	int64		low_tickets;	/* ... in the low-ticket window below the bar */
-	Numeric		spend;			/* order totals; NULL means 0 */
+	Numeric		data_total;		/* order totals; NULL means 0 */
+	Numeric		spend;
 	Numeric		base;
 	Numeric		recent;
 	DateADT		last_order;		/* in the data window */
@@ -76,6 +72,7 @@ extern TargetingResult *targeting_run(const TargetingParams *params);
 extern bool customer_is_target(const CustomerState *c);
 extern const char *customer_target_reason(const CustomerState *c);
 extern Numeric customer_pct_change(const CustomerState *c);
+extern Numeric customer_avg_ticket(const CustomerState *c);
 extern Numeric numeric_or_zero(Numeric n);
 
 #endif

@@ -1,0 +1,26 @@
+/*
+ * sql_args.h
+ *		Checks of SQL-level arguments shared by the extension's functions.
+ */
+#ifndef SQL_ARGS_H
+#define SQL_ARGS_H
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/date.h"
+#include "utils/numeric.h"
+
+/* A closed-open window of days [lo, hi), as a canonical daterange holds it. */
+typedef struct DateWindow
+{
+	DateADT		lo;
+	DateADT		hi;
+} DateWindow;
+
+extern void arg_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
+extern DateWindow arg_date_window(FunctionCallInfo fcinfo, int argno, const char *name);
+extern Numeric arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
+extern ArrayType *arg_text_array(FunctionCallInfo fcinfo, int argno, const char *name,
+								 bool allow_empty);
+
+#endif

@@ -126,3 +126,503 @@ LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY INVOKER;
 
 COMMENT ON FUNCTION monthly_revenue IS
 'Revenue and confirmed orders per customer and month over revenue_window (partial first/last months cut to the window); one row per customer and month, 0 where nothing was ordered';
+
+------------------------------------------------------------------------------
+-- Campaigns: named targeting definitions, built as materialized views
+------------------------------------------------------------------------------
+
+-- The catalog.  An ordinary table in the extension's schema, marked for
+-- pg_dump so that a dump and restore keeps the campaigns (and their views,
+-- which read it, refresh after the restore).
+CREATE TABLE campaigns (
+    name              text PRIMARY KEY
+                      CONSTRAINT campaign_name_format CHECK (name ~ '^[a-z][a-z0-9_]{0,39}$'),
+    view_schema       text NOT NULL,
+    source_schema     text NOT NULL,
+    routes            text[] NOT NULL,
+    spend_window      daterange NOT NULL,
+    min_spend         numeric NOT NULL,
+    low_ticket_window daterange NOT NULL,
+    low_ticket_below  numeric NOT NULL,
+    min_low_tickets   int NOT NULL,
+    base_window       daterange NOT NULL,
+    recent_window     daterange NOT NULL,
+    decline_pct       numeric NOT NULL,
+    exclude_closed    boolean NOT NULL,
+    route_source      text NOT NULL,
+    revenue_window    daterange NOT NULL,
+    readers           text[] NOT NULL DEFAULT '{}',
+    owner             name NOT NULL DEFAULT current_user,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    refreshed_at      timestamptz,
+    refresh_ms        numeric,
+    target_rows       bigint,
+    monthly_rows      bigint
+);
+SELECT pg_catalog.pg_extension_config_dump('campaigns', '');
+GRANT SELECT ON campaigns TO PUBLIC;
+COMMENT ON TABLE campaigns IS
+'Promo campaigns: targeting parameters, pivot window, where their views live, last refresh';
+
+-- The longest pivot a campaign may ask for (one column per month).
+CREATE FUNCTION _max_pivot_months() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 120';
+
+-- One campaign's catalog row, or an error that says how to find the names.
+CREATE FUNCTION _campaign(campaign text) RETURNS campaigns
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns;
+BEGIN
+    SELECT * INTO c FROM customer_analytics.campaigns WHERE name = campaign;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'campaign "%" does not exist', campaign
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT * FROM customer_analytics.list_campaigns() shows the campaigns.';
+    END IF;
+    RETURN c;
+END $$;
+
+-- The targets of a campaign, computed now from its stored definition.  The
+-- <name>_targets view selects from this, so a plain REFRESH recomputes it.
+CREATE FUNCTION campaign_targets(campaign text)
+RETURNS TABLE (customer_code text, trade_name text, delivery_route text, shipping_address text,
+               csm text, total_spend numeric, total_orders bigint, low_ticket_count bigint,
+               base_sales numeric, recent_sales numeric, pct_change numeric, target_reason text,
+               is_low_ticket boolean, is_declining boolean, last_order_date date,
+               avg_ticket_size numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    RETURN QUERY SELECT * FROM customer_analytics.target_customers(
+        routes => c.routes, spend_window => c.spend_window, min_spend => c.min_spend,
+        low_ticket_window => c.low_ticket_window, low_ticket_below => c.low_ticket_below,
+        min_low_tickets => c.min_low_tickets, base_window => c.base_window,
+        recent_window => c.recent_window, decline_pct => c.decline_pct,
+        exclude_closed => c.exclude_closed, route_source => c.route_source,
+        source_schema => c.source_schema);
+END $$;
+COMMENT ON FUNCTION campaign_targets IS
+'target_customers() with the parameters stored for the campaign';
+
+-- The months a pivot window touches: first day, last day inside the window,
+-- column name, and whether the month is cut short by the window.
+CREATE FUNCTION pivot_months(revenue_window daterange)
+RETURNS TABLE (month date, first_day date, last_day date, column_name text, partial boolean)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT m::date,
+           greatest(m::date, lower(revenue_window)),
+           least((m + interval '1 month')::date, upper(revenue_window)) - 1,
+           to_char(m, '"rev_"YYYY_MM'),
+           lower(revenue_window) > m::date OR upper(revenue_window) < (m + interval '1 month')::date
+      FROM generate_series(date_trunc('month', lower(revenue_window)),
+                           date_trunc('month', upper(revenue_window) - 1),
+                           interval '1 month') AS m
+$$;
+
+CREATE FUNCTION _check_campaign(c campaigns) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    reader text;
+BEGIN
+    IF c.name IS NULL OR c.name !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+        RAISE EXCEPTION 'invalid campaign name "%"', c.name
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'Use 1 to 40 lower-case ASCII letters, digits and underscores, starting with a letter: '
+                         'the name becomes part of the view names <name>_targets and <name>_monthly.';
+    END IF;
+    IF c.view_schema IS NULL OR to_regnamespace(quote_ident(c.view_schema)) IS NULL THEN
+        RAISE EXCEPTION 'view schema "%" does not exist', c.view_schema
+            USING ERRCODE = 'invalid_schema_name',
+                  HINT = 'Create it first (CREATE SCHEMA ...); the campaign''s views are built there.';
+    END IF;
+    IF c.revenue_window IS NULL OR isempty(c.revenue_window)
+       OR lower_inf(c.revenue_window) OR upper_inf(c.revenue_window) THEN
+        RAISE EXCEPTION 'revenue_window must be a bounded, non-empty daterange'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example revenue_window => ''[2025-09-01,2026-01-07]''.';
+    END IF;
+    IF (SELECT count(*) FROM customer_analytics.pivot_months(c.revenue_window))
+       > customer_analytics._max_pivot_months() THEN
+        RAISE EXCEPTION 'revenue_window spans more than % months', customer_analytics._max_pivot_months()
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The monthly view has one column per month; use monthly_revenue() for longer series.';
+    END IF;
+    IF c.readers IS NULL OR array_position(c.readers, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'readers must be an array of role names without NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass readers => ''{}'' for none.';
+    END IF;
+    FOREACH reader IN ARRAY c.readers LOOP
+        IF to_regrole(quote_ident(reader)) IS NULL THEN
+            RAISE EXCEPTION 'role "%" does not exist', reader
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'readers names the roles that get SELECT on the campaign''s views.';
+        END IF;
+    END LOOP;
+    -- the targeting arguments are checked by target_customers() itself when
+    -- the views are built, with the same errors as a direct call
+END $$;
+
+-- (Re)create the targets view: unique index for REFRESH ... CONCURRENTLY,
+-- comments for BI tools, SELECT for the readers.
+CREATE FUNCTION _build_targets_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text := c.name || '_targets';
+    col record;
+BEGIN
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS SELECT * FROM customer_analytics.campaign_targets(%L) ORDER BY customer_code',
+                   c.view_schema, v, c.name);
+    EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
+    EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
+        format('Promo targets of campaign %s: routes %s, spend %s >= %s; >= %s orders below %s in %s, '
+               'or sales %s more than %s%% below %s. Refresh: SELECT customer_analytics.refresh_campaign(%L).',
+               c.name, array_to_string(c.routes, ','), c.spend_window, c.min_spend, c.min_low_tickets,
+               c.low_ticket_below, c.low_ticket_window, c.recent_window, c.decline_pct, c.base_window, c.name));
+    FOR col IN SELECT * FROM (VALUES
+        ('customer_code', 'customer code (leading zeros kept)'),
+        ('trade_name', 'trade name'),
+        ('delivery_route', 'the customer''s delivery route'),
+        ('shipping_address', 'shipping address'),
+        ('csm', 'customer success manager'),
+        ('total_spend', format('sum of confirmed order totals in %s', c.spend_window)),
+        ('total_orders', format('confirmed orders in %s', c.spend_window)),
+        ('low_ticket_count', format('orders below %s in %s', c.low_ticket_below, c.low_ticket_window)),
+        ('base_sales', format('sales in %s', c.base_window)),
+        ('recent_sales', format('sales in %s', c.recent_window)),
+        ('pct_change', 'recent vs base sales in percent; NULL without base sales'),
+        ('target_reason', '低客單 (many low tickets) before 業績下滑 (declining sales)'),
+        ('is_low_ticket', 'meets the low-ticket rule'),
+        ('is_declining', 'meets the decline rule'),
+        ('last_order_date', 'last confirmed order in the campaign''s data window'),
+        ('avg_ticket_size', 'mean order total in the data window, whole units')) AS t(name, text)
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', c.view_schema, v, col.name,
+                       col.text || ' (campaign ' || c.name || ')');
+    END LOOP;
+END $$;
+
+-- (Re)create the monthly sheet: one numeric column per month of the pivot
+-- window, read from the targets view and monthly_revenue().
+CREATE FUNCTION _build_monthly_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text := c.name || '_monthly';
+    t text := c.name || '_targets';
+    m record;
+    columns text := '';
+BEGIN
+    FOR m IN SELECT * FROM customer_analytics.pivot_months(c.revenue_window) LOOP
+        columns := columns || format(', COALESCE(sum(m.revenue) FILTER (WHERE m.month = %L::date), 0)::numeric AS %I',
+                                     m.month, m.column_name);
+    END LOOP;
+    EXECUTE format(
+        'CREATE MATERIALIZED VIEW %1$I.%2$I AS '
+        'SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%3$s '
+        'FROM %1$I.%4$I t LEFT JOIN customer_analytics.monthly_revenue('
+        'ARRAY(SELECT customer_code FROM %1$I.%4$I), '
+        '(SELECT revenue_window FROM customer_analytics.campaigns WHERE name = %5$L), '
+        '(SELECT source_schema FROM customer_analytics.campaigns WHERE name = %5$L)) m USING (customer_code) '
+        'GROUP BY t.customer_code, t.trade_name, t.delivery_route, t.csm, t.avg_ticket_size '
+        'ORDER BY t.customer_code',
+        c.view_schema, v, columns, t, c.name);
+    EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
+    EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
+        format('Monthly revenue sheet of campaign %s (%s), one row per target. '
+               'Refresh after %s: SELECT customer_analytics.refresh_campaign(%L).', c.name, c.revenue_window, t, c.name));
+    EXECUTE format('COMMENT ON COLUMN %I.%I.customer_code IS %L', c.view_schema, v, 'customer code (campaign ' || c.name || ')');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.trade_name IS %L', c.view_schema, v, 'trade name');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.delivery_route IS %L', c.view_schema, v, 'the customer''s delivery route');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.csm IS %L', c.view_schema, v, 'customer success manager ('''' when none)');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.avg_ticket_size IS %L', c.view_schema, v,
+                   'mean order total in the campaign''s data window, whole units');
+    FOR m IN SELECT * FROM customer_analytics.pivot_months(c.revenue_window) LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', c.view_schema, v, m.column_name,
+            format('revenue of confirmed orders (pretax) %s to %s%s (campaign %s)',
+                   m.first_day, m.last_day, CASE WHEN m.partial THEN ', partial month' ELSE '' END, c.name));
+    END LOOP;
+END $$;
+
+CREATE FUNCTION _grant_readers(c campaigns, revoke_from text[] DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r text;
+    v text;
+BEGIN
+    FOREACH v IN ARRAY ARRAY[c.name || '_targets', c.name || '_monthly'] LOOP
+        FOREACH r IN ARRAY revoke_from LOOP
+            IF to_regrole(quote_ident(r)) IS NOT NULL THEN
+                EXECUTE format('REVOKE SELECT ON %I.%I FROM %I', c.view_schema, v, r);
+            END IF;
+        END LOOP;
+        FOREACH r IN ARRAY c.readers LOOP
+            EXECUTE format('GRANT SELECT ON %I.%I TO %I', c.view_schema, v, r);
+        END LOOP;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION _record_refresh(campaign text, started timestamptz) RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    n_targets bigint;
+    n_monthly bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %I.%I', c.view_schema, c.name || '_targets') INTO n_targets;
+    EXECUTE format('SELECT count(*) FROM %I.%I', c.view_schema, c.name || '_monthly') INTO n_monthly;
+    UPDATE customer_analytics.campaigns
+       SET refreshed_at = now(),
+           refresh_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+           target_rows = n_targets, monthly_rows = n_monthly
+     WHERE name = campaign
+    RETURNING * INTO c;
+    RETURN c;
+END $$;
+
+CREATE FUNCTION create_campaign(
+    name              text,
+    view_schema       text,
+    routes            text[]    DEFAULT '{K1,K2,PS}',
+    spend_window      daterange DEFAULT '[2025-01-01,2025-12-31]',
+    min_spend         numeric   DEFAULT 1000,
+    low_ticket_window daterange DEFAULT '[2025-09-15,2026-01-07]',
+    low_ticket_below  numeric   DEFAULT 3000,
+    min_low_tickets   int       DEFAULT 3,
+    base_window       daterange DEFAULT '[2025-08-31,2025-10-30]',
+    recent_window     daterange DEFAULT '[2025-10-31,2025-12-31]',
+    decline_pct       numeric   DEFAULT 30,
+    exclude_closed    boolean   DEFAULT false,
+    route_source      text      DEFAULT 'customer',
+    revenue_window    daterange DEFAULT '[2025-09-01,2026-01-07]',
+    readers           text[]    DEFAULT '{}',
+    source_schema     text      DEFAULT NULL)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns;
+    started timestamptz := clock_timestamp();
+BEGIN
+    c := ROW(name, view_schema,
+             COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync'),
+             routes, spend_window, min_spend, low_ticket_window, low_ticket_below, min_low_tickets,
+             base_window, recent_window, decline_pct, exclude_closed, route_source, revenue_window,
+             readers, current_user, now(), NULL, NULL, NULL, NULL);
+    PERFORM customer_analytics._check_campaign(c);
+    BEGIN
+        INSERT INTO customer_analytics.campaigns SELECT c.*;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'campaign "%" already exists', c.name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Change it with customer_analytics.alter_campaign(), or drop it first with customer_analytics.drop_campaign().';
+    END;
+    IF to_regclass(format('%I.%I', c.view_schema, c.name || '_targets')) IS NOT NULL
+       OR to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly')) IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" already has a relation named %_targets or %_monthly', c.view_schema, c.name, c.name
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'Pick another campaign name or view schema; customer_analytics never replaces relations it did not build.';
+    END IF;
+    PERFORM customer_analytics._build_targets_view(c);
+    PERFORM customer_analytics._build_monthly_view(c);
+    PERFORM customer_analytics._grant_readers(c);
+    c := customer_analytics._record_refresh(c.name, started);
+    RAISE NOTICE 'campaign "%" built: %.%_targets (% rows), %.%_monthly (% rows)',
+        c.name, c.view_schema, c.name, c.target_rows, c.view_schema, c.name, c.monthly_rows;
+    RETURN c;
+END $$;
+COMMENT ON FUNCTION create_campaign IS
+'Store a named campaign and build its materialized views <name>_targets and <name>_monthly in view_schema';
+
+CREATE FUNCTION refresh_campaign(campaign text, concurrently boolean DEFAULT true)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    started timestamptz := clock_timestamp();
+    -- "concurrently" is a keyword: qualify it
+    how text := CASE WHEN refresh_campaign.concurrently THEN 'CONCURRENTLY ' ELSE '' END;
+BEGIN
+    IF refresh_campaign.concurrently IS NULL THEN
+        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'true (the default) keeps the views readable during the refresh.';
+    END IF;
+    -- targets first: the monthly sheet reads them
+    EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I', how, c.view_schema, c.name || '_targets');
+    EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I', how, c.view_schema, c.name || '_monthly');
+    c := customer_analytics._record_refresh(c.name, started);
+    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows in % ms',
+        c.name, CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END, c.target_rows, c.monthly_rows, c.refresh_ms;
+    RETURN c;
+END $$;
+COMMENT ON FUNCTION refresh_campaign IS
+'Recompute both views of a campaign (CONCURRENTLY by default: readers are never blocked) and record the refresh';
+
+CREATE FUNCTION alter_campaign(
+    name              text,
+    routes            text[]    DEFAULT NULL,
+    spend_window      daterange DEFAULT NULL,
+    min_spend         numeric   DEFAULT NULL,
+    low_ticket_window daterange DEFAULT NULL,
+    low_ticket_below  numeric   DEFAULT NULL,
+    min_low_tickets   int       DEFAULT NULL,
+    base_window       daterange DEFAULT NULL,
+    recent_window     daterange DEFAULT NULL,
+    decline_pct       numeric   DEFAULT NULL,
+    exclude_closed    boolean   DEFAULT NULL,
+    route_source      text      DEFAULT NULL,
+    revenue_window    daterange DEFAULT NULL,
+    readers           text[]    DEFAULT NULL,
+    source_schema     text      DEFAULT NULL)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old customer_analytics.campaigns := customer_analytics._campaign(name);
+    c customer_analytics.campaigns := old;
+    changed text[] := '{}';
+BEGIN
+    c.routes := COALESCE(routes, old.routes);
+    c.spend_window := COALESCE(spend_window, old.spend_window);
+    c.min_spend := COALESCE(min_spend, old.min_spend);
+    c.low_ticket_window := COALESCE(low_ticket_window, old.low_ticket_window);
+    c.low_ticket_below := COALESCE(low_ticket_below, old.low_ticket_below);
+    c.min_low_tickets := COALESCE(min_low_tickets, old.min_low_tickets);
+    c.base_window := COALESCE(base_window, old.base_window);
+    c.recent_window := COALESCE(recent_window, old.recent_window);
+    c.decline_pct := COALESCE(decline_pct, old.decline_pct);
+    c.exclude_closed := COALESCE(exclude_closed, old.exclude_closed);
+    c.route_source := COALESCE(route_source, old.route_source);
+    c.revenue_window := COALESCE(revenue_window, old.revenue_window);
+    c.readers := COALESCE(readers, old.readers);
+    c.source_schema := COALESCE(source_schema, old.source_schema);
+    PERFORM customer_analytics._check_campaign(c);
+
+    SELECT array_agg(n.key ORDER BY n.key) INTO changed
+      FROM jsonb_each(to_jsonb(c)) n JOIN jsonb_each(to_jsonb(old)) o USING (key)
+     WHERE n.value IS DISTINCT FROM o.value;
+    IF changed IS NULL THEN
+        RAISE NOTICE 'campaign "%" unchanged', c.name;
+        RETURN old;
+    END IF;
+
+    UPDATE customer_analytics.campaigns SET
+        routes = c.routes, spend_window = c.spend_window, min_spend = c.min_spend,
+        low_ticket_window = c.low_ticket_window, low_ticket_below = c.low_ticket_below,
+        min_low_tickets = c.min_low_tickets, base_window = c.base_window,
+        recent_window = c.recent_window, decline_pct = c.decline_pct,
+        exclude_closed = c.exclude_closed, route_source = c.route_source,
+        revenue_window = c.revenue_window, readers = c.readers, source_schema = c.source_schema
+     WHERE campaigns.name = c.name;
+
+    IF c.revenue_window IS DISTINCT FROM old.revenue_window THEN
+        -- new columns: rebuild the sheet in this transaction; readers wait
+        -- for the commit and then see the new view, never a missing one
+        EXECUTE format('DROP MATERIALIZED VIEW %I.%I', c.view_schema, c.name || '_monthly');
+        PERFORM customer_analytics._build_monthly_view(c);
+        PERFORM customer_analytics._grant_readers(c);
+        RAISE NOTICE 'campaign "%": monthly view rebuilt with columns %', c.name,
+            (SELECT string_agg(column_name, ', ') FROM customer_analytics.pivot_months(c.revenue_window));
+    END IF;
+    IF c.readers IS DISTINCT FROM old.readers THEN
+        PERFORM customer_analytics._grant_readers(c, old.readers);
+    END IF;
+    RAISE NOTICE 'campaign "%" changed: %', c.name, array_to_string(changed, ', ');
+    RETURN customer_analytics.refresh_campaign(c.name, true);
+END $$;
+COMMENT ON FUNCTION alter_campaign IS
+'Change a campaign''s stored parameters (arguments left NULL keep their value) and refresh its views; a new revenue_window rebuilds the monthly view';
+
+CREATE FUNCTION drop_campaign(campaign text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    IF customer_analytics._cron_job(c.name) IS NOT NULL THEN
+        PERFORM customer_analytics.unschedule_campaign_refresh(c.name);
+    END IF;
+    -- RESTRICT: a user's own view on top of ours stops the drop instead of vanishing
+    EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', c.view_schema, c.name || '_monthly');
+    EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', c.view_schema, c.name || '_targets');
+    DELETE FROM customer_analytics.campaigns WHERE name = c.name;
+    RAISE NOTICE 'campaign "%" dropped with its views %.%_targets and %.%_monthly',
+        c.name, c.view_schema, c.name, c.view_schema, c.name;
+END $$;
+COMMENT ON FUNCTION drop_campaign IS 'Drop a campaign, its two views and its scheduled refresh';
+
+-- pg_cron scheduling.  pg_cron is optional: these functions check for it and
+-- reach it through dynamic SQL, so the extension installs without it.
+CREATE FUNCTION _require_pg_cron() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Install postgresql-15-cron, set shared_preload_libraries = ''pg_cron'' and cron.database_name '
+                         'to this database, restart, then CREATE EXTENSION pg_cron. Or schedule '
+                         'SELECT customer_analytics.refresh_campaign(...) with any other scheduler.';
+    END IF;
+END $$;
+
+CREATE FUNCTION _cron_job_name(campaign text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'customer_analytics refresh ' || campaign $$;
+
+CREATE FUNCTION _cron_job(campaign text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    schedule text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT schedule FROM cron.job WHERE jobname = $1 AND username = current_user'
+       INTO schedule USING customer_analytics._cron_job_name(campaign);
+    RETURN schedule;
+END $$;
+
+CREATE FUNCTION schedule_campaign_refresh(campaign text, schedule text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    job bigint;
+BEGIN
+    PERFORM customer_analytics._require_pg_cron();
+    IF schedule IS NULL THEN
+        RAISE EXCEPTION 'schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'A cron expression such as ''*/5 * * * *'' (every five minutes).';
+    END IF;
+    -- same job name again: pg_cron updates the existing job
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+      USING customer_analytics._cron_job_name(c.name), schedule,
+            format('SELECT customer_analytics.refresh_campaign(%L)', c.name);
+    RAISE NOTICE 'campaign "%" refresh scheduled: % (pg_cron job %)', c.name, schedule, job;
+    RETURN job;
+END $$;
+COMMENT ON FUNCTION schedule_campaign_refresh IS
+'Schedule refresh_campaign() with pg_cron (cron expression); scheduling again replaces the schedule';
+
+CREATE FUNCTION unschedule_campaign_refresh(campaign text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    PERFORM customer_analytics._require_pg_cron();
+    IF customer_analytics._cron_job(c.name) IS NULL THEN
+        RAISE EXCEPTION 'campaign "%" has no scheduled refresh', c.name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'customer_analytics.list_campaigns() shows each campaign''s schedule.';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' USING customer_analytics._cron_job_name(c.name);
+    RAISE NOTICE 'campaign "%" refresh unscheduled', c.name;
+END $$;
+
+CREATE FUNCTION list_campaigns()
+RETURNS TABLE (name text, view_schema text, targets_view text, monthly_view text,
+               source_schema text, revenue_window daterange, owner name, schedule text,
+               refreshed_at timestamptz, refresh_ms numeric, target_rows bigint, monthly_rows bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.name, c.view_schema, c.name || '_targets', c.name || '_monthly', c.source_schema,
+           c.revenue_window, c.owner, customer_analytics._cron_job(c.name),
+           c.refreshed_at, c.refresh_ms, c.target_rows, c.monthly_rows
+      FROM customer_analytics.campaigns c
+     ORDER BY c.name
+$$;
+COMMENT ON FUNCTION list_campaigns IS 'The campaigns, their views, schedule and last refresh';

@@ -21,6 +21,9 @@ EXTRA_CLEAN = results regression.diffs regression.out
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every object depends on every header: a changed struct must rebuild its users
+$(OBJS): $(wildcard src/*.h)
+
 .PHONY: demo bench
 demo:
 	bash scripts/demo.sh

@@ -206,6 +206,12 @@ END $$;
 COMMENT ON FUNCTION campaign_targets IS
 'target_customers() with the parameters stored for the campaign';
 
+-- A window as people write it: first and last day, both included.
+CREATE FUNCTION _window_text(w daterange) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT lower(w) || '..' || (upper(w) - 1)
+$$;
+
 -- The months a pivot window touches: first day, last day inside the window,
 -- column name, and whether the month is cut short by the window.
 CREATE FUNCTION pivot_months(revenue_window daterange)
@@ -278,19 +284,22 @@ BEGIN
     EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
         format('Promo targets of campaign %s: routes %s, spend %s >= %s; >= %s orders below %s in %s, '
                'or sales %s more than %s%% below %s. Refresh: SELECT customer_analytics.refresh_campaign(%L).',
-               c.name, array_to_string(c.routes, ','), c.spend_window, c.min_spend, c.min_low_tickets,
-               c.low_ticket_below, c.low_ticket_window, c.recent_window, c.decline_pct, c.base_window, c.name));
+               c.name, array_to_string(c.routes, ','), customer_analytics._window_text(c.spend_window),
+               c.min_spend, c.min_low_tickets, c.low_ticket_below,
+               customer_analytics._window_text(c.low_ticket_window),
+               customer_analytics._window_text(c.recent_window), c.decline_pct,
+               customer_analytics._window_text(c.base_window), c.name));
     FOR col IN SELECT * FROM (VALUES
         ('customer_code', 'customer code (leading zeros kept)'),
         ('trade_name', 'trade name'),
         ('delivery_route', 'the customer''s delivery route'),
         ('shipping_address', 'shipping address'),
         ('csm', 'customer success manager'),
-        ('total_spend', format('sum of confirmed order totals in %s', c.spend_window)),
-        ('total_orders', format('confirmed orders in %s', c.spend_window)),
-        ('low_ticket_count', format('orders below %s in %s', c.low_ticket_below, c.low_ticket_window)),
-        ('base_sales', format('sales in %s', c.base_window)),
-        ('recent_sales', format('sales in %s', c.recent_window)),
+        ('total_spend', format('sum of confirmed order totals in %s', customer_analytics._window_text(c.spend_window))),
+        ('total_orders', format('confirmed orders in %s', customer_analytics._window_text(c.spend_window))),
+        ('low_ticket_count', format('orders below %s in %s', c.low_ticket_below, customer_analytics._window_text(c.low_ticket_window))),
+        ('base_sales', format('sales in %s', customer_analytics._window_text(c.base_window))),
+        ('recent_sales', format('sales in %s', customer_analytics._window_text(c.recent_window))),
         ('pct_change', 'recent vs base sales in percent; NULL without base sales'),
         ('target_reason', '低客單 (many low tickets) before 業績下滑 (declining sales)'),
         ('is_low_ticket', 'meets the low-ticket rule'),
@@ -330,7 +339,8 @@ BEGIN
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
     EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
         format('Monthly revenue sheet of campaign %s (%s), one row per target. '
-               'Refresh after %s: SELECT customer_analytics.refresh_campaign(%L).', c.name, c.revenue_window, t, c.name));
+               'Refresh after %s: SELECT customer_analytics.refresh_campaign(%L).',
+               c.name, customer_analytics._window_text(c.revenue_window), t, c.name));
     EXECUTE format('COMMENT ON COLUMN %I.%I.customer_code IS %L', c.view_schema, v, 'customer code (campaign ' || c.name || ')');
     EXECUTE format('COMMENT ON COLUMN %I.%I.trade_name IS %L', c.view_schema, v, 'trade name');
     EXECUTE format('COMMENT ON COLUMN %I.%I.delivery_route IS %L', c.view_schema, v, 'the customer''s delivery route');
@@ -426,8 +436,9 @@ BEGIN
     PERFORM customer_analytics._build_monthly_view(c);
     PERFORM customer_analytics._grant_readers(c);
     c := customer_analytics._record_refresh(c.name, started);
-    RAISE NOTICE 'campaign "%" built: %.%_targets (% rows), %.%_monthly (% rows)',
-        c.name, c.view_schema, c.name, c.target_rows, c.view_schema, c.name, c.monthly_rows;
+    RAISE NOTICE 'campaign "%" built: % (% rows), % (% rows)', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), c.target_rows,
+        format('%I.%I', c.view_schema, c.name || '_monthly'), c.monthly_rows;
     RETURN c;
 END $$;
 COMMENT ON FUNCTION create_campaign IS
@@ -450,8 +461,9 @@ BEGIN
     EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I', how, c.view_schema, c.name || '_targets');
     EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I', how, c.view_schema, c.name || '_monthly');
     c := customer_analytics._record_refresh(c.name, started);
-    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows in % ms',
-        c.name, CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END, c.target_rows, c.monthly_rows, c.refresh_ms;
+    -- the duration goes to the catalog (refresh_ms), not the message
+    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
+        c.name, CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END, c.target_rows, c.monthly_rows;
     RETURN c;
 END $$;
 COMMENT ON FUNCTION refresh_campaign IS
@@ -543,8 +555,8 @@ BEGIN
     EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', c.view_schema, c.name || '_monthly');
     EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', c.view_schema, c.name || '_targets');
     DELETE FROM customer_analytics.campaigns WHERE name = c.name;
-    RAISE NOTICE 'campaign "%" dropped with its views %.%_targets and %.%_monthly',
-        c.name, c.view_schema, c.name, c.view_schema, c.name;
+    RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
 END $$;
 COMMENT ON FUNCTION drop_campaign IS 'Drop a campaign, its two views and its scheduled refresh';
 

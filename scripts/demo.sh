@@ -2,7 +2,8 @@
 # The main job end to end:  bash scripts/demo.sh
 # Installs what is missing, builds and installs the extension, starts a
 # throwaway cluster, loads the demo ERP data (SCALE, default 1), and prints
-# the promo funnel and the top 20 targets by spend.
+# the promo funnel and the top 20 targets by spend, then builds the notebook's
+# campaign as materialized views and prints the first rows of its monthly sheet.
 # KEEP=1 leaves the cluster running and prints how to connect to it.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SCALE=${SCALE:-1}
@@ -25,6 +26,19 @@ ca_psql -c "SELECT customer_code, trade_name, delivery_route AS route, total_spe
               FROM customer_analytics.target_customers()
              ORDER BY total_spend DESC, customer_code
              LIMIT 20"
+
+ca_log "Building the campaign promo2 as materialized views in schema bi"
+ca_psql -c "CREATE SCHEMA bi" \
+        -c "SELECT name, view_schema, target_rows, monthly_rows FROM customer_analytics.create_campaign('promo2', 'bi')"
+
+ca_log "The campaign sheet bi.promo2_monthly (first 20 rows of $(ca_psql -At -c 'SELECT count(*) FROM bi.promo2_monthly'))"
+ca_psql -c "SELECT * FROM bi.promo2_monthly ORDER BY customer_code LIMIT 20"
+cat >&2 <<'HINT'
+Export the sheet to CSV from psql:
+    \copy (SELECT * FROM bi.promo2_monthly ORDER BY customer_code) TO 'promo2_monthly.csv' CSV HEADER
+Refresh it after the ERP sync (readers are not blocked):
+    SELECT customer_analytics.refresh_campaign('promo2');
+HINT
 
 if [ "${KEEP:-0}" = 1 ]; then
     ca_log "Cluster left running: psql -h $PGHOST -p $PGPORT -U postgres postgres

@@ -11,6 +11,8 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 TESTS = $(sort $(wildcard sql/[0-9]*.sql))
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
 REGRESS_OPTS = --inputdir=. --outputdir=.
+# isolation specs (specs/*.spec, expected/<name>.out); installcheck runs them after REGRESS
+ISOLATION = campaign_refresh campaign_create_race
 
 # -Wextra for our code; PostgreSQL's headers are not -Wextra clean, so they
 # are included as system headers (gcc then ignores the duplicate -I).

@@ -1,31 +1,71 @@
 #!/usr/bin/env bash
 # The whole test suite on a throwaway cluster:  bash scripts/test.sh
 # Installs what is missing, builds with warnings as errors, installs, starts
-# a cluster as the postgres OS user and runs every pg_regress suite.
+# a cluster as the postgres OS user and runs `make installcheck` (every
+# pg_regress suite in sql/, then the isolation specs in specs/), then the
+# BI-client test (test/bi_client.py) and the dump/restore test
+# (test/dump_restore.sh).  The last line counts them all: "N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ca_install_deps
 ca_build_install
 ca_start_cluster
 
-ca_log "Running the regression suites"
+ca_log "Running the regression suites and the isolation specs"
 cd "$CA_ROOT"
-rm -rf results regression.diffs regression.out
+rm -rf results regression.diffs regression.out output_iso
+# this run's logs (a fixed name would mix up two runs at once)
+logs=$(mktemp -d /tmp/customer_analytics.test.XXXXXX)
+installcheck_out=$logs/installcheck.out
+# a blocked isolation step is cancelled (and fails its spec) after this long
+export PGISOLATIONTIMEOUT=${PGISOLATIONTIMEOUT:-60}
 status=0
-make -s PG_CONFIG=$PG_BIN/pg_config installcheck 2>&1 | tee /tmp/customer_analytics.installcheck.out || status=$?
-
-# one closing line a CI reader can count
-summary=$(grep -E 'tests? (passed|failed)' /tmp/customer_analytics.installcheck.out | tail -1 || true)
-total=$(grep -cE '^(ok|not ok) ' /tmp/customer_analytics.installcheck.out || true)
-failed=$(grep -cE '^not ok ' /tmp/customer_analytics.installcheck.out || true)
-if [ "$total" -eq 0 ]; then   # pg_regress 15 prints "test ... ok" lines
-    total=$(grep -cE '^(test| ) +[a-z0-9_]+ +\.\.\. ' /tmp/customer_analytics.installcheck.out || true)
-    failed=$(grep -cE '^(test| ) +[a-z0-9_]+ +\.\.\. (FAILED|failed)' /tmp/customer_analytics.installcheck.out || true)
+make -s PG_CONFIG=$PG_BIN/pg_config installcheck 2>&1 | tee "$installcheck_out" || status=$?
+if ! grep -q '^+++ isolation install-check' "$installcheck_out"; then
+    # make stopped at the failing pg_regress suites: still run the specs
+    ca_log "Running the isolation specs on their own"
+    make -s PG_CONFIG=$PG_BIN/pg_config installcheck REGRESS= 2>&1 | tee -a "$installcheck_out" || status=1
 fi
+
+summary=$(grep -E 'tests? (passed|failed)' "$installcheck_out" || true)
+total=$(grep -cE '^(ok|not ok) ' "$installcheck_out" || true)
+passed=$(grep -cE '^ok ' "$installcheck_out" || true)
+if [ "$total" -eq 0 ]; then   # pg_regress 15 prints "test NAME ... ok" lines
+    total=$(grep -cE '^(test| ) +[a-z0-9_]+ +\.\.\. ' "$installcheck_out" || true)
+    # anything but ok fails: FAILED, failed (ignored), a diff that could not run
+    passed=$(grep -cE '^(test| ) +[a-z0-9_]+ +\.\.\. ok ' "$installcheck_out" || true)
+fi
+failed=$((total - passed))
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
-    [ -f regression.diffs ] && head -200 regression.diffs
+    for d in regression.diffs output_iso/regression.diffs; do
+        [ -f "$d" ] && { echo "--- $d"; head -200 "$d"; }
+    done
     status=1
 fi
+
+# run_counted NAME COMMAND...: a test that prints "ok - ..." / "not ok - ..."
+# lines; its checks add to the totals, and a non-zero exit without a "not ok"
+# line (a crash) counts as one failure
+extra_summaries=()
+run_counted() {
+    local name=$1 out=$logs/$1.out rc=0 ok bad
+    shift
+    ca_log "Running $name"
+    "$@" 2>&1 | tee "$out" || rc=$?
+    ok=$(grep -cE '^ok ' "$out" || true)
+    bad=$(grep -cE '^not ok ' "$out" || true)
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+    if [ "$rc" -ne 0 ] || [ "$bad" -ne 0 ]; then status=1; fi
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    extra_summaries+=("$name: $ok passed, $bad failed")
+}
+run_counted bi_client env PG_BIN=$PG_BIN /usr/bin/python3 test/bi_client.py
+run_counted dump_restore env PG_BIN=$PG_BIN bash test/dump_restore.sh
+
+# one closing line a CI reader can count
 echo "$summary"
-echo "$((total - failed)) passed, $failed failed"
+printf '%s\n' "${extra_summaries[@]}"
+echo "logs: $logs"
+echo "$passed passed, $failed failed"
 exit $status

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# test/dump_restore.sh: a campaign survives pg_dump -Fc / pg_restore into a
+# fresh database (run by scripts/test.sh against its throwaway cluster).
+#
+# Connection settings come from PGHOST/PGPORT/PGUSER (a superuser).  Creates
+# the databases ca_dump_src and ca_dump_restored, loads the demo data at a
+# small scale, creates the extension, a reader role and a campaign, refreshes
+# it, dumps, restores, and checks in the restored database:
+#   - pg_restore exits 0 and reports no errors or warnings;
+#   - the catalog row of customer_analytics.campaigns is there, unchanged;
+#   - both materialized views exist, are populated and hold the same rows as
+#     in the original (md5 over the ordered rows), with their unique indexes,
+#     comments and the reader's SELECT;
+#   - refresh_campaign() works there and leaves the same rows;
+#   - new orders in the restored source tables change the numbers after a
+#     refresh (and only there: the original database is untouched).
+# Prints one "ok - ..." / "not ok - ..." line per check and "N passed,
+# M failed"; exits 1 on any failure.  Drops the databases at the end, and the
+# role if this script created it.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+SRC=ca_dump_src
+DST=ca_dump_restored
+CAMPAIGN=dr_promo
+READER=dr_reader
+SCALE=${DUMP_RESTORE_SCALE:-0.05}
+WORK=$(mktemp -d /tmp/ca_dump_restore.XXXXXX)
+created_role=0
+passed=0
+failed=0
+
+ok()     { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
+# check DESCRIPTION GOT EXPECTED
+check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', expected '$3'"; fi; }
+
+psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+# q DB SQL: one value (or rows joined by |), errors to stderr
+q() { psql_ -At -d "$1" -c "SET client_min_messages = warning" -c "$2"; }
+
+cleanup() {
+    "$PG_BIN/dropdb" --if-exists --force "$SRC" 2>/dev/null
+    "$PG_BIN/dropdb" --if-exists --force "$DST" 2>/dev/null
+    [ "$created_role" -eq 1 ] && psql_ -d postgres -c "DROP ROLE IF EXISTS $READER" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
+
+# the rows of a view as one checksum, ordered by its unique key
+rows_md5() { q "$1" "SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg(v::text, E'\n' ORDER BY v.customer_code), '')) FROM $2 v"; }
+
+# --- the original database --------------------------------------------------
+"$PG_BIN/dropdb" --if-exists --force "$SRC" 2>/dev/null
+"$PG_BIN/dropdb" --if-exists --force "$DST" 2>/dev/null
+if [ -z "$(q postgres "SELECT 1 FROM pg_roles WHERE rolname = '$READER'")" ]; then
+    psql_ -d postgres -c "CREATE ROLE $READER" && created_role=1
+fi
+if "$PG_BIN/createdb" "$SRC" &&
+   (cd "$ROOT" && psql_ -v scale="$SCALE" -f test/demo_data.sql -d "$SRC" >"$WORK/load.out" 2>&1) &&
+   psql_ -d "$SRC" >"$WORK/setup.out" 2>&1 <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION customer_analytics;
+CREATE SCHEMA bi;
+GRANT USAGE ON SCHEMA bi TO $READER;
+SELECT customer_analytics.create_campaign('$CAMPAIGN', 'bi', readers => '{$READER}');
+SELECT customer_analytics.refresh_campaign('$CAMPAIGN');
+SQL
+then
+    ok "database $SRC: demo data (scale $SCALE), extension, campaign $CAMPAIGN created and refreshed"
+else
+    not_ok "database $SRC: demo data (scale $SCALE), extension, campaign $CAMPAIGN created and refreshed" \
+        "$(cat "$WORK"/*.out 2>/dev/null | tail -5)"
+    finish
+fi
+
+catalog_sql="SELECT c::text FROM customer_analytics.campaigns c ORDER BY name"
+src_catalog=$(q "$SRC" "$catalog_sql")
+src_targets=$(rows_md5 "$SRC" "bi.${CAMPAIGN}_targets")
+src_monthly=$(rows_md5 "$SRC" "bi.${CAMPAIGN}_monthly")
+src_target_count=$(q "$SRC" "SELECT count(*) FROM bi.${CAMPAIGN}_targets")
+if [ "${src_target_count:-0}" -gt 0 ]; then
+    ok "$SRC: $src_target_count targets before the dump"
+else
+    not_ok "$SRC: the campaign has targets before the dump" "got '$src_target_count'"
+fi
+
+# --- dump and restore -------------------------------------------------------
+if "$PG_BIN/pg_dump" -Fc -f "$WORK/src.dump" "$SRC" 2>"$WORK/dump.err" && [ ! -s "$WORK/dump.err" ]; then
+    ok "pg_dump -Fc $SRC: exit 0, nothing on stderr"
+else
+    not_ok "pg_dump -Fc $SRC: exit 0, nothing on stderr" "$(head -5 "$WORK/dump.err")"
+fi
+"$PG_BIN/createdb" "$DST"
+"$PG_BIN/pg_restore" -d "$DST" "$WORK/src.dump" >"$WORK/restore.out" 2>&1
+status=$?
+if [ "$status" -eq 0 ] && [ ! -s "$WORK/restore.out" ]; then
+    ok "pg_restore into fresh database $DST: exit 0, no errors or warnings"
+else
+    not_ok "pg_restore into fresh database $DST: exit 0, no errors or warnings" \
+        "exit $status; $(head -10 "$WORK/restore.out" | tr '\n' ' ')"
+fi
+
+# --- the restored database --------------------------------------------------
+check "$DST: catalog row of $CAMPAIGN restored unchanged" "$(q "$DST" "$catalog_sql")" "$src_catalog"
+for v in targets monthly; do
+    check "$DST: bi.${CAMPAIGN}_$v is a populated materialized view" \
+        "$(q "$DST" "SELECT relkind::text || ' ' || relispopulated FROM pg_class WHERE oid = to_regclass('bi.${CAMPAIGN}_$v')")" "m true"
+done
+check "$DST: bi.${CAMPAIGN}_targets holds the original rows" "$(rows_md5 "$DST" "bi.${CAMPAIGN}_targets")" "$src_targets"
+check "$DST: bi.${CAMPAIGN}_monthly holds the original rows" "$(rows_md5 "$DST" "bi.${CAMPAIGN}_monthly")" "$src_monthly"
+# what a BI tool relies on: unique keys, comments, the reader's grant
+extras_sql="SELECT string_agg(format('%s: %s unique, %s comments, reader %s', c.relname,
+        (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique),
+        (SELECT count(*) FROM pg_description d WHERE d.objoid = c.oid AND d.classoid = 'pg_class'::regclass),
+        has_table_privilege('$READER', c.oid, 'SELECT')), '; ' ORDER BY c.relname)
+      FROM pg_class c WHERE c.relnamespace = 'bi'::regnamespace AND c.relkind = 'm'"
+check "$DST: unique indexes, comments and the reader's SELECT restored" \
+    "$(q "$DST" "$extras_sql")" "$(q "$SRC" "$extras_sql")"
+
+refresh_sql="SELECT target_rows || ' targets, ' || monthly_rows || ' monthly rows' FROM customer_analytics.refresh_campaign('$CAMPAIGN')"
+check "$DST: refresh_campaign('$CAMPAIGN') works" \
+    "$(q "$DST" "$refresh_sql" 2>&1)" "$src_target_count targets, $src_target_count monthly rows"
+check "$DST: the refresh leaves the same targets" "$(rows_md5 "$DST" "bi.${CAMPAIGN}_targets")" "$src_targets"
+check "$DST: the refresh leaves the same monthly sheet" "$(rows_md5 "$DST" "bi.${CAMPAIGN}_monthly")" "$src_monthly"
+
+# New orders in the restored tables: a December order of 12345 for the first
+# low-ticket target (a big order leaves its low tickets as they were), and
+# three October orders of 1000 for the first customer on route K1 who is not
+# a target yet (three low tickets and 3000 of spend make it one).
+first=$(q "$DST" "SELECT customer_code FROM bi.${CAMPAIGN}_targets WHERE is_low_ticket ORDER BY customer_code LIMIT 1")
+newcomer=$(q "$DST" "SELECT customer_code FROM cosmos_sync.customers c WHERE delivery_route = 'K1'
+    AND NOT EXISTS (SELECT FROM bi.${CAMPAIGN}_targets t WHERE t.customer_code = c.customer_code)
+    ORDER BY customer_code LIMIT 1")
+# count | first's spend | first's December | newcomer a target? | its low tickets >= 3 and October >= 3000
+numbers_sql="SELECT (SELECT count(*) FROM bi.${CAMPAIGN}_targets),
+       (SELECT total_spend FROM bi.${CAMPAIGN}_targets WHERE customer_code = '$first'),
+       (SELECT rev_2025_12 FROM bi.${CAMPAIGN}_monthly WHERE customer_code = '$first'),
+       EXISTS (SELECT FROM bi.${CAMPAIGN}_targets WHERE customer_code = '$newcomer'),
+       EXISTS (SELECT FROM bi.${CAMPAIGN}_targets t JOIN bi.${CAMPAIGN}_monthly m USING (customer_code)
+                WHERE customer_code = '$newcomer' AND t.low_ticket_count >= 3 AND m.rev_2025_10 >= 3000)"
+before=$(q "$DST" "$numbers_sql")
+insert_out=$(psql_ -At -d "$DST" 2>&1 <<SQL
+SET client_min_messages = warning;
+BEGIN;
+CREATE TEMP TABLE new_orders ON COMMIT DROP AS
+SELECT 'DR000001' AS order_number, '$first' AS customer_code, '20251215' AS order_date, 12345 AS amount
+UNION ALL
+SELECT 'DR00000' || (1 + k), '$newcomer', '202510' || lpad((5 * k)::text, 2, '0'), 1000
+  FROM generate_series(1, 3) k;
+INSERT INTO cosmos_sync.sales_orders (order_type, order_number, customer_code, delivery_route, order_date, confirmed_code)
+SELECT 'SO', n.order_number, n.customer_code, c.delivery_route, n.order_date, 'Y'
+  FROM new_orders n JOIN cosmos_sync.customers c USING (customer_code);
+INSERT INTO cosmos_sync.sales_order_lines (order_type, order_number, line_no, product_code, quantity, pretax_subtotal)
+SELECT 'SO', order_number, 1, 'FS999999', 1, amount FROM new_orders;
+SELECT count(*) FROM new_orders;
+COMMIT;
+SQL
+)
+check "$DST: 4 new confirmed orders for $first and $newcomer inserted into the restored source tables" "$insert_out" "4"
+check "$DST: the views do not change before a refresh" "$(q "$DST" "$numbers_sql")" "$before"
+q "$DST" "$refresh_sql" >/dev/null 2>"$WORK/refresh.err" || not_ok "$DST: refresh after the inserts" "$(cat "$WORK/refresh.err")"
+IFS='|' read -r n_before spend_before dec_before _ _ <<<"$before"
+expected_after=$(q "$DST" "SELECT $n_before + 1, ${spend_before:-0} + 12345, ${dec_before:-0} + 12345, true, true")
+check "$DST: after a refresh the new orders show ($newcomer becomes a target; $first's spend and December +12345)" \
+    "$(q "$DST" "$numbers_sql")" "$expected_after"
+check "$DST: the catalog records the refresh" \
+    "$(q "$DST" "SELECT target_rows FROM customer_analytics.campaigns WHERE name = '$CAMPAIGN'")" "$((src_target_count + 1))"
+check "$SRC: the original database is untouched" "$(rows_md5 "$SRC" "bi.${CAMPAIGN}_targets")" "$src_targets"
+
+finish

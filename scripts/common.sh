@@ -56,8 +56,9 @@ ca_start_cluster() {
     runuser -u postgres -- $PG_BIN/initdb -D "$CA_CLUSTER_DIR/data" -A trust -U postgres \
         --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     local opts="-k $CA_CLUSTER_DIR -p 5432 -c listen_addresses='' -c fsync=off"
-    # pg_cron only works in one database: CA_CRON_DB (the suite sets its own)
-    opts+=" -c shared_preload_libraries=pg_cron -c cron.database_name=${CA_CRON_DB:-postgres}"
+    # pg_cron runs jobs in one database; its script also allows
+    # CREATE EXTENSION in contrib_regression, where the suites test it
+    opts+=" -c shared_preload_libraries=pg_cron -c cron.database_name=postgres"
     for o in "$@"; do opts+=" -c $o"; done
     runuser -u postgres -- $PG_BIN/pg_ctl -D "$CA_CLUSTER_DIR/data" -o "$opts" \
         -l "$CA_CLUSTER_DIR/server.log" -w start >/dev/null

@@ -36,7 +36,8 @@ SELECT count(*) AS columns, count(col_description(a.attrelid, a.attnum)) AS comm
 SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'bi' ORDER BY 1;
 
 -- SELECT for the readers only
-SELECT has_table_privilege('ca_bi_reader', 'bi.promo2_monthly', 'SELECT') AS reader_monthly,
+SELECT has_schema_privilege('ca_bi_reader', 'bi', 'USAGE') AS reader_schema,
+       has_table_privilege('ca_bi_reader', 'bi.promo2_monthly', 'SELECT') AS reader_monthly,
        has_table_privilege('ca_bi_reader', 'bi.promo2_targets', 'SELECT') AS reader_targets,
        has_table_privilege('ca_bi_other', 'bi.promo2_monthly', 'SELECT') AS other_monthly;
 
@@ -91,5 +92,6 @@ SELECT name FROM customer_analytics.list_campaigns();
 SELECT customer_analytics.drop_campaign('promo_k2');
 DROP SCHEMA "BI Sheets; v2";
 DROP TABLE bi.unrelated;
+REVOKE USAGE ON SCHEMA bi FROM ca_bi_reader, ca_bi_other;
 DROP ROLE ca_bi_reader;
 DROP ROLE ca_bi_other;

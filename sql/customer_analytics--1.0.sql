@@ -360,6 +360,10 @@ DECLARE
     r text;
     v text;
 BEGIN
+    -- readers need the schema too; it is not revoked later, other objects may need it
+    FOREACH r IN ARRAY c.readers LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', c.view_schema, r);
+    END LOOP;
     FOREACH v IN ARRAY ARRAY[c.name || '_targets', c.name || '_monthly'] LOOP
         FOREACH r IN ARRAY revoke_from LOOP
             IF to_regrole(quote_ident(r)) IS NOT NULL THEN

@@ -12,7 +12,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -22,6 +21,7 @@
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
 
+#include "numeric_acc.h"
 #include "query_stream.h"
 #include "source_tables.h"
 #include "sql_args.h"
@@ -39,16 +39,7 @@ typedef struct MonthlyCustomer
 
 #define SH_PREFIX		monthhash
 #define SH_ELEMENT_TYPE MonthlyCustomer
-#define SH_KEY_TYPE		const char *
-#define SH_KEY			code
-#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
-#define SH_EQUAL(tb, a, b) (strcmp((a), (b)) == 0)
-#define SH_STORE_HASH
-#define SH_GET_HASH(tb, a) ((a)->hash)
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
+#include "code_hash.h"
 
 typedef struct MonthlyPass
 {
@@ -82,7 +73,6 @@ fold_order(TupleTableSlot *slot, void *arg)
 	MonthlyPass *pass = (MonthlyPass *) arg;
 	MonthlyCustomer *c;
 	int			m;
-	MemoryContext oldcontext;
 	Numeric		total;
 
 	if (slot->tts_isnull[0])
@@ -95,18 +85,8 @@ fold_order(TupleTableSlot *slot, void *arg)
 	Assert(m >= 0 && m < pass->nmonths);
 	total = slot->tts_isnull[2] ? int64_to_numeric(0) : DatumGetNumeric(slot->tts_values[2]);
 
-	oldcontext = MemoryContextSwitchTo(pass->context);
-	if (c->revenue[m] == NULL)
-		c->revenue[m] = DatumGetNumericCopy(NumericGetDatum(total));
-	else
-	{
-		Numeric		old = c->revenue[m];
-
-		c->revenue[m] = numeric_add_opt_error(old, total, NULL);
-		pfree(old);
-	}
+	numeric_accumulate(pass->context, &c->revenue[m], total);
 	c->orders[m]++;
-	MemoryContextSwitchTo(oldcontext);
 }
 
 static int

@@ -12,7 +12,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -20,22 +19,14 @@
 #include "utils/rangetypes.h"
 #include "utils/typcache.h"
 
+#include "numeric_acc.h"
 #include "query_stream.h"
 #include "source_tables.h"
 #include "targeting.h"
 
 #define SH_PREFIX		custhash
 #define SH_ELEMENT_TYPE CustomerState
-#define SH_KEY_TYPE		const char *
-#define SH_KEY			code
-#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
-#define SH_EQUAL(tb, a, b) (strcmp((a), (b)) == 0)
-#define SH_STORE_HASH
-#define SH_GET_HASH(tb, a) ((a)->hash)
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
+#include "code_hash.h"
 
 typedef struct TargetingPass
 {
@@ -58,20 +49,6 @@ Numeric
 numeric_or_zero(Numeric n)
 {
 	return n ? n : int64_to_numeric(0);
-}
-
-/* *acc += value, the result kept in the pass's context, the old one freed. */
-static void
-accumulate(TargetingPass *pass, Numeric *acc, Numeric value)
-{
-	MemoryContext oldcontext = MemoryContextSwitchTo(pass->context);
-	Numeric		old = *acc;
-
-	*acc = old ? numeric_add_opt_error(old, value, NULL)
-		: DatumGetNumericCopy(NumericGetDatum(value));
-	if (old)
-		pfree(old);
-	MemoryContextSwitchTo(oldcontext);
 }
 
 static bool
@@ -171,7 +148,7 @@ fold_order(TupleTableSlot *slot, void *arg)
 		: DatumGetNumeric(slot->tts_values[2]);
 
 	c->data_orders++;
-	accumulate(pass, &c->data_total, total);
+	numeric_accumulate(pass->context, &c->data_total, total);
 	if (!c->has_orders || d > c->last_order)
 		c->last_order = d;
 	c->has_orders = true;
@@ -179,14 +156,14 @@ fold_order(TupleTableSlot *slot, void *arg)
 	if (in_window(d, p->spend))
 	{
 		c->spend_orders++;
-		accumulate(pass, &c->spend, total);
+		numeric_accumulate(pass->context, &c->spend, total);
 	}
 	if (in_window(d, p->low_ticket) && numeric_compare(total, p->low_ticket_below) < 0)
 		c->low_tickets++;
 	if (in_window(d, p->base))
-		accumulate(pass, &c->base, total);
+		numeric_accumulate(pass->context, &c->base, total);
 	if (in_window(d, p->recent))
-		accumulate(pass, &c->recent, total);
+		numeric_accumulate(pass->context, &c->recent, total);
 }
 
 /* SQL text shared by both queries: is customer c open? */

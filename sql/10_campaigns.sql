@@ -24,6 +24,15 @@ SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = 'bi.promo2_monthly'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT * FROM bi.promo2_monthly ORDER BY customer_code;
 
+-- the sheet is the pivot of campaign_monthly_revenue(): same cells, long form
+SELECT count(*) AS cells,
+       count(*) FILTER (WHERE l.revenue = CASE l.month WHEN '2025-09-01' THEN w.rev_2025_09
+                                                        WHEN '2025-10-01' THEN w.rev_2025_10
+                                                        WHEN '2025-11-01' THEN w.rev_2025_11
+                                                        WHEN '2025-12-01' THEN w.rev_2025_12
+                                                        WHEN '2026-01-01' THEN w.rev_2026_01 END) AS equal
+  FROM customer_analytics.campaign_monthly_revenue('promo2') l JOIN bi.promo2_monthly w USING (customer_code);
+
 -- comments on the views and on every column, for BI tools
 SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c
  WHERE c.relnamespace = 'bi'::regnamespace AND c.relkind = 'm' ORDER BY 1;

@@ -212,6 +212,21 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT lower(w) || '..' || (upper(w) - 1)
 $$;
 
+-- monthly_revenue() for a campaign's current targets over its pivot window.
+CREATE FUNCTION campaign_monthly_revenue(campaign text,
+    OUT customer_code text, OUT month date, OUT revenue numeric, OUT orders bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(
+        ARRAY(SELECT t.customer_code FROM customer_analytics.campaign_targets(c.name) t),
+        c.revenue_window, c.source_schema);
+END $$;
+COMMENT ON FUNCTION campaign_monthly_revenue IS
+'monthly_revenue() of the campaign''s targets over its revenue_window, computed now';
+
 -- The months a pivot window touches: first day, last day inside the window,
 -- column name, and whether the month is cut short by the window.
 CREATE FUNCTION pivot_months(revenue_window daterange)

@@ -657,3 +657,41 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY c.name
 $$;
 COMMENT ON FUNCTION list_campaigns IS 'The campaigns, their views, schedule and last refresh';
+
+------------------------------------------------------------------------------
+-- Customer features: the segmentation notebook's customer single view
+------------------------------------------------------------------------------
+
+-- One row per customer with a confirmed order in feature_window, RFM-style:
+-- visits, spend, basket, SKUs, dates, and the per-visit ratios.  Orders
+-- follow the targeting rules.  as_of is the day recency and tenure are
+-- counted to; it may not be before the window's last day (negative recency
+-- means nothing).  STABLE, PARALLEL RESTRICTED and SECURITY INVOKER for the
+-- same reasons as target_customers.
+CREATE FUNCTION customer_features(
+    feature_window daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of          date      DEFAULT '2026-01-07',
+    source_schema  text      DEFAULT NULL,
+    OUT customer_code      text,
+    OUT visits             bigint,
+    OUT total_spend        numeric,
+    OUT ticket_size        numeric,
+    OUT skus               bigint,
+    OUT total_quantity     numeric,
+    OUT first_order        date,
+    OUT last_order         date,
+    OUT recency_days       int,
+    OUT tenure_days        int,
+    OUT span_days          int,
+    OUT quantity_per_visit float8,
+    OUT days_per_visit     float8,
+    OUT skus_per_visit     float8,
+    OUT diff               float8,
+    OUT is_repeat          boolean,
+    OUT features           float8[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'customer_features'
+LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY INVOKER;
+
+COMMENT ON FUNCTION customer_features IS
+'Customer single view over feature_window, one row per customer with a confirmed order: visits (orders), total_spend, ticket_size = total_spend / visits, skus (distinct product codes), total_quantity, first/last order, recency_days = as_of - last_order, tenure_days = as_of - first_order, span_days = last_order - first_order, quantity_per_visit, days_per_visit (span_days / visits), skus_per_visit, diff = quantity_per_visit - skus_per_visit, is_repeat = visits >= 2; features = float8[] of visits, total_spend, ticket_size, skus, total_quantity, recency_days, tenure_days, quantity_per_visit, days_per_visit, skus_per_visit, diff (in this order)';

@@ -58,6 +58,16 @@ static const ColumnSpec line_columns[] = {
 	{NULL, COL_ANY}
 };
 
+/*
+ * Line columns only customer_features() reads.  They are checked on their
+ * own, so that sources built for targeting alone keep working without them.
+ */
+static const ColumnSpec line_item_columns[] = {
+	{"product_code", COL_TEXT},
+	{"quantity", COL_AMOUNT},
+	{NULL, COL_ANY}
+};
+
 static bool
 is_text_type(Oid type)
 {
@@ -169,6 +179,13 @@ source_tables_open(const char *schema_arg)
 	return src;
 }
 
+void
+source_tables_check_line_items(const SourceTables *src)
+{
+	(void) check_table(src->schema, get_namespace_oid(src->schema, false),
+					   "sales_order_lines", line_item_columns, NULL);
+}
+
 const char *
 source_order_date_expr(const SourceTables *src, const char *alias)
 {
@@ -194,6 +211,27 @@ char *
 source_order_totals_query(const SourceTables *src, const char *scope)
 {
 	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric"
+					" FROM %s o LEFT JOIN %s l"
+					" ON l.order_type = o.order_type AND l.order_number = o.order_number"
+					" WHERE o.confirmed_code = 'Y' AND %s AND %s"
+					" GROUP BY o.order_type, o.order_number, 1, 2",
+					source_order_date_expr(src, "o"), src->orders, src->lines,
+					source_order_window_expr(src, "o", "$1"), scope);
+}
+
+/*
+ * As source_order_totals_query(), plus each order's sum of line quantities
+ * (NULL without lines or with only NULL quantities) and the product codes of
+ * its lines as text[] (NULL codes left out; NULL when none is left).  The
+ * codes may repeat: callers fold them into sets, and array_agg(DISTINCT ...)
+ * would sort every order's lines and rule out hash aggregation.
+ */
+char *
+source_order_items_query(const SourceTables *src, const char *scope)
+{
+	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric,"
+					" sum(l.quantity)::numeric,"
+					" array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL)"
 					" FROM %s o LEFT JOIN %s l"
 					" ON l.order_type = o.order_type AND l.order_number = o.order_number"
 					" WHERE o.confirmed_code = 'Y' AND %s AND %s"

@@ -26,6 +26,12 @@ typedef struct SourceTables
  */
 extern SourceTables *source_tables_open(const char *schema_arg);
 
+/*
+ * Check the line-item columns of sales_order_lines (product_code, quantity)
+ * that only customer_features() reads; ereport(ERROR) as above.
+ */
+extern void source_tables_check_line_items(const SourceTables *src);
+
 /* SQL expression turning o.order_date into a checked date */
 extern const char *source_order_date_expr(const SourceTables *src, const char *alias);
 
@@ -38,5 +44,11 @@ extern const char *source_order_window_expr(const SourceTables *src, const char 
  * as (customer_code text, order date, order total numeric).
  */
 extern char *source_order_totals_query(const SourceTables *src, const char *scope);
+
+/*
+ * Query text: as source_order_totals_query(), plus the order's quantity
+ * (numeric) and its lines' product codes (text[], may repeat).
+ */
+extern char *source_order_items_query(const SourceTables *src, const char *scope);
 
 #endif

@@ -695,3 +695,82 @@ LANGUAGE C STABLE PARALLEL RESTRICTED SECURITY INVOKER;
 
 COMMENT ON FUNCTION customer_features IS
 'Customer single view over feature_window, one row per customer with a confirmed order: visits (orders), total_spend, ticket_size = total_spend / visits, skus (distinct product codes), total_quantity, first/last order, recency_days = as_of - last_order, tenure_days = as_of - first_order, span_days = last_order - first_order, quantity_per_visit, days_per_visit (span_days / visits), skus_per_visit, diff = quantity_per_visit - skus_per_visit, is_repeat = visits >= 2; features = float8[] of visits, total_spend, ticket_size, skus, total_quantity, recency_days, tenure_days, quantity_per_visit, days_per_visit, skus_per_visit, diff (in this order)';
+
+------------------------------------------------------------------------------
+-- Clustering: k-means as SQL values, silhouette
+------------------------------------------------------------------------------
+
+-- Shared by the clustering aggregates: their state is a buffer of points.
+CREATE FUNCTION _point_buffer_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'point_buffer_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION _point_buffer_serialize(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'point_buffer_serialize' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+CREATE FUNCTION _point_buffer_deserialize(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'point_buffer_deserialize' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+
+CREATE FUNCTION _kmeans_fit_sfunc(internal, float8[], int) RETURNS internal
+AS 'MODULE_PATHNAME', 'kmeans_fit_sfunc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION _kmeans_fit_sfunc(internal, float8[], int, jsonb) RETURNS internal
+AS 'MODULE_PATHNAME', 'kmeans_fit_sfunc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION _kmeans_fit_final(internal) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'kmeans_fit_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- kmeans_fit(features, k [, options]): standardize (z-scores, population
+-- std), then k-means++ with n_init restarts and Lloyd iterations as
+-- scikit-learn 1.2 does.  options: {"n_init": 10, "max_iter": 300,
+-- "tol": 1e-4, "seed": 0, "init": [[...], ...]} (init in z-score units).
+-- The points are put into a canonical order before fitting, so the model
+-- does not depend on the plan (serial or parallel).
+CREATE AGGREGATE kmeans_fit(features float8[], k int) (
+    SFUNC = _kmeans_fit_sfunc, STYPE = internal,
+    FINALFUNC = _kmeans_fit_final, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = _point_buffer_combine,
+    SERIALFUNC = _point_buffer_serialize, DESERIALFUNC = _point_buffer_deserialize,
+    PARALLEL = SAFE);
+CREATE AGGREGATE kmeans_fit(features float8[], k int, options jsonb) (
+    SFUNC = _kmeans_fit_sfunc, STYPE = internal,
+    FINALFUNC = _kmeans_fit_final, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = _point_buffer_combine,
+    SERIALFUNC = _point_buffer_serialize, DESERIALFUNC = _point_buffer_deserialize,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE kmeans_fit(float8[], int) IS
+'k-means model (jsonb) of the feature vectors: standardization, centroids, inertia, iterations, sizes; k-means++ with 10 restarts, seed 0';
+COMMENT ON AGGREGATE kmeans_fit(float8[], int, jsonb) IS
+'k-means model (jsonb) with options n_init, max_iter, tol, seed, init (initial centroids in z-score units)';
+
+CREATE FUNCTION kmeans_predict(model jsonb, features float8[]) RETURNS int
+AS 'MODULE_PATHNAME', 'kmeans_predict' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION kmeans_predict IS
+'cluster (0-based) of the nearest centroid, after the model''s standardization';
+
+CREATE FUNCTION kmeans_standardize(model jsonb, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'kmeans_standardize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION kmeans_standardize IS
+'the features as z-scores with the model''s mean and scale (the space the centroids live in)';
+
+CREATE FUNCTION _silhouette_sfunc(internal, float8[], int) RETURNS internal
+AS 'MODULE_PATHNAME', 'silhouette_sfunc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION _silhouette_sfunc(internal, float8[], int, int, bigint) RETURNS internal
+AS 'MODULE_PATHNAME', 'silhouette_sfunc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION _silhouette_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'silhouette_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- silhouette(features, cluster [, sample_size, seed]): scikit-learn's
+-- silhouette_score (Euclidean, exact); NULL when fewer than 2 or more than
+-- n - 1 clusters.
+CREATE AGGREGATE silhouette(features float8[], cluster int) (
+    SFUNC = _silhouette_sfunc, STYPE = internal,
+    FINALFUNC = _silhouette_final, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = _point_buffer_combine,
+    SERIALFUNC = _point_buffer_serialize, DESERIALFUNC = _point_buffer_deserialize,
+    PARALLEL = SAFE);
+CREATE AGGREGATE silhouette(features float8[], cluster int, sample_size int, seed bigint) (
+    SFUNC = _silhouette_sfunc, STYPE = internal,
+    FINALFUNC = _silhouette_final, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = _point_buffer_combine,
+    SERIALFUNC = _point_buffer_serialize, DESERIALFUNC = _point_buffer_deserialize,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE silhouette(float8[], int) IS
+'mean silhouette coefficient (scikit-learn''s silhouette_score, Euclidean, exact)';
+COMMENT ON AGGREGATE silhouette(float8[], int, int, bigint) IS
+'mean silhouette coefficient on a repeatable random sample of sample_size points';

@@ -1,0 +1,447 @@
+/*
+ * kmeans_model.c
+ *		The SQL face of k-means: the kmeans_fit aggregate, whose result is a
+ *		model value (jsonb), and kmeans_predict / kmeans_standardize, which
+ *		apply a model to a feature vector.
+ *
+ * The model is jsonb rather than a type of our own: BI tools, psql and any
+ * client can read it, store it in a table and pass it back, and its fields
+ * (standardization, centroids in both scales, inertia, iterations, sizes)
+ * are self-describing.  Floats are written with 17 significant digits, so a
+ * model read back predicts exactly as the one that was fitted.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "kmeans.h"
+#include "point_buffer.h"
+
+PG_FUNCTION_INFO_V1(kmeans_fit_sfunc);
+PG_FUNCTION_INFO_V1(kmeans_fit_final);
+PG_FUNCTION_INFO_V1(kmeans_predict);
+PG_FUNCTION_INFO_V1(kmeans_standardize);
+
+/* ---- options ---------------------------------------------------------- */
+
+static const JsonbValue *
+option(Jsonb *options, const char *key, JsonbValue *buf)
+{
+	return getKeyJsonValueFromContainer(&options->root, key, strlen(key), buf);
+}
+
+static double
+option_number(Jsonb *options, const char *key, double dflt)
+{
+	JsonbValue	buf;
+	const JsonbValue *v = option(options, key, &buf);
+
+	if (v == NULL)
+		return dflt;
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kmeans_fit option \"%s\" must be a number", key),
+				 errhint("For example '{\"n_init\": 10, \"seed\": 42}'.")));
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+/* every numeric scalar under a container, in document order */
+static int
+flatten_numbers(JsonbContainer *container, double *out, int max)
+{
+	JsonbIterator *it = JsonbIteratorInit(container);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvNumeric)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expected numbers in a k-means array"),
+					 errhint("Centres and model fields hold numbers only.")));
+		if (n < max)
+			out[n] = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+														NumericGetDatum(v.val.numeric)));
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The aggregate's fixed arguments as a blob: KMeansOptions, then the
+ * initial centres (standardized space) when given.
+ */
+static char *
+parse_options(int32 k, Jsonb *options, int dim, Size *len)
+{
+	static const char *const known[] = {"n_init", "max_iter", "tol", "seed", "init", NULL};
+	KMeansOptions opt;
+	double	   *init = NULL;
+	char	   *blob;
+
+	if (k < 1 || k > KMEANS_MAX_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be between 1 and %d, not %d", KMEANS_MAX_K, k),
+				 errhint("k is the number of clusters; the notebook uses 4.")));
+	memset(&opt, 0, sizeof(opt));
+	opt.k = k;
+	opt.n_init = 10;
+	opt.max_iter = 300;
+	opt.tol = 1e-4;
+	opt.seed = 0;
+
+	if (options)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		JsonbValue	buf;
+		const JsonbValue *iv;
+
+		if (!JB_ROOT_IS_OBJECT(options))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kmeans_fit options must be a JSON object"),
+					 errhint("For example '{\"n_init\": 10, \"seed\": 42}'.")));
+		it = JsonbIteratorInit(&options->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			bool		ok = false;
+
+			if (tok != WJB_KEY)
+				continue;
+			for (int i = 0; known[i]; i++)
+				if (v.val.string.len == (int) strlen(known[i]) &&
+					strncmp(v.val.string.val, known[i], v.val.string.len) == 0)
+					ok = true;
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown kmeans_fit option \"%.*s\"", v.val.string.len, v.val.string.val),
+						 errhint("Options are n_init, max_iter, tol, seed and init.")));
+		}
+		opt.n_init = (int32) option_number(options, "n_init", 10);
+		opt.max_iter = (int32) option_number(options, "max_iter", 300);
+		opt.tol = option_number(options, "tol", 1e-4);
+		opt.seed = (int64) option_number(options, "seed", 0);
+		if (opt.n_init < 1 || opt.max_iter < 1 || !(opt.tol >= 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kmeans_fit needs n_init >= 1, max_iter >= 1 and tol >= 0"),
+				 errhint("The defaults are n_init 10, max_iter 300, tol 1e-4.")));
+
+		iv = option(options, "init", &buf);
+		if (iv)
+		{
+			int			n;
+
+			if (iv->type != jbvBinary)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("kmeans_fit option \"init\" must be an array of k centres"),
+						 errhint("Give k arrays of standardized (z-score) feature values.")));
+			init = palloc(sizeof(double) * k * dim);
+			n = flatten_numbers(iv->val.binary.data, init, k * dim);
+			if (n != k * dim)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("kmeans_fit option \"init\" has %d numbers, expected k * features = %d", n, k * dim),
+						 errhint("Give k arrays of standardized (z-score) feature values.")));
+			opt.ninit_values = k * dim;
+		}
+	}
+
+	*len = sizeof(KMeansOptions) + sizeof(double) * opt.ninit_values;
+	blob = palloc(*len);
+	memcpy(blob, &opt, sizeof(opt));
+	if (init)
+		memcpy(blob + sizeof(opt), init, sizeof(double) * opt.ninit_values);
+	return blob;
+}
+
+/* ---- the aggregate ---------------------------------------------------- */
+
+/* kmeans_fit(features float8[], k int [, options jsonb]) */
+Datum
+kmeans_fit_sfunc(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext = pb_aggcontext(fcinfo, "kmeans_fit");
+	PointBuffer *pb = PG_ARGISNULL(0) ? NULL : (PointBuffer *) PG_GETARG_POINTER(0);
+	ArrayType  *features;
+	Jsonb	   *options = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ? PG_GETARG_JSONB_P(3) : NULL;
+	char	   *blob;
+	Size		len;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("k must not be NULL"),
+				 errhint("Pass the number of clusters, such as kmeans_fit(features, 4).")));
+	if (PG_ARGISNULL(1))
+	{
+		/* a NULL vector is skipped, like NULL inputs of any aggregate */
+		if (pb)
+			PG_RETURN_POINTER(pb);
+		PG_RETURN_NULL();
+	}
+	features = PG_GETARG_ARRAYTYPE_P(1);
+	blob = parse_options(PG_GETARG_INT32(2), options,
+						 ArrayGetNItems(ARR_NDIM(features), ARR_DIMS(features)), &len);
+	if (pb == NULL)
+		pb = pb_create(aggcontext, false, blob, len);
+	else
+		pb_check_params(pb, blob, len);
+	pb_add(pb, features, 0);
+	PG_RETURN_POINTER(pb);
+}
+
+static void
+append_array(StringInfo buf, const char *key, const double *v, int n)
+{
+	appendStringInfo(buf, ", \"%s\": [", key);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(buf, "%s%.17g", i ? ", " : "", v[i]);
+	appendStringInfoChar(buf, ']');
+}
+
+static void
+append_matrix(StringInfo buf, const char *key, const double *v, int rows, int cols)
+{
+	appendStringInfo(buf, ", \"%s\": [", key);
+	for (int r = 0; r < rows; r++)
+	{
+		appendStringInfoString(buf, r ? ", [" : "[");
+		for (int c = 0; c < cols; c++)
+			appendStringInfo(buf, "%s%.17g", c ? ", " : "", v[r * cols + c]);
+		appendStringInfoChar(buf, ']');
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+Datum
+kmeans_fit_final(PG_FUNCTION_ARGS)
+{
+	PointBuffer *pb = PG_ARGISNULL(0) ? NULL : (PointBuffer *) PG_GETARG_POINTER(0);
+	KMeansOptions opt;
+	const double *init = NULL;
+	double	   *mean,
+			   *scale,
+			   *z,
+			   *original;
+	KMeansFit	fit;
+	StringInfoData buf;
+	int			dim,
+				k;
+
+	if (pb == NULL || pb->n == 0)
+		PG_RETURN_NULL();		/* no rows: no model, like avg() of nothing */
+
+	memcpy(&opt, pb->params, sizeof(opt));
+	if (opt.ninit_values > 0)
+		init = (const double *) (pb->params + sizeof(opt));
+	k = opt.k;
+	dim = pb->dim;
+	if (pb->n < k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k = %d is more than the %lld points to cluster", k, (long long) pb->n),
+				 errhint("Choose k no larger than the number of rows.")));
+
+	pb_sort(pb);
+	mean = palloc(sizeof(double) * dim);
+	scale = palloc(sizeof(double) * dim);
+	kmeans_scaler(pb->x, pb->n, dim, mean, scale);
+	z = palloc_extended(sizeof(double) * pb->n * dim, MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < pb->n; i++)
+		for (int j = 0; j < dim; j++)
+			z[i * dim + j] = (pb->x[i * dim + j] - mean[j]) / scale[j];
+
+	kmeans_fit_points(z, pb->n, dim, &opt, init, &fit);
+
+	original = palloc(sizeof(double) * k * dim);
+	for (int c = 0; c < k; c++)
+		for (int j = 0; j < dim; j++)
+			original[c * dim + j] = fit.centers[c * dim + j] * scale[j] + mean[j];
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"k\": %d, \"n\": %lld, \"features\": %d", k, (long long) pb->n, dim);
+	appendStringInfo(&buf, ", \"inertia\": %.17g, \"iterations\": %d, \"converged\": %s",
+					 fit.inertia, fit.iterations, fit.converged ? "true" : "false");
+	appendStringInfoString(&buf, ", \"sizes\": [");
+	for (int c = 0; c < k; c++)
+		appendStringInfo(&buf, "%s%lld", c ? ", " : "", (long long) fit.sizes[c]);
+	appendStringInfoChar(&buf, ']');
+	append_array(&buf, "mean", mean, dim);
+	append_array(&buf, "scale", scale, dim);
+	append_matrix(&buf, "centroids", fit.centers, k, dim);
+	append_matrix(&buf, "centroids_original", original, k, dim);
+	appendStringInfo(&buf, ", \"init\": \"%s\", \"n_init\": %d, \"max_iter\": %d, \"tol\": %.17g, \"seed\": %lld}",
+					 init ? "given" : "k-means++", init ? 1 : opt.n_init, opt.max_iter, opt.tol,
+					 (long long) opt.seed);
+
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/* ---- applying a model ------------------------------------------------- */
+
+static int
+model_int(Jsonb *model, const char *key)
+{
+	JsonbValue	buf;
+	const JsonbValue *v = option(model, key, &buf);
+
+	if (v == NULL || v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a kmeans_fit model: no \"%s\"", key),
+				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v->val.numeric)));
+}
+
+static double *
+model_numbers(Jsonb *model, const char *key, int expected)
+{
+	JsonbValue	buf;
+	const JsonbValue *v = option(model, key, &buf);
+	double	   *out = palloc(sizeof(double) * Max(expected, 1));
+
+	if (v == NULL || v->type != jbvBinary ||
+		flatten_numbers(v->val.binary.data, out, expected) != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a kmeans_fit model: bad \"%s\"", key),
+				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
+	return out;
+}
+
+KMeansModel *
+kmeans_model_parse(Jsonb *model)
+{
+	KMeansModel *m = palloc(sizeof(KMeansModel));
+
+	if (!JB_ROOT_IS_OBJECT(model))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a kmeans_fit model"),
+				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
+	m->k = model_int(model, "k");
+	m->dim = model_int(model, "features");
+	if (m->k < 1 || m->k > KMEANS_MAX_K || m->dim < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a kmeans_fit model: k = %d, features = %d", m->k, m->dim),
+				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
+	m->mean = model_numbers(model, "mean", m->dim);
+	m->scale = model_numbers(model, "scale", m->dim);
+	m->centers = model_numbers(model, "centroids", m->k * m->dim);
+	return m;
+}
+
+/*
+ * The parsed model, cached across calls of the same query while the model
+ * value stays the same (the usual case: one model for every row).
+ */
+typedef struct ModelCache
+{
+	Size		len;
+	char	   *bytes;
+	KMeansModel *model;
+} ModelCache;
+
+static KMeansModel *
+cached_model(FunctionCallInfo fcinfo, Jsonb *model)
+{
+	ModelCache *cache = (ModelCache *) fcinfo->flinfo->fn_extra;
+	Size		len = VARSIZE(model);
+	MemoryContext old;
+
+	if (cache && cache->len == len && memcmp(cache->bytes, model, len) == 0)
+		return cache->model;
+
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	if (cache == NULL)
+		cache = palloc0(sizeof(ModelCache));
+	else
+		pfree(cache->bytes);
+	cache->model = kmeans_model_parse(model);
+	cache->bytes = palloc(len);
+	memcpy(cache->bytes, model, len);
+	cache->len = len;
+	fcinfo->flinfo->fn_extra = cache;
+	MemoryContextSwitchTo(old);
+	return cache->model;
+}
+
+static double *
+standardized(FunctionCallInfo fcinfo, KMeansModel **model_out)
+{
+	KMeansModel *m = cached_model(fcinfo, PG_GETARG_JSONB_P(0));
+	ArrayType  *features = PG_GETARG_ARRAYTYPE_P(1);
+	double	   *x;
+	double	   *z;
+	int			n;
+
+	if (ARR_NDIM(features) != 1 || array_contains_nulls(features))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must be a one-dimensional float8[] array without NULLs"),
+				 errhint("Pass the same features as to kmeans_fit().")));
+	n = ArrayGetNItems(ARR_NDIM(features), ARR_DIMS(features));
+	if (n != m->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features has %d values, the model was fitted on %d", n, m->dim),
+				 errhint("Pass the same features, in the same order, as to kmeans_fit().")));
+	x = (double *) ARR_DATA_PTR(features);
+	z = palloc(sizeof(double) * n);
+	for (int j = 0; j < n; j++)
+	{
+		if (!isfinite(x[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("features must be finite numbers, not %g", x[j]),
+					 errhint("Replace NaN and Infinity before predicting.")));
+		z[j] = (x[j] - m->mean[j]) / m->scale[j];
+	}
+	*model_out = m;
+	return z;
+}
+
+/* kmeans_predict(model jsonb, features float8[]) -> int (0-based cluster) */
+Datum
+kmeans_predict(PG_FUNCTION_ARGS)
+{
+	KMeansModel *m;
+	double	   *z = standardized(fcinfo, &m);
+
+	PG_RETURN_INT32(kmeans_nearest(z, m->centers, m->k, m->dim, NULL));
+}
+
+/* kmeans_standardize(model jsonb, features float8[]) -> float8[] (z-scores) */
+Datum
+kmeans_standardize(PG_FUNCTION_ARGS)
+{
+	KMeansModel *m;
+	double	   *z = standardized(fcinfo, &m);
+	Datum	   *d = palloc(sizeof(Datum) * m->dim);
+
+	for (int j = 0; j < m->dim; j++)
+		d[j] = Float8GetDatum(z[j]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, m->dim, FLOAT8OID, sizeof(float8),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}

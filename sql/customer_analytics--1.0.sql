@@ -774,3 +774,180 @@ COMMENT ON AGGREGATE silhouette(float8[], int) IS
 'mean silhouette coefficient (scikit-learn''s silhouette_score, Euclidean, exact)';
 COMMENT ON AGGREGATE silhouette(float8[], int, int, bigint) IS
 'mean silhouette coefficient on a repeatable random sample of sample_size points';
+
+------------------------------------------------------------------------------
+-- Segmentation: choosing k, cluster profiles, RFM
+------------------------------------------------------------------------------
+
+-- Which customers a segmentation looks at: the notebook segments repeat
+-- customers and one-visit customers separately.
+CREATE FUNCTION _segment_filter(segment text, is_repeat boolean) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF segment = 'all' THEN
+        RETURN true;
+    ELSIF segment = 'repeat' THEN
+        RETURN is_repeat;
+    ELSIF segment = 'one_visit' THEN
+        RETURN NOT is_repeat;
+    END IF;
+    RAISE EXCEPTION 'segment must be ''all'', ''repeat'' or ''one_visit'', not %', quote_nullable(segment)
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'The notebook clusters repeat customers (2+ visits) and one-visit customers separately.';
+END $$;
+
+-- Kneedle (Satopaa et al. 2011) on a decreasing, convex curve such as
+-- inertia over k: normalize both axes to [0, 1] and take the k where the
+-- normalized curve lies farthest below the straight line from first to last
+-- point.  NULL with fewer than three points or a flat curve.
+CREATE FUNCTION kneedle(k int[], inertia float8[]) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    WITH p AS (SELECT u.k, u.y FROM unnest(k, inertia) AS u(k, y) WHERE u.k IS NOT NULL AND u.y IS NOT NULL),
+    n AS (SELECT p.k,
+                 (p.k - min(p.k) OVER ())::float8 / NULLIF(max(p.k) OVER () - min(p.k) OVER (), 0) AS x,
+                 (p.y - min(p.y) OVER ()) / NULLIF(max(p.y) OVER () - min(p.y) OVER (), 0) AS y,
+                 count(*) OVER () AS points
+            FROM p)
+    SELECT n.k FROM n
+     WHERE n.points >= 3 AND n.x IS NOT NULL AND n.y IS NOT NULL
+     ORDER BY (1 - n.y) - n.x DESC, n.k
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION kneedle IS
+'the knee of a decreasing convex curve (kneedle): the k where inertia stops falling fast';
+
+-- The elbow table: for each k, inertia and silhouette of the k-means fit of
+-- the customers' features, and which k kneedle and the silhouette maximum
+-- pick.  Silhouettes use a repeatable sample of silhouette_sample points
+-- (0 = exact).
+CREATE FUNCTION kmeans_elbow(
+    k_from            int       DEFAULT 1,
+    k_to              int       DEFAULT 10,
+    segment           text      DEFAULT 'repeat',
+    feature_window    daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of             date      DEFAULT '2026-01-07',
+    options           jsonb     DEFAULT '{"n_init": 10, "seed": 0}',
+    silhouette_sample int       DEFAULT 2000,
+    source_schema     text      DEFAULT NULL)
+RETURNS TABLE (k int, inertia float8, silhouette float8, kneedle_pick boolean, silhouette_pick boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF k_from IS NULL OR k_to IS NULL OR k_from < 1 OR k_to < k_from OR k_to > 50 THEN
+        RAISE EXCEPTION 'need 1 <= k_from <= k_to <= 50, not k_from = %, k_to = %', k_from, k_to
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The notebook looks at k = 1 .. 10.';
+    END IF;
+    IF silhouette_sample IS NULL OR silhouette_sample < 0 THEN
+        RAISE EXCEPTION 'silhouette_sample must be 0 (exact) or a sample size'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default 2000 is repeatable (seed 0).';
+    END IF;
+    RETURN QUERY
+    WITH f AS MATERIALIZED (
+        SELECT cf.features FROM customer_analytics.customer_features(feature_window, as_of, source_schema) cf
+         WHERE customer_analytics._segment_filter(segment, cf.is_repeat)),
+    fits AS (
+        SELECT g.k, (SELECT customer_analytics.kmeans_fit(f.features, g.k, options) FROM f) AS model
+          FROM generate_series(k_from, k_to) AS g(k)),
+    scored AS (
+        SELECT fits.k, (fits.model->>'inertia')::float8 AS inertia,
+               (SELECT CASE WHEN silhouette_sample = 0
+                            THEN customer_analytics.silhouette(customer_analytics.kmeans_standardize(fits.model, f.features),
+                                                               customer_analytics.kmeans_predict(fits.model, f.features))
+                            ELSE customer_analytics.silhouette(customer_analytics.kmeans_standardize(fits.model, f.features),
+                                                               customer_analytics.kmeans_predict(fits.model, f.features),
+                                                               silhouette_sample, 0) END
+                  FROM f) AS silhouette
+          FROM fits WHERE fits.model IS NOT NULL)
+    SELECT s.k, s.inertia, s.silhouette,
+           s.k = customer_analytics.kneedle((SELECT array_agg(x.k ORDER BY x.k) FROM scored x),
+                                           (SELECT array_agg(x.inertia ORDER BY x.k) FROM scored x)),
+           s.k = (SELECT x.k FROM scored x WHERE x.silhouette IS NOT NULL ORDER BY x.silhouette DESC, x.k LIMIT 1)
+      FROM scored s ORDER BY s.k;
+END $$;
+COMMENT ON FUNCTION kmeans_elbow IS
+'inertia and silhouette for k = k_from .. k_to over customer_features(), with the k kneedle and the silhouette maximum pick';
+
+-- Cluster profiles: per cluster of a model, the customers, their share, the
+-- mean of every feature and each mean's rank across clusters (1 = highest),
+-- as the notebook's profile tables.
+CREATE FUNCTION kmeans_profiles(
+    model          jsonb,
+    segment        text      DEFAULT 'repeat',
+    feature_window daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of          date      DEFAULT '2026-01-07',
+    source_schema  text      DEFAULT NULL)
+RETURNS TABLE (cluster int, customers bigint, share numeric,
+               visits float8, total_spend float8, ticket_size float8, skus float8,
+               total_quantity float8, recency_days float8, tenure_days float8,
+               quantity_per_visit float8, days_per_visit float8, skus_per_visit float8,
+               diff float8, ranks jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH m AS (
+        SELECT customer_analytics.kmeans_predict(model, cf.features) AS cluster, cf.features AS f
+          FROM customer_analytics.customer_features(feature_window, as_of, source_schema) cf
+         WHERE customer_analytics._segment_filter(segment, cf.is_repeat)),
+    p AS (
+        SELECT m.cluster, count(*) AS customers,
+               avg(f[1]) AS visits, avg(f[2]) AS total_spend, avg(f[3]) AS ticket_size, avg(f[4]) AS skus,
+               avg(f[5]) AS total_quantity, avg(f[6]) AS recency_days, avg(f[7]) AS tenure_days,
+               avg(f[8]) AS quantity_per_visit, avg(f[9]) AS days_per_visit, avg(f[10]) AS skus_per_visit,
+               avg(f[11]) AS diff
+          FROM m GROUP BY m.cluster)
+    SELECT p.cluster, p.customers,
+           round(100.0 * p.customers / sum(p.customers) OVER (), 2),
+           p.visits, p.total_spend, p.ticket_size, p.skus, p.total_quantity, p.recency_days, p.tenure_days,
+           p.quantity_per_visit, p.days_per_visit, p.skus_per_visit, p.diff,
+           jsonb_build_object(
+               'visits', rank() OVER (ORDER BY p.visits DESC),
+               'total_spend', rank() OVER (ORDER BY p.total_spend DESC),
+               'ticket_size', rank() OVER (ORDER BY p.ticket_size DESC),
+               'skus', rank() OVER (ORDER BY p.skus DESC),
+               'total_quantity', rank() OVER (ORDER BY p.total_quantity DESC),
+               'recency_days', rank() OVER (ORDER BY p.recency_days DESC),
+               'tenure_days', rank() OVER (ORDER BY p.tenure_days DESC),
+               'quantity_per_visit', rank() OVER (ORDER BY p.quantity_per_visit DESC),
+               'days_per_visit', rank() OVER (ORDER BY p.days_per_visit DESC),
+               'skus_per_visit', rank() OVER (ORDER BY p.skus_per_visit DESC),
+               'diff', rank() OVER (ORDER BY p.diff DESC))
+      FROM p ORDER BY p.cluster
+$$;
+COMMENT ON FUNCTION kmeans_profiles IS
+'per cluster of a kmeans_fit model: customers, share %, mean of each feature, and each mean''s rank across clusters (1 = highest)';
+
+-- RFM: quintile scores and named segments.  R = 5 for the most recent fifth
+-- of customers, F and M = 5 for the most visits / spend; ties are broken by
+-- customer_code so scores are repeatable.  Segments, first match wins:
+--   Champions          R >= 4, F >= 4, M >= 4
+--   Loyal              R >= 3, F >= 4
+--   Cannot Lose Them   R <= 2, F >= 4, M >= 4
+--   At Risk            R <= 2, F >= 3
+--   Potential Loyalist R >= 4, F 2..3
+--   New Customer       R >= 4, F = 1
+--   Need Attention     R = 3,  F <= 3
+--   Hibernating        R <= 2, F <= 2
+CREATE FUNCTION rfm_segments(
+    feature_window daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of          date      DEFAULT '2026-01-07',
+    source_schema  text      DEFAULT NULL)
+RETURNS TABLE (customer_code text, recency_days int, visits bigint, total_spend numeric,
+               r int, f int, m int, rfm text, segment text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH s AS (
+        SELECT cf.customer_code, cf.recency_days, cf.visits, cf.total_spend,
+               ntile(5) OVER (ORDER BY cf.recency_days DESC, cf.customer_code) AS r,
+               ntile(5) OVER (ORDER BY cf.visits, cf.customer_code) AS f,
+               ntile(5) OVER (ORDER BY cf.total_spend, cf.customer_code) AS m
+          FROM customer_analytics.customer_features(feature_window, as_of, source_schema) cf)
+    SELECT s.customer_code, s.recency_days, s.visits, s.total_spend, s.r, s.f, s.m,
+           s.r::text || s.f::text || s.m::text,
+           CASE WHEN s.r >= 4 AND s.f >= 4 AND s.m >= 4 THEN 'Champions'
+                WHEN s.r >= 3 AND s.f >= 4 THEN 'Loyal'
+                WHEN s.r <= 2 AND s.f >= 4 AND s.m >= 4 THEN 'Cannot Lose Them'
+                WHEN s.r <= 2 AND s.f >= 3 THEN 'At Risk'
+                WHEN s.r >= 4 AND s.f BETWEEN 2 AND 3 THEN 'Potential Loyalist'
+                WHEN s.r >= 4 AND s.f = 1 THEN 'New Customer'
+                WHEN s.r = 3 THEN 'Need Attention'
+                ELSE 'Hibernating' END
+      FROM s ORDER BY s.customer_code
+$$;
+COMMENT ON FUNCTION rfm_segments IS
+'RFM quintile scores (1-5) per customer and a named segment: Champions, Loyal, Cannot Lose Them, At Risk, Potential Loyalist, New Customer, Need Attention, Hibernating';

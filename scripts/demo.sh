@@ -3,7 +3,8 @@
 # Installs what is missing, builds and installs the extension, starts a
 # throwaway cluster, loads the demo ERP data (SCALE, default 1), and prints
 # the promo funnel and the top 20 targets by spend, then builds the notebook's
-# campaign as materialized views and prints the first rows of its monthly sheet.
+# campaign as materialized views and prints the first rows of its monthly
+# sheet, then segments the repeat customers: elbow table, k = 4 profiles, RFM.
 # KEEP=1 leaves the cluster running and prints how to connect to it.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SCALE=${SCALE:-1}
@@ -39,6 +40,25 @@ Export the sheet to CSV from psql:
 Refresh it after the ERP sync (readers are not blocked):
     SELECT customer_analytics.refresh_campaign('promo2');
 HINT
+
+ca_log "Segmentation of repeat customers: the elbow table (k = 1..10, kneedle and silhouette picks)"
+ca_psql -c "SELECT k, round(inertia::numeric, 1) AS inertia, round(silhouette::numeric, 4) AS silhouette,
+                   kneedle_pick, silhouette_pick
+              FROM customer_analytics.kmeans_elbow(1, 10, 'repeat')"
+
+ca_log "The k = 4 cluster profiles (means; ranks 1 = highest)"
+ca_psql -c "SELECT cluster, customers, share, round(visits::numeric, 1) AS visits,
+                   round(total_spend::numeric) AS total_spend, round(ticket_size::numeric) AS ticket_size,
+                   round(skus::numeric, 1) AS skus, round(recency_days::numeric, 1) AS recency_days,
+                   round(days_per_visit::numeric, 1) AS days_per_visit, ranks->>'total_spend' AS spend_rank,
+                   ranks->>'recency_days' AS recency_rank
+              FROM customer_analytics.kmeans_profiles(
+                     (SELECT customer_analytics.kmeans_fit(features, 4)
+                        FROM customer_analytics.customer_features() WHERE is_repeat))"
+
+ca_log "RFM segments"
+ca_psql -c "SELECT segment, count(*) AS customers, round(avg(total_spend)) AS avg_spend
+              FROM customer_analytics.rfm_segments() GROUP BY segment ORDER BY customers DESC"
 
 if [ "${KEEP:-0}" = 1 ]; then
     ca_log "Cluster left running: psql -h $PGHOST -p $PGPORT -U postgres postgres

@@ -19,6 +19,13 @@ import psycopg2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+SEGMENTATION = [
+    ("customer_features", "SELECT * FROM customer_analytics.customer_features()"),
+    ("kmeans_fit k=4", "SELECT customer_analytics.kmeans_fit(features, 4) FROM bench_features"),
+    ("silhouette (exact)", "SELECT customer_analytics.silhouette(customer_analytics.kmeans_standardize(m, features),"
+                           " customer_analytics.kmeans_predict(m, features)) FROM bench_features, bench_model"),
+]
+
 QUERIES = [
     ("floor", "SELECT count(*), sum(pretax_subtotal) FROM cosmos_sync.sales_order_lines"),
     ("target_customers", "SELECT * FROM customer_analytics.target_customers()"),
@@ -68,6 +75,15 @@ def main():
         cur.execute("SELECT count(*) FROM customer_analytics.target_customers()")
         targets = cur.fetchone()[0]
         times = {name: median_ms(cur, sql, args.runs) for name, sql in QUERIES}
+        # segmentation: features of the repeat customers, fitted once for silhouette
+        cur.execute("CREATE TEMP TABLE bench_features AS SELECT features"
+                    "  FROM customer_analytics.customer_features() WHERE is_repeat")
+        cur.execute("CREATE TEMP TABLE bench_model AS"
+                    "  SELECT customer_analytics.kmeans_fit(features, 4) AS m FROM bench_features")
+        cur.execute("SELECT count(*) FROM bench_features")
+        counts["repeat customers"] = cur.fetchone()[0]
+        seg_runs = max(1, min(args.runs, 3))
+        times.update({name: median_ms(cur, sql, seg_runs) for name, sql in SEGMENTATION})
         rows.append((scale, counts, targets, times))
         conn.close()
 
@@ -83,6 +99,16 @@ def main():
         print(f"| {scale} | {c['customers']:,} | {c['sales_orders']:,} | {c['sales_order_lines']:,} | {targets:,}"
               f" | {t['floor']:.0f} | {ours:.0f} | {t['targeting_funnel']:.0f} | {t['plain SQL']:.0f}"
               f" | {ours / t['floor']:.2f}x | {t['plain SQL'] / ours:.2f}x |")
+
+    print()
+    print("segmentation (repeat customers, 11 features; kmeans_fit: k = 4, k-means++, n_init 10;"
+          " medians of up to 3 runs)")
+    print()
+    print("| scale | repeat customers | customer_features ms | kmeans_fit ms | silhouette (exact) ms |")
+    print("|---|---|---|---|---|")
+    for scale, c, targets, t in rows:
+        print(f"| {scale} | {c['repeat customers']:,} | {t['customer_features']:.0f} | {t['kmeans_fit k=4']:.0f}"
+              f" | {t['silhouette (exact)']:.0f} |")
 
 
 if __name__ == "__main__":

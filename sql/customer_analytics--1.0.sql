@@ -183,6 +183,10 @@ BEGIN
     RETURN c;
 END $$;
 
+-- A campaign's views, in refresh order (the sheet reads the targets).
+CREATE FUNCTION _campaign_views(campaign text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT ARRAY[campaign || '_targets', campaign || '_monthly'] $$;
+
 -- The targets of a campaign, computed now from its stored definition.  The
 -- <name>_targets view selects from this, so a plain REFRESH recomputes it.
 CREATE FUNCTION campaign_targets(campaign text)
@@ -242,22 +246,44 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                            interval '1 month') AS m
 $$;
 
-CREATE FUNCTION _check_campaign(c campaigns) RETURNS void
+-- What every named analysis (campaign, segmentation) checks before it
+-- builds views: a name that is safe inside view names, an existing schema,
+-- existing reader roles.
+CREATE FUNCTION _check_view_owner(kind text, name text, view_schema text, readers text[], views text)
+RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reader text;
 BEGIN
-    IF c.name IS NULL OR c.name !~ '^[a-z][a-z0-9_]{0,39}$' THEN
-        RAISE EXCEPTION 'invalid campaign name "%"', c.name
+    IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+        RAISE EXCEPTION 'invalid % name "%"', kind, name
             USING ERRCODE = 'invalid_name',
                   HINT = 'Use 1 to 40 lower-case ASCII letters, digits and underscores, starting with a letter: '
-                         'the name becomes part of the view names <name>_targets and <name>_monthly.';
+                         'the name becomes part of the view names ' || views || '.';
     END IF;
-    IF c.view_schema IS NULL OR to_regnamespace(quote_ident(c.view_schema)) IS NULL THEN
-        RAISE EXCEPTION 'view schema "%" does not exist', c.view_schema
+    IF view_schema IS NULL OR to_regnamespace(quote_ident(view_schema)) IS NULL THEN
+        RAISE EXCEPTION 'view schema "%" does not exist', view_schema
             USING ERRCODE = 'invalid_schema_name',
-                  HINT = 'Create it first (CREATE SCHEMA ...); the campaign''s views are built there.';
+                  HINT = 'Create it first (CREATE SCHEMA ...); the ' || kind || '''s views are built there.';
     END IF;
+    IF readers IS NULL OR array_position(readers, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'readers must be an array of role names without NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass readers => ''{}'' for none.';
+    END IF;
+    FOREACH reader IN ARRAY readers LOOP
+        IF to_regrole(quote_ident(reader)) IS NULL THEN
+            RAISE EXCEPTION 'role "%" does not exist', reader
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'readers names the roles that get SELECT on the ' || kind || '''s views.';
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION _check_campaign(c campaigns) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._check_view_owner('campaign', c.name, c.view_schema, c.readers,
+                                                 '<name>_targets and <name>_monthly');
     IF c.revenue_window IS NULL OR isempty(c.revenue_window)
        OR lower_inf(c.revenue_window) OR upper_inf(c.revenue_window) THEN
         RAISE EXCEPTION 'revenue_window must be a bounded, non-empty daterange'
@@ -270,17 +296,6 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The monthly view has one column per month; use monthly_revenue() for longer series.';
     END IF;
-    IF c.readers IS NULL OR array_position(c.readers, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'readers must be an array of role names without NULL'
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass readers => ''{}'' for none.';
-    END IF;
-    FOREACH reader IN ARRAY c.readers LOOP
-        IF to_regrole(quote_ident(reader)) IS NULL THEN
-            RAISE EXCEPTION 'role "%" does not exist', reader
-                USING ERRCODE = 'undefined_object',
-                      HINT = 'readers names the roles that get SELECT on the campaign''s views.';
-        END IF;
-    END LOOP;
     -- the targeting arguments are checked by target_customers() itself when
     -- the views are built, with the same errors as a direct call
 END $$;
@@ -369,27 +384,74 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION _grant_readers(c campaigns, revoke_from text[] DEFAULT '{}') RETURNS void
+-- The view machinery every named analysis shares: grants, refresh, row
+-- counts, drop, and scheduling (below).
+CREATE FUNCTION _grant_readers(view_schema text, views text[], readers text[],
+                               revoke_from text[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r text;
     v text;
 BEGIN
     -- readers need the schema too; it is not revoked later, other objects may need it
-    FOREACH r IN ARRAY c.readers LOOP
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', c.view_schema, r);
+    FOREACH r IN ARRAY readers LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', view_schema, r);
     END LOOP;
-    FOREACH v IN ARRAY ARRAY[c.name || '_targets', c.name || '_monthly'] LOOP
+    FOREACH v IN ARRAY views LOOP
         FOREACH r IN ARRAY revoke_from LOOP
             IF to_regrole(quote_ident(r)) IS NOT NULL THEN
-                EXECUTE format('REVOKE SELECT ON %I.%I FROM %I', c.view_schema, v, r);
+                EXECUTE format('REVOKE SELECT ON %I.%I FROM %I', view_schema, v, r);
             END IF;
         END LOOP;
-        FOREACH r IN ARRAY c.readers LOOP
-            EXECUTE format('GRANT SELECT ON %I.%I TO %I', c.view_schema, v, r);
+        FOREACH r IN ARRAY readers LOOP
+            EXECUTE format('GRANT SELECT ON %I.%I TO %I', view_schema, v, r);
         END LOOP;
     END LOOP;
 END $$;
+
+-- REFRESH each view in order (later views may read earlier ones)
+CREATE FUNCTION _refresh_views(view_schema text, views text[], concurrently boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+BEGIN
+    -- "concurrently" is a keyword: qualified
+    IF _refresh_views.concurrently IS NULL THEN
+        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'true (the default) keeps the views readable during the refresh.';
+    END IF;
+    FOREACH v IN ARRAY views LOOP
+        EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I',
+                       CASE WHEN _refresh_views.concurrently THEN 'CONCURRENTLY ' ELSE '' END, view_schema, v);
+    END LOOP;
+END $$;
+
+CREATE FUNCTION _count_rows(view_schema text, view text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %I.%I', view_schema, view) INTO n;
+    RETURN n;
+END $$;
+
+-- DROP each view in order; RESTRICT: a user's own view on top of ours stops
+-- the drop instead of vanishing with it
+CREATE FUNCTION _drop_views(view_schema text, views text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+BEGIN
+    FOREACH v IN ARRAY views LOOP
+        EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', view_schema, v);
+    END LOOP;
+END $$;
+
+-- true when one of the views' names is taken in the schema
+CREATE FUNCTION _views_taken(view_schema text, views text[]) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(bool_or(to_regclass(format('%I.%I', view_schema, v)) IS NOT NULL), false) FROM unnest(views) v
+$$;
 
 CREATE FUNCTION _record_refresh(campaign text, started timestamptz) RETURNS campaigns
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -398,8 +460,8 @@ DECLARE
     n_targets bigint;
     n_monthly bigint;
 BEGIN
-    EXECUTE format('SELECT count(*) FROM %I.%I', c.view_schema, c.name || '_targets') INTO n_targets;
-    EXECUTE format('SELECT count(*) FROM %I.%I', c.view_schema, c.name || '_monthly') INTO n_monthly;
+    n_targets := customer_analytics._count_rows(c.view_schema, c.name || '_targets');
+    n_monthly := customer_analytics._count_rows(c.view_schema, c.name || '_monthly');
     UPDATE customer_analytics.campaigns
        SET refreshed_at = now(),
            refresh_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
@@ -445,15 +507,14 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Change it with customer_analytics.alter_campaign(), or drop it first with customer_analytics.drop_campaign().';
     END;
-    IF to_regclass(format('%I.%I', c.view_schema, c.name || '_targets')) IS NOT NULL
-       OR to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly')) IS NOT NULL THEN
+    IF customer_analytics._views_taken(c.view_schema, customer_analytics._campaign_views(c.name)) THEN
         RAISE EXCEPTION 'schema "%" already has a relation named %_targets or %_monthly', c.view_schema, c.name, c.name
             USING ERRCODE = 'duplicate_table',
                   HINT = 'Pick another campaign name or view schema; customer_analytics never replaces relations it did not build.';
     END IF;
     PERFORM customer_analytics._build_targets_view(c);
     PERFORM customer_analytics._build_monthly_view(c);
-    PERFORM customer_analytics._grant_readers(c);
+    PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name), c.readers);
     c := customer_analytics._record_refresh(c.name, started);
     RAISE NOTICE 'campaign "%" built: % (% rows), % (% rows)', c.name,
         format('%I.%I', c.view_schema, c.name || '_targets'), c.target_rows,
@@ -469,16 +530,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign(campaign);
     started timestamptz := clock_timestamp();
-    -- "concurrently" is a keyword: qualify it
-    how text := CASE WHEN refresh_campaign.concurrently THEN 'CONCURRENTLY ' ELSE '' END;
 BEGIN
-    IF refresh_campaign.concurrently IS NULL THEN
-        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
-            HINT = 'true (the default) keeps the views readable during the refresh.';
-    END IF;
-    -- targets first: the monthly sheet reads them
-    EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I', how, c.view_schema, c.name || '_targets');
-    EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I', how, c.view_schema, c.name || '_monthly');
+    PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
+                                              refresh_campaign.concurrently);
     c := customer_analytics._record_refresh(c.name, started);
     -- the duration goes to the catalog (refresh_ms), not the message
     RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
@@ -549,12 +603,13 @@ BEGIN
         -- for the commit and then see the new view, never a missing one
         EXECUTE format('DROP MATERIALIZED VIEW %I.%I', c.view_schema, c.name || '_monthly');
         PERFORM customer_analytics._build_monthly_view(c);
-        PERFORM customer_analytics._grant_readers(c);
+        PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name), c.readers);
         RAISE NOTICE 'campaign "%": monthly view rebuilt with columns %', c.name,
             (SELECT string_agg(column_name, ', ') FROM customer_analytics.pivot_months(c.revenue_window));
     END IF;
     IF c.readers IS DISTINCT FROM old.readers THEN
-        PERFORM customer_analytics._grant_readers(c, old.readers);
+        PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name),
+                                                  c.readers, old.readers);
     END IF;
     RAISE NOTICE 'campaign "%" changed: %', c.name, array_to_string(changed, ', ');
     RETURN customer_analytics.refresh_campaign(c.name, true);
@@ -567,12 +622,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign(campaign);
 BEGIN
-    IF customer_analytics._cron_job(c.name) IS NOT NULL THEN
+    IF customer_analytics._cron_job('campaign', c.name) IS NOT NULL THEN
         PERFORM customer_analytics.unschedule_campaign_refresh(c.name);
     END IF;
-    -- RESTRICT: a user's own view on top of ours stops the drop instead of vanishing
-    EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', c.view_schema, c.name || '_monthly');
-    EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', c.view_schema, c.name || '_targets');
+    PERFORM customer_analytics._drop_views(c.view_schema, ARRAY[c.name || '_monthly', c.name || '_targets']);
     DELETE FROM customer_analytics.campaigns WHERE name = c.name;
     RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
         format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
@@ -588,15 +641,16 @@ BEGIN
         RAISE EXCEPTION 'pg_cron is not installed in this database'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Install postgresql-15-cron, set shared_preload_libraries = ''pg_cron'' and cron.database_name '
-                         'to this database, restart, then CREATE EXTENSION pg_cron. Or schedule '
-                         'SELECT customer_analytics.refresh_campaign(...) with any other scheduler.';
+                         'to this database, restart, then CREATE EXTENSION pg_cron. Or run the refresh '
+                         'function (refresh_campaign, refresh_segmentation) from any other scheduler.';
     END IF;
 END $$;
 
-CREATE FUNCTION _cron_job_name(campaign text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'customer_analytics refresh ' || campaign $$;
+CREATE FUNCTION _cron_job_name(kind text, name text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'customer_analytics refresh ' || kind || ' ' || name $$;
 
-CREATE FUNCTION _cron_job(campaign text) RETURNS text
+-- the schedule of the caller's refresh job for this analysis, or NULL
+CREATE FUNCTION _cron_job(kind text, name text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     schedule text;
@@ -605,14 +659,15 @@ BEGIN
         RETURN NULL;
     END IF;
     EXECUTE 'SELECT schedule FROM cron.job WHERE jobname = $1 AND username = current_user'
-       INTO schedule USING customer_analytics._cron_job_name(campaign);
+       INTO schedule USING customer_analytics._cron_job_name(kind, name);
     RETURN schedule;
 END $$;
 
-CREATE FUNCTION schedule_campaign_refresh(campaign text, schedule text) RETURNS bigint
+-- schedule command (a refresh function call) under the analysis's job name;
+-- the same name again makes pg_cron update the job
+CREATE FUNCTION _schedule_refresh(kind text, name text, schedule text, command text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
     job bigint;
 BEGIN
     PERFORM customer_analytics._require_pg_cron();
@@ -620,12 +675,32 @@ BEGIN
         RAISE EXCEPTION 'schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'A cron expression such as ''*/5 * * * *'' (every five minutes).';
     END IF;
-    -- same job name again: pg_cron updates the existing job
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
-      USING customer_analytics._cron_job_name(c.name), schedule,
-            format('SELECT customer_analytics.refresh_campaign(%L)', c.name);
-    RAISE NOTICE 'campaign "%" refresh scheduled: % (pg_cron job %)', c.name, schedule, job;
+      USING customer_analytics._cron_job_name(kind, name), schedule, command;
+    RAISE NOTICE '% "%" refresh scheduled: % (pg_cron job %)', kind, name, schedule, job;
     RETURN job;
+END $$;
+
+CREATE FUNCTION _unschedule_refresh(kind text, name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._require_pg_cron();
+    IF customer_analytics._cron_job(kind, name) IS NULL THEN
+        RAISE EXCEPTION '% "%" has no scheduled refresh', kind, name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'customer_analytics.list_' || kind || 's() shows each ' || kind || '''s schedule.';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' USING customer_analytics._cron_job_name(kind, name);
+    RAISE NOTICE '% "%" refresh unscheduled', kind, name;
+END $$;
+
+CREATE FUNCTION schedule_campaign_refresh(campaign text, schedule text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    RETURN customer_analytics._schedule_refresh('campaign', c.name, schedule,
+        format('SELECT customer_analytics.refresh_campaign(%L)', c.name));
 END $$;
 COMMENT ON FUNCTION schedule_campaign_refresh IS
 'Schedule refresh_campaign() with pg_cron (cron expression); scheduling again replaces the schedule';
@@ -635,14 +710,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign(campaign);
 BEGIN
-    PERFORM customer_analytics._require_pg_cron();
-    IF customer_analytics._cron_job(c.name) IS NULL THEN
-        RAISE EXCEPTION 'campaign "%" has no scheduled refresh', c.name
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'customer_analytics.list_campaigns() shows each campaign''s schedule.';
-    END IF;
-    EXECUTE 'SELECT cron.unschedule($1)' USING customer_analytics._cron_job_name(c.name);
-    RAISE NOTICE 'campaign "%" refresh unscheduled', c.name;
+    PERFORM customer_analytics._unschedule_refresh('campaign', c.name);
 END $$;
 
 CREATE FUNCTION list_campaigns()
@@ -651,7 +719,7 @@ RETURNS TABLE (name text, view_schema text, targets_view text, monthly_view text
                refreshed_at timestamptz, refresh_ms numeric, target_rows bigint, monthly_rows bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.name, c.view_schema, c.name || '_targets', c.name || '_monthly', c.source_schema,
-           c.revenue_window, c.owner, customer_analytics._cron_job(c.name),
+           c.revenue_window, c.owner, customer_analytics._cron_job('campaign', c.name),
            c.refreshed_at, c.refresh_ms, c.target_rows, c.monthly_rows
       FROM customer_analytics.campaigns c
      ORDER BY c.name

@@ -1019,3 +1019,307 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION rfm_segments IS
 'RFM quintile scores (1-5) per customer and a named segment: Champions, Loyal, Cannot Lose Them, At Risk, Potential Loyalist, New Customer, Need Attention, Hibernating';
+
+------------------------------------------------------------------------------
+-- Segmentations: named k-means segmentations built as materialized views,
+-- refreshed and scheduled with the same machinery as campaigns
+------------------------------------------------------------------------------
+
+CREATE TABLE segmentations (
+    name              text PRIMARY KEY
+                      CONSTRAINT segmentation_name_format CHECK (name ~ '^[a-z][a-z0-9_]{0,39}$'),
+    view_schema       text NOT NULL,
+    source_schema     text NOT NULL,
+    segment           text NOT NULL,
+    k                 int NOT NULL,
+    feature_window    daterange NOT NULL,
+    as_of             date NOT NULL,
+    options           jsonb NOT NULL,
+    k_from            int NOT NULL,
+    k_to              int NOT NULL,
+    silhouette_sample int NOT NULL,
+    readers           text[] NOT NULL DEFAULT '{}',
+    owner             name NOT NULL DEFAULT current_user,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    refreshed_at      timestamptz,
+    refresh_ms        numeric,
+    member_rows       bigint
+);
+SELECT pg_catalog.pg_extension_config_dump('segmentations', '');
+GRANT SELECT ON segmentations TO PUBLIC;
+COMMENT ON TABLE segmentations IS
+'k-means segmentations: which customers, k, features window, where their views live, last refresh';
+
+CREATE FUNCTION _segmentation(segmentation text) RETURNS segmentations
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations;
+BEGIN
+    SELECT * INTO s FROM customer_analytics.segmentations WHERE name = segmentation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'segmentation "%" does not exist', segmentation
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT * FROM customer_analytics.list_segmentations() shows the segmentations.';
+    END IF;
+    RETURN s;
+END $$;
+
+-- The views of a segmentation, in refresh order: the model first (members
+-- and profiles apply it), then members, profiles and the elbow table.
+CREATE FUNCTION _segmentation_views(segmentation text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY[segmentation || '_model', segmentation || '_members',
+                 segmentation || '_profiles', segmentation || '_elbow']
+$$;
+
+-- The features of a segmentation's customers, from its stored definition.
+CREATE FUNCTION segmentation_features(segmentation text)
+RETURNS TABLE (customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint,
+               total_quantity numeric, first_order date, last_order date, recency_days int,
+               tenure_days int, span_days int, quantity_per_visit float8, days_per_visit float8,
+               skus_per_visit float8, diff float8, is_repeat boolean, features float8[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    RETURN QUERY SELECT cf.* FROM customer_analytics.customer_features(s.feature_window, s.as_of, s.source_schema) cf
+                  WHERE customer_analytics._segment_filter(s.segment, cf.is_repeat);
+END $$;
+COMMENT ON FUNCTION segmentation_features IS
+'customer_features() of the segmentation''s customers (repeat, one-visit or all), from its stored definition';
+
+CREATE FUNCTION _check_segmentation(s segmentations) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._check_view_owner('segmentation', s.name, s.view_schema, s.readers,
+        '<name>_model, <name>_members, <name>_profiles and <name>_elbow');
+    PERFORM customer_analytics._segment_filter(s.segment, true);
+    IF s.k IS NULL OR s.k < 1 OR s.k > 50 OR s.k_from IS NULL OR s.k_to IS NULL
+       OR s.k_from < 1 OR s.k_to < s.k_from OR s.k_to > 50 THEN
+        RAISE EXCEPTION 'need 1 <= k <= 50 and 1 <= k_from <= k_to <= 50'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The notebook uses k = 4 and looks at k = 1 .. 10.';
+    END IF;
+    IF s.options IS NULL OR jsonb_typeof(s.options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example ''{"n_init": 10, "seed": 0}''.';
+    END IF;
+    IF s.silhouette_sample IS NULL OR s.silhouette_sample < 0 THEN
+        RAISE EXCEPTION 'silhouette_sample must be 0 (exact) or a sample size'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default 2000 is repeatable (seed 0).';
+    END IF;
+    -- the window and as_of are checked by customer_features() when the views are built
+END $$;
+
+-- Build the four views.  Each reads the stored definition, so a plain
+-- REFRESH from any client recomputes it; members and profiles apply the
+-- model view, so they always agree with it and with each other.
+CREATE FUNCTION _build_segmentation_views(s segmentations) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    catalog_value text := '(SELECT %s FROM customer_analytics.segmentations WHERE name = %L)';
+    model text := format('(SELECT model FROM %I.%I)', s.view_schema, s.name || '_model');
+    col record;
+BEGIN
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT %L::text AS segmentation, customer_analytics.kmeans_fit(f.features, %s, %s) AS model '
+                   'FROM customer_analytics.segmentation_features(%L) f',
+                   s.view_schema, s.name || '_model', s.name,
+                   format(catalog_value, 'k', s.name), format(catalog_value, 'options', s.name), s.name);
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT f.customer_code, customer_analytics.kmeans_predict(%s, f.features) AS cluster, '
+                   'f.visits, f.total_spend, f.ticket_size, f.skus, f.total_quantity, f.first_order, f.last_order, '
+                   'f.recency_days, f.tenure_days, f.span_days, f.quantity_per_visit, f.days_per_visit, '
+                   'f.skus_per_visit, f.diff, f.features '
+                   'FROM customer_analytics.segmentation_features(%L) f ORDER BY f.customer_code',
+                   s.view_schema, s.name || '_members', model, s.name);
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT * FROM customer_analytics.kmeans_profiles(%s, %s, %s, %s, %s)',
+                   s.view_schema, s.name || '_profiles', model,
+                   format(catalog_value, 'segment', s.name), format(catalog_value, 'feature_window', s.name),
+                   format(catalog_value, 'as_of', s.name), format(catalog_value, 'source_schema', s.name));
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT * FROM customer_analytics.kmeans_elbow(%s, %s, %s, %s, %s, %s, %s, %s)',
+                   s.view_schema, s.name || '_elbow',
+                   format(catalog_value, 'k_from', s.name), format(catalog_value, 'k_to', s.name),
+                   format(catalog_value, 'segment', s.name), format(catalog_value, 'feature_window', s.name),
+                   format(catalog_value, 'as_of', s.name), format(catalog_value, 'options', s.name),
+                   format(catalog_value, 'silhouette_sample', s.name), format(catalog_value, 'source_schema', s.name));
+
+    FOR col IN SELECT * FROM (VALUES
+        ('_model', 'segmentation', format('k-means model of segmentation %s (k = %s, %s customers, features %s, as of %s): '
+                                          'standardization, centroids, inertia, sizes',
+                                          s.name, s.k, s.segment, customer_analytics._window_text(s.feature_window), s.as_of)),
+        ('_members', 'customer_code', format('Customers of segmentation %s with their cluster and features', s.name)),
+        ('_profiles', 'cluster', format('Per cluster of segmentation %s: customers, share %%, feature means and their ranks (1 = highest)', s.name)),
+        ('_elbow', 'k', format('Inertia and silhouette of segmentation %s''s customers for k = %s .. %s, with the kneedle and silhouette picks',
+                               s.name, s.k_from, s.k_to))) AS v(suffix, key, comment)
+    LOOP
+        EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (%I)', s.name || col.suffix || '_key',
+                       s.view_schema, s.name || col.suffix, col.key);
+        EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', s.view_schema, s.name || col.suffix,
+                       col.comment || format('. Refresh: SELECT customer_analytics.refresh_segmentation(%L).', s.name));
+    END LOOP;
+    FOR col IN SELECT * FROM (VALUES
+        ('_model', 'segmentation', 'segmentation name'),
+        ('_model', 'model', 'kmeans_fit() model (jsonb): mean, scale, centroids, centroids_original, inertia, iterations, sizes'),
+        ('_members', 'customer_code', 'customer code'),
+        ('_members', 'cluster', 'cluster number (0-based) of the nearest centroid'),
+        ('_members', 'visits', 'distinct confirmed orders in the window'),
+        ('_members', 'total_spend', 'sum of order totals in the window'),
+        ('_members', 'ticket_size', 'total_spend / visits'),
+        ('_members', 'skus', 'distinct product codes bought'),
+        ('_members', 'total_quantity', 'sum of quantities'),
+        ('_members', 'first_order', 'first confirmed order in the window'),
+        ('_members', 'last_order', 'last confirmed order in the window'),
+        ('_members', 'recency_days', 'days from the last order to as_of'),
+        ('_members', 'tenure_days', 'days from the first order to as_of'),
+        ('_members', 'span_days', 'days from the first to the last order'),
+        ('_members', 'quantity_per_visit', 'total_quantity / visits'),
+        ('_members', 'days_per_visit', 'span_days / visits'),
+        ('_members', 'skus_per_visit', 'skus / visits'),
+        ('_members', 'diff', 'quantity_per_visit - skus_per_visit'),
+        ('_members', 'features', 'the feature vector clustered (order: visits .. diff)'),
+        ('_elbow', 'k', 'number of clusters'),
+        ('_elbow', 'inertia', 'within-cluster sum of squares (z-score units)'),
+        ('_elbow', 'silhouette', 'mean silhouette coefficient'),
+        ('_elbow', 'kneedle_pick', 'the k kneedle picks on the inertia curve'),
+        ('_elbow', 'silhouette_pick', 'the k with the highest silhouette')) AS c(suffix, name, comment)
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', s.view_schema, s.name || col.suffix, col.name,
+                       col.comment || ' (segmentation ' || s.name || ')');
+    END LOOP;
+    FOR col IN SELECT a.attname FROM pg_attribute a
+                WHERE a.attrelid = format('%I.%I', s.view_schema, s.name || '_profiles')::regclass AND a.attnum > 0 LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', s.view_schema, s.name || '_profiles', col.attname,
+            CASE col.attname WHEN 'cluster' THEN 'cluster number (0-based)'
+                             WHEN 'customers' THEN 'customers in the cluster'
+                             WHEN 'share' THEN 'share of the segmentation''s customers, %'
+                             WHEN 'ranks' THEN 'rank of each feature mean across clusters (1 = highest)'
+                             ELSE 'mean ' || col.attname || ' of the cluster' END
+            || ' (segmentation ' || s.name || ')');
+    END LOOP;
+END $$;
+
+CREATE FUNCTION _record_segmentation_refresh(segmentation text, started timestamptz) RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    UPDATE customer_analytics.segmentations
+       SET refreshed_at = now(),
+           refresh_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+           member_rows = customer_analytics._count_rows(s.view_schema, s.name || '_members')
+     WHERE name = s.name
+    RETURNING * INTO s;
+    RETURN s;
+END $$;
+
+CREATE FUNCTION create_segmentation(
+    name              text,
+    view_schema       text,
+    k                 int       DEFAULT 4,
+    segment           text      DEFAULT 'repeat',
+    feature_window    daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of             date      DEFAULT '2026-01-07',
+    options           jsonb     DEFAULT '{"n_init": 10, "seed": 0}',
+    k_from            int       DEFAULT 1,
+    k_to              int       DEFAULT 10,
+    silhouette_sample int       DEFAULT 2000,
+    readers           text[]    DEFAULT '{}',
+    source_schema     text      DEFAULT NULL)
+RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations;
+    started timestamptz := clock_timestamp();
+BEGIN
+    s := ROW(name, view_schema,
+             COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync'),
+             segment, k, feature_window, as_of, options, k_from, k_to, silhouette_sample,
+             readers, current_user, now(), NULL, NULL, NULL);
+    PERFORM customer_analytics._check_segmentation(s);
+    BEGIN
+        INSERT INTO customer_analytics.segmentations SELECT s.*;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'segmentation "%" already exists', s.name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Drop it first with customer_analytics.drop_segmentation(), or pick another name.';
+    END;
+    IF customer_analytics._views_taken(s.view_schema, customer_analytics._segmentation_views(s.name)) THEN
+        RAISE EXCEPTION 'schema "%" already has a relation named like %_model, %_members, %_profiles or %_elbow',
+                        s.view_schema, s.name, s.name, s.name, s.name
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'Pick another segmentation name or view schema; customer_analytics never replaces relations it did not build.';
+    END IF;
+    PERFORM customer_analytics._build_segmentation_views(s);
+    PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);
+    s := customer_analytics._record_segmentation_refresh(s.name, started);
+    RAISE NOTICE 'segmentation "%" built: % with % customers in % clusters', s.name,
+        format('%I.%I', s.view_schema, s.name || '_members'), s.member_rows, s.k;
+    RETURN s;
+END $$;
+COMMENT ON FUNCTION create_segmentation IS
+'Store a named k-means segmentation and build its views <name>_model, <name>_members, <name>_profiles and <name>_elbow in view_schema';
+
+CREATE FUNCTION refresh_segmentation(segmentation text, concurrently boolean DEFAULT true)
+RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+    started timestamptz := clock_timestamp();
+BEGIN
+    PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
+                                              refresh_segmentation.concurrently);
+    s := customer_analytics._record_segmentation_refresh(s.name, started);
+    RAISE NOTICE 'segmentation "%" refreshed%: % customers', s.name,
+        CASE WHEN refresh_segmentation.concurrently THEN ' concurrently' ELSE '' END, s.member_rows;
+    RETURN s;
+END $$;
+COMMENT ON FUNCTION refresh_segmentation IS
+'Recompute the model, members, profiles and elbow views (CONCURRENTLY by default) and record the refresh';
+
+CREATE FUNCTION drop_segmentation(segmentation text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    IF customer_analytics._cron_job('segmentation', s.name) IS NOT NULL THEN
+        PERFORM customer_analytics._unschedule_refresh('segmentation', s.name);
+    END IF;
+    PERFORM customer_analytics._drop_views(s.view_schema,
+        ARRAY[s.name || '_elbow', s.name || '_profiles', s.name || '_members', s.name || '_model']);
+    DELETE FROM customer_analytics.segmentations WHERE name = s.name;
+    RAISE NOTICE 'segmentation "%" dropped with its views', s.name;
+END $$;
+COMMENT ON FUNCTION drop_segmentation IS 'Drop a segmentation, its four views and its scheduled refresh';
+
+CREATE FUNCTION schedule_segmentation_refresh(segmentation text, schedule text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    RETURN customer_analytics._schedule_refresh('segmentation', s.name, schedule,
+        format('SELECT customer_analytics.refresh_segmentation(%L)', s.name));
+END $$;
+COMMENT ON FUNCTION schedule_segmentation_refresh IS
+'Schedule refresh_segmentation() with pg_cron (cron expression); scheduling again replaces the schedule';
+
+CREATE FUNCTION unschedule_segmentation_refresh(segmentation text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    PERFORM customer_analytics._unschedule_refresh('segmentation', s.name);
+END $$;
+
+CREATE FUNCTION list_segmentations()
+RETURNS TABLE (name text, view_schema text, views text[], segment text, k int, feature_window daterange,
+               as_of date, source_schema text, owner name, schedule text,
+               refreshed_at timestamptz, refresh_ms numeric, member_rows bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.name, s.view_schema, customer_analytics._segmentation_views(s.name), s.segment, s.k,
+           s.feature_window, s.as_of, s.source_schema, s.owner,
+           customer_analytics._cron_job('segmentation', s.name), s.refreshed_at, s.refresh_ms, s.member_rows
+      FROM customer_analytics.segmentations s ORDER BY s.name
+$$;
+COMMENT ON FUNCTION list_segmentations IS 'The segmentations, their views, schedule and last refresh';

@@ -41,20 +41,22 @@ Refresh it after the ERP sync (readers are not blocked):
     SELECT customer_analytics.refresh_campaign('promo2');
 HINT
 
-ca_log "Segmentation of repeat customers: the elbow table (k = 1..10, kneedle and silhouette picks)"
+ca_log "Segmentation of repeat customers, built as views in schema segments (k = 4, as the notebook)"
+ca_psql -c "CREATE SCHEMA segments" \
+        -c "SELECT name, view_schema, segment, k, member_rows FROM customer_analytics.create_segmentation('repeat4', 'segments')"
+
+ca_log "The elbow table segments.repeat4_elbow (k = 1..10, kneedle and silhouette picks)"
 ca_psql -c "SELECT k, round(inertia::numeric, 1) AS inertia, round(silhouette::numeric, 4) AS silhouette,
                    kneedle_pick, silhouette_pick
-              FROM customer_analytics.kmeans_elbow(1, 10, 'repeat')"
+              FROM segments.repeat4_elbow ORDER BY k"
 
-ca_log "The k = 4 cluster profiles (means; ranks 1 = highest)"
+ca_log "The k = 4 cluster profiles segments.repeat4_profiles (means; ranks 1 = highest)"
 ca_psql -c "SELECT cluster, customers, share, round(visits::numeric, 1) AS visits,
                    round(total_spend::numeric) AS total_spend, round(ticket_size::numeric) AS ticket_size,
                    round(skus::numeric, 1) AS skus, round(recency_days::numeric, 1) AS recency_days,
                    round(days_per_visit::numeric, 1) AS days_per_visit, ranks->>'total_spend' AS spend_rank,
                    ranks->>'recency_days' AS recency_rank
-              FROM customer_analytics.kmeans_profiles(
-                     (SELECT customer_analytics.kmeans_fit(features, 4)
-                        FROM customer_analytics.customer_features() WHERE is_repeat))"
+              FROM segments.repeat4_profiles ORDER BY cluster"
 
 ca_log "RFM segments"
 ca_psql -c "SELECT segment, count(*) AS customers, round(avg(total_spend)) AS avg_spend

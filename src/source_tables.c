@@ -202,21 +202,28 @@ source_order_window_expr(const SourceTables *src, const char *alias, const char 
 
 /*
  * One row per confirmed order whose date is in the daterange $1 and that
- * satisfies scope (SQL over alias o): customer_code, order date, total.  The
- * executor joins the header to its lines and sums them; the total is NULL
- * for an order without lines or with only NULL amounts (callers read 0).
- * Grouping on the order key mirrors the notebook's extract.
+ * satisfies scope (SQL over alias o): customer_code, order date, total, then
+ * the extra aggregate columns over its lines l.  The executor joins the
+ * header to its lines and sums them; the total is NULL for an order without
+ * lines or with only NULL amounts (callers read 0).  Grouping on the order
+ * key mirrors the notebook's extract.
  */
-char *
-source_order_totals_query(const SourceTables *src, const char *scope)
+static char *
+order_query(const SourceTables *src, const char *extra_columns, const char *scope)
 {
-	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric"
+	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric%s"
 					" FROM %s o LEFT JOIN %s l"
 					" ON l.order_type = o.order_type AND l.order_number = o.order_number"
 					" WHERE o.confirmed_code = 'Y' AND %s AND %s"
 					" GROUP BY o.order_type, o.order_number, 1, 2",
-					source_order_date_expr(src, "o"), src->orders, src->lines,
+					source_order_date_expr(src, "o"), extra_columns, src->orders, src->lines,
 					source_order_window_expr(src, "o", "$1"), scope);
+}
+
+char *
+source_order_totals_query(const SourceTables *src, const char *scope)
+{
+	return order_query(src, "", scope);
 }
 
 /*
@@ -229,13 +236,8 @@ source_order_totals_query(const SourceTables *src, const char *scope)
 char *
 source_order_items_query(const SourceTables *src, const char *scope)
 {
-	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric,"
-					" sum(l.quantity)::numeric,"
-					" array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL)"
-					" FROM %s o LEFT JOIN %s l"
-					" ON l.order_type = o.order_type AND l.order_number = o.order_number"
-					" WHERE o.confirmed_code = 'Y' AND %s AND %s"
-					" GROUP BY o.order_type, o.order_number, 1, 2",
-					source_order_date_expr(src, "o"), src->orders, src->lines,
-					source_order_window_expr(src, "o", "$1"), scope);
+	return order_query(src,
+					   ", sum(l.quantity)::numeric,"
+					   " array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL)",
+					   scope);
 }

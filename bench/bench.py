@@ -6,6 +6,7 @@ For each scale of the demo data it times, on one server and one data set:
   target_customers  SELECT * FROM customer_analytics.target_customers()
   targeting_funnel  SELECT * FROM customer_analytics.targeting_funnel()
   plain SQL         the notebook transcribed into one SQL query (test/notebook_targets.sql)
+  notebook way      the notebook's SQL extract, then polars (bench/notebook_way.cjs, nodejs-polars)
 and prints medians of several runs and their ratios, all from the same run.
 Connection settings come from PGHOST/PGPORT/PGUSER/PGDATABASE.
 """
@@ -38,6 +39,19 @@ def load(scale):
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"scale={scale}",
                     "-f", os.path.join(ROOT, "test", "demo_data.sql")],
                    check=True, stdout=subprocess.DEVNULL)
+
+
+def notebook_way_ms(runs):
+    """Median of the notebook way (extract + polars), or None without node."""
+    script = os.path.join(ROOT, "bench", "notebook_way.cjs")
+    if not os.path.isdir(os.path.join(ROOT, "bench", "node_modules", "nodejs-polars")):
+        return None, None
+    times, targets = [], None
+    for _ in range(runs + 1):          # the first run warms up, as for the queries
+        out = subprocess.run(["node", script], check=True, capture_output=True, text=True).stdout.split()
+        targets = int(out[0])
+        times.append(float(out[1]))
+    return statistics.median(times[1:]), targets
 
 
 def median_ms(cur, sql, runs):
@@ -75,6 +89,7 @@ def main():
         cur.execute("SELECT count(*) FROM customer_analytics.target_customers()")
         targets = cur.fetchone()[0]
         times = {name: median_ms(cur, sql, args.runs) for name, sql in QUERIES}
+        times["notebook way"], counts["notebook targets"] = notebook_way_ms(args.runs)
         # segmentation: features of the repeat customers, fitted once for silhouette
         cur.execute("CREATE TEMP TABLE bench_features AS SELECT features"
                     "  FROM customer_analytics.customer_features() WHERE is_repeat")
@@ -91,14 +106,20 @@ def main():
     print(f"medians of {args.runs} runs after one warm-up; ratios within the same run")
     print()
     head = ("| scale | customers | orders | lines | targets | floor ms | target_customers ms"
-            " | targeting_funnel ms | plain SQL ms | ours / floor | plain SQL / ours |")
+            " | targeting_funnel ms | plain SQL ms | notebook way ms | ours / floor | plain SQL / ours"
+            " | notebook way / ours |")
     print(head)
     print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
     for scale, c, targets, t in rows:
         ours = t["target_customers"]
+        nb = t["notebook way"]
+        nb_ms = "n/a" if nb is None else f"{nb:.0f}"
+        nb_ratio = "n/a" if nb is None else f"{nb / ours:.2f}x"
+        if nb is not None and c["notebook targets"] != targets:
+            nb_ratio += f" (it found {c['notebook targets']} targets)"
         print(f"| {scale} | {c['customers']:,} | {c['sales_orders']:,} | {c['sales_order_lines']:,} | {targets:,}"
-              f" | {t['floor']:.0f} | {ours:.0f} | {t['targeting_funnel']:.0f} | {t['plain SQL']:.0f}"
-              f" | {ours / t['floor']:.2f}x | {t['plain SQL'] / ours:.2f}x |")
+              f" | {t['floor']:.0f} | {ours:.0f} | {t['targeting_funnel']:.0f} | {t['plain SQL']:.0f} | {nb_ms}"
+              f" | {ours / t['floor']:.2f}x | {t['plain SQL'] / ours:.2f}x | {nb_ratio} |")
 
     print()
     print("segmentation (repeat customers, 11 features; kmeans_fit: k = 4, k-means++, n_init 10;"

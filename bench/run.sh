@@ -9,4 +9,11 @@ ca_build_install
 # enough shared_buffers to hold scale 10 (~1.3 GB): every query reads from memory
 ca_start_cluster shared_buffers=3GB work_mem=64MB max_parallel_workers_per_gather=2
 ca_psql -c "CREATE EXTENSION customer_analytics"
+
+# the notebook way (SQL extract + a polars dataframe) needs nodejs-polars from
+# npm; optional: without node/npm the column reads n/a
+if command -v npm >/dev/null && [ ! -d "$CA_ROOT/bench/node_modules/nodejs-polars" ]; then
+    ca_log "Installing nodejs-polars and pg from npm into bench/node_modules (for the notebook-way column)"
+    (cd "$CA_ROOT/bench" && npm install --no-package-lock --no-audit --no-fund --silent) || true
+fi
 /usr/bin/python3 "$CA_ROOT/bench/bench.py" --scales "${SCALES:-1 10}" --runs "${RUNS:-5}"

@@ -7,6 +7,23 @@ SELECT extname, extversion, nspname
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE extname = 'customer_analytics';
 
+-- err(statement): run a statement and report what it raised, on one line:
+-- SQLSTATE | message | DETAIL | HINT (or 'no error').  The error suites use it.
+CREATE FUNCTION public.err(statement text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    state text; message text; detail text; hint text;
+BEGIN
+    EXECUTE statement;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RETURN state || ' | ' || message
+        || CASE WHEN detail <> '' THEN ' | DETAIL: ' || detail ELSE '' END
+        || CASE WHEN hint <> '' THEN ' | HINT: ' || hint ELSE '' END;
+END $$;
+
 CREATE SCHEMA fx;
 -- a raw sync table: no primary key, as the ERP sync delivers it
 CREATE TABLE fx.customers (customer_code varchar(12), trade_name text,

@@ -217,46 +217,32 @@ REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_features_reader;
 DROP ROLE ca_features_reader;
 
 -- Errors: SQLSTATE, message and hint, one line each.
-CREATE FUNCTION pg_temp.err(statement text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; message text; detail text; hint text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN state || ' | ' || message
-        || CASE WHEN detail <> '' THEN ' | DETAIL: ' || detail ELSE '' END
-        || CASE WHEN hint <> '' THEN ' | HINT: ' || hint ELSE '' END;
-END $$;
 \pset tuples_only on
 \pset format unaligned
 
 -- NULL arguments (source_schema NULL means the GUC)
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(feature_window => NULL)$$);
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(as_of => NULL)$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(feature_window => NULL)$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(as_of => NULL)$$);
 -- windows: empty, unbounded, infinite
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features('empty')$$);
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features('[2025-01-01,2025-01-01)')$$);
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features('[2025-01-01,)')$$);
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features('[-infinity,2025-12-31]')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features('empty')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features('[2025-01-01,2025-01-01)')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features('[2025-01-01,)')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features('[-infinity,2025-12-31]')$$);
 -- as_of: not before the window's last day (recency would be negative), finite
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(as_of => '2025-12-30')$$);
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features('[2025-10-01,2025-11-01)', '2025-10-30')$$);
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(as_of => 'infinity')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(as_of => '2025-12-30')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features('[2025-10-01,2025-11-01)', '2025-10-30')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(as_of => 'infinity')$$);
 SELECT count(*) AS as_of_on_last_day FROM customer_analytics.customer_features(as_of => '2025-12-31');
 
 -- the source: schema, table, and the line-item columns only this function reads
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'no_such_schema')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'no_such_schema')$$);
 CREATE SCHEMA fx_features_bad;
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
 CREATE VIEW fx_features_bad.customers AS SELECT * FROM fx.customers;
 CREATE VIEW fx_features_bad.sales_orders AS SELECT * FROM fx.sales_orders;
 CREATE VIEW fx_features_bad.sales_order_lines AS
   SELECT order_type, order_number, pretax_subtotal FROM fx.sales_order_lines;
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
 -- the targeting functions do not need these columns: same 8 targets as on fx
 SELECT count(*) AS targets,
        count(*) FILTER (WHERE t IN (SELECT x FROM customer_analytics.target_customers(source_schema => 'fx') x)) AS same_as_fx
@@ -264,29 +250,29 @@ SELECT count(*) AS targets,
 DROP VIEW fx_features_bad.sales_order_lines;
 CREATE VIEW fx_features_bad.sales_order_lines AS
   SELECT order_type, order_number, line_no AS product_code, pretax_subtotal FROM fx.sales_order_lines;
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
 DROP VIEW fx_features_bad.sales_order_lines;
 CREATE VIEW fx_features_bad.sales_order_lines AS
   SELECT order_type, order_number, product_code, pretax_subtotal FROM fx.sales_order_lines;
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
 DROP VIEW fx_features_bad.sales_order_lines;
 CREATE VIEW fx_features_bad.sales_order_lines AS
   SELECT order_type, order_number, product_code, quantity::float8 AS quantity, pretax_subtotal
     FROM fx.sales_order_lines;
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fx_features_bad')$$);
 
 -- a confirmed order's malformed or NULL date, even outside the window
 BEGIN;
 UPDATE fx.sales_orders SET order_date = '20251340' WHERE order_number = '1002';
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features()$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features()$$);
 ROLLBACK;
 BEGIN;
 UPDATE fx.sales_orders SET order_date = '19991301' WHERE order_number = '1081';
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features()$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features()$$);
 ROLLBACK;
 BEGIN;
 UPDATE fx.sales_orders SET order_date = NULL WHERE order_number = '1002';
-SELECT pg_temp.err($$SELECT * FROM customer_analytics.customer_features()$$);
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features()$$);
 ROLLBACK;
 \pset tuples_only off
 \pset format aligned

@@ -12,6 +12,7 @@
 PG_MODULE_MAGIC;
 
 char	   *ca_source_schema = NULL;
+bool		ca_use_rollup = true;
 
 void		_PG_init(void);
 
@@ -26,6 +27,15 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("customer_analytics.use_rollup",
+							 "Read a source's order rollup when it is current.",
+							 "Off: always read the source tables (for comparisons and diagnosis).",
+							 &ca_use_rollup,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("customer_analytics");
 }

@@ -10,4 +10,7 @@
 /* customer_analytics.source_schema */
 extern char *ca_source_schema;
 
+/* customer_analytics.use_rollup */
+extern bool ca_use_rollup;
+
 #endif

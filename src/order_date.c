@@ -20,6 +20,8 @@
 
 PG_FUNCTION_INFO_V1(checked_order_date_text);
 PG_FUNCTION_INFO_V1(checked_order_date_date);
+PG_FUNCTION_INFO_V1(order_date_or_null_text);
+PG_FUNCTION_INFO_V1(order_date_or_null_date);
 
 static const char *
 key_part(FunctionCallInfo fcinfo, int argno)
@@ -123,4 +125,32 @@ Datum
 checked_order_date_date(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATEADT(order_date_arg(fcinfo, DATEOID, 1));
+}
+
+/*
+ * _order_date_or_null(order_date text): the date, or NULL when the text is
+ * not one.  The rollup triggers use it: a malformed date must not stop the
+ * ERP's write, so the rollup keeps the raw text and the reading functions
+ * raise checked_order_date()'s error instead.
+ */
+Datum
+order_date_or_null_text(PG_FUNCTION_ARGS)
+{
+	text	   *value = PG_GETARG_TEXT_PP(0);
+	DateADT		result;
+
+	if (!parse_yyyymmdd(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), &result))
+		PG_RETURN_NULL();
+	PG_RETURN_DATEADT(result);
+}
+
+/* _order_date_or_null(order_date date): NULL for infinite dates */
+Datum
+order_date_or_null_date(PG_FUNCTION_ARGS)
+{
+	DateADT		d = PG_GETARG_DATEADT(0);
+
+	if (DATE_NOT_FINITE(d))
+		PG_RETURN_NULL();
+	PG_RETURN_DATEADT(d);
 }

@@ -14,6 +14,7 @@
 #include "utils/lsyscache.h"
 
 #include "customer_analytics.h"
+#include "order_rollup.h"
 #include "source_tables.h"
 
 /* What a column must hold: each class lists the types accepted for it. */
@@ -151,7 +152,7 @@ check_table(const char *schema, Oid nspid, const char *table,
 }
 
 SourceTables *
-source_tables_open(const char *schema_arg)
+source_tables_open_tables(const char *schema_arg)
 {
 	SourceTables *src = palloc0(sizeof(SourceTables));
 	const char *schema = schema_arg ? schema_arg : ca_source_schema;
@@ -176,6 +177,15 @@ source_tables_open(const char *schema_arg)
 	src->orders = check_table(schema, nspid, "sales_orders", order_columns, &order_date_type);
 	src->lines = check_table(schema, nspid, "sales_order_lines", line_columns, NULL);
 	src->order_date_is_date = (order_date_type == DATEOID);
+	return src;
+}
+
+SourceTables *
+source_tables_open(const char *schema_arg)
+{
+	SourceTables *src = source_tables_open_tables(schema_arg);
+
+	src->rollup = order_rollup_for_reading(src->schema);
 	return src;
 }
 
@@ -207,10 +217,25 @@ source_order_window_expr(const SourceTables *src, const char *alias, const char 
  * header to its lines and sums them; the total is NULL for an order without
  * lines or with only NULL amounts (callers read 0).  Grouping on the order
  * key mirrors the notebook's extract.
+ *
+ * With a current rollup the same rows come from it, one row per order
+ * already summed.  Orders whose date the triggers could not read keep the
+ * raw text, and checked_order_date() raises the same error the source
+ * tables would.
  */
 static char *
-order_query(const SourceTables *src, const char *extra_columns, const char *scope)
+order_query(const SourceTables *src, const char *extra_columns,
+			const char *rollup_columns, const char *scope)
 {
+	if (src->rollup)
+		return psprintf("SELECT o.customer_code, COALESCE(o.order_date,"
+						" customer_analytics.checked_order_date(o.order_date_raw, o.order_type, o.order_number)),"
+						" o.total%s FROM %s o"
+						" WHERE (o.order_date >= pg_catalog.lower($1) AND o.order_date < pg_catalog.upper($1)"
+						" OR (o.order_date IS NULL AND"
+						" customer_analytics.checked_order_date(o.order_date_raw, o.order_type, o.order_number) <@ $1))"
+						" AND %s",
+						rollup_columns, src->rollup, scope);
 	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric%s"
 					" FROM %s o LEFT JOIN %s l"
 					" ON l.order_type = o.order_type AND l.order_number = o.order_number"
@@ -223,7 +248,7 @@ order_query(const SourceTables *src, const char *extra_columns, const char *scop
 char *
 source_order_totals_query(const SourceTables *src, const char *scope)
 {
-	return order_query(src, "", scope);
+	return order_query(src, "", "", scope);
 }
 
 /*
@@ -239,5 +264,6 @@ source_order_items_query(const SourceTables *src, const char *scope)
 	return order_query(src,
 					   ", sum(l.quantity)::numeric,"
 					   " array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL)",
+					   ", o.quantity, o.product_codes",
 					   scope);
 }

@@ -17,6 +17,7 @@ typedef struct SourceTables
 	const char *orders;			/* quoted "schema"."sales_orders" */
 	const char *lines;			/* quoted "schema"."sales_order_lines" */
 	bool		order_date_is_date; /* false: text YYYYMMDD */
+	const char *rollup;			/* quoted order rollup to read instead, or NULL */
 } SourceTables;
 
 /*
@@ -25,6 +26,9 @@ typedef struct SourceTables
  * a hint otherwise.
  */
 extern SourceTables *source_tables_open(const char *schema_arg);
+
+/* As source_tables_open(), without looking for a rollup: always the tables. */
+extern SourceTables *source_tables_open_tables(const char *schema_arg);
 
 /*
  * Check the line-item columns of sales_order_lines (product_code, quantity)

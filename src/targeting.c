@@ -166,6 +166,9 @@ fold_order(TupleTableSlot *slot, void *arg)
 		numeric_accumulate(pass->context, &c->recent, total);
 }
 
+/* SQL text of the customers argument's filter ($3) on alias a */
+#define CUSTOMER_FILTER(a) a ".customer_code::text = ANY ($3)"
+
 /* SQL text shared by both queries: is customer c open? */
 #define OPEN_CUSTOMER "COALESCE(pg_catalog.btrim(c.closure_date::text), '') = ''"
 
@@ -179,12 +182,14 @@ customers_query(const TargetingPass *pass)
 					 "SELECT c.customer_code::text, c.trade_name::text, c.delivery_route::text,"
 					 " c.shipping_address::text, c.csm::text FROM %s c",
 					 pass->src->customers);
-	/* with routes from orders, the order query already applied both filters */
+	/* with routes from orders, the order query already applied all filters */
 	if (!pass->params->route_from_order)
 	{
 		appendStringInfoString(&sql, " WHERE c.delivery_route::text = ANY ($2)");
 		if (pass->params->exclude_closed)
 			appendStringInfoString(&sql, " AND " OPEN_CUSTOMER);
+		if (pass->params->customers)
+			appendStringInfoString(&sql, " AND " CUSTOMER_FILTER("c"));
 	}
 	return sql.data;
 }
@@ -208,6 +213,8 @@ orders_query(const TargetingPass *pass)
 						 " WHERE c.customer_code::text = o.customer_code::text"
 						 " AND NOT " OPEN_CUSTOMER ")",
 						 pass->src->customers);
+	if (pass->params->customers)
+		scope = psprintf("%s AND " CUSTOMER_FILTER("o"), scope);
 	return source_order_totals_query(pass->src, scope);
 }
 
@@ -257,8 +264,9 @@ targeting_run(const TargetingParams *params)
 {
 	TargetingPass pass;
 	TargetingResult *result = palloc0(sizeof(TargetingResult));
-	Oid			types[2] = {DATERANGEOID, TEXTARRAYOID};
-	Datum		values[2];
+	Oid			types[3] = {DATERANGEOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[3];
+	int			nparams = params->customers ? 3 : 2;
 	RangeBound	lower = {0},
 				upper = {0};
 	ErrorContextCallback errcallback;
@@ -282,6 +290,7 @@ targeting_run(const TargetingParams *params)
 	values[0] = RangeTypePGetDatum(make_range(lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO),
 											  &lower, &upper, false));
 	values[1] = PointerGetDatum(params->routes);
+	values[2] = PointerGetDatum(params->customers);
 
 	errcallback.callback = targeting_error_context;
 	errcallback.arg = (void *) pass.src->schema;
@@ -290,8 +299,8 @@ targeting_run(const TargetingParams *params)
 
 	/* customer routes: know the route customers first, orders then add to them */
 	if (!params->route_from_order)
-		query_stream(customers_query(&pass), 2, types, values, fold_customer, &pass);
-	query_stream(orders_query(&pass), 2, types, values, fold_order, &pass);
+		query_stream(customers_query(&pass), nparams, types, values, fold_customer, &pass);
+	query_stream(orders_query(&pass), nparams, types, values, fold_order, &pass);
 	if (params->route_from_order)
 		query_stream(customers_query(&pass), 0, NULL, NULL, fold_customer, &pass);
 

@@ -27,6 +27,7 @@ typedef struct TargetingParams
 	bool		exclude_closed;
 	bool		route_from_order;	/* route_source => 'order' */
 	const char *source_schema;	/* NULL: the GUC */
+	ArrayType  *customers;		/* text[]: only these customer codes; NULL: all */
 	DateWindow	data;			/* smallest window covering the four above */
 } TargetingParams;
 
@@ -65,7 +66,7 @@ typedef struct TargetingResult
 	int64		uncoded_customers;	/* route customers with NULL code */
 } TargetingResult;
 
-/* Both functions take the same twelve arguments in the same order. */
+/* Both functions take the same thirteen arguments in the same order. */
 extern void targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params);
 extern TargetingResult *targeting_run(const TargetingParams *params);
 

@@ -29,13 +29,15 @@ enum
 	ARG_EXCLUDE_CLOSED,
 	ARG_ROUTE_SOURCE,
 	ARG_SOURCE_SCHEMA,
+	ARG_CUSTOMERS,
 	NUM_TARGETING_ARGS
 };
 
 static const char *const arg_names[NUM_TARGETING_ARGS] = {
 	"routes", "spend_window", "min_spend", "low_ticket_window",
 	"low_ticket_below", "min_low_tickets", "base_window", "recent_window",
-	"decline_pct", "exclude_closed", "route_source", "source_schema"
+	"decline_pct", "exclude_closed", "route_source", "source_schema",
+	"customers"
 };
 
 static DateWindow
@@ -98,6 +100,8 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 
 	params->source_schema = PG_ARGISNULL(ARG_SOURCE_SCHEMA) ? NULL :
 		text_to_cstring(PG_GETARG_TEXT_PP(ARG_SOURCE_SCHEMA));
+	params->customers = PG_ARGISNULL(ARG_CUSTOMERS) ? NULL :
+		arg_text_array(fcinfo, ARG_CUSTOMERS, arg_names[ARG_CUSTOMERS], true);
 
 	params->data = hull(hull(params->spend, params->low_ticket),
 						hull(params->base, params->recent));

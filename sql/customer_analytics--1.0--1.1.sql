@@ -419,8 +419,8 @@ DECLARE
 BEGIN
     PERFORM customer_analytics._rollup_drop_triggers(r);
     UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id RETURNING * INTO r;
-    RAISE NOTICE 'order rollup of "%" disabled: functions read the source tables until customer_analytics.rebuild_rollup(%L)',
-        r.source_schema, r.source_schema;
+    RAISE NOTICE 'order rollup of "%" disabled: functions read the source tables until customer_analytics.rebuild_rollup(%)',
+        r.source_schema, quote_literal(r.source_schema);
     RETURN r;
 END $$;
 COMMENT ON FUNCTION disable_rollup IS

@@ -176,11 +176,20 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         CASE WHEN r.order_date_is_date THEN '' ELSE '::text' END, r.source_schema, keys) END
 $$;
 
--- The two statements that bring the rollup rows of the orders listed by
--- `keys` up to date, recording the customers they touch as dirty.
+-- The statements that bring the rollup rows of the orders listed by `keys`
+-- up to date, recording the customers they touch as dirty.  The first locks
+-- the orders' header rows: two transactions writing lines of one order then
+-- take turns, and the second recomputes the order with a snapshot taken
+-- after the first committed (plpgsql takes one per statement), instead of
+-- both writing a total that misses the other's lines.
 CREATE FUNCTION _rollup_resync_sql(r rollups, keys text) RETURNS text[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT ARRAY[
+        format('SELECT count(*) FROM (SELECT 1 FROM %1$I.sales_orders o'
+               ' JOIN (SELECT DISTINCT order_type, order_number FROM (%2$s) k0) k'
+               ' ON o.order_type = k.order_type AND o.order_number = k.order_number'
+               ' ORDER BY o.order_type, o.order_number FOR NO KEY UPDATE OF o) locked',
+               r.source_schema, keys),
         format('WITH gone AS (DELETE FROM %1$s r USING (SELECT DISTINCT order_type::text AS t, order_number::text AS n FROM (%3$s) k0) k'
                ' WHERE r.order_type = k.t AND r.order_number = k.n RETURNING r.customer_code)'
                ' INSERT INTO %2$s (customer_code) SELECT DISTINCT customer_code FROM gone WHERE customer_code IS NOT NULL',

@@ -75,3 +75,42 @@ SELECT count(*) AS differences FROM (
   UNION ALL
   (SELECT * FROM customer_analytics.target_customers() EXCEPT SELECT * FROM parallel_run)) d;
 RESET max_parallel_workers_per_gather;
+
+-- The same answers from the order rollup: every function, serial and with
+-- parallel plans forced, against the source tables read serially.
+SELECT rollup_rows FROM customer_analytics.enable_rollup('cosmos_sync');
+SELECT count(*) AS rollup_differences FROM customer_analytics.check_rollup('cosmos_sync');
+SET customer_analytics.use_rollup = off;
+SET max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE source_targets AS SELECT * FROM customer_analytics.target_customers();
+CREATE TEMP TABLE source_funnel AS SELECT * FROM customer_analytics.targeting_funnel(route_source => 'order');
+CREATE TEMP TABLE source_monthly AS SELECT * FROM customer_analytics.monthly_revenue(
+    ARRAY(SELECT customer_code FROM source_targets));
+CREATE TEMP TABLE source_features AS SELECT * FROM customer_analytics.customer_features();
+RESET customer_analytics.use_rollup;
+CREATE FUNCTION rollup_matches_source() RETURNS TABLE (what text, rows bigint, differences bigint)
+LANGUAGE sql AS $$
+    SELECT 'target_customers', (SELECT count(*) FROM source_targets), count(*) FROM (
+        (SELECT * FROM source_targets EXCEPT SELECT * FROM customer_analytics.target_customers())
+        UNION ALL (SELECT * FROM customer_analytics.target_customers() EXCEPT SELECT * FROM source_targets)) d
+    UNION ALL
+    SELECT 'targeting_funnel', (SELECT count(*) FROM source_funnel), count(*) FROM (
+        (SELECT * FROM source_funnel EXCEPT SELECT * FROM customer_analytics.targeting_funnel(route_source => 'order'))
+        UNION ALL (SELECT * FROM customer_analytics.targeting_funnel(route_source => 'order') EXCEPT SELECT * FROM source_funnel)) d
+    UNION ALL
+    SELECT 'monthly_revenue', (SELECT count(*) FROM source_monthly), count(*) FROM (
+        (SELECT * FROM source_monthly EXCEPT SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM source_targets)))
+        UNION ALL (SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM source_targets)) EXCEPT SELECT * FROM source_monthly)) d
+    UNION ALL
+    SELECT 'customer_features', (SELECT count(*) FROM source_features), count(*) FROM (
+        (SELECT * FROM source_features EXCEPT SELECT * FROM customer_analytics.customer_features())
+        UNION ALL (SELECT * FROM customer_analytics.customer_features() EXCEPT SELECT * FROM source_features)) d
+$$;
+SELECT * FROM rollup_matches_source();
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SELECT * FROM rollup_matches_source();
+RESET ALL;
+SELECT customer_analytics.drop_rollup('cosmos_sync');

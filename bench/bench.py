@@ -1,19 +1,26 @@
 #!/usr/bin/python3
-"""Benchmark of the promo-targeting functions (run through `make bench`).
+"""Benchmark of customer_analytics (run through `make bench`).
 
-For each scale of the demo data it times, on one server and one data set:
-  floor             one scan of sales_order_lines: count(*) + sum(pretax_subtotal)
-  target_customers  SELECT * FROM customer_analytics.target_customers()
-  targeting_funnel  SELECT * FROM customer_analytics.targeting_funnel()
-  plain SQL         the notebook transcribed into one SQL query (test/notebook_targets.sql)
-  notebook way      the notebook's SQL extract, then polars (bench/notebook_way.cjs, nodejs-polars)
-and prints medians of several runs and their ratios, all from the same run.
+For each scale of the demo data, on one server and one data set, it times:
+  floor              one scan of sales_order_lines: count(*) + sum(pretax_subtotal)
+  full recompute     target_customers() reading the source tables (use_rollup off)
+  rollup             target_customers() reading the order rollup
+  plain SQL          the notebook transcribed into one SQL query (test/notebook_targets.sql)
+  plain REFRESH      REFRESH MATERIALIZED VIEW of a view defined by that plain SQL
+  incremental        refresh_campaign() of a built campaign after 1 % of the orders changed
+  notebook way       the notebook's SQL extract, then polars (bench/notebook_way.cjs)
+and the rollup's costs: building it, and the trigger overhead of a 1 % (and,
+at the smallest scale, a 100 %) reload of the lines.  Medians of several
+runs; ratios from the same run.  The plans of the inner queries are printed
+(auto_explain) so that parallel workers show.  Memory: the backend's peak
+private memory (RssAnon, sampled every 2 ms) during one call.
 Connection settings come from PGHOST/PGPORT/PGUSER/PGDATABASE.
 """
 import argparse
 import os
 import statistics
 import subprocess
+import threading
 import time
 
 import psycopg2
@@ -27,12 +34,13 @@ SEGMENTATION = [
                            " customer_analytics.kmeans_predict(m, features)) FROM bench_features, bench_model"),
 ]
 
-QUERIES = [
-    ("floor", "SELECT count(*), sum(pretax_subtotal) FROM cosmos_sync.sales_order_lines"),
-    ("target_customers", "SELECT * FROM customer_analytics.target_customers()"),
-    ("targeting_funnel", "SELECT * FROM customer_analytics.targeting_funnel()"),
-    ("plain SQL", "SELECT * FROM notebook_targets"),
-]
+TARGETS = "SELECT * FROM customer_analytics.target_customers()"
+SOURCE = "SET customer_analytics.use_rollup = off; "
+ROLLUP = "SET customer_analytics.use_rollup = on; "
+
+# one percent of the orders, a different slice each run: their lines change
+ONE_PERCENT = ("UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1"
+               " WHERE abs(hashtext(order_number)) % 100 = {slice}")
 
 
 def load(scale):
@@ -54,82 +62,254 @@ def notebook_way_ms(runs):
     return statistics.median(times[1:]), targets
 
 
-def median_ms(cur, sql, runs):
+def median_ms(cur, sql, runs, setup=""):
+    if setup:
+        cur.execute(setup)
     cur.execute(sql)              # warm-up: caches, plan, hint bits
-    cur.fetchall()
+    if cur.description:
+        cur.fetchall()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         cur.execute(sql)
-        cur.fetchall()
+        if cur.description:
+            cur.fetchall()
         times.append((time.perf_counter() - start) * 1000.0)
     return statistics.median(times)
 
 
+def timed_ms(cur, sql):
+    start = time.perf_counter()
+    cur.execute(sql)
+    return (time.perf_counter() - start) * 1000.0
+
+
+def peak_private_mb(setup, sql):
+    """Peak RssAnon of a fresh backend while it runs sql, minus its level before."""
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(setup + "SELECT pg_backend_pid()")
+    pid = cur.fetchone()[0]
+
+    def rss_anon():
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
+
+    try:
+        before = rss_anon()
+    except OSError:                # the server runs elsewhere: no reading
+        conn.close()
+        return None
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_anon())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    cur.execute(sql)
+    cur.fetchall()
+    done.set()
+    sampler.join()
+    conn.close()
+    return peak[0] - before
+
+
+def inner_plans(cur, setup, sql):
+    """The plans of the queries a function runs inside (auto_explain)."""
+    conn = cur.connection
+    del conn.notices[:]
+    cur.execute("LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+                " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = notice;"
+                " SET auto_explain.log_format = text; SET client_min_messages = notice;")
+    cur.execute(setup + sql)
+    cur.fetchall()
+    cur.execute("SET auto_explain.log_min_duration = -1")
+    plans = [n for n in conn.notices if "Gather" in n or "Scan" in n]
+    del conn.notices[:]
+    # the order scan is the longest plan
+    return max(plans, key=len).strip() if plans else "(no plan logged)"
+
+
+def reload_lines_ms(cur, percent):
+    """One reload of percent % of the lines: delete them and insert them back."""
+    cur.execute("BEGIN")
+    cur.execute("CREATE TEMP TABLE reload AS SELECT * FROM cosmos_sync.sales_order_lines"
+                f" WHERE abs(hashtext(order_number)) % 100 < {percent}")
+    ms = timed_ms(cur, "DELETE FROM cosmos_sync.sales_order_lines l USING (SELECT DISTINCT order_type, order_number"
+                       " FROM reload) r WHERE l.order_type = r.order_type AND l.order_number = r.order_number")
+    ms += timed_ms(cur, "INSERT INTO cosmos_sync.sales_order_lines SELECT * FROM reload")
+    cur.execute("ROLLBACK")
+    return ms
+
+
+def plain_view(cur):
+    """The plain SQL as a real view, and a materialized view of it (plain REFRESH)."""
+    with open(os.path.join(ROOT, "test", "notebook_targets.sql")) as f:
+        sql = f.read()
+    cur.execute(sql)
+    cur.execute(sql.replace("CREATE TEMP VIEW notebook_targets", "CREATE VIEW public.bench_plain_targets"))
+    cur.execute("CREATE MATERIALIZED VIEW public.bench_plain_mv AS SELECT * FROM public.bench_plain_targets")
+    cur.execute("CREATE UNIQUE INDEX ON public.bench_plain_mv (customer_code)")
+
+
+def run_scale(scale, runs):
+    print(f"-- scale {scale}: loading demo data", flush=True)
+    load(scale)
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("DROP SCHEMA IF EXISTS bench_bi CASCADE; DROP VIEW IF EXISTS public.bench_plain_targets CASCADE")
+    cur.execute("SELECT customer_analytics.drop_rollup('cosmos_sync')"
+                " FROM customer_analytics.rollups WHERE source_schema = 'cosmos_sync'")
+    cur.execute("VACUUM ANALYZE")
+    plain_view(cur)
+    counts = {}
+    for table in ("customers", "sales_orders", "sales_order_lines"):
+        cur.execute(f"SELECT count(*) FROM cosmos_sync.{table}")
+        counts[table] = cur.fetchone()[0]
+    cur.execute(SOURCE + "SELECT count(*) FROM customer_analytics.target_customers()")
+    counts["targets"] = cur.fetchone()[0]
+
+    t = {}
+    print(f"-- scale {scale}: full recompute, plain SQL, plain REFRESH", flush=True)
+    t["floor"] = median_ms(cur, "SELECT count(*), sum(pretax_subtotal) FROM cosmos_sync.sales_order_lines", runs)
+    t["full recompute"] = median_ms(cur, TARGETS, runs, SOURCE)
+    t["targeting_funnel"] = median_ms(cur, "SELECT * FROM customer_analytics.targeting_funnel()", runs, SOURCE)
+    t["plain SQL"] = median_ms(cur, "SELECT * FROM notebook_targets", runs)
+    t["plain REFRESH"] = median_ms(cur, "REFRESH MATERIALIZED VIEW public.bench_plain_mv", runs)
+    plans = {"full recompute": inner_plans(cur, SOURCE, TARGETS)}
+    mem = {"full recompute": peak_private_mb(SOURCE, TARGETS)}
+    t["reload 1% (no rollup)"] = reload_lines_ms(cur, 1)
+    if scale == min_scale:
+        t["reload 100% (no rollup)"] = reload_lines_ms(cur, 100)
+
+    print(f"-- scale {scale}: the rollup", flush=True)
+    t["rollup build"] = timed_ms(cur, "SELECT customer_analytics.enable_rollup('cosmos_sync')")
+    cur.execute("VACUUM ANALYZE customer_analytics.order_rollup_1")
+    cur.execute("SELECT pg_total_relation_size('customer_analytics.order_rollup_1')")
+    counts["rollup MB"] = cur.fetchone()[0] / 2**20
+    t["rollup"] = median_ms(cur, TARGETS, runs, ROLLUP)
+    plans["rollup"] = inner_plans(cur, ROLLUP, TARGETS)
+    mem["rollup"] = peak_private_mb(ROLLUP, TARGETS)
+    t["reload 1% (rollup)"] = reload_lines_ms(cur, 1)
+    if scale == min_scale:
+        t["reload 100% (rollup)"] = reload_lines_ms(cur, 100)
+
+    print(f"-- scale {scale}: incremental campaign refresh", flush=True)
+    cur.execute("CREATE SCHEMA bench_bi")
+    cur.execute("SELECT customer_analytics.create_campaign('bench', 'bench_bi')")
+    cur.execute("SELECT customer_analytics.refresh_campaign('bench')")   # records the state
+    change, refresh = [], []
+    for run in range(runs):
+        change.append(timed_ms(cur, ONE_PERCENT.format(slice=run)))
+        refresh.append(timed_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')"))
+    t["1% change"] = statistics.median(change)
+    t["incremental"] = statistics.median(refresh)
+    cur.execute(ROLLUP + "SELECT count(*) FROM (SELECT * FROM bench_bi.bench_targets"
+                " EXCEPT SELECT * FROM customer_analytics.target_customers()) x")
+    counts["incremental differences"] = cur.fetchone()[0]
+    # the plain view's numbers moved too: refresh it once before comparing
+    cur.execute("REFRESH MATERIALIZED VIEW public.bench_plain_mv")
+    t["notebook way"], counts["notebook targets"] = notebook_way_ms(runs)
+
+    # segmentation: features of the repeat customers, fitted once for silhouette
+    cur.execute("CREATE TEMP TABLE bench_features AS SELECT features"
+                "  FROM customer_analytics.customer_features() WHERE is_repeat")
+    cur.execute("CREATE TEMP TABLE bench_model AS"
+                "  SELECT customer_analytics.kmeans_fit(features, 4) AS m FROM bench_features")
+    cur.execute("SELECT count(*) FROM bench_features")
+    counts["repeat customers"] = cur.fetchone()[0]
+    seg_runs = max(1, min(runs, 3))
+    t.update({name: median_ms(cur, sql, seg_runs) for name, sql in SEGMENTATION})
+    cur.execute("SELECT customer_analytics.drop_campaign('bench')")
+    conn.close()
+    return counts, t, plans, mem
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a is not None and b else "n/a"
+
+
+def ms(v):
+    return "n/a" if v is None else f"{v:.0f}"
+
+
 def main():
+    global min_scale
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scales", default="1 10")
+    ap.add_argument("--scales", default="1 10 30")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    scales = args.scales.split()
+    min_scale = scales[0]
 
-    rows = []
-    for scale in args.scales.split():
-        print(f"-- scale {scale}: loading demo data", flush=True)
-        load(scale)
-        conn = psycopg2.connect("")
-        conn.autocommit = True
-        cur = conn.cursor()
-        cur.execute("VACUUM ANALYZE")
-        with open(os.path.join(ROOT, "test", "notebook_targets.sql")) as f:
-            cur.execute(f.read())
-        counts = {}
-        for table in ("customers", "sales_orders", "sales_order_lines"):
-            cur.execute(f"SELECT count(*) FROM cosmos_sync.{table}")
-            counts[table] = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM customer_analytics.target_customers()")
-        targets = cur.fetchone()[0]
-        times = {name: median_ms(cur, sql, args.runs) for name, sql in QUERIES}
-        times["notebook way"], counts["notebook targets"] = notebook_way_ms(args.runs)
-        # segmentation: features of the repeat customers, fitted once for silhouette
-        cur.execute("CREATE TEMP TABLE bench_features AS SELECT features"
-                    "  FROM customer_analytics.customer_features() WHERE is_repeat")
-        cur.execute("CREATE TEMP TABLE bench_model AS"
-                    "  SELECT customer_analytics.kmeans_fit(features, 4) AS m FROM bench_features")
-        cur.execute("SELECT count(*) FROM bench_features")
-        counts["repeat customers"] = cur.fetchone()[0]
-        seg_runs = max(1, min(args.runs, 3))
-        times.update({name: median_ms(cur, sql, seg_runs) for name, sql in SEGMENTATION})
-        rows.append((scale, counts, targets, times))
-        conn.close()
+    results = [(scale,) + run_scale(scale, args.runs) for scale in scales]
 
     print()
-    print(f"medians of {args.runs} runs after one warm-up; ratios within the same run")
+    print(f"## customer_analytics benchmark: medians of {args.runs} runs after one warm-up; ratios within the same run")
     print()
-    head = ("| scale | customers | orders | lines | targets | floor ms | target_customers ms"
-            " | targeting_funnel ms | plain SQL ms | notebook way ms | ours / floor | plain SQL / ours"
-            " | notebook way / ours |")
+    print("times in ms")
+    print()
+    head = ("| scale | customers | orders | lines | targets | floor | full recompute | rollup | plain SQL"
+            " | plain REFRESH | incremental refresh (1% orders changed) | notebook way |")
     print(head)
     print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
-    for scale, c, targets, t in rows:
-        ours = t["target_customers"]
-        nb = t["notebook way"]
-        nb_ms = "n/a" if nb is None else f"{nb:.0f}"
-        nb_ratio = "n/a" if nb is None else f"{nb / ours:.2f}x"
-        if nb is not None and c["notebook targets"] != targets:
-            nb_ratio += f" (it found {c['notebook targets']} targets)"
-        print(f"| {scale} | {c['customers']:,} | {c['sales_orders']:,} | {c['sales_order_lines']:,} | {targets:,}"
-              f" | {t['floor']:.0f} | {ours:.0f} | {t['targeting_funnel']:.0f} | {t['plain SQL']:.0f} | {nb_ms}"
-              f" | {ours / t['floor']:.2f}x | {t['plain SQL'] / ours:.2f}x | {nb_ratio} |")
-
+    for scale, c, t, plans, mem in results:
+        print(f"| {scale} | {c['customers']:,} | {c['sales_orders']:,} | {c['sales_order_lines']:,} | {c['targets']:,}"
+              f" | {ms(t['floor'])} | {ms(t['full recompute'])} | {ms(t['rollup'])} | {ms(t['plain SQL'])}"
+              f" | {ms(t['plain REFRESH'])} | {ms(t['incremental'])} | {ms(t['notebook way'])} |")
+    print()
+    print("ratios (target in brackets)")
+    print()
+    head = ("| scale | full recompute / floor [<= 1.3x] | plain SQL / full recompute [>= 2x]"
+            " | plain SQL / rollup [>= 10x] | notebook way / full recompute [>= 10x]"
+            " | plain REFRESH / incremental refresh [>= 50x] |")
+    print(head)
+    print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
+    for scale, c, t, plans, mem in results:
+        nb = ratio(t["notebook way"], t["full recompute"])
+        if t["notebook way"] is not None and c["notebook targets"] != c["targets"]:
+            nb += f" (it found {c['notebook targets']} targets)"
+        print(f"| {scale} | {ratio(t['full recompute'], t['floor'])} | {ratio(t['plain SQL'], t['full recompute'])}"
+              f" | {ratio(t['plain SQL'], t['rollup'])} | {nb} | {ratio(t['plain REFRESH'], t['incremental'])} |")
+    print()
+    print("the rollup: its cost, the ERP's write cost, memory")
+    print()
+    head = ("| scale | rollup build ms | rollup MB | 1% of orders changed (UPDATE) ms | reload 1% of lines, no rollup ms"
+            " | with rollup ms | reload 100%, no rollup ms | with rollup ms | peak memory MB: full recompute"
+            " | rollup | incremental refresh differences |")
+    print(head)
+    print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
+    for scale, c, t, plans, mem in results:
+        mem_full = "n/a" if mem["full recompute"] is None else f"{mem['full recompute']:.1f}"
+        mem_rollup = "n/a" if mem["rollup"] is None else f"{mem['rollup']:.1f}"
+        print(f"| {scale} | {ms(t['rollup build'])} | {c['rollup MB']:.0f} | {ms(t['1% change'])}"
+              f" | {ms(t['reload 1% (no rollup)'])} | {ms(t['reload 1% (rollup)'])}"
+              f" | {ms(t.get('reload 100% (no rollup)'))} | {ms(t.get('reload 100% (rollup)'))}"
+              f" | {mem_full} | {mem_rollup} | {c['incremental differences']} |")
     print()
     print("segmentation (repeat customers, 11 features; kmeans_fit: k = 4, k-means++, n_init 10;"
           " medians of up to 3 runs)")
     print()
     print("| scale | repeat customers | customer_features ms | kmeans_fit ms | silhouette (exact) ms |")
     print("|---|---|---|---|---|")
-    for scale, c, targets, t in rows:
+    for scale, c, t, plans, mem in results:
         print(f"| {scale} | {c['repeat customers']:,} | {t['customer_features']:.0f} | {t['kmeans_fit k=4']:.0f}"
               f" | {t['silhouette (exact)']:.0f} |")
+    print()
+    for scale, c, t, plans, mem in results:
+        for name, plan in plans.items():
+            print(f"plan of the order scan inside target_customers(), {name}, scale {scale}:")
+            print(plan)
+            print()
 
 
 if __name__ == "__main__":

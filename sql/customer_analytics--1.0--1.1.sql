@@ -341,7 +341,9 @@ BEGIN
     PERFORM customer_analytics._rollup_create_triggers(r);
     EXECUTE format('TRUNCATE %s, %s', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_dirty_table(r.id));
-    EXECUTE format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
+    -- stored in customer order: refreshing a set of customers then reads
+    -- few pages of the rollup
+    EXECUTE format('INSERT INTO %s SELECT * FROM (%s) x ORDER BY 3', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_rows_sql(r, NULL));
     GET DIAGNOSTICS n = ROW_COUNT;
     EXECUTE format('ANALYZE %s', customer_analytics._rollup_table(r.id));

@@ -13,6 +13,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 
 #include "customer_analytics.h"
@@ -30,7 +32,13 @@ order_rollup_for_reading(const char *schema)
 	const char *reason = "customer_analytics.use_rollup is off";
 	MemoryContext caller = CurrentMemoryContext;
 
-	if (ca_use_rollup)
+	/* a 1.1 library under 1.0 SQL objects, until ALTER EXTENSION ... UPDATE */
+	if (ca_use_rollup &&
+		!OidIsValid(LookupFuncName(list_make2(makeString("customer_analytics"),
+											  makeString("_rollup_for_reading")),
+								   1, argtypes, true)))
+		reason = "the extension's SQL objects predate the rollup: ALTER EXTENSION customer_analytics UPDATE";
+	else if (ca_use_rollup)
 	{
 		args[0] = CStringGetTextDatum(schema);
 		if (SPI_connect() != SPI_OK_CONNECT)

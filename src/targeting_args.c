@@ -55,7 +55,8 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 {
 	char	   *route_source;
 
-	Assert(PG_NARGS() == NUM_TARGETING_ARGS);
+	/* customers came with 1.1: a 1.0 declaration (before the update) has one argument less */
+	Assert(PG_NARGS() == NUM_TARGETING_ARGS || PG_NARGS() == ARG_CUSTOMERS);
 	memset(params, 0, sizeof(*params));
 
 	params->routes = arg_text_array(fcinfo, ARG_ROUTES, arg_names[ARG_ROUTES], false);
@@ -100,7 +101,7 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 
 	params->source_schema = PG_ARGISNULL(ARG_SOURCE_SCHEMA) ? NULL :
 		text_to_cstring(PG_GETARG_TEXT_PP(ARG_SOURCE_SCHEMA));
-	params->customers = PG_ARGISNULL(ARG_CUSTOMERS) ? NULL :
+	params->customers = (PG_NARGS() <= ARG_CUSTOMERS || PG_ARGISNULL(ARG_CUSTOMERS)) ? NULL :
 		arg_text_array(fcinfo, ARG_CUSTOMERS, arg_names[ARG_CUSTOMERS], true);
 
 	params->data = hull(hull(params->spend, params->low_ticket),

@@ -1,0 +1,28 @@
+-- ALTER EXTENSION ... UPDATE from 1.0: a campaign built under 1.0 keeps
+-- its views and rows, refreshes under 1.1, and becomes incremental once its
+-- source has a rollup.
+\set VERBOSITY terse
+DROP SCHEMA IF EXISTS bi, seg CASCADE;
+SET client_min_messages = warning;
+DROP EXTENSION customer_analytics CASCADE;
+RESET client_min_messages;
+CREATE EXTENSION customer_analytics VERSION '1.0';
+CREATE SCHEMA up_bi;
+SELECT name, target_rows, monthly_rows
+  FROM customer_analytics.create_campaign('up', 'up_bi', source_schema => 'fx');
+CREATE TEMP TABLE before_update AS SELECT * FROM up_bi.up_targets;
+
+ALTER EXTENSION customer_analytics UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'customer_analytics';
+SELECT target_rows, monthly_rows FROM customer_analytics.refresh_campaign('up');
+REFRESH MATERIALIZED VIEW up_bi.up_targets;
+SELECT count(*) AS changed_rows FROM (
+    (SELECT * FROM before_update EXCEPT SELECT * FROM up_bi.up_targets)
+    UNION ALL (SELECT * FROM up_bi.up_targets EXCEPT SELECT * FROM before_update)) d;
+-- the new argument is there
+SELECT count(*) FROM customer_analytics.target_customers(source_schema => 'fx', customers => '{0001001}');
+SELECT rollup_rows FROM customer_analytics.enable_rollup('fx');
+SELECT target_rows FROM customer_analytics.refresh_campaign('up');
+SELECT target_rows FROM customer_analytics.refresh_campaign('up');
+SELECT customer_analytics.drop_campaign('up');
+SELECT customer_analytics.drop_rollup('fx');

@@ -128,11 +128,19 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
            unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) o
 $$;
 
+-- The source schema a call means: the argument, else the GUC, else the default.
+CREATE FUNCTION _source_schema(source_schema text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync')
+$$;
+
+-- A source's rollup (NULL: the GUC's source), or an error that says how to create it.
 CREATE FUNCTION _rollup(source_schema text) RETURNS rollups
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups;
 BEGIN
+    source_schema := customer_analytics._source_schema(source_schema);
     SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = _rollup.source_schema;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'source schema "%" has no order rollup', source_schema
@@ -328,8 +336,7 @@ END $$;
 CREATE FUNCTION rebuild_rollup(source_schema text DEFAULT NULL) RETURNS rollups
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r customer_analytics.rollups := customer_analytics._rollup(
-        COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync'));
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
     started timestamptz := clock_timestamp();
     n bigint;
 BEGIN
@@ -365,7 +372,7 @@ CREATE FUNCTION enable_rollup(source_schema text DEFAULT NULL,
 RETURNS rollups
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    src text := COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync');
+    src text := customer_analytics._source_schema(source_schema);
     is_date boolean := customer_analytics._check_rollup_source(src);
     r customer_analytics.rollups;
     t text;
@@ -425,8 +432,7 @@ COMMENT ON FUNCTION enable_rollup IS
 CREATE FUNCTION disable_rollup(source_schema text DEFAULT NULL) RETURNS rollups
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r customer_analytics.rollups := customer_analytics._rollup(
-        COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync'));
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
 BEGIN
     PERFORM customer_analytics._rollup_drop_triggers(r);
     UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id RETURNING * INTO r;
@@ -440,8 +446,7 @@ COMMENT ON FUNCTION disable_rollup IS
 CREATE FUNCTION drop_rollup(source_schema text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r customer_analytics.rollups := customer_analytics._rollup(
-        COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync'));
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
 BEGIN
     PERFORM customer_analytics._rollup_drop_triggers(r);
     EXECUTE format('DROP TABLE IF EXISTS %s, %s', customer_analytics._rollup_table(r.id),
@@ -456,8 +461,7 @@ CREATE FUNCTION check_rollup(source_schema text DEFAULT NULL)
 RETURNS TABLE (order_type text, order_number text, difference text, in_rollup text, in_source text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r customer_analytics.rollups := customer_analytics._rollup(
-        COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync'));
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
 BEGIN
     PERFORM customer_analytics._check_rollup_source(r.source_schema);
     -- product codes compare as sorted lists: array_agg's order is the plan's

@@ -156,7 +156,7 @@ WITH cnt AS (
     FROM demo_cust c
 ), gen AS (
     SELECT c.i, c.customer_code, c.delivery_route, c.qf,
-           c.i * 1000 + k AS oid,
+           c.i::bigint * 1000 + k AS oid,   -- bigint: oid * 16 overflows int at scale 30
            CASE WHEN k <= c.n_hist
                 THEN date '2024-01-01' + floor(366 * pg_temp.demo_u01(c.i * 1000 + k, 20))::int
                 ELSE date '2025-01-01' + floor(396 * pg_temp.demo_u01(c.i * 1000 + k, 20))::int

@@ -242,6 +242,21 @@ def ms(v):
     return "n/a" if v is None else f"{v:.0f}"
 
 
+def mb(v):
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def table(title, columns, rows):
+    """One markdown table under its title."""
+    print()
+    print(title)
+    print()
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row) + " |")
+
+
 def main():
     global min_scale
     ap = argparse.ArgumentParser()
@@ -261,55 +276,40 @@ def main():
 
     print()
     print(f"## customer_analytics benchmark: medians of {args.runs} runs after one warm-up; ratios within the same run")
-    print()
-    print("times in ms")
-    print()
-    head = ("| scale | customers | orders | lines | targets | floor | full recompute | rollup | plain SQL"
-            " | plain REFRESH | incremental refresh (1% orders changed) | notebook way |")
-    print(head)
-    print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
-    for scale, c, t, plans, mem in results:
-        print(f"| {scale} | {c['customers']:,} | {c['sales_orders']:,} | {c['sales_order_lines']:,} | {c['targets']:,}"
-              f" | {ms(t['floor'])} | {ms(t['full recompute'])} | {ms(t['rollup'])} | {ms(t['plain SQL'])}"
-              f" | {ms(t['plain REFRESH'])} | {ms(t['incremental'])} | {ms(t['notebook way'])} |")
-    print()
-    print("ratios (target in brackets)")
-    print()
-    head = ("| scale | full recompute / floor [<= 1.3x] | plain SQL / full recompute [>= 2x]"
-            " | plain SQL / rollup [>= 10x] | notebook way / full recompute [>= 10x]"
-            " | plain REFRESH / incremental refresh [>= 50x] |")
-    print(head)
-    print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
+    table("times in ms",
+          ["scale", "customers", "orders", "lines", "targets", "floor", "full recompute", "rollup", "plain SQL",
+           "plain REFRESH", "incremental refresh (1% orders changed)", "notebook way"],
+          [[scale, f"{c['customers']:,}", f"{c['sales_orders']:,}", f"{c['sales_order_lines']:,}",
+            f"{c['targets']:,}", ms(t["floor"]), ms(t["full recompute"]), ms(t["rollup"]), ms(t["plain SQL"]),
+            ms(t["plain REFRESH"]), ms(t["incremental"]), ms(t["notebook way"])]
+           for scale, c, t, plans, mem in results])
+    ratios = []
     for scale, c, t, plans, mem in results:
         nb = ratio(t["notebook way"], t["full recompute"])
         if t["notebook way"] is not None and c["notebook targets"] != c["targets"]:
             nb += f" (it found {c['notebook targets']} targets)"
-        print(f"| {scale} | {ratio(t['full recompute'], t['floor'])} | {ratio(t['plain SQL'], t['full recompute'])}"
-              f" | {ratio(t['plain SQL'], t['rollup'])} | {nb} | {ratio(t['plain REFRESH'], t['incremental'])} |")
-    print()
-    print("the rollup: its cost, the ERP's write cost, memory")
-    print()
-    head = ("| scale | rollup build ms | rollup MB | 1% of orders changed (UPDATE) ms | reload 1% of lines, no rollup ms"
-            " | with rollup ms | reload 100%, no rollup ms | with rollup ms | peak memory MB: full recompute"
-            " | rollup | incremental refresh differences |")
-    print(head)
-    print("|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|")
-    for scale, c, t, plans, mem in results:
-        mem_full = "n/a" if mem["full recompute"] is None else f"{mem['full recompute']:.1f}"
-        mem_rollup = "n/a" if mem["rollup"] is None else f"{mem['rollup']:.1f}"
-        print(f"| {scale} | {ms(t['rollup build'])} | {c['rollup MB']:.0f} | {ms(t['1% change'])}"
-              f" | {ms(t['reload 1% (no rollup)'])} | {ms(t['reload 1% (rollup)'])}"
-              f" | {ms(t.get('reload 100% (no rollup)'))} | {ms(t.get('reload 100% (rollup)'))}"
-              f" | {mem_full} | {mem_rollup} | {c['incremental differences']} |")
-    print()
-    print("segmentation (repeat customers, 11 features; kmeans_fit: k = 4, k-means++, n_init 10;"
-          " medians of up to 3 runs)")
-    print()
-    print("| scale | repeat customers | customer_features ms | kmeans_fit ms | silhouette (exact) ms |")
-    print("|---|---|---|---|---|")
-    for scale, c, t, plans, mem in results:
-        print(f"| {scale} | {c['repeat customers']:,} | {t['customer_features']:.0f} | {t['kmeans_fit k=4']:.0f}"
-              f" | {t['silhouette (exact)']:.0f} |")
+        ratios.append([scale, ratio(t["full recompute"], t["floor"]), ratio(t["plain SQL"], t["full recompute"]),
+                       ratio(t["plain SQL"], t["rollup"]), nb, ratio(t["plain REFRESH"], t["incremental"])])
+    table("ratios (target in brackets)",
+          ["scale", "full recompute / floor [<= 1.3x]", "plain SQL / full recompute [>= 2x]",
+           "plain SQL / rollup [>= 10x]", "notebook way / full recompute [>= 10x]",
+           "plain REFRESH / incremental refresh [>= 50x]"],
+          ratios)
+    table("the rollup: its cost, the ERP's write cost, memory",
+          ["scale", "rollup build ms", "rollup MB", "1% of orders changed (UPDATE) ms",
+           "reload 1% of lines, no rollup ms", "with rollup ms", "reload 100%, no rollup ms", "with rollup ms",
+           "peak memory MB: full recompute", "rollup", "incremental refresh differences"],
+          [[scale, ms(t["rollup build"]), f"{c['rollup MB']:.0f}", ms(t["1% change"]),
+            ms(t["reload 1% (no rollup)"]), ms(t["reload 1% (rollup)"]),
+            ms(t.get("reload 100% (no rollup)")), ms(t.get("reload 100% (rollup)")),
+            mb(mem["full recompute"]), mb(mem["rollup"]), c["incremental differences"]]
+           for scale, c, t, plans, mem in results])
+    table("segmentation (repeat customers, 11 features; kmeans_fit: k = 4, k-means++, n_init 10;"
+          " medians of up to 3 runs)",
+          ["scale", "repeat customers", "customer_features ms", "kmeans_fit ms", "silhouette (exact) ms"],
+          [[scale, f"{c['repeat customers']:,}", ms(t["customer_features"]), ms(t["kmeans_fit k=4"]),
+            ms(t["silhouette (exact)"])]
+           for scale, c, t, plans, mem in results])
     print()
     for scale, c, t, plans, mem in results:
         for name, plan in plans.items():

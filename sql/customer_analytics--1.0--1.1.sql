@@ -208,6 +208,15 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                customer_analytics._rollup_rows_sql(r, keys))]
 $$;
 
+-- SQL text reading `columns` from the statement's transition tables: the new
+-- rows of an INSERT, the old rows of a DELETE, both for an UPDATE.
+CREATE FUNCTION _transition_rows(op text, columns text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE op WHEN 'INSERT' THEN format('SELECT %s FROM new_rows', columns)
+                   WHEN 'DELETE' THEN format('SELECT %s FROM old_rows', columns)
+                   ELSE format('SELECT %1$s FROM new_rows UNION ALL SELECT %1$s FROM old_rows', columns) END
+$$;
+
 -- The trigger on the three source tables (argument: the rollup's id).  It
 -- runs once per statement and reads the statement's transition tables.
 CREATE FUNCTION _rollup_sync() RETURNS trigger
@@ -236,18 +245,14 @@ BEGIN
 
     IF TG_TABLE_NAME = 'customers' THEN
         -- the rollup keeps no customer data; changed customers are dirty
-        keys := CASE TG_OP WHEN 'INSERT' THEN 'SELECT customer_code::text AS c FROM new_rows'
-                           WHEN 'DELETE' THEN 'SELECT customer_code::text AS c FROM old_rows'
-                           ELSE 'SELECT customer_code::text AS c FROM new_rows UNION SELECT customer_code::text FROM old_rows' END;
+        keys := customer_analytics._transition_rows(TG_OP, 'customer_code::text AS c');
         EXECUTE format('INSERT INTO %s (customer_code) SELECT DISTINCT c FROM (%s) k WHERE c IS NOT NULL',
                        customer_analytics._rollup_dirty_table(r.id), keys);
         RETURN NULL;
     END IF;
 
     -- orders or lines: the orders they name are recomputed from the source
-    keys := CASE TG_OP WHEN 'INSERT' THEN 'SELECT order_type, order_number FROM new_rows'
-                       WHEN 'DELETE' THEN 'SELECT order_type, order_number FROM old_rows'
-                       ELSE 'SELECT order_type, order_number FROM new_rows UNION ALL SELECT order_type, order_number FROM old_rows' END;
+    keys := customer_analytics._transition_rows(TG_OP, 'order_type, order_number');
     FOREACH stmt IN ARRAY customer_analytics._rollup_resync_sql(r, keys) LOOP
         EXECUTE stmt;
     END LOOP;

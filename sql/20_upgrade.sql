@@ -1,6 +1,8 @@
 -- ALTER EXTENSION ... UPDATE from 1.0: a campaign built under 1.0 keeps
--- its views and rows, refreshes under 1.1, and becomes incremental once its
--- source has a rollup.
+-- its views and rows, refreshes under the new version, and becomes
+-- incremental once its source has a rollup.  Under the 1.0 objects the
+-- library folds orders itself (no targeting_stats aggregate yet); after the
+-- update it uses the aggregate, and the rows must not change.
 \set VERBOSITY terse
 DROP SCHEMA IF EXISTS bi, seg CASCADE;
 SET client_min_messages = warning;

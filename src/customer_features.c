@@ -342,7 +342,7 @@ scan_orders(FeaturePass *pass, const SourceTables *src, Datum window)
 	error_context_stack = &errcallback;
 
 	query_stream(source_order_items_query(src, "o.customer_code IS NOT NULL"),
-				 1, types, &window, fold_order, pass);
+				 1, types, &window, NULL, fold_order, pass);
 
 	error_context_stack = errcallback.previous;
 }

@@ -151,7 +151,7 @@ monthly_revenue(PG_FUNCTION_ARGS)
 												  &lower, &upper, false));
 		values[1] = PointerGetDatum(codes);
 		query_stream(source_order_totals_query(src, "o.customer_code::text = ANY ($2)"),
-					 2, types, values, fold_order, &pass);
+					 2, types, values, NULL, fold_order, &pass);
 	}
 
 	sorted = palloc(sizeof(MonthlyCustomer *) * Max(pass.customers->members, 1));

@@ -15,9 +15,10 @@
  */
 typedef void (*QueryRowCallback) (TupleTableSlot *slot, void *arg);
 
+/* paramnulls may be NULL: no parameter is NULL */
 extern void query_stream(const char *sql,
 						 int nparams, const Oid *paramtypes,
-						 const Datum *paramvalues,
+						 const Datum *paramvalues, const bool *paramnulls,
 						 QueryRowCallback callback, void *arg);
 
 #endif

@@ -72,18 +72,18 @@ target_customers(PG_FUNCTION_ARGS)
 		set_text(values, nulls, COL_DELIVERY_ROUTE, c->delivery_route);
 		set_text(values, nulls, COL_SHIPPING_ADDRESS, c->shipping_address);
 		set_text(values, nulls, COL_CSM, c->csm);
-		values[COL_TOTAL_SPEND] = NumericGetDatum(numeric_or_zero(c->spend));
-		values[COL_TOTAL_ORDERS] = Int64GetDatum(c->spend_orders);
-		values[COL_LOW_TICKET_COUNT] = Int64GetDatum(c->low_tickets);
-		values[COL_BASE_SALES] = NumericGetDatum(numeric_or_zero(c->base));
-		values[COL_RECENT_SALES] = NumericGetDatum(numeric_or_zero(c->recent));
+		values[COL_TOTAL_SPEND] = NumericGetDatum(numeric_or_zero(c->orders.spend));
+		values[COL_TOTAL_ORDERS] = Int64GetDatum(c->orders.spend_orders);
+		values[COL_LOW_TICKET_COUNT] = Int64GetDatum(c->orders.low_tickets);
+		values[COL_BASE_SALES] = NumericGetDatum(numeric_or_zero(c->orders.base));
+		values[COL_RECENT_SALES] = NumericGetDatum(numeric_or_zero(c->orders.recent));
 		pct = customer_pct_change(c);
 		nulls[COL_PCT_CHANGE] = (pct == NULL);
 		values[COL_PCT_CHANGE] = pct ? NumericGetDatum(pct) : (Datum) 0;
 		set_text(values, nulls, COL_TARGET_REASON, customer_target_reason(c));
 		values[COL_IS_LOW_TICKET] = BoolGetDatum(c->low_ticket);
 		values[COL_IS_DECLINING] = BoolGetDatum(c->declining);
-		values[COL_LAST_ORDER_DATE] = DateADTGetDatum(c->last_order);	/* a target has orders */
+		values[COL_LAST_ORDER_DATE] = DateADTGetDatum(c->orders.last_order);	/* a target has orders */
 		values[COL_AVG_TICKET_SIZE] = NumericGetDatum(customer_avg_ticket(c));
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -5,8 +5,10 @@
  *
  * The executor joins each confirmed order header to its lines and sums them
  * (an order's total; 0 when it has no lines or only NULL amounts, as the
- * notebook's COALESCE(SUM(...), 0)); every order row then streams into a
- * hash table keyed by customer_code, so memory grows with customers, not
+ * notebook's COALESCE(SUM(...), 0)), and the targeting_stats aggregate folds
+ * the orders per customer, in parallel workers where the planner uses them.
+ * One row per customer then reaches a hash table keyed by customer_code,
+ * which the customers' attributes join, so memory grows with customers, not
  * with lines or orders.
  */
 #include "postgres.h"
@@ -14,12 +16,13 @@
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rangetypes.h"
 #include "utils/typcache.h"
 
-#include "numeric_acc.h"
 #include "query_stream.h"
 #include "source_tables.h"
 #include "targeting.h"
@@ -31,6 +34,7 @@
 typedef struct TargetingPass
 {
 	const TargetingParams *params;
+	OrderWindows windows;		/* the params' windows, for the per-order fold */
 	const SourceTables *src;
 	custhash_hash *customers;
 	MemoryContext context;		/* owns the hash table and its contents */
@@ -51,18 +55,27 @@ numeric_or_zero(Numeric n)
 	return n ? n : int64_to_numeric(0);
 }
 
-static bool
-in_window(DateADT d, DateWindow w)
-{
-	return d >= w.lo && d < w.hi;
-}
-
 static char *
 text_column(TupleTableSlot *slot, int attno, MemoryContext context)
 {
 	if (slot->tts_isnull[attno])
 		return NULL;
 	return MemoryContextStrdup(context, TextDatumGetCString(slot->tts_values[attno]));
+}
+
+/* a copy in context that outlives the row (and is never a short varlena) */
+static Numeric
+numeric_column(TupleTableSlot *slot, int attno, MemoryContext context)
+{
+	MemoryContext oldcontext;
+	Numeric		n;
+
+	if (slot->tts_isnull[attno])
+		return NULL;
+	oldcontext = MemoryContextSwitchTo(context);
+	n = (Numeric) PG_DETOAST_DATUM_COPY(slot->tts_values[attno]);
+	MemoryContextSwitchTo(oldcontext);
+	return n;
 }
 
 static CustomerState *
@@ -129,41 +142,46 @@ fold_customer(TupleTableSlot *slot, void *arg)
 	c->csm = text_column(slot, 4, pass->context);
 }
 
-/* Row of the orders query: customer_code, order date, order total. */
+/*
+ * Row of the per-customer query: customer_code and the fields of its
+ * targeting_stats (orders, total, last_order, spend_orders, spend,
+ * low_tickets, base, recent).  The aggregate already folded the orders,
+ * in parallel workers where the planner chose them.
+ */
+static void
+fold_customer_stats(TupleTableSlot *slot, void *arg)
+{
+	TargetingPass *pass = (TargetingPass *) arg;
+	OrderStats *stats;
+
+	if (slot->tts_isnull[0])
+		return;					/* no customer to credit: the query excludes these */
+	stats = &lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->orders;
+	stats->orders = DatumGetInt64(slot->tts_values[1]);
+	stats->total = numeric_column(slot, 2, pass->context);
+	stats->last_order = DatumGetDateADT(slot->tts_values[3]);
+	stats->spend_orders = DatumGetInt64(slot->tts_values[4]);
+	stats->spend = numeric_column(slot, 5, pass->context);
+	stats->low_tickets = DatumGetInt64(slot->tts_values[6]);
+	stats->base = numeric_column(slot, 7, pass->context);
+	stats->recent = numeric_column(slot, 8, pass->context);
+}
+
+/*
+ * Row of the per-order query: customer_code, order date, order total.  Only
+ * when the extension's SQL objects predate the targeting_stats aggregate.
+ */
 static void
 fold_order(TupleTableSlot *slot, void *arg)
 {
 	TargetingPass *pass = (TargetingPass *) arg;
-	const TargetingParams *p = pass->params;
-	CustomerState *c;
-	DateADT		d;
-	Numeric		total;
 
 	if (slot->tts_isnull[0])
 		return;					/* no customer to credit: the query excludes these */
-
-	c = lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]));
-	d = DatumGetDateADT(slot->tts_values[1]);
-	total = slot->tts_isnull[2] ? int64_to_numeric(0)
-		: DatumGetNumeric(slot->tts_values[2]);
-
-	c->data_orders++;
-	numeric_accumulate(pass->context, &c->data_total, total);
-	if (!c->has_orders || d > c->last_order)
-		c->last_order = d;
-	c->has_orders = true;
-
-	if (in_window(d, p->spend))
-	{
-		c->spend_orders++;
-		numeric_accumulate(pass->context, &c->spend, total);
-	}
-	if (in_window(d, p->low_ticket) && numeric_compare(total, p->low_ticket_below) < 0)
-		c->low_tickets++;
-	if (in_window(d, p->base))
-		numeric_accumulate(pass->context, &c->base, total);
-	if (in_window(d, p->recent))
-		numeric_accumulate(pass->context, &c->recent, total);
+	order_stats_add(pass->context,
+					&lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->orders,
+					&pass->windows, DatumGetDateADT(slot->tts_values[1]),
+					slot->tts_isnull[2] ? NULL : DatumGetNumeric(slot->tts_values[2]));
 }
 
 /* SQL text of the customers argument's filter ($3) on alias a */
@@ -218,15 +236,46 @@ orders_query(const TargetingPass *pass)
 	return source_order_totals_query(pass->src, scope);
 }
 
+/*
+ * The orders folded per customer by the targeting_stats aggregate, whose
+ * windows and bar are the parameters $4 to $8.  Over the rollup the order
+ * rows are a plain scan, so the planner can run the aggregate as partial
+ * aggregates in parallel workers; over the source tables the per-order
+ * sums are a grouping of their own below it.
+ */
+static char *
+customer_stats_query(const TargetingPass *pass)
+{
+	return psprintf("SELECT s.customer_code, (s.st).orders, (s.st).total, (s.st).last_order,"
+					" (s.st).spend_orders, (s.st).spend, (s.st).low_tickets, (s.st).base, (s.st).recent"
+					" FROM (SELECT o.customer_code,"
+					" customer_analytics.targeting_stats(o.order_date, o.order_total, $4, $5, $6, $7, $8) AS st"
+					" FROM (%s) o(customer_code, order_date, order_total)"
+					" GROUP BY o.customer_code) s",
+					orders_query(pass));
+}
+
+/* false while the extension's SQL objects predate the aggregate (1.1 and older) */
+static bool
+targeting_stats_installed(void)
+{
+	Oid			argtypes[7] = {DATEOID, NUMERICOID, DATERANGEOID, DATERANGEOID,
+		DATERANGEOID, DATERANGEOID, NUMERICOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("customer_analytics"),
+												makeString("targeting_stats")),
+									 7, argtypes, true));
+}
+
 static void
 decide(const TargetingParams *p, CustomerState *c)
 {
 	Numeric		zero = int64_to_numeric(0);
 
 	/* as the notebook: a spend customer has at least one order in the window */
-	c->spend_ok = c->spend_orders > 0 &&
-		numeric_compare(numeric_or_zero(c->spend), p->min_spend) >= 0;
-	c->low_ticket = c->low_tickets >= p->min_low_tickets;
+	c->spend_ok = c->orders.spend_orders > 0 &&
+		numeric_compare(numeric_or_zero(c->orders.spend), p->min_spend) >= 0;
+	c->low_ticket = c->orders.low_tickets >= p->min_low_tickets;
 
 	/*
 	 * A decline of more than decline_pct percent, decided exactly:
@@ -235,12 +284,13 @@ decide(const TargetingParams *p, CustomerState *c)
 	 * exactly 30 % a decline; exact arithmetic does not.
 	 */
 	c->declining = false;
-	if (c->base && numeric_compare(c->base, zero) > 0)
+	if (c->orders.base && numeric_compare(c->orders.base, zero) > 0)
 	{
-		Numeric		recent = numeric_or_zero(c->recent);
-		Numeric		drop = numeric_mul_opt_error(numeric_sub_opt_error(recent, c->base, NULL),
+		Numeric		base = c->orders.base;
+		Numeric		recent = numeric_or_zero(c->orders.recent);
+		Numeric		drop = numeric_mul_opt_error(numeric_sub_opt_error(recent, base, NULL),
 												 int64_to_numeric(100), NULL);
-		Numeric		allowance = numeric_mul_opt_error(p->decline_pct, c->base, NULL);
+		Numeric		allowance = numeric_mul_opt_error(p->decline_pct, base, NULL);
 
 		c->declining = numeric_compare(numeric_add_opt_error(drop, allowance, NULL), zero) < 0;
 	}
@@ -259,16 +309,33 @@ compare_codes(const void *a, const void *b)
 				  (*(CustomerState *const *) b)->code);
 }
 
+static Datum
+daterange_datum(DateWindow w)
+{
+	RangeBound	lower = {0},
+				upper = {0};
+
+	lower.val = DateADTGetDatum(w.lo);
+	lower.inclusive = true;
+	lower.lower = true;
+	upper.val = DateADTGetDatum(w.hi);
+	upper.lower = false;
+	return RangeTypePGetDatum(make_range(lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO),
+										 &lower, &upper, false));
+}
+
+/* The queries' parameters, $1 to $8; $3 is NULL without a customers filter. */
+#define NPARAMS 8
+
 TargetingResult *
 targeting_run(const TargetingParams *params)
 {
 	TargetingPass pass;
 	TargetingResult *result = palloc0(sizeof(TargetingResult));
-	Oid			types[3] = {DATERANGEOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[3];
-	int			nparams = params->customers ? 3 : 2;
-	RangeBound	lower = {0},
-				upper = {0};
+	Oid			types[NPARAMS] = {DATERANGEOID, TEXTARRAYOID, TEXTARRAYOID, DATERANGEOID,
+		DATERANGEOID, DATERANGEOID, DATERANGEOID, NUMERICOID};
+	Datum		values[NPARAMS];
+	bool		nulls[NPARAMS] = {0};
 	ErrorContextCallback errcallback;
 	custhash_iterator it;
 	CustomerState *c;
@@ -276,21 +343,26 @@ targeting_run(const TargetingParams *params)
 
 	memset(&pass, 0, sizeof(pass));
 	pass.params = params;
+	pass.windows.spend = params->spend;
+	pass.windows.low_ticket = params->low_ticket;
+	pass.windows.base = params->base;
+	pass.windows.recent = params->recent;
+	pass.windows.low_ticket_below = params->low_ticket_below;
 	pass.src = source_tables_open(params->source_schema);
 	pass.context = AllocSetContextCreate(CurrentMemoryContext,
 										 "customer_analytics targeting",
 										 ALLOCSET_DEFAULT_SIZES);
 	pass.customers = custhash_create(pass.context, 1024, NULL);
 
-	lower.val = DateADTGetDatum(params->data.lo);
-	lower.inclusive = true;
-	lower.lower = true;
-	upper.val = DateADTGetDatum(params->data.hi);
-	upper.lower = false;
-	values[0] = RangeTypePGetDatum(make_range(lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO),
-											  &lower, &upper, false));
+	values[0] = daterange_datum(params->data);
 	values[1] = PointerGetDatum(params->routes);
 	values[2] = PointerGetDatum(params->customers);
+	nulls[2] = params->customers == NULL;
+	values[3] = daterange_datum(params->spend);
+	values[4] = daterange_datum(params->low_ticket);
+	values[5] = daterange_datum(params->base);
+	values[6] = daterange_datum(params->recent);
+	values[7] = NumericGetDatum(params->low_ticket_below);
 
 	errcallback.callback = targeting_error_context;
 	errcallback.arg = (void *) pass.src->schema;
@@ -299,10 +371,14 @@ targeting_run(const TargetingParams *params)
 
 	/* customer routes: know the route customers first, orders then add to them */
 	if (!params->route_from_order)
-		query_stream(customers_query(&pass), nparams, types, values, fold_customer, &pass);
-	query_stream(orders_query(&pass), nparams, types, values, fold_order, &pass);
+		query_stream(customers_query(&pass), NPARAMS, types, values, nulls, fold_customer, &pass);
+	if (targeting_stats_installed())
+		query_stream(customer_stats_query(&pass), NPARAMS, types, values, nulls,
+					 fold_customer_stats, &pass);
+	else
+		query_stream(orders_query(&pass), NPARAMS, types, values, nulls, fold_order, &pass);
 	if (params->route_from_order)
-		query_stream(customers_query(&pass), 0, NULL, NULL, fold_customer, &pass);
+		query_stream(customers_query(&pass), 0, NULL, NULL, NULL, fold_customer, &pass);
 
 	error_context_stack = errcallback.previous;
 
@@ -343,10 +419,10 @@ customer_avg_ticket(const CustomerState *c)
 {
 	Numeric		mean;
 
-	if (c->data_orders == 0)
+	if (c->orders.orders == 0)
 		return int64_to_numeric(0);
-	mean = numeric_div_opt_error(numeric_or_zero(c->data_total),
-								 int64_to_numeric(c->data_orders), NULL);
+	mean = numeric_div_opt_error(numeric_or_zero(c->orders.total),
+								 int64_to_numeric(c->orders.orders), NULL);
 	return DatumGetNumeric(DirectFunctionCall2(numeric_round, NumericGetDatum(mean),
 											   Int32GetDatum(0)));
 }
@@ -356,11 +432,11 @@ Numeric
 customer_pct_change(const CustomerState *c)
 {
 	Numeric		zero = int64_to_numeric(0);
-	Numeric		base = numeric_or_zero(c->base);
+	Numeric		base = numeric_or_zero(c->orders.base);
 
 	if (numeric_compare(base, zero) <= 0)
 		return NULL;
-	return numeric_mul_opt_error(numeric_div_opt_error(numeric_sub_opt_error(numeric_or_zero(c->recent), base, NULL),
+	return numeric_mul_opt_error(numeric_div_opt_error(numeric_sub_opt_error(numeric_or_zero(c->orders.recent), base, NULL),
 													   base, NULL),
 								 int64_to_numeric(100), NULL);
 }

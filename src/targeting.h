@@ -11,6 +11,7 @@
 #include "utils/date.h"
 #include "utils/numeric.h"
 
+#include "order_stats.h"
 #include "sql_args.h"
 
 typedef struct TargetingParams
@@ -44,15 +45,7 @@ typedef struct CustomerState
 	char	   *shipping_address;
 	char	   *csm;
 
-	int64		data_orders;	/* confirmed orders in the data window */
-	int64		spend_orders;	/* ... in the spend window */
-	int64		low_tickets;	/* ... in the low-ticket window below the bar */
-	Numeric		data_total;		/* order totals; NULL means 0 */
-	Numeric		spend;
-	Numeric		base;
-	Numeric		recent;
-	DateADT		last_order;		/* in the data window */
-	bool		has_orders;
+	OrderStats	orders;			/* its confirmed orders in the data window */
 
 	bool		spend_ok;		/* verdicts, set after the pass */
 	bool		low_ticket;

@@ -44,7 +44,7 @@ in_step(const CustomerState *c, FunnelStep step, bool route_from_order)
 	{
 		case STEP_GEO:
 			/* with order routes, a customer is on a route by ordering on it */
-			return !route_from_order || c->has_orders;
+			return !route_from_order || c->orders.orders > 0;
 		case STEP_SPEND:
 			return c->spend_ok;
 		case STEP_LOW_TICKET:
@@ -82,7 +82,7 @@ targeting_funnel(PG_FUNCTION_ARGS)
 			if (!in_step(c, step, params.route_from_order))
 				continue;
 			customers[step]++;
-			orders[step] += c->data_orders;
+			orders[step] += c->orders.orders;
 		}
 	}
 	/* route customers whose code is NULL count, though no order can be theirs */

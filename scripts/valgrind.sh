@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Memory check:  bash scripts/valgrind.sh
+# Memory check:  bash scripts/valgrind.sh [sql/NN_suite.sql ...]
 # Runs the fixture suites (all but the demo-data cross-check, which is slow
 # under valgrind; pg_cron is not preloaded here, so its steps just fail)
 # against a postgres started under valgrind memcheck and
@@ -25,13 +25,15 @@ export PGHOST=$CA_CLUSTER_DIR PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
 for _ in $(seq 120); do pg_isready -q && break; sleep 1; done
 ca_psql -c "CREATE DATABASE vg"
 cd "$CA_ROOT"
-for t in sql/0[0-6]_*.sql sql/0[8-9]_*.sql sql/1[0-9]_*.sql; do
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(sql/0[1-6]_*.sql sql/0[8-9]_*.sql sql/[12][0-9]_*.sql)
+for t in sql/00_setup.sql "${suites[@]}"; do
     ca_log "$t"
     psql -X -q -d vg -f "$t" > /dev/null 2>&1 || true
 done
 runuser -u postgres -- $PG_BIN/pg_ctl -D "$CA_CLUSTER_DIR/data" -m fast stop >/dev/null || true
 sleep 3
-ours=$(grep -lE 'customer_analytics|targeting|query_stream|source_tables|order_date\.c|order_window|monthly_revenue|customer_features|kmeans|silhouette|point_buffer|numeric_acc|sql_args' "$CA_CLUSTER_DIR"/vg.*.log || true)
+ours=$(grep -lE 'customer_analytics|targeting|query_stream|source_tables|order_date\.c|order_window|order_stats|order_rollup|monthly_revenue|customer_features|kmeans|silhouette|point_buffer|numeric_acc|sql_args' "$CA_CLUSTER_DIR"/vg.*.log || true)
 ca_log "valgrind reports by kind (all processes):"
 grep -h '^==[0-9]*== [A-Z]' "$CA_CLUSTER_DIR"/vg.*.log | sed 's/^==[0-9]*== //' | sort | uniq -c || true
 if [ -n "$ours" ]; then

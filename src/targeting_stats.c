@@ -211,15 +211,19 @@ targeting_stats_serialize(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/*
+ * The state lives in the caller's (per-row) context: the combine function
+ * copies what it keeps into the aggregate context and never returns it.
+ */
 Datum
 targeting_stats_deserialize(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcontext = aggregate_context(fcinfo, "targeting_stats_deserialize");
 	bytea	   *image = PG_GETARG_BYTEA_PP(0);
-	TargetingStatsState *state = MemoryContextAllocZero(aggcontext, sizeof(TargetingStatsState));
+	TargetingStatsState *state = palloc0(sizeof(TargetingStatsState));
 	StringInfoData buf;
 	int32		barlen;
 
+	(void) aggregate_context(fcinfo, "targeting_stats_deserialize");
 	buf.data = VARDATA_ANY(image);
 	buf.len = buf.maxlen = VARSIZE_ANY_EXHDR(image);
 	buf.cursor = 0;
@@ -228,9 +232,9 @@ targeting_stats_deserialize(PG_FUNCTION_ARGS)
 	state->windows.base = get_window(&buf);
 	state->windows.recent = get_window(&buf);
 	barlen = pq_getmsgint(&buf, 4);
-	state->windows.low_ticket_below = MemoryContextAlloc(aggcontext, barlen);
+	state->windows.low_ticket_below = palloc(barlen);
 	pq_copymsgbytes(&buf, (char *) state->windows.low_ticket_below, barlen);
-	order_stats_deserialize(&buf, aggcontext, &state->stats);
+	order_stats_deserialize(&buf, CurrentMemoryContext, &state->stats);
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(state);
 }

@@ -17,9 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/memutils.h"
-#include "utils/rangetypes.h"
 #include "utils/tuplestore.h"
-#include "utils/typcache.h"
 
 #include "numeric_acc.h"
 #include "query_stream.h"
@@ -140,15 +138,7 @@ monthly_revenue(PG_FUNCTION_ARGS)
 
 	if (pass.customers->members > 0)
 	{
-		RangeBound	lower = {0},
-					upper = {0};
-
-		lower.val = DateADTGetDatum(window.lo);
-		lower.inclusive = true;
-		lower.lower = true;
-		upper.val = DateADTGetDatum(window.hi);
-		values[0] = RangeTypePGetDatum(make_range(lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO),
-												  &lower, &upper, false));
+		values[0] = date_window_datum(window);
 		values[1] = PointerGetDatum(codes);
 		query_stream(source_order_totals_query(src, "o.customer_code::text = ANY ($2)"),
 					 2, types, values, NULL, fold_order, &pass);

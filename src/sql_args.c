@@ -59,6 +59,21 @@ arg_date_window(FunctionCallInfo fcinfo, int argno, const char *name)
 	return w;
 }
 
+Datum
+date_window_datum(DateWindow w)
+{
+	RangeBound	lower = {0},
+				upper = {0};
+
+	lower.val = DateADTGetDatum(w.lo);
+	lower.inclusive = true;
+	lower.lower = true;
+	upper.val = DateADTGetDatum(w.hi);
+	upper.lower = false;
+	return RangeTypePGetDatum(make_range(lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO),
+										 &lower, &upper, false));
+}
+
 /* A non-negative, finite amount or percentage. */
 Numeric
 arg_amount(FunctionCallInfo fcinfo, int argno, const char *name)

@@ -19,6 +19,8 @@ typedef struct DateWindow
 
 extern void arg_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 extern DateWindow arg_date_window(FunctionCallInfo fcinfo, int argno, const char *name);
+/* The window as a daterange Datum, [lo, hi), e.g. for a query parameter. */
+extern Datum date_window_datum(DateWindow w);
 extern Numeric arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
 extern ArrayType *arg_text_array(FunctionCallInfo fcinfo, int argno, const char *name,
 								 bool allow_empty);

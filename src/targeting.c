@@ -20,8 +20,6 @@
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/rangetypes.h"
-#include "utils/typcache.h"
 
 #include "query_stream.h"
 #include "source_tables.h"
@@ -309,21 +307,6 @@ compare_codes(const void *a, const void *b)
 				  (*(CustomerState *const *) b)->code);
 }
 
-static Datum
-daterange_datum(DateWindow w)
-{
-	RangeBound	lower = {0},
-				upper = {0};
-
-	lower.val = DateADTGetDatum(w.lo);
-	lower.inclusive = true;
-	lower.lower = true;
-	upper.val = DateADTGetDatum(w.hi);
-	upper.lower = false;
-	return RangeTypePGetDatum(make_range(lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO),
-										 &lower, &upper, false));
-}
-
 /* The queries' parameters, $1 to $8; $3 is NULL without a customers filter. */
 #define NPARAMS 8
 
@@ -354,14 +337,14 @@ targeting_run(const TargetingParams *params)
 										 ALLOCSET_DEFAULT_SIZES);
 	pass.customers = custhash_create(pass.context, 1024, NULL);
 
-	values[0] = daterange_datum(params->data);
+	values[0] = date_window_datum(params->data);
 	values[1] = PointerGetDatum(params->routes);
 	values[2] = PointerGetDatum(params->customers);
 	nulls[2] = params->customers == NULL;
-	values[3] = daterange_datum(params->spend);
-	values[4] = daterange_datum(params->low_ticket);
-	values[5] = daterange_datum(params->base);
-	values[6] = daterange_datum(params->recent);
+	values[3] = date_window_datum(params->spend);
+	values[4] = date_window_datum(params->low_ticket);
+	values[5] = date_window_datum(params->base);
+	values[6] = date_window_datum(params->recent);
 	values[7] = NumericGetDatum(params->low_ticket_below);
 
 	errcallback.callback = targeting_error_context;

@@ -1,6 +1,7 @@
 /*
  * numeric_acc.c
- *		Exact running sums of numeric values kept in a long-lived context.
+ *		Exact running sums of numeric values kept in a long-lived context,
+ *		and their comparison.
  */
 #include "postgres.h"
 
@@ -19,4 +20,11 @@ numeric_accumulate(MemoryContext context, Numeric *acc, Numeric value)
 	if (old)
 		pfree(old);
 	MemoryContextSwitchTo(oldcontext);
+}
+
+int
+numeric_compare(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a),
+											 NumericGetDatum(b)));
 }

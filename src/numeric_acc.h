@@ -1,6 +1,7 @@
 /*
  * numeric_acc.h
- *		Exact running sums of numeric values kept in a long-lived context.
+ *		Exact running sums of numeric values kept in a long-lived context,
+ *		and their comparison.
  */
 #ifndef NUMERIC_ACC_H
 #define NUMERIC_ACC_H
@@ -12,5 +13,8 @@
  * freed, so memory stays one value per sum.  *acc == NULL means 0.
  */
 extern void numeric_accumulate(MemoryContext context, Numeric *acc, Numeric value);
+
+/* <0, 0 or >0 as a is below, equal to or above b (numeric_cmp) */
+extern int	numeric_compare(Numeric a, Numeric b);
 
 #endif

@@ -5,7 +5,6 @@
 #include "postgres.h"
 
 #include "libpq/pqformat.h"
-#include "utils/fmgrprotos.h"
 
 #include "numeric_acc.h"
 #include "order_stats.h"
@@ -14,13 +13,6 @@ static bool
 in_window(DateADT d, DateWindow w)
 {
 	return d >= w.lo && d < w.hi;
-}
-
-static bool
-below(Numeric total, Numeric bar)
-{
-	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(total),
-											 NumericGetDatum(bar))) < 0;
 }
 
 void
@@ -41,7 +33,7 @@ order_stats_add(MemoryContext context, OrderStats *stats,
 		numeric_accumulate(context, &stats->spend, total);
 	}
 	if (in_window(order_date, windows->low_ticket) &&
-		below(total, windows->low_ticket_below))
+		numeric_compare(total, windows->low_ticket_below) < 0)
 		stats->low_tickets++;
 	if (in_window(order_date, windows->base))
 		numeric_accumulate(context, &stats->base, total);

@@ -12,6 +12,7 @@
 #include "utils/rangetypes.h"
 #include "utils/typcache.h"
 
+#include "numeric_acc.h"
 #include "sql_args.h"
 
 void
@@ -87,8 +88,7 @@ arg_amount(FunctionCallInfo fcinfo, int argno, const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a finite number", name),
 				 errhint("Give a plain amount such as 1000.")));
-	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
-										  NumericGetDatum(int64_to_numeric(0)))) < 0)
+	if (numeric_compare(n, int64_to_numeric(0)) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be negative", name),

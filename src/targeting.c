@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "numeric_acc.h"
 #include "query_stream.h"
 #include "source_tables.h"
 #include "targeting.h"
@@ -38,14 +39,6 @@ typedef struct TargetingPass
 	MemoryContext context;		/* owns the hash table and its contents */
 	int64		uncoded_customers;
 } TargetingPass;
-
-static int
-numeric_compare(Numeric a, Numeric b)
-{
-	return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
-											 NumericGetDatum(a),
-											 NumericGetDatum(b)));
-}
 
 Numeric
 numeric_or_zero(Numeric n)

@@ -11,6 +11,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "numeric_acc.h"
 #include "sql_args.h"
 #include "targeting.h"
 
@@ -76,8 +77,7 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 	params->base = arg_date_window(fcinfo, ARG_BASE_WINDOW, arg_names[ARG_BASE_WINDOW]);
 	params->recent = arg_date_window(fcinfo, ARG_RECENT_WINDOW, arg_names[ARG_RECENT_WINDOW]);
 	params->decline_pct = arg_amount(fcinfo, ARG_DECLINE_PCT, arg_names[ARG_DECLINE_PCT]);
-	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(params->decline_pct),
-										  NumericGetDatum(int64_to_numeric(100)))) > 0)
+	if (numeric_compare(params->decline_pct, int64_to_numeric(100)) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("decline_pct must be between 0 and 100"),

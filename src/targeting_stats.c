@@ -22,9 +22,10 @@
 #include "libpq/pqformat.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/fmgrprotos.h"
 
+#include "numeric_acc.h"
 #include "order_stats.h"
+#include "point_buffer.h"
 
 PG_FUNCTION_INFO_V1(targeting_stats_sfunc);
 PG_FUNCTION_INFO_V1(targeting_stats_combine);
@@ -56,16 +57,6 @@ typedef struct WindowCache
 static const char *const window_names[5] = {
 	"spend_window", "low_ticket_window", "base_window", "recent_window", "low_ticket_below"
 };
-
-static MemoryContext
-aggregate_context(FunctionCallInfo fcinfo, const char *fname)
-{
-	MemoryContext aggcontext;
-
-	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		elog(ERROR, "%s called in non-aggregate context", fname);
-	return aggcontext;
-}
 
 /* Parse (or reuse) the windows and the bar of this call. */
 static const OrderWindows *
@@ -111,9 +102,7 @@ same_windows(const OrderWindows *a, const OrderWindows *b)
 		a->base.lo == b->base.lo && a->base.hi == b->base.hi &&
 		a->recent.lo == b->recent.lo && a->recent.hi == b->recent.hi &&
 		(a->low_ticket_below == b->low_ticket_below ||
-		 DatumGetInt32(DirectFunctionCall2(numeric_cmp,
-										   NumericGetDatum(a->low_ticket_below),
-										   NumericGetDatum(b->low_ticket_below))) == 0);
+		 numeric_compare(a->low_ticket_below, b->low_ticket_below) == 0);
 }
 
 static void
@@ -140,7 +129,7 @@ new_state(MemoryContext aggcontext, const OrderWindows *windows)
 Datum
 targeting_stats_sfunc(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcontext = aggregate_context(fcinfo, "targeting_stats_sfunc");
+	MemoryContext aggcontext = pb_aggcontext(fcinfo, "targeting_stats_sfunc");
 	TargetingStatsState *state = PG_ARGISNULL(0) ? NULL : (TargetingStatsState *) PG_GETARG_POINTER(0);
 	const OrderWindows *windows = call_windows(fcinfo);
 
@@ -159,7 +148,7 @@ targeting_stats_sfunc(PG_FUNCTION_ARGS)
 Datum
 targeting_stats_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcontext = aggregate_context(fcinfo, "targeting_stats_combine");
+	MemoryContext aggcontext = pb_aggcontext(fcinfo, "targeting_stats_combine");
 	TargetingStatsState *a = PG_ARGISNULL(0) ? NULL : (TargetingStatsState *) PG_GETARG_POINTER(0);
 	TargetingStatsState *b = PG_ARGISNULL(1) ? NULL : (TargetingStatsState *) PG_GETARG_POINTER(1);
 
@@ -199,7 +188,7 @@ targeting_stats_serialize(PG_FUNCTION_ARGS)
 	Numeric		bar = state->windows.low_ticket_below;
 	StringInfoData buf;
 
-	(void) aggregate_context(fcinfo, "targeting_stats_serialize");
+	(void) pb_aggcontext(fcinfo, "targeting_stats_serialize");
 	pq_begintypsend(&buf);
 	send_window(&buf, state->windows.spend);
 	send_window(&buf, state->windows.low_ticket);
@@ -223,7 +212,7 @@ targeting_stats_deserialize(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	int32		barlen;
 
-	(void) aggregate_context(fcinfo, "targeting_stats_deserialize");
+	(void) pb_aggcontext(fcinfo, "targeting_stats_deserialize");
 	buf.data = VARDATA_ANY(image);
 	buf.len = buf.maxlen = VARSIZE_ANY_EXHDR(image);
 	buf.cursor = 0;
@@ -254,7 +243,7 @@ targeting_stats_final(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	bool		nulls[8] = {0};
 
-	(void) aggregate_context(fcinfo, "targeting_stats_final");
+	(void) pb_aggcontext(fcinfo, "targeting_stats_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();		/* no rows, as sum() */
 	state = (TargetingStatsState *) PG_GETARG_POINTER(0);

@@ -2,7 +2,7 @@
  * order_stats.h
  *		What the targeting funnel keeps of one customer's confirmed orders:
  *		counts and exact sums per window.  One implementation serves both the
- *		_targeting_orders aggregate (whose partial states parallel workers
+ *		targeting_stats aggregate (whose partial states parallel workers
  *		build and the leader combines) and the per-order fold that remains
  *		for SQL objects older than the aggregate.
  */

@@ -33,7 +33,6 @@
 typedef struct TargetingPass
 {
 	const TargetingParams *params;
-	OrderWindows windows;		/* the params' windows, for the per-order fold */
 	const SourceTables *src;
 	custhash_hash *customers;
 	MemoryContext context;		/* owns the hash table and its contents */
@@ -171,7 +170,7 @@ fold_order(TupleTableSlot *slot, void *arg)
 		return;					/* no customer to credit: the query excludes these */
 	order_stats_add(pass->context,
 					&lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->orders,
-					&pass->windows, DatumGetDateADT(slot->tts_values[1]),
+					&pass->params->windows, DatumGetDateADT(slot->tts_values[1]),
 					slot->tts_isnull[2] ? NULL : DatumGetNumeric(slot->tts_values[2]));
 }
 
@@ -231,8 +230,8 @@ orders_query(const TargetingPass *pass)
  * The orders folded per customer by the targeting_stats aggregate, whose
  * windows and bar are the parameters $4 to $8.  Over the rollup the order
  * rows are a plain scan, so the planner can run the aggregate as partial
- * aggregates in parallel workers; over the source tables the per-order
- * sums are a grouping of their own below it.
+ * aggregates in parallel workers; over the source tables each order's
+ * total is a subquery below it (source_order_totals_query()).
  */
 static char *
 customer_stats_query(const TargetingPass *pass)
@@ -319,11 +318,6 @@ targeting_run(const TargetingParams *params)
 
 	memset(&pass, 0, sizeof(pass));
 	pass.params = params;
-	pass.windows.spend = params->spend;
-	pass.windows.low_ticket = params->low_ticket;
-	pass.windows.base = params->base;
-	pass.windows.recent = params->recent;
-	pass.windows.low_ticket_below = params->low_ticket_below;
 	pass.src = source_tables_open(params->source_schema);
 	pass.context = AllocSetContextCreate(CurrentMemoryContext,
 										 "customer_analytics targeting",
@@ -334,11 +328,11 @@ targeting_run(const TargetingParams *params)
 	values[1] = PointerGetDatum(params->routes);
 	values[2] = PointerGetDatum(params->customers);
 	nulls[2] = params->customers == NULL;
-	values[3] = date_window_datum(params->spend);
-	values[4] = date_window_datum(params->low_ticket);
-	values[5] = date_window_datum(params->base);
-	values[6] = date_window_datum(params->recent);
-	values[7] = NumericGetDatum(params->low_ticket_below);
+	values[3] = date_window_datum(params->windows.spend);
+	values[4] = date_window_datum(params->windows.low_ticket);
+	values[5] = date_window_datum(params->windows.base);
+	values[6] = date_window_datum(params->windows.recent);
+	values[7] = NumericGetDatum(params->windows.low_ticket_below);
 
 	errcallback.callback = targeting_error_context;
 	errcallback.arg = (void *) pass.src->schema;

@@ -17,13 +17,9 @@
 typedef struct TargetingParams
 {
 	ArrayType  *routes;			/* text[], non-empty, no NULLs */
-	DateWindow	spend;
+	OrderWindows windows;		/* spend, low_ticket, base, recent, low_ticket_below */
 	Numeric		min_spend;
-	DateWindow	low_ticket;
-	Numeric		low_ticket_below;
 	int32		min_low_tickets;
-	DateWindow	base;
-	DateWindow	recent;
 	Numeric		decline_pct;
 	bool		exclude_closed;
 	bool		route_from_order;	/* route_source => 'order' */

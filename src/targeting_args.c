@@ -61,10 +61,10 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 	memset(params, 0, sizeof(*params));
 
 	params->routes = arg_text_array(fcinfo, ARG_ROUTES, arg_names[ARG_ROUTES], false);
-	params->spend = arg_date_window(fcinfo, ARG_SPEND_WINDOW, arg_names[ARG_SPEND_WINDOW]);
+	params->windows.spend = arg_date_window(fcinfo, ARG_SPEND_WINDOW, arg_names[ARG_SPEND_WINDOW]);
 	params->min_spend = arg_amount(fcinfo, ARG_MIN_SPEND, arg_names[ARG_MIN_SPEND]);
-	params->low_ticket = arg_date_window(fcinfo, ARG_LOW_TICKET_WINDOW, arg_names[ARG_LOW_TICKET_WINDOW]);
-	params->low_ticket_below = arg_amount(fcinfo, ARG_LOW_TICKET_BELOW, arg_names[ARG_LOW_TICKET_BELOW]);
+	params->windows.low_ticket = arg_date_window(fcinfo, ARG_LOW_TICKET_WINDOW, arg_names[ARG_LOW_TICKET_WINDOW]);
+	params->windows.low_ticket_below = arg_amount(fcinfo, ARG_LOW_TICKET_BELOW, arg_names[ARG_LOW_TICKET_BELOW]);
 
 	arg_not_null(fcinfo, ARG_MIN_LOW_TICKETS, arg_names[ARG_MIN_LOW_TICKETS]);
 	params->min_low_tickets = PG_GETARG_INT32(ARG_MIN_LOW_TICKETS);
@@ -74,8 +74,8 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 				 errmsg("min_low_tickets must be at least 1, not %d", params->min_low_tickets),
 				 errhint("The notebook's rule \"more than 2 low tickets\" is min_low_tickets => 3.")));
 
-	params->base = arg_date_window(fcinfo, ARG_BASE_WINDOW, arg_names[ARG_BASE_WINDOW]);
-	params->recent = arg_date_window(fcinfo, ARG_RECENT_WINDOW, arg_names[ARG_RECENT_WINDOW]);
+	params->windows.base = arg_date_window(fcinfo, ARG_BASE_WINDOW, arg_names[ARG_BASE_WINDOW]);
+	params->windows.recent = arg_date_window(fcinfo, ARG_RECENT_WINDOW, arg_names[ARG_RECENT_WINDOW]);
 	params->decline_pct = arg_amount(fcinfo, ARG_DECLINE_PCT, arg_names[ARG_DECLINE_PCT]);
 	if (numeric_compare(params->decline_pct, int64_to_numeric(100)) > 0)
 		ereport(ERROR,
@@ -104,6 +104,6 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 	params->customers = (PG_NARGS() <= ARG_CUSTOMERS || PG_ARGISNULL(ARG_CUSTOMERS)) ? NULL :
 		arg_text_array(fcinfo, ARG_CUSTOMERS, arg_names[ARG_CUSTOMERS], true);
 
-	params->data = hull(hull(params->spend, params->low_ticket),
-						hull(params->base, params->recent));
+	params->data = hull(hull(params->windows.spend, params->windows.low_ticket),
+						hull(params->windows.base, params->windows.recent));
 }

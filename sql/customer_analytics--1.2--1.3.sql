@@ -69,6 +69,7 @@ DECLARE
     d record := customer_analytics._campaign_changes(c);
     sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
     targets text := format('%I.%I', c.view_schema, c.name || '_targets');
+    months text;
 BEGIN
     IF d.usable AND sheet IS NOT NULL
        AND sheet = (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s
@@ -76,10 +77,12 @@ BEGIN
        AND (SELECT relispopulated FROM pg_class WHERE oid = sheet)
        AND has_table_privilege(sheet, 'SELECT') THEN
         -- unchanged targets: their months, unpivoted from the sheet's columns
+        SELECT string_agg(format('(%L::date, m.%I)', p.month, p.column_name), ', ' ORDER BY p.month)
+          INTO months FROM customer_analytics.pivot_months(c.revenue_window) p;
         RETURN QUERY EXECUTE format(
-            'SELECT m.customer_code, p.month, (pg_catalog.to_jsonb(m) ->> p.column_name)::numeric'
-            ' FROM %s m, customer_analytics.pivot_months($1) p WHERE NOT (m.customer_code = ANY ($2))',
-            sheet) USING c.revenue_window, d.changed;
+            'SELECT m.customer_code, v.month, v.revenue FROM %s m, LATERAL (VALUES %s) v(month, revenue)'
+            ' WHERE NOT (m.customer_code = ANY ($1))',
+            sheet, months) USING d.changed;
         IF cardinality(d.changed) > 0 THEN
             RETURN QUERY EXECUTE format(
                 'SELECT r.customer_code, r.month, r.revenue FROM customer_analytics.monthly_revenue('

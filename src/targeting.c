@@ -208,11 +208,19 @@ orders_query(const TargetingPass *pass)
 	const char *scope;
 
 	if (!pass->params->route_from_order)
-		scope = psprintf("EXISTS (SELECT 1 FROM %s c"
-						 " WHERE c.customer_code::text = o.customer_code::text"
-						 " AND c.delivery_route::text = ANY ($2)%s)",
+	{
+		/*
+		 * With a customers filter the route customers it names are few: the
+		 * planner then reads each one's orders through the customer index,
+		 * instead of every listed customer's orders before the route test.
+		 */
+		scope = psprintf("o.customer_code::text IN (SELECT c.customer_code::text FROM %s c"
+						 " WHERE c.delivery_route::text = ANY ($2)%s%s)",
 						 pass->src->customers,
-						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "");
+						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "",
+						 pass->params->customers ? " AND " CUSTOMER_FILTER("c") : "");
+		return source_order_totals_query(pass->src, scope);
+	}
 	else if (!pass->params->exclude_closed)
 		scope = "o.customer_code IS NOT NULL AND o.delivery_route::text = ANY ($2)";
 	else

@@ -2,7 +2,50 @@
 -- a campaign's monthly sheet refreshed incrementally like its targets
 \echo Use "ALTER EXTENSION customer_analytics UPDATE TO '1.3'" to load this file. \quit
 
---@@FEATURE_STATS@@
+------------------------------------------------------------------------------
+-- customer_feature_stats: one customer's confirmed orders folded into what
+-- customer_features() derives its columns from.  customer_features() groups
+-- its order rows by customer with it, so parallel workers build partial
+-- states (SKU sets included) and the leader combines them.  Rows with a
+-- NULL order_date are skipped; NULL totals, quantities and product codes
+-- add nothing; a group without a counted row gives NULL.
+------------------------------------------------------------------------------
+CREATE TYPE customer_feature_stats AS (
+    visits      bigint,     -- every order aggregated
+    spend       numeric,    -- their totals (0 without any)
+    quantity    numeric,    -- their quantities (0 without any)
+    skus        bigint,     -- distinct product codes over all of them
+    first_order date,
+    last_order  date
+);
+COMMENT ON TYPE customer_feature_stats IS
+'what the customer_feature_stats aggregate returns: visits, exact spend and quantity, distinct SKUs, first and last order';
+
+CREATE FUNCTION _customer_feature_stats_sfunc(internal, date, numeric, numeric, text[]) RETURNS internal
+AS 'MODULE_PATHNAME', 'customer_feature_stats_sfunc' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION _customer_feature_stats_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'customer_feature_stats_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION _customer_feature_stats_serialize(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'customer_feature_stats_serialize' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+CREATE FUNCTION _customer_feature_stats_deserialize(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'customer_feature_stats_deserialize' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+CREATE FUNCTION _customer_feature_stats_final(internal) RETURNS customer_feature_stats
+AS 'MODULE_PATHNAME', 'customer_feature_stats_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- SSPACE: a state with some sixty product codes (hash set and strings);
+-- the demo data's customers average about a hundred
+CREATE AGGREGATE customer_feature_stats(
+    order_date    date,
+    order_total   numeric,
+    quantity      numeric,
+    product_codes text[]) (
+    SFUNC = _customer_feature_stats_sfunc, STYPE = internal, SSPACE = 4096,
+    FINALFUNC = _customer_feature_stats_final,
+    COMBINEFUNC = _customer_feature_stats_combine,
+    SERIALFUNC = _customer_feature_stats_serialize, DESERIALFUNC = _customer_feature_stats_deserialize,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE customer_feature_stats(date, numeric, numeric, text[]) IS
+'per-customer visits, spend, quantity, distinct SKUs and first/last order (one row per order, product codes may repeat); what customer_features() derives its columns from';
 
 ------------------------------------------------------------------------------
 -- Incremental monthly sheet.  The <name>_monthly view reads its revenue

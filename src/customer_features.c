@@ -5,14 +5,18 @@
  *		with a confirmed order in the feature window.
  *
  * Orders follow the targeting rules: confirmed only, checked dates, total =
- * sum of the lines' amounts (0 without lines).  One query returns one row
- * per order with its total, its quantity and its lines' product codes; the
- * rows stream into a hash table keyed by customer_code.  Each customer keeps
- * counters, two numeric sums and the set of its SKUs, so memory grows with
- * customers times their distinct SKUs (plus one entry per product code),
- * never with orders or lines.  Product codes are interned once per call
- * (each gets a number), and a customer's set holds those numbers, not
- * copies of the strings.
+ * sum of the lines' amounts (0 without lines).  A query returns one row per
+ * order with its total, its quantity and its lines' product codes, and the
+ * customer_feature_stats aggregate folds them by customer_code (in parallel
+ * workers where the planner uses them): visits, two exact numeric sums,
+ * first and last order, and the set of the customer's SKUs.  One row per
+ * customer reaches this function, which derives the features from it.
+ *
+ * While the extension's SQL objects predate the aggregate (before ALTER
+ * EXTENSION UPDATE to 1.3), the per-order rows stream here instead, into a
+ * hash table keyed by customer_code, and each order is counted by the same
+ * feature_stats_add() the aggregate uses.  Either way memory grows with
+ * customers times their distinct SKUs, never with orders or lines.
  *
  * The features array is the float8 vector a clustering step takes, in this
  * order (the SQL comment documents the same):
@@ -25,6 +29,8 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -33,56 +39,21 @@
 #include "utils/rangetypes.h"
 #include "utils/tuplestore.h"
 
-#include "numeric_acc.h"
+#include "feature_stats.h"
 #include "query_stream.h"
 #include "source_tables.h"
 #include "sql_args.h"
 
 PG_FUNCTION_INFO_V1(customer_features);
 
-/* A product code and its number, interned once per call. */
-typedef struct SkuEntry
-{
-	const char *code;			/* hash key */
-	uint32		hash;
-	char		status;			/* simplehash bookkeeping */
-	uint32		id;
-} SkuEntry;
-
-#define SH_PREFIX		skuhash
-#define SH_ELEMENT_TYPE SkuEntry
-#include "code_hash.h"
-
-/* A member of one customer's SKU set: the number of a product code. */
-typedef struct SkuMember
-{
-	uint32		id;
-	char		status;
-} SkuMember;
-
-#define SH_PREFIX		skuset
-#define SH_ELEMENT_TYPE SkuMember
-#define SH_KEY_TYPE		uint32
-#define SH_KEY			id
-#define SH_HASH_KEY(tb, key) murmurhash32(key)
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
 typedef struct FeatureCustomer
 {
-	const char *code;			/* hash key */
+	const char *code;			/* hash key (per-order fold) */
 	uint32		hash;
 	char		status;			/* simplehash bookkeeping */
 
-	int64		visits;			/* confirmed orders in the window */
-	Numeric		spend;			/* sum of order totals; NULL means 0 */
-	Numeric		quantity;		/* sum of line quantities; NULL means 0 */
-	DateADT		first_order;
-	DateADT		last_order;
-	skuset_hash *skus;			/* NULL until the first product code */
+	FeatureStats stats;			/* confirmed orders in the window */
+	int64		skus;			/* distinct product codes, once counted */
 } FeatureCustomer;
 
 #define SH_PREFIX		featurehash
@@ -91,9 +62,11 @@ typedef struct FeatureCustomer
 
 typedef struct FeaturePass
 {
-	featurehash_hash *customers;
-	skuhash_hash *skus;			/* every product code seen, numbered */
-	MemoryContext context;		/* owns both tables and what they point to */
+	featurehash_hash *customers;	/* per-order fold only */
+	FeatureCustomer **rows;		/* the customers to report, in no order yet */
+	int			nrows;
+	int			maxrows;
+	MemoryContext context;		/* owns the customers and what they point to */
 } FeaturePass;
 
 /* The output columns, in the order of the SQL declaration. */
@@ -137,6 +110,43 @@ typedef struct Features
 	float8		diff;
 } Features;
 
+static void
+add_row(FeaturePass *pass, FeatureCustomer *c)
+{
+	if (pass->nrows == pass->maxrows)
+	{
+		pass->maxrows *= 2;
+		pass->rows = repalloc(pass->rows, sizeof(FeatureCustomer *) * pass->maxrows);
+	}
+	pass->rows[pass->nrows++] = c;
+}
+
+/*
+ * Row of the per-customer query: customer_code and the fields of its
+ * customer_feature_stats (visits, spend, quantity, skus, first_order,
+ * last_order).  The aggregate already folded the orders, in parallel
+ * workers where the planner chose them.
+ */
+static void
+fold_customer_stats(TupleTableSlot *slot, void *arg)
+{
+	FeaturePass *pass = (FeaturePass *) arg;
+	FeatureCustomer *c;
+
+	/* no customer to credit (the query excludes these), or no order counted */
+	if (slot->tts_isnull[0] || slot->tts_isnull[1])
+		return;
+	c = MemoryContextAllocZero(pass->context, sizeof(FeatureCustomer));
+	c->code = MemoryContextStrdup(pass->context, TextDatumGetCString(slot->tts_values[0]));
+	c->stats.visits = DatumGetInt64(slot->tts_values[1]);
+	c->stats.spend = slot_numeric_copy(slot, 2, pass->context);
+	c->stats.quantity = slot_numeric_copy(slot, 3, pass->context);
+	c->skus = DatumGetInt64(slot->tts_values[4]);
+	c->stats.first_order = DatumGetDateADT(slot->tts_values[5]);
+	c->stats.last_order = DatumGetDateADT(slot->tts_values[6]);
+	add_row(pass, c);
+}
+
 static FeatureCustomer *
 lookup_or_add(FeaturePass *pass, const char *code)
 {
@@ -147,70 +157,30 @@ lookup_or_add(FeaturePass *pass, const char *code)
 		return c;
 	c = featurehash_insert(pass->customers, MemoryContextStrdup(pass->context, code), &found);
 	/* simplehash zeroes nothing but the key and status */
-	memset(((char *) c) + offsetof(FeatureCustomer, visits), 0,
-		   sizeof(FeatureCustomer) - offsetof(FeatureCustomer, visits));
+	memset(((char *) c) + offsetof(FeatureCustomer, stats), 0,
+		   sizeof(FeatureCustomer) - offsetof(FeatureCustomer, stats));
 	return c;
 }
 
-static uint32
-sku_id(FeaturePass *pass, const char *code)
-{
-	SkuEntry   *e = skuhash_lookup(pass->skus, code);
-	bool		found;
-
-	if (e)
-		return e->id;
-	e = skuhash_insert(pass->skus, MemoryContextStrdup(pass->context, code), &found);
-	e->id = (uint32) (pass->skus->members - 1);
-	return e->id;
-}
-
-/* Add an order's product codes (text[], may repeat) to the customer's set. */
-static void
-add_skus(FeaturePass *pass, FeatureCustomer *c, ArrayType *codes)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-
-	deconstruct_array(codes, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	if (c->skus == NULL)
-		c->skus = skuset_create(pass->context, 8, NULL);
-	for (int i = 0; i < n; i++)
-	{
-		bool		found;
-
-		if (nulls[i])
-			continue;			/* the query filters them out */
-		(void) skuset_insert(c->skus, sku_id(pass, TextDatumGetCString(elems[i])), &found);
-	}
-}
-
-/* Row of the order query: customer_code, date, total, quantity, product codes. */
+/*
+ * Row of the per-order query: customer_code, date, total, quantity, product
+ * codes.  Only when the extension's SQL objects predate the
+ * customer_feature_stats aggregate; it counts an order as the aggregate does.
+ */
 static void
 fold_order(TupleTableSlot *slot, void *arg)
 {
 	FeaturePass *pass = (FeaturePass *) arg;
-	FeatureCustomer *c;
-	DateADT		d;
 
-	if (slot->tts_isnull[0])
-		return;					/* no customer to credit: the query excludes these */
-
-	c = lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]));
-	d = DatumGetDateADT(slot->tts_values[1]);
-	if (c->visits == 0 || d < c->first_order)
-		c->first_order = d;
-	if (c->visits == 0 || d > c->last_order)
-		c->last_order = d;
-	c->visits++;
-
-	if (!slot->tts_isnull[2])
-		numeric_accumulate(pass->context, &c->spend, DatumGetNumeric(slot->tts_values[2]));
-	if (!slot->tts_isnull[3])
-		numeric_accumulate(pass->context, &c->quantity, DatumGetNumeric(slot->tts_values[3]));
-	if (!slot->tts_isnull[4])
-		add_skus(pass, c, DatumGetArrayTypeP(slot->tts_values[4]));
+	/* no customer to credit (the query excludes these), or no date (as the aggregate) */
+	if (slot->tts_isnull[0] || slot->tts_isnull[1])
+		return;
+	feature_stats_add(pass->context,
+					  &lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->stats,
+					  DatumGetDateADT(slot->tts_values[1]),
+					  slot->tts_isnull[2] ? NULL : DatumGetNumeric(slot->tts_values[2]),
+					  slot->tts_isnull[3] ? NULL : DatumGetNumeric(slot->tts_values[3]),
+					  slot->tts_isnull[4] ? NULL : DatumGetArrayTypeP(slot->tts_values[4]));
 }
 
 /* A finite date as YYYY-MM-DD, whatever DateStyle says, for messages. */
@@ -258,15 +228,16 @@ numeric_to_float8(Numeric n)
 static void
 derive_features(const FeatureCustomer *c, DateADT as_of, Features *f)
 {
-	float8		visits = (float8) c->visits;
+	const FeatureStats *s = &c->stats;
+	float8		visits = (float8) s->visits;
 
-	f->spend = c->spend ? c->spend : int64_to_numeric(0);
-	f->ticket_size = numeric_div_opt_error(f->spend, int64_to_numeric(c->visits), NULL);
-	f->quantity = c->quantity ? c->quantity : int64_to_numeric(0);
-	f->skus = c->skus ? (int64) c->skus->members : 0;
-	f->recency_days = as_of - c->last_order;
-	f->tenure_days = as_of - c->first_order;
-	f->span_days = c->last_order - c->first_order;
+	f->spend = s->spend ? s->spend : int64_to_numeric(0);
+	f->ticket_size = numeric_div_opt_error(f->spend, int64_to_numeric(s->visits), NULL);
+	f->quantity = s->quantity ? s->quantity : int64_to_numeric(0);
+	f->skus = c->skus;
+	f->recency_days = as_of - s->last_order;
+	f->tenure_days = as_of - s->first_order;
+	f->span_days = s->last_order - s->first_order;
 	f->quantity_per_visit = numeric_to_float8(f->quantity) / visits;
 	f->days_per_visit = (float8) f->span_days / visits;
 	f->skus_per_visit = (float8) f->skus / visits;
@@ -279,7 +250,7 @@ features_array(const FeatureCustomer *c, const Features *f)
 {
 	Datum		elems[NUM_FEATURES];
 
-	elems[0] = Float8GetDatum((float8) c->visits);
+	elems[0] = Float8GetDatum((float8) c->stats.visits);
 	elems[1] = Float8GetDatum(numeric_to_float8(f->spend));
 	elems[2] = Float8GetDatum(numeric_to_float8(f->ticket_size));
 	elems[3] = Float8GetDatum((float8) f->skus);
@@ -303,13 +274,13 @@ put_customer(ReturnSetInfo *rsinfo, const FeatureCustomer *c, DateADT as_of)
 
 	derive_features(c, as_of, &f);
 	values[COL_CUSTOMER_CODE] = CStringGetTextDatum(c->code);
-	values[COL_VISITS] = Int64GetDatum(c->visits);
+	values[COL_VISITS] = Int64GetDatum(c->stats.visits);
 	values[COL_TOTAL_SPEND] = NumericGetDatum(f.spend);
 	values[COL_TICKET_SIZE] = NumericGetDatum(f.ticket_size);
 	values[COL_SKUS] = Int64GetDatum(f.skus);
 	values[COL_TOTAL_QUANTITY] = NumericGetDatum(f.quantity);
-	values[COL_FIRST_ORDER] = DateADTGetDatum(c->first_order);
-	values[COL_LAST_ORDER] = DateADTGetDatum(c->last_order);
+	values[COL_FIRST_ORDER] = DateADTGetDatum(c->stats.first_order);
+	values[COL_LAST_ORDER] = DateADTGetDatum(c->stats.last_order);
 	values[COL_RECENCY_DAYS] = Int32GetDatum(f.recency_days);
 	values[COL_TENURE_DAYS] = Int32GetDatum(f.tenure_days);
 	values[COL_SPAN_DAYS] = Int32GetDatum(f.span_days);
@@ -317,7 +288,7 @@ put_customer(ReturnSetInfo *rsinfo, const FeatureCustomer *c, DateADT as_of)
 	values[COL_DAYS_PER_VISIT] = Float8GetDatum(f.days_per_visit);
 	values[COL_SKUS_PER_VISIT] = Float8GetDatum(f.skus_per_visit);
 	values[COL_DIFF] = Float8GetDatum(f.diff);
-	values[COL_IS_REPEAT] = BoolGetDatum(c->visits >= 2);
+	values[COL_IS_REPEAT] = BoolGetDatum(c->stats.visits >= 2);
 	values[COL_FEATURES] = PointerGetDatum(features_array(c, &f));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
@@ -329,9 +300,42 @@ features_error_context(void *arg)
 			   (const char *) arg);
 }
 
-/* Run the order query over the window (a daterange datum) into pass. */
+/* false while the extension's SQL objects predate the aggregate (1.2 and older) */
+static bool
+customer_feature_stats_installed(void)
+{
+	Oid			argtypes[4] = {DATEOID, NUMERICOID, NUMERICOID, TEXTARRAYOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("customer_analytics"),
+												makeString("customer_feature_stats")),
+									 4, argtypes, true));
+}
+
+/*
+ * The orders folded per customer by the customer_feature_stats aggregate:
+ * one row per customer, so the planner can run partial aggregates in
+ * parallel workers and the leader combines them.
+ */
+static char *
+customer_stats_query(const SourceTables *src)
+{
+	return psprintf("SELECT s.customer_code, (s.st).visits, (s.st).spend, (s.st).quantity,"
+					" (s.st).skus, (s.st).first_order, (s.st).last_order"
+					" FROM (SELECT o.customer_code,"
+					" customer_analytics.customer_feature_stats(o.order_date, o.order_total,"
+					" o.quantity, o.product_codes) AS st"
+					" FROM (%s) o(customer_code, order_date, order_total, quantity, product_codes)"
+					" GROUP BY o.customer_code) s",
+					source_order_items_query(src, "o.customer_code IS NOT NULL"));
+}
+
+/*
+ * The customers of the window (a daterange datum) into pass->rows: one row
+ * each from the aggregate, or, with older SQL objects, the per-order rows
+ * folded here.
+ */
 static void
-scan_orders(FeaturePass *pass, const SourceTables *src, Datum window)
+scan_customers(FeaturePass *pass, const SourceTables *src, Datum window)
 {
 	Oid			types[1] = {DATERANGEOID};
 	ErrorContextCallback errcallback;
@@ -341,8 +345,25 @@ scan_orders(FeaturePass *pass, const SourceTables *src, Datum window)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	query_stream(source_order_items_query(src, "o.customer_code IS NOT NULL"),
-				 1, types, &window, NULL, fold_order, pass);
+	if (customer_feature_stats_installed())
+		query_stream(customer_stats_query(src), 1, types, &window, NULL,
+					 fold_customer_stats, pass);
+	else
+	{
+		featurehash_iterator it;
+		FeatureCustomer *c;
+
+		pass->customers = featurehash_create(pass->context, 1024, NULL);
+		query_stream(source_order_items_query(src, "o.customer_code IS NOT NULL"),
+					 1, types, &window, NULL, fold_order, pass);
+		featurehash_start_iterate(pass->customers, &it);
+		while ((c = featurehash_iterate(pass->customers, &it)) != NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
+			c->skus = feature_stats_skus(&c->stats);
+			add_row(pass, c);
+		}
+	}
 
 	error_context_stack = errcallback.previous;
 }
@@ -352,26 +373,6 @@ compare_codes(const void *a, const void *b)
 {
 	return strcmp((*(FeatureCustomer *const *) a)->code,
 				  (*(FeatureCustomer *const *) b)->code);
-}
-
-/* The customers of the pass, sorted by code (byte order). */
-static FeatureCustomer **
-sorted_customers(FeaturePass *pass, int *n)
-{
-	FeatureCustomer **sorted;
-	featurehash_iterator it;
-	FeatureCustomer *c;
-
-	sorted = palloc(sizeof(FeatureCustomer *) * Max(pass->customers->members, 1));
-	*n = 0;
-	featurehash_start_iterate(pass->customers, &it);
-	while ((c = featurehash_iterate(pass->customers, &it)) != NULL)
-	{
-		CHECK_FOR_INTERRUPTS();
-		sorted[(*n)++] = c;
-	}
-	qsort(sorted, *n, sizeof(FeatureCustomer *), compare_codes);
-	return sorted;
 }
 
 /* customer_features(feature_window daterange, as_of date, source_schema text) */
@@ -384,9 +385,7 @@ customer_features(PG_FUNCTION_ARGS)
 	const char *schema = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	SourceTables *src;
 	FeaturePass pass;
-	FeatureCustomer **sorted;
 	MemoryContext rowcontext;
-	int			n;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (rsinfo->setDesc->natts != NUM_COLUMNS)
@@ -395,23 +394,25 @@ customer_features(PG_FUNCTION_ARGS)
 	src = source_tables_open(schema);
 	source_tables_check_line_items(src);
 
+	memset(&pass, 0, sizeof(pass));
 	pass.context = AllocSetContextCreate(CurrentMemoryContext,
 										 "customer_analytics customer_features",
 										 ALLOCSET_DEFAULT_SIZES);
-	pass.customers = featurehash_create(pass.context, 1024, NULL);
-	pass.skus = skuhash_create(pass.context, 1024, NULL);
-	scan_orders(&pass, src, PointerGetDatum(PG_GETARG_RANGE_P(0)));
+	pass.maxrows = 1024;
+	pass.rows = MemoryContextAlloc(pass.context, sizeof(FeatureCustomer *) * pass.maxrows);
+	scan_customers(&pass, src, PointerGetDatum(PG_GETARG_RANGE_P(0)));
 
-	sorted = sorted_customers(&pass, &n);
+	/* by code, byte order */
+	qsort(pass.rows, pass.nrows, sizeof(FeatureCustomer *), compare_codes);
 	rowcontext = AllocSetContextCreate(CurrentMemoryContext,
 									   "customer_analytics customer_features row",
 									   ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < pass.nrows; i++)
 	{
 		MemoryContext oldcontext = MemoryContextSwitchTo(rowcontext);
 
 		CHECK_FOR_INTERRUPTS();
-		put_customer(rsinfo, sorted[i], as_of);
+		put_customer(rsinfo, pass.rows[i], as_of);
 		MemoryContextSwitchTo(oldcontext);
 		MemoryContextReset(rowcontext);
 	}

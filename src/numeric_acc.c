@@ -1,10 +1,11 @@
 /*
  * numeric_acc.c
  *		Exact running sums of numeric values kept in a long-lived context,
- *		and their comparison.
+ *		their comparison, and their bytes in a parallel aggregate's state.
  */
 #include "postgres.h"
 
+#include "libpq/pqformat.h"
 #include "utils/fmgrprotos.h"
 
 #include "numeric_acc.h"
@@ -27,4 +28,29 @@ numeric_compare(Numeric a, Numeric b)
 {
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a),
 											 NumericGetDatum(b)));
+}
+
+void
+numeric_send_sum(StringInfo buf, Numeric sum)
+{
+	if (sum == NULL)
+		pq_sendint32(buf, 0);
+	else
+	{
+		pq_sendint32(buf, VARSIZE(sum));
+		pq_sendbytes(buf, (char *) sum, VARSIZE(sum));
+	}
+}
+
+Numeric
+numeric_get_sum(StringInfo buf, MemoryContext context)
+{
+	int32		len = pq_getmsgint(buf, 4);
+	Numeric		sum;
+
+	if (len == 0)
+		return NULL;
+	sum = MemoryContextAlloc(context, len);
+	pq_copymsgbytes(buf, (char *) sum, len);
+	return sum;
 }

@@ -6,6 +6,7 @@
 #ifndef NUMERIC_ACC_H
 #define NUMERIC_ACC_H
 
+#include "lib/stringinfo.h"
 #include "utils/numeric.h"
 
 /*
@@ -16,5 +17,12 @@ extern void numeric_accumulate(MemoryContext context, Numeric *acc, Numeric valu
 
 /* <0, 0 or >0 as a is below, equal to or above b (numeric_cmp) */
 extern int	numeric_compare(Numeric a, Numeric b);
+
+/*
+ * A running sum in a parallel aggregate's byte image: its length (0 for
+ * NULL) and its bytes; read back into context.
+ */
+extern void numeric_send_sum(StringInfo buf, Numeric sum);
+extern Numeric numeric_get_sum(StringInfo buf, MemoryContext context);
 
 #endif

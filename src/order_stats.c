@@ -64,32 +64,6 @@ order_stats_combine(MemoryContext context, OrderStats *stats, const OrderStats *
 	add_sum(context, &stats->recent, other->recent);
 }
 
-/* a sum as its length (0: NULL) and its bytes */
-static void
-send_sum(StringInfo buf, Numeric sum)
-{
-	if (sum == NULL)
-		pq_sendint32(buf, 0);
-	else
-	{
-		pq_sendint32(buf, VARSIZE(sum));
-		pq_sendbytes(buf, (char *) sum, VARSIZE(sum));
-	}
-}
-
-static Numeric
-get_sum(StringInfo buf, MemoryContext context)
-{
-	int32		len = pq_getmsgint(buf, 4);
-	Numeric		sum;
-
-	if (len == 0)
-		return NULL;
-	sum = MemoryContextAlloc(context, len);
-	pq_copymsgbytes(buf, (char *) sum, len);
-	return sum;
-}
-
 void
 order_stats_serialize(StringInfo buf, const OrderStats *stats)
 {
@@ -97,10 +71,10 @@ order_stats_serialize(StringInfo buf, const OrderStats *stats)
 	pq_sendint64(buf, stats->spend_orders);
 	pq_sendint64(buf, stats->low_tickets);
 	pq_sendint32(buf, stats->last_order);
-	send_sum(buf, stats->total);
-	send_sum(buf, stats->spend);
-	send_sum(buf, stats->base);
-	send_sum(buf, stats->recent);
+	numeric_send_sum(buf, stats->total);
+	numeric_send_sum(buf, stats->spend);
+	numeric_send_sum(buf, stats->base);
+	numeric_send_sum(buf, stats->recent);
 }
 
 void
@@ -110,8 +84,8 @@ order_stats_deserialize(StringInfo buf, MemoryContext context, OrderStats *stats
 	stats->spend_orders = pq_getmsgint64(buf);
 	stats->low_tickets = pq_getmsgint64(buf);
 	stats->last_order = (DateADT) pq_getmsgint(buf, 4);
-	stats->total = get_sum(buf, context);
-	stats->spend = get_sum(buf, context);
-	stats->base = get_sum(buf, context);
-	stats->recent = get_sum(buf, context);
+	stats->total = numeric_get_sum(buf, context);
+	stats->spend = numeric_get_sum(buf, context);
+	stats->base = numeric_get_sum(buf, context);
+	stats->recent = numeric_get_sum(buf, context);
 }

@@ -140,3 +140,17 @@ query_stream(const char *sql, int nparams, const Oid *paramtypes,
 	AtEOXact_GUC(true, nestlevel);
 	MemoryContextDelete(receiver.rowcontext);
 }
+
+Numeric
+slot_numeric_copy(TupleTableSlot *slot, int attno, MemoryContext context)
+{
+	MemoryContext oldcontext;
+	Numeric		n;
+
+	if (slot->tts_isnull[attno])
+		return NULL;
+	oldcontext = MemoryContextSwitchTo(context);
+	n = (Numeric) PG_DETOAST_DATUM_COPY(slot->tts_values[attno]);
+	MemoryContextSwitchTo(oldcontext);
+	return n;
+}

@@ -7,6 +7,7 @@
 #define QUERY_STREAM_H
 
 #include "executor/tuptable.h"
+#include "utils/numeric.h"
 
 /*
  * Called once per row with all attributes deformed (slot->tts_values and
@@ -20,5 +21,11 @@ extern void query_stream(const char *sql,
 						 int nparams, const Oid *paramtypes,
 						 const Datum *paramvalues, const bool *paramnulls,
 						 QueryRowCallback callback, void *arg);
+
+/*
+ * A numeric column of the row, copied into context so that it outlives the
+ * row (and is never a short varlena); NULL for SQL NULL.
+ */
+extern Numeric slot_numeric_copy(TupleTableSlot *slot, int attno, MemoryContext context);
 
 #endif

@@ -53,21 +53,6 @@ text_column(TupleTableSlot *slot, int attno, MemoryContext context)
 	return MemoryContextStrdup(context, TextDatumGetCString(slot->tts_values[attno]));
 }
 
-/* a copy in context that outlives the row (and is never a short varlena) */
-static Numeric
-numeric_column(TupleTableSlot *slot, int attno, MemoryContext context)
-{
-	MemoryContext oldcontext;
-	Numeric		n;
-
-	if (slot->tts_isnull[attno])
-		return NULL;
-	oldcontext = MemoryContextSwitchTo(context);
-	n = (Numeric) PG_DETOAST_DATUM_COPY(slot->tts_values[attno]);
-	MemoryContextSwitchTo(oldcontext);
-	return n;
-}
-
 static CustomerState *
 lookup_or_add(TargetingPass *pass, const char *code)
 {
@@ -148,13 +133,13 @@ fold_customer_stats(TupleTableSlot *slot, void *arg)
 		return;					/* no customer to credit: the query excludes these */
 	stats = &lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->orders;
 	stats->orders = DatumGetInt64(slot->tts_values[1]);
-	stats->total = numeric_column(slot, 2, pass->context);
+	stats->total = slot_numeric_copy(slot, 2, pass->context);
 	stats->last_order = DatumGetDateADT(slot->tts_values[3]);
 	stats->spend_orders = DatumGetInt64(slot->tts_values[4]);
-	stats->spend = numeric_column(slot, 5, pass->context);
+	stats->spend = slot_numeric_copy(slot, 5, pass->context);
 	stats->low_tickets = DatumGetInt64(slot->tts_values[6]);
-	stats->base = numeric_column(slot, 7, pass->context);
-	stats->recent = numeric_column(slot, 8, pass->context);
+	stats->base = slot_numeric_copy(slot, 7, pass->context);
+	stats->recent = slot_numeric_copy(slot, 8, pass->context);
 }
 
 /*

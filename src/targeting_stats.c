@@ -153,7 +153,11 @@ targeting_stats_combine(PG_FUNCTION_ARGS)
 	TargetingStatsState *b = PG_ARGISNULL(1) ? NULL : (TargetingStatsState *) PG_GETARG_POINTER(1);
 
 	if (b == NULL)
-		PG_RETURN_POINTER(a);	/* NULL when both are */
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* a NULL pointer is no state: say NULL */
+		PG_RETURN_POINTER(a);
+	}
 	/* the result must live in the aggregate context: never return b itself */
 	if (a == NULL)
 		a = new_state(aggcontext, &b->windows);

@@ -7,7 +7,10 @@ For each scale of the demo data, on one server and one data set, it times:
   rollup             target_customers() reading the order rollup
   plain SQL          the notebook transcribed into one SQL query (test/notebook_targets.sql)
   plain REFRESH      REFRESH MATERIALIZED VIEW of a view defined by that plain SQL
-  incremental        refresh_campaign() of a built campaign after 1 % of the orders changed
+  incremental        after 1 % of the orders changed: REFRESH MATERIALIZED VIEW
+                     CONCURRENTLY of a built campaign's targets view (the same
+                     statement as plain REFRESH), then refresh_campaign() (both
+                     views and the state the next refresh starts from)
   notebook way       the notebook's SQL extract, then polars (bench/notebook_way.cjs)
 and the rollup's costs: building it, and the trigger overhead of a 1 % (and,
 at the smallest scale, a 100 %) reload of the lines.  Medians of several
@@ -207,11 +210,16 @@ def run_scale(scale, runs):
     cur.execute("CREATE SCHEMA bench_bi")
     cur.execute("SELECT customer_analytics.create_campaign('bench', 'bench_bi')")
     cur.execute("SELECT customer_analytics.refresh_campaign('bench')")   # records the state
-    change, refresh = [], []
+    change, view_only, refresh = [], [], []
     for run in range(runs):
         change.append(timed_ms(cur, ONE_PERCENT.format(slice=run)))
+        # the same kind of statement as the plain REFRESH: the targets view
+        # alone, as a scheduler would refresh it (incremental by itself)
+        view_only.append(timed_ms(cur, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_bi.bench_targets"))
+        # then the campaign: both views, and the state the next refresh starts from
         refresh.append(timed_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')"))
     t["1% change"] = statistics.median(change)
+    t["incremental view"] = statistics.median(view_only)
     t["incremental"] = statistics.median(refresh)
     cur.execute(ROLLUP + "SELECT count(*) FROM (SELECT * FROM bench_bi.bench_targets"
                 " EXCEPT SELECT * FROM customer_analytics.target_customers()) x")
@@ -278,10 +286,11 @@ def main():
     print(f"## customer_analytics benchmark: medians of {args.runs} runs after one warm-up; ratios within the same run")
     table("times in ms",
           ["scale", "customers", "orders", "lines", "targets", "floor", "full recompute", "rollup", "plain SQL",
-           "plain REFRESH", "incremental refresh (1% orders changed)", "notebook way"],
+           "plain REFRESH", "incremental: targets view (1% orders changed)", "refresh_campaign (both views)",
+           "notebook way"],
           [[scale, f"{c['customers']:,}", f"{c['sales_orders']:,}", f"{c['sales_order_lines']:,}",
             f"{c['targets']:,}", ms(t["floor"]), ms(t["full recompute"]), ms(t["rollup"]), ms(t["plain SQL"]),
-            ms(t["plain REFRESH"]), ms(t["incremental"]), ms(t["notebook way"])]
+            ms(t["plain REFRESH"]), ms(t["incremental view"]), ms(t["incremental"]), ms(t["notebook way"])]
            for scale, c, t, plans, mem in results])
     ratios = []
     for scale, c, t, plans, mem in results:
@@ -289,11 +298,12 @@ def main():
         if t["notebook way"] is not None and c["notebook targets"] != c["targets"]:
             nb += f" (it found {c['notebook targets']} targets)"
         ratios.append([scale, ratio(t["full recompute"], t["floor"]), ratio(t["plain SQL"], t["full recompute"]),
-                       ratio(t["plain SQL"], t["rollup"]), nb, ratio(t["plain REFRESH"], t["incremental"])])
+                       ratio(t["plain SQL"], t["rollup"]), nb, ratio(t["plain REFRESH"], t["incremental view"]),
+                       ratio(t["plain REFRESH"], t["incremental"])])
     table("ratios (target in brackets)",
           ["scale", "full recompute / floor [<= 1.3x]", "plain SQL / full recompute [>= 2x]",
            "plain SQL / rollup [>= 10x]", "notebook way / full recompute [>= 10x]",
-           "plain REFRESH / incremental refresh [>= 50x]"],
+           "plain REFRESH / incremental targets view [>= 50x]", "plain REFRESH / refresh_campaign"],
           ratios)
     table("the rollup: its cost, the ERP's write cost, memory",
           ["scale", "rollup build ms", "rollup MB", "1% of orders changed (UPDATE) ms",

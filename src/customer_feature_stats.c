@@ -13,6 +13,15 @@
  * workers too.  Rows with a NULL order_date are skipped, as in
  * targeting_stats.  The state is created by the first row that counts, so
  * a group without one gives NULL, as sum() over no values.
+ *
+ * The product codes are interned (see feature_stats.h): each state's set
+ * holds pointers into an interner that keeps one copy of each code, instead
+ * of a copy per customer.  The transition and deserialize functions each
+ * keep their interner in their FmgrInfo's fn_extra, allocated in fn_mcxt:
+ * nodeAgg.c sets up those FmgrInfos in the executor's per-query context, and
+ * the aggregate contexts holding the states are its children, so an
+ * interner outlives every state pointing into it.  The combine function uses
+ * the interners the states carry.
  */
 #include "postgres.h"
 
@@ -36,6 +45,17 @@ PG_FUNCTION_INFO_V1(customer_feature_stats_final);
 #define ARG_QUANTITY	3
 #define ARG_PRODUCT_CODES 4
 
+/* The interner of this function's call site, created on its first call. */
+static CodeInterner *
+call_site_interner(FunctionCallInfo fcinfo)
+{
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+
+	if (flinfo->fn_extra == NULL)
+		flinfo->fn_extra = code_interner_create(flinfo->fn_mcxt);
+	return (CodeInterner *) flinfo->fn_extra;
+}
+
 Datum
 customer_feature_stats_sfunc(PG_FUNCTION_ARGS)
 {
@@ -51,7 +71,8 @@ customer_feature_stats_sfunc(PG_FUNCTION_ARGS)
 	if (state == NULL)
 		state = MemoryContextAllocZero(aggcontext, sizeof(FeatureStats));
 	/* the detoasted arguments are in the per-row context, which the executor resets */
-	feature_stats_add(aggcontext, state, PG_GETARG_DATEADT(ARG_ORDER_DATE),
+	feature_stats_add(aggcontext, call_site_interner(fcinfo), state,
+					  PG_GETARG_DATEADT(ARG_ORDER_DATE),
 					  PG_ARGISNULL(ARG_ORDER_TOTAL) ? NULL : PG_GETARG_NUMERIC(ARG_ORDER_TOTAL),
 					  PG_ARGISNULL(ARG_QUANTITY) ? NULL : PG_GETARG_NUMERIC(ARG_QUANTITY),
 					  PG_ARGISNULL(ARG_PRODUCT_CODES) ? NULL : PG_GETARG_ARRAYTYPE_P(ARG_PRODUCT_CODES));
@@ -72,7 +93,10 @@ customer_feature_stats_combine(PG_FUNCTION_ARGS)
 			PG_RETURN_NULL();
 		PG_RETURN_POINTER(a);
 	}
-	/* the result must live in the aggregate context: never return b itself */
+	/*
+	 * the result must live in the aggregate context: never return b itself
+	 * (a new state adopts b's interner, which outlives it: see above)
+	 */
 	if (a == NULL)
 		a = MemoryContextAllocZero(aggcontext, sizeof(FeatureStats));
 	feature_stats_combine(aggcontext, a, b);
@@ -93,7 +117,9 @@ customer_feature_stats_serialize(PG_FUNCTION_ARGS)
 
 /*
  * The state lives in the caller's (per-row) context: the combine function
- * copies what it keeps into the aggregate context and never returns it.
+ * copies what it keeps into the aggregate context and never returns it.  Its
+ * codes are interned in this function's interner, which lives as long as the
+ * query (so the combined states may keep pointing into it).
  */
 Datum
 customer_feature_stats_deserialize(PG_FUNCTION_ARGS)
@@ -106,7 +132,7 @@ customer_feature_stats_deserialize(PG_FUNCTION_ARGS)
 	buf.data = VARDATA_ANY(image);
 	buf.len = buf.maxlen = VARSIZE_ANY_EXHDR(image);
 	buf.cursor = 0;
-	feature_stats_deserialize(&buf, CurrentMemoryContext, state);
+	feature_stats_deserialize(&buf, CurrentMemoryContext, call_site_interner(fcinfo), state);
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(state);
 }

@@ -15,8 +15,10 @@
  * While the extension's SQL objects predate the aggregate (before ALTER
  * EXTENSION UPDATE to 1.3), the per-order rows stream here instead, into a
  * hash table keyed by customer_code, and each order is counted by the same
- * feature_stats_add() the aggregate uses.  Either way memory grows with
- * customers times their distinct SKUs, never with orders or lines.
+ * feature_stats_add() the aggregate uses, its codes interned once per call
+ * in the pass's context.  Either way memory grows with customers times their
+ * distinct SKUs (a pointer each: every code is stored once, not once per
+ * customer), never with orders or lines.
  *
  * The features array is the float8 vector a clustering step takes, in this
  * order (the SQL comment documents the same):
@@ -64,6 +66,7 @@ typedef struct FeatureCustomer
 typedef struct FeaturePass
 {
 	featurehash_hash *customers;	/* per-order fold only */
+	CodeInterner *codes;		/* per-order fold only: the product codes */
 	FeatureCustomer **rows;		/* the customers to report, in no order yet */
 	int			nrows;
 	int			maxrows;
@@ -176,7 +179,7 @@ fold_order(TupleTableSlot *slot, void *arg)
 	/* no customer to credit (the query excludes these), or no date (as the aggregate) */
 	if (slot->tts_isnull[0] || slot->tts_isnull[1])
 		return;
-	feature_stats_add(pass->context,
+	feature_stats_add(pass->context, pass->codes,
 					  &lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->stats,
 					  DatumGetDateADT(slot->tts_values[1]),
 					  slot->tts_isnull[2] ? NULL : DatumGetNumeric(slot->tts_values[2]),
@@ -371,6 +374,7 @@ scan_customers(FeaturePass *pass, const SourceTables *src, Datum window)
 		FeatureCustomer *c;
 
 		pass->customers = featurehash_create(pass->context, 1024, NULL);
+		pass->codes = code_interner_create(pass->context);
 		query_stream(source_order_items_query(src, "o.customer_code IS NOT NULL"),
 					 1, types, &window, NULL, fold_order, pass);
 		featurehash_start_iterate(pass->customers, &it);

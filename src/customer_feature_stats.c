@@ -32,6 +32,7 @@
 #include "utils/builtins.h"
 
 #include "feature_stats.h"
+#include "numeric_acc.h"
 #include "point_buffer.h"
 
 PG_FUNCTION_INFO_V1(customer_feature_stats_sfunc);
@@ -137,12 +138,6 @@ customer_feature_stats_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(state);
 }
 
-static Datum
-sum_or_zero(Numeric sum)
-{
-	return NumericGetDatum(sum ? sum : int64_to_numeric(0));
-}
-
 /* (visits, spend, quantity, skus, first_order, last_order) */
 Datum
 customer_feature_stats_final(PG_FUNCTION_ARGS)
@@ -160,8 +155,8 @@ customer_feature_stats_final(PG_FUNCTION_ARGS)
 		elog(ERROR, "customer_feature_stats_final must return a composite type");
 
 	values[0] = Int64GetDatum(state->visits);
-	values[1] = sum_or_zero(state->spend);
-	values[2] = sum_or_zero(state->quantity);
+	values[1] = NumericGetDatum(numeric_or_zero(state->spend));
+	values[2] = NumericGetDatum(numeric_or_zero(state->quantity));
 	values[3] = Int64GetDatum(feature_stats_skus(state));
 	values[4] = DateADTGetDatum(state->first_order);
 	values[5] = DateADTGetDatum(state->last_order);

@@ -43,6 +43,7 @@
 #include "utils/tuplestore.h"
 
 #include "feature_stats.h"
+#include "numeric_acc.h"
 #include "query_stream.h"
 #include "source_tables.h"
 #include "sql_args.h"
@@ -235,9 +236,9 @@ derive_features(const FeatureCustomer *c, DateADT as_of, Features *f)
 	const FeatureStats *s = &c->stats;
 	float8		visits = (float8) s->visits;
 
-	f->spend = s->spend ? s->spend : int64_to_numeric(0);
+	f->spend = numeric_or_zero(s->spend);
 	f->ticket_size = numeric_div_opt_error(f->spend, int64_to_numeric(s->visits), NULL);
-	f->quantity = s->quantity ? s->quantity : int64_to_numeric(0);
+	f->quantity = numeric_or_zero(s->quantity);
 	f->skus = c->skus;
 	f->recency_days = as_of - s->last_order;
 	f->tenure_days = as_of - s->first_order;

@@ -23,6 +23,12 @@ numeric_accumulate(MemoryContext context, Numeric *acc, Numeric value)
 	MemoryContextSwitchTo(oldcontext);
 }
 
+Numeric
+numeric_or_zero(Numeric n)
+{
+	return n ? n : int64_to_numeric(0);
+}
+
 int
 numeric_compare(Numeric a, Numeric b)
 {

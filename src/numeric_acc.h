@@ -15,6 +15,9 @@
  */
 extern void numeric_accumulate(MemoryContext context, Numeric *acc, Numeric value);
 
+/* a running sum's value: NULL (nothing added) is 0 */
+extern Numeric numeric_or_zero(Numeric n);
+
 /* <0, 0 or >0 as a is below, equal to or above b (numeric_cmp) */
 extern int	numeric_compare(Numeric a, Numeric b);
 

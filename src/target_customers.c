@@ -9,6 +9,7 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
+#include "numeric_acc.h"
 #include "targeting.h"
 
 PG_FUNCTION_INFO_V1(target_customers);

@@ -39,12 +39,6 @@ typedef struct TargetingPass
 	int64		uncoded_customers;
 } TargetingPass;
 
-Numeric
-numeric_or_zero(Numeric n)
-{
-	return n ? n : int64_to_numeric(0);
-}
-
 static char *
 text_column(TupleTableSlot *slot, int attno, MemoryContext context)
 {

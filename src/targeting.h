@@ -63,6 +63,5 @@ extern bool customer_is_target(const CustomerState *c);
 extern const char *customer_target_reason(const CustomerState *c);
 extern Numeric customer_pct_change(const CustomerState *c);
 extern Numeric customer_avg_ticket(const CustomerState *c);
-extern Numeric numeric_or_zero(Numeric n);
 
 #endif

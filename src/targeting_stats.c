@@ -232,12 +232,6 @@ targeting_stats_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(state);
 }
 
-static Datum
-sum_or_zero(Numeric sum)
-{
-	return NumericGetDatum(sum ? sum : int64_to_numeric(0));
-}
-
 /* (orders, total, last_order, spend_orders, spend, low_tickets, base, recent) */
 Datum
 targeting_stats_final(PG_FUNCTION_ARGS)
@@ -255,13 +249,13 @@ targeting_stats_final(PG_FUNCTION_ARGS)
 		elog(ERROR, "targeting_stats_final must return a composite type");
 
 	values[0] = Int64GetDatum(state->stats.orders);
-	values[1] = sum_or_zero(state->stats.total);
+	values[1] = NumericGetDatum(numeric_or_zero(state->stats.total));
 	values[2] = DateADTGetDatum(state->stats.last_order);
 	nulls[2] = state->stats.orders == 0;
 	values[3] = Int64GetDatum(state->stats.spend_orders);
-	values[4] = sum_or_zero(state->stats.spend);
+	values[4] = NumericGetDatum(numeric_or_zero(state->stats.spend));
 	values[5] = Int64GetDatum(state->stats.low_tickets);
-	values[6] = sum_or_zero(state->stats.base);
-	values[7] = sum_or_zero(state->stats.recent);
+	values[6] = NumericGetDatum(numeric_or_zero(state->stats.base));
+	values[7] = NumericGetDatum(numeric_or_zero(state->stats.recent));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

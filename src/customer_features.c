@@ -37,7 +37,6 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rangetypes.h"
 #include "utils/tuplestore.h"
@@ -360,14 +359,8 @@ scan_customers(FeaturePass *pass, const SourceTables *src, Datum window)
 		 * queries whose groups a worker sees whole, such as shards
 		 * co-located by customer.
 		 */
-		int			nestlevel = NewGUCNestLevel();
-
-		(void) set_config_option("max_parallel_workers_per_gather", "0",
-								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		query_stream(customer_stats_query(src), 1, types, &window, NULL,
-					 fold_customer_stats, pass);
-		AtEOXact_GUC(true, nestlevel);
+		query_stream_serial(customer_stats_query(src), 1, types, &window, NULL,
+							fold_customer_stats, pass);
 	}
 	else
 	{

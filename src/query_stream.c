@@ -70,10 +70,10 @@ stream_destroy(DestReceiver *self pg_attribute_unused())
 {
 }
 
-void
-query_stream(const char *sql, int nparams, const Oid *paramtypes,
-			 const Datum *paramvalues, const bool *paramnulls,
-			 QueryRowCallback callback, void *arg)
+static void
+stream(const char *sql, int nparams, const Oid *paramtypes,
+	   const Datum *paramvalues, const bool *paramnulls,
+	   QueryRowCallback callback, void *arg, int cursor_options)
 {
 	StreamReceiver receiver;
 	SPIExecuteOptions options;
@@ -122,7 +122,7 @@ query_stream(const char *sql, int nparams, const Oid *paramtypes,
 
 	/* one-shot use, but prepared so the parameters get their types */
 	plan = SPI_prepare_cursor(sql, nparams, unconstify(Oid *, paramtypes),
-							  CURSOR_OPT_PARALLEL_OK);
+							  cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare_cursor failed: %s", SPI_result_code_string(SPI_result));
 
@@ -139,6 +139,23 @@ query_stream(const char *sql, int nparams, const Oid *paramtypes,
 	SPI_finish();
 	AtEOXact_GUC(true, nestlevel);
 	MemoryContextDelete(receiver.rowcontext);
+}
+
+void
+query_stream(const char *sql, int nparams, const Oid *paramtypes,
+			 const Datum *paramvalues, const bool *paramnulls,
+			 QueryRowCallback callback, void *arg)
+{
+	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg,
+		   CURSOR_OPT_PARALLEL_OK);
+}
+
+void
+query_stream_serial(const char *sql, int nparams, const Oid *paramtypes,
+					const Datum *paramvalues, const bool *paramnulls,
+					QueryRowCallback callback, void *arg)
+{
+	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg, 0);
 }
 
 Numeric

@@ -23,6 +23,15 @@ extern void query_stream(const char *sql,
 						 QueryRowCallback callback, void *arg);
 
 /*
+ * The same, planned without parallel workers: for a query whose partial
+ * aggregate states would cost the leader more to combine than they save.
+ */
+extern void query_stream_serial(const char *sql,
+								int nparams, const Oid *paramtypes,
+								const Datum *paramvalues, const bool *paramnulls,
+								QueryRowCallback callback, void *arg);
+
+/*
  * A numeric column of the row, copied into context so that it outlives the
  * row (and is never a short varlena); NULL for SQL NULL.
  */

@@ -60,8 +60,18 @@ ALTER TABLE campaign_refresh_state ADD COLUMN monthly_view oid;  -- NULL: the sh
 COMMENT ON COLUMN campaign_refresh_state.monthly_view IS
 'the monthly view whose rows the snapshot describes (rebuilt view: new oid)';
 
+-- Can a campaign view's rows be reused: is it the view the refresh state
+-- describes (same oid, not rebuilt since), populated and readable by the
+-- caller?  false, never NULL, when either is missing.
+CREATE FUNCTION _view_reusable(v regclass, described oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(v = described
+                    AND (SELECT relispopulated FROM pg_class WHERE oid = v)
+                    AND has_table_privilege(v, 'SELECT'), false)
+$$;
+
 -- One hashed DISTINCT instead of array_agg(DISTINCT ...), which sorts
--- every dirty row; otherwise as in 1.1.
+-- every dirty row; the view check shared with the sheet; otherwise as in 1.1.
 CREATE OR REPLACE FUNCTION _campaign_changes(c campaigns, OUT usable boolean, OUT changed text[], OUT reason text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -81,9 +91,7 @@ BEGIN
         reason := 'the rollup was rebuilt';
     ELSIF s.fingerprint <> customer_analytics._campaign_fingerprint(c) THEN
         reason := 'the campaign changed';
-    ELSIF v IS NULL OR v <> s.targets_view
-          OR NOT (SELECT relispopulated FROM pg_class WHERE oid = v)
-          OR NOT has_table_privilege(v, 'SELECT') THEN
+    ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
         reason := 'the targets view was rebuilt or cannot be read';
     ELSE
         EXECUTE format('SELECT COALESCE(array_agg(d.customer_code) FILTER (WHERE d.customer_code IS NOT NULL), ''{}''),'
@@ -114,11 +122,8 @@ DECLARE
     targets text := format('%I.%I', c.view_schema, c.name || '_targets');
     months text;
 BEGIN
-    IF d.usable AND sheet IS NOT NULL
-       AND sheet = (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s
-                     WHERE s.campaign = c.name)
-       AND (SELECT relispopulated FROM pg_class WHERE oid = sheet)
-       AND has_table_privilege(sheet, 'SELECT') THEN
+    IF d.usable AND customer_analytics._view_reusable(sheet,
+           (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name)) THEN
         -- unchanged targets: their months, unpivoted from the sheet's columns
         SELECT string_agg(format('(%L::date, m.%I)', p.month, p.column_name), ', ' ORDER BY p.month)
           INTO months FROM customer_analytics.pivot_months(c.revenue_window) p;

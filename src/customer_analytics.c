@@ -1,10 +1,14 @@
 /*
  * customer_analytics.c
- *		Module entry point: the library magic block and the extension's GUCs.
+ *		Module entry point: the library magic block and the extension's GUCs,
+ *		and which of the extension's SQL objects are installed.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/guc.h"
 
 #include "customer_analytics.h"
@@ -38,4 +42,12 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("customer_analytics");
+}
+
+bool
+ca_function_installed(const char *name, int nargs, const Oid *argtypes)
+{
+	return OidIsValid(LookupFuncName(list_make2(makeString("customer_analytics"),
+												makeString(pstrdup(name))),
+									 nargs, argtypes, true));
 }

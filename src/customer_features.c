@@ -31,8 +31,6 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -41,6 +39,7 @@
 #include "utils/rangetypes.h"
 #include "utils/tuplestore.h"
 
+#include "customer_analytics.h"
 #include "feature_stats.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
@@ -310,9 +309,7 @@ customer_feature_stats_installed(void)
 {
 	Oid			argtypes[4] = {DATEOID, NUMERICOID, NUMERICOID, TEXTARRAYOID};
 
-	return OidIsValid(LookupFuncName(list_make2(makeString("customer_analytics"),
-												makeString("customer_feature_stats")),
-									 4, argtypes, true));
+	return ca_function_installed("customer_feature_stats", 4, argtypes);
 }
 
 /*

@@ -16,11 +16,10 @@
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "customer_analytics.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
 #include "source_tables.h"
@@ -239,9 +238,7 @@ targeting_stats_installed(void)
 	Oid			argtypes[7] = {DATEOID, NUMERICOID, DATERANGEOID, DATERANGEOID,
 		DATERANGEOID, DATERANGEOID, NUMERICOID};
 
-	return OidIsValid(LookupFuncName(list_make2(makeString("customer_analytics"),
-												makeString("targeting_stats")),
-									 7, argtypes, true));
+	return ca_function_installed("targeting_stats", 7, argtypes);
 }
 
 static void

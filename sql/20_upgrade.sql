@@ -1,8 +1,9 @@
 -- ALTER EXTENSION ... UPDATE from 1.0: a campaign built under 1.0 keeps
 -- its views and rows, refreshes under the new version, and becomes
 -- incremental once its source has a rollup.  Under the 1.0 objects the
--- library folds orders itself (no targeting_stats aggregate yet); after the
--- update it uses the aggregate, and the rows must not change.
+-- library folds orders itself (no targeting_stats or monthly_revenue_stats
+-- aggregate yet); after the update it uses the aggregates, and the rows must
+-- not change.
 \set VERBOSITY terse
 DROP SCHEMA IF EXISTS bi, seg CASCADE;
 SET client_min_messages = warning;
@@ -13,6 +14,7 @@ CREATE SCHEMA up_bi;
 SELECT name, target_rows, monthly_rows
   FROM customer_analytics.create_campaign('up', 'up_bi', source_schema => 'fx');
 CREATE TEMP TABLE before_update AS SELECT * FROM up_bi.up_targets;
+CREATE TEMP TABLE before_update_monthly AS SELECT * FROM up_bi.up_monthly;
 
 ALTER EXTENSION customer_analytics UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'customer_analytics';
@@ -21,6 +23,10 @@ REFRESH MATERIALIZED VIEW up_bi.up_targets;
 SELECT count(*) AS changed_rows FROM (
     (SELECT * FROM before_update EXCEPT SELECT * FROM up_bi.up_targets)
     UNION ALL (SELECT * FROM up_bi.up_targets EXCEPT SELECT * FROM before_update)) d;
+-- the sheet too (its revenue now comes from the monthly_revenue_stats aggregate)
+SELECT count(*) AS changed_monthly_rows, (SELECT count(*) FROM up_bi.up_monthly) AS monthly_rows FROM (
+    (SELECT * FROM before_update_monthly EXCEPT SELECT * FROM up_bi.up_monthly)
+    UNION ALL (SELECT * FROM up_bi.up_monthly EXCEPT SELECT * FROM before_update_monthly)) d;
 -- the new argument is there
 SELECT count(*) FROM customer_analytics.target_customers(source_schema => 'fx', customers => '{0001001}');
 SELECT rollup_rows FROM customer_analytics.enable_rollup('fx');

@@ -8,17 +8,24 @@
  * month.  The first and last month may be partial (the notebook's January
  * stops on the 7th): only days inside the window count.  Orders follow the
  * targeting rules: confirmed only, total = sum of the lines, 0 without lines.
+ *
+ * The orders are grouped per customer by the monthly_revenue_stats
+ * aggregate (1.4); with older SQL objects the same MonthlyTotals are folded
+ * here, one order row at a time.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "calendar_month.h"
+#include "customer_analytics.h"
+#include "monthly_revenue_stats.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
 #include "source_tables.h"
@@ -31,8 +38,7 @@ typedef struct MonthlyCustomer
 	const char *code;
 	uint32		hash;
 	char		status;
-	Numeric    *revenue;		/* per month; NULL means 0 */
-	int64	   *orders;
+	MonthlyTotals *months;
 } MonthlyCustomer;
 
 #define SH_PREFIX		monthhash
@@ -43,48 +49,80 @@ typedef struct MonthlyPass
 {
 	monthhash_hash *customers;
 	MemoryContext context;
-	int			first_month;	/* year * 12 + month - 1 */
-	int			nmonths;
 } MonthlyPass;
 
-static int
-month_index(DateADT d)
+static MonthlyCustomer *
+listed_customer(MonthlyPass *pass, TupleTableSlot *slot)
 {
-	int			year,
-				month,
-				day;
-
-	j2date(d + POSTGRES_EPOCH_JDATE, &year, &month, &day);
-	return year * 12 + month - 1;
+	if (slot->tts_isnull[0])
+		return NULL;
+	/* NULL for a code not listed: the query filters on the codes, cannot happen */
+	return monthhash_lookup(pass->customers, TextDatumGetCString(slot->tts_values[0]));
 }
 
-static DateADT
-month_start(int index)
-{
-	return date2j(index / 12, index % 12 + 1, 1) - POSTGRES_EPOCH_JDATE;
-}
-
-/* Row of the order query: customer_code, order date, order total. */
+/* Row of the order query (older SQL objects): customer_code, order date, order total. */
 static void
 fold_order(TupleTableSlot *slot, void *arg)
 {
 	MonthlyPass *pass = (MonthlyPass *) arg;
-	MonthlyCustomer *c;
-	int			m;
-	Numeric		total;
+	MonthlyCustomer *c = listed_customer(pass, slot);
 
-	if (slot->tts_isnull[0])
+	if (c)
+		monthly_totals_add(pass->context, c->months, DatumGetDateADT(slot->tts_values[1]),
+						   slot->tts_isnull[2] ? NULL : DatumGetNumeric(slot->tts_values[2]));
+}
+
+/*
+ * Row of the aggregate query: customer_code, then the revenue and order
+ * count arrays of monthly_revenue_stats, one element per month of the
+ * window (the same window as the pass: the query passes it).
+ */
+static void
+fold_customer_months(TupleTableSlot *slot, void *arg)
+{
+	MonthlyPass *pass = (MonthlyPass *) arg;
+	MonthlyCustomer *c = listed_customer(pass, slot);
+	MonthlyTotals *t;
+	Datum	   *revenue,
+			   *orders;
+	int			nrevenue,
+				norders;
+
+	if (c == NULL || slot->tts_isnull[1] || slot->tts_isnull[2])
 		return;
-	c = monthhash_lookup(pass->customers, TextDatumGetCString(slot->tts_values[0]));
-	if (c == NULL)
-		return;					/* the query filters on the codes: cannot happen */
+	t = c->months;
+	deconstruct_array(DatumGetArrayTypeP(slot->tts_values[1]), NUMERICOID, -1, false,
+					  TYPALIGN_INT, &revenue, NULL, &nrevenue);
+	deconstruct_array(DatumGetArrayTypeP(slot->tts_values[2]), INT8OID, sizeof(int64),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &orders, NULL, &norders);
+	if (nrevenue != t->nmonths || norders != t->nmonths)
+		elog(ERROR, "monthly_revenue_stats returned %d months, expected %d", nrevenue, t->nmonths);
+	for (int m = 0; m < t->nmonths; m++)
+	{
+		numeric_accumulate(pass->context, &t->revenue[m], DatumGetNumeric(revenue[m]));
+		t->orders[m] += DatumGetInt64(orders[m]);
+	}
+}
 
-	m = month_index(DatumGetDateADT(slot->tts_values[1])) - pass->first_month;
-	Assert(m >= 0 && m < pass->nmonths);
-	total = slot->tts_isnull[2] ? int64_to_numeric(0) : DatumGetNumeric(slot->tts_values[2]);
+/* false while the extension's SQL objects predate the aggregate (1.3 and older) */
+static bool
+monthly_revenue_stats_installed(void)
+{
+	Oid			argtypes[3] = {DATEOID, NUMERICOID, DATERANGEOID};
 
-	numeric_accumulate(pass->context, &c->revenue[m], total);
-	c->orders[m]++;
+	return ca_function_installed("monthly_revenue_stats", 3, argtypes);
+}
+
+/* The listed customers' orders ($2) in the window ($1), grouped per customer. */
+static char *
+customer_months_query(const SourceTables *src)
+{
+	return psprintf("SELECT s.customer_code, (s.m).revenue, (s.m).orders"
+					" FROM (SELECT o.customer_code,"
+					" customer_analytics.monthly_revenue_stats(o.order_date, o.order_total, $1) AS m"
+					" FROM (%s) o(customer_code, order_date, order_total)"
+					" GROUP BY o.customer_code) s",
+					source_order_totals_query(src, "o.customer_code::text = ANY ($2)"));
 }
 
 static int
@@ -119,8 +157,6 @@ monthly_revenue(PG_FUNCTION_ARGS)
 	pass.context = AllocSetContextCreate(CurrentMemoryContext,
 										 "customer_analytics monthly_revenue",
 										 ALLOCSET_DEFAULT_SIZES);
-	pass.first_month = month_index(window.lo);
-	pass.nmonths = month_index(window.hi - 1) - pass.first_month + 1;
 
 	deconstruct_array(codes, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
 	pass.customers = monthhash_create(pass.context, Max(nelems, 16), NULL);
@@ -132,16 +168,19 @@ monthly_revenue(PG_FUNCTION_ARGS)
 		if (monthhash_lookup(pass.customers, code))
 			continue;			/* a code listed twice still gets one row a month */
 		c = monthhash_insert(pass.customers, MemoryContextStrdup(pass.context, code), &found);
-		c->revenue = MemoryContextAllocZero(pass.context, sizeof(Numeric) * pass.nmonths);
-		c->orders = MemoryContextAllocZero(pass.context, sizeof(int64) * pass.nmonths);
+		c->months = monthly_totals_create(pass.context, window);
 	}
 
 	if (pass.customers->members > 0)
 	{
 		values[0] = date_window_datum(window);
 		values[1] = PointerGetDatum(codes);
-		query_stream(source_order_totals_query(src, "o.customer_code::text = ANY ($2)"),
-					 2, types, values, NULL, fold_order, &pass);
+		if (monthly_revenue_stats_installed())
+			query_stream(customer_months_query(src), 2, types, values, NULL,
+						 fold_customer_months, &pass);
+		else
+			query_stream(source_order_totals_query(src, "o.customer_code::text = ANY ($2)"),
+						 2, types, values, NULL, fold_order, &pass);
 	}
 
 	sorted = palloc(sizeof(MonthlyCustomer *) * Max(pass.customers->members, 1));
@@ -152,17 +191,18 @@ monthly_revenue(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < n; i++)
 	{
+		MonthlyTotals *t = sorted[i]->months;
+
 		CHECK_FOR_INTERRUPTS();
-		for (int m = 0; m < pass.nmonths; m++)
+		for (int m = 0; m < t->nmonths; m++)
 		{
 			Datum		row[4];
 			bool		nulls[4] = {0};
 
 			row[0] = CStringGetTextDatum(sorted[i]->code);
-			row[1] = DateADTGetDatum(month_start(pass.first_month + m));
-			row[2] = NumericGetDatum(sorted[i]->revenue[m] ? sorted[i]->revenue[m]
-									 : int64_to_numeric(0));
-			row[3] = Int64GetDatum(sorted[i]->orders[m]);
+			row[1] = DateADTGetDatum(calendar_month_start(t->first_month + m));
+			row[2] = NumericGetDatum(numeric_or_zero(t->revenue[m]));
+			row[3] = Int64GetDatum(t->orders[m]);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
 		}
 	}

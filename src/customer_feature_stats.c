@@ -130,9 +130,7 @@ customer_feature_stats_deserialize(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 
 	(void) pb_aggcontext(fcinfo, "customer_feature_stats_deserialize");
-	buf.data = VARDATA_ANY(image);
-	buf.len = buf.maxlen = VARSIZE_ANY_EXHDR(image);
-	buf.cursor = 0;
+	agg_image_reader(image, &buf);
 	feature_stats_deserialize(&buf, CurrentMemoryContext, call_site_interner(fcinfo), state);
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(state);

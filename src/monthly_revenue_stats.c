@@ -187,9 +187,7 @@ monthly_revenue_stats_deserialize(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 
 	(void) pb_aggcontext(fcinfo, "monthly_revenue_stats_deserialize");
-	buf.data = VARDATA_ANY(image);
-	buf.len = buf.maxlen = VARSIZE_ANY_EXHDR(image);
-	buf.cursor = 0;
+	agg_image_reader(image, &buf);
 	window.lo = (DateADT) pq_getmsgint(&buf, 4);
 	window.hi = (DateADT) pq_getmsgint(&buf, 4);
 	state = monthly_totals_create(CurrentMemoryContext, window);

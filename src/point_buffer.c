@@ -268,6 +268,14 @@ pb_aggcontext(FunctionCallInfo fcinfo, const char *fname)
 	return aggcontext;
 }
 
+void
+agg_image_reader(bytea *image, StringInfo buf)
+{
+	buf->data = VARDATA_ANY(image);
+	buf->len = buf->maxlen = VARSIZE_ANY_EXHDR(image);
+	buf->cursor = 0;
+}
+
 /* ---- SQL-callable support functions shared by the clustering aggregates ---- */
 
 PG_FUNCTION_INFO_V1(point_buffer_combine);

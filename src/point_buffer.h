@@ -9,6 +9,7 @@
 #define POINT_BUFFER_H
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 
 typedef struct PointBuffer
@@ -34,5 +35,8 @@ extern void pb_sort(PointBuffer *pb);
 
 /* aggregate memory context, or an error when not called as an aggregate */
 extern MemoryContext pb_aggcontext(FunctionCallInfo fcinfo, const char *fname);
+
+/* buf reads a serialized aggregate state in place (for pq_getmsg*) */
+extern void agg_image_reader(bytea *image, StringInfo buf);
 
 #endif

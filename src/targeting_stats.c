@@ -217,9 +217,7 @@ targeting_stats_deserialize(PG_FUNCTION_ARGS)
 	int32		barlen;
 
 	(void) pb_aggcontext(fcinfo, "targeting_stats_deserialize");
-	buf.data = VARDATA_ANY(image);
-	buf.len = buf.maxlen = VARSIZE_ANY_EXHDR(image);
-	buf.cursor = 0;
+	agg_image_reader(image, &buf);
 	state->windows.spend = get_window(&buf);
 	state->windows.low_ticket = get_window(&buf);
 	state->windows.base = get_window(&buf);

@@ -10,8 +10,10 @@
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 #include "customer_analytics.h"
+#include "role_trust.h"
 
 PG_MODULE_MAGIC;
 
@@ -19,6 +21,23 @@ char	   *ca_source_schema = NULL;
 bool		ca_use_rollup = true;
 
 void		_PG_init(void);
+
+/* customer_analytics.trusted_source_owners must be a list of identifiers */
+static bool
+check_trusted_source_owners(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(raw, ',', &names);
+
+	(void) extra;
+	(void) source;
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid: role names separated by commas.");
+	list_free(names);
+	pfree(raw);
+	return ok;
+}
 
 void
 _PG_init(void)
@@ -40,6 +59,20 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/*
+	 * Superuser-only: a role that could set it could trust itself.  PGC_SUSET
+	 * also means a value set for a role or database by a non-superuser
+	 * before the library was loaded is not applied.
+	 */
+	DefineCustomStringVariable("customer_analytics.trusted_source_owners",
+							   "Roles whose views and row-level security policies on source tables every role trusts.",
+							   "Comma-separated role names.  Besides these, a role trusts itself, superusers and its own members.",
+							   &ca_trusted_source_owners,
+							   "",
+							   PGC_SUSET,
+							   GUC_LIST_INPUT,
+							   check_trusted_source_owners, NULL, NULL);
 
 	MarkGUCPrefixReserved("customer_analytics");
 }

@@ -9,13 +9,20 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "customer_analytics.h"
 #include "order_rollup.h"
+#include "role_trust.h"
 #include "source_tables.h"
+
+PG_FUNCTION_INFO_V1(source_trust_problem);
+
+static const char *const source_table_names[] = {"customers", "sales_orders", "sales_order_lines"};
 
 /* What a column must hold: each class lists the types accepted for it. */
 typedef enum ColumnClass
@@ -109,12 +116,52 @@ class_description(ColumnClass class)
 	}
 }
 
-/* Look up one table and check its columns; returns the quoted name. */
+/*
+ * The relation schema.table, locked against DROP, RENAME and ALTER until the
+ * end of the transaction (the lock the query takes anyway), so that what is
+ * checked here is what the query reads; InvalidOid when there is none.
+ */
+static Oid
+lock_source_relation(Oid nspid, const char *table)
+{
+	for (;;)
+	{
+		Oid			relid = get_relname_relid(table, nspid);
+
+		if (!OidIsValid(relid))
+			return InvalidOid;
+		LockRelationOid(relid, AccessShareLock);
+		/* replaced while we waited for the lock: look again */
+		if (get_relname_relid(table, nspid) == relid)
+			return relid;
+		UnlockRelationOid(relid, AccessShareLock);
+	}
+}
+
+/*
+ * ereport(ERROR) when reading schema.table would run code of a role the
+ * current user does not trust (role_trust.c says why that matters).
+ */
+static void
+check_trust(Oid relid, const char *schema, const char *table)
+{
+	char	   *problem = ca_relation_trust_problem(relid, schema, table);
+
+	if (problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", problem),
+				 errdetail("Trusted owners are the reading role itself, superusers, roles that are members of the reading role, "
+						   "and the roles listed in customer_analytics.trusted_source_owners."),
+				 errhint("Have a trusted role own the relation, or ask a superuser to add its owner to customer_analytics.trusted_source_owners.")));
+}
+
+/* Look up one table and check its columns and owner; returns the quoted name. */
 static const char *
 check_table(const char *schema, Oid nspid, const char *table,
 			const ColumnSpec *columns, Oid *order_date_type)
 {
-	Oid			relid = get_relname_relid(table, nspid);
+	Oid			relid = lock_source_relation(nspid, table);
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -122,6 +169,7 @@ check_table(const char *schema, Oid nspid, const char *table,
 				 errmsg("source table \"%s.%s\" does not exist", schema, table),
 				 errhint("customer_analytics reads customers, sales_orders and sales_order_lines from the source schema; "
 						 "create them, or point source_schema at the schema that has them.")));
+	check_trust(relid, schema, table);
 
 	for (const ColumnSpec *col = columns; col->name != NULL; col++)
 	{
@@ -281,4 +329,32 @@ source_order_items_query(const SourceTables *src, const char *scope)
 					   " array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL)",
 					   ", o.quantity, o.product_codes",
 					   scope);
+}
+
+/*
+ * _source_trust_problem(source_schema text) returns text: NULL when reading
+ * the source's three relations runs no code of a role the current user does
+ * not trust, else the first problem.  The rollup's triggers ask this as the
+ * rollup's owner, where an error would refuse the ERP's write.
+ */
+Datum
+source_trust_problem(PG_FUNCTION_ARGS)
+{
+	char	   *schema = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			nspid = get_namespace_oid(schema, true);
+
+	if (!OidIsValid(nspid))
+		PG_RETURN_NULL();
+	for (size_t i = 0; i < lengthof(source_table_names); i++)
+	{
+		Oid			relid = lock_source_relation(nspid, source_table_names[i]);
+		char	   *problem;
+
+		if (!OidIsValid(relid))
+			continue;
+		problem = ca_relation_trust_problem(relid, schema, source_table_names[i]);
+		if (problem)
+			PG_RETURN_TEXT_P(cstring_to_text(problem));
+	}
+	PG_RETURN_NULL();
 }

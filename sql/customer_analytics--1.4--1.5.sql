@@ -1,0 +1,603 @@
+-- customer_analytics 1.4 -> 1.5: trust.  Stored definitions belong to their
+-- owners, a refresh runs only its owner's definition over sources its owner
+-- trusts, and the rollup is kept by its owner whoever writes the ERP tables.
+\echo Use "ALTER EXTENSION customer_analytics UPDATE TO '1.5'" to load this file. \quit
+
+------------------------------------------------------------------------------
+-- Who owns a definition.  The catalogs (campaigns, segmentations, rollups,
+-- campaign_refresh_state) are written only by the row's owner, a role that
+-- can act as it, or the extension's owner (the tables' owner, to whom
+-- row-level security does not apply).  Everyone may read them.
+------------------------------------------------------------------------------
+
+-- May the current role change a definition stored for `owner`?  Its owner
+-- and roles that can SET ROLE to it may; superusers bypass the policies.
+CREATE FUNCTION _is_definition_owner(owner name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT owner = current_user
+        OR COALESCE(pg_has_role(current_user, to_regrole(quote_ident(owner)), 'MEMBER'), false)
+$$;
+COMMENT ON FUNCTION _is_definition_owner IS
+'true when the current role owns a stored definition of this owner (or can SET ROLE to it): the catalogs'' row-level security';
+
+ALTER TABLE campaigns ENABLE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON campaigns FOR SELECT USING (true);
+CREATE POLICY owner_inserts ON campaigns FOR INSERT WITH CHECK (customer_analytics._is_definition_owner(owner));
+CREATE POLICY owner_updates ON campaigns FOR UPDATE
+    USING (customer_analytics._is_definition_owner(owner)) WITH CHECK (customer_analytics._is_definition_owner(owner));
+CREATE POLICY owner_deletes ON campaigns FOR DELETE USING (customer_analytics._is_definition_owner(owner));
+
+ALTER TABLE segmentations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON segmentations FOR SELECT USING (true);
+CREATE POLICY owner_inserts ON segmentations FOR INSERT WITH CHECK (customer_analytics._is_definition_owner(owner));
+CREATE POLICY owner_updates ON segmentations FOR UPDATE
+    USING (customer_analytics._is_definition_owner(owner)) WITH CHECK (customer_analytics._is_definition_owner(owner));
+CREATE POLICY owner_deletes ON segmentations FOR DELETE USING (customer_analytics._is_definition_owner(owner));
+
+ALTER TABLE rollups ENABLE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON rollups FOR SELECT USING (true);
+CREATE POLICY owner_inserts ON rollups FOR INSERT WITH CHECK (customer_analytics._is_definition_owner(owner));
+CREATE POLICY owner_updates ON rollups FOR UPDATE
+    USING (customer_analytics._is_definition_owner(owner)) WITH CHECK (customer_analytics._is_definition_owner(owner));
+CREATE POLICY owner_deletes ON rollups FOR DELETE USING (customer_analytics._is_definition_owner(owner));
+
+-- a campaign's incremental state is its owner's too
+ALTER TABLE campaign_refresh_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON campaign_refresh_state FOR SELECT USING (true);
+CREATE POLICY owner_writes ON campaign_refresh_state FOR ALL
+    USING (EXISTS (SELECT 1 FROM customer_analytics.campaigns c
+                    WHERE c.name = campaign AND customer_analytics._is_definition_owner(c.owner)))
+    WITH CHECK (EXISTS (SELECT 1 FROM customer_analytics.campaigns c
+                         WHERE c.name = campaign AND customer_analytics._is_definition_owner(c.owner)));
+
+-- With the policies in place, every role that may use the extension (USAGE
+-- on its schema) may keep campaigns and segmentations of its own; rollups
+-- stay with whoever can create tables in the extension's schema.
+GRANT INSERT, UPDATE, DELETE ON campaigns, segmentations, campaign_refresh_state TO PUBLIC;
+
+-- The error every management function raises for someone else's definition.
+CREATE FUNCTION _require_definition_owner(kind text, name text, owner name) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- pg_has_role() is true for superusers: they may manage every definition
+    IF NOT customer_analytics._is_definition_owner(owner) THEN
+        RAISE EXCEPTION 'must be owner of % "%"', kind, name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('%s "%s" belongs to role "%s".', initcap(kind), name, owner),
+                  HINT = format('Only its owner (or a role that can SET ROLE %I) may change, refresh or drop it; '
+                                'others read its views.', owner);
+    END IF;
+END $$;
+
+-- A definition is computed only as its owner: by the owner's own call, or
+-- by REFRESH of its views, which PostgreSQL runs as the views' owner.  A
+-- view whose owner is not the definition's (an ALTER ... OWNER TO, or a
+-- definition dropped and another role's created under the same name) is
+-- refused instead of running someone else's definition with its rights.
+CREATE FUNCTION _require_definition_runner(kind text, name text, owner name) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF owner IS DISTINCT FROM current_user THEN
+        RAISE EXCEPTION '% "%" belongs to role "%", not to "%"', kind, name, owner, current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('A stored %s is computed only with its owner''s rights; a view refresh runs as the view''s owner.', kind),
+                  HINT = format('Refresh it as %I, or make %I own the views again (ALTER MATERIALIZED VIEW ... OWNER TO %I).',
+                                owner, owner, owner);
+    END IF;
+END $$;
+
+-- One campaign's catalog row for a management call (owner, member or superuser).
+CREATE OR REPLACE FUNCTION _campaign(campaign text) RETURNS campaigns
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns;
+BEGIN
+    SELECT * INTO c FROM customer_analytics.campaigns WHERE name = campaign;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'campaign "%" does not exist', campaign
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT * FROM customer_analytics.list_campaigns() shows the campaigns.';
+    END IF;
+    PERFORM customer_analytics._require_definition_owner('campaign', c.name, c.owner);
+    RETURN c;
+END $$;
+
+-- One campaign's catalog row to compute from: only its owner computes it.
+CREATE FUNCTION _campaign_to_run(campaign text) RETURNS campaigns
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    PERFORM customer_analytics._require_definition_runner('campaign', c.name, c.owner);
+    RETURN c;
+END $$;
+
+CREATE OR REPLACE FUNCTION _segmentation(segmentation text) RETURNS segmentations
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations;
+BEGIN
+    SELECT * INTO s FROM customer_analytics.segmentations WHERE name = segmentation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'segmentation "%" does not exist', segmentation
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT * FROM customer_analytics.list_segmentations() shows the segmentations.';
+    END IF;
+    PERFORM customer_analytics._require_definition_owner('segmentation', s.name, s.owner);
+    RETURN s;
+END $$;
+
+CREATE FUNCTION _segmentation_to_run(segmentation text) RETURNS segmentations
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    PERFORM customer_analytics._require_definition_runner('segmentation', s.name, s.owner);
+    RETURN s;
+END $$;
+
+------------------------------------------------------------------------------
+-- The functions that compute a stored definition read it through
+-- _campaign_to_run / _segmentation_to_run; otherwise as in 1.4.
+------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION campaign_targets(campaign text)
+RETURNS TABLE (customer_code text, trade_name text, delivery_route text, shipping_address text,
+               csm text, total_spend numeric, total_orders bigint, low_ticket_count bigint,
+               base_sales numeric, recent_sales numeric, pct_change numeric, target_reason text,
+               is_low_ticket boolean, is_declining boolean, last_order_date date,
+               avg_ticket_size numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_to_run(campaign);
+    d record := customer_analytics._campaign_changes(c);
+BEGIN
+    IF d.usable THEN
+        -- unchanged customers keep their rows; changed ones are recomputed
+        RETURN QUERY EXECUTE format('SELECT * FROM %I.%I t WHERE NOT (t.customer_code = ANY ($1))',
+                                    c.view_schema, c.name || '_targets') USING d.changed;
+        IF cardinality(d.changed) = 0 THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM customer_analytics.target_customers(
+        routes => c.routes, spend_window => c.spend_window, min_spend => c.min_spend,
+        low_ticket_window => c.low_ticket_window, low_ticket_below => c.low_ticket_below,
+        min_low_tickets => c.min_low_tickets, base_window => c.base_window,
+        recent_window => c.recent_window, decline_pct => c.decline_pct,
+        exclude_closed => c.exclude_closed, route_source => c.route_source,
+        source_schema => c.source_schema,
+        customers => CASE WHEN d.usable THEN d.changed END);
+END $$;
+
+CREATE OR REPLACE FUNCTION campaign_monthly_revenue(campaign text,
+    OUT customer_code text, OUT month date, OUT revenue numeric, OUT orders bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_to_run(campaign);
+BEGIN
+    RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(
+        ARRAY(SELECT t.customer_code FROM customer_analytics.campaign_targets(c.name) t),
+        c.revenue_window, c.source_schema);
+END $$;
+
+CREATE OR REPLACE FUNCTION _campaign_sheet_revenue(campaign text)
+RETURNS TABLE (customer_code text, month date, revenue numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_to_run(campaign);
+    d record := customer_analytics._campaign_changes(c);
+    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
+    targets text := format('%I.%I', c.view_schema, c.name || '_targets');
+    months text;
+BEGIN
+    IF d.usable AND customer_analytics._view_reusable(sheet,
+           (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name)) THEN
+        -- unchanged targets: their months, unpivoted from the sheet's columns
+        SELECT string_agg(format('(%L::date, m.%I)', p.month, p.column_name), ', ' ORDER BY p.month)
+          INTO months FROM customer_analytics.pivot_months(c.revenue_window) p;
+        RETURN QUERY EXECUTE format(
+            'SELECT m.customer_code, v.month, v.revenue FROM %s m, LATERAL (VALUES %s) v(month, revenue)'
+            ' WHERE NOT (m.customer_code = ANY ($1))',
+            sheet, months) USING d.changed;
+        IF cardinality(d.changed) > 0 THEN
+            RETURN QUERY EXECUTE format(
+                'SELECT r.customer_code, r.month, r.revenue FROM customer_analytics.monthly_revenue('
+                'ARRAY(SELECT t.customer_code FROM %s t WHERE t.customer_code = ANY ($1)), $2, $3) r',
+                targets) USING d.changed, c.revenue_window, c.source_schema;
+        END IF;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT r.customer_code, r.month, r.revenue FROM customer_analytics.monthly_revenue('
+        'ARRAY(SELECT t.customer_code FROM %s t), $1, $2) r', targets)
+        USING c.revenue_window, c.source_schema;
+END $$;
+
+CREATE OR REPLACE FUNCTION segmentation_features(segmentation text)
+RETURNS TABLE (customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint,
+               total_quantity numeric, first_order date, last_order date, recency_days int,
+               tenure_days int, span_days int, quantity_per_visit float8, days_per_visit float8,
+               skus_per_visit float8, diff float8, is_repeat boolean, features float8[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation_to_run(segmentation);
+BEGIN
+    RETURN QUERY SELECT cf.* FROM customer_analytics.customer_features(s.feature_window, s.as_of, s.source_schema) cf
+                  WHERE customer_analytics._segment_filter(s.segment, cf.is_repeat);
+END $$;
+
+CREATE OR REPLACE FUNCTION _build_segmentation_views(s segmentations) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- read through the owner check, as segmentation_features() does
+    catalog_value text := '(customer_analytics._segmentation_to_run(%2$L)).%1$s';
+    model text := format('(SELECT model FROM %I.%I)', s.view_schema, s.name || '_model');
+    col record;
+BEGIN
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT %L::text AS segmentation, customer_analytics.kmeans_fit(f.features, %s, %s) AS model '
+                   'FROM customer_analytics.segmentation_features(%L) f',
+                   s.view_schema, s.name || '_model', s.name,
+                   format(catalog_value, 'k', s.name), format(catalog_value, 'options', s.name), s.name);
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT f.customer_code, customer_analytics.kmeans_predict(%s, f.features) AS cluster, '
+                   'f.visits, f.total_spend, f.ticket_size, f.skus, f.total_quantity, f.first_order, f.last_order, '
+                   'f.recency_days, f.tenure_days, f.span_days, f.quantity_per_visit, f.days_per_visit, '
+                   'f.skus_per_visit, f.diff, f.features '
+                   'FROM customer_analytics.segmentation_features(%L) f ORDER BY f.customer_code',
+                   s.view_schema, s.name || '_members', model, s.name);
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT * FROM customer_analytics.kmeans_profiles(%s, %s, %s, %s, %s)',
+                   s.view_schema, s.name || '_profiles', model,
+                   format(catalog_value, 'segment', s.name), format(catalog_value, 'feature_window', s.name),
+                   format(catalog_value, 'as_of', s.name), format(catalog_value, 'source_schema', s.name));
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
+                   'SELECT * FROM customer_analytics.kmeans_elbow(%s, %s, %s, %s, %s, %s, %s, %s)',
+                   s.view_schema, s.name || '_elbow',
+                   format(catalog_value, 'k_from', s.name), format(catalog_value, 'k_to', s.name),
+                   format(catalog_value, 'segment', s.name), format(catalog_value, 'feature_window', s.name),
+                   format(catalog_value, 'as_of', s.name), format(catalog_value, 'options', s.name),
+                   format(catalog_value, 'silhouette_sample', s.name), format(catalog_value, 'source_schema', s.name));
+
+    FOR col IN SELECT * FROM (VALUES
+        ('_model', 'segmentation', format('k-means model of segmentation %s (k = %s, %s customers, features %s, as of %s): '
+                                          'standardization, centroids, inertia, sizes',
+                                          s.name, s.k, s.segment, customer_analytics._window_text(s.feature_window), s.as_of)),
+        ('_members', 'customer_code', format('Customers of segmentation %s with their cluster and features', s.name)),
+        ('_profiles', 'cluster', format('Per cluster of segmentation %s: customers, share %%, feature means and their ranks (1 = highest)', s.name)),
+        ('_elbow', 'k', format('Inertia and silhouette of segmentation %s''s customers for k = %s .. %s, with the kneedle and silhouette picks',
+                               s.name, s.k_from, s.k_to))) AS v(suffix, key, comment)
+    LOOP
+        EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (%I)', s.name || col.suffix || '_key',
+                       s.view_schema, s.name || col.suffix, col.key);
+        EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', s.view_schema, s.name || col.suffix,
+                       col.comment || format('. Refresh: SELECT customer_analytics.refresh_segmentation(%L).', s.name));
+    END LOOP;
+    FOR col IN SELECT * FROM (VALUES
+        ('_model', 'segmentation', 'segmentation name'),
+        ('_model', 'model', 'kmeans_fit() model (jsonb): mean, scale, centroids, centroids_original, inertia, iterations, sizes'),
+        ('_members', 'customer_code', 'customer code'),
+        ('_members', 'cluster', 'cluster number (0-based) of the nearest centroid'),
+        ('_members', 'visits', 'distinct confirmed orders in the window'),
+        ('_members', 'total_spend', 'sum of order totals in the window'),
+        ('_members', 'ticket_size', 'total_spend / visits'),
+        ('_members', 'skus', 'distinct product codes bought'),
+        ('_members', 'total_quantity', 'sum of quantities'),
+        ('_members', 'first_order', 'first confirmed order in the window'),
+        ('_members', 'last_order', 'last confirmed order in the window'),
+        ('_members', 'recency_days', 'days from the last order to as_of'),
+        ('_members', 'tenure_days', 'days from the first order to as_of'),
+        ('_members', 'span_days', 'days from the first to the last order'),
+        ('_members', 'quantity_per_visit', 'total_quantity / visits'),
+        ('_members', 'days_per_visit', 'span_days / visits'),
+        ('_members', 'skus_per_visit', 'skus / visits'),
+        ('_members', 'diff', 'quantity_per_visit - skus_per_visit'),
+        ('_members', 'features', 'the feature vector clustered (order: visits .. diff)'),
+        ('_elbow', 'k', 'number of clusters'),
+        ('_elbow', 'inertia', 'within-cluster sum of squares (z-score units)'),
+        ('_elbow', 'silhouette', 'mean silhouette coefficient'),
+        ('_elbow', 'kneedle_pick', 'the k kneedle picks on the inertia curve'),
+        ('_elbow', 'silhouette_pick', 'the k with the highest silhouette')) AS c(suffix, name, comment)
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', s.view_schema, s.name || col.suffix, col.name,
+                       col.comment || ' (segmentation ' || s.name || ')');
+    END LOOP;
+    FOR col IN SELECT a.attname FROM pg_attribute a
+                WHERE a.attrelid = format('%I.%I', s.view_schema, s.name || '_profiles')::regclass AND a.attnum > 0 LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', s.view_schema, s.name || '_profiles', col.attname,
+            CASE col.attname WHEN 'cluster' THEN 'cluster number (0-based)'
+                             WHEN 'customers' THEN 'customers in the cluster'
+                             WHEN 'share' THEN 'share of the segmentation''s customers, %'
+                             WHEN 'ranks' THEN 'rank of each feature mean across clusters (1 = highest)'
+                             ELSE 'mean ' || col.attname || ' of the cluster' END
+            || ' (segmentation ' || s.name || ')');
+    END LOOP;
+END $$;
+
+------------------------------------------------------------------------------
+-- The rollup under every writer.  The trigger is C (rollup_trigger.c): it
+-- runs the statements below as the rollup's owner, so writers need no
+-- privilege on the extension's schema, and their row-level security does
+-- not hide orders from the recomputation.  Two transactions that touch one
+-- order (a header in one, its lines in the other, in any order) take turns
+-- at the order's row in rollup_keys_<id>: the second waits for the first to
+-- commit and recomputes the order with a snapshot that sees it.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION _rollup_keys_table(id int) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'customer_analytics.rollup_keys_' || id $$;
+
+CREATE FUNCTION _source_trust_problem(source_schema text) RETURNS text
+AS 'MODULE_PATHNAME', 'source_trust_problem'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION _source_trust_problem IS
+'NULL when reading the source''s tables runs no code of a role the current role does not trust; else why';
+
+-- Why the current role (the rollup's owner, in the trigger) could not keep
+-- the rollup exact, or NULL: it must read every row of the three source
+-- tables, and reading them must run no code of a role it does not trust.
+CREATE FUNCTION _rollup_source_problem(source_schema text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    rel regclass;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['customers', 'sales_orders', 'sales_order_lines'] LOOP
+        rel := to_regclass(format('%I.%I', source_schema, t));
+        IF rel IS NULL THEN
+            RETURN format('source table %I.%I does not exist', source_schema, t);
+        ELSIF NOT has_table_privilege(rel, 'SELECT') THEN
+            RETURN format('role %I has no SELECT privilege on %s', current_user, rel);
+        ELSIF row_security_active(rel) THEN
+            RETURN format('row-level security applies to role %I on %s, so it cannot see every order', current_user, rel);
+        END IF;
+    END LOOP;
+    RETURN customer_analytics._source_trust_problem(source_schema);
+END $$;
+
+-- The statements that bring the rollup rows of the orders listed by `keys`
+-- up to date, recording the customers they touch as dirty.  The first two
+-- take the orders' rows in the keys table, in key order: an order whose
+-- header or lines another open transaction wrote (even one that inserted it,
+-- invisible to this one) makes this one wait for that commit, and the
+-- recomputation that follows takes a new snapshot (each statement does, in
+-- READ COMMITTED), so it sees both.  Replaces 1.1's lock on the header
+-- row, which could not see a header inserted by an open transaction.
+CREATE OR REPLACE FUNCTION _rollup_resync_sql(r rollups, keys text) RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ARRAY[
+        format('INSERT INTO %1$s (order_type, order_number)'
+               ' SELECT DISTINCT order_type::text, order_number::text FROM (%2$s) k0'
+               ' WHERE order_type IS NOT NULL AND order_number IS NOT NULL ORDER BY 1, 2'
+               ' ON CONFLICT (order_type, order_number) DO NOTHING',
+               customer_analytics._rollup_keys_table(r.id), keys),
+        format('SELECT count(*) FROM (SELECT 1 FROM %1$s x'
+               ' JOIN (SELECT DISTINCT order_type::text AS t, order_number::text AS n FROM (%2$s) k0) k'
+               ' ON x.order_type = k.t AND x.order_number = k.n'
+               ' ORDER BY x.order_type, x.order_number FOR UPDATE OF x) locked',
+               customer_analytics._rollup_keys_table(r.id), keys),
+        format('WITH gone AS (DELETE FROM %1$s r USING (SELECT DISTINCT order_type::text AS t, order_number::text AS n FROM (%3$s) k0) k'
+               ' WHERE r.order_type = k.t AND r.order_number = k.n RETURNING r.customer_code)'
+               ' INSERT INTO %2$s (customer_code) SELECT DISTINCT customer_code FROM gone WHERE customer_code IS NOT NULL',
+               customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id), keys),
+        format('WITH added AS (INSERT INTO %1$s %3$s RETURNING customer_code)'
+               ' INSERT INTO %2$s (customer_code) SELECT DISTINCT customer_code FROM added WHERE customer_code IS NOT NULL',
+               customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
+               customer_analytics._rollup_rows_sql(r, keys))]
+$$;
+
+-- What the trigger runs for one write statement (rollup_trigger.c calls it
+-- as the rollup's owner and executes the statements where the transition
+-- tables new_rows / old_rows are visible).  A rollup whose owner cannot
+-- keep it exact is disabled, with a warning, rather than refusing the write.
+CREATE FUNCTION _rollup_sync_sql(rollup_id int, op text, tab text) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups;
+    problem text;
+BEGIN
+    SELECT * INTO r FROM customer_analytics.rollups WHERE id = rollup_id;
+    IF NOT FOUND OR r.state <> 'current' THEN
+        RETURN '{}';
+    END IF;
+    problem := customer_analytics._rollup_source_problem(r.source_schema);
+    IF problem IS NOT NULL THEN
+        UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id;
+        RAISE WARNING 'order rollup of "%" disabled: %', r.source_schema, problem
+            USING HINT = 'The functions read the source tables meanwhile. Fix the cause, then SELECT customer_analytics.rebuild_rollup('
+                         || quote_literal(r.source_schema) || ').';
+        RETURN '{}';
+    END IF;
+
+    IF op = 'TRUNCATE' THEN
+        -- every order may be affected: resync them all, and mark every
+        -- customer dirty (a NULL code) so that campaigns recompute in full
+        RETURN CASE WHEN tab <> 'customers' THEN ARRAY[
+                   format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
+                   format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
+                          customer_analytics._rollup_rows_sql(r, NULL))] ELSE '{}' END
+               || format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id));
+    END IF;
+    IF tab = 'customers' THEN
+        -- the rollup keeps no customer data; changed customers are dirty
+        RETURN ARRAY[format('INSERT INTO %s (customer_code) SELECT DISTINCT c FROM (%s) k WHERE c IS NOT NULL',
+                            customer_analytics._rollup_dirty_table(r.id),
+                            customer_analytics._transition_rows(op, 'customer_code::text AS c'))];
+    END IF;
+    -- orders or lines: the orders they name are recomputed from the source
+    RETURN customer_analytics._rollup_resync_sql(r, customer_analytics._transition_rows(op, 'order_type, order_number'));
+END $$;
+
+-- The trigger itself: same name and signature as 1.1's plpgsql function, so
+-- existing triggers keep pointing at it.
+CREATE OR REPLACE FUNCTION _rollup_sync() RETURNS trigger
+AS 'MODULE_PATHNAME', 'rollup_sync_trigger'
+LANGUAGE C;
+
+-- (Re)create the keys table a rollup's triggers lock orders in, owned by the
+-- rollup's owner like its other tables.
+CREATE FUNCTION _rollup_create_keys_table(r rollups) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass(customer_analytics._rollup_keys_table(r.id)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (order_type text, order_number text, PRIMARY KEY (order_type, order_number))',
+                       customer_analytics._rollup_keys_table(r.id));
+        EXECUTE format('COMMENT ON TABLE %s IS %L', customer_analytics._rollup_keys_table(r.id),
+                       format('Order keys of source schema %s the rollup triggers lock, so that writers of one order take turns', r.source_schema));
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', customer_analytics._rollup_keys_table(r.id),
+                       (SELECT pg_get_userbyid(relowner) FROM pg_class
+                         WHERE oid = customer_analytics._rollup_table(r.id)::regclass));
+    END IF;
+END $$;
+
+-- The owner's checks before a rollup is built, as errors: the triggers
+-- would otherwise disable it at the first write.
+CREATE FUNCTION _require_rollup_source(source_schema text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    problem text := customer_analytics._rollup_source_problem(source_schema);
+BEGIN
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'the order rollup of "%" cannot be kept exact: %', source_schema, problem
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Run enable_rollup and rebuild_rollup as a role that reads every row of the three tables '
+                         '(their owner, a superuser or a BYPASSRLS role) and trusts their owners; its triggers run as that role.';
+    END IF;
+END $$;
+-- As in 1.1, and the owner's checks, the keys table.
+CREATE OR REPLACE FUNCTION rebuild_rollup(source_schema text DEFAULT NULL) RETURNS rollups
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+    started timestamptz := clock_timestamp();
+    n bigint;
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    PERFORM customer_analytics._check_rollup_source(r.source_schema);
+    PERFORM customer_analytics._require_rollup_source(r.source_schema);
+    -- writers wait for the rebuild (readers of the source do not), so no
+    -- write slips between the copy and the triggers
+    EXECUTE format('LOCK TABLE %1$I.customers, %1$I.sales_orders, %1$I.sales_order_lines IN SHARE MODE',
+                   r.source_schema);
+    PERFORM customer_analytics._rollup_create_keys_table(r);
+    PERFORM customer_analytics._rollup_create_triggers(r);
+    EXECUTE format('TRUNCATE %s, %s, %s', customer_analytics._rollup_table(r.id),
+                   customer_analytics._rollup_dirty_table(r.id), customer_analytics._rollup_keys_table(r.id));
+    -- stored in customer order: refreshing a set of customers then reads
+    -- few pages of the rollup
+    EXECUTE format('INSERT INTO %s SELECT * FROM (%s) x ORDER BY 3', customer_analytics._rollup_table(r.id),
+                   customer_analytics._rollup_rows_sql(r, NULL));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXECUTE format('ANALYZE %s', customer_analytics._rollup_table(r.id));
+    UPDATE customer_analytics.rollups x
+       SET state = 'current', generation = x.generation + 1, rebuilt_at = now(),
+           rebuild_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+           rollup_rows = n
+     WHERE x.id = r.id
+    RETURNING * INTO r;
+    RAISE NOTICE 'order rollup of "%" rebuilt: % orders in %', r.source_schema, n, customer_analytics._rollup_table(r.id);
+    RETURN r;
+END $$;
+
+-- As in 1.1, with the owner's checks up front and no grants to writers
+-- (the triggers run as the rollup's owner; the argument is kept for
+-- compatibility and still checks the roles exist).
+CREATE OR REPLACE FUNCTION enable_rollup(source_schema text DEFAULT NULL,
+                              readers text[] DEFAULT '{}',
+                              writers text[] DEFAULT '{}')
+RETURNS rollups
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    src text := customer_analytics._source_schema(source_schema);
+    is_date boolean := customer_analytics._check_rollup_source(src);
+    r customer_analytics.rollups;
+    t text;
+    role text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['customers', 'sales_orders', 'sales_order_lines'] LOOP
+        IF (SELECT relkind FROM pg_class WHERE oid = format('%I.%I', src, t)::regclass) NOT IN ('r', 'p') THEN
+            RAISE EXCEPTION 'source "%.%" is not a table', src, t
+                USING ERRCODE = 'wrong_object_type',
+                      HINT = 'The rollup is kept by triggers on the tables the ERP writes; enable it on the schema that holds the tables, not views over them.';
+        END IF;
+    END LOOP;
+    FOREACH role IN ARRAY readers || writers LOOP
+        IF to_regrole(quote_ident(role)) IS NULL THEN
+            RAISE EXCEPTION 'role "%" does not exist', role
+                USING ERRCODE = 'undefined_object', HINT = 'readers and writers list existing roles.';
+        END IF;
+    END LOOP;
+    PERFORM customer_analytics._require_rollup_source(src);
+    -- the table lock serialises concurrent enables
+    LOCK TABLE customer_analytics.rollups IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM customer_analytics.rollups x WHERE x.source_schema = src) THEN
+        RAISE EXCEPTION 'source schema "%" already has an order rollup', src
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'customer_analytics.rebuild_rollup() recomputes it; customer_analytics.drop_rollup() removes it.';
+    END IF;
+    INSERT INTO customer_analytics.rollups (source_schema, id, order_date_is_date, state, readers, writers)
+    VALUES (src, (SELECT COALESCE(max(id), 0) + 1 FROM customer_analytics.rollups), is_date, 'current',
+            readers, writers)
+    RETURNING * INTO r;
+
+    EXECUTE format('CREATE TABLE %s (order_type text NOT NULL, order_number text NOT NULL,'
+                   ' customer_code text, delivery_route text, order_date date, order_date_raw text,'
+                   ' total numeric, line_count int NOT NULL, quantity numeric, product_codes text[])',
+                   customer_analytics._rollup_table(r.id));
+    EXECUTE format('CREATE INDEX ON %s (order_type, order_number)', customer_analytics._rollup_table(r.id));
+    EXECUTE format('CREATE INDEX ON %s (customer_code)', customer_analytics._rollup_table(r.id));
+    EXECUTE format('COMMENT ON TABLE %s IS %L', customer_analytics._rollup_table(r.id),
+                   format('Order rollup of source schema %s: one row per confirmed order, kept by triggers. '
+                          'Check: SELECT * FROM customer_analytics.check_rollup(%L).', src, src));
+    EXECUTE format('CREATE TABLE %s (customer_code text, xid xid8 NOT NULL DEFAULT pg_current_xact_id())',
+                   customer_analytics._rollup_dirty_table(r.id));
+    EXECUTE format('COMMENT ON TABLE %s IS %L', customer_analytics._rollup_dirty_table(r.id),
+                   format('Customers of source schema %s changed by each transaction (NULL: all), for incremental campaign refresh', src));
+    FOREACH role IN ARRAY readers LOOP
+        EXECUTE format('GRANT SELECT ON %s, %s TO %I', customer_analytics._rollup_table(r.id),
+                       customer_analytics._rollup_dirty_table(r.id), role);
+    END LOOP;
+    -- writers need nothing here: the triggers run as the rollup's owner
+    RETURN customer_analytics.rebuild_rollup(src);
+END $$;
+
+CREATE OR REPLACE FUNCTION disable_rollup(source_schema text DEFAULT NULL) RETURNS rollups
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    PERFORM customer_analytics._rollup_drop_triggers(r);
+    UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id RETURNING * INTO r;
+    RAISE NOTICE 'order rollup of "%" disabled: functions read the source tables until customer_analytics.rebuild_rollup(%)',
+        r.source_schema, quote_literal(r.source_schema);
+    RETURN r;
+END $$;
+
+CREATE OR REPLACE FUNCTION drop_rollup(source_schema text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    PERFORM customer_analytics._rollup_drop_triggers(r);
+    EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s', customer_analytics._rollup_table(r.id),
+                   customer_analytics._rollup_dirty_table(r.id), customer_analytics._rollup_keys_table(r.id));
+    DELETE FROM customer_analytics.rollups x WHERE x.id = r.id;
+END $$;
+
+-- Rollups enabled before 1.5 have no keys table, and the extension's script
+-- must not create one (it would become part of the extension, and be left
+-- out of dumps): they read as disabled until their owner rebuilds them.
+DO $$
+DECLARE
+    n int;
+BEGIN
+    UPDATE customer_analytics.rollups SET state = 'disabled' WHERE state = 'current';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        RAISE NOTICE '% order rollup(s) disabled by the update to 1.5: the functions read the source tables until '
+                     'SELECT customer_analytics.rebuild_rollup(source_schema) FROM customer_analytics.rollups; is run', n;
+    END IF;
+END $$;

@@ -54,6 +54,8 @@ CREATE POLICY owner_writes ON campaign_refresh_state FOR ALL
 -- on its schema) may keep campaigns and segmentations of its own; rollups
 -- stay with whoever can create tables in the extension's schema.
 GRANT INSERT, UPDATE, DELETE ON campaigns, segmentations, campaign_refresh_state TO PUBLIC;
+-- a rollup's triggers run as its owner, which may have to disable it
+GRANT UPDATE (state) ON rollups TO PUBLIC;
 
 -- The error every management function raises for someone else's definition.
 CREATE FUNCTION _require_definition_owner(kind text, name text, owner name) RETURNS void
@@ -64,8 +66,8 @@ BEGIN
         RAISE EXCEPTION 'must be owner of % "%"', kind, name
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('%s "%s" belongs to role "%s".', initcap(kind), name, owner),
-                  HINT = format('Only its owner (or a role that can SET ROLE %I) may change, refresh or drop it; '
-                                'others read its views.', owner);
+                  HINT = format('Only its owner (or a role that can SET ROLE %I) may change, refresh or drop it%s.',
+                                owner, CASE WHEN kind = 'rollup' THEN '' ELSE '; others read its views' END);
     END IF;
 END $$;
 

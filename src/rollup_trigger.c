@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -32,6 +33,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(rollup_sync_trigger);
@@ -73,6 +75,37 @@ rollup_owner(int32 rollup_id)
 }
 
 /*
+ * Run one statement of the rollup's upkeep.  Under READ COMMITTED each
+ * statement takes a new snapshot, which is what lets the recomputation see
+ * a transaction it waited for.  A REPEATABLE READ or SERIALIZABLE writer's
+ * own snapshot is older than its statement: the upkeep would not see orders
+ * committed since it began (and PostgreSQL would report their key rows as a
+ * serialization failure), so it runs on the latest snapshot, as the
+ * referential-integrity triggers do.  Only writers that really overlap on
+ * one order then get the serialization failure their isolation level
+ * promises, and retry.
+ */
+static void
+run_statement(const char *sql)
+{
+	int			rc;
+
+	if (!IsolationUsesXactSnapshot())
+		rc = SPI_execute(sql, false, 0);
+	else
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for rollup statement: %s", SPI_result_code_string(SPI_result));
+		rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+		SPI_freeplan(plan);
+	}
+	if (rc < 0)
+		elog(ERROR, "rollup statement failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * Ask _rollup_sync_sql(id, op, table) for the statements, and run them in
  * this SPI connection, where the transition tables are visible.
  */
@@ -110,8 +143,7 @@ run_sync_statements(TriggerData *trigdata, int32 rollup_id)
 			if (nulls[i])
 				continue;
 			CHECK_FOR_INTERRUPTS();
-			if (SPI_execute(TextDatumGetCString(elems[i]), false, 0) < 0)
-				elog(ERROR, "rollup statement %d of %d failed", i + 1, n);
+			run_statement(TextDatumGetCString(elems[i]));
 		}
 	}
 	SPI_finish();

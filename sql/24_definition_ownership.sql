@@ -50,6 +50,34 @@ SELECT name, owner, member_rows FROM customer_analytics.create_segmentation('seg
        segment => 'all', silhouette_sample => 0, source_schema => 'fx');
 RESET ROLE;
 
+-- 0. the README's grants suffice: alice has USAGE on customer_analytics,
+-- SELECT on the source tables and her own view schema; a reader gets its
+-- grants from readers =>; scheduling takes pg_cron's own USAGE on cron
+CREATE ROLE ca_reader;
+CREATE EXTENSION pg_cron;
+GRANT USAGE ON SCHEMA cron TO ca_alice;
+SET ROLE ca_alice;
+SELECT 'alice lists: ' || string_agg(name || ' ' || COALESCE(schedule, 'unscheduled'), ', ')
+  FROM customer_analytics.list_campaigns();
+SELECT 'alice lists: ' || string_agg(name, ', ') FROM customer_analytics.list_segmentations();
+SELECT 'alice alters: ' || min_spend FROM customer_analytics.alter_campaign('own1', min_spend => 1000.5, readers => '{ca_reader}');
+SELECT 'alice refreshes: ' || target_rows FROM customer_analytics.refresh_campaign('own1');
+SELECT 'alice schedules: ' || (customer_analytics.schedule_campaign_refresh('own1', '0 6 * * *') > 0);
+SELECT 'alice lists: ' || string_agg(name || ' ' || COALESCE(schedule, 'unscheduled'), ', ')
+  FROM customer_analytics.list_campaigns();
+SELECT customer_analytics.unschedule_campaign_refresh('own1');
+RESET ROLE;
+SET ROLE ca_reader;
+SELECT 'the reader reads: ' || count(*) FROM alice_bi.own1_targets;
+RESET ROLE;
+-- with USAGE on the extension's schema a reader may list and call, not refresh
+GRANT USAGE ON SCHEMA customer_analytics TO ca_reader;
+SET ROLE ca_reader;
+SELECT 'the reader lists: ' || string_agg(name, ', ') FROM customer_analytics.list_campaigns();
+SELECT public.err($$SELECT customer_analytics.refresh_campaign('own1')$$);
+RESET ROLE;
+DROP EXTENSION pg_cron;
+
 -- 1. the catalogs, written directly: every role may write its own rows
 -- (PUBLIC has INSERT/UPDATE/DELETE since 1.5), none may touch alice's
 SET ROLE ca_mallory;
@@ -182,6 +210,7 @@ SELECT 'superuser reads erp_rls: ' || count(*) FROM customer_analytics.target_cu
 -- clean up
 SELECT customer_analytics.drop_campaign('mal1');
 SELECT customer_analytics.drop_campaign('own2');
+REVOKE ALL ON SCHEMA alice_bi, customer_analytics FROM ca_reader;
 DELETE FROM customer_analytics.campaigns WHERE name = 'own1';
 DELETE FROM customer_analytics.segmentations WHERE name = 'seg1';
 DROP SCHEMA alice_bi, mallory_src, mallory_bi, erp_views, erp_rls CASCADE;
@@ -191,3 +220,4 @@ REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_alice, ca_mallory, ca_erp;
 DROP ROLE ca_alice;
 DROP ROLE ca_mallory;
 DROP ROLE ca_erp;
+DROP ROLE ca_reader;

@@ -138,6 +138,24 @@ BEGIN
     RETURN s;
 END $$;
 
+-- The schedule of the caller's refresh job for this analysis, or NULL; as
+-- in 1.0, and NULL too for a role pg_cron does not let read its jobs (no
+-- USAGE on schema cron), so that list_campaigns() works for every role.
+CREATE OR REPLACE FUNCTION _cron_job(kind text, name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    schedule text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
+       OR NOT has_schema_privilege('cron', 'USAGE')
+       OR NOT has_table_privilege('cron.job', 'SELECT') THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT schedule FROM cron.job WHERE jobname = $1 AND username = current_user'
+       INTO schedule USING customer_analytics._cron_job_name(kind, name);
+    RETURN schedule;
+END $$;
+
 ------------------------------------------------------------------------------
 -- The functions that compute a stored definition read it through
 -- _campaign_to_run / _segmentation_to_run; otherwise as in 1.4.

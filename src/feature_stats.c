@@ -16,9 +16,11 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "ca_limits.h"
 #include "feature_stats.h"
 #include "numeric_acc.h"
 
@@ -61,6 +63,7 @@ code_pointer_hash(const char *code)
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+/* An empty interner in a new child context of parent (see feature_stats.h). */
 CodeInterner *
 code_interner_create(MemoryContext parent)
 {
@@ -74,6 +77,7 @@ code_interner_create(MemoryContext parent)
 	return interner;
 }
 
+/* code's interned copy (see feature_stats.h). */
 const char *
 code_interner_intern(CodeInterner *interner, const char *code)
 {
@@ -104,10 +108,17 @@ add_codes(MemoryContext context, FeatureStats *stats, ArrayType *codes)
 	bool	   *nulls;
 	int			n;
 
+	/* one order's lines: refused above the limit before they are read */
+	ca_check_limit("the number of elements of product_codes",
+				   ArrayGetNItems(ARR_NDIM(codes), ARR_DIMS(codes)), CA_MAX_ORDER_PRODUCT_CODES,
+				   "Pass one row per order with that order's product codes, such as array_agg(product_code) grouped by order.");
 	deconstruct_array(codes, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 	{
 		char	   *code;
+
+		if ((i & 0xFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 
 		if (nulls[i])
 			continue;
@@ -120,6 +131,7 @@ add_codes(MemoryContext context, FeatureStats *stats, ArrayType *codes)
 	pfree(nulls);
 }
 
+/* Count one order (see feature_stats.h). */
 void
 feature_stats_add(MemoryContext context, CodeInterner *interner, FeatureStats *stats,
 				  DateADT order_date, Numeric total, Numeric quantity, ArrayType *codes)
@@ -140,6 +152,7 @@ feature_stats_add(MemoryContext context, CodeInterner *interner, FeatureStats *s
 		add_codes(context, stats, codes);
 }
 
+/* *sum += other, when other is a sum (NULL: nothing added) */
 static void
 add_sum(MemoryContext context, Numeric *sum, Numeric other)
 {
@@ -147,6 +160,7 @@ add_sum(MemoryContext context, Numeric *sum, Numeric other)
 		numeric_accumulate(context, sum, other);
 }
 
+/* stats += other (see feature_stats.h). */
 void
 feature_stats_combine(MemoryContext context, FeatureStats *stats, const FeatureStats *other)
 {
@@ -178,11 +192,15 @@ feature_stats_combine(MemoryContext context, FeatureStats *stats, const FeatureS
 			stats->skus = skuset_create(context, other->skus->members, NULL);
 		skuset_start_iterate(other->skus, &it);
 		while ((m = skuset_iterate(other->skus, &it)) != NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
 			add_pointer(context, stats,
 						same ? m->code : code_interner_intern(stats->interner, m->code));
+		}
 	}
 }
 
+/* The number of distinct product codes. */
 int64
 feature_stats_skus(const FeatureStats *stats)
 {
@@ -213,12 +231,14 @@ feature_stats_serialize(StringInfo buf, const FeatureStats *stats)
 		{
 			int32		len = strlen(m->code);
 
+			CHECK_FOR_INTERRUPTS();
 			pq_sendint32(buf, len);
 			pq_sendbytes(buf, m->code, len);
 		}
 	}
 }
 
+/* The state feature_stats_serialize() wrote (see feature_stats.h). */
 void
 feature_stats_deserialize(StringInfo buf, MemoryContext context, CodeInterner *interner,
 						  FeatureStats *stats)
@@ -240,6 +260,7 @@ feature_stats_deserialize(StringInfo buf, MemoryContext context, CodeInterner *i
 		int32		len = pq_getmsgint(buf, 4);
 		bool		found;
 
+		CHECK_FOR_INTERRUPTS();
 		/* one scratch buffer for the image, grown as needed */
 		if (len + 1 > size)
 		{

@@ -8,7 +8,7 @@
 
 #include "utils/jsonb.h"
 
-#define KMEANS_MAX_K 1000
+#include "ca_limits.h"			/* KMEANS_MAX_K, KMEANS_MAX_N_INIT, KMEANS_MAX_MAX_ITER */
 
 /* The fit's fixed arguments; also the aggregate's parameter blob. */
 typedef struct KMeansOptions

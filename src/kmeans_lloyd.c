@@ -31,6 +31,7 @@
 
 #include "kmeans.h"
 
+/* StandardScaler: per feature the mean and the population std (see kmeans.h) */
 void
 kmeans_scaler(const double *x, int64 n, int dim, double *mean, double *scale)
 {
@@ -38,6 +39,8 @@ kmeans_scaler(const double *x, int64 n, int dim, double *mean, double *scale)
 	{
 		double		sum = 0,
 					var = 0;
+
+		CHECK_FOR_INTERRUPTS();
 
 		for (int64 i = 0; i < n; i++)
 			sum += x[i * dim + j];
@@ -58,6 +61,7 @@ kmeans_scaler(const double *x, int64 n, int dim, double *mean, double *scale)
 	}
 }
 
+/* squared Euclidean distance */
 static inline double
 dist2(const double *a, const double *b, int dim)
 {
@@ -72,6 +76,7 @@ dist2(const double *a, const double *b, int dim)
 	return s;
 }
 
+/* the nearest centre of point (ties to the lowest index), and its squared distance */
 int
 kmeans_nearest(const double *point, const double *centers, int k, int dim, double *best_d2)
 {
@@ -112,6 +117,7 @@ search_cumsum(const double *cumsum, int64 n, double r)
 	return Min(lo, n - 1);
 }
 
+/* greedy k-means++ (scikit-learn's _kmeans_plusplus): k centres from z */
 static void
 kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, double *centers)
 {
@@ -126,6 +132,8 @@ kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, do
 	memcpy(centers, z + first * dim, sizeof(double) * dim);
 	for (int64 i = 0; i < n; i++)
 	{
+		if ((i & 0xFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		closest[i] = dist2(z + i * dim, centers, dim);
 		potential += closest[i];
 	}
@@ -146,9 +154,11 @@ kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, do
 			int64		id = search_cumsum(cumsum, n, pg_prng_double(rng) * potential);
 			double		pot = 0;
 
-			CHECK_FOR_INTERRUPTS();
 			for (int64 i = 0; i < n; i++)
 			{
+				/* a pass over the points is up to n * CA_MAX_FEATURES operations */
+				if ((i & 0xFFF) == 0)
+					CHECK_FOR_INTERRUPTS();
 				candidate[i] = Min(closest[i], dist2(z + i * dim, z + id * dim, dim));
 				pot += candidate[i];
 			}
@@ -182,8 +192,13 @@ typedef struct FarPoint
 static int
 compare_far(const void *a, const void *b)
 {
+	static uint32 calls = 0;
 	const FarPoint *x = a,
 			   *y = b;
+
+	/* sorting millions of points takes seconds: let a cancel in */
+	if ((++calls & 0x3FFF) == 0)
+		CHECK_FOR_INTERRUPTS();
 
 	if (x->d2 != y->d2)
 		return x->d2 > y->d2 ? -1 : 1;
@@ -210,6 +225,8 @@ relocate_empty(const double *z, int64 n, int dim, int k, const double *old_cente
 	far = palloc_extended(sizeof(FarPoint) * n, MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < n; i++)
 	{
+		if ((i & 0xFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		far[i].d2 = dist2(z + i * dim, old_centers + labels[i] * dim, dim);
 		far[i].i = i;
 	}
@@ -259,7 +276,11 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 		memset(counts, 0, sizeof(int64) * k);
 		for (int64 i = 0; i < n; i++)
 		{
-			int			c = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
+			int			c;
+
+			/* one point costs up to k * dim = KMEANS_MAX_K * CA_MAX_FEATURES operations */
+			CHECK_FOR_INTERRUPTS();
+			c = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
 
 			fit->labels[i] = c;
 			counts[c]++;
@@ -298,7 +319,10 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 	/* labels must match the final centres */
 	if (!strict)
 		for (int64 i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
 			fit->labels[i] = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
+		}
 
 	fit->inertia = 0;
 	memset(fit->sizes, 0, sizeof(int64) * k);
@@ -313,6 +337,7 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 	pfree(old_labels);
 }
 
+/* Best of n_init runs (or one from init) over standardized points (see kmeans.h). */
 void
 kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 				  const double *init, KMeansFit *best)
@@ -330,6 +355,7 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 		double		sum = 0,
 					var = 0;
 
+		CHECK_FOR_INTERRUPTS();
 		for (int64 i = 0; i < n; i++)
 			sum += z[i * dim + j];
 		for (int64 i = 0; i < n; i++)

@@ -21,6 +21,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "kmeans.h"
@@ -33,12 +34,14 @@ PG_FUNCTION_INFO_V1(kmeans_standardize);
 
 /* ---- options ---------------------------------------------------------- */
 
+/* The value under key in a jsonb object, or NULL. */
 static const JsonbValue *
 option(Jsonb *options, const char *key, JsonbValue *buf)
 {
 	return getKeyJsonValueFromContainer(&options->root, key, strlen(key), buf);
 }
 
+/* A numeric option, or dflt when absent. */
 static double
 option_number(Jsonb *options, const char *key, double dflt)
 {
@@ -66,6 +69,7 @@ flatten_numbers(JsonbContainer *container, double *out, int max)
 
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (tok != WJB_ELEM)
 			continue;
 		if (v.type != jbvNumeric)
@@ -112,6 +116,9 @@ parse_options(int32 k, Jsonb *options, int dim, Size *len)
 		JsonbIteratorToken tok;
 		JsonbValue	buf;
 		const JsonbValue *iv;
+		double		n_init,
+					max_iter,
+					seed;
 
 		if (!JB_ROOT_IS_OBJECT(options))
 			ereport(ERROR,
@@ -135,15 +142,29 @@ parse_options(int32 k, Jsonb *options, int dim, Size *len)
 						 errmsg("unknown kmeans_fit option \"%.*s\"", v.val.string.len, v.val.string.val),
 						 errhint("Options are n_init, max_iter, tol, seed and init.")));
 		}
-		opt.n_init = (int32) option_number(options, "n_init", 10);
-		opt.max_iter = (int32) option_number(options, "max_iter", 300);
+		n_init = option_number(options, "n_init", 10);
+		max_iter = option_number(options, "max_iter", 300);
 		opt.tol = option_number(options, "tol", 1e-4);
-		opt.seed = (int64) option_number(options, "seed", 0);
-		if (opt.n_init < 1 || opt.max_iter < 1 || !(opt.tol >= 0))
+		seed = option_number(options, "seed", 0);
+		if (!(n_init >= 1) || !(max_iter >= 1) || !(opt.tol >= 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("kmeans_fit needs n_init >= 1, max_iter >= 1 and tol >= 0"),
-				 errhint("The defaults are n_init 10, max_iter 300, tol 1e-4.")));
+					 errhint("The defaults are n_init 10, max_iter 300, tol 1e-4.")));
+		/* bounded before the casts: a larger double does not fit an int32 */
+		ca_check_limit("kmeans_fit option n_init", (int64) Min(n_init, 1e18), KMEANS_MAX_N_INIT,
+					   "Use n_init 10 (the default); more restarts rarely lower the inertia.");
+		ca_check_limit("kmeans_fit option max_iter", (int64) Min(max_iter, 1e18), KMEANS_MAX_MAX_ITER,
+					   "Use max_iter 300 (the default) and a tolerance (tol) to stop earlier.");
+		if (!(fabs(seed) < 9.2e18))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kmeans_fit option \"seed\" must be a 64-bit integer"),
+					 errdetail("The seed given is %g.", seed),
+					 errhint("Pass a seed such as 42.")));
+		opt.n_init = (int32) n_init;
+		opt.max_iter = (int32) max_iter;
+		opt.seed = (int64) seed;
 
 		iv = option(options, "init", &buf);
 		if (iv)
@@ -176,7 +197,7 @@ parse_options(int32 k, Jsonb *options, int dim, Size *len)
 
 /* ---- the aggregate ---------------------------------------------------- */
 
-/* kmeans_fit(features float8[], k int [, options jsonb]) */
+/* kmeans_fit(features float8[], k int [, options jsonb]): transition */
 Datum
 kmeans_fit_sfunc(PG_FUNCTION_ARGS)
 {
@@ -200,6 +221,8 @@ kmeans_fit_sfunc(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 	features = PG_GETARG_ARRAYTYPE_P(1);
+	/* before parse_options() sizes the initial centres by it */
+	pb_check_features(ArrayGetNItems(ARR_NDIM(features), ARR_DIMS(features)));
 	blob = parse_options(PG_GETARG_INT32(2), options,
 						 ArrayGetNItems(ARR_NDIM(features), ARR_DIMS(features)), &len);
 	if (pb == NULL)
@@ -210,6 +233,7 @@ kmeans_fit_sfunc(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(pb);
 }
 
+/* ', "key": [v0, v1, ...]' with 17 significant digits */
 static void
 append_array(StringInfo buf, const char *key, const double *v, int n)
 {
@@ -219,6 +243,7 @@ append_array(StringInfo buf, const char *key, const double *v, int n)
 	appendStringInfoChar(buf, ']');
 }
 
+/* ', "key": [[...], ...]' of rows x cols values, row-major */
 static void
 append_matrix(StringInfo buf, const char *key, const double *v, int rows, int cols)
 {
@@ -233,6 +258,7 @@ append_matrix(StringInfo buf, const char *key, const double *v, int rows, int co
 	appendStringInfoChar(buf, ']');
 }
 
+/* kmeans_fit final: fit the collected points, return the model (jsonb) */
 Datum
 kmeans_fit_final(PG_FUNCTION_ARGS)
 {
@@ -268,8 +294,11 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 	kmeans_scaler(pb->x, pb->n, dim, mean, scale);
 	z = palloc_extended(sizeof(double) * pb->n * dim, MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < pb->n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		for (int j = 0; j < dim; j++)
 			z[i * dim + j] = (pb->x[i * dim + j] - mean[j]) / scale[j];
+	}
 
 	kmeans_fit_points(z, pb->n, dim, &opt, init, &fit);
 
@@ -299,6 +328,7 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 
 /* ---- applying a model ------------------------------------------------- */
 
+/* An integer field of a model, or an error saying it is not a model. */
 static int
 model_int(Jsonb *model, const char *key)
 {
@@ -313,6 +343,7 @@ model_int(Jsonb *model, const char *key)
 	return DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v->val.numeric)));
 }
 
+/* expected numbers under key of a model, or an error saying it is not one. */
 static double *
 model_numbers(Jsonb *model, const char *key, int expected)
 {
@@ -329,6 +360,7 @@ model_numbers(Jsonb *model, const char *key, int expected)
 	return out;
 }
 
+/* A model value parsed (and checked) for predicting. */
 KMeansModel *
 kmeans_model_parse(Jsonb *model)
 {
@@ -341,7 +373,7 @@ kmeans_model_parse(Jsonb *model)
 				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
 	m->k = model_int(model, "k");
 	m->dim = model_int(model, "features");
-	if (m->k < 1 || m->k > KMEANS_MAX_K || m->dim < 1)
+	if (m->k < 1 || m->k > KMEANS_MAX_K || m->dim < 1 || m->dim > CA_MAX_FEATURES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("not a kmeans_fit model: k = %d, features = %d", m->k, m->dim),
@@ -363,6 +395,7 @@ typedef struct ModelCache
 	KMeansModel *model;
 } ModelCache;
 
+/* The parsed model of this call, reusing the last one when the value is the same. */
 static KMeansModel *
 cached_model(FunctionCallInfo fcinfo, Jsonb *model)
 {
@@ -387,6 +420,7 @@ cached_model(FunctionCallInfo fcinfo, Jsonb *model)
 	return cache->model;
 }
 
+/* The features argument as z-scores of the model (argument 0). */
 static double *
 standardized(FunctionCallInfo fcinfo, KMeansModel **model_out)
 {

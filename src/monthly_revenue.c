@@ -23,6 +23,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "ca_limits.h"
 #include "calendar_month.h"
 #include "customer_analytics.h"
 #include "monthly_revenue_stats.h"
@@ -51,6 +52,7 @@ typedef struct MonthlyPass
 	MemoryContext context;
 } MonthlyPass;
 
+/* The customer of an order or aggregate row (column 0), or NULL. */
 static MonthlyCustomer *
 listed_customer(MonthlyPass *pass, TupleTableSlot *slot)
 {
@@ -96,7 +98,7 @@ fold_customer_months(TupleTableSlot *slot, void *arg)
 	deconstruct_array(DatumGetArrayTypeP(slot->tts_values[2]), INT8OID, sizeof(int64),
 					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &orders, NULL, &norders);
 	if (nrevenue != t->nmonths || norders != t->nmonths)
-		elog(ERROR, "monthly_revenue_stats returned %d months, expected %d", nrevenue, t->nmonths);
+		elog(ERROR,			/* our own query's result: cannot happen */ "monthly_revenue_stats returned %d months, expected %d", nrevenue, t->nmonths);
 	for (int m = 0; m < t->nmonths; m++)
 	{
 		numeric_accumulate(pass->context, &t->revenue[m], DatumGetNumeric(revenue[m]));
@@ -125,6 +127,7 @@ customer_months_query(const SourceTables *src)
 					source_order_totals_query(src, "o.customer_code::text = ANY ($2)"));
 }
 
+/* qsort comparator: customers by code, byte order */
 static int
 compare_codes(const void *a, const void *b)
 {
@@ -137,9 +140,12 @@ Datum
 monthly_revenue(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ArrayType  *codes = arg_text_array(fcinfo, 0, "customer_codes", true);
+	ArrayType  *codes = arg_text_array(fcinfo, 0, "customer_codes", true, CA_MAX_CUSTOMER_CODES,
+										"Call monthly_revenue() once per batch of at most 1,000,000 customer codes.");
 	DateWindow	window = arg_date_window(fcinfo, 1, "revenue_window");
+	int			nmonths = monthly_window_months(window);
 	const char *schema = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	int64		ncodes = ArrayGetNItems(ARR_NDIM(codes), ARR_DIMS(codes));
 	SourceTables *src;
 	MonthlyPass pass;
 	Datum	   *elems;
@@ -150,6 +156,12 @@ monthly_revenue(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	monthhash_iterator it;
 	MonthlyCustomer *c;
+	MemoryContext rowcontext;
+
+	/* customers x months, before anything is allocated (duplicates counted) */
+	ca_check_limit("the number of customer-month cells of monthly_revenue", ncodes * nmonths,
+				   CA_MAX_MONTHLY_CELLS,
+				   "Pass fewer customer codes per call (batches), or a shorter revenue_window.");
 
 	InitMaterializedSRF(fcinfo, 0);
 	src = source_tables_open(schema);
@@ -165,6 +177,7 @@ monthly_revenue(PG_FUNCTION_ARGS)
 		char	   *code = TextDatumGetCString(elems[i]);
 		bool		found;
 
+		CHECK_FOR_INTERRUPTS();
 		if (monthhash_lookup(pass.customers, code))
 			continue;			/* a code listed twice still gets one row a month */
 		c = monthhash_insert(pass.customers, MemoryContextStrdup(pass.context, code), &found);
@@ -186,27 +199,43 @@ monthly_revenue(PG_FUNCTION_ARGS)
 	sorted = palloc(sizeof(MonthlyCustomer *) * Max(pass.customers->members, 1));
 	monthhash_start_iterate(pass.customers, &it);
 	while ((c = monthhash_iterate(pass.customers, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
 		sorted[n++] = c;
+	}
 	qsort(sorted, n, sizeof(MonthlyCustomer *), compare_codes);
 
+	/*
+	 * The rows' values are built in a context reset per customer: in the
+	 * query's context they would stay until the end of the query, 64 bytes
+	 * a row (the tuplestore keeps its own copies, within work_mem).
+	 */
+	rowcontext = AllocSetContextCreate(CurrentMemoryContext,
+									   "customer_analytics monthly_revenue row",
+									   ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < n; i++)
 	{
 		MonthlyTotals *t = sorted[i]->months;
+		MemoryContext oldcontext = MemoryContextSwitchTo(rowcontext);
+		Datum		code = CStringGetTextDatum(sorted[i]->code);
 
-		CHECK_FOR_INTERRUPTS();
 		for (int m = 0; m < t->nmonths; m++)
 		{
 			Datum		row[4];
 			bool		nulls[4] = {0};
 
-			row[0] = CStringGetTextDatum(sorted[i]->code);
+			CHECK_FOR_INTERRUPTS();
+			row[0] = code;
 			row[1] = DateADTGetDatum(calendar_month_start(t->first_month + m));
 			row[2] = NumericGetDatum(numeric_or_zero(t->revenue[m]));
 			row[3] = Int64GetDatum(t->orders[m]);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
 		}
+		MemoryContextSwitchTo(oldcontext);
+		MemoryContextReset(rowcontext);
 	}
 
+	MemoryContextDelete(rowcontext);
 	MemoryContextDelete(pass.context);
 	return (Datum) 0;
 }

@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 
+#include "ca_limits.h"
 #include "calendar_month.h"
 #include "monthly_revenue_stats.h"
 #include "numeric_acc.h"
@@ -42,19 +43,34 @@ PG_FUNCTION_INFO_V1(monthly_revenue_stats_final);
 #define ARG_ORDER_TOTAL 2
 #define ARG_WINDOW		3
 
+/* The calendar months window touches, refused above CA_MAX_REVENUE_MONTHS. */
+int
+monthly_window_months(DateWindow window)
+{
+	int			nmonths = calendar_month(window.hi - 1) - calendar_month(window.lo) + 1;
+
+	ca_check_limit("the number of months of revenue_window", nmonths, CA_MAX_REVENUE_MONTHS,
+				   "Give a revenue_window of at most 1200 months (100 years), "
+				   "or call once per part of the window.");
+	return nmonths;
+}
+
+/* Zero months for window (checked first), allocated in context. */
 MonthlyTotals *
 monthly_totals_create(MemoryContext context, DateWindow window)
 {
+	int			nmonths = monthly_window_months(window);
 	MonthlyTotals *t = MemoryContextAllocZero(context, sizeof(MonthlyTotals));
 
 	t->window = window;
 	t->first_month = calendar_month(window.lo);
-	t->nmonths = calendar_month(window.hi - 1) - t->first_month + 1;
+	t->nmonths = nmonths;
 	t->revenue = MemoryContextAllocZero(context, sizeof(Numeric) * t->nmonths);
 	t->orders = MemoryContextAllocZero(context, sizeof(int64) * t->nmonths);
 	return t;
 }
 
+/* One order into its month (see monthly_revenue_stats.h). */
 void
 monthly_totals_add(MemoryContext context, MonthlyTotals *t, DateADT order_date, Numeric total)
 {
@@ -79,6 +95,7 @@ typedef struct WindowArgCache
 	DateWindow	window;
 } WindowArgCache;
 
+/* This row's window, parsed and checked, or the cached one when unchanged. */
 static DateWindow
 call_window(FunctionCallInfo fcinfo)
 {
@@ -91,6 +108,7 @@ call_window(FunctionCallInfo fcinfo)
 		return cache->window;
 
 	window = arg_date_window(fcinfo, ARG_WINDOW, "revenue_window");
+	(void) monthly_window_months(window);
 	if (cache == NULL)
 		cache = fcinfo->flinfo->fn_extra =
 			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(WindowArgCache));
@@ -103,6 +121,7 @@ call_window(FunctionCallInfo fcinfo)
 	return window;
 }
 
+/* Refuse a group whose rows give different windows. */
 static void
 check_same_window(DateWindow a, DateWindow b)
 {
@@ -113,6 +132,7 @@ check_same_window(DateWindow a, DateWindow b)
 				 errhint("Pass a constant (or the same window for every row) as revenue_window.")));
 }
 
+/* Transition: one order (date, total) of the group, with its window. */
 Datum
 monthly_revenue_stats_sfunc(PG_FUNCTION_ARGS)
 {
@@ -131,6 +151,7 @@ monthly_revenue_stats_sfunc(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(state);
 }
 
+/* Combine: add partial state b to a (parallel workers, partitions). */
 Datum
 monthly_revenue_stats_combine(PG_FUNCTION_ARGS)
 {

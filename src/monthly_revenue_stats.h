@@ -17,7 +17,13 @@ typedef struct MonthlyTotals
 	int64	   *orders;
 } MonthlyTotals;
 
-/* zero months for window, allocated in context */
+/*
+ * The calendar months window touches; a window of more than
+ * CA_MAX_REVENUE_MONTHS is refused (54000).
+ */
+extern int	monthly_window_months(DateWindow window);
+
+/* zero months for window (refused as above), allocated in context */
 extern MonthlyTotals *monthly_totals_create(MemoryContext context, DateWindow window);
 
 /*

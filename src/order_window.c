@@ -32,33 +32,74 @@ PG_FUNCTION_INFO_V1(order_date_in_window_text);
 PG_FUNCTION_INFO_V1(order_date_in_window_date);
 PG_FUNCTION_INFO_V1(order_date_in_window_support);
 
-/* A finite, non-empty daterange as [lo, hi); false otherwise. */
-static bool
-window_bounds(RangeType *range, DateADT *lo, DateADT *hi)
+/*
+ * What a daterange lets through: the days d with lo <= d < hi.  An
+ * unbounded side, or a bound of -infinity / infinity, does not limit that
+ * side (has_lo / has_hi false, lo / hi the infinite date values, which every
+ * finite date compares inside of); an empty range lets nothing through.
+ */
+typedef struct WindowBounds
+{
+	bool		empty;
+	bool		has_lo;
+	bool		has_hi;
+	DateADT		lo;
+	DateADT		hi;
+} WindowBounds;
+
+/* The bounds of a daterange (any daterange: unbounded, infinite, empty). */
+static WindowBounds
+window_bounds(RangeType *range)
 {
 	TypeCacheEntry *typcache = lookup_type_cache(RangeTypeGetOid(range), TYPECACHE_RANGE_INFO);
 	RangeBound	lower,
 				upper;
-	bool		empty;
+	WindowBounds w;
 
-	range_deserialize(typcache, range, &lower, &upper, &empty);
-	if (empty || lower.infinite || upper.infinite)
-		return false;
-	*lo = DatumGetDateADT(lower.val);
-	*hi = DatumGetDateADT(upper.val);
-	return true;
+	range_deserialize(typcache, range, &lower, &upper, &w.empty);
+	w.lo = DATEVAL_NOBEGIN;
+	w.hi = DATEVAL_NOEND;
+	w.has_lo = w.has_hi = false;
+	if (w.empty)
+		return w;
+	/* daterange is canonical: an inclusive lower and an exclusive upper bound */
+	if (!lower.infinite)
+	{
+		w.lo = DatumGetDateADT(lower.val);
+		w.has_lo = !DATE_NOT_FINITE(w.lo);
+	}
+	if (!upper.infinite)
+	{
+		w.hi = DatumGetDateADT(upper.val);
+		w.has_hi = !DATE_NOT_FINITE(w.hi);
+	}
+	return w;
 }
 
+/*
+ * order_date_in_window(order_date, order_window, order_type, order_number):
+ * true when the order's date (checked: an error names a malformed or NULL
+ * one) is in the window.  Any non-NULL daterange is a window: '(,)' and
+ * '[-infinity,infinity]' let every date through, '[2025-01-01,)' every
+ * date from then on, 'empty' none.
+ */
 static Datum
 in_window(FunctionCallInfo fcinfo, Oid argtype)
 {
-	DateADT		d = order_date_arg(fcinfo, argtype, 2);
-	DateADT		lo,
-				hi;
+	WindowBounds w;
+	DateADT		d;
 
-	if (PG_ARGISNULL(1) || !window_bounds(PG_GETARG_RANGE_P(1), &lo, &hi))
-		elog(ERROR, "order_date_in_window needs a bounded, non-empty window");
-	PG_RETURN_BOOL(d >= lo && d < hi);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("order_window must not be NULL"),
+				 errdetail("A NULL window would leave every order neither in nor out."),
+				 errhint("Pass a daterange, such as '[2025-01-01,2025-12-31]'; '(,)' takes every order.")));
+	w = window_bounds(PG_GETARG_RANGE_P(1));
+	d = order_date_arg(fcinfo, argtype, 2);
+	if (w.empty)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(d >= w.lo && d < w.hi);
 }
 
 /* order_date_in_window(order_date text, window daterange, order_type text, order_number text) */
@@ -121,6 +162,11 @@ strip_casts(Node *expr)
 	}
 }
 
+/*
+ * Planner support: the selectivity of order_date_in_window(column, const
+ * window, ...) as that of "column >= lo AND column < hi" on the raw column
+ * (text YYYYMMDD or date), with only the finite bounds.
+ */
 Datum
 order_date_in_window_support(PG_FUNCTION_ARGS)
 {
@@ -133,8 +179,7 @@ order_date_in_window_support(PG_FUNCTION_ARGS)
 	TypeCacheEntry *typcache;
 	Oid			ge_op,
 				lt_op;
-	DateADT		lo,
-				hi;
+	WindowBounds w;
 	List	   *clauses;
 
 	if (!IsA(rawreq, SupportRequestSelectivity))
@@ -144,9 +189,19 @@ order_date_in_window_support(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(NULL);
 
 	window = (Node *) lsecond(req->args);
-	if (!IsA(window, Const) || ((Const *) window)->constisnull ||
-		!window_bounds(DatumGetRangeTypeP(((Const *) window)->constvalue), &lo, &hi))
+	if (!IsA(window, Const) || ((Const *) window)->constisnull)
 		PG_RETURN_POINTER(NULL);
+	w = window_bounds(DatumGetRangeTypeP(((Const *) window)->constvalue));
+	if (w.empty)
+	{
+		req->selectivity = 0.0;
+		PG_RETURN_POINTER(req);
+	}
+	if (!w.has_lo && !w.has_hi)
+	{
+		req->selectivity = 1.0;
+		PG_RETURN_POINTER(req);
+	}
 
 	column = strip_casts((Node *) linitial(req->args));
 	type = exprType(column);
@@ -168,12 +223,18 @@ order_date_in_window_support(PG_FUNCTION_ARGS)
 		column = (Node *) makeRelabelType((Expr *) column, TEXTOID, -1, collation,
 										  COERCE_IMPLICIT_CAST);
 
-	clauses = list_make2(make_opclause(ge_op, BOOLOID, false, (Expr *) column,
-									   (Expr *) bound_const(typcache->type_id, collation, lo),
-									   InvalidOid, collation),
-						 make_opclause(lt_op, BOOLOID, false, (Expr *) column,
-									   (Expr *) bound_const(typcache->type_id, collation, hi),
-									   InvalidOid, collation));
+	/* only the finite bounds: an unbounded side selects everything on it */
+	clauses = NIL;
+	if (w.has_lo)
+		clauses = lappend(clauses,
+						  make_opclause(ge_op, BOOLOID, false, (Expr *) column,
+										(Expr *) bound_const(typcache->type_id, collation, w.lo),
+										InvalidOid, collation));
+	if (w.has_hi)
+		clauses = lappend(clauses,
+						  make_opclause(lt_op, BOOLOID, false, (Expr *) column,
+										(Expr *) bound_const(typcache->type_id, collation, w.hi),
+										InvalidOid, collation));
 	req->selectivity = clauselist_selectivity(req->root, clauses, req->varRelid,
 											  JOIN_INNER, NULL);
 	PG_RETURN_POINTER(req);

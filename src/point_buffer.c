@@ -18,8 +18,10 @@
 #include "utils/array.h"
 #include "utils/memutils.h"
 
+#include "ca_limits.h"
 #include "point_buffer.h"
 
+/* An empty buffer in context, keeping a copy of the aggregate's parameters. */
 PointBuffer *
 pb_create(MemoryContext context, bool labelled, const void *params, Size params_len)
 {
@@ -44,6 +46,10 @@ pb_check_params(const PointBuffer *pb, const void *params, Size params_len)
 				 errhint("Pass k, options and sample settings as constants, not per-row values.")));
 }
 
+/*
+ * Room for more points, in context.  Refused (54000) before anything is
+ * allocated when the buffer would hold more than CA_MAX_POINT_VALUES values.
+ */
 static void
 pb_reserve(PointBuffer *pb, MemoryContext context, int64 more)
 {
@@ -52,8 +58,13 @@ pb_reserve(PointBuffer *pb, MemoryContext context, int64 more)
 
 	if (want <= pb->cap)
 		return;
+	ca_check_limit("the number of feature values kept by the aggregate (rows times features)",
+				   want * Max(pb->dim, 1), CA_MAX_POINT_VALUES,
+				   "Aggregate fewer rows (a WHERE clause, or TABLESAMPLE for a sample) or fewer features.");
 	old = MemoryContextSwitchTo(context);
-	pb->cap = Max(want, Max(pb->cap * 2, 1024));
+	/* grow by doubling, but never past the limit checked above */
+	pb->cap = Min(Max(want, Max(pb->cap * 2, 1024)),
+				  Max(want, CA_MAX_POINT_VALUES / Max(pb->dim, 1)));
 	if (pb->x == NULL)
 	{
 		pb->x = palloc_extended(sizeof(double) * pb->cap * pb->dim, MCXT_ALLOC_HUGE);
@@ -69,6 +80,15 @@ pb_reserve(PointBuffer *pb, MemoryContext context, int64 more)
 	MemoryContextSwitchTo(old);
 }
 
+/* Refuse a feature vector of more than CA_MAX_FEATURES elements. */
+void
+pb_check_features(int64 nelems)
+{
+	ca_check_limit("the number of elements of features", nelems, CA_MAX_FEATURES,
+				   "Cluster on fewer features: pick the informative ones, or reduce them first.");
+}
+
+/* One point (and its label when labelled); checks the vector. */
 void
 pb_add(PointBuffer *pb, ArrayType *features, int32 label)
 {
@@ -86,6 +106,7 @@ pb_add(PointBuffer *pb, ArrayType *features, int32 label)
 				 errmsg("features must not contain NULL elements"),
 				 errhint("Replace missing values (COALESCE) or leave the row out; a NULL array is skipped.")));
 	nelems = ArrayGetNItems(ARR_NDIM(features), ARR_DIMS(features));
+	pb_check_features(nelems);
 	if (nelems == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -114,6 +135,7 @@ pb_add(PointBuffer *pb, ArrayType *features, int32 label)
 	pb->n++;
 }
 
+/* a += b's points (a partial state of a parallel worker), in context. */
 PointBuffer *
 pb_combine(MemoryContext context, PointBuffer *a, PointBuffer *b)
 {
@@ -167,6 +189,7 @@ pb_serialize(const PointBuffer *pb)
 	return out;
 }
 
+/* The buffer pb_serialize() wrote, rebuilt in context. */
 PointBuffer *
 pb_deserialize(MemoryContext context, bytea *data)
 {
@@ -200,13 +223,21 @@ pb_deserialize(MemoryContext context, bytea *data)
 	return pb;
 }
 
-/* qsort_arg comparator over row indexes: label, then features */
+/*
+ * qsort_arg comparator over row indexes: label, then features.  Sorting
+ * millions of points takes seconds, so it checks for interrupts now and
+ * then (an error leaves qsort through longjmp, which it allows).
+ */
 static int
 compare_rows(const void *a, const void *b, void *arg)
 {
+	static uint32 calls = 0;
 	const PointBuffer *pb = (const PointBuffer *) arg;
 	int64		i = *(const int64 *) a;
 	int64		j = *(const int64 *) b;
+
+	if ((++calls & 0x3FFF) == 0)
+		CHECK_FOR_INTERRUPTS();
 
 	if (pb->labelled && pb->label[i] != pb->label[j])
 		return pb->label[i] < pb->label[j] ? -1 : 1;
@@ -245,6 +276,8 @@ pb_sort(PointBuffer *pb)
 		label = MemoryContextAllocExtended(context, sizeof(int32) * pb->n, MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < pb->n; i++)
 	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		memcpy(x + i * pb->dim, pb->x + order[i] * pb->dim, sizeof(double) * pb->dim);
 		if (label)
 			label[i] = pb->label[order[i]];
@@ -258,6 +291,11 @@ pb_sort(PointBuffer *pb)
 	pfree(order);
 }
 
+/*
+ * The aggregate memory context of a transition, combine, serial, deserial
+ * or final function.  SQL cannot call them outside their aggregate (it has
+ * no value of type internal to pass), so anything else is an internal error.
+ */
 MemoryContext
 pb_aggcontext(FunctionCallInfo fcinfo, const char *fname)
 {
@@ -268,6 +306,7 @@ pb_aggcontext(FunctionCallInfo fcinfo, const char *fname)
 	return aggcontext;
 }
 
+/* buf reads a serialized aggregate state in place (for pq_getmsg*) */
 void
 agg_image_reader(bytea *image, StringInfo buf)
 {
@@ -282,6 +321,7 @@ PG_FUNCTION_INFO_V1(point_buffer_combine);
 PG_FUNCTION_INFO_V1(point_buffer_serialize);
 PG_FUNCTION_INFO_V1(point_buffer_deserialize);
 
+/* combine function of kmeans_fit and silhouette */
 Datum
 point_buffer_combine(PG_FUNCTION_ARGS)
 {
@@ -301,6 +341,7 @@ point_buffer_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(result);
 }
 
+/* serial function of kmeans_fit and silhouette */
 Datum
 point_buffer_serialize(PG_FUNCTION_ARGS)
 {
@@ -308,6 +349,7 @@ point_buffer_serialize(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pb_serialize((PointBuffer *) PG_GETARG_POINTER(0)));
 }
 
+/* deserial function of kmeans_fit and silhouette */
 Datum
 point_buffer_deserialize(PG_FUNCTION_ARGS)
 {

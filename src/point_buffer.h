@@ -26,6 +26,8 @@ typedef struct PointBuffer
 
 extern PointBuffer *pb_create(MemoryContext context, bool labelled,
 							  const void *params, Size params_len);
+/* refuse a vector of more than CA_MAX_FEATURES elements */
+extern void pb_check_features(int64 nelems);
 extern void pb_add(PointBuffer *pb, ArrayType *features, int32 label);
 extern void pb_check_params(const PointBuffer *pb, const void *params, Size params_len);
 extern PointBuffer *pb_combine(MemoryContext context, PointBuffer *a, PointBuffer *b);

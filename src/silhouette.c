@@ -12,7 +12,8 @@
  * The exact score costs n^2 distances.  With a sample size the score is
  * computed on a random sample of the points, distances among the sample
  * only, as silhouette_score(sample_size=...) does; the seed makes the sample
- * repeatable.
+ * repeatable.  Either way at most CA_MAX_SILHOUETTE_POINTS points are
+ * scored: more are refused before the pairwise loop starts.
  */
 #include "postgres.h"
 
@@ -22,6 +23,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 
+#include "ca_limits.h"
 #include "point_buffer.h"
 
 PG_FUNCTION_INFO_V1(silhouette_sfunc);
@@ -33,7 +35,7 @@ typedef struct SilhouetteParams
 	int64		seed;
 } SilhouetteParams;
 
-/* silhouette(features float8[], cluster int [, sample_size int, seed bigint]) */
+/* silhouette(features float8[], cluster int [, sample_size int, seed bigint]): transition */
 Datum
 silhouette_sfunc(PG_FUNCTION_ARGS)
 {
@@ -55,6 +57,8 @@ silhouette_sfunc(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("sample_size must be at least 2, not %lld", (long long) params.sample_size),
 					 errhint("A few thousand points estimate the score well; leave it out for the exact score.")));
+		ca_check_limit("silhouette sample_size", params.sample_size, CA_MAX_SILHOUETTE_POINTS,
+					   "A sample of a few thousand points estimates the score well, such as sample_size 2000.");
 	}
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 	{
@@ -71,6 +75,7 @@ silhouette_sfunc(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(pb);
 }
 
+/* Euclidean distance of two points */
 static double
 distance(const double *a, const double *b, int dim)
 {
@@ -96,7 +101,11 @@ sample_points(PointBuffer *pb, int64 m, int64 seed)
 
 	pg_prng_seed(&rng, (uint64) seed);
 	for (int64 i = 0; i < pb->n; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		idx[i] = i;
+	}
 	for (int64 i = 0; i < m; i++)
 	{
 		int64		j = i + (int64) pg_prng_uint64_range(&rng, 0, pb->n - 1 - i);
@@ -112,6 +121,7 @@ sample_points(PointBuffer *pb, int64 m, int64 seed)
 	pb->n = m;
 }
 
+/* silhouette final: the mean silhouette of the points (or of the sample) */
 Datum
 silhouette_final(PG_FUNCTION_ARGS)
 {
@@ -128,6 +138,11 @@ silhouette_final(PG_FUNCTION_ARGS)
 	if (pb == NULL || pb->n == 0)
 		PG_RETURN_NULL();
 	memcpy(&params, pb->params, sizeof(params));
+	/* the n^2 loop below, refused before any work (a sample is bounded in the sfunc) */
+	if (params.sample_size == 0)
+		ca_check_limit("the number of points of an exact silhouette", pb->n, CA_MAX_SILHOUETTE_POINTS,
+					   "Pass a sample size, such as silhouette(features, cluster, 2000, 0): "
+					   "a repeatable sample of 2000 points.");
 	/* canonical order first, so the sample does not depend on the plan */
 	pb_sort(pb);
 	if (params.sample_size > 0 && params.sample_size < pb->n)
@@ -159,8 +174,13 @@ silhouette_final(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		memset(sums, 0, sizeof(double) * k);
 		for (int64 j = 0; j < n; j++)
+		{
+			/* one row is up to n * CA_MAX_FEATURES operations */
+			if ((j & 0xFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
 			if (j != i)
 				sums[cluster[j]] += distance(pb->x + i * dim, pb->x + j * dim, dim);
+		}
 		if (members[own] == 1)
 			continue;			/* s = 0 */
 		a = sums[own] / (members[own] - 1);

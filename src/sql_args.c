@@ -12,9 +12,11 @@
 #include "utils/rangetypes.h"
 #include "utils/typcache.h"
 
+#include "ca_limits.h"
 #include "numeric_acc.h"
 #include "sql_args.h"
 
+/* Refuse a NULL argument argno, naming it. */
 void
 arg_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 {
@@ -25,6 +27,10 @@ arg_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errhint("Leave the argument out to use its default.")));
 }
 
+/*
+ * A daterange argument as [lo, hi): not NULL, not empty, both bounds given
+ * and finite; each refusal names the argument.
+ */
 DateWindow
 arg_date_window(FunctionCallInfo fcinfo, int argno, const char *name)
 {
@@ -60,6 +66,7 @@ arg_date_window(FunctionCallInfo fcinfo, int argno, const char *name)
 	return w;
 }
 
+/* The window as a daterange Datum, [lo, hi). */
 Datum
 date_window_datum(DateWindow w)
 {
@@ -96,13 +103,19 @@ arg_amount(FunctionCallInfo fcinfo, int argno, const char *name)
 	return n;
 }
 
-/* A text[] without NULL elements; empty only when allow_empty. */
+/*
+ * A text[] without NULL elements, of at most max_elems elements (refused
+ * with limit_hint before anything else is read); empty only when
+ * allow_empty.
+ */
 ArrayType *
-arg_text_array(FunctionCallInfo fcinfo, int argno, const char *name, bool allow_empty)
+arg_text_array(FunctionCallInfo fcinfo, int argno, const char *name, bool allow_empty,
+			   int64 max_elems, const char *limit_hint)
 {
 	ArrayType  *array;
 
 	arg_not_null(fcinfo, argno, name);
+	ca_check_array_length(fcinfo, argno, name, max_elems, limit_hint);
 	array = PG_GETARG_ARRAYTYPE_P(argno);
 	if (!allow_empty && ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) == 0)
 		ereport(ERROR,

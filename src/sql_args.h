@@ -22,7 +22,8 @@ extern DateWindow arg_date_window(FunctionCallInfo fcinfo, int argno, const char
 /* The window as a daterange Datum, [lo, hi), e.g. for a query parameter. */
 extern Datum date_window_datum(DateWindow w);
 extern Numeric arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
+/* A text[] without NULLs, of at most max_elems elements (else limit_hint) */
 extern ArrayType *arg_text_array(FunctionCallInfo fcinfo, int argno, const char *name,
-								 bool allow_empty);
+								 bool allow_empty, int64 max_elems, const char *limit_hint);
 
 #endif

@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
@@ -64,6 +65,7 @@ target_customers(PG_FUNCTION_ARGS)
 		bool		nulls[NUM_COLUMNS];
 		Numeric		pct;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!customer_is_target(c))
 			continue;
 

@@ -11,6 +11,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "ca_limits.h"
 #include "numeric_acc.h"
 #include "sql_args.h"
 #include "targeting.h"
@@ -41,6 +42,7 @@ static const char *const arg_names[NUM_TARGETING_ARGS] = {
 	"customers"
 };
 
+/* the smallest window covering a and b */
 static DateWindow
 hull(DateWindow a, DateWindow b)
 {
@@ -51,6 +53,7 @@ hull(DateWindow a, DateWindow b)
 	return w;
 }
 
+/* Check every argument of target_customers() / targeting_funnel() into params. */
 void
 targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 {
@@ -60,7 +63,9 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 	Assert(PG_NARGS() == NUM_TARGETING_ARGS || PG_NARGS() == ARG_CUSTOMERS);
 	memset(params, 0, sizeof(*params));
 
-	params->routes = arg_text_array(fcinfo, ARG_ROUTES, arg_names[ARG_ROUTES], false);
+	params->routes = arg_text_array(fcinfo, ARG_ROUTES, arg_names[ARG_ROUTES], false,
+									CA_MAX_ROUTES,
+									"List the campaign's delivery routes only, such as routes => '{K1,K2,PS}'.");
 	params->windows.spend = arg_date_window(fcinfo, ARG_SPEND_WINDOW, arg_names[ARG_SPEND_WINDOW]);
 	params->min_spend = arg_amount(fcinfo, ARG_MIN_SPEND, arg_names[ARG_MIN_SPEND]);
 	params->windows.low_ticket = arg_date_window(fcinfo, ARG_LOW_TICKET_WINDOW, arg_names[ARG_LOW_TICKET_WINDOW]);
@@ -102,7 +107,9 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 	params->source_schema = PG_ARGISNULL(ARG_SOURCE_SCHEMA) ? NULL :
 		text_to_cstring(PG_GETARG_TEXT_PP(ARG_SOURCE_SCHEMA));
 	params->customers = (PG_NARGS() <= ARG_CUSTOMERS || PG_ARGISNULL(ARG_CUSTOMERS)) ? NULL :
-		arg_text_array(fcinfo, ARG_CUSTOMERS, arg_names[ARG_CUSTOMERS], true);
+		arg_text_array(fcinfo, ARG_CUSTOMERS, arg_names[ARG_CUSTOMERS], true,
+					   CA_MAX_CUSTOMER_CODES,
+					   "Leave customers out (NULL) to consider every customer, or call once per batch of customer codes.");
 
 	params->data = hull(hull(params->windows.spend, params->windows.low_ticket),
 						hull(params->windows.base, params->windows.recent));

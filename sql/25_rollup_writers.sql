@@ -32,8 +32,9 @@ BEGIN
         (SELECT customer_analytics._rollup_table(id) FROM customer_analytics.rollups WHERE source_schema = 'rw'));
 END $$;
 
--- 1. a writer with exactly its ERP privileges: no USAGE on the extension's
--- schema, nothing on the rollup
+-- 1. a writer with exactly its ERP privileges: not even USAGE on the
+-- extension's schema (a DBA may revoke PUBLIC's), nothing on the rollup
+REVOKE USAGE ON SCHEMA customer_analytics FROM PUBLIC;
 CREATE ROLE ca_erp_sync;
 GRANT USAGE ON SCHEMA rw TO ca_erp_sync;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA rw TO ca_erp_sync;
@@ -121,6 +122,7 @@ SELECT public.err($$SELECT customer_analytics.disable_rollup('rw')$$);
 RESET ROLE;
 
 SELECT customer_analytics.drop_rollup('rw');
+GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
 DROP FUNCTION rw_rollup();
 DROP SCHEMA rw CASCADE;
 REVOKE ALL ON SCHEMA customer_analytics FROM ca_erp_sync, ca_rollup_keeper;

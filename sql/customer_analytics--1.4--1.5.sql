@@ -50,9 +50,12 @@ CREATE POLICY owner_writes ON campaign_refresh_state FOR ALL
     WITH CHECK (EXISTS (SELECT 1 FROM customer_analytics.campaigns c
                          WHERE c.name = campaign AND customer_analytics._is_definition_owner(c.owner)));
 
--- With the policies in place, every role that may use the extension (USAGE
--- on its schema) may keep campaigns and segmentations of its own; rollups
--- stay with whoever can create tables in the extension's schema.
+-- With the policies in place, every role may keep campaigns and
+-- segmentations of its own; rollups stay with whoever can create tables in
+-- the extension's schema.  The schema is usable by everyone, as an
+-- extension installed in public would be: every function is SECURITY
+-- INVOKER, so this lends no right; a DBA who wants fewer users revokes it.
+GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON campaigns, segmentations, campaign_refresh_state TO PUBLIC;
 -- a rollup's triggers run as its owner, which may have to disable it
 GRANT UPDATE (state) ON rollups TO PUBLIC;

@@ -410,19 +410,101 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                customer_analytics._rollup_rows_sql(r, keys))]
 $$;
 
--- What the trigger runs for one write statement (rollup_trigger.c calls it
--- as the rollup's owner and executes the statements where the transition
--- tables new_rows / old_rows are visible).  A rollup whose owner cannot
--- keep it exact is disabled, with a warning, rather than refusing the write.
-CREATE FUNCTION _rollup_sync_sql(rollup_id int, op text, tab text) RETURNS text[]
+-- Which of the source's three tables a relation is, or belongs to as a
+-- partition at any depth; NULL for anything else (a detached partition).
+CREATE FUNCTION _rollup_source_table(r rollups, rel oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t FROM unnest(ARRAY['customers', 'sales_orders', 'sales_order_lines']) t
+     WHERE to_regclass(format('%I.%I', r.source_schema, t)) IN
+           (SELECT rel UNION ALL SELECT relid FROM pg_partition_ancestors(rel))  -- none for a plain table
+$$;
+
+-- Every relation whose writes the rollup must see: each source table and,
+-- when it is partitioned, every partition at every depth.
+CREATE FUNCTION _rollup_watched_relations(r rollups)
+RETURNS TABLE (tab text, rel regclass, is_root boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t, x.rel, x.rel = x.root
+      FROM unnest(ARRAY['customers', 'sales_orders', 'sales_order_lines']) t,
+           LATERAL (SELECT to_regclass(format('%I.%I', r.source_schema, t)) AS root) s,
+           -- pg_partition_tree gives no row for a plain table
+           LATERAL (SELECT s.root AS rel, s.root
+                    UNION SELECT p.relid, s.root FROM pg_partition_tree(s.root) p) x
+     WHERE s.root IS NOT NULL
+$$;
+
+-- The statements creating the rollup's triggers that are missing: on every
+-- watched relation one statement trigger per kind of write (a write that
+-- names a partition fires only the partition's statement triggers), ENABLE
+-- ALWAYS so that session_replication_role = replica does not skip them; on
+-- each source table one row trigger for logical replication's apply worker
+-- (which fires row triggers only), ENABLE REPLICA, which PostgreSQL clones
+-- onto every partition, present and future.
+CREATE FUNCTION _rollup_missing_triggers_sql(r rollups) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(array_agg(u.stmt ORDER BY m.rel::text, m.name, u.i), '{}')
+      FROM (SELECT w.rel, 'customer_analytics_rollup_' || lower(o) AS name,
+                   ARRAY[format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT '
+                                'EXECUTE FUNCTION customer_analytics._rollup_sync(%L)',
+                                'customer_analytics_rollup_' || lower(o), o, w.rel,
+                                CASE o WHEN 'INSERT' THEN 'REFERENCING NEW TABLE AS new_rows'
+                                       WHEN 'UPDATE' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                                       WHEN 'DELETE' THEN 'REFERENCING OLD TABLE AS old_rows'
+                                       ELSE '' END, r.id),
+                         format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', w.rel,
+                                'customer_analytics_rollup_' || lower(o))] AS stmts
+              FROM customer_analytics._rollup_watched_relations(r) w,
+                   unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) o
+            UNION ALL
+            SELECT w.rel, 'customer_analytics_rollup_apply',
+                   ARRAY[format('CREATE TRIGGER customer_analytics_rollup_apply AFTER INSERT OR UPDATE OR DELETE ON %s '
+                                'FOR EACH ROW EXECUTE FUNCTION customer_analytics._rollup_sync_row(%L)', w.rel, r.id),
+                         format('ALTER TABLE %s ENABLE REPLICA TRIGGER customer_analytics_rollup_apply', w.rel)]
+              FROM customer_analytics._rollup_watched_relations(r) w
+             WHERE w.is_root) m,
+           unnest(m.stmts) WITH ORDINALITY AS u(stmt, i)
+     WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = m.rel AND g.tgname = m.name)
+$$;
+
+-- Why the rollup's triggers do not see every write, or NULL: a watched
+-- relation (a partition created or attached while the event trigger could
+-- not add them) lacks one, or one is disabled.
+CREATE FUNCTION _rollup_trigger_problem(r rollups) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('the rollup trigger %s on %s is %s', n, w.rel, CASE WHEN g.oid IS NULL THEN 'missing' ELSE 'disabled' END)
+      FROM customer_analytics._rollup_watched_relations(r) w
+     CROSS JOIN unnest(ARRAY['customer_analytics_rollup_insert', 'customer_analytics_rollup_update',
+                             'customer_analytics_rollup_delete', 'customer_analytics_rollup_truncate',
+                             'customer_analytics_rollup_apply']) n
+      LEFT JOIN pg_trigger g ON g.tgrelid = w.rel AND g.tgname = n
+     WHERE g.oid IS NULL OR g.tgenabled = 'D'
+        OR (n = 'customer_analytics_rollup_apply' AND g.tgenabled = 'O')
+     ORDER BY w.rel::text, n LIMIT 1
+$$;
+
+-- What the upkeep runs for one event (rollup_trigger.c calls it as the
+-- rollup's owner and executes the statements where a statement trigger's
+-- transition tables new_rows / old_rows are visible).  op is the write
+-- (INSERT, UPDATE, DELETE, TRUNCATE) or the DDL's command tag; rel is the
+-- relation written or altered; rows_sql, from the row trigger, lists the
+-- keys of the row written, instead of the transition tables.  A rollup whose
+-- owner cannot keep it exact is disabled, with a warning, rather than
+-- refusing the write.
+CREATE FUNCTION _rollup_sync_sql(rollup_id int, op text, rel oid, rows_sql text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups;
     problem text;
+    tab text;
+    keys text;
 BEGIN
     SELECT * INTO r FROM customer_analytics.rollups WHERE id = rollup_id;
     IF NOT FOUND OR r.state <> 'current' THEN
         RETURN '{}';
+    END IF;
+    tab := customer_analytics._rollup_source_table(r, rel);
+    IF tab IS NULL THEN
+        RETURN '{}';            -- no longer part of the source (detached)
     END IF;
     problem := customer_analytics._rollup_source_problem(r.source_schema);
     IF problem IS NOT NULL THEN
@@ -433,6 +515,18 @@ BEGIN
         RETURN '{}';
     END IF;
 
+    IF op IN ('CREATE TABLE', 'ALTER TABLE') THEN
+        -- a new partition gets the triggers; an ALTER TABLE (ATTACH, DETACH,
+        -- a rewrite that changes values) changed rows no trigger saw: every
+        -- order is recomputed and every customer marked changed
+        RETURN customer_analytics._rollup_missing_triggers_sql(r)
+            || CASE WHEN op = 'ALTER TABLE' THEN ARRAY[
+                   format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
+                   format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
+                          customer_analytics._rollup_rows_sql(r, NULL)),
+                   format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id))]
+               ELSE '{}' END;
+    END IF;
     IF op = 'TRUNCATE' THEN
         -- every order may be affected: resync them all, and mark every
         -- customer dirty (a NULL code) so that campaigns recompute in full
@@ -444,19 +538,114 @@ BEGIN
     END IF;
     IF tab = 'customers' THEN
         -- the rollup keeps no customer data; changed customers are dirty
+        keys := CASE WHEN rows_sql IS NULL THEN customer_analytics._transition_rows(op, 'customer_code::text AS c')
+                     ELSE format('SELECT customer_code::text AS c FROM (%s) x', rows_sql) END;
         RETURN ARRAY[format('INSERT INTO %s (customer_code) SELECT DISTINCT c FROM (%s) k WHERE c IS NOT NULL',
-                            customer_analytics._rollup_dirty_table(r.id),
-                            customer_analytics._transition_rows(op, 'customer_code::text AS c'))];
+                            customer_analytics._rollup_dirty_table(r.id), keys)];
     END IF;
     -- orders or lines: the orders they name are recomputed from the source
-    RETURN customer_analytics._rollup_resync_sql(r, customer_analytics._transition_rows(op, 'order_type, order_number'));
+    keys := CASE WHEN rows_sql IS NULL THEN customer_analytics._transition_rows(op, 'order_type, order_number')
+                 ELSE format('SELECT order_type, order_number FROM (%s) x', rows_sql) END;
+    RETURN customer_analytics._rollup_resync_sql(r, keys);
 END $$;
 
--- The trigger itself: same name and signature as 1.1's plpgsql function, so
--- existing triggers keep pointing at it.
+-- The triggers: same name and signature as 1.1's plpgsql function for the
+-- statement trigger, so existing triggers keep pointing at it.
 CREATE OR REPLACE FUNCTION _rollup_sync() RETURNS trigger
 AS 'MODULE_PATHNAME', 'rollup_sync_trigger'
 LANGUAGE C;
+CREATE FUNCTION _rollup_sync_row() RETURNS trigger
+AS 'MODULE_PATHNAME', 'rollup_sync_row_trigger'
+LANGUAGE C;
+
+-- (Re)create a rollup's triggers on every watched relation.
+CREATE OR REPLACE FUNCTION _rollup_create_triggers(r rollups) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stmt text;
+BEGIN
+    PERFORM customer_analytics._rollup_drop_triggers(r);
+    FOREACH stmt IN ARRAY customer_analytics._rollup_missing_triggers_sql(r) LOOP
+        EXECUTE stmt;
+    END LOOP;
+END $$;
+
+-- Drop a rollup's triggers wherever they are, partitions detached since
+-- included (the row trigger's clones go with their parent's).
+CREATE OR REPLACE FUNCTION _rollup_drop_triggers(r rollups) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
+              WHERE t.tgname LIKE 'customer\_analytics\_rollup\_%' AND t.tgparentid = 0
+                AND t.tgfoid IN ('customer_analytics._rollup_sync()'::regprocedure,
+                                 'customer_analytics._rollup_sync_row()'::regprocedure)
+                AND encode(t.tgargs, 'escape') = r.id || '\000'
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', g.tgname, g.rel);
+    END LOOP;
+END $$;
+
+-- The event trigger (rollup_trigger.c): after CREATE TABLE or ALTER TABLE
+-- on a current rollup's source table or one of its partitions, the new
+-- partitions get the triggers and, after ALTER TABLE, every order is
+-- recomputed, as the rollup's owner.  ENABLE ALWAYS: DDL applied with
+-- session_replication_role = replica is followed too.
+CREATE FUNCTION _rollup_ddl_watch() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'rollup_ddl_watch'
+LANGUAGE C;
+CREATE EVENT TRIGGER customer_analytics_rollup_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION _rollup_ddl_watch();
+ALTER EVENT TRIGGER customer_analytics_rollup_ddl ENABLE ALWAYS;
+
+-- Rollup generations never repeat, not across drop_rollup and enable_rollup,
+-- nor a dump and restore (the sequence is dumped): a campaign's incremental
+-- state names the generation it was computed from.
+CREATE SEQUENCE rollup_generation_seq;
+SELECT pg_catalog.pg_extension_config_dump('rollup_generation_seq', '');
+SELECT setval('rollup_generation_seq', GREATEST(COALESCE((SELECT max(generation) FROM rollups), 0), 1));
+GRANT USAGE ON SEQUENCE rollup_generation_seq TO PUBLIC;
+
+-- As in 1.1, with the triggers checked on every partition too.
+CREATE OR REPLACE FUNCTION _rollup_for_reading(source_schema text, OUT rollup text, OUT reason text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups;
+    t text;
+    problem text;
+BEGIN
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = _rollup_for_reading.source_schema;
+    IF NOT FOUND THEN
+        reason := 'no rollup: customer_analytics.enable_rollup() creates one';
+        RETURN;
+    END IF;
+    IF r.state <> 'current' THEN
+        reason := 'the rollup is ' || r.state || ': customer_analytics.rebuild_rollup() makes it current';
+        RETURN;
+    END IF;
+    problem := customer_analytics._rollup_trigger_problem(r);
+    IF problem IS NOT NULL THEN
+        reason := problem || ': customer_analytics.rebuild_rollup() restores the triggers';
+        RETURN;
+    END IF;
+    IF NOT has_table_privilege(customer_analytics._rollup_table(r.id), 'SELECT') THEN
+        reason := 'no SELECT privilege on ' || customer_analytics._rollup_table(r.id);
+        RETURN;
+    END IF;
+    FOREACH t IN ARRAY ARRAY['customers', 'sales_orders', 'sales_order_lines'] LOOP
+        IF NOT has_table_privilege(format('%I.%I', r.source_schema, t), 'SELECT') THEN
+            reason := format('no SELECT privilege on %I.%I', r.source_schema, t);
+            RETURN;
+        END IF;
+        IF row_security_active(format('%I.%I', r.source_schema, t)) THEN
+            reason := format('row-level security applies to %I.%I', r.source_schema, t);
+            RETURN;
+        END IF;
+    END LOOP;
+    rollup := customer_analytics._rollup_table(r.id);
+END $$;
 
 -- (Re)create the keys table a rollup's triggers lock orders in, owned by the
 -- rollup's owner like its other tables.
@@ -514,7 +703,7 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     EXECUTE format('ANALYZE %s', customer_analytics._rollup_table(r.id));
     UPDATE customer_analytics.rollups x
-       SET state = 'current', generation = x.generation + 1, rebuilt_at = now(),
+       SET state = 'current', generation = nextval('customer_analytics.rollup_generation_seq'), rebuilt_at = now(),
            rebuild_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
            rollup_rows = n
      WHERE x.id = r.id
@@ -608,6 +797,10 @@ BEGIN
     EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_dirty_table(r.id), customer_analytics._rollup_keys_table(r.id));
     DELETE FROM customer_analytics.rollups x WHERE x.id = r.id;
+    -- the campaigns' incremental states described this rollup: gone with it
+    DELETE FROM customer_analytics.campaign_refresh_state s
+     USING customer_analytics.campaigns c
+     WHERE c.name = s.campaign AND c.source_schema = r.source_schema;
 END $$;
 
 -- Rollups enabled before 1.5 have no keys table, and the extension's script

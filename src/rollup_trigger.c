@@ -24,10 +24,15 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "commands/trigger.h"
+#include "nodes/parsenodes.h"
+#include "tcop/deparse_utility.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "replication/logicalworker.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -37,6 +42,8 @@
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(rollup_sync_trigger);
+PG_FUNCTION_INFO_V1(rollup_sync_row_trigger);
+PG_FUNCTION_INFO_V1(rollup_ddl_watch);
 
 /* The kind of write that fired the trigger, as _rollup_sync_sql() names it. */
 static const char *
@@ -51,27 +58,13 @@ trigger_operation(TriggerEvent event)
 	return "TRUNCATE";
 }
 
+static Oid	extension_relation_owner(const char *relname);
+
 /* Owner of customer_analytics.order_rollup_<id>, or InvalidOid when it is gone. */
 static Oid
 rollup_owner(int32 rollup_id)
 {
-	/* the extension is not relocatable: its schema is always this one */
-	Oid			nspid = get_namespace_oid("customer_analytics", true);
-	Oid			relid;
-	HeapTuple	tuple;
-	Oid			owner;
-
-	if (!OidIsValid(nspid))
-		return InvalidOid;
-	relid = get_relname_relid(psprintf("order_rollup_%d", rollup_id), nspid);
-	if (!OidIsValid(relid))
-		return InvalidOid;
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
+	return extension_relation_owner(psprintf("order_rollup_%d", rollup_id));
 }
 
 /*
@@ -106,14 +99,14 @@ run_statement(const char *sql)
 }
 
 /*
- * Ask _rollup_sync_sql(id, op, table) for the statements, and run them in
- * this SPI connection, where the transition tables are visible.
+ * Ask customer_analytics.<generator>(args) for the statements of one piece
+ * of upkeep, and run them in this SPI connection (where a statement
+ * trigger's transition tables are registered).
  */
 static void
-run_sync_statements(TriggerData *trigdata, int32 rollup_id)
+run_generated_statements(const char *generator_call, int nargs, Oid *argtypes, Datum *args,
+						 const char *nulls_arg)
 {
-	Oid			argtypes[3] = {INT4OID, TEXTOID, TEXTOID};
-	Datum		args[3];
 	bool		isnull;
 	Datum		value;
 	ArrayType  *statements;
@@ -121,62 +114,51 @@ run_sync_statements(TriggerData *trigdata, int32 rollup_id)
 	bool	   *nulls;
 	int			n;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "SPI_register_trigger_data failed");
-
-	args[0] = Int32GetDatum(rollup_id);
-	args[1] = CStringGetTextDatum(trigger_operation(trigdata->tg_event));
-	args[2] = CStringGetTextDatum(RelationGetRelationName(trigdata->tg_relation));
-	if (SPI_execute_with_args("SELECT customer_analytics._rollup_sync_sql($1, $2, $3)",
-							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
+	if (SPI_execute_with_args(generator_call, nargs, argtypes, args, nulls_arg, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
-		elog(ERROR, "customer_analytics._rollup_sync_sql() returned no row");
+		elog(ERROR, "%s returned no row", generator_call);
 	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
+	if (isnull)
+		return;
+	statements = DatumGetArrayTypeP(value);
+	deconstruct_array(statements, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
 	{
-		statements = DatumGetArrayTypeP(value);
-		deconstruct_array(statements, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-		{
-			if (nulls[i])
-				continue;
-			CHECK_FOR_INTERRUPTS();
-			run_statement(TextDatumGetCString(elems[i]));
-		}
+		if (nulls[i])
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		run_statement(TextDatumGetCString(elems[i]));
 	}
-	SPI_finish();
 }
 
-/*
- * customer_analytics._rollup_sync() RETURNS trigger, argument: the rollup's
- * id.  AFTER ... FOR EACH STATEMENT on the three source tables.
- */
-Datum
-rollup_sync_trigger(PG_FUNCTION_ARGS)
+/* What the upkeep of one event needs: the write, or the DDL, it follows. */
+typedef struct UpkeepRequest
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	int32		rollup_id;
-	Oid			owner;
+	TriggerData *trigdata;		/* statement trigger: its transition tables */
+	const char *op;				/* INSERT, UPDATE, DELETE, TRUNCATE or DDL */
+	Oid			relid;			/* the relation written or altered */
+	const char *rows_sql;		/* row trigger: the keys, as a VALUES query */
+} UpkeepRequest;
+
+/*
+ * Run one event's upkeep as the rollup's owner: SECURITY_RESTRICTED_OPERATION,
+ * search_path pinned, the generated statements in one SPI connection.
+ */
+static void
+run_upkeep_as_owner(UpkeepRequest *req)
+{
+	Oid			owner = rollup_owner(req->rollup_id);
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
-		trigdata->tg_trigger->tgnargs != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("customer_analytics._rollup_sync() must be an AFTER ... FOR EACH STATEMENT trigger with the rollup's id"),
-				 errhint("Let customer_analytics.rebuild_rollup() create the rollup's triggers.")));
-	rollup_id = pg_strtoint32(trigdata->tg_trigger->tgargs[0]);
+	Oid			argtypes[4] = {INT4OID, TEXTOID, OIDOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	/* a rollup dropped while its triggers stayed: nothing to keep */
-	owner = rollup_owner(rollup_id);
 	if (!OidIsValid(owner))
-		return PointerGetDatum(NULL);
+		return;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
@@ -185,10 +167,260 @@ rollup_sync_trigger(PG_FUNCTION_ARGS)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 
-	run_sync_statements(trigdata, rollup_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (req->trigdata && SPI_register_trigger_data(req->trigdata) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+	args[0] = Int32GetDatum(req->rollup_id);
+	args[1] = CStringGetTextDatum(req->op);
+	args[2] = ObjectIdGetDatum(req->relid);
+	if (req->rows_sql)
+		args[3] = CStringGetTextDatum(req->rows_sql);
+	else
+		nulls[3] = 'n';
+	run_generated_statements("SELECT customer_analytics._rollup_sync_sql($1, $2, $3, $4)",
+							 4, argtypes, args, nulls);
+	SPI_finish();
 
 	/* an error leaves through the transaction's abort, which restores both */
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/* The rollup id a trigger was created with (its one argument). */
+static int32
+trigger_rollup_id(FunctionCallInfo fcinfo, bool for_each_row)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		(for_each_row != TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)) ||
+		trigdata->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("customer_analytics's rollup trigger functions must be AFTER triggers with the rollup's id"),
+				 errhint("Let customer_analytics.rebuild_rollup() create the rollup's triggers.")));
+	return pg_strtoint32(trigdata->tg_trigger->tgargs[0]);
+}
+
+/*
+ * customer_analytics._rollup_sync() RETURNS trigger, argument: the rollup's
+ * id.  AFTER ... FOR EACH STATEMENT on the three source tables and on every
+ * partition of them (a write that names a partition fires only its own
+ * statement triggers).
+ */
+Datum
+rollup_sync_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	UpkeepRequest req = {0};
+
+	req.rollup_id = trigger_rollup_id(fcinfo, false);
+	req.trigdata = trigdata;
+	req.op = trigger_operation(trigdata->tg_event);
+	req.relid = RelationGetRelid(trigdata->tg_relation);
+	run_upkeep_as_owner(&req);
 	return PointerGetDatum(NULL);
+}
+
+/* Append the text of one key column of tuple to buf, as a quoted literal or NULL. */
+static void
+append_key_literal(StringInfo buf, HeapTuple tuple, TupleDesc desc, const char *column)
+{
+	int			attnum = SPI_fnumber(desc, column);
+	char	   *value = attnum > 0 ? SPI_getvalue(tuple, desc, attnum) : NULL;
+
+	appendStringInfoString(buf, value ? quote_literal_cstr(value) : "NULL");
+	appendStringInfoString(buf, "::text");
+}
+
+/* One VALUES row of the key columns of tuple. */
+static void
+append_key_row(StringInfo buf, HeapTuple tuple, TupleDesc desc, bool is_order)
+{
+	appendStringInfoString(buf, buf->len > 0 ? ", (" : "(");
+	if (is_order)
+	{
+		append_key_literal(buf, tuple, desc, "order_type");
+		appendStringInfoString(buf, ", ");
+		append_key_literal(buf, tuple, desc, "order_number");
+	}
+	else
+		append_key_literal(buf, tuple, desc, "customer_code");
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * customer_analytics._rollup_sync_row() RETURNS trigger, argument: the
+ * rollup's id.  AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW, ENABLE
+ * REPLICA, on the three source tables (cloned by PostgreSQL onto every
+ * partition, present and future).  A logical replication apply worker fires
+ * row triggers only, never statement triggers: this is how its rows reach
+ * the rollup.  The row's keys (old and new) become a VALUES query of quoted
+ * literals, and the upkeep is the statement trigger's.  In any other session
+ * with session_replication_role = replica the statement triggers (ENABLE
+ * ALWAYS) already do the work, so this returns at once.
+ */
+Datum
+rollup_sync_row_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	int32		rollup_id = trigger_rollup_id(fcinfo, true);
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_order = SPI_fnumber(desc, "order_number") > 0;
+	StringInfoData rows;
+	UpkeepRequest req = {0};
+
+	if (!IsLogicalWorker())
+		return PointerGetDatum(NULL);
+
+	initStringInfo(&rows);
+	if (trigdata->tg_trigtuple)
+		append_key_row(&rows, trigdata->tg_trigtuple, desc, is_order);
+	if (trigdata->tg_newtuple)
+		append_key_row(&rows, trigdata->tg_newtuple, desc, is_order);
+
+	req.rollup_id = rollup_id;
+	req.op = trigger_operation(trigdata->tg_event);
+	req.relid = RelationGetRelid(trigdata->tg_relation);
+	req.rows_sql = psprintf("SELECT * FROM (VALUES %s) v(%s)", rows.data,
+							is_order ? "order_type, order_number" : "customer_code");
+	run_upkeep_as_owner(&req);
+	return PointerGetDatum(NULL);
+}
+
+/* Owner of customer_analytics.<relname>, or InvalidOid when it is gone. */
+static Oid
+extension_relation_owner(const char *relname)
+{
+	Oid			nspid = get_namespace_oid("customer_analytics", true);
+	Oid			relid;
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(nspid))
+		return InvalidOid;
+	relid = get_relname_relid(relname, nspid);
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * Can this ALTER TABLE change the rows a source table holds without a
+ * write trigger firing?  ATTACH and DETACH PARTITION move rows in or out;
+ * ALTER COLUMN TYPE ... USING rewrites values.  Everything else (enabling
+ * triggers, as the rollup itself does, adding a column, ...) leaves the rows
+ * as they were, and is not worth recomputing every order.
+ */
+static bool
+alter_changes_rows(CollectedCommand *cmd)
+{
+	ListCell   *lc;
+
+	if (cmd == NULL || cmd->type != SCT_AlterTable)
+		return true;			/* not the shape we know: be safe */
+	foreach(lc, cmd->d.alterTable.subcmds)
+	{
+		CollectedATSubcmd *sub = (CollectedATSubcmd *) lfirst(lc);
+		AlterTableCmd *at = (AlterTableCmd *) sub->parsetree;
+
+		if (!IsA(at, AlterTableCmd))
+			return true;
+		switch (at->subtype)
+		{
+			case AT_AttachPartition:
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+			case AT_AlterColumnType:
+				return true;
+			default:
+				break;
+		}
+	}
+	return false;
+}
+
+/*
+ * The DDL commands of this event that touch a current rollup's source
+ * table or one of its partitions, as UpkeepRequests.  The rollup catalog
+ * is read as its owner (the extension's owner): the role that ran the DDL
+ * may have no privilege on the extension's schema, and must not be able to
+ * make the event trigger fail its CREATE TABLE.
+ */
+static List *
+ddl_upkeep_requests(void)
+{
+	Oid			catalog_owner = extension_relation_owner("rollups");
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	List	   *requests = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (!OidIsValid(catalog_owner))
+		return NIL;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(catalog_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT x.id, d.objid, d.command_tag, d.command"
+					" FROM pg_catalog.pg_event_trigger_ddl_commands() d, customer_analytics.rollups x"
+					" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					" AND d.command_tag IN ('CREATE TABLE', 'ALTER TABLE') AND x.state = 'current'"
+					" AND customer_analytics._rollup_source_table(x, d.objid) IS NOT NULL",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the DDL commands failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		UpkeepRequest *req = palloc0(sizeof(UpkeepRequest));
+
+		req->rollup_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+		req->relid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+		req->op = TextDatumGetCString(SPI_getbinval(row, desc, 3, &isnull));
+		if (strcmp(req->op, "ALTER TABLE") != 0 ||
+			alter_changes_rows((CollectedCommand *) DatumGetPointer(SPI_getbinval(row, desc, 4, &isnull))))
+			requests = lappend(requests, req);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return requests;
+}
+
+/*
+ * customer_analytics._rollup_ddl_watch() RETURNS event_trigger, on
+ * ddl_command_end for CREATE TABLE and ALTER TABLE: a new partition of a
+ * source table gets the rollup's triggers; an ALTER TABLE on a source table
+ * or partition (ATTACH, DETACH, a rewrite that changes values) changed rows
+ * no trigger saw, so every order is recomputed.  The upkeep runs as the
+ * rollup's owner, like the triggers'.
+ */
+Datum
+rollup_ddl_watch(PG_FUNCTION_ARGS)
+{
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("customer_analytics._rollup_ddl_watch() must be called as an event trigger")));
+	foreach(lc, ddl_upkeep_requests())
+		run_upkeep_as_owner((UpkeepRequest *) lfirst(lc));
+	PG_RETURN_NULL();
 }

@@ -200,7 +200,9 @@ RANGES_HOSTILE = ["empty", "(,)", "[2025-01-01,)", "(,2025-01-01]", "[-infinity,
                   "[-infinity,2025-01-01]", "[2025-01-01,infinity]", "[infinity,infinity]",
                   "[-infinity,-infinity]", "[2025-06-01,2025-06-01]", "(2025-06-01,2025-06-02)",
                   "[0001-01-01,9999-12-31]", "[4713-01-01 BC,2025-01-01)", "[4713-01-01 BC,4713-01-02 BC]",
-                  "[0001-01-01 BC,0001-01-01]", "[2025-01-01,5874897-12-31]", "[5874897-12-01,5874897-12-31]",
+                  "[0001-01-01 BC,0001-01-01]", "[2025-01-01,5874897-12-30]", "[5874897-12-01,5874897-12-30]",
+                  "[4713-01-01 BC,4713-04-01 BC]", "[4000-01-15 BC,4000-03-15 BC]", "[0001-11-01 BC,0001-02-01]",
+                  "[2025-01-01,5874897-12-31]",  # the upper bound's successor is out of range: PG rejects it
                   "[1900-01-01,2100-12-31]", "[2025-12-31,2025-12-31]", "[2025-01-31,2025-02-01)",
                   "[2024-02-29,2024-03-01]", "[2025-12-31,2026-01-01)", "[1,2025-12-31]",
                   "[2025-12-31,2025-01-01]",  # reversed: PG must reject it (22000)
@@ -466,8 +468,14 @@ def value(rng, typ, name, fn, hostile):
                                                        "'-infinity'::timestamptz", "'4713-01-01 BC'::timestamptz"])
     if typ == "jsonb":
         if name == "model":
-            return MODEL if not hostile else (rng.choice(MODEL_HOSTILE) if rng.random() < 0.8
-                                              else f"{lit(rand_json(rng))}::jsonb")
+            if not hostile:
+                return MODEL
+            r = rng.random()
+            if r < 0.2:  # a model fitted here, from odd data and options
+                opts = rng.choice(OPTIONS_HOSTILE + ["'{\"n_init\": 1}'"])
+                return (f"(SELECT {EXT}.kmeans_fit(vec, {rng.choice([1, 2, 5, 50])}, ({opts})::jsonb) "
+                        f"FROM fz.{rng.choice(['agg_clean', 'agg_rows'])} WHERE id <= {rng.choice([1, 2, 60, 500])})")
+            return rng.choice(MODEL_HOSTILE) if r < 0.8 else f"{lit(rand_json(rng))}::jsonb"
         if not hostile:
             return "'{\"seed\": 0, \"n_init\": 2}'::jsonb"
         r = rng.random()

@@ -26,9 +26,14 @@ include $(PGXS)
 # every object depends on every header: a changed struct must rebuild its users
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: demo bench
+.PHONY: demo bench fuzz
 demo:
 	bash scripts/demo.sh
+
+# the long fuzz run (random seed, 30,000 calls or 10 minutes); the test
+# command runs a short one with a fixed seed
+fuzz:
+	bash scripts/fuzz.sh
 
 bench:
 	bash bench/run.sh

@@ -115,3 +115,14 @@ RESET statement_timeout;
 \set VERBOSITY terse
 SELECT count(*) AS after_cancel FROM customer_analytics.monthly_revenue('{0001001}', '[2025-01-01,2025-12-31]');
 RESET customer_analytics.source_schema;
+
+-- pivot_months(): infinite bounds are refused (the month series never
+-- ended), and so is a campaign built on them; more than 1,200 months too
+SELECT public.err($$SELECT count(*) FROM customer_analytics.pivot_months('[-infinity,2025-01-01]')$$);
+SELECT public.err($$SELECT count(*) FROM customer_analytics.pivot_months('[2025-01-01,infinity]')$$);
+SELECT public.err($$SELECT count(*) FROM customer_analytics.pivot_months('[1900-01-01,2025-01-01]')$$);
+SELECT count(*) AS months FROM customer_analytics.pivot_months('[1925-02-01,2025-01-31]');
+SELECT public.err($$SELECT customer_analytics.create_campaign('inf1', 'public', revenue_window => '[-infinity,-infinity]', source_schema => 'fx')$$);
+-- months before 1 BC start on the first of the month (year 0 is 1 BC)
+SELECT (customer_analytics.monthly_revenue_stats(d, n, '[4000-01-01 BC,4000-04-01 BC]')).months
+  FROM (VALUES ('4000-02-03 BC'::date, 1::numeric)) t(d, n);

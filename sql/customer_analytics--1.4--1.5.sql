@@ -817,3 +817,37 @@ BEGIN
                      'SELECT customer_analytics.rebuild_rollup(source_schema) FROM customer_analytics.rollups; is run', n;
     END IF;
 END $$;
+
+-- pivot_months() with an infinite bound never ended (a month series to
+-- infinity); a window is now refused unless both bounds are finite, and
+-- beyond the 1,200 months monthly_revenue() accepts.  NULL, empty and
+-- unbounded windows still give no months, as before.
+CREATE OR REPLACE FUNCTION pivot_months(revenue_window daterange)
+RETURNS TABLE (month date, first_day date, last_day date, column_name text, partial boolean)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF revenue_window IS NULL OR isempty(revenue_window) OR lower_inf(revenue_window) OR upper_inf(revenue_window) THEN
+        RETURN;
+    END IF;
+    IF NOT isfinite(lower(revenue_window)) OR NOT isfinite(upper(revenue_window)) THEN
+        RAISE EXCEPTION 'revenue_window must have finite bounds, not %', revenue_window
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example revenue_window => ''[2025-09-01,2026-01-07]''.';
+    END IF;
+    IF (extract(year FROM upper(revenue_window) - 1) - extract(year FROM lower(revenue_window))) * 12
+       + extract(month FROM upper(revenue_window) - 1) - extract(month FROM lower(revenue_window)) + 1 > 1200 THEN
+        RAISE EXCEPTION 'revenue_window spans more than 1200 months'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('The window %s touches more months than monthly_revenue() accepts.', revenue_window),
+                  HINT = 'Split the window, or aggregate by year.';
+    END IF;
+    RETURN QUERY
+    SELECT m::date,
+           greatest(m::date, lower(revenue_window)),
+           least((m + interval '1 month')::date, upper(revenue_window)) - 1,
+           to_char(m, '"rev_"YYYY_MM'),
+           lower(revenue_window) > m::date OR upper(revenue_window) < (m + interval '1 month')::date
+      FROM generate_series(date_trunc('month', lower(revenue_window)),
+                           date_trunc('month', upper(revenue_window) - 1),
+                           interval '1 month') AS m;
+END $$;

@@ -21,11 +21,16 @@ calendar_month(DateADT d)
 	return year * 12 + month - 1;
 }
 
-/* the first day of a month */
+/*
+ * the first day of a month.  Years before 1 BC are negative (j2date counts
+ * 1 BC as year 0), so the division must round down, not toward zero.
+ */
 static inline DateADT
 calendar_month_start(int month)
 {
-	return date2j(month / 12, month % 12 + 1, 1) - POSTGRES_EPOCH_JDATE;
+	int			year = month >= 0 ? month / 12 : -((-month + 11) / 12);
+
+	return date2j(year, month - year * 12 + 1, 1) - POSTGRES_EPOCH_JDATE;
 }
 
 #endif

@@ -195,7 +195,7 @@ trigger_rollup_id(FunctionCallInfo fcinfo, bool for_each_row)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		(for_each_row != TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)) ||
+		(for_each_row != (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) != 0)) ||
 		trigdata->tg_trigger->tgnargs != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

@@ -105,6 +105,17 @@ SO	6	2	P9	1	7
 SELECT rollup_total('4'), rollup_total('6');
 SELECT rollup_ok();
 
+-- MERGE, and an upsert
+MERGE INTO wp.sales_order_lines l
+USING (VALUES ('SO', '4', 1, 9.00), ('SO', '4', 2, 11.00)) v(t, n, line, amount)
+   ON l.order_type = v.t AND l.order_number = v.n AND l.line_no = v.line
+ WHEN MATCHED THEN UPDATE SET pretax_subtotal = v.amount
+ WHEN NOT MATCHED THEN INSERT VALUES (v.t, v.n, v.line, 'P7', 1, v.amount);
+INSERT INTO wp.customers VALUES ('0002', 'B2', 'K1', 'b', NULL, '003')
+    ON CONFLICT (customer_code) DO UPDATE SET delivery_route = excluded.delivery_route;
+SELECT rollup_total('4');
+SELECT rollup_ok();
+
 -- 7. a foreign-key cascade deletes lines
 CREATE TABLE wp.order_keys (order_type varchar(4), order_number varchar(12), PRIMARY KEY (order_type, order_number));
 INSERT INTO wp.order_keys SELECT DISTINCT order_type, order_number FROM wp.sales_order_lines;

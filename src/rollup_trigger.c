@@ -1,21 +1,32 @@
 /*
  * rollup_trigger.c
- *		The statement-level trigger that keeps an order rollup current, run
- *		as the rollup's owner.
+ *		The rollup's upkeep: its statement trigger, its row trigger for
+ *		logical replication, and its event trigger for DDL, all run as the
+ *		rollup's owner.
  *
  * The ERP's writers must never be refused and must never make the rollup
- * wrong.  If the trigger ran as the writer, a writer would need privileges on
+ * wrong.  If the upkeep ran as the writer, a writer would need privileges on
  * the extension's schema and tables (and without them its write fails), and
  * a writer whose row-level security hides some orders would recompute them
  * as missing.  So, as REFRESH MATERIALIZED VIEW does for a view's owner, the
- * trigger switches to the rollup table's owner under
+ * upkeep switches to the rollup table's owner under
  * SECURITY_RESTRICTED_OPERATION with a pinned search_path, and runs the
- * statements customer_analytics._rollup_sync_sql() writes for this write.
- * The writer's rows reach those statements only as the transition tables
- * (new_rows, old_rows) registered with SPI: data, never SQL text.  Which
- * statements to run (and whether the rollup's owner can read every source
- * row without running untrusted code) is decided in SQL, next to the rest of
- * the rollup.
+ * statements customer_analytics._rollup_sync_sql() writes for the event.
+ * The writer's rows reach those statements only as data: the transition
+ * tables (new_rows, old_rows) registered with SPI, or, from the row trigger,
+ * key values quoted as literals.  Which statements to run (and whether the
+ * rollup's owner can read every source row without running untrusted code)
+ * is decided in SQL, next to the rest of the rollup.
+ *
+ * Three entry points, one per way a write can reach the source tables:
+ *   - rollup_sync_trigger: AFTER ... FOR EACH STATEMENT on every source
+ *     table and partition (a write naming a partition fires only its own);
+ *   - rollup_sync_row_trigger: AFTER ... FOR EACH ROW, ENABLE REPLICA, for
+ *     logical replication's apply worker, which fires row triggers only;
+ *   - rollup_ddl_watch: the event trigger after CREATE TABLE ... PARTITION
+ *     OF (new partitions get the triggers) and ALTER TABLE ... ATTACH /
+ *     DETACH PARTITION or ALTER COLUMN TYPE (rows changed without a write
+ *     trigger: every order is recomputed).
  */
 #include "postgres.h"
 

@@ -34,3 +34,28 @@ SELECT target_rows FROM customer_analytics.refresh_campaign('up');
 SELECT target_rows FROM customer_analytics.refresh_campaign('up');
 SELECT customer_analytics.drop_campaign('up');
 SELECT customer_analytics.drop_rollup('fx');
+
+-- From 1.4 with a rollup and an incremental campaign: the update to 1.5
+-- disables the rollup (its keys table is created by rebuild_rollup, not by
+-- the extension's script), the functions read the tables meanwhile, the
+-- campaign keeps its rows; after rebuild_rollup the rollup is current,
+-- exact and read again, with the 1.5 triggers, and the first refresh is a
+-- full one (a new generation).
+DROP EXTENSION customer_analytics;
+CREATE EXTENSION customer_analytics VERSION '1.4';
+SELECT rollup_rows FROM customer_analytics.enable_rollup('fx');
+SELECT name FROM customer_analytics.create_campaign('up14', 'up_bi', source_schema => 'fx');
+SELECT target_rows FROM customer_analytics.refresh_campaign('up14');
+ALTER EXTENSION customer_analytics UPDATE TO '1.5';
+SELECT state, usable_here, reason FROM customer_analytics.list_rollups();
+SELECT count(*) AS changed_rows FROM (
+    (SELECT * FROM before_update EXCEPT SELECT * FROM up_bi.up14_targets)
+    UNION ALL (SELECT * FROM up_bi.up14_targets EXCEPT SELECT * FROM before_update)) d;
+SELECT state FROM customer_analytics.rebuild_rollup('fx');
+SELECT state, usable_here FROM customer_analytics.list_rollups();
+SELECT count(*) AS rollup_differences FROM customer_analytics.check_rollup('fx');
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'fx.sales_order_lines'::regclass ORDER BY tgname;
+SELECT target_rows FROM customer_analytics.refresh_campaign('up14');
+SELECT customer_analytics.drop_campaign('up14');
+SELECT customer_analytics.drop_rollup('fx');
+DROP SCHEMA up_bi;

@@ -813,8 +813,9 @@ BEGIN
     UPDATE customer_analytics.rollups SET state = 'disabled' WHERE state = 'current';
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
-        RAISE NOTICE '% order rollup(s) disabled by the update to 1.5: the functions read the source tables until '
-                     'SELECT customer_analytics.rebuild_rollup(source_schema) FROM customer_analytics.rollups; is run', n;
+        -- a WARNING: an extension script shows nothing quieter
+        RAISE WARNING '% order rollup(s) disabled by the update to 1.5: the functions read the source tables until '
+                      'SELECT customer_analytics.rebuild_rollup(source_schema) FROM customer_analytics.rollups; is run', n;
     END IF;
 END $$;
 

@@ -92,9 +92,15 @@ sub "CREATE EXTENSION customer_analytics; SELECT customer_analytics.enable_rollu
 ok "subscriber: extension installed, rollup enabled, then subscribed"
 
 marker=0
-# wait_applied: a new marker row written on the publisher reaches the
-# subscriber, so everything written before it has been applied
+# wait_applied: every table's initial copy is done (each table syncs in its
+# own worker, so the marker's table may be ready before the others), and a
+# new marker row written on the publisher has reached the subscriber, so
+# everything written before it has been applied
 wait_applied() {
+    for _ in $(seq 1 300); do
+        [ "$(sub "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'")" = "0" ] && break
+        sleep 0.1
+    done
     marker=$((marker + 1))
     pub "INSERT INTO cosmos_sync.sync_marker VALUES ($marker)"
     for _ in $(seq 1 300); do

@@ -59,6 +59,9 @@ ca_start_cluster() {
     # pg_cron runs jobs in one database; its script also allows
     # CREATE EXTENSION in contrib_regression, where the suites test it
     opts+=" -c shared_preload_libraries=pg_cron -c cron.database_name=postgres"
+    # jobs run in background workers: a socket-only cluster refuses the
+    # libpq connection pg_cron otherwise makes to cron.host (localhost)
+    opts+=" -c cron.use_background_workers=on"
     for o in "$@"; do opts+=" -c $o"; done
     runuser -u postgres -- $PG_BIN/pg_ctl -D "$CA_CLUSTER_DIR/data" -o "$opts" \
         -l "$CA_CLUSTER_DIR/server.log" -w start >/dev/null

@@ -852,3 +852,397 @@ BEGIN
                            date_trunc('month', upper(revenue_window) - 1),
                            interval '1 month') AS m;
 END $$;
+
+------------------------------------------------------------------------------
+-- Refresh status and history.  Every refresh by refresh_campaign(),
+-- refresh_segmentation() (alter_campaign() calls the first) and every
+-- scheduled run records a row: when, how long, full or incremental and why,
+-- rows, and success or the error.  A failed refresh rolls back with its
+-- transaction, so pg_cron jobs CALL run_scheduled_refresh(), a procedure
+-- that catches the error, records it, COMMITs, then raises it again (pg_cron
+-- then marks the run failed too).  A plain REFRESH MATERIALIZED VIEW is not
+-- recorded.  Everyone may read the history (like the catalogs); only a
+-- definition's owner writes its rows.  Each definition keeps its last
+-- customer_analytics.refresh_history_keep rows (100 unless set).
+------------------------------------------------------------------------------
+CREATE TABLE refresh_history (
+    id          bigserial PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('campaign', 'segmentation')),
+    name        text NOT NULL,
+    owner       name NOT NULL,
+    started_at  timestamptz NOT NULL,
+    duration_ms numeric NOT NULL,
+    via         text NOT NULL CHECK (via IN ('function', 'scheduled')),
+    mode        text,
+    rows        bigint,
+    succeeded   boolean NOT NULL,
+    error       text,
+    CHECK (succeeded = (error IS NULL))
+);
+CREATE INDEX refresh_history_definition ON refresh_history (kind, name, id);
+COMMENT ON TABLE refresh_history IS
+'One row per refresh of a campaign or segmentation (the last customer_analytics.refresh_history_keep, default 100, per definition); list_campaigns() and list_segmentations() show the last one';
+COMMENT ON COLUMN refresh_history.via IS 'function: refresh_campaign/refresh_segmentation/alter_campaign; scheduled: run_scheduled_refresh (pg_cron)';
+COMMENT ON COLUMN refresh_history.mode IS 'full or incremental, and why (NULL for a failed refresh)';
+COMMENT ON COLUMN refresh_history.rows IS 'rows of <name>_targets (campaign) or <name>_members (segmentation)';
+COMMENT ON COLUMN refresh_history.error IS 'SQLSTATE: message of a failed refresh; NULL when it succeeded';
+
+-- A row may be written only for an existing definition, by its owner.
+CREATE FUNCTION _history_writable(kind text, name text, owner name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT customer_analytics._is_definition_owner(owner)
+       AND owner IN (SELECT c.owner FROM customer_analytics.campaigns c WHERE kind = 'campaign' AND c.name = $2
+                     UNION ALL
+                     SELECT s.owner FROM customer_analytics.segmentations s WHERE kind = 'segmentation' AND s.name = $2)
+$$;
+
+ALTER TABLE refresh_history ENABLE ROW LEVEL SECURITY;
+CREATE POLICY status_read ON refresh_history FOR SELECT USING (true);
+CREATE POLICY owner_inserts ON refresh_history FOR INSERT
+    WITH CHECK (customer_analytics._history_writable(kind, name, owner));
+CREATE POLICY owner_deletes ON refresh_history FOR DELETE USING (customer_analytics._is_definition_owner(owner));
+GRANT SELECT, INSERT, DELETE ON refresh_history TO PUBLIC;
+GRANT USAGE ON SEQUENCE refresh_history_id_seq TO PUBLIC;
+
+-- How many rows each definition keeps (the C module defines the setting,
+-- 1 to 1,000,000; before it is loaded an unset or malformed value is 100).
+CREATE FUNCTION _history_keep() RETURNS int
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN v ~ '^\s*[0-9]{1,7}\s*$' AND v::int >= 1 THEN v::int ELSE 100 END
+      FROM (SELECT current_setting('customer_analytics.refresh_history_keep', true) AS v) s
+$$;
+
+-- Record one refresh and prune the definition's older rows.
+CREATE FUNCTION _record_history(kind text, name text, owner name, started timestamptz,
+                                mode text, rows bigint, error text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep int := customer_analytics._history_keep();
+BEGIN
+    INSERT INTO customer_analytics.refresh_history
+           (kind, name, owner, started_at, duration_ms, via, mode, rows, succeeded, error)
+    VALUES (kind, name, owner, started, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+            COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
+            mode, rows, error IS NULL, error);
+    DELETE FROM customer_analytics.refresh_history h
+     WHERE h.kind = _record_history.kind AND h.name = _record_history.name
+       AND h.id < (SELECT min(x.id) FROM (SELECT y.id FROM customer_analytics.refresh_history y
+                                            WHERE y.kind = _record_history.kind AND y.name = _record_history.name
+                                            ORDER BY y.id DESC LIMIT keep) x);
+END $$;
+
+-- As in 1.3, and the refresh is recorded in refresh_history.
+CREATE OR REPLACE FUNCTION refresh_campaign(campaign text, concurrently boolean DEFAULT true)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    started timestamptz := clock_timestamp();
+    snap pg_snapshot;
+    d record;
+    r customer_analytics.rollups;
+    mode text;
+BEGIN
+    -- refreshes of one source take turns (readers never wait): the dirty
+    -- set is pruned below, and no other refresh may be between snapshot
+    -- and state
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(c.source_schema));
+    -- taken before the views are computed: every change it sees, they see
+    SELECT pg_current_snapshot() INTO snap;
+    d := customer_analytics._campaign_changes(c);
+    PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
+                                              refresh_campaign.concurrently);
+
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
+    IF r IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL THEN
+        INSERT INTO customer_analytics.campaign_refresh_state AS s
+        VALUES (c.name, customer_analytics._campaign_fingerprint(c),
+                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, r.generation, snap,
+                format('%I.%I', c.view_schema, c.name || '_monthly')::regclass)
+        ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
+            SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
+                generation = excluded.generation, snapshot = excluded.snapshot,
+                monthly_view = excluded.monthly_view;
+        PERFORM customer_analytics._prune_dirty(r);
+    ELSE
+        DELETE FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name;
+    END IF;
+
+    c := customer_analytics._record_refresh(c.name, started);
+    mode := CASE WHEN r IS NULL THEN 'full (no rollup)'
+                 WHEN d.usable THEN format('incremental (%s changed customers)', cardinality(d.changed))
+                 ELSE 'full (' || d.reason || ')' END;
+    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
+    -- the duration goes to the catalog (refresh_ms), not the message
+    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
+        c.name, CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END
+                || CASE WHEN r IS NULL THEN ''
+                        WHEN d.usable THEN format(' incrementally (%s changed customers)', cardinality(d.changed))
+                        ELSE ' in full (' || d.reason || ')' END,
+        c.target_rows, c.monthly_rows;
+    RETURN c;
+END $$;
+
+-- As in 1.0, and the refresh is recorded in refresh_history.
+CREATE OR REPLACE FUNCTION refresh_segmentation(segmentation text, concurrently boolean DEFAULT true)
+RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+    started timestamptz := clock_timestamp();
+BEGIN
+    PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
+                                              refresh_segmentation.concurrently);
+    s := customer_analytics._record_segmentation_refresh(s.name, started);
+    PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, 'full', s.member_rows, NULL);
+    RAISE NOTICE 'segmentation "%" refreshed%: % customers', s.name,
+        CASE WHEN refresh_segmentation.concurrently THEN ' concurrently' ELSE '' END, s.member_rows;
+    RETURN s;
+END $$;
+
+-- Run one refresh; on failure, record it (in this transaction: the
+-- refresh's own work is rolled back to the block) and return the error.
+CREATE FUNCTION _refresh_recording_failure(kind text, name text, OUT err_state text, OUT err_message text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    definer name;
+BEGIN
+    IF kind IS NULL OR kind NOT IN ('campaign', 'segmentation') THEN
+        RAISE EXCEPTION 'kind must be ''campaign'' or ''segmentation'', not %', COALESCE(quote_literal(kind), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    BEGIN
+        PERFORM set_config('customer_analytics.refresh_via', 'scheduled', true);
+        IF kind = 'campaign' THEN
+            PERFORM customer_analytics.refresh_campaign(_refresh_recording_failure.name);
+        ELSE
+            PERFORM customer_analytics.refresh_segmentation(_refresh_recording_failure.name);
+        END IF;
+        PERFORM set_config('customer_analytics.refresh_via', '', true);
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+    END;
+    -- only the owner's runs are recorded (a dropped definition has none)
+    SELECT c.owner INTO definer FROM customer_analytics.campaigns c
+     WHERE kind = 'campaign' AND c.name = _refresh_recording_failure.name
+    UNION ALL
+    SELECT s.owner FROM customer_analytics.segmentations s
+     WHERE kind = 'segmentation' AND s.name = _refresh_recording_failure.name;
+    IF definer IS NOT NULL AND customer_analytics._history_writable(kind, name, definer) THEN
+        PERFORM set_config('customer_analytics.refresh_via', 'scheduled', true);
+        PERFORM customer_analytics._record_history(kind, name, definer, started, NULL, NULL, err_state || ': ' || err_message);
+        PERFORM set_config('customer_analytics.refresh_via', '', true);
+    END IF;
+END $$;
+
+-- What a pg_cron job runs.  A procedure, called with CALL outside a
+-- transaction block (as pg_cron does), so that it can COMMIT the failure's
+-- record before raising the error again: the job then fails in
+-- cron.job_run_details and the failure stays in refresh_history.  No SET
+-- clause (a procedure with one cannot COMMIT); the work is in the function.
+CREATE PROCEDURE run_scheduled_refresh(kind text, name text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    failure record := customer_analytics._refresh_recording_failure(kind, name);
+BEGIN
+    IF failure.err_state IS NOT NULL THEN
+        COMMIT;
+        RAISE EXCEPTION 'scheduled refresh of % "%" failed: %', kind, name, failure.err_message
+            USING ERRCODE = failure.err_state,
+                  HINT = 'The failure is recorded: customer_analytics.list_' || kind || 's() shows the last status, '
+                         'customer_analytics.refresh_history every run.';
+    END IF;
+END $$;
+COMMENT ON PROCEDURE run_scheduled_refresh IS
+'What scheduled refreshes run: CALL customer_analytics.run_scheduled_refresh(''campaign'' or ''segmentation'', name) refreshes and records the outcome, a failure included (it commits the record, then raises the error again)';
+
+-- The command and job name pg_cron runs for a definition.
+CREATE FUNCTION _refresh_job_command(kind text, name text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('CALL customer_analytics.run_scheduled_refresh(%L, %L)', kind, name)
+$$;
+
+-- Why pg_cron's jobs cannot connect to this server, or NULL: without
+-- background workers a job connects through libpq to cron.host (default
+-- localhost, by TCP), which a server with listen_addresses = '' refuses.
+-- NULL arguments (settings the caller may not read) mean "unknown".
+CREATE FUNCTION _cron_connection_problem(use_background_workers text, host text, listen_addresses text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN use_background_workers IN ('off', 'false') AND btrim(listen_addresses) = ''
+                     AND host NOT LIKE '/%'
+                THEN format('cron.use_background_workers is off and the server listens on no TCP address (listen_addresses = ''''), '
+                            'so pg_cron cannot connect to cron.host "%s" to run the job', host) END
+$$;
+
+-- A setting's value, or NULL when it does not exist or this role may not read it.
+CREATE FUNCTION _setting(setting text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN current_setting(setting, true);
+EXCEPTION WHEN insufficient_privilege THEN
+    RETURN NULL;
+END $$;
+
+-- pg_cron must be installed in this database (it can be only in
+-- cron.database_name's).  Elsewhere: how to schedule from there.
+CREATE OR REPLACE FUNCTION _schedule_refresh(kind text, name text, schedule text, command text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job bigint;
+    cron_db text;
+    cron_loaded boolean := true;
+    problem text;
+BEGIN
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+        cron_loaded := cron_db IS NOT NULL;      -- NULL: pg_cron is not loaded
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := NULL;                          -- loaded; this role may not read it
+    END;
+    IF schedule IS NULL THEN
+        RAISE EXCEPTION 'schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'A cron expression such as ''*/5 * * * *'' (every five minutes).';
+    END IF;
+    -- what the job runs: the procedure that records failures too
+    command := customer_analytics._refresh_job_command(kind, name);
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
+       AND cron_loaded AND cron_db IS DISTINCT FROM current_database() THEN
+        -- pg_cron is loaded and runs in another database (or this role may
+        -- not read which): its functions cannot be called from here
+        RAISE EXCEPTION 'pg_cron is not installed in this database (%)', current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('pg_cron runs jobs from the database named by cron.database_name (%s) and schedules them only there.',
+                                  COALESCE(quote_literal(cron_db), 'not readable by this role')),
+                  HINT = format('Connected to %s as a superuser (or a role granted EXECUTE on cron.schedule_in_database), run: '
+                                'SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
+                                COALESCE('database ' || quote_ident(cron_db), 'that database'),
+                                customer_analytics._cron_job_name(kind, name) || ' in ' || current_database(),
+                                schedule, command, current_database(), current_user);
+    END IF;
+    PERFORM customer_analytics._require_pg_cron();
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+      USING customer_analytics._cron_job_name(kind, name), schedule, command;
+    RAISE NOTICE '% "%" refresh scheduled: % (pg_cron job %)', kind, name, schedule, job;
+    problem := customer_analytics._cron_connection_problem(customer_analytics._setting('cron.use_background_workers'),
+                                                            customer_analytics._setting('cron.host'),
+                                                            customer_analytics._setting('listen_addresses'));
+    IF problem IS NOT NULL THEN
+        RAISE WARNING '% "%": its scheduled refresh will fail: %', kind, name, problem
+            USING HINT = 'Set cron.use_background_workers = on (and restart), or cron.host to the server''s socket directory '
+                         '(unix_socket_directories), or listen on localhost.';
+    END IF;
+    RETURN job;
+END $$;
+
+-- The last refresh of a definition, and the last successful one.
+CREATE FUNCTION _last_refresh(kind text, name text, owner name,
+    OUT last_status text, OUT last_success_at timestamptz, OUT last_error text, OUT last_error_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (SELECT CASE WHEN h.succeeded THEN 'succeeded' ELSE 'failed' END
+              FROM customer_analytics.refresh_history h
+             WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 ORDER BY h.id DESC LIMIT 1),
+           (SELECT max(h.started_at) FROM customer_analytics.refresh_history h
+             WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 AND h.succeeded),
+           f.error, f.started_at
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (SELECT h.error, h.started_at FROM customer_analytics.refresh_history h
+                          WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 AND NOT h.succeeded
+                          ORDER BY h.id DESC LIMIT 1) f ON true
+$$;
+
+-- list_campaigns() and list_segmentations() gain the status columns (a
+-- change of result columns: dropped and created again; nothing depends on them).
+DROP FUNCTION list_campaigns();
+CREATE FUNCTION list_campaigns()
+RETURNS TABLE (name text, view_schema text, targets_view text, monthly_view text,
+               source_schema text, revenue_window daterange, owner name, schedule text,
+               refreshed_at timestamptz, refresh_ms numeric, target_rows bigint, monthly_rows bigint,
+               last_status text, last_success_at timestamptz, last_error text, last_error_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.name, c.view_schema, c.name || '_targets', c.name || '_monthly', c.source_schema,
+           c.revenue_window, c.owner, customer_analytics._cron_job('campaign', c.name),
+           c.refreshed_at, c.refresh_ms, c.target_rows, c.monthly_rows,
+           l.last_status, l.last_success_at, l.last_error, l.last_error_at
+      FROM customer_analytics.campaigns c,
+           LATERAL customer_analytics._last_refresh('campaign', c.name, c.owner) l
+     ORDER BY c.name
+$$;
+COMMENT ON FUNCTION list_campaigns IS
+'The campaigns, their views, schedule, last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
+
+DROP FUNCTION list_segmentations();
+CREATE FUNCTION list_segmentations()
+RETURNS TABLE (name text, view_schema text, views text[], segment text, k int, feature_window daterange,
+               as_of date, source_schema text, owner name, schedule text,
+               refreshed_at timestamptz, refresh_ms numeric, member_rows bigint,
+               last_status text, last_success_at timestamptz, last_error text, last_error_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.name, s.view_schema, customer_analytics._segmentation_views(s.name), s.segment, s.k,
+           s.feature_window, s.as_of, s.source_schema, s.owner,
+           customer_analytics._cron_job('segmentation', s.name), s.refreshed_at, s.refresh_ms, s.member_rows,
+           l.last_status, l.last_success_at, l.last_error, l.last_error_at
+      FROM customer_analytics.segmentations s,
+           LATERAL customer_analytics._last_refresh('segmentation', s.name, s.owner) l
+     ORDER BY s.name
+$$;
+COMMENT ON FUNCTION list_segmentations IS
+'The segmentations, their views, schedule, last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
+
+-- Jobs scheduled before 1.5 ran the refresh function, whose failures left
+-- no trace: they now run the procedure.  Returns how many jobs changed.
+CREATE FUNCTION _upgrade_cron_jobs() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint := 0;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        EXECUTE $sql$
+            WITH changed AS (
+                UPDATE cron.job j
+                   SET command = customer_analytics._refresh_job_command(x.m[1], x.m[2])
+                  FROM (SELECT jobid, regexp_match(command,
+                               '^SELECT customer_analytics\.refresh_(campaign|segmentation)\(''([a-z0-9_]+)''\)$') AS m
+                          FROM cron.job) x
+                 WHERE j.jobid = x.jobid AND x.m IS NOT NULL
+                   AND j.jobname = customer_analytics._cron_job_name(x.m[1], x.m[2])
+                RETURNING 1)
+            SELECT count(*) FROM changed
+        $sql$ INTO n;
+    END IF;
+    RETURN n;
+END $$;
+SELECT _upgrade_cron_jobs();
+
+-- As in 1.0, and the definition's refresh history goes with it.
+CREATE OR REPLACE FUNCTION drop_campaign(campaign text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    IF customer_analytics._cron_job('campaign', c.name) IS NOT NULL THEN
+        PERFORM customer_analytics.unschedule_campaign_refresh(c.name);
+    END IF;
+    PERFORM customer_analytics._drop_views(c.view_schema, ARRAY[c.name || '_monthly', c.name || '_targets']);
+    DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
+    DELETE FROM customer_analytics.campaigns WHERE name = c.name;
+    RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
+END $$;
+
+CREATE OR REPLACE FUNCTION drop_segmentation(segmentation text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    IF customer_analytics._cron_job('segmentation', s.name) IS NOT NULL THEN
+        PERFORM customer_analytics._unschedule_refresh('segmentation', s.name);
+    END IF;
+    PERFORM customer_analytics._drop_views(s.view_schema,
+        ARRAY[s.name || '_elbow', s.name || '_profiles', s.name || '_members', s.name || '_model']);
+    DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'segmentation' AND h.name = s.name;
+    DELETE FROM customer_analytics.segmentations WHERE name = s.name;
+    RAISE NOTICE 'segmentation "%" dropped with its views', s.name;
+END $$;

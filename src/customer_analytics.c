@@ -19,6 +19,8 @@ PG_MODULE_MAGIC;
 
 char	   *ca_source_schema = NULL;
 bool		ca_use_rollup = true;
+static int	ca_refresh_history_keep = 100;
+static char *ca_refresh_via = NULL;
 
 void		_PG_init(void);
 
@@ -73,6 +75,25 @@ _PG_init(void)
 							   PGC_SUSET,
 							   GUC_LIST_INPUT,
 							   check_trusted_source_owners, NULL, NULL);
+
+	DefineCustomIntVariable("customer_analytics.refresh_history_keep",
+							"Rows of customer_analytics.refresh_history kept per campaign or segmentation.",
+							"Each recorded refresh deletes the definition's older rows beyond this many.",
+							&ca_refresh_history_keep,
+							100, 1, 1000000,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	/* set by run_scheduled_refresh for the refresh it runs; not for users */
+	DefineCustomStringVariable("customer_analytics.refresh_via",
+							   "How the current refresh was started (internal).",
+							   NULL,
+							   &ca_refresh_via,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("customer_analytics");
 }

@@ -461,6 +461,15 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                 'FOR EACH ROW EXECUTE FUNCTION customer_analytics._rollup_sync_row(%L)', w.rel, r.id),
                          format('ALTER TABLE %s ENABLE REPLICA TRIGGER customer_analytics_rollup_apply', w.rel)]
               FROM customer_analytics._rollup_watched_relations(r) w
+             WHERE w.is_root
+            UNION ALL
+            -- the apply worker's batch, brought up to date at its commit
+            SELECT w.rel, 'customer_analytics_rollup_apply_flush',
+                   ARRAY[format('CREATE CONSTRAINT TRIGGER customer_analytics_rollup_apply_flush '
+                                'AFTER INSERT OR UPDATE OR DELETE ON %s DEFERRABLE INITIALLY DEFERRED '
+                                'FOR EACH ROW EXECUTE FUNCTION customer_analytics._rollup_sync_flush(%L)', w.rel, r.id),
+                         format('ALTER TABLE %s ENABLE REPLICA TRIGGER customer_analytics_rollup_apply_flush', w.rel)]
+              FROM customer_analytics._rollup_watched_relations(r) w
              WHERE w.is_root) m,
            unnest(m.stmts) WITH ORDINALITY AS u(stmt, i)
      WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = m.rel AND g.tgname = m.name)
@@ -475,10 +484,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM customer_analytics._rollup_watched_relations(r) w
      CROSS JOIN unnest(ARRAY['customer_analytics_rollup_insert', 'customer_analytics_rollup_update',
                              'customer_analytics_rollup_delete', 'customer_analytics_rollup_truncate',
-                             'customer_analytics_rollup_apply']) n
+                             'customer_analytics_rollup_apply', 'customer_analytics_rollup_apply_flush']) n
       LEFT JOIN pg_trigger g ON g.tgrelid = w.rel AND g.tgname = n
      WHERE g.oid IS NULL OR g.tgenabled = 'D'
-        OR (n = 'customer_analytics_rollup_apply' AND g.tgenabled = 'O')
+        OR (n LIKE 'customer_analytics_rollup_apply%' AND g.tgenabled = 'O')
      ORDER BY w.rel::text, n LIMIT 1
 $$;
 
@@ -557,6 +566,9 @@ LANGUAGE C;
 CREATE FUNCTION _rollup_sync_row() RETURNS trigger
 AS 'MODULE_PATHNAME', 'rollup_sync_row_trigger'
 LANGUAGE C;
+CREATE FUNCTION _rollup_sync_flush() RETURNS trigger
+AS 'MODULE_PATHNAME', 'rollup_sync_flush_trigger'
+LANGUAGE C;
 
 -- (Re)create a rollup's triggers on every watched relation.
 CREATE OR REPLACE FUNCTION _rollup_create_triggers(r rollups) RETURNS void
@@ -580,7 +592,8 @@ BEGIN
     FOR g IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
               WHERE t.tgname LIKE 'customer\_analytics\_rollup\_%' AND t.tgparentid = 0
                 AND t.tgfoid IN ('customer_analytics._rollup_sync()'::regprocedure,
-                                 'customer_analytics._rollup_sync_row()'::regprocedure)
+                                 'customer_analytics._rollup_sync_row()'::regprocedure,
+                                 'customer_analytics._rollup_sync_flush()'::regprocedure)
                 AND encode(t.tgargs, 'escape') = r.id || '\000'
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', g.tgname, g.rel);

@@ -21,8 +21,11 @@
  * Three entry points, one per way a write can reach the source tables:
  *   - rollup_sync_trigger: AFTER ... FOR EACH STATEMENT on every source
  *     table and partition (a write naming a partition fires only its own);
- *   - rollup_sync_row_trigger: AFTER ... FOR EACH ROW, ENABLE REPLICA, for
- *     logical replication's apply worker, which fires row triggers only;
+ *   - rollup_sync_row_trigger and rollup_sync_flush_trigger: AFTER ... FOR
+ *     EACH ROW, ENABLE REPLICA, for logical replication's apply worker,
+ *     which fires row triggers only: the first remembers the applied rows'
+ *     keys, the second (deferred to the commit) brings the rollup up to
+ *     date for all of them at once;
  *   - rollup_ddl_watch: the event trigger after CREATE TABLE ... PARTITION
  *     OF (new partitions get the triggers) and ALTER TABLE ... ATTACH /
  *     DETACH PARTITION or ALTER COLUMN TYPE (rows changed without a write
@@ -48,12 +51,14 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(rollup_sync_trigger);
 PG_FUNCTION_INFO_V1(rollup_sync_row_trigger);
+PG_FUNCTION_INFO_V1(rollup_sync_flush_trigger);
 PG_FUNCTION_INFO_V1(rollup_ddl_watch);
 
 /* The kind of write that fired the trigger, as _rollup_sync_sql() names it. */
@@ -235,31 +240,109 @@ rollup_sync_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* Append the text of one key column of tuple to buf, as a quoted literal or NULL. */
-static void
-append_key_literal(StringInfo buf, HeapTuple tuple, TupleDesc desc, const char *column)
+/*
+ * Keys of rows applied by logical replication in this transaction, waiting
+ * for the deferred flush trigger (or for a batch to fill).  Allocated in
+ * TopTransactionContext, forgotten at the end of every transaction.
+ */
+typedef struct PendingKey
 {
-	int			attnum = SPI_fnumber(desc, column);
-	char	   *value = attnum > 0 ? SPI_getvalue(tuple, desc, attnum) : NULL;
+	int32		rollup_id;
+	Oid			relid;			/* a relation of the source table written */
+	bool		is_order;		/* order keys, or a customer code */
+	char	   *key1;			/* order_type or customer_code; NULL for SQL NULL */
+	char	   *key2;			/* order_number */
+} PendingKey;
 
+static List *pending_keys = NIL;
+static bool pending_callback_registered = false;
+
+/* a flush once this many keys wait, to bound the memory of a huge transaction */
+#define PENDING_FLUSH_KEYS	10000
+
+/* Forget the pending keys when the transaction ends, whichever way. */
+static void
+pending_keys_reset(XactEvent event, void *arg)
+{
+	(void) arg;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		pending_keys = NIL;
+}
+
+/* Append one key column's value as a quoted literal or NULL. */
+static void
+append_literal(StringInfo buf, const char *value)
+{
 	appendStringInfoString(buf, value ? quote_literal_cstr(value) : "NULL");
 	appendStringInfoString(buf, "::text");
 }
 
-/* One VALUES row of the key columns of tuple. */
+/* Remember the key columns of one applied row. */
 static void
-append_key_row(StringInfo buf, HeapTuple tuple, TupleDesc desc, bool is_order)
+remember_key(int32 rollup_id, Relation rel, HeapTuple tuple, bool is_order)
 {
-	appendStringInfoString(buf, buf->len > 0 ? ", (" : "(");
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	PendingKey *key = palloc0(sizeof(PendingKey));
+
+	key->rollup_id = rollup_id;
+	key->relid = RelationGetRelid(rel);
+	key->is_order = is_order;
+	key->key1 = SPI_getvalue(tuple, desc, SPI_fnumber(desc, is_order ? "order_type" : "customer_code"));
 	if (is_order)
+		key->key2 = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "order_number"));
+	pending_keys = lappend(pending_keys, key);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Bring the rollup up to date for every pending key: one upkeep per rollup
+ * and kind of key (orders, customers), the keys as a VALUES query of quoted
+ * literals, instead of one upkeep per applied row.
+ */
+static void
+flush_pending_keys(void)
+{
+	List	   *keys = pending_keys;
+
+	pending_keys = NIL;
+	while (keys != NIL)
 	{
-		append_key_literal(buf, tuple, desc, "order_type");
-		appendStringInfoString(buf, ", ");
-		append_key_literal(buf, tuple, desc, "order_number");
+		PendingKey *first = (PendingKey *) linitial(keys);
+		List	   *rest = NIL;
+		StringInfoData rows;
+		ListCell   *lc;
+		UpkeepRequest req = {0};
+
+		initStringInfo(&rows);
+		foreach(lc, keys)
+		{
+			PendingKey *key = (PendingKey *) lfirst(lc);
+
+			if (key->rollup_id != first->rollup_id || key->is_order != first->is_order)
+			{
+				rest = lappend(rest, key);
+				continue;
+			}
+			appendStringInfoString(&rows, rows.len > 0 ? ", (" : "(");
+			append_literal(&rows, key->key1);
+			if (key->is_order)
+			{
+				appendStringInfoString(&rows, ", ");
+				append_literal(&rows, key->key2);
+			}
+			appendStringInfoChar(&rows, ')');
+		}
+		req.rollup_id = first->rollup_id;
+		req.op = "UPDATE";
+		req.relid = first->relid;
+		req.rows_sql = psprintf("SELECT * FROM (VALUES %s) v(%s)", rows.data,
+								first->is_order ? "order_type, order_number" : "customer_code");
+		run_upkeep_as_owner(&req);
+		keys = rest;
 	}
-	else
-		append_key_literal(buf, tuple, desc, "customer_code");
-	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -268,36 +351,49 @@ append_key_row(StringInfo buf, HeapTuple tuple, TupleDesc desc, bool is_order)
  * REPLICA, on the three source tables (cloned by PostgreSQL onto every
  * partition, present and future).  A logical replication apply worker fires
  * row triggers only, never statement triggers: this is how its rows reach
- * the rollup.  The row's keys (old and new) become a VALUES query of quoted
- * literals, and the upkeep is the statement trigger's.  In any other session
- * with session_replication_role = replica the statement triggers (ENABLE
- * ALWAYS) already do the work, so this returns at once.
+ * the rollup.  It only remembers the row's keys (old and new); the deferred
+ * trigger below brings the rollup up to date once, at the transaction's
+ * commit.  In any other session with session_replication_role = replica the
+ * statement triggers (ENABLE ALWAYS) already do the work, so this returns at
+ * once.
  */
 Datum
 rollup_sync_row_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	int32		rollup_id = trigger_rollup_id(fcinfo, true);
-	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
-	bool		is_order = SPI_fnumber(desc, "order_number") > 0;
-	StringInfoData rows;
-	UpkeepRequest req = {0};
+	bool		is_order;
 
 	if (!IsLogicalWorker())
 		return PointerGetDatum(NULL);
-
-	initStringInfo(&rows);
+	if (!pending_callback_registered)
+	{
+		RegisterXactCallback(pending_keys_reset, NULL);
+		pending_callback_registered = true;
+	}
+	is_order = SPI_fnumber(RelationGetDescr(trigdata->tg_relation), "order_number") > 0;
 	if (trigdata->tg_trigtuple)
-		append_key_row(&rows, trigdata->tg_trigtuple, desc, is_order);
+		remember_key(rollup_id, trigdata->tg_relation, trigdata->tg_trigtuple, is_order);
 	if (trigdata->tg_newtuple)
-		append_key_row(&rows, trigdata->tg_newtuple, desc, is_order);
+		remember_key(rollup_id, trigdata->tg_relation, trigdata->tg_newtuple, is_order);
+	if (list_length(pending_keys) >= PENDING_FLUSH_KEYS)
+		flush_pending_keys();
+	return PointerGetDatum(NULL);
+}
 
-	req.rollup_id = rollup_id;
-	req.op = trigger_operation(trigdata->tg_event);
-	req.relid = RelationGetRelid(trigdata->tg_relation);
-	req.rows_sql = psprintf("SELECT * FROM (VALUES %s) v(%s)", rows.data,
-							is_order ? "order_type, order_number" : "customer_code");
-	run_upkeep_as_owner(&req);
+/*
+ * customer_analytics._rollup_sync_flush() RETURNS trigger: a DEFERRABLE
+ * INITIALLY DEFERRED constraint trigger beside the row trigger (ENABLE
+ * REPLICA too), so it fires when the applied transaction commits, after
+ * every row trigger: its first firing brings the rollup up to date for all
+ * the keys remembered, the others find nothing left.
+ */
+Datum
+rollup_sync_flush_trigger(PG_FUNCTION_ARGS)
+{
+	(void) trigger_rollup_id(fcinfo, true);
+	if (IsLogicalWorker() && pending_keys != NIL)
+		flush_pending_keys();
 	return PointerGetDatum(NULL);
 }
 

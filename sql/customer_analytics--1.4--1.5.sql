@@ -1259,3 +1259,267 @@ BEGIN
     DELETE FROM customer_analytics.segmentations WHERE name = s.name;
     RAISE NOTICE 'segmentation "%" dropped with its views', s.name;
 END $$;
+-- Views every BI tool finds (issue 13, item 4).  Tools that list only tables
+-- and views (pgjdbc's getTables(..., {"TABLE","VIEW"}), information_schema)
+-- never see a materialized view.  Beside each campaign and segmentation
+-- materialized view <view> (names unchanged: dashboards and REFRESH
+-- MATERIALIZED VIEW keep working) a plain view <view>_v selects its rows
+-- with BI-friendly types: money as numeric(18,2), pct_change as
+-- numeric(18,2), and target_reason (Chinese) replaced by the ASCII
+-- target_reason_code, so that every client encoding can read every row.
+-- The materialized views keep their exact numeric values: their column
+-- types are what SELECT * returned until now, and the incremental refresh
+-- reads them back.  The plain view is created, granted and dropped with its
+-- materialized view, and needs no refresh of its own.
+------------------------------------------------------------------------------
+
+-- The plain BI view's name for a materialized view's.
+CREATE FUNCTION _bi_view_name(matview text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT matview || '_v' $$;
+
+-- Create the plain view over one materialized view, with comments copied
+-- (and noted where a column is rounded or replaced).  Columns keep their
+-- order; numeric money columns become numeric(18,2) (rounded half away from
+-- zero where a source has more than 2 decimals), pct_change numeric(18,2)
+-- (NULL if its magnitude reaches 10^16, possible only over sources with
+-- more than 2 decimals), target_reason becomes target_reason_code.
+CREATE FUNCTION _build_bi_view(view_schema text, matview text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mv regclass := format('%I.%I', view_schema, matview)::regclass;
+    v text := customer_analytics._bi_view_name(matview);
+    a record;
+    items text[] := '{}';
+    notes jsonb := '{}';
+    money_note text := 'numeric(18,2): rounded to 2 decimals where the source has more';
+BEGIN
+    FOR a IN SELECT x.attname::text AS name, x.atttypid FROM pg_attribute x
+              WHERE x.attrelid = mv AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum LOOP
+        IF a.name = 'target_reason' THEN
+            -- the notebook's precedence (customer_target_reason() in targeting.c)
+            items := array_append(items, 'CASE WHEN m.is_low_ticket THEN ''low_ticket''::text '
+                                          'WHEN m.is_declining THEN ''declining''::text END AS target_reason_code');
+        ELSIF a.name = 'pct_change' AND a.atttypid = 'numeric'::regtype THEN
+            items := array_append(items, '(CASE WHEN abs(m.pct_change) < 1e16 THEN m.pct_change END)::numeric(18,2) AS pct_change');
+            notes := notes || jsonb_build_object(a.name, 'numeric(18,2): rounded to 2 decimals');
+        ELSIF a.atttypid = 'numeric'::regtype
+              AND (a.name IN ('total_spend', 'base_sales', 'recent_sales', 'avg_ticket_size', 'ticket_size')
+                   OR a.name ~ '^rev_[0-9]{4}_[0-9]{2}$') THEN
+            items := array_append(items, format('m.%1$I::numeric(18,2) AS %1$I', a.name));
+            notes := notes || jsonb_build_object(a.name, money_note);
+        ELSE
+            items := array_append(items, format('m.%I', a.name));
+        END IF;
+    END LOOP;
+    EXECUTE format('CREATE VIEW %I.%I AS SELECT %s FROM %s m', view_schema, v, array_to_string(items, ', '), mv);
+    EXECUTE format('COMMENT ON VIEW %I.%I IS %L', view_schema, v,
+        format('For BI tools: the rows of materialized view %s as a plain view (money numeric(18,2); '
+               'ASCII codes instead of Chinese labels). %s', mv, obj_description(mv, 'pg_class')));
+    FOR a IN SELECT x.attname::text AS name, col_description(mv, x.attnum) AS remark FROM pg_attribute x
+              WHERE x.attrelid = mv AND x.attnum > 0 AND NOT x.attisdropped LOOP
+        IF a.name = 'target_reason' THEN
+            EXECUTE format('COMMENT ON COLUMN %I.%I.target_reason_code IS %L', view_schema, v,
+                format('why the customer is a target: low_ticket (many low tickets; wins when both rules hold) '
+                       'or declining (declining sales); the Chinese label is target_reason in %s', mv));
+        ELSIF a.remark IS NOT NULL THEN
+            EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', view_schema, v, a.name,
+                           a.remark || COALESCE(' [' || (notes ->> a.name) || ']', ''));
+        END IF;
+    END LOOP;
+END $$;
+
+-- The plain BI view of a materialized view, when it exists and is ours (a
+-- view that reads that materialized view), else NULL.
+CREATE FUNCTION _bi_view(view_schema text, matview text) RETURNS regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.oid::regclass FROM pg_class c
+      JOIN pg_rewrite r ON r.ev_class = c.oid
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                      AND d.refclassid = 'pg_class'::regclass
+                      AND d.refobjid = to_regclass(format('%I.%I', view_schema, matview))
+     WHERE c.oid = to_regclass(format('%I.%I', view_schema, customer_analytics._bi_view_name(matview)))
+       AND c.relkind = 'v'
+     LIMIT 1
+$$;
+
+-- The materialized view builders keep their code under new names; the
+-- builders the campaign and segmentation functions call add the plain views.
+ALTER FUNCTION _build_targets_view(campaigns) RENAME TO _build_targets_matview;
+ALTER FUNCTION _build_monthly_view(campaigns) RENAME TO _build_monthly_matview;
+ALTER FUNCTION _build_segmentation_views(segmentations) RENAME TO _build_segmentation_matviews;
+
+CREATE FUNCTION _build_targets_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._build_targets_matview(c);
+    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_targets');
+END $$;
+
+CREATE FUNCTION _build_monthly_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._build_monthly_matview(c);
+    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly');
+END $$;
+
+CREATE FUNCTION _build_segmentation_views(s segmentations) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+BEGIN
+    PERFORM customer_analytics._build_segmentation_matviews(s);
+    FOREACH v IN ARRAY customer_analytics._segmentation_views(s.name) LOOP
+        PERFORM customer_analytics._build_bi_view(s.view_schema, v);
+    END LOOP;
+END $$;
+
+-- As in 1.0, and the readers get (or lose) SELECT on the plain views too.
+CREATE OR REPLACE FUNCTION _grant_readers(view_schema text, views text[], readers text[],
+                                          revoke_from text[] DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r text;
+    v text;
+    rel text;
+    bi regclass;
+BEGIN
+    -- readers need the schema too; it is not revoked later, other objects may need it
+    FOREACH r IN ARRAY readers LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', view_schema, r);
+    END LOOP;
+    FOREACH v IN ARRAY views LOOP
+        bi := customer_analytics._bi_view(view_schema, v);
+        FOREACH rel IN ARRAY ARRAY[format('%I.%I', view_schema, v)] || CASE WHEN bi IS NULL THEN '{}'::text[] ELSE ARRAY[bi::text] END LOOP
+            FOREACH r IN ARRAY revoke_from LOOP
+                IF to_regrole(quote_ident(r)) IS NOT NULL THEN
+                    EXECUTE format('REVOKE SELECT ON %s FROM %I', rel, r);
+                END IF;
+            END LOOP;
+            FOREACH r IN ARRAY readers LOOP
+                EXECUTE format('GRANT SELECT ON %s TO %I', rel, r);
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- As in 1.0 (RESTRICT: a user's own view on top of ours stops the drop),
+-- each materialized view's plain BI view first.
+CREATE OR REPLACE FUNCTION _drop_views(view_schema text, views text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+    bi regclass;
+BEGIN
+    FOREACH v IN ARRAY views LOOP
+        bi := customer_analytics._bi_view(view_schema, v);
+        IF bi IS NOT NULL THEN
+            EXECUTE format('DROP VIEW %s', bi);
+        END IF;
+        EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I.%I', view_schema, v);
+    END LOOP;
+END $$;
+
+-- As in 1.0, with the sheet and its plain view dropped together before a new
+-- revenue_window rebuilds both.
+CREATE OR REPLACE FUNCTION alter_campaign(
+    name              text,
+    routes            text[]    DEFAULT NULL,
+    spend_window      daterange DEFAULT NULL,
+    min_spend         numeric   DEFAULT NULL,
+    low_ticket_window daterange DEFAULT NULL,
+    low_ticket_below  numeric   DEFAULT NULL,
+    min_low_tickets   int       DEFAULT NULL,
+    base_window       daterange DEFAULT NULL,
+    recent_window     daterange DEFAULT NULL,
+    decline_pct       numeric   DEFAULT NULL,
+    exclude_closed    boolean   DEFAULT NULL,
+    route_source      text      DEFAULT NULL,
+    revenue_window    daterange DEFAULT NULL,
+    readers           text[]    DEFAULT NULL,
+    source_schema     text      DEFAULT NULL)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old customer_analytics.campaigns := customer_analytics._campaign(name);
+    c customer_analytics.campaigns := old;
+    changed text[] := '{}';
+BEGIN
+    c.routes := COALESCE(routes, old.routes);
+    c.spend_window := COALESCE(spend_window, old.spend_window);
+    c.min_spend := COALESCE(min_spend, old.min_spend);
+    c.low_ticket_window := COALESCE(low_ticket_window, old.low_ticket_window);
+    c.low_ticket_below := COALESCE(low_ticket_below, old.low_ticket_below);
+    c.min_low_tickets := COALESCE(min_low_tickets, old.min_low_tickets);
+    c.base_window := COALESCE(base_window, old.base_window);
+    c.recent_window := COALESCE(recent_window, old.recent_window);
+    c.decline_pct := COALESCE(decline_pct, old.decline_pct);
+    c.exclude_closed := COALESCE(exclude_closed, old.exclude_closed);
+    c.route_source := COALESCE(route_source, old.route_source);
+    c.revenue_window := COALESCE(revenue_window, old.revenue_window);
+    c.readers := COALESCE(readers, old.readers);
+    c.source_schema := COALESCE(source_schema, old.source_schema);
+    PERFORM customer_analytics._check_campaign(c);
+
+    SELECT array_agg(n.key ORDER BY n.key) INTO changed
+      FROM jsonb_each(to_jsonb(c)) n JOIN jsonb_each(to_jsonb(old)) o USING (key)
+     WHERE n.value IS DISTINCT FROM o.value;
+    IF changed IS NULL THEN
+        RAISE NOTICE 'campaign "%" unchanged', c.name;
+        RETURN old;
+    END IF;
+
+    UPDATE customer_analytics.campaigns SET
+        routes = c.routes, spend_window = c.spend_window, min_spend = c.min_spend,
+        low_ticket_window = c.low_ticket_window, low_ticket_below = c.low_ticket_below,
+        min_low_tickets = c.min_low_tickets, base_window = c.base_window,
+        recent_window = c.recent_window, decline_pct = c.decline_pct,
+        exclude_closed = c.exclude_closed, route_source = c.route_source,
+        revenue_window = c.revenue_window, readers = c.readers, source_schema = c.source_schema
+     WHERE campaigns.name = c.name;
+
+    IF c.revenue_window IS DISTINCT FROM old.revenue_window THEN
+        -- new columns: rebuild the sheet (and its plain view) in this
+        -- transaction; readers wait for the commit and then see the new
+        -- views, never a missing one
+        PERFORM customer_analytics._drop_views(c.view_schema, ARRAY[c.name || '_monthly']);
+        PERFORM customer_analytics._build_monthly_view(c);
+        PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name), c.readers);
+        RAISE NOTICE 'campaign "%": monthly view rebuilt with columns %', c.name,
+            (SELECT string_agg(column_name, ', ') FROM customer_analytics.pivot_months(c.revenue_window));
+    END IF;
+    IF c.readers IS DISTINCT FROM old.readers THEN
+        PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name),
+                                                  c.readers, old.readers);
+    END IF;
+    RAISE NOTICE 'campaign "%" changed: %', c.name, array_to_string(changed, ', ');
+    RETURN customer_analytics.refresh_campaign(c.name, true);
+END $$;
+COMMENT ON FUNCTION alter_campaign IS
+'Change a campaign''s stored parameters (arguments left NULL keep their value) and refresh its views; a new revenue_window rebuilds the monthly view and its plain view';
+
+-- Campaigns and segmentations built before 1.5 have no plain views, and the
+-- extension's script must not create them (they would become part of the
+-- extension and be left out of dumps): their owner adds them with this.
+CREATE FUNCTION add_bi_views() RETURNS SETOF regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d record;
+    v text;
+BEGIN
+    FOR d IN SELECT c.view_schema, c.readers, customer_analytics._campaign_views(c.name) AS views
+               FROM customer_analytics.campaigns c WHERE c.owner = current_user
+             UNION ALL
+             SELECT s.view_schema, s.readers, customer_analytics._segmentation_views(s.name)
+               FROM customer_analytics.segmentations s WHERE s.owner = current_user LOOP
+        FOREACH v IN ARRAY d.views LOOP
+            IF to_regclass(format('%I.%I', d.view_schema, v)) IS NOT NULL
+               AND customer_analytics._bi_view(d.view_schema, v) IS NULL THEN
+                PERFORM customer_analytics._build_bi_view(d.view_schema, v);
+                PERFORM customer_analytics._grant_readers(d.view_schema, ARRAY[v], d.readers);
+                RETURN NEXT customer_analytics._bi_view(d.view_schema, v);
+            END IF;
+        END LOOP;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION add_bi_views IS
+'Create the plain BI views (<view>_v) missing beside the current role''s campaign and segmentation materialized views (those built before 1.5)';

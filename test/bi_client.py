@@ -14,7 +14,12 @@ done through the same driver layer (libpq via psycopg2):
     and the views are readable;
   * the data: the targets view equals target_customers() row for row, and the
     monthly view's rev_ columns equal monthly_revenue() summed per customer
-    and month, and plain SQL over the source tables.
+    and month, and plain SQL over the source tables;
+  * the plain views beside them (<view>_v, 1.5): listed as VIEW by
+    information_schema and a getTables()-style pg_class query, money and
+    pct_change reported as numeric precision 18 scale 2, comments on every
+    column, the same rows, and a WIN1252 client that fails on the Chinese
+    target_reason of the materialized view but reads the plain views.
 
 Connection settings come from PGHOST/PGPORT/PGUSER (trust authentication, as
 on the test cluster).  Prints one "ok - ..." or "not ok - ..." line per check
@@ -281,6 +286,90 @@ def check_data(admin, reader, targets, monthly, monthly_cols):
               f"{len(bad)} cells differ, e.g. " + "; ".join(bad[:3]))
 
 
+def check_bi_views(admin, reader, targets, monthly):
+    """The plain views <view>_v (1.5): what drivers that list only tables and
+    views find, with numeric(18,2) money and an ASCII reason code."""
+    targets_v, monthly_v = targets + "_v", monthly + "_v"
+    schema = targets.split(".")[0]
+    with reader.cursor() as cur:
+        # information_schema (ODBC's SQLTables, many BI tools) and pgjdbc's
+        # getTables(null, schema, "%", {"TABLE","VIEW"}), which maps relkind
+        # 'r' to TABLE and 'v' to VIEW ('m' is MATERIALIZED VIEW)
+        cur.execute("SELECT table_name, table_type FROM information_schema.tables "
+                    "WHERE table_schema = %s ORDER BY 1", (schema,))
+        got = cur.fetchall()
+        want = [(f"{CAMPAIGN}_monthly_v", "VIEW"), (f"{CAMPAIGN}_targets_v", "VIEW")]
+        check(got == want, f"{ROLE} finds the plain views in information_schema.tables as VIEW",
+              f"got {got}")
+        cur.execute("SELECT c.relname, CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'v' THEN 'VIEW' END "
+                    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'p', 'f') ORDER BY 1", (schema,))
+        got = cur.fetchall()
+        check(got == want, "a getTables() query for TABLE and VIEW lists the two plain views", f"got {got}")
+        # the driver's view of the types: numeric(18,2) carries precision and scale
+        cur.execute(f"SELECT * FROM {targets_v} LIMIT 0")
+        desc = {d.name: d for d in cur.description}
+        bad = [f"{n}: {desc[n].type_code} ({desc[n].precision},{desc[n].scale})"
+               for n in ("total_spend", "base_sales", "recent_sales", "pct_change", "avg_ticket_size")
+               if (desc[n].type_code, desc[n].precision, desc[n].scale) != (NUMERIC, 18, 2)]
+        check(not bad, f"{targets_v}: money and pct_change are numeric with precision 18, scale 2",
+              "; ".join(bad))
+        check("target_reason" not in desc and desc.get("target_reason_code") and
+              desc["target_reason_code"].type_code == TEXT,
+              f"{targets_v}: target_reason_code (text) instead of the Chinese target_reason")
+        cur.execute(f"SELECT * FROM {monthly_v} LIMIT 0")
+        bad = [d.name for d in cur.description if d.name.startswith("rev_")
+               and (d.type_code, d.precision, d.scale) != (NUMERIC, 18, 2)]
+        check(not bad, f"{monthly_v}: every rev_ column is numeric(18,2)", ", ".join(bad))
+        missing = []
+        for rel in (targets_v, monthly_v):
+            cur.execute("SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s::regclass "
+                        "AND a.attnum > 0 AND pg_catalog.col_description(a.attrelid, a.attnum) IS NULL", (rel,))
+            missing += [f"{rel}.{n}" for n, in cur.fetchall()]
+            cur.execute("SELECT pg_catalog.obj_description(%s::regclass, 'pg_class')", (rel,))
+            if not cur.fetchone()[0]:
+                missing.append(rel)
+        check(not missing, "the plain views and all their columns have comments", ", ".join(missing))
+        # same rows; money exact (the demo's amounts are numeric(14,2))
+        cur.execute(f"SELECT customer_code, total_spend, base_sales, recent_sales, pct_change, "
+                    f"target_reason_code, avg_ticket_size FROM {targets_v} ORDER BY 1")
+        plain = cur.fetchall()
+    reader.rollback()
+    with admin.cursor() as cur:
+        cur.execute(f"SELECT customer_code, total_spend, base_sales, recent_sales, round(pct_change, 2), "
+                    f"CASE target_reason WHEN '低客單' THEN 'low_ticket' WHEN '業績下滑' THEN 'declining' END, "
+                    f"avg_ticket_size FROM {targets} ORDER BY 1")
+        mat = cur.fetchall()
+    diff = [(a, b) for a, b in zip(plain, mat) if a != b]
+    check(len(plain) == len(mat) > 0 and not diff,
+          f"{targets_v} equals {targets} ({len(plain)} rows; pct_change rounded, reason as code)",
+          f"{len(plain)} vs {len(mat)} rows; differing: {diff[:3]}")
+
+    # a WIN1252 client (an older Windows BI tool): the Chinese label cannot
+    # be converted, the plain views can be read in full
+    win = connect(DB, user=ROLE)
+    try:
+        win.set_client_encoding("WIN1252")
+        with win.cursor() as cur:
+            try:
+                cur.execute(f"SELECT * FROM {targets}")
+                cur.fetchall()
+                check(False, f"WIN1252 client: {targets} fails on the Chinese target_reason", "it was read")
+            except psycopg2.errors.UntranslatableCharacter:
+                check(True, f"WIN1252 client: {targets} fails on the Chinese target_reason (22P05), as issue 13 reports")
+            finally:
+                win.rollback()
+        with win.cursor() as cur:
+            cur.execute(f"SELECT * FROM {targets_v} ORDER BY customer_code")
+            rows = cur.fetchall()
+            cur.execute(f"SELECT * FROM {monthly_v} ORDER BY customer_code")
+            sheet = cur.fetchall()
+        check(len(rows) == len(plain) and len(sheet) == len(plain),
+              f"WIN1252 client reads every row of {targets_v} and {monthly_v} ({len(rows)} rows each)")
+    finally:
+        win.close()
+
+
 def main():
     admin = connect("postgres")
     admin.autocommit = True
@@ -307,6 +396,7 @@ def main():
         reader.rollback()
         check_privileges(db_admin, reader, targets, monthly)
         check_data(db_admin, reader, targets, monthly, monthly_cols)
+        check_bi_views(db_admin, reader, targets, monthly)
     except Exception as e:  # a broken step fails the test, cleanup still runs
         traceback.print_exc(file=sys.stdout)
         check(False, "bi_client.py ran to the end", f"{type(e).__name__}: {e}".strip())

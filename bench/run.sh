@@ -17,3 +17,5 @@ if command -v npm >/dev/null && [ ! -d "$CA_ROOT/bench/node_modules/nodejs-polar
     (cd "$CA_ROOT/bench" && npm install --no-package-lock --no-audit --no-fund --silent) || true
 fi
 /usr/bin/python3 "$CA_ROOT/bench/bench.py" --scales "${SCALES:-1 10 30}" --runs "${RUNS:-5}"
+# the rollup's cost to a subscription's apply worker (row triggers)
+bash "$CA_ROOT/bench/logical_apply.sh"

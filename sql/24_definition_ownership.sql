@@ -19,6 +19,13 @@ CREATE ROLE ca_erp;
 GRANT USAGE ON SCHEMA fx TO ca_alice, ca_mallory, ca_erp;
 GRANT CREATE ON DATABASE contrib_regression TO ca_mallory, ca_erp;
 GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_alice, ca_mallory, ca_erp;
+-- the list of trusted source owners is a superuser's: a value a role sets
+-- before the library is loaded (a placeholder) is dropped when it loads
+SET ROLE ca_mallory;
+SET customer_analytics.trusted_source_owners = 'ca_mallory';
+RESET ROLE;
+SELECT customer_analytics._source_trust_problem('fx') IS NULL AS fx_runs_no_untrusted_code;
+SHOW customer_analytics.trusted_source_owners;
 CREATE SCHEMA alice_bi AUTHORIZATION ca_alice;
 CREATE SCHEMA mallory_src AUTHORIZATION ca_mallory;
 CREATE SCHEMA erp_views AUTHORIZATION ca_erp;

@@ -85,23 +85,21 @@ SELECT customer_code FROM ir_bi.irc_targets WHERE customer_code = '0041';
 -- non-concurrent refresh_campaign
 SELECT target_rows FROM customer_analytics.refresh_campaign('irc', concurrently => false);
 
--- unchanged targets keep the rows the views hold, in both views: a write
--- the triggers do not see (their trigger disabled) stays out of an
--- incremental refresh, while the customer of a seen write is recomputed.
--- Both add 1 to a September order: 0010's 1800 and 3600 stay, 0012's
--- 1960 and 3900 become 1961 and 3901.
-ALTER TABLE ir.sales_order_lines DISABLE TRIGGER customer_analytics_rollup_update;
-UPDATE ir.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number = '1001';
-ALTER TABLE ir.sales_order_lines ENABLE ALWAYS TRIGGER customer_analytics_rollup_update;
+-- unchanged targets keep the rows the views hold, in both views: a change
+-- no trigger records (made to the rollup table itself; a disabled trigger
+-- now disables the whole rollup) stays out of an incremental refresh,
+-- while the customer of a seen write is recomputed.  Both add 1 to a
+-- September order: 0010's 1800 and 3600 stay, 0012's 1960 and 3900 become
+-- 1961 and 3901.
+SELECT customer_analytics._rollup_table(id) AS ir_rollup FROM customer_analytics.rollups WHERE source_schema = 'ir' \gset
+UPDATE :ir_rollup SET total = total + 1 WHERE order_number = '1001';
 UPDATE ir.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number = '1201';
 SELECT target_rows FROM customer_analytics.refresh_campaign('irc');
 SELECT t.customer_code, t.total_spend, m.rev_2025_09
   FROM ir_bi.irc_targets t JOIN ir_bi.irc_monthly m USING (customer_code)
  WHERE customer_code IN ('0010', '0012') ORDER BY 1;
--- the unseen write undone, the same way
-ALTER TABLE ir.sales_order_lines DISABLE TRIGGER customer_analytics_rollup_update;
-UPDATE ir.sales_order_lines SET pretax_subtotal = pretax_subtotal - 1 WHERE order_number = '1001';
-ALTER TABLE ir.sales_order_lines ENABLE ALWAYS TRIGGER customer_analytics_rollup_update;
+-- the unseen change undone, the same way
+UPDATE :ir_rollup SET total = total - 1 WHERE order_number = '1001';
 SELECT ir_views_exact();
 
 -- two campaigns on one source: the dirty set is kept until both have seen it

@@ -124,10 +124,30 @@ DELETE FROM wp.order_keys WHERE order_number = '6';
 SELECT rollup_total('6');
 SELECT rollup_ok();
 
--- 8. a trigger disabled on one partition: detected, the rollup is not read
+-- 8. triggers switched off by hand: the event trigger disables the rollup
+-- at once, and it stays unused after they are switched on again (writes
+-- made meanwhile were not seen) until rebuild_rollup
 ALTER TABLE wp.sales_order_lines_b DISABLE TRIGGER customer_analytics_rollup_insert;
 SELECT rollup_ok();
 SELECT 'rebuilt: ' || state FROM customer_analytics.rebuild_rollup('wp');
+SELECT rollup_ok();
+ALTER TABLE wp.sales_orders DISABLE TRIGGER ALL;
+UPDATE wp.sales_orders SET confirmed_code = 'N' WHERE order_number = '4';
+ALTER TABLE wp.sales_orders ENABLE TRIGGER ALL;
+SELECT rollup_ok();
+SELECT 'rebuilt: ' || state FROM customer_analytics.rebuild_rollup('wp');
+SELECT rollup_ok();
+UPDATE wp.sales_orders SET confirmed_code = 'Y' WHERE order_number = '4';
+-- a statement trigger set to fire in replica sessions only
+ALTER TABLE wp.sales_orders_2025_10 ENABLE REPLICA TRIGGER customer_analytics_rollup_update;
+SELECT rollup_ok();
+SELECT 'rebuilt: ' || state FROM customer_analytics.rebuild_rollup('wp');
+SELECT rollup_ok();
+-- enabling a trigger of one's own, or adding a column, changes nothing
+CREATE FUNCTION wp.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER mine AFTER INSERT ON wp.customers FOR EACH STATEMENT EXECUTE FUNCTION wp.noop();
+ALTER TABLE wp.customers DISABLE TRIGGER mine;
+ALTER TABLE wp.customers ADD COLUMN note text;
 SELECT rollup_ok();
 
 -- 9. a rollup dropped and enabled again: a campaign's incremental state of

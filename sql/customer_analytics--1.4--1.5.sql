@@ -480,14 +480,20 @@ $$;
 -- not add them) lacks one, or one is disabled.
 CREATE FUNCTION _rollup_trigger_problem(r rollups) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('the rollup trigger %s on %s is %s', n, w.rel, CASE WHEN g.oid IS NULL THEN 'missing' ELSE 'disabled' END)
+    SELECT format('the rollup trigger %s on %s is %s', n, w.rel,
+                  CASE WHEN g.oid IS NULL THEN 'missing' WHEN g.tgenabled = 'D' THEN 'disabled'
+                       WHEN g.tgenabled = 'R' THEN 'enabled for replica sessions only'
+                       ELSE 'not enabled for replica sessions' END)
       FROM customer_analytics._rollup_watched_relations(r) w
      CROSS JOIN unnest(ARRAY['customer_analytics_rollup_insert', 'customer_analytics_rollup_update',
                              'customer_analytics_rollup_delete', 'customer_analytics_rollup_truncate',
                              'customer_analytics_rollup_apply', 'customer_analytics_rollup_apply_flush']) n
       LEFT JOIN pg_trigger g ON g.tgrelid = w.rel AND g.tgname = n
      WHERE g.oid IS NULL OR g.tgenabled = 'D'
+        -- statement triggers fire in every session (ALWAYS); the apply
+        -- worker's in replica sessions (REPLICA, or ALWAYS)
         OR (n LIKE 'customer_analytics_rollup_apply%' AND g.tgenabled = 'O')
+        OR (n NOT LIKE 'customer_analytics_rollup_apply%' AND g.tgenabled <> 'A')
      ORDER BY w.rel::text, n LIMIT 1
 $$;
 
@@ -524,6 +530,19 @@ BEGIN
         RETURN '{}';
     END IF;
 
+    IF op = 'ALTER TABLE TRIGGERS' THEN
+        -- triggers enabled or disabled by hand: if one of the rollup's no
+        -- longer fires, writes from now on could go unseen, and enabling it
+        -- later would not bring them back: the rollup waits for a rebuild
+        problem := customer_analytics._rollup_trigger_problem(r);
+        IF problem IS NOT NULL THEN
+            UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id;
+            RAISE WARNING 'order rollup of "%" disabled: %', r.source_schema, problem
+                USING HINT = 'Writes while a rollup trigger is off are not seen. The functions read the source tables until '
+                             'SELECT customer_analytics.rebuild_rollup(' || quote_literal(r.source_schema) || ').';
+        END IF;
+        RETURN '{}';
+    END IF;
     IF op IN ('CREATE TABLE', 'ALTER TABLE') THEN
         -- a new partition gets the triggers; an ALTER TABLE (ATTACH, DETACH,
         -- a rewrite that changes values) changed rows no trigger saw: every
@@ -706,6 +725,9 @@ BEGIN
     EXECUTE format('LOCK TABLE %1$I.customers, %1$I.sales_orders, %1$I.sales_order_lines IN SHARE MODE',
                    r.source_schema);
     PERFORM customer_analytics._rollup_create_keys_table(r);
+    -- not current while its triggers are recreated: the event trigger
+    -- leaves the rollup's own ALTER TABLE ... ENABLE ALWAYS TRIGGER alone
+    UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id;
     PERFORM customer_analytics._rollup_create_triggers(r);
     EXECUTE format('TRUNCATE %s, %s, %s', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_dirty_table(r.id), customer_analytics._rollup_keys_table(r.id));

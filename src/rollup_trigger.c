@@ -27,9 +27,10 @@
  *     keys, the second (deferred to the commit) brings the rollup up to
  *     date for all of them at once;
  *   - rollup_ddl_watch: the event trigger after CREATE TABLE ... PARTITION
- *     OF (new partitions get the triggers) and ALTER TABLE ... ATTACH /
- *     DETACH PARTITION or ALTER COLUMN TYPE (rows changed without a write
- *     trigger: every order is recomputed).
+ *     OF (new partitions get the triggers), ALTER TABLE ... ATTACH / DETACH
+ *     PARTITION or ALTER COLUMN TYPE (rows changed without a write trigger:
+ *     every order is recomputed), and ALTER TABLE ... ENABLE / DISABLE
+ *     TRIGGER (a rollup trigger that no longer fires disables the rollup).
  */
 #include "postgres.h"
 
@@ -158,11 +159,38 @@ typedef struct UpkeepRequest
 } UpkeepRequest;
 
 /*
+ * True while this backend runs the rollup's own upkeep: the DDL it issues
+ * itself (the triggers it gives a new partition) is not an outside change
+ * for the event trigger to act on.  Backend-local, never settable from SQL.
+ */
+static bool upkeep_running = false;
+
+static void run_upkeep_as_owner_guts(UpkeepRequest *req);
+
+/*
  * Run one event's upkeep as the rollup's owner: SECURITY_RESTRICTED_OPERATION,
  * search_path pinned, the generated statements in one SPI connection.
  */
 static void
 run_upkeep_as_owner(UpkeepRequest *req)
+{
+	bool		was_running = upkeep_running;
+
+	upkeep_running = true;
+	PG_TRY();
+	{
+		run_upkeep_as_owner_guts(req);
+	}
+	PG_FINALLY();
+	{
+		upkeep_running = was_running;
+	}
+	PG_END_TRY();
+}
+
+/* run_upkeep_as_owner()'s work. */
+static void
+run_upkeep_as_owner_guts(UpkeepRequest *req)
 {
 	Oid			owner = rollup_owner(req->rollup_id);
 	Oid			save_userid;
@@ -420,38 +448,54 @@ extension_relation_owner(const char *relname)
 }
 
 /*
- * Can this ALTER TABLE change the rows a source table holds without a
- * write trigger firing?  ATTACH and DETACH PARTITION move rows in or out;
- * ALTER COLUMN TYPE ... USING rewrites values.  Everything else (enabling
- * triggers, as the rollup itself does, adding a column, ...) leaves the rows
- * as they were, and is not worth recomputing every order.
+ * What an ALTER TABLE on a watched relation means for the rollup:
+ *   - "ALTER TABLE": it can change the rows a source table holds without a
+ *     write trigger firing (ATTACH and DETACH PARTITION move rows in or out;
+ *     ALTER COLUMN TYPE ... USING rewrites values): every order is
+ *     recomputed;
+ *   - "ALTER TABLE TRIGGERS": it enables or disables triggers: if the
+ *     rollup's own no longer all fire, writes can go unseen from now on, so
+ *     the rollup is disabled until it is rebuilt (enabling them again later
+ *     cannot bring back what was missed meanwhile);
+ *   - NULL: anything else (adding a column, ...) leaves rows and triggers be.
  */
-static bool
-alter_changes_rows(CollectedCommand *cmd)
+static const char *
+alter_table_effect(CollectedCommand *cmd)
 {
 	ListCell   *lc;
+	const char *effect = NULL;
 
 	if (cmd == NULL || cmd->type != SCT_AlterTable)
-		return true;			/* not the shape we know: be safe */
+		return "ALTER TABLE";	/* not the shape we know: be safe */
 	foreach(lc, cmd->d.alterTable.subcmds)
 	{
 		CollectedATSubcmd *sub = (CollectedATSubcmd *) lfirst(lc);
 		AlterTableCmd *at = (AlterTableCmd *) sub->parsetree;
 
 		if (!IsA(at, AlterTableCmd))
-			return true;
+			return "ALTER TABLE";
 		switch (at->subtype)
 		{
 			case AT_AttachPartition:
 			case AT_DetachPartition:
 			case AT_DetachPartitionFinalize:
 			case AT_AlterColumnType:
-				return true;
+				return "ALTER TABLE";
+			case AT_EnableTrig:
+			case AT_EnableAlwaysTrig:
+			case AT_EnableReplicaTrig:
+			case AT_DisableTrig:
+			case AT_EnableTrigAll:
+			case AT_DisableTrigAll:
+			case AT_EnableTrigUser:
+			case AT_DisableTrigUser:
+				effect = "ALTER TABLE TRIGGERS";
+				break;
 			default:
 				break;
 		}
 	}
-	return false;
+	return effect;
 }
 
 /*
@@ -499,8 +543,9 @@ ddl_upkeep_requests(void)
 		req->rollup_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
 		req->relid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
 		req->op = TextDatumGetCString(SPI_getbinval(row, desc, 3, &isnull));
-		if (strcmp(req->op, "ALTER TABLE") != 0 ||
-			alter_changes_rows((CollectedCommand *) DatumGetPointer(SPI_getbinval(row, desc, 4, &isnull))))
+		if (strcmp(req->op, "ALTER TABLE") == 0)
+			req->op = alter_table_effect((CollectedCommand *) DatumGetPointer(SPI_getbinval(row, desc, 4, &isnull)));
+		if (req->op != NULL)
 			requests = lappend(requests, req);
 		MemoryContextSwitchTo(spi);
 	}
@@ -527,6 +572,8 @@ rollup_ddl_watch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("customer_analytics._rollup_ddl_watch() must be called as an event trigger")));
+	if (upkeep_running)
+		PG_RETURN_NULL();		/* the rollup's own DDL */
 	foreach(lc, ddl_upkeep_requests())
 		run_upkeep_as_owner((UpkeepRequest *) lfirst(lc));
 	PG_RETURN_NULL();

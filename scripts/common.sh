@@ -10,7 +10,8 @@ set -euo pipefail
 CA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BIN=/usr/lib/postgresql/15/bin
 CA_PACKAGES=(make gcc libc6-dev postgresql-15 postgresql-server-dev-15 postgresql-15-cron
-             python3 python3-psycopg2 python3-numpy python3-sklearn)
+             python3 python3-psycopg2 python3-numpy python3-sklearn
+             libpostgresql-jdbc-java default-jdk-headless)
 
 ca_log() { printf '\n==> %s\n' "$*" >&2; }
 

@@ -3,7 +3,8 @@
 # Installs what is missing, builds with warnings as errors, installs, starts
 # a cluster as the postgres OS user and runs `make installcheck` (every
 # pg_regress suite in sql/, then the isolation specs in specs/), then the
-# BI-client test (test/bi_client.py) and the dump/restore test
+# BI-client tests (test/bi_client.py through psycopg2, test/jdbc_client.sh
+# through pgjdbc on its own cluster on 127.0.0.1) and the dump/restore test
 # (test/dump_restore.sh), the scikit-learn agreement of the k-means
 # functions (test/sklearn_parity.py) and a bounded fuzz run of every
 # function and aggregate (test/fuzz.py).  The last line counts them all: "N passed, M failed".
@@ -63,6 +64,7 @@ run_counted() {
     extra_summaries+=("$name: $ok passed, $bad failed")
 }
 run_counted bi_client env PG_BIN=$PG_BIN /usr/bin/python3 test/bi_client.py
+run_counted jdbc_client env PG_BIN=$PG_BIN bash test/jdbc_client.sh
 run_counted dump_restore env PG_BIN=$PG_BIN bash test/dump_restore.sh
 run_counted sklearn_parity /usr/bin/python3 test/sklearn_parity.py
 run_counted logical_replication env PG_BIN=$PG_BIN bash test/logical_replication.sh

@@ -68,6 +68,7 @@ run_counted jdbc_client env PG_BIN=$PG_BIN bash test/jdbc_client.sh
 run_counted dump_restore env PG_BIN=$PG_BIN bash test/dump_restore.sh
 run_counted sklearn_parity /usr/bin/python3 test/sklearn_parity.py
 run_counted logical_replication env PG_BIN=$PG_BIN bash test/logical_replication.sh
+run_counted pg_cron_scheduled env PG_BIN=$PG_BIN bash test/pg_cron_scheduled.sh
 # a bounded fuzz run (fixed seed, about a minute): 0 crashes, 0 XX000, 0 hangs
 run_counted fuzz /usr/bin/python3 test/fuzz.py
 

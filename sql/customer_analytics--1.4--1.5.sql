@@ -348,6 +348,18 @@ END $$;
 -- commit and recomputes the order with a snapshot that sees it.
 ------------------------------------------------------------------------------
 
+-- Long work publishes its phase in pg_stat_activity.query (progress.c).
+CREATE FUNCTION _report_progress(phase text) RETURNS void
+AS 'MODULE_PATHNAME', 'report_progress'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION _report_progress IS
+'Show "customer_analytics: <phase> | <statement>" as this session''s activity in pg_stat_activity';
+
+-- what each phase of the last rebuild took (lock, triggers, copy, analyze)
+ALTER TABLE rollups ADD COLUMN rebuild_phases jsonb;
+COMMENT ON COLUMN rollups.rebuild_phases IS
+'milliseconds per phase of the last rebuild: lock_ms (waiting for writers), triggers_ms, copy_ms (one scan of the lines), analyze_ms';
+
 CREATE FUNCTION _rollup_keys_table(id int) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'customer_analytics.rollup_keys_' || id $$;
 
@@ -715,20 +727,32 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups := customer_analytics._rollup(source_schema);
     started timestamptz := clock_timestamp();
+    phase_start timestamptz;
+    phases jsonb := '{}';
     n bigint;
+    what text;
 BEGIN
     PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
     PERFORM customer_analytics._check_rollup_source(r.source_schema);
     PERFORM customer_analytics._require_rollup_source(r.source_schema);
+    what := format('rebuild_rollup(%L)', r.source_schema);
     -- writers wait for the rebuild (readers of the source do not), so no
     -- write slips between the copy and the triggers
+    phase_start := clock_timestamp();
+    PERFORM customer_analytics._report_progress(what || ' phase 1/4: waiting for the source tables'' writers (SHARE lock)');
     EXECUTE format('LOCK TABLE %1$I.customers, %1$I.sales_orders, %1$I.sales_order_lines IN SHARE MODE',
                    r.source_schema);
+    phases := phases || jsonb_build_object('lock_ms', round(extract(epoch FROM clock_timestamp() - phase_start) * 1000, 1));
+    phase_start := clock_timestamp();
+    PERFORM customer_analytics._report_progress(what || ' phase 2/4: creating the triggers');
     PERFORM customer_analytics._rollup_create_keys_table(r);
     -- not current while its triggers are recreated: the event trigger
     -- leaves the rollup's own ALTER TABLE ... ENABLE ALWAYS TRIGGER alone
     UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id;
     PERFORM customer_analytics._rollup_create_triggers(r);
+    phases := phases || jsonb_build_object('triggers_ms', round(extract(epoch FROM clock_timestamp() - phase_start) * 1000, 1));
+    phase_start := clock_timestamp();
+    PERFORM customer_analytics._report_progress(what || ' phase 3/4: copying every confirmed order (one scan of the lines)');
     EXECUTE format('TRUNCATE %s, %s, %s', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_dirty_table(r.id), customer_analytics._rollup_keys_table(r.id));
     -- stored in customer order: refreshing a set of customers then reads
@@ -736,11 +760,15 @@ BEGIN
     EXECUTE format('INSERT INTO %s SELECT * FROM (%s) x ORDER BY 3', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_rows_sql(r, NULL));
     GET DIAGNOSTICS n = ROW_COUNT;
+    phases := phases || jsonb_build_object('copy_ms', round(extract(epoch FROM clock_timestamp() - phase_start) * 1000, 1));
+    phase_start := clock_timestamp();
+    PERFORM customer_analytics._report_progress(what || format(' phase 4/4: ANALYZE of %s orders', n));
     EXECUTE format('ANALYZE %s', customer_analytics._rollup_table(r.id));
+    phases := phases || jsonb_build_object('analyze_ms', round(extract(epoch FROM clock_timestamp() - phase_start) * 1000, 1));
     UPDATE customer_analytics.rollups x
        SET state = 'current', generation = nextval('customer_analytics.rollup_generation_seq'), rebuilt_at = now(),
            rebuild_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
-           rollup_rows = n
+           rollup_rows = n, rebuild_phases = phases
      WHERE x.id = r.id
     RETURNING * INTO r;
     RAISE NOTICE 'order rollup of "%" rebuilt: % orders in %', r.source_schema, n, customer_analytics._rollup_table(r.id);
@@ -1545,3 +1573,25 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION add_bi_views IS
 'Create the plain BI views (<view>_v) missing beside the current role''s campaign and segmentation materialized views (those built before 1.5)';
+
+-- As in 1.0, and each view's refresh shows in pg_stat_activity.query
+-- ("refreshing <view> (2 of 4)") while it runs.
+CREATE OR REPLACE FUNCTION _refresh_views(view_schema text, views text[], concurrently boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+    i int := 0;
+BEGIN
+    -- "concurrently" is a keyword: qualified
+    IF _refresh_views.concurrently IS NULL THEN
+        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'true (the default) keeps the views readable during the refresh.';
+    END IF;
+    FOREACH v IN ARRAY views LOOP
+        i := i + 1;
+        PERFORM customer_analytics._report_progress(format('refreshing %I.%I%s (%s of %s)', view_schema, v,
+            CASE WHEN _refresh_views.concurrently THEN ' concurrently' ELSE '' END, i, cardinality(views)));
+        EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I',
+                       CASE WHEN _refresh_views.concurrently THEN 'CONCURRENTLY ' ELSE '' END, view_schema, v);
+    END LOOP;
+END $$;

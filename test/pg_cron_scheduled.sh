@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test/pg_cron_scheduled.sh: a real scheduled refresh through pg_cron, and a
+# failed one visible in list_campaigns() (issue 13, item 3).  Run by
+# scripts/test.sh against its cluster, which preloads pg_cron with
+# cron.database_name = postgres and cron.use_background_workers = on.
+#
+# In database postgres: a small ERP fixture, the extensions, a LOGIN role
+# ca_cron_analyst owning a campaign, its refresh scheduled every minute with
+# schedule_campaign_refresh (as the role: the job runs as it).  The first
+# run succeeds; then the role loses SELECT on the order lines, and the next
+# run fails: pg_cron's own cron.job_run_details says failed, and
+# list_campaigns() shows last_status failed with the error, as the role and
+# as another role.  pg_cron 1.4 schedules by the minute, so this waits up to
+# about two minutes.  Prints "ok - ..." / "not ok - ..." lines.
+set -uo pipefail
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+passed=0
+failed=0
+ok()     { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
+check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', expected '$3'"; fi; }
+q()  { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = error" -c "$1"; }
+qa() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d postgres -U ca_cron_analyst -c "SET client_min_messages = error" -c "$1"; }
+
+cleanup() {
+    q "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'customer_analytics refresh %'" >/dev/null 2>&1
+    q "DROP SCHEMA IF EXISTS cron_bi, cron_src CASCADE; DROP EXTENSION IF EXISTS customer_analytics CASCADE; DROP EXTENSION IF EXISTS pg_cron" >/dev/null 2>&1
+    q "DROP ROLE IF EXISTS ca_cron_analyst; DROP ROLE IF EXISTS ca_cron_other" >/dev/null 2>&1
+}
+trap cleanup EXIT
+finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
+
+q "CREATE EXTENSION IF NOT EXISTS pg_cron; CREATE EXTENSION IF NOT EXISTS customer_analytics;
+   CREATE ROLE ca_cron_analyst LOGIN; CREATE ROLE ca_cron_other LOGIN;
+   GRANT USAGE ON SCHEMA cron TO ca_cron_analyst;
+   CREATE SCHEMA cron_src; CREATE SCHEMA cron_bi AUTHORIZATION ca_cron_analyst;
+   CREATE TABLE cron_src.customers (customer_code varchar(12) PRIMARY KEY, trade_name text, delivery_route varchar(4),
+       shipping_address text, closure_date varchar(8), csm varchar(8));
+   CREATE TABLE cron_src.sales_orders (order_type varchar(4), order_number varchar(12), customer_code varchar(12),
+       delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), PRIMARY KEY (order_type, order_number));
+   CREATE TABLE cron_src.sales_order_lines (order_type varchar(4), order_number varchar(12), line_no int,
+       product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2), PRIMARY KEY (order_type, order_number, line_no));
+   INSERT INTO cron_src.customers SELECT lpad(c::text, 4, '0'), 'C' || c, 'K1', 'addr', NULL, '002' FROM generate_series(1, 20) c;
+   INSERT INTO cron_src.sales_orders SELECT 'SO', (c * 10 + o)::text, lpad(c::text, 4, '0'), 'K1',
+          to_char(date '2025-09-20' + o * 20, 'YYYYMMDD'), 'Y' FROM generate_series(1, 20) c, generate_series(1, 4) o;
+   INSERT INTO cron_src.sales_order_lines SELECT 'SO', (c * 10 + o)::text, 1, 'P1', 1, 200 * c + o FROM generate_series(1, 20) c, generate_series(1, 4) o;
+   GRANT USAGE ON SCHEMA cron_src TO ca_cron_analyst;
+   GRANT SELECT ON ALL TABLES IN SCHEMA cron_src TO ca_cron_analyst;" \
+    || { not_ok "fixture, pg_cron and the extension in database postgres"; finish; }
+qa "SELECT customer_analytics.create_campaign('cronc', 'cron_bi', source_schema => 'cron_src', readers => '{ca_cron_other}')" >/dev/null \
+    && qa "SELECT customer_analytics.schedule_campaign_refresh('cronc', '* * * * *')" >/dev/null \
+    || { not_ok "campaign created and scheduled by ca_cron_analyst"; finish; }
+ok "campaign cronc created and its refresh scheduled every minute by ca_cron_analyst"
+check "the job runs as the campaign's owner" "$(q "SELECT username FROM cron.job WHERE jobname = 'customer_analytics refresh campaign cronc'")" "ca_cron_analyst"
+
+# wait_run N: until the job has N finished runs (at most ~130 s)
+wait_run() {
+    for _ in $(seq 1 260); do
+        [ "$(q "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+                 WHERE j.jobname = 'customer_analytics refresh campaign cronc' AND d.status IN ('succeeded', 'failed')")" -ge "$1" ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+if wait_run 1; then ok "a scheduled run finished"; else not_ok "a scheduled run finished within two minutes"; finish; fi
+check "pg_cron says the first run succeeded" \
+    "$(q "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname = 'customer_analytics refresh campaign cronc' ORDER BY d.runid LIMIT 1")" "succeeded"
+check "list_campaigns() as the owner: last run succeeded, scheduled" \
+    "$(qa "SELECT last_status || ' ' || schedule FROM customer_analytics.list_campaigns() WHERE name = 'cronc'")" "succeeded * * * * *"
+
+q "REVOKE SELECT ON cron_src.sales_order_lines FROM ca_cron_analyst"
+if wait_run 2; then ok "a second scheduled run finished"; else not_ok "a second scheduled run finished within two minutes"; finish; fi
+check "pg_cron says the second run failed" \
+    "$(q "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname = 'customer_analytics refresh campaign cronc' ORDER BY d.runid DESC LIMIT 1")" "failed"
+check "list_campaigns() as the owner shows the failure and its error" \
+    "$(qa "SELECT last_status || ' | ' || (last_error LIKE '42501: permission denied for table sales_order_lines%') || ' | ' || (last_success_at IS NOT NULL) FROM customer_analytics.list_campaigns() WHERE name = 'cronc'")" \
+    "failed | true | true"
+check "another role (no USAGE on cron) sees the failure too" \
+    "$("$PG_BIN/psql" -X -q -At -d postgres -U ca_cron_other -c "SELECT last_status FROM customer_analytics.list_campaigns() WHERE name = 'cronc'")" "failed"
+check "the readers' view still holds the last good rows" \
+    "$("$PG_BIN/psql" -X -q -At -d postgres -U ca_cron_other -c "SELECT count(*) > 0 FROM cron_bi.cronc_targets")" "t"
+qa "SELECT customer_analytics.drop_campaign('cronc')" >/dev/null
+check "drop_campaign removes the job" "$(q "SELECT count(*) FROM cron.job WHERE jobname LIKE 'customer_analytics refresh %'")" "0"
+finish

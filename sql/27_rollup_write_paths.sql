@@ -166,7 +166,7 @@ SELECT 'states after drop: ' || count(*) FROM customer_analytics.campaign_refres
 INSERT INTO wp.sales_order_lines VALUES ('SO', '4', 9, 'P1', 1, 5000);
 SELECT 'rollup rows: ' || rollup_rows FROM customer_analytics.enable_rollup('wp');
 SELECT 'new generation is new: ' || (generation > :old_generation) FROM customer_analytics.rollups WHERE source_schema = 'wp';
-SELECT customer_analytics.refresh_campaign('wpc') IS NOT NULL AS refreshed;
+SELECT (customer_analytics.refresh_campaign('wpc')).name IS NOT NULL AS refreshed;
 SET customer_analytics.use_rollup = off;
 SELECT 'view rows not in a recompute: ' || count(*) FROM (
     SELECT customer_code, total_spend FROM wp_bi.wpc_targets

@@ -1595,3 +1595,854 @@ BEGIN
                        CASE WHEN _refresh_views.concurrently THEN 'CONCURRENTLY ' ELSE '' END, view_schema, v);
     END LOOP;
 END $$;
+------------------------------------------------------------------------------
+-- Rolling windows (issue 13, item 2).  A campaign's windows may be given
+-- relative to an as_of date, resolved each time the campaign is computed:
+--   rolling => '{"as_of": "today",
+--                "spend_window":   {"from": "as_of -12 months +1 day", "to": "as_of"},
+--                "revenue_window": {"from": "month_start -4 months",   "to": "as_of"}}'
+-- Each bound is an anchor, as_of (the as_of date) or month_start (the first
+-- day of its month), optionally followed by a signed interval; both bounds
+-- are included.  as_of is "today" (the current date, or the setting
+-- customer_analytics.as_of_date when set) or a fixed date.  Windows the spec
+-- leaves out keep the catalog's fixed dates, which rolling windows ignore.
+-- _campaign_windows() is the one place windows are resolved; everything
+-- that computes a campaign reads _campaign_resolved(c).
+-- The sheet <name>_monthly has one column per month: when a refresh finds
+-- that the resolved months changed, refresh_campaign rebuilds it (refusing
+-- with 2BP01 when a user's object depends on it).  <name>_monthly_long
+-- (customer_code, month, revenue, orders) has columns that never change.
+------------------------------------------------------------------------------
+
+ALTER TABLE campaigns ADD COLUMN rolling jsonb;
+COMMENT ON COLUMN campaigns.rolling IS
+'Rolling windows: {"as_of": "today" | date, "<window>": {"from": bound, "to": bound}}, a bound being as_of or month_start with an optional signed interval; NULL: fixed windows';
+
+-- What "today" is for rolling windows: customer_analytics.as_of_date when
+-- set, else the current date.
+CREATE FUNCTION _as_of_today() RETURNS date
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s text := current_setting('customer_analytics.as_of_date', true);
+    d date;
+BEGIN
+    IF s IS NULL OR btrim(s) = '' THEN
+        RETURN current_date;
+    END IF;
+    BEGIN
+        d := s::date;
+    EXCEPTION WHEN data_exception THEN
+        d := NULL;
+    END;
+    IF d IS NULL OR NOT isfinite(d) THEN
+        RAISE EXCEPTION 'customer_analytics.as_of_date must be a finite date, not "%"', s
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example SET customer_analytics.as_of_date = ''2026-01-07''; RESET it to use the current date.';
+    END IF;
+    RETURN d;
+END $$;
+
+-- One bound of a rolling window: "as_of" or "month_start", optionally
+-- followed by a signed interval of whole days, months or years.
+CREATE FUNCTION _rolling_bound(spec text, as_of date, what text DEFAULT 'bound') RETURNS date
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text[] := regexp_match(spec, '^\s*(as_of|month_start)\s*(([+-]).*)?$');
+    anchor date;
+    offs interval := '0 days';
+    hint text := 'A bound is as_of or month_start (the first day of as_of''s month), optionally followed by '
+                 'a signed interval, for example "as_of", "as_of -12 months +1 day", "month_start -1 day".';
+    result date;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass a date such as ''2026-01-07''.';
+    END IF;
+    IF m IS NULL THEN
+        RAISE EXCEPTION 'invalid rolling % "%"', what, spec USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    anchor := CASE m[1] WHEN 'as_of' THEN as_of ELSE date_trunc('month', as_of)::date END;
+    IF m[2] IS NOT NULL THEN
+        BEGIN
+            offs := m[2]::interval;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'invalid interval "%" in rolling % "%"', m[2], what, spec
+                USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+        END;
+        IF offs <> date_trunc('day', offs) THEN
+            RAISE EXCEPTION 'rolling % "%" has a time of day in its interval', what, spec
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use whole days, months or years: windows are dates. ' || hint;
+        END IF;
+    END IF;
+    BEGIN
+        result := (anchor + offs)::date;
+    EXCEPTION WHEN data_exception THEN
+        result := NULL;
+    END;
+    IF result IS NULL OR NOT isfinite(result) OR result < '0001-01-01' OR result > '9999-12-31' THEN
+        RAISE EXCEPTION 'rolling % "%" is out of range for as_of %', what, spec, as_of
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use an offset of at most a few hundred years.';
+    END IF;
+    RETURN result;
+END $$;
+
+-- The windows a rolling spec may define.
+CREATE FUNCTION _rolling_window_names() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT '{spend_window,low_ticket_window,base_window,recent_window,revenue_window}'::text[] $$;
+
+-- Refuse a malformed rolling spec (NULL: fixed windows) with 22023 and a hint.
+CREATE FUNCTION _check_rolling(rolling jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+    w jsonb;
+    hint text := 'For example rolling => ''{"as_of": "today", "spend_window": {"from": "as_of -12 months +1 day", "to": "as_of"}}''; '
+                 'windows: spend_window, low_ticket_window, base_window, recent_window, revenue_window.';
+BEGIN
+    IF rolling IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(rolling) <> 'object' THEN
+        RAISE EXCEPTION 'rolling must be a JSON object, not %', rolling
+            USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(rolling) LOOP
+        IF k <> 'as_of' AND NOT k = ANY (customer_analytics._rolling_window_names()) THEN
+            RAISE EXCEPTION 'unknown key "%" in rolling', k USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM jsonb_object_keys(rolling) x WHERE x <> 'as_of') THEN
+        RAISE EXCEPTION 'rolling defines no window' USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    IF rolling ? 'as_of' THEN
+        IF jsonb_typeof(rolling -> 'as_of') <> 'string'
+           OR (rolling ->> 'as_of' <> 'today' AND rolling ->> 'as_of' !~ '^\d{4}-\d{2}-\d{2}$') THEN
+            RAISE EXCEPTION 'rolling as_of must be "today" or a date written YYYY-MM-DD, not %', rolling -> 'as_of'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = '"today" is the date of each refresh (or customer_analytics.as_of_date when set); a fixed date pins the windows.';
+        END IF;
+        IF rolling ->> 'as_of' <> 'today' THEN
+            BEGIN
+                PERFORM (rolling ->> 'as_of')::date;
+            EXCEPTION WHEN data_exception THEN
+                RAISE EXCEPTION 'rolling as_of "%" is not a valid date', rolling ->> 'as_of'
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'Write it YYYY-MM-DD, for example "2026-01-07".';
+            END;
+        END IF;
+    END IF;
+    FOREACH k IN ARRAY customer_analytics._rolling_window_names() LOOP
+        w := rolling -> k;
+        CONTINUE WHEN w IS NULL;
+        IF jsonb_typeof(w) <> 'object' OR jsonb_typeof(w -> 'from') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(w -> 'to') IS DISTINCT FROM 'string'
+           OR EXISTS (SELECT 1 FROM jsonb_object_keys(w) x WHERE x NOT IN ('from', 'to')) THEN
+            RAISE EXCEPTION 'rolling % must be {"from": bound, "to": bound}, not %', k, w
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Both bounds are included, for example {"from": "month_start -2 months", "to": "month_start -1 day"} (the last 2 full months).';
+        END IF;
+    END LOOP;
+END $$;
+
+-- The as_of date of a campaign: its pinned date, else "today".
+CREATE FUNCTION _campaign_as_of(c campaigns) RETURNS date
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN c.rolling ->> 'as_of' IS NOT NULL AND c.rolling ->> 'as_of' <> 'today'
+                THEN (c.rolling ->> 'as_of')::date
+                ELSE customer_analytics._as_of_today() END
+$$;
+
+-- The one place a campaign's windows are resolved: the rolling ones from
+-- their spec at as_of (the campaign's as_of when NULL), the others as stored.
+CREATE FUNCTION _campaign_windows(c campaigns, at date DEFAULT NULL,
+    OUT as_of date, OUT spend_window daterange, OUT low_ticket_window daterange,
+    OUT base_window daterange, OUT recent_window daterange, OUT revenue_window daterange)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+    w jsonb;
+    f date;
+    t date;
+    resolved jsonb := '{}';
+BEGIN
+    spend_window := c.spend_window;
+    low_ticket_window := c.low_ticket_window;
+    base_window := c.base_window;
+    recent_window := c.recent_window;
+    revenue_window := c.revenue_window;
+    IF c.rolling IS NULL THEN
+        as_of := NULL;
+        RETURN;
+    END IF;
+    PERFORM customer_analytics._check_rolling(c.rolling);
+    as_of := COALESCE(at, customer_analytics._campaign_as_of(c));
+    FOREACH k IN ARRAY customer_analytics._rolling_window_names() LOOP
+        w := c.rolling -> k;
+        CONTINUE WHEN w IS NULL;
+        f := customer_analytics._rolling_bound(w ->> 'from', as_of, k || ' bound');
+        t := customer_analytics._rolling_bound(w ->> 'to', as_of, k || ' bound');
+        IF f > t THEN
+            RAISE EXCEPTION 'rolling % is empty at as_of %: from % is after to %', k, as_of, f, t
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Both bounds are included; "from" must not come after "to", for example {"from": "as_of -3 months", "to": "as_of"}.';
+        END IF;
+        resolved := resolved || jsonb_build_object(k, daterange(f, t, '[]')::text);
+    END LOOP;
+    spend_window := COALESCE((resolved ->> 'spend_window')::daterange, spend_window);
+    low_ticket_window := COALESCE((resolved ->> 'low_ticket_window')::daterange, low_ticket_window);
+    base_window := COALESCE((resolved ->> 'base_window')::daterange, base_window);
+    recent_window := COALESCE((resolved ->> 'recent_window')::daterange, recent_window);
+    revenue_window := COALESCE((resolved ->> 'revenue_window')::daterange, revenue_window);
+END $$;
+COMMENT ON FUNCTION _campaign_windows IS
+'A campaign''s windows resolved at as_of (rolling windows from their spec, the others as stored)';
+
+-- The campaign with its windows resolved: what every computation reads.
+CREATE FUNCTION _campaign_resolved(c campaigns) RETURNS campaigns
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w record;
+BEGIN
+    IF c.rolling IS NULL THEN
+        RETURN c;
+    END IF;
+    w := customer_analytics._campaign_windows(c);
+    c.spend_window := w.spend_window;
+    c.low_ticket_window := w.low_ticket_window;
+    c.base_window := w.base_window;
+    c.recent_window := w.recent_window;
+    c.revenue_window := w.revenue_window;
+    RETURN c;
+END $$;
+
+-- As in 1.0, with the rolling spec checked and the revenue window checked
+-- as resolved now.
+CREATE OR REPLACE FUNCTION _check_campaign(c campaigns) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._check_view_owner('campaign', c.name, c.view_schema, c.readers,
+                                                 '<name>_targets, <name>_monthly and <name>_monthly_long');
+    PERFORM customer_analytics._check_rolling(c.rolling);
+    c := customer_analytics._campaign_resolved(c);
+    IF c.revenue_window IS NULL OR isempty(c.revenue_window)
+       OR lower_inf(c.revenue_window) OR upper_inf(c.revenue_window) THEN
+        RAISE EXCEPTION 'revenue_window must be a bounded, non-empty daterange'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example revenue_window => ''[2025-09-01,2026-01-07]''.';
+    END IF;
+    IF (SELECT count(*) FROM customer_analytics.pivot_months(c.revenue_window))
+       > customer_analytics._max_pivot_months() THEN
+        RAISE EXCEPTION 'revenue_window spans more than % months', customer_analytics._max_pivot_months()
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The monthly view has one column per month; use monthly_revenue() for longer series.';
+    END IF;
+END $$;
+
+-- The fingerprint of what the targets depend on, windows as resolved: a
+-- window that moved makes the next refresh a full one.  A rolling
+-- campaign's revenue window counts too (the sheet reuses unchanged
+-- customers' months).  Unchanged for fixed campaigns.
+CREATE OR REPLACE FUNCTION _campaign_fingerprint(c campaigns) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.campaigns := customer_analytics._campaign_resolved(c);
+BEGIN
+    RETURN md5(ROW(r.source_schema, r.routes, r.spend_window, r.min_spend, r.low_ticket_window,
+                   r.low_ticket_below, r.min_low_tickets, r.base_window, r.recent_window,
+                   r.decline_pct, r.exclude_closed, r.route_source)::text
+               || CASE WHEN c.rolling IS NULL THEN '' ELSE ' ' || r.revenue_window::text END);
+END $$;
+
+-- A campaign's views, in refresh order: the sheet and the long form read the targets.
+CREATE OR REPLACE FUNCTION _campaign_views(campaign text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT ARRAY[campaign || '_targets', campaign || '_monthly', campaign || '_monthly_long'] $$;
+
+-- As in 1.5 above, with the windows resolved.
+CREATE OR REPLACE FUNCTION campaign_targets(campaign text)
+RETURNS TABLE (customer_code text, trade_name text, delivery_route text, shipping_address text,
+               csm text, total_spend numeric, total_orders bigint, low_ticket_count bigint,
+               base_sales numeric, recent_sales numeric, pct_change numeric, target_reason text,
+               is_low_ticket boolean, is_declining boolean, last_order_date date,
+               avg_ticket_size numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
+    d record := customer_analytics._campaign_changes(c);
+BEGIN
+    IF d.usable THEN
+        -- unchanged customers keep their rows; changed ones are recomputed
+        RETURN QUERY EXECUTE format('SELECT * FROM %I.%I t WHERE NOT (t.customer_code = ANY ($1))',
+                                    c.view_schema, c.name || '_targets') USING d.changed;
+        IF cardinality(d.changed) = 0 THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM customer_analytics.target_customers(
+        routes => c.routes, spend_window => c.spend_window, min_spend => c.min_spend,
+        low_ticket_window => c.low_ticket_window, low_ticket_below => c.low_ticket_below,
+        min_low_tickets => c.min_low_tickets, base_window => c.base_window,
+        recent_window => c.recent_window, decline_pct => c.decline_pct,
+        exclude_closed => c.exclude_closed, route_source => c.route_source,
+        source_schema => c.source_schema,
+        customers => CASE WHEN d.usable THEN d.changed END);
+END $$;
+
+CREATE OR REPLACE FUNCTION campaign_monthly_revenue(campaign text,
+    OUT customer_code text, OUT month date, OUT revenue numeric, OUT orders bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
+BEGIN
+    RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(
+        ARRAY(SELECT t.customer_code FROM customer_analytics.campaign_targets(c.name) t),
+        c.revenue_window, c.source_schema);
+END $$;
+
+-- The sheet's revenue; sheet_months (baked into sheets built since 1.5) are
+-- the months its columns are for: when the resolved revenue window no
+-- longer has those months (a rolling window moved), a plain REFRESH of the
+-- sheet is refused instead of filling the old columns wrongly.
+CREATE FUNCTION _campaign_sheet_revenue(campaign text, sheet_months date[])
+RETURNS TABLE (customer_code text, month date, revenue numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
+    d record := customer_analytics._campaign_changes(c);
+    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
+    targets text := format('%I.%I', c.view_schema, c.name || '_targets');
+    months text;
+BEGIN
+    IF sheet_months IS NOT NULL
+       AND sheet_months IS DISTINCT FROM ARRAY(SELECT p.month FROM customer_analytics.pivot_months(c.revenue_window) p ORDER BY p.month) THEN
+        RAISE EXCEPTION 'the revenue window of campaign "%" moved to %: the columns of %.% are for other months',
+                        c.name, customer_analytics._window_text(c.revenue_window), c.view_schema, c.name || '_monthly'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Refresh the campaign with SELECT customer_analytics.refresh_campaign(%L), which rebuilds the sheet '
+                                'with the new month columns; %s has columns that never change.', c.name,
+                                format('%I.%I', c.view_schema, c.name || '_monthly_long'));
+    END IF;
+    IF d.usable AND customer_analytics._view_reusable(sheet,
+           (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name)) THEN
+        -- unchanged targets: their months, unpivoted from the sheet's columns
+        SELECT string_agg(format('(%L::date, m.%I)', p.month, p.column_name), ', ' ORDER BY p.month)
+          INTO months FROM customer_analytics.pivot_months(c.revenue_window) p;
+        RETURN QUERY EXECUTE format(
+            'SELECT m.customer_code, v.month, v.revenue FROM %s m, LATERAL (VALUES %s) v(month, revenue)'
+            ' WHERE NOT (m.customer_code = ANY ($1))',
+            sheet, months) USING d.changed;
+        IF cardinality(d.changed) > 0 THEN
+            RETURN QUERY EXECUTE format(
+                'SELECT r.customer_code, r.month, r.revenue FROM customer_analytics.monthly_revenue('
+                'ARRAY(SELECT t.customer_code FROM %s t WHERE t.customer_code = ANY ($1)), $2, $3) r',
+                targets) USING d.changed, c.revenue_window, c.source_schema;
+        END IF;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT r.customer_code, r.month, r.revenue FROM customer_analytics.monthly_revenue('
+        'ARRAY(SELECT t.customer_code FROM %s t), $1, $2) r', targets)
+        USING c.revenue_window, c.source_schema;
+END $$;
+COMMENT ON FUNCTION _campaign_sheet_revenue(text, date[]) IS
+'revenue per target and month for a campaign''s monthly sheet built for sheet_months, recomputing only targets changed since the last refresh';
+
+-- Sheets built before: no months to check.
+CREATE OR REPLACE FUNCTION _campaign_sheet_revenue(campaign text)
+RETURNS TABLE (customer_code text, month date, revenue numeric)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM customer_analytics._campaign_sheet_revenue(campaign, NULL::date[])
+$$;
+
+-- The long form: revenue and orders per target (customer_codes, read from
+-- the targets view by <name>_monthly_long, so that pg_dump knows the order)
+-- and month of the resolved revenue window.
+CREATE FUNCTION _campaign_long_revenue(campaign text, customer_codes text[])
+RETURNS TABLE (customer_code text, month date, revenue numeric, orders bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
+BEGIN
+    RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(customer_codes, c.revenue_window, c.source_schema);
+END $$;
+
+-- As in 1.3, with the windows resolved and the sheet's months baked in.
+CREATE OR REPLACE FUNCTION _build_monthly_matview(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text := c.name || '_monthly';
+    t text := c.name || '_targets';
+    m record;
+    columns text := '';
+    months date[];
+BEGIN
+    c := customer_analytics._campaign_resolved(c);
+    months := ARRAY(SELECT p.month FROM customer_analytics.pivot_months(c.revenue_window) p ORDER BY p.month);
+    FOR m IN SELECT * FROM customer_analytics.pivot_months(c.revenue_window) LOOP
+        columns := columns || format(', COALESCE(sum(m.revenue) FILTER (WHERE m.month = %L::date), 0)::numeric AS %I',
+                                     m.month, m.column_name);
+    END LOOP;
+    EXECUTE format(
+        'CREATE MATERIALIZED VIEW %1$I.%2$I AS '
+        'SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%3$s '
+        'FROM %1$I.%4$I t LEFT JOIN customer_analytics._campaign_sheet_revenue(%5$L, %6$L::date[]) m USING (customer_code) '
+        'GROUP BY t.customer_code, t.trade_name, t.delivery_route, t.csm, t.avg_ticket_size '
+        'ORDER BY t.customer_code',
+        c.view_schema, v, columns, t, c.name, months);
+    EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
+    EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
+        format('Monthly revenue sheet of campaign %s (%s), one row per target. '
+               'Refresh after %s: SELECT customer_analytics.refresh_campaign(%L).%s',
+               c.name, customer_analytics._window_text(c.revenue_window), t, c.name,
+               CASE WHEN c.rolling ? 'revenue_window'
+                    THEN format(' Rolling window: refresh_campaign rebuilds this sheet when its months change; '
+                                '%s has columns that never change.', c.name || '_monthly_long') ELSE '' END));
+    EXECUTE format('COMMENT ON COLUMN %I.%I.customer_code IS %L', c.view_schema, v, 'customer code (campaign ' || c.name || ')');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.trade_name IS %L', c.view_schema, v, 'trade name');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.delivery_route IS %L', c.view_schema, v, 'the customer''s delivery route');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.csm IS %L', c.view_schema, v, 'customer success manager ('''' when none)');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.avg_ticket_size IS %L', c.view_schema, v,
+                   'mean order total in the campaign''s data window, whole units');
+    FOR m IN SELECT * FROM customer_analytics.pivot_months(c.revenue_window) LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', c.view_schema, v, m.column_name,
+            format('revenue of confirmed orders (pretax) %s to %s%s (campaign %s)',
+                   m.first_day, m.last_day, CASE WHEN m.partial THEN ', partial month' ELSE '' END, c.name));
+    END LOOP;
+END $$;
+
+-- The long-form materialized view <name>_monthly_long: one row per target
+-- and month of the revenue window, columns that never change.
+CREATE FUNCTION _build_long_matview(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text := c.name || '_monthly_long';
+BEGIN
+    EXECUTE format('CREATE MATERIALIZED VIEW %1$I.%2$I AS SELECT r.customer_code, r.month, r.revenue, r.orders '
+                   'FROM customer_analytics._campaign_long_revenue(%3$L, ARRAY(SELECT t.customer_code FROM %1$I.%4$I t)) r '
+                   'ORDER BY r.customer_code, r.month',
+                   c.view_schema, v, c.name, c.name || '_targets');
+    EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code, month)', v || '_key', c.view_schema, v);
+    EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
+        format('Monthly revenue of the targets of campaign %s in long form: one row per target and month of the '
+               'revenue window (as resolved at the last refresh), columns that never change. '
+               'Refresh: SELECT customer_analytics.refresh_campaign(%L).', c.name, c.name));
+    EXECUTE format('COMMENT ON COLUMN %I.%I.customer_code IS %L', c.view_schema, v, 'customer code (campaign ' || c.name || ')');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.month IS %L', c.view_schema, v,
+                   'first day of the month; the first and last month are cut to the revenue window');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.revenue IS %L', c.view_schema, v,
+                   'revenue of confirmed orders (pretax) in the month, 0 without orders');
+    EXECUTE format('COMMENT ON COLUMN %I.%I.orders IS %L', c.view_schema, v, 'confirmed orders in the month');
+END $$;
+
+CREATE FUNCTION _build_long_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._build_long_matview(c);
+    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly_long');
+END $$;
+
+-- Campaigns built before the long form get it at their next refresh (or
+-- alter), as their owner.  true when it was built.
+CREATE FUNCTION _ensure_long_view(c campaigns) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long')) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM customer_analytics._build_long_view(c);
+    PERFORM customer_analytics._grant_readers(c.view_schema, ARRAY[c.name || '_monthly_long'], c.readers);
+    RETURN true;
+END $$;
+
+-- The builders the campaign functions call: windows resolved.
+CREATE OR REPLACE FUNCTION _build_targets_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._build_targets_matview(customer_analytics._campaign_resolved(c));
+    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_targets');
+END $$;
+
+-- As above, with the long form's revenue as numeric(18,2) in its plain view.
+CREATE OR REPLACE FUNCTION _build_bi_view(view_schema text, matview text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mv regclass := format('%I.%I', view_schema, matview)::regclass;
+    v text := customer_analytics._bi_view_name(matview);
+    a record;
+    items text[] := '{}';
+    notes jsonb := '{}';
+    money_note text := 'numeric(18,2): rounded to 2 decimals where the source has more';
+BEGIN
+    FOR a IN SELECT x.attname::text AS name, x.atttypid FROM pg_attribute x
+              WHERE x.attrelid = mv AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum LOOP
+        IF a.name = 'target_reason' THEN
+            -- the notebook's precedence (customer_target_reason() in targeting.c)
+            items := array_append(items, 'CASE WHEN m.is_low_ticket THEN ''low_ticket''::text '
+                                          'WHEN m.is_declining THEN ''declining''::text END AS target_reason_code');
+        ELSIF a.name = 'pct_change' AND a.atttypid = 'numeric'::regtype THEN
+            items := array_append(items, '(CASE WHEN abs(m.pct_change) < 1e16 THEN m.pct_change END)::numeric(18,2) AS pct_change');
+            notes := notes || jsonb_build_object(a.name, 'numeric(18,2): rounded to 2 decimals');
+        ELSIF a.atttypid = 'numeric'::regtype
+              AND (a.name IN ('total_spend', 'base_sales', 'recent_sales', 'avg_ticket_size', 'ticket_size')
+                   OR a.name ~ '^rev_[0-9]{4}_[0-9]{2}$'
+                   OR (a.name = 'revenue' AND matview ~ '_monthly_long$')) THEN
+            items := array_append(items, format('m.%1$I::numeric(18,2) AS %1$I', a.name));
+            notes := notes || jsonb_build_object(a.name, money_note);
+        ELSE
+            items := array_append(items, format('m.%I', a.name));
+        END IF;
+    END LOOP;
+    EXECUTE format('CREATE VIEW %I.%I AS SELECT %s FROM %s m', view_schema, v, array_to_string(items, ', '), mv);
+    EXECUTE format('COMMENT ON VIEW %I.%I IS %L', view_schema, v,
+        format('For BI tools: the rows of materialized view %s as a plain view (money numeric(18,2); '
+               'ASCII codes instead of Chinese labels). %s', mv, obj_description(mv, 'pg_class')));
+    FOR a IN SELECT x.attname::text AS name, col_description(mv, x.attnum) AS remark FROM pg_attribute x
+              WHERE x.attrelid = mv AND x.attnum > 0 AND NOT x.attisdropped LOOP
+        IF a.name = 'target_reason' THEN
+            EXECUTE format('COMMENT ON COLUMN %I.%I.target_reason_code IS %L', view_schema, v,
+                format('why the customer is a target: low_ticket (many low tickets; wins when both rules hold) '
+                       'or declining (declining sales); the Chinese label is target_reason in %s', mv));
+        ELSIF a.remark IS NOT NULL THEN
+            EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', view_schema, v, a.name,
+                           a.remark || COALESCE(' [' || (notes ->> a.name) || ']', ''));
+        END IF;
+    END LOOP;
+END $$;
+
+-- The user objects that depend on a campaign's sheet or its plain view
+-- (ours excluded), described for a message; NULL when none.
+CREATE FUNCTION _sheet_dependents(c campaigns) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH ours AS (
+        SELECT x FROM unnest(ARRAY[to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly')),
+                                   customer_analytics._bi_view(c.view_schema, c.name || '_monthly')]::oid[]) x
+         WHERE x IS NOT NULL)
+    SELECT string_agg(DISTINCT CASE WHEN d.classid = 'pg_rewrite'::regclass
+                                    THEN (SELECT CASE k.relkind WHEN 'm' THEN 'materialized view ' ELSE 'view ' END
+                                                 || k.oid::regclass::text
+                                            FROM pg_rewrite r JOIN pg_class k ON k.oid = r.ev_class WHERE r.oid = d.objid)
+                                    ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END, ', ')
+      FROM pg_depend d
+     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT x FROM ours) AND d.deptype = 'n'
+       AND NOT (d.classid = 'pg_rewrite'::regclass
+                AND (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = d.objid) IN (SELECT x FROM ours))
+$$;
+
+-- Rebuild a campaign's sheet (and its plain view) for new month columns,
+-- refusing while a user's object depends on it: never CASCADE.
+CREATE FUNCTION _rebuild_sheet(c campaigns, old_columns text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    deps text := customer_analytics._sheet_dependents(c);
+    r customer_analytics.campaigns := customer_analytics._campaign_resolved(c);
+    new_columns text := (SELECT string_agg(p.column_name, ', ' ORDER BY p.month)
+                           FROM customer_analytics.pivot_months(r.revenue_window) p);
+BEGIN
+    IF deps IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot rebuild %.% of campaign "%" with new month columns: % depends on it',
+                        c.view_schema, c.name || '_monthly', c.name, deps
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = format('The revenue window is now %s: the sheet''s columns become %s (now %s).',
+                                  customer_analytics._window_text(r.revenue_window), new_columns,
+                                  COALESCE(old_columns, 'none')),
+                  HINT = format('Build it on %s (customer_code, month, revenue, orders: columns that never change) '
+                                'or on %s instead, or drop it, then refresh again; customer_analytics never drops your objects.',
+                                format('%I.%I', c.view_schema, c.name || '_monthly_long'),
+                                format('%I.%I', c.view_schema, c.name || '_targets'));
+    END IF;
+    PERFORM customer_analytics._drop_views(c.view_schema, ARRAY[c.name || '_monthly']);
+    PERFORM customer_analytics._build_monthly_view(c);
+    PERFORM customer_analytics._grant_readers(c.view_schema, ARRAY[c.name || '_monthly'], c.readers);
+    RAISE NOTICE 'campaign "%": monthly view rebuilt with columns %', c.name, new_columns;
+END $$;
+
+-- The sheet's month columns as they are, and as the resolved window wants
+-- them; NULL when there is no sheet.
+CREATE FUNCTION _sheet_columns(c campaigns, OUT current_columns text, OUT wanted_columns text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (SELECT string_agg(a.attname::text, ', ' ORDER BY a.attnum) FROM pg_attribute a
+             WHERE a.attrelid = to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'))
+               AND a.attnum > 0 AND NOT a.attisdropped AND a.attname ~ '^rev_[0-9]{4}_[0-9]{2}$'),
+           (SELECT string_agg(p.column_name, ', ' ORDER BY p.month)
+              FROM customer_analytics.pivot_months((customer_analytics._campaign_resolved(c)).revenue_window) p)
+$$;
+
+-- As above (1.5), and: the long form is built if missing; a campaign whose
+-- resolved revenue window has other months than its sheet's columns gets
+-- its sheet rebuilt (refused with 2BP01 while a user's object depends on
+-- it); the long form is refreshed after the sheet.
+CREATE OR REPLACE FUNCTION refresh_campaign(campaign text, concurrently boolean DEFAULT true)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    started timestamptz := clock_timestamp();
+    snap pg_snapshot;
+    d record;
+    r customer_analytics.rollups;
+    mode text;
+    cols record;
+    rebuild boolean := false;
+BEGIN
+    IF refresh_campaign.concurrently IS NULL THEN
+        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'true (the default) keeps the views readable during the refresh.';
+    END IF;
+    -- refreshes of one source take turns (readers never wait): the dirty
+    -- set is pruned below, and no other refresh may be between snapshot
+    -- and state
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(c.source_schema));
+    -- taken before the views are computed: every change it sees, they see
+    SELECT pg_current_snapshot() INTO snap;
+    d := customer_analytics._campaign_changes(c);
+    IF c.rolling IS NOT NULL THEN
+        cols := customer_analytics._sheet_columns(c);
+        rebuild := cols.current_columns IS DISTINCT FROM cols.wanted_columns;
+        IF rebuild AND customer_analytics._sheet_dependents(c) IS NOT NULL THEN
+            -- refuse before any work
+            PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
+        END IF;
+    END IF;
+    PERFORM customer_analytics._ensure_long_view(c);
+    IF rebuild THEN
+        PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], refresh_campaign.concurrently);
+        PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
+        PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], refresh_campaign.concurrently);
+    ELSE
+        PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
+                                                  refresh_campaign.concurrently);
+    END IF;
+
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
+    IF r IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL THEN
+        INSERT INTO customer_analytics.campaign_refresh_state AS s
+        VALUES (c.name, customer_analytics._campaign_fingerprint(c),
+                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, r.generation, snap,
+                format('%I.%I', c.view_schema, c.name || '_monthly')::regclass)
+        ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
+            SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
+                generation = excluded.generation, snapshot = excluded.snapshot,
+                monthly_view = excluded.monthly_view;
+        PERFORM customer_analytics._prune_dirty(r);
+    ELSE
+        DELETE FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name;
+    END IF;
+
+    c := customer_analytics._record_refresh(c.name, started);
+    mode := CASE WHEN r IS NULL THEN 'full (no rollup)'
+                 WHEN d.usable THEN format('incremental (%s changed customers)', cardinality(d.changed))
+                 ELSE 'full (' || d.reason || ')' END;
+    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
+    -- the duration goes to the catalog (refresh_ms), not the message
+    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
+        c.name, CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END
+                || CASE WHEN r IS NULL THEN ''
+                        WHEN d.usable THEN format(' incrementally (%s changed customers)', cardinality(d.changed))
+                        ELSE ' in full (' || d.reason || ')' END,
+        c.target_rows, c.monthly_rows;
+    RETURN c;
+END $$;
+COMMENT ON FUNCTION refresh_campaign IS
+'Recompute a campaign''s views (CONCURRENTLY by default: readers are never blocked) and record the refresh; a rolling campaign whose revenue months moved gets its sheet rebuilt';
+
+-- As in 1.0, with the rolling spec, and the long form built beside the sheet.
+DROP FUNCTION create_campaign(text, text, text[], daterange, numeric, daterange, numeric, int, daterange,
+                              daterange, numeric, boolean, text, daterange, text[], text);
+CREATE FUNCTION create_campaign(
+    name              text,
+    view_schema       text,
+    routes            text[]    DEFAULT '{K1,K2,PS}',
+    spend_window      daterange DEFAULT '[2025-01-01,2025-12-31]',
+    min_spend         numeric   DEFAULT 1000,
+    low_ticket_window daterange DEFAULT '[2025-09-15,2026-01-07]',
+    low_ticket_below  numeric   DEFAULT 3000,
+    min_low_tickets   int       DEFAULT 3,
+    base_window       daterange DEFAULT '[2025-08-31,2025-10-30]',
+    recent_window     daterange DEFAULT '[2025-10-31,2025-12-31]',
+    decline_pct       numeric   DEFAULT 30,
+    exclude_closed    boolean   DEFAULT false,
+    route_source      text      DEFAULT 'customer',
+    revenue_window    daterange DEFAULT '[2025-09-01,2026-01-07]',
+    readers           text[]    DEFAULT '{}',
+    source_schema     text      DEFAULT NULL,
+    rolling           jsonb     DEFAULT NULL)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns;
+    started timestamptz := clock_timestamp();
+BEGIN
+    c.name := name; c.view_schema := view_schema;
+    c.source_schema := COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync');
+    c.routes := routes; c.spend_window := spend_window; c.min_spend := min_spend;
+    c.low_ticket_window := low_ticket_window; c.low_ticket_below := low_ticket_below;
+    c.min_low_tickets := min_low_tickets; c.base_window := base_window; c.recent_window := recent_window;
+    c.decline_pct := decline_pct; c.exclude_closed := exclude_closed; c.route_source := route_source;
+    c.revenue_window := revenue_window; c.readers := readers; c.owner := current_user; c.created_at := now();
+    c.rolling := CASE WHEN jsonb_typeof(rolling) = 'null' THEN NULL ELSE rolling END;
+    PERFORM customer_analytics._check_campaign(c);
+    BEGIN
+        INSERT INTO customer_analytics.campaigns SELECT c.*;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'campaign "%" already exists', c.name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Change it with customer_analytics.alter_campaign(), or drop it first with customer_analytics.drop_campaign().';
+    END;
+    IF customer_analytics._views_taken(c.view_schema, customer_analytics._campaign_views(c.name)
+                                       || ARRAY(SELECT customer_analytics._bi_view_name(v)
+                                                  FROM unnest(customer_analytics._campaign_views(c.name)) v)) THEN
+        RAISE EXCEPTION 'schema "%" already has a relation named %_targets, %_monthly or %_monthly_long (or their _v views)',
+                        c.view_schema, c.name, c.name, c.name
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'Pick another campaign name or view schema; customer_analytics never replaces relations it did not build.';
+    END IF;
+    PERFORM customer_analytics._build_targets_view(c);
+    PERFORM customer_analytics._build_monthly_view(c);
+    PERFORM customer_analytics._build_long_view(c);
+    PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name), c.readers);
+    c := customer_analytics._record_refresh(c.name, started);
+    RAISE NOTICE 'campaign "%" built: % (% rows), % (% rows)', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), c.target_rows,
+        format('%I.%I', c.view_schema, c.name || '_monthly'), c.monthly_rows;
+    RETURN c;
+END $$;
+COMMENT ON FUNCTION create_campaign IS
+'Store a named campaign (fixed windows, or rolling => relative to the refresh date) and build its materialized views <name>_targets, <name>_monthly and <name>_monthly_long in view_schema';
+
+-- As above (1.5), with rolling (''null'' removes it: fixed windows again);
+-- the sheet is rebuilt when the resolved months change, refused with 2BP01
+-- while a user's object depends on it.
+DROP FUNCTION alter_campaign(text, text[], daterange, numeric, daterange, numeric, int, daterange,
+                             daterange, numeric, boolean, text, daterange, text[], text);
+CREATE FUNCTION alter_campaign(
+    name              text,
+    routes            text[]    DEFAULT NULL,
+    spend_window      daterange DEFAULT NULL,
+    min_spend         numeric   DEFAULT NULL,
+    low_ticket_window daterange DEFAULT NULL,
+    low_ticket_below  numeric   DEFAULT NULL,
+    min_low_tickets   int       DEFAULT NULL,
+    base_window       daterange DEFAULT NULL,
+    recent_window     daterange DEFAULT NULL,
+    decline_pct       numeric   DEFAULT NULL,
+    exclude_closed    boolean   DEFAULT NULL,
+    route_source      text      DEFAULT NULL,
+    revenue_window    daterange DEFAULT NULL,
+    readers           text[]    DEFAULT NULL,
+    source_schema     text      DEFAULT NULL,
+    rolling           jsonb     DEFAULT NULL)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old customer_analytics.campaigns := customer_analytics._campaign(name);
+    c customer_analytics.campaigns := old;
+    changed text[] := '{}';
+    cols record;
+    deps text;
+BEGIN
+    c.routes := COALESCE(routes, old.routes);
+    c.spend_window := COALESCE(spend_window, old.spend_window);
+    c.min_spend := COALESCE(min_spend, old.min_spend);
+    c.low_ticket_window := COALESCE(low_ticket_window, old.low_ticket_window);
+    c.low_ticket_below := COALESCE(low_ticket_below, old.low_ticket_below);
+    c.min_low_tickets := COALESCE(min_low_tickets, old.min_low_tickets);
+    c.base_window := COALESCE(base_window, old.base_window);
+    c.recent_window := COALESCE(recent_window, old.recent_window);
+    c.decline_pct := COALESCE(decline_pct, old.decline_pct);
+    c.exclude_closed := COALESCE(exclude_closed, old.exclude_closed);
+    c.route_source := COALESCE(route_source, old.route_source);
+    c.revenue_window := COALESCE(revenue_window, old.revenue_window);
+    c.readers := COALESCE(readers, old.readers);
+    c.source_schema := COALESCE(source_schema, old.source_schema);
+    c.rolling := CASE WHEN rolling IS NULL THEN old.rolling
+                      WHEN jsonb_typeof(rolling) = 'null' THEN NULL ELSE rolling END;
+    PERFORM customer_analytics._check_campaign(c);
+
+    SELECT array_agg(n.key ORDER BY n.key) INTO changed
+      FROM jsonb_each(to_jsonb(c)) n JOIN jsonb_each(to_jsonb(old)) o USING (key)
+     WHERE n.value IS DISTINCT FROM o.value;
+    IF changed IS NULL THEN
+        RAISE NOTICE 'campaign "%" unchanged', c.name;
+        RETURN old;
+    END IF;
+
+    cols := customer_analytics._sheet_columns(c);
+    deps := customer_analytics._sheet_dependents(c);
+    IF cols.current_columns IS DISTINCT FROM cols.wanted_columns AND deps IS NOT NULL THEN
+        -- new columns: refused before anything changes while a user's object depends on the sheet
+        PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
+    END IF;
+
+    UPDATE customer_analytics.campaigns SET
+        routes = c.routes, spend_window = c.spend_window, min_spend = c.min_spend,
+        low_ticket_window = c.low_ticket_window, low_ticket_below = c.low_ticket_below,
+        min_low_tickets = c.min_low_tickets, base_window = c.base_window,
+        recent_window = c.recent_window, decline_pct = c.decline_pct,
+        exclude_closed = c.exclude_closed, route_source = c.route_source,
+        revenue_window = c.revenue_window, readers = c.readers, source_schema = c.source_schema,
+        rolling = c.rolling
+     WHERE campaigns.name = c.name;
+
+    IF cols.current_columns IS DISTINCT FROM cols.wanted_columns
+       OR (deps IS NULL AND (c.revenue_window IS DISTINCT FROM old.revenue_window OR c.rolling IS DISTINCT FROM old.rolling)) THEN
+        -- new columns (or, with nothing of a user's on it, a new window or
+        -- spec for its comments): rebuild the sheet (and its plain view) in
+        -- this transaction; readers wait for the commit and then see the
+        -- new views, never a missing one.  Same months with a user's view
+        -- on it: the sheet is kept (its columns and months are right)
+        PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
+    END IF;
+    PERFORM customer_analytics._ensure_long_view(c);
+    IF c.readers IS DISTINCT FROM old.readers THEN
+        PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name),
+                                                  c.readers, old.readers);
+    END IF;
+    RAISE NOTICE 'campaign "%" changed: %', c.name, array_to_string(changed, ', ');
+    RETURN customer_analytics.refresh_campaign(c.name, true);
+END $$;
+COMMENT ON FUNCTION alter_campaign IS
+'Change a campaign''s stored parameters (arguments left NULL keep their value; rolling => ''null'' returns to fixed windows) and refresh its views; new month columns rebuild the monthly view and its plain view';
+
+-- As above (1.5), the long form dropped first.
+CREATE OR REPLACE FUNCTION drop_campaign(campaign text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    IF customer_analytics._cron_job('campaign', c.name) IS NOT NULL THEN
+        PERFORM customer_analytics.unschedule_campaign_refresh(c.name);
+    END IF;
+    PERFORM customer_analytics._drop_views(c.view_schema,
+        ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
+    DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
+    DELETE FROM customer_analytics.campaigns WHERE name = c.name;
+    RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
+END $$;
+
+-- list_campaigns() shows the windows as resolved now (what the next
+-- refresh uses), the rolling spec and its as_of.
+DROP FUNCTION list_campaigns();
+CREATE FUNCTION list_campaigns()
+RETURNS TABLE (name text, view_schema text, targets_view text, monthly_view text,
+               source_schema text, revenue_window daterange, owner name, schedule text,
+               refreshed_at timestamptz, refresh_ms numeric, target_rows bigint, monthly_rows bigint,
+               last_status text, last_success_at timestamptz, last_error text, last_error_at timestamptz,
+               monthly_long_view text, rolling jsonb, as_of date, spend_window daterange,
+               low_ticket_window daterange, base_window daterange, recent_window daterange)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.name, c.view_schema, c.name || '_targets', c.name || '_monthly', c.source_schema,
+           w.revenue_window, c.owner, customer_analytics._cron_job('campaign', c.name),
+           c.refreshed_at, c.refresh_ms, c.target_rows, c.monthly_rows,
+           l.last_status, l.last_success_at, l.last_error, l.last_error_at,
+           c.name || '_monthly_long', c.rolling, w.as_of, w.spend_window,
+           w.low_ticket_window, w.base_window, w.recent_window
+      FROM customer_analytics.campaigns c,
+           LATERAL customer_analytics._campaign_windows(c) w,
+           LATERAL customer_analytics._last_refresh('campaign', c.name, c.owner) l
+     ORDER BY c.name
+$$;
+COMMENT ON FUNCTION list_campaigns IS
+'The campaigns, their views, windows (rolling ones resolved now), schedule, last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';

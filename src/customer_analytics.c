@@ -21,6 +21,7 @@ char	   *ca_source_schema = NULL;
 bool		ca_use_rollup = true;
 static int	ca_refresh_history_keep = 100;
 static char *ca_refresh_via = NULL;
+static char *ca_as_of_date = NULL;
 
 void		_PG_init(void);
 
@@ -93,6 +94,19 @@ _PG_init(void)
 							   "",
 							   PGC_USERSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
+	/*
+	 * What "today" means for rolling campaign windows (checked where it is
+	 * read: customer_analytics._as_of_today()); empty: current_date.
+	 */
+	DefineCustomStringVariable("customer_analytics.as_of_date",
+							   "The date rolling campaign windows are resolved against (empty: the current date).",
+							   "For tests, backfills and reruns: SET customer_analytics.as_of_date = '2026-01-07'.",
+							   &ca_as_of_date,
+							   "",
+							   PGC_USERSET,
+							   0,
 							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("customer_analytics");

@@ -298,14 +298,15 @@ def check_bi_views(admin, reader, targets, monthly):
         cur.execute("SELECT table_name, table_type FROM information_schema.tables "
                     "WHERE table_schema = %s ORDER BY 1", (schema,))
         got = cur.fetchall()
-        want = [(f"{CAMPAIGN}_monthly_v", "VIEW"), (f"{CAMPAIGN}_targets_v", "VIEW")]
+        want = [(f"{CAMPAIGN}_monthly_long_v", "VIEW"), (f"{CAMPAIGN}_monthly_v", "VIEW"),
+                (f"{CAMPAIGN}_targets_v", "VIEW")]
         check(got == want, f"{ROLE} finds the plain views in information_schema.tables as VIEW",
               f"got {got}")
         cur.execute("SELECT c.relname, CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'v' THEN 'VIEW' END "
                     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'p', 'f') ORDER BY 1", (schema,))
         got = cur.fetchall()
-        check(got == want, "a getTables() query for TABLE and VIEW lists the two plain views", f"got {got}")
+        check(got == want, "a getTables() query for TABLE and VIEW lists the three plain views", f"got {got}")
         # the driver's view of the types: numeric(18,2) carries precision and scale
         cur.execute(f"SELECT * FROM {targets_v} LIMIT 0")
         desc = {d.name: d for d in cur.description}

@@ -121,8 +121,10 @@ public class BiClient {
             DatabaseMetaData md = r.getMetaData();
 
             // getTables() as Metabase and DBeaver ask for it: TABLE and VIEW
-            TreeSet<String> wantViews = new TreeSet<>(List.of(targetsV, monthlyV));
-            TreeSet<String> wantMat = new TreeSet<>(List.of(targets, monthly));
+            // the long-form sheet (stable columns) has its plain view too
+            String monthlyLong = campaign + "_monthly_long";
+            TreeSet<String> wantViews = new TreeSet<>(List.of(targetsV, monthlyV, monthlyLong + "_v"));
+            TreeSet<String> wantMat = new TreeSet<>(List.of(targets, monthly, monthlyLong));
             for (String v : segViews) {
                 wantViews.add(v + "_v");
                 wantMat.add(v);

@@ -2446,3 +2446,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION list_campaigns IS
 'The campaigns, their views, windows (rolling ones resolved now), schedule, last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
+
+-- DROP EXTENSION customer_analytics unschedules its pg_cron jobs first
+-- (extension_drop.c): they would otherwise fail on every run.
+CREATE FUNCTION _drop_watch() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'extension_drop_watch'
+LANGUAGE C;
+CREATE EVENT TRIGGER customer_analytics_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION _drop_watch();

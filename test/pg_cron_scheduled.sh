@@ -81,4 +81,13 @@ check "the readers' view still holds the last good rows" \
     "$("$PG_BIN/psql" -X -q -At -d postgres -U ca_cron_other -c "SELECT count(*) > 0 FROM cron_bi.cronc_targets")" "t"
 qa "SELECT customer_analytics.drop_campaign('cronc')" >/dev/null
 check "drop_campaign removes the job" "$(q "SELECT count(*) FROM cron.job WHERE jobname LIKE 'customer_analytics refresh %'")" "0"
+# dropping the extension takes its jobs with it; a DROP rolled back keeps them
+q "GRANT SELECT ON cron_src.sales_order_lines TO ca_cron_analyst" >/dev/null
+qa "SELECT customer_analytics.create_campaign('cronc2', 'cron_bi', source_schema => 'cron_src')" >/dev/null
+qa "SELECT customer_analytics.schedule_campaign_refresh('cronc2', '0 6 * * *')" >/dev/null
+q "BEGIN; DROP EXTENSION customer_analytics CASCADE; ROLLBACK;" >/dev/null 2>&1
+check "a DROP EXTENSION rolled back keeps the job" "$(q "SELECT count(*) FROM cron.job WHERE jobname = 'customer_analytics refresh campaign cronc2'")" "1"
+q "DROP EXTENSION customer_analytics CASCADE" >/dev/null 2>&1
+check "DROP EXTENSION customer_analytics leaves no pg_cron job behind" \
+    "$(q "SELECT count(*) FROM cron.job WHERE jobname LIKE 'customer_analytics refresh %'")" "0"
 finish

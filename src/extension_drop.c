@@ -1,0 +1,82 @@
+/*
+ * extension_drop.c
+ *		DROP EXTENSION customer_analytics takes its pg_cron jobs with it.
+ *
+ * Scheduled refreshes are rows in pg_cron's cron.job, which the extension
+ * does not own: without this, dropping the extension would leave jobs that
+ * fail every time they run.  An event trigger on ddl_command_start sees the
+ * DROP before anything is dropped (at sql_drop the extension's own event
+ * trigger is already gone), and unschedules the jobs named
+ * 'customer_analytics refresh ...' in the same transaction, so a DROP that
+ * fails or is rolled back keeps them.
+ */
+#include "postgres.h"
+
+#include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
+#include "nodes/value.h"
+
+PG_FUNCTION_INFO_V1(extension_drop_watch);
+
+/* Does this DROP name the extension customer_analytics? */
+static bool
+drops_this_extension(Node *parsetree)
+{
+	DropStmt   *stmt = (DropStmt *) parsetree;
+	ListCell   *lc;
+
+	if (parsetree == NULL || !IsA(parsetree, DropStmt) || stmt->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, stmt->objects)
+	{
+		Node	   *object = (Node *) lfirst(lc);
+
+		if (IsA(object, String) && strcmp(strVal(object), "customer_analytics") == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * customer_analytics._drop_watch() RETURNS event_trigger, on
+ * ddl_command_start WHEN TAG IN ('DROP EXTENSION').
+ */
+Datum
+extension_drop_watch(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("customer_analytics._drop_watch() must be called as an event trigger")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!drops_this_extension(trigdata->parsetree))
+		PG_RETURN_NULL();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* pg_cron may be absent, or its jobs table unreadable to this role */
+	if (SPI_execute("SELECT 1 WHERE CASE WHEN pg_catalog.to_regclass('cron.job') IS NULL THEN false"
+					" ELSE pg_catalog.has_table_privilege('cron.job', 'SELECT') END", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		if (SPI_execute("SELECT count(cron.unschedule(jobid)) FROM cron.job"
+						" WHERE jobname LIKE 'customer\\_analytics refresh %'", false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "unscheduling customer_analytics's pg_cron jobs failed");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (n > 0)
+				ereport(NOTICE,
+						(errmsg("customer_analytics: %lld scheduled refresh job(s) removed from pg_cron with the extension",
+								(long long) n)));
+		}
+	}
+	SPI_finish();
+	PG_RETURN_NULL();
+}

@@ -2455,3 +2455,32 @@ LANGUAGE C;
 CREATE EVENT TRIGGER customer_analytics_drop ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION')
     EXECUTE FUNCTION _drop_watch();
+
+-- The campaign builders as above, each publishing what it builds in
+-- pg_stat_activity.query while it runs (progress.c).
+CREATE OR REPLACE FUNCTION _build_targets_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: targets, 1 of 3)',
+                                                       c.view_schema, c.name || '_targets', c.name));
+    PERFORM customer_analytics._build_targets_matview(customer_analytics._campaign_resolved(c));
+    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_targets');
+END $$;
+
+CREATE OR REPLACE FUNCTION _build_monthly_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: monthly sheet, 2 of 3)',
+                                                       c.view_schema, c.name || '_monthly', c.name));
+    PERFORM customer_analytics._build_monthly_matview(c);
+    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly');
+END $$;
+
+CREATE OR REPLACE FUNCTION _build_long_view(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: long-form sheet, 3 of 3)',
+                                                       c.view_schema, c.name || '_monthly_long', c.name));
+    PERFORM customer_analytics._build_long_matview(c);
+    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly_long');
+END $$;

@@ -2484,3 +2484,382 @@ BEGIN
     PERFORM customer_analytics._build_long_matview(c);
     PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly_long');
 END $$;
+------------------------------------------------------------------------------
+-- Rolling segmentations (issue 13, item 2): a segmentation's feature window
+-- and as_of relative to the refresh date, in the campaigns' spec language:
+--   rolling => '{"as_of": "today",
+--                "feature_window": {"from": "as_of -12 months +1 day", "to": "as_of"}}'
+-- The spec check and the resolution of as_of and of one window are shared
+-- with campaigns (_check_rolling_spec, _rolling_as_of, _rolling_window);
+-- _segmentation_windows() is the one place a segmentation's window and
+-- as_of are resolved, and _segmentation_to_run() returns the resolved row,
+-- so segmentation_features() and the four views (which read the definition
+-- through it at refresh time) compute with the dates of each refresh.
+------------------------------------------------------------------------------
+
+-- Refuse a malformed rolling spec (NULL: fixed windows) with 22023 and a
+-- hint: an object of "as_of" and at least one of `windows`, each
+-- {"from": bound, "to": bound}.  `example` is the spec the hint shows.
+CREATE FUNCTION _check_rolling_spec(rolling jsonb, windows text[], example text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+    w jsonb;
+    hint text := format('For example rolling => %s; windows: %s.', quote_literal(example), array_to_string(windows, ', '));
+BEGIN
+    IF rolling IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(rolling) <> 'object' THEN
+        RAISE EXCEPTION 'rolling must be a JSON object, not %', rolling
+            USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(rolling) LOOP
+        IF k <> 'as_of' AND NOT k = ANY (windows) THEN
+            RAISE EXCEPTION 'unknown key "%" in rolling', k USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM jsonb_object_keys(rolling) x WHERE x <> 'as_of') THEN
+        RAISE EXCEPTION 'rolling defines no window' USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    IF rolling ? 'as_of' THEN
+        IF jsonb_typeof(rolling -> 'as_of') <> 'string'
+           OR (rolling ->> 'as_of' <> 'today' AND rolling ->> 'as_of' !~ '^\d{4}-\d{2}-\d{2}$') THEN
+            RAISE EXCEPTION 'rolling as_of must be "today" or a date written YYYY-MM-DD, not %', rolling -> 'as_of'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = '"today" is the date of each refresh (or customer_analytics.as_of_date when set); a fixed date pins the windows.';
+        END IF;
+        IF rolling ->> 'as_of' <> 'today' THEN
+            BEGIN
+                PERFORM (rolling ->> 'as_of')::date;
+            EXCEPTION WHEN data_exception THEN
+                RAISE EXCEPTION 'rolling as_of "%" is not a valid date', rolling ->> 'as_of'
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'Write it YYYY-MM-DD, for example "2026-01-07".';
+            END;
+        END IF;
+    END IF;
+    FOREACH k IN ARRAY windows LOOP
+        w := rolling -> k;
+        CONTINUE WHEN w IS NULL;
+        IF jsonb_typeof(w) <> 'object' OR jsonb_typeof(w -> 'from') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(w -> 'to') IS DISTINCT FROM 'string'
+           OR EXISTS (SELECT 1 FROM jsonb_object_keys(w) x WHERE x NOT IN ('from', 'to')) THEN
+            RAISE EXCEPTION 'rolling % must be {"from": bound, "to": bound}, not %', k, w
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Both bounds are included, for example {"from": "month_start -2 months", "to": "month_start -1 day"} (the last 2 full months).';
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION _check_rolling_spec IS
+'Refuse a malformed rolling spec (campaigns and segmentations) with 22023 and a HINT naming the windows it may define';
+
+-- A campaign's rolling spec: the shared check with the campaign windows.
+CREATE OR REPLACE FUNCTION _check_rolling(rolling jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._check_rolling_spec(rolling, customer_analytics._rolling_window_names(),
+        '{"as_of": "today", "spend_window": {"from": "as_of -12 months +1 day", "to": "as_of"}}');
+END $$;
+COMMENT ON FUNCTION _check_rolling IS
+'Refuse a malformed campaign rolling spec (22023 with a HINT); _check_rolling_spec() with the campaign windows';
+
+-- The as_of of a rolling spec: `at` when given, else the spec's pinned
+-- date, else "today" (customer_analytics.as_of_date or the current date).
+CREATE FUNCTION _rolling_as_of(rolling jsonb, at date DEFAULT NULL) RETURNS date
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(at,
+                    CASE WHEN rolling ->> 'as_of' IS NOT NULL AND rolling ->> 'as_of' <> 'today'
+                         THEN (rolling ->> 'as_of')::date
+                         ELSE customer_analytics._as_of_today() END)
+$$;
+COMMENT ON FUNCTION _rolling_as_of IS
+'The as_of date of a rolling spec: at when given, else its pinned date, else today (customer_analytics.as_of_date when set)';
+
+-- One window of a (checked) rolling spec resolved at as_of, both bounds
+-- included; NULL when the spec does not name it.
+CREATE FUNCTION _rolling_window(rolling jsonb, window_name text, as_of date) RETURNS daterange
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w jsonb := rolling -> window_name;
+    f date;
+    t date;
+BEGIN
+    IF w IS NULL THEN
+        RETURN NULL;
+    END IF;
+    f := customer_analytics._rolling_bound(w ->> 'from', as_of, window_name || ' bound');
+    t := customer_analytics._rolling_bound(w ->> 'to', as_of, window_name || ' bound');
+    IF f > t THEN
+        RAISE EXCEPTION 'rolling % is empty at as_of %: from % is after to %', window_name, as_of, f, t
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Both bounds are included; "from" must not come after "to", for example {"from": "as_of -3 months", "to": "as_of"}.';
+    END IF;
+    RETURN daterange(f, t, '[]');
+END $$;
+COMMENT ON FUNCTION _rolling_window IS
+'One window of a rolling spec resolved at as_of (both bounds included), NULL when the spec does not name it';
+
+-- As above (1.5), through the shared resolver.
+CREATE OR REPLACE FUNCTION _campaign_as_of(c campaigns) RETURNS date
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT customer_analytics._rolling_as_of(c.rolling)
+$$;
+COMMENT ON FUNCTION _campaign_as_of IS
+'The as_of date of a rolling campaign: its pinned date, else today';
+
+-- As above (1.5), each window through the shared resolver.
+CREATE OR REPLACE FUNCTION _campaign_windows(c campaigns, at date DEFAULT NULL,
+    OUT as_of date, OUT spend_window daterange, OUT low_ticket_window daterange,
+    OUT base_window daterange, OUT recent_window daterange, OUT revenue_window daterange)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    spend_window := c.spend_window;
+    low_ticket_window := c.low_ticket_window;
+    base_window := c.base_window;
+    recent_window := c.recent_window;
+    revenue_window := c.revenue_window;
+    IF c.rolling IS NULL THEN
+        as_of := NULL;
+        RETURN;
+    END IF;
+    PERFORM customer_analytics._check_rolling(c.rolling);
+    as_of := customer_analytics._rolling_as_of(c.rolling, at);
+    -- in _rolling_window_names() order, so that the first bad window is reported
+    spend_window := COALESCE(customer_analytics._rolling_window(c.rolling, 'spend_window', as_of), spend_window);
+    low_ticket_window := COALESCE(customer_analytics._rolling_window(c.rolling, 'low_ticket_window', as_of), low_ticket_window);
+    base_window := COALESCE(customer_analytics._rolling_window(c.rolling, 'base_window', as_of), base_window);
+    recent_window := COALESCE(customer_analytics._rolling_window(c.rolling, 'recent_window', as_of), recent_window);
+    revenue_window := COALESCE(customer_analytics._rolling_window(c.rolling, 'revenue_window', as_of), revenue_window);
+END $$;
+COMMENT ON FUNCTION _campaign_windows IS
+'A campaign''s windows resolved at as_of (rolling windows from their spec, the others as stored)';
+
+ALTER TABLE segmentations ADD COLUMN rolling jsonb;
+COMMENT ON COLUMN segmentations.rolling IS
+'Rolling feature window: {"as_of": "today" | date, "feature_window": {"from": bound, "to": bound}}, as for campaigns; NULL: the fixed feature_window and as_of';
+
+-- A segmentation's rolling spec: the shared check with its one window.
+CREATE FUNCTION _check_segmentation_rolling(rolling jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._check_rolling_spec(rolling, '{feature_window}',
+        '{"as_of": "today", "feature_window": {"from": "as_of -12 months +1 day", "to": "as_of"}}');
+END $$;
+COMMENT ON FUNCTION _check_segmentation_rolling IS
+'Refuse a malformed segmentation rolling spec (22023 with a HINT); _check_rolling_spec() with feature_window';
+
+-- The one place a segmentation's feature window and as_of are resolved:
+-- a rolling one from its spec at `at` (its as_of when NULL), a fixed one as
+-- stored.
+CREATE FUNCTION _segmentation_windows(s segmentations, at date DEFAULT NULL,
+    OUT as_of date, OUT feature_window daterange)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF s.rolling IS NULL THEN
+        as_of := s.as_of;
+        feature_window := s.feature_window;
+        RETURN;
+    END IF;
+    PERFORM customer_analytics._check_segmentation_rolling(s.rolling);
+    as_of := customer_analytics._rolling_as_of(s.rolling, at);
+    feature_window := COALESCE(customer_analytics._rolling_window(s.rolling, 'feature_window', as_of),
+                               s.feature_window);
+END $$;
+COMMENT ON FUNCTION _segmentation_windows IS
+'A segmentation''s feature window and as_of resolved at as_of (from its rolling spec, or as stored)';
+
+-- The segmentation with its window and as_of resolved: what every computation reads.
+CREATE FUNCTION _segmentation_resolved(s segmentations) RETURNS segmentations
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w record;
+BEGIN
+    IF s.rolling IS NULL THEN
+        RETURN s;
+    END IF;
+    w := customer_analytics._segmentation_windows(s);
+    s.feature_window := w.feature_window;
+    s.as_of := w.as_of;
+    RETURN s;
+END $$;
+COMMENT ON FUNCTION _segmentation_resolved IS
+'A segmentation''s catalog row with its rolling feature window and as_of resolved now';
+
+-- As above (1.5, owner check kept), the row resolved: segmentation_features()
+-- and the views read their window and as_of here at each refresh.
+CREATE OR REPLACE FUNCTION _segmentation_to_run(segmentation text) RETURNS segmentations
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    PERFORM customer_analytics._require_definition_runner('segmentation', s.name, s.owner);
+    RETURN customer_analytics._segmentation_resolved(s);
+END $$;
+COMMENT ON FUNCTION _segmentation_to_run IS
+'One segmentation to compute, only as its owner, with its rolling window and as_of resolved now';
+
+-- As in 1.0, with the rolling spec checked and resolved now.
+CREATE OR REPLACE FUNCTION _check_segmentation(s segmentations) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._check_view_owner('segmentation', s.name, s.view_schema, s.readers,
+        '<name>_model, <name>_members, <name>_profiles and <name>_elbow');
+    PERFORM customer_analytics._segment_filter(s.segment, true);
+    IF s.k IS NULL OR s.k < 1 OR s.k > 50 OR s.k_from IS NULL OR s.k_to IS NULL
+       OR s.k_from < 1 OR s.k_to < s.k_from OR s.k_to > 50 THEN
+        RAISE EXCEPTION 'need 1 <= k <= 50 and 1 <= k_from <= k_to <= 50'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The notebook uses k = 4 and looks at k = 1 .. 10.';
+    END IF;
+    IF s.options IS NULL OR jsonb_typeof(s.options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example ''{"n_init": 10, "seed": 0}''.';
+    END IF;
+    IF s.silhouette_sample IS NULL OR s.silhouette_sample < 0 THEN
+        RAISE EXCEPTION 'silhouette_sample must be 0 (exact) or a sample size'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default 2000 is repeatable (seed 0).';
+    END IF;
+    -- a malformed spec, or a window empty now, is refused here; the
+    -- resolved window and as_of are checked by customer_features() when the
+    -- views are built
+    PERFORM customer_analytics._segmentation_windows(s);
+END $$;
+COMMENT ON FUNCTION _check_segmentation IS
+'Refuse a bad segmentation definition (k, segment, options, rolling spec) with 22023 and a HINT';
+
+-- As above (1.5); a rolling segmentation's model comment names its spec.
+CREATE OR REPLACE FUNCTION _build_segmentation_views(s segmentations) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+    model regclass;
+BEGIN
+    PERFORM customer_analytics._report_progress(format(
+        'building segmentation %s: %I.%I, %I.%I, %I.%I, %I.%I (model, members, profiles, elbow for k = %s .. %s)',
+        s.name, s.view_schema, s.name || '_model', s.view_schema, s.name || '_members',
+        s.view_schema, s.name || '_profiles', s.view_schema, s.name || '_elbow', s.k_from, s.k_to));
+    -- the comments show the window and as_of resolved at build time
+    PERFORM customer_analytics._build_segmentation_matviews(customer_analytics._segmentation_resolved(s));
+    IF s.rolling IS NOT NULL THEN
+        model := format('%I.%I', s.view_schema, s.name || '_model')::regclass;
+        EXECUTE format('COMMENT ON MATERIALIZED VIEW %s IS %L', model,
+            obj_description(model, 'pg_class')
+            || format(' Rolling: %s, resolved at each refresh (the dates above are those of the build; '
+                      'customer_analytics.list_segmentations() shows the current ones).', s.rolling));
+    END IF;
+    FOREACH v IN ARRAY customer_analytics._segmentation_views(s.name) LOOP
+        PERFORM customer_analytics._build_bi_view(s.view_schema, v);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION _build_segmentation_views IS
+'Build a segmentation''s four materialized views and their plain _v views for BI tools';
+
+-- As in 1.0, with rolling => (a feature window and as_of relative to the
+-- refresh date; feature_window and as_of are then kept but not used).
+DROP FUNCTION create_segmentation(text, text, int, text, daterange, date, jsonb, int, int, int, text[], text);
+CREATE FUNCTION create_segmentation(
+    name              text,
+    view_schema       text,
+    k                 int       DEFAULT 4,
+    segment           text      DEFAULT 'repeat',
+    feature_window    daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of             date      DEFAULT '2026-01-07',
+    options           jsonb     DEFAULT '{"n_init": 10, "seed": 0}',
+    k_from            int       DEFAULT 1,
+    k_to              int       DEFAULT 10,
+    silhouette_sample int       DEFAULT 2000,
+    readers           text[]    DEFAULT '{}',
+    source_schema     text      DEFAULT NULL,
+    rolling           jsonb     DEFAULT NULL)
+RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations;
+    started timestamptz := clock_timestamp();
+BEGIN
+    s.name := name; s.view_schema := view_schema;
+    s.source_schema := COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync');
+    s.segment := segment; s.k := k; s.feature_window := feature_window; s.as_of := as_of;
+    s.options := options; s.k_from := k_from; s.k_to := k_to; s.silhouette_sample := silhouette_sample;
+    s.readers := readers; s.owner := current_user; s.created_at := now();
+    s.rolling := CASE WHEN jsonb_typeof(rolling) = 'null' THEN NULL ELSE rolling END;
+    PERFORM customer_analytics._check_segmentation(s);
+    BEGIN
+        INSERT INTO customer_analytics.segmentations SELECT s.*;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'segmentation "%" already exists', s.name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Drop it first with customer_analytics.drop_segmentation(), or pick another name.';
+    END;
+    IF customer_analytics._views_taken(s.view_schema, customer_analytics._segmentation_views(s.name)) THEN
+        RAISE EXCEPTION 'schema "%" already has a relation named like %_model, %_members, %_profiles or %_elbow',
+                        s.view_schema, s.name, s.name, s.name, s.name
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'Pick another segmentation name or view schema; customer_analytics never replaces relations it did not build.';
+    END IF;
+    PERFORM customer_analytics._build_segmentation_views(s);
+    PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);
+    s := customer_analytics._record_segmentation_refresh(s.name, started);
+    RAISE NOTICE 'segmentation "%" built: % with % customers in % clusters', s.name,
+        format('%I.%I', s.view_schema, s.name || '_members'), s.member_rows, s.k;
+    RETURN s;
+END $$;
+COMMENT ON FUNCTION create_segmentation IS
+'Store a named k-means segmentation (fixed feature window and as_of, or rolling => relative to the refresh date) and build its views <name>_model, <name>_members, <name>_profiles and <name>_elbow in view_schema';
+
+-- Change a segmentation's dates: its rolling spec ('null' returns to the
+-- fixed dates), or its fixed feature_window / as_of; then refresh it.
+-- Other parameters (k, segment, options, readers): drop and create again.
+CREATE FUNCTION alter_segmentation(
+    name           text,
+    rolling        jsonb     DEFAULT NULL,
+    feature_window daterange DEFAULT NULL,
+    as_of          date      DEFAULT NULL)
+RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old customer_analytics.segmentations := customer_analytics._segmentation(name);
+    s customer_analytics.segmentations := old;
+BEGIN
+    s.rolling := CASE WHEN rolling IS NULL THEN old.rolling
+                      WHEN jsonb_typeof(rolling) = 'null' THEN NULL ELSE rolling END;
+    s.feature_window := COALESCE(feature_window, old.feature_window);
+    s.as_of := COALESCE(as_of, old.as_of);
+    PERFORM customer_analytics._check_segmentation(s);
+    IF ROW(s.rolling, s.feature_window, s.as_of) IS NOT DISTINCT FROM ROW(old.rolling, old.feature_window, old.as_of) THEN
+        RAISE NOTICE 'segmentation "%" unchanged', s.name;
+        RETURN old;
+    END IF;
+    UPDATE customer_analytics.segmentations
+       SET rolling = s.rolling, feature_window = s.feature_window, as_of = s.as_of
+     WHERE segmentations.name = s.name;
+    RAISE NOTICE 'segmentation "%" changed: %', s.name,
+        concat_ws(', ', CASE WHEN s.as_of IS DISTINCT FROM old.as_of THEN 'as_of' END,
+                        CASE WHEN s.feature_window IS DISTINCT FROM old.feature_window THEN 'feature_window' END,
+                        CASE WHEN s.rolling IS DISTINCT FROM old.rolling THEN 'rolling' END);
+    RETURN customer_analytics.refresh_segmentation(s.name, true);
+END $$;
+COMMENT ON FUNCTION alter_segmentation IS
+'Change a segmentation''s feature window and as_of (rolling => spec, ''null'' for fixed dates again; feature_window, as_of) and refresh its views; other parameters: drop and create again';
+
+-- list_segmentations() shows the feature window and as_of as resolved now
+-- (what the next refresh uses) and the rolling spec (a change of result
+-- columns: dropped and created again; no object depends on it).
+DROP FUNCTION list_segmentations();
+CREATE FUNCTION list_segmentations()
+RETURNS TABLE (name text, view_schema text, views text[], segment text, k int, feature_window daterange,
+               as_of date, source_schema text, owner name, schedule text,
+               refreshed_at timestamptz, refresh_ms numeric, member_rows bigint,
+               last_status text, last_success_at timestamptz, last_error text, last_error_at timestamptz,
+               rolling jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.name, s.view_schema, customer_analytics._segmentation_views(s.name), s.segment, s.k,
+           w.feature_window, w.as_of, s.source_schema, s.owner,
+           customer_analytics._cron_job('segmentation', s.name), s.refreshed_at, s.refresh_ms, s.member_rows,
+           l.last_status, l.last_success_at, l.last_error, l.last_error_at, s.rolling
+      FROM customer_analytics.segmentations s,
+           LATERAL customer_analytics._segmentation_windows(s) w,
+           LATERAL customer_analytics._last_refresh('segmentation', s.name, s.owner) l
+     ORDER BY s.name
+$$;
+COMMENT ON FUNCTION list_segmentations IS
+'The segmentations, their views, feature window and as_of (rolling ones resolved now), rolling spec, schedule, last refresh and refresh status';

@@ -32,6 +32,7 @@ DECLARE
     missing bigint;
     extra bigint;
     months bigint;
+    long_rows bigint;
 BEGIN
     PERFORM set_config('customer_analytics.use_rollup', 'off', true);
     CREATE TEMP TABLE ir_full ON COMMIT DROP AS
@@ -49,10 +50,21 @@ BEGIN
           FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM ir_full),
                                                   '[2025-09-01,2026-01-07]', 'ir')
          GROUP BY customer_code) x;
+    -- the long form (1.5), reused for unchanged targets like the sheet
+    SELECT count(*) INTO long_rows FROM (
+        (SELECT l.customer_code, l.month, l.revenue, l.orders FROM ir_bi.irc_monthly_long l
+         EXCEPT ALL
+         SELECT r.customer_code, r.month, r.revenue, r.orders
+           FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM ir_full), '[2025-09-01,2026-01-07]', 'ir') r)
+        UNION ALL
+        (SELECT r.customer_code, r.month, r.revenue, r.orders
+           FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM ir_full), '[2025-09-01,2026-01-07]', 'ir') r
+         EXCEPT ALL
+         SELECT l.customer_code, l.month, l.revenue, l.orders FROM ir_bi.irc_monthly_long l)) x;
     DROP TABLE ir_full;
     PERFORM set_config('customer_analytics.use_rollup', 'on', true);
-    RETURN format('%s targets; %s missing, %s extra, %s monthly rows differ',
-                  (SELECT count(*) FROM ir_bi.irc_targets), missing, extra, months);
+    RETURN format('%s targets; %s missing, %s extra, %s monthly rows differ, %s long-form rows differ',
+                  (SELECT count(*) FROM ir_bi.irc_targets), missing, extra, months, long_rows);
 END $$;
 SELECT ir_views_exact();
 SELECT customer_code, target_reason, total_spend FROM ir_bi.irc_targets ORDER BY 1;
@@ -80,6 +92,7 @@ SELECT dirty_rows FROM customer_analytics.list_rollups() WHERE source_schema = '
 UPDATE ir.sales_orders SET confirmed_code = 'N' WHERE order_number = '4100';
 REFRESH MATERIALIZED VIEW CONCURRENTLY ir_bi.irc_targets;
 REFRESH MATERIALIZED VIEW ir_bi.irc_monthly;
+REFRESH MATERIALIZED VIEW ir_bi.irc_monthly_long;
 SELECT ir_views_exact();
 SELECT customer_code FROM ir_bi.irc_targets WHERE customer_code = '0041';
 -- non-concurrent refresh_campaign

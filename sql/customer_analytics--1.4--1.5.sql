@@ -2863,3 +2863,66 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION list_segmentations IS
 'The segmentations, their views, feature window and as_of (rolling ones resolved now), rolling spec, schedule, last refresh and refresh status';
+
+-- The fingerprint of a campaign's incremental state covers its revenue
+-- window too, fixed or rolling: the sheet and the long form reuse the
+-- months of unchanged targets, which are only right for the same window
+-- (a window whose last day moved within the same month keeps the months
+-- but not their sums).
+CREATE OR REPLACE FUNCTION _campaign_fingerprint(c campaigns) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.campaigns := customer_analytics._campaign_resolved(c);
+BEGIN
+    RETURN md5(ROW(r.source_schema, r.routes, r.spend_window, r.min_spend, r.low_ticket_window,
+                   r.low_ticket_below, r.min_low_tickets, r.base_window, r.recent_window,
+                   r.decline_pct, r.exclude_closed, r.route_source)::text
+               || ' ' || r.revenue_window::text);
+END $$;
+
+-- The long form, incrementally like the sheet: the rows of targets whose
+-- data did not change since the last refresh are read back from
+-- <name>_monthly_long, only the changed targets' months are computed again
+-- (a full recompute cost refresh_campaign 1,078 ms instead of about 260 at
+-- scale 10).  The rows are reused only when the incremental state holds,
+-- the sheet is the one it describes, and the long form holds the months of
+-- the current window.
+CREATE OR REPLACE FUNCTION _campaign_long_revenue(campaign text, customer_codes text[])
+RETURNS TABLE (customer_code text, month date, revenue numeric, orders bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
+    d record := customer_analytics._campaign_changes(c);
+    long regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long'));
+    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
+    first_month date;
+    last_month date;
+    reusable boolean := false;
+    recompute text[];
+BEGIN
+    IF d.usable AND customer_analytics._view_reusable(sheet,
+           (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name))
+       AND long IS NOT NULL AND (SELECT relispopulated FROM pg_class WHERE oid = long)
+       AND has_table_privilege(long, 'SELECT') THEN
+        EXECUTE format('SELECT min(l.month), max(l.month) FROM %s l', long) INTO first_month, last_month;
+        reusable := first_month = (SELECT min(p.month) FROM customer_analytics.pivot_months(c.revenue_window) p)
+                AND last_month = (SELECT max(p.month) FROM customer_analytics.pivot_months(c.revenue_window) p);
+    END IF;
+    IF NOT reusable THEN
+        RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(customer_codes, c.revenue_window, c.source_schema);
+        RETURN;
+    END IF;
+    -- unchanged targets: their rows as the long form holds them
+    RETURN QUERY EXECUTE format(
+        'SELECT l.customer_code, l.month, l.revenue, l.orders FROM %s l'
+        ' WHERE l.customer_code = ANY ($1) AND NOT (l.customer_code = ANY ($2))', long)
+        USING customer_codes, d.changed;
+    -- changed targets, and any target the long form does not hold yet
+    EXECUTE format(
+        'SELECT COALESCE(array_agg(x), ''{}'') FROM unnest($1) x'
+        ' WHERE x = ANY ($2) OR NOT EXISTS (SELECT 1 FROM %s l WHERE l.customer_code = x)', long)
+        INTO recompute USING customer_codes, d.changed;
+    IF cardinality(recompute) > 0 THEN
+        RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(recompute, c.revenue_window, c.source_schema);
+    END IF;
+END $$;

@@ -994,58 +994,6 @@ BEGIN
                                             ORDER BY y.id DESC LIMIT keep) x);
 END $$;
 
--- As in 1.3, and the refresh is recorded in refresh_history.
-CREATE OR REPLACE FUNCTION refresh_campaign(campaign text, concurrently boolean DEFAULT true)
-RETURNS campaigns
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
-    started timestamptz := clock_timestamp();
-    snap pg_snapshot;
-    d record;
-    r customer_analytics.rollups;
-    mode text;
-BEGIN
-    -- refreshes of one source take turns (readers never wait): the dirty
-    -- set is pruned below, and no other refresh may be between snapshot
-    -- and state
-    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(c.source_schema));
-    -- taken before the views are computed: every change it sees, they see
-    SELECT pg_current_snapshot() INTO snap;
-    d := customer_analytics._campaign_changes(c);
-    PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
-                                              refresh_campaign.concurrently);
-
-    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
-    IF r IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL THEN
-        INSERT INTO customer_analytics.campaign_refresh_state AS s
-        VALUES (c.name, customer_analytics._campaign_fingerprint(c),
-                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, r.generation, snap,
-                format('%I.%I', c.view_schema, c.name || '_monthly')::regclass)
-        ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
-            SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
-                generation = excluded.generation, snapshot = excluded.snapshot,
-                monthly_view = excluded.monthly_view;
-        PERFORM customer_analytics._prune_dirty(r);
-    ELSE
-        DELETE FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name;
-    END IF;
-
-    c := customer_analytics._record_refresh(c.name, started);
-    mode := CASE WHEN r IS NULL THEN 'full (no rollup)'
-                 WHEN d.usable THEN format('incremental (%s changed customers)', cardinality(d.changed))
-                 ELSE 'full (' || d.reason || ')' END;
-    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
-    -- the duration goes to the catalog (refresh_ms), not the message
-    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
-        c.name, CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END
-                || CASE WHEN r IS NULL THEN ''
-                        WHEN d.usable THEN format(' incrementally (%s changed customers)', cardinality(d.changed))
-                        ELSE ' in full (' || d.reason || ')' END,
-        c.target_rows, c.monthly_rows;
-    RETURN c;
-END $$;
-
 -- As in 1.0, and the refresh is recorded in refresh_history.
 CREATE OR REPLACE FUNCTION refresh_segmentation(segmentation text, concurrently boolean DEFAULT true)
 RETURNS segmentations
@@ -1408,6 +1356,8 @@ END $$;
 CREATE FUNCTION _build_monthly_view(c campaigns) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: monthly sheet, 2 of 3)',
+                                                       c.view_schema, c.name || '_monthly', c.name));
     PERFORM customer_analytics._build_monthly_matview(c);
     PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly');
 END $$;
@@ -1839,10 +1789,11 @@ BEGIN
     END IF;
 END $$;
 
--- The fingerprint of what the targets depend on, windows as resolved: a
--- window that moved makes the next refresh a full one.  A rolling
--- campaign's revenue window counts too (the sheet reuses unchanged
--- customers' months).  Unchanged for fixed campaigns.
+-- The fingerprint of a campaign's incremental state covers its revenue
+-- window too, fixed or rolling: the sheet and the long form reuse the
+-- months of unchanged targets, which are only right for the same window
+-- (a window whose last day moved within the same month keeps the months
+-- but not their sums).
 CREATE OR REPLACE FUNCTION _campaign_fingerprint(c campaigns) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1851,7 +1802,7 @@ BEGIN
     RETURN md5(ROW(r.source_schema, r.routes, r.spend_window, r.min_spend, r.low_ticket_window,
                    r.low_ticket_below, r.min_low_tickets, r.base_window, r.recent_window,
                    r.decline_pct, r.exclude_closed, r.route_source)::text
-               || CASE WHEN c.rolling IS NULL THEN '' ELSE ' ' || r.revenue_window::text END);
+               || ' ' || r.revenue_window::text);
 END $$;
 
 -- A campaign's views, in refresh order: the sheet and the long form read the targets.
@@ -1956,16 +1907,52 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM customer_analytics._campaign_sheet_revenue(campaign, NULL::date[])
 $$;
 
--- The long form: revenue and orders per target (customer_codes, read from
--- the targets view by <name>_monthly_long, so that pg_dump knows the order)
--- and month of the resolved revenue window.
+-- The long form, incrementally like the sheet: the rows of targets whose
+-- data did not change since the last refresh are read back from
+-- <name>_monthly_long, only the changed targets' months are computed again
+-- (it has a row per target and month: recomputed in full, it would cost
+-- every refresh what the sheet saves).  The rows are reused only when the
+-- incremental state holds,
+-- the sheet is the one it describes, and the long form holds the months of
+-- the current window.
 CREATE FUNCTION _campaign_long_revenue(campaign text, customer_codes text[])
 RETURNS TABLE (customer_code text, month date, revenue numeric, orders bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
+    d record := customer_analytics._campaign_changes(c);
+    long regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long'));
+    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
+    first_month date;
+    last_month date;
+    reusable boolean := false;
+    recompute text[];
 BEGIN
-    RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(customer_codes, c.revenue_window, c.source_schema);
+    IF d.usable AND customer_analytics._view_reusable(sheet,
+           (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name))
+       AND long IS NOT NULL AND (SELECT relispopulated FROM pg_class WHERE oid = long)
+       AND has_table_privilege(long, 'SELECT') THEN
+        EXECUTE format('SELECT min(l.month), max(l.month) FROM %s l', long) INTO first_month, last_month;
+        reusable := first_month = (SELECT min(p.month) FROM customer_analytics.pivot_months(c.revenue_window) p)
+                AND last_month = (SELECT max(p.month) FROM customer_analytics.pivot_months(c.revenue_window) p);
+    END IF;
+    IF NOT reusable THEN
+        RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(customer_codes, c.revenue_window, c.source_schema);
+        RETURN;
+    END IF;
+    -- unchanged targets: their rows as the long form holds them
+    RETURN QUERY EXECUTE format(
+        'SELECT l.customer_code, l.month, l.revenue, l.orders FROM %s l'
+        ' WHERE l.customer_code = ANY ($1) AND NOT (l.customer_code = ANY ($2))', long)
+        USING customer_codes, d.changed;
+    -- changed targets, and any target the long form does not hold yet
+    EXECUTE format(
+        'SELECT COALESCE(array_agg(x), ''{}'') FROM unnest($1) x'
+        ' WHERE x = ANY ($2) OR NOT EXISTS (SELECT 1 FROM %s l WHERE l.customer_code = x)', long)
+        INTO recompute USING customer_codes, d.changed;
+    IF cardinality(recompute) > 0 THEN
+        RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(recompute, c.revenue_window, c.source_schema);
+    END IF;
 END $$;
 
 -- As in 1.3, with the windows resolved and the sheet's months baked in.
@@ -2039,6 +2026,8 @@ END $$;
 CREATE FUNCTION _build_long_view(c campaigns) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: long-form sheet, 3 of 3)',
+                                                       c.view_schema, c.name || '_monthly_long', c.name));
     PERFORM customer_analytics._build_long_matview(c);
     PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly_long');
 END $$;
@@ -2060,6 +2049,8 @@ END $$;
 CREATE OR REPLACE FUNCTION _build_targets_view(c campaigns) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: targets, 1 of 3)',
+                                                       c.view_schema, c.name || '_targets', c.name));
     PERFORM customer_analytics._build_targets_matview(customer_analytics._campaign_resolved(c));
     PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_targets');
 END $$;
@@ -2169,7 +2160,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
               FROM customer_analytics.pivot_months((customer_analytics._campaign_resolved(c)).revenue_window) p)
 $$;
 
--- As above (1.5), and: the long form is built if missing; a campaign whose
+-- As in 1.3, and: the refresh is recorded in refresh_history; the long
+-- form is built if missing; a campaign whose
 -- resolved revenue window has other months than its sheet's columns gets
 -- its sheet rebuilt (refused with 2BP01 while a user's object depends on
 -- it); the long form is refreshed after the sheet.
@@ -2456,34 +2448,6 @@ CREATE EVENT TRIGGER customer_analytics_drop ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION')
     EXECUTE FUNCTION _drop_watch();
 
--- The campaign builders as above, each publishing what it builds in
--- pg_stat_activity.query while it runs (progress.c).
-CREATE OR REPLACE FUNCTION _build_targets_view(c campaigns) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: targets, 1 of 3)',
-                                                       c.view_schema, c.name || '_targets', c.name));
-    PERFORM customer_analytics._build_targets_matview(customer_analytics._campaign_resolved(c));
-    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_targets');
-END $$;
-
-CREATE OR REPLACE FUNCTION _build_monthly_view(c campaigns) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: monthly sheet, 2 of 3)',
-                                                       c.view_schema, c.name || '_monthly', c.name));
-    PERFORM customer_analytics._build_monthly_matview(c);
-    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly');
-END $$;
-
-CREATE OR REPLACE FUNCTION _build_long_view(c campaigns) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM customer_analytics._report_progress(format('building %I.%I (campaign %s: long-form sheet, 3 of 3)',
-                                                       c.view_schema, c.name || '_monthly_long', c.name));
-    PERFORM customer_analytics._build_long_matview(c);
-    PERFORM customer_analytics._build_bi_view(c.view_schema, c.name || '_monthly_long');
-END $$;
 ------------------------------------------------------------------------------
 -- Rolling segmentations (issue 13, item 2): a segmentation's feature window
 -- and as_of relative to the refresh date, in the campaigns' spec language:
@@ -2864,65 +2828,3 @@ $$;
 COMMENT ON FUNCTION list_segmentations IS
 'The segmentations, their views, feature window and as_of (rolling ones resolved now), rolling spec, schedule, last refresh and refresh status';
 
--- The fingerprint of a campaign's incremental state covers its revenue
--- window too, fixed or rolling: the sheet and the long form reuse the
--- months of unchanged targets, which are only right for the same window
--- (a window whose last day moved within the same month keeps the months
--- but not their sums).
-CREATE OR REPLACE FUNCTION _campaign_fingerprint(c campaigns) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    r customer_analytics.campaigns := customer_analytics._campaign_resolved(c);
-BEGIN
-    RETURN md5(ROW(r.source_schema, r.routes, r.spend_window, r.min_spend, r.low_ticket_window,
-                   r.low_ticket_below, r.min_low_tickets, r.base_window, r.recent_window,
-                   r.decline_pct, r.exclude_closed, r.route_source)::text
-               || ' ' || r.revenue_window::text);
-END $$;
-
--- The long form, incrementally like the sheet: the rows of targets whose
--- data did not change since the last refresh are read back from
--- <name>_monthly_long, only the changed targets' months are computed again
--- (a full recompute cost refresh_campaign 1,078 ms instead of about 260 at
--- scale 10).  The rows are reused only when the incremental state holds,
--- the sheet is the one it describes, and the long form holds the months of
--- the current window.
-CREATE OR REPLACE FUNCTION _campaign_long_revenue(campaign text, customer_codes text[])
-RETURNS TABLE (customer_code text, month date, revenue numeric, orders bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
-    d record := customer_analytics._campaign_changes(c);
-    long regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long'));
-    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
-    first_month date;
-    last_month date;
-    reusable boolean := false;
-    recompute text[];
-BEGIN
-    IF d.usable AND customer_analytics._view_reusable(sheet,
-           (SELECT s.monthly_view FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name))
-       AND long IS NOT NULL AND (SELECT relispopulated FROM pg_class WHERE oid = long)
-       AND has_table_privilege(long, 'SELECT') THEN
-        EXECUTE format('SELECT min(l.month), max(l.month) FROM %s l', long) INTO first_month, last_month;
-        reusable := first_month = (SELECT min(p.month) FROM customer_analytics.pivot_months(c.revenue_window) p)
-                AND last_month = (SELECT max(p.month) FROM customer_analytics.pivot_months(c.revenue_window) p);
-    END IF;
-    IF NOT reusable THEN
-        RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(customer_codes, c.revenue_window, c.source_schema);
-        RETURN;
-    END IF;
-    -- unchanged targets: their rows as the long form holds them
-    RETURN QUERY EXECUTE format(
-        'SELECT l.customer_code, l.month, l.revenue, l.orders FROM %s l'
-        ' WHERE l.customer_code = ANY ($1) AND NOT (l.customer_code = ANY ($2))', long)
-        USING customer_codes, d.changed;
-    -- changed targets, and any target the long form does not hold yet
-    EXECUTE format(
-        'SELECT COALESCE(array_agg(x), ''{}'') FROM unnest($1) x'
-        ' WHERE x = ANY ($2) OR NOT EXISTS (SELECT 1 FROM %s l WHERE l.customer_code = x)', long)
-        INTO recompute USING customer_codes, d.changed;
-    IF cardinality(recompute) > 0 THEN
-        RETURN QUERY SELECT * FROM customer_analytics.monthly_revenue(recompute, c.revenue_window, c.source_schema);
-    END IF;
-END $$;

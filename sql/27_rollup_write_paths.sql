@@ -76,6 +76,25 @@ INSERT INTO wp.sales_order_lines_a VALUES ('SO', '4', 1, 'P1', 1, 40);
 SELECT rollup_total('4');
 SELECT rollup_ok();
 
+-- the same by a non-superuser who owns the table and has no USAGE on the
+-- extension's schema: the event trigger reads the rollup catalog as its
+-- owner and gives the partition the triggers as the rollup's owner
+CREATE ROLE ca_wp_owner;
+GRANT CREATE, USAGE ON SCHEMA wp TO ca_wp_owner;
+ALTER TABLE wp.sales_orders OWNER TO ca_wp_owner;
+REVOKE USAGE ON SCHEMA customer_analytics FROM PUBLIC;
+SET ROLE ca_wp_owner;
+CREATE TABLE wp.sales_orders_2026_02 PARTITION OF wp.sales_orders FOR VALUES FROM ('20260201') TO ('20260301');
+INSERT INTO wp.sales_orders_2026_02 VALUES ('SO', '7', '0001', 'K1', '20260205', 'Y');
+RESET ROLE;
+GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
+SELECT 'triggers on the owner''s new partition: ' || count(*) FROM pg_trigger
+ WHERE tgrelid = 'wp.sales_orders_2026_02'::regclass AND tgname LIKE 'customer_analytics_rollup_%';
+SELECT rollup_total('7');
+SELECT rollup_ok();
+ALTER TABLE wp.sales_orders OWNER TO CURRENT_USER;
+ALTER TABLE wp.sales_orders_2026_02 OWNER TO CURRENT_USER;
+
 -- 4. ATTACH a filled table, DETACH a partition, then write the detached table
 CREATE TABLE wp.sales_orders_2025_12 (LIKE wp.sales_orders);
 INSERT INTO wp.sales_orders_2025_12 VALUES ('SO', '6', '0002', 'K2', '20251210', 'Y');
@@ -178,3 +197,4 @@ SELECT customer_analytics.drop_rollup('wp');
 DROP FUNCTION rollup_ok();
 DROP FUNCTION rollup_total(text);
 DROP SCHEMA wp, wp_bi CASCADE;
+DROP ROLE ca_wp_owner;

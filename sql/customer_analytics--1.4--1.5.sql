@@ -2170,18 +2170,26 @@ RETURNS campaigns
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    resolved customer_analytics.campaigns;
     started timestamptz := clock_timestamp();
     snap pg_snapshot;
     d record;
     r customer_analytics.rollups;
+    s customer_analytics.campaign_refresh_state;
+    delta record;
+    state record;
+    no_delta text;
     mode text;
     cols record;
     rebuild boolean := false;
+    rollup_usable boolean;
 BEGIN
     IF refresh_campaign.concurrently IS NULL THEN
         RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'true (the default) keeps the views readable during the refresh.';
     END IF;
+    SELECT NULL::pg_snapshot AS snapshot, NULL::bigint AS changed_customers, NULL::bigint AS order_changes INTO delta;
+    SELECT NULL::regclass AS state, NULL::regclass AS month_state, NULL::pg_snapshot AS snapshot INTO state;
     -- refreshes of one source take turns (readers never wait): the dirty
     -- set is pruned below, and no other refresh may be between snapshot
     -- and state
@@ -2196,43 +2204,95 @@ BEGIN
             -- refuse before any work
             PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
         END IF;
+        IF rebuild THEN
+            no_delta := 'the sheet''s months moved';
+        END IF;
     END IF;
-    PERFORM customer_analytics._ensure_long_view(c);
-    IF rebuild THEN
-        PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], refresh_campaign.concurrently);
-        PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
-        PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], refresh_campaign.concurrently);
-    ELSE
-        PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
-                                                  refresh_campaign.concurrently);
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
+    rollup_usable := r IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL;
+    resolved := customer_analytics._campaign_resolved(c);
+    SELECT * INTO s FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
+
+    -- from the order changes when the state allows (readers never wait:
+    -- rows are replaced in place), else the views are recomputed
+    IF d.usable AND NOT rebuild THEN
+        no_delta := COALESCE(customer_analytics._campaign_state_unsupported(resolved),
+                             customer_analytics._campaign_state_problem(resolved, s));
+        IF no_delta IS NULL THEN
+            PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the order changes', c.name));
+            delta := customer_analytics._campaign_delta_refresh(resolved, s, r);
+            IF delta.snapshot IS NULL THEN
+                no_delta := 'a source table was truncated or the rollup rebuilt meanwhile';
+                d.usable := false;
+                d.reason := no_delta;
+            END IF;
+        END IF;
+    END IF;
+    IF delta.snapshot IS NULL THEN
+        PERFORM customer_analytics._ensure_long_view(c);
+        IF rebuild THEN
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], refresh_campaign.concurrently);
+            PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], refresh_campaign.concurrently);
+        ELSE
+            PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
+                                                      refresh_campaign.concurrently);
+        END IF;
     END IF;
 
-    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
-    IF r IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL THEN
-        INSERT INTO customer_analytics.campaign_refresh_state AS s
+    IF rollup_usable THEN
+        INSERT INTO customer_analytics.campaign_refresh_state AS x
         VALUES (c.name, customer_analytics._campaign_fingerprint(c),
-                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, r.generation, snap,
+                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, r.generation,
+                COALESCE(delta.snapshot, snap),
                 format('%I.%I', c.view_schema, c.name || '_monthly')::regclass)
         ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
             SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
                 generation = excluded.generation, snapshot = excluded.snapshot,
                 monthly_view = excluded.monthly_view;
+        IF delta.snapshot IS NOT NULL THEN
+            UPDATE customer_analytics.campaign_refresh_state x SET state_snapshot = delta.snapshot
+             WHERE x.campaign = c.name;
+        ELSIF customer_analytics._campaign_state_unsupported(resolved) IS NULL THEN
+            -- (re)built from the rollup, for the next refresh
+            PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): building the per-customer state', c.name));
+            BEGIN
+                state := customer_analytics._campaign_build_state(resolved, r);
+            EXCEPTION WHEN duplicate_table OR insufficient_privilege THEN
+                RAISE WARNING 'campaign "%" keeps no per-customer state: %', c.name, SQLERRM
+                    USING HINT = 'Its refreshes recompute the changed customers'' histories until this is fixed.';
+            END;
+            UPDATE customer_analytics.campaign_refresh_state x
+               SET state_table = state.state, month_state_table = state.month_state, state_snapshot = state.snapshot
+             WHERE x.campaign = c.name;
+        ELSE
+            UPDATE customer_analytics.campaign_refresh_state x
+               SET state_table = NULL, month_state_table = NULL, state_snapshot = NULL
+             WHERE x.campaign = c.name;
+        END IF;
         PERFORM customer_analytics._prune_dirty(r);
     ELSE
-        DELETE FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = c.name;
+        DELETE FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
     END IF;
 
     c := customer_analytics._record_refresh(c.name, started);
     mode := CASE WHEN r IS NULL THEN 'full (no rollup)'
-                 WHEN d.usable THEN format('incremental (%s changed customers)', cardinality(d.changed))
+                 WHEN delta.snapshot IS NOT NULL
+                     THEN format('delta (%s changed customers, %s order changes)', delta.changed_customers, delta.order_changes)
+                 WHEN d.usable THEN format('incremental (%s changed customers; histories recomputed: %s)',
+                                           cardinality(d.changed), no_delta)
                  ELSE 'full (' || d.reason || ')' END;
     PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
     -- the duration goes to the catalog (refresh_ms), not the message
     RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
-        c.name, CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END
-                || CASE WHEN r IS NULL THEN ''
-                        WHEN d.usable THEN format(' incrementally (%s changed customers)', cardinality(d.changed))
-                        ELSE ' in full (' || d.reason || ')' END,
+        c.name, CASE WHEN delta.snapshot IS NOT NULL
+                     THEN format(' from its order changes (%s changed customers, %s order changes)',
+                                 delta.changed_customers, delta.order_changes)
+                     ELSE CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END
+                          || CASE WHEN r IS NULL THEN ''
+                                  WHEN d.usable THEN format(' incrementally (%s changed customers; histories recomputed: %s)',
+                                                            cardinality(d.changed), no_delta)
+                                  ELSE ' in full (' || d.reason || ')' END END,
         c.target_rows, c.monthly_rows;
     RETURN c;
 END $$;
@@ -2408,6 +2468,7 @@ BEGIN
     END IF;
     PERFORM customer_analytics._drop_views(c.view_schema,
         ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
+    PERFORM customer_analytics._drop_campaign_state(c);
     DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
     DELETE FROM customer_analytics.campaigns WHERE name = c.name;
     RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
@@ -2828,3 +2889,436 @@ $$;
 COMMENT ON FUNCTION list_segmentations IS
 'The segmentations, their views, feature window and as_of (rolling ones resolved now), rolling spec, schedule, last refresh and refresh status';
 
+
+------------------------------------------------------------------------------
+-- Delta refresh: per-customer state adjusted from order changes.
+--
+-- The rollup's triggers record, besides the customers they touch, each
+-- changed order's old row (sign -1) and new row (sign +1) in the dirty
+-- table.  A campaign keeps, in two tables of its own next to its views,
+-- the per-customer counts and sums the funnel decides on (<name>_state)
+-- and the months of its targets (<name>_month_state), both exact as of a
+-- snapshot.  refresh_campaign() then reads only the order changes
+-- committed since that snapshot: it adds them to the state, decides again
+-- for the customers whose state or attributes changed, and replaces those
+-- customers' rows in the three views in place (_matview_apply), instead of
+-- recomputing their whole histories and diffing whole views.  Every
+-- statement of it runs as of one snapshot (_at_one_snapshot), which becomes
+-- the state's.  Whatever the deltas cannot follow (a rebuilt rollup, a
+-- TRUNCATE, a changed campaign or window, routes from the orders, amounts
+-- without a fixed scale) falls back to the previous ways, and the refresh
+-- status says why.
+------------------------------------------------------------------------------
+CREATE FUNCTION _at_one_snapshot(guard text, statements text[]) RETURNS pg_snapshot
+AS 'MODULE_PATHNAME', 'at_one_snapshot' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION _at_one_snapshot(text, text[]) IS
+'internal: run statements as of one snapshot (unless guard returns true) and return it';
+
+CREATE FUNCTION _matview_apply(matview regclass, keys text[], rows_sql text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'matview_apply' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION _matview_apply(regclass, text[], text) IS
+'internal: replace the rows of the given customers in a materialized view the caller owns, without blocking readers';
+
+CREATE FUNCTION _matview_lock(matview regclass) RETURNS void
+AS 'MODULE_PATHNAME', 'matview_lock' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION _matview_lock(regclass) IS
+'internal: lock a materialized view the caller owns as _matview_apply does, until the end of the transaction';
+
+CREATE FUNCTION _target_customers_from_state(
+    routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange,
+    low_ticket_below numeric, min_low_tickets int, base_window daterange, recent_window daterange,
+    decline_pct numeric, exclude_closed boolean, route_source text, source_schema text,
+    customers text[], state regclass,
+    OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text,
+    OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint,
+    OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text,
+    OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date,
+    OUT avg_ticket_size numeric)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'target_customers_from_state' LANGUAGE C STABLE;
+COMMENT ON FUNCTION _target_customers_from_state IS
+'internal: target_customers() deciding on a campaign''s per-customer state table instead of the orders';
+
+-- The dirty table's order rows: the old (-1) and new (+1) row of each
+-- changed order, as the rollup held it.  Added to existing rollups here,
+-- and by rebuild_rollup to any that lacks them.
+CREATE FUNCTION _rollup_add_delta_columns(r rollups) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS order_date date, ADD COLUMN IF NOT EXISTS order_date_raw text,'
+                   ' ADD COLUMN IF NOT EXISTS total numeric, ADD COLUMN IF NOT EXISTS sign smallint',
+                   customer_analytics._rollup_dirty_table(r.id));
+    EXECUTE format('COMMENT ON COLUMN %s.sign IS %L', customer_analytics._rollup_dirty_table(r.id),
+                   'for an order''s row: -1 the row the rollup held before the transaction, +1 the row after; NULL: the customer changed');
+END $$;
+DO $$
+DECLARE
+    r customer_analytics.rollups;
+BEGIN
+    FOR r IN SELECT * FROM customer_analytics.rollups LOOP
+        IF to_regclass(customer_analytics._rollup_dirty_table(r.id)) IS NOT NULL THEN
+            PERFORM customer_analytics._rollup_add_delta_columns(r);
+        END IF;
+    END LOOP;
+END $$;
+
+-- As above, and the delta columns: rebuild_rollup and enable_rollup call it.
+CREATE OR REPLACE FUNCTION _rollup_create_keys_table(r rollups) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass(customer_analytics._rollup_keys_table(r.id)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (order_type text, order_number text, PRIMARY KEY (order_type, order_number))',
+                       customer_analytics._rollup_keys_table(r.id));
+        EXECUTE format('COMMENT ON TABLE %s IS %L', customer_analytics._rollup_keys_table(r.id),
+                       format('Order keys of source schema %s the rollup triggers lock, so that writers of one order take turns', r.source_schema));
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', customer_analytics._rollup_keys_table(r.id),
+                       (SELECT pg_get_userbyid(relowner) FROM pg_class
+                         WHERE oid = customer_analytics._rollup_table(r.id)::regclass));
+    END IF;
+    PERFORM customer_analytics._rollup_add_delta_columns(r);
+END $$;
+
+-- As above, with each removed and added order row recorded with its sign.
+CREATE OR REPLACE FUNCTION _rollup_resync_sql(r rollups, keys text) RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ARRAY[
+        format('INSERT INTO %1$s AS x (order_type, order_number)'
+               ' SELECT DISTINCT order_type::text, order_number::text FROM (%2$s) k0'
+               ' WHERE order_type IS NOT NULL AND order_number IS NOT NULL ORDER BY 1, 2'
+               ' ON CONFLICT (order_type, order_number) DO UPDATE SET order_type = excluded.order_type',
+               customer_analytics._rollup_keys_table(r.id), keys),
+        format('WITH gone AS (DELETE FROM %1$s r USING (SELECT DISTINCT order_type::text AS t, order_number::text AS n FROM (%3$s) k0) k'
+               ' WHERE r.order_type = k.t AND r.order_number = k.n'
+               ' RETURNING r.customer_code, r.order_date, r.order_date_raw, r.total)'
+               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
+               ' SELECT customer_code, order_date, order_date_raw, total, -1 FROM gone WHERE customer_code IS NOT NULL',
+               customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id), keys),
+        format('WITH added AS (INSERT INTO %1$s %3$s RETURNING customer_code, order_date, order_date_raw, total)'
+               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
+               ' SELECT customer_code, order_date, order_date_raw, total, 1 FROM added WHERE customer_code IS NOT NULL',
+               customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
+               customer_analytics._rollup_rows_sql(r, keys))]
+$$;
+
+ALTER TABLE campaign_refresh_state
+    ADD COLUMN state_table oid,             -- <name>_state when the campaign keeps per-customer state
+    ADD COLUMN month_state_table oid,       -- <name>_month_state
+    ADD COLUMN state_snapshot pg_snapshot;  -- what both tables are exact as of
+COMMENT ON COLUMN campaign_refresh_state.state_snapshot IS
+'the snapshot the campaign''s per-customer state tables are exact as of (NULL: no state)';
+
+-- Forget the dirty rows every campaign of the source has seen: in the
+-- snapshot of its views and, when it keeps state, of its state.
+CREATE OR REPLACE FUNCTION _prune_dirty(r rollups) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF has_table_privilege(customer_analytics._rollup_dirty_table(r.id), 'DELETE') THEN
+        EXECUTE format('DELETE FROM %s d WHERE NOT EXISTS ('
+                       'SELECT 1 FROM customer_analytics.campaign_refresh_state s'
+                       ' JOIN customer_analytics.campaigns c ON c.name = s.campaign'
+                       ' WHERE c.source_schema = $1 AND s.generation = $2'
+                       ' AND (NOT pg_visible_in_snapshot(d.xid, s.snapshot)'
+                       '      OR NOT pg_visible_in_snapshot(d.xid, COALESCE(s.state_snapshot, s.snapshot))))',
+                       customer_analytics._rollup_dirty_table(r.id))
+        USING r.source_schema, r.generation;
+    END IF;
+END $$;
+
+-- The names of a campaign's two state tables (in its view schema).
+CREATE FUNCTION _campaign_state_names(c campaigns, OUT state text, OUT month_state text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT c.name || '_state', c.name || '_month_state' $$;
+
+-- The smallest window covering the four targeting windows: the orders the
+-- state counts (target_customers()'s data window).
+CREATE FUNCTION _campaign_data_window(c campaigns) RETURNS daterange
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT range_merge(range_merge(c.spend_window, c.low_ticket_window), range_merge(c.base_window, c.recent_window))
+$$;
+
+-- Why the campaign's views cannot be kept from per-customer state at all
+-- (NULL: they can).  c has its windows resolved.
+CREATE FUNCTION _campaign_state_unsupported(c campaigns) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN c.route_source = 'order' THEN 'routes come from the orders'
+        WHEN NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+             WHERE a.attrelid = to_regclass(format('%I.sales_order_lines', c.source_schema))
+               AND a.attname = 'pretax_subtotal' AND NOT a.attisdropped
+               AND (a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+                    OR (a.atttypid = 'numeric'::regtype AND a.atttypmod >= 0)))
+        THEN 'the line amounts have no fixed scale (pretax_subtotal is not numeric(p,s) or an integer)'
+    END
+$$;
+
+-- Why the state tables cannot be used for this refresh (NULL: they can):
+-- they must be the ones recorded, plain tables of the caller.
+CREATE FUNCTION _campaign_state_problem(c campaigns, s campaign_refresh_state) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n record := customer_analytics._campaign_state_names(c);
+    st regclass := to_regclass(format('%I.%I', c.view_schema, n.state));
+    mt regclass := to_regclass(format('%I.%I', c.view_schema, n.month_state));
+BEGIN
+    IF s.state_snapshot IS NULL THEN
+        RETURN 'no per-customer state yet';
+    ELSIF st IS DISTINCT FROM s.state_table OR mt IS DISTINCT FROM s.month_state_table
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = st), 'USAGE')
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = mt), 'USAGE') THEN
+        RETURN 'the per-customer state tables were changed';
+    ELSIF NOT customer_analytics._view_reusable(to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly')),
+                                                s.monthly_view)
+          OR to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long')) IS NULL THEN
+        RETURN 'the monthly views were rebuilt';
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Create the state tables if missing (or take back the ones a restore
+-- brought), as the campaign's owner.  Error when another relation has the
+-- name.  Returns them.
+CREATE FUNCTION _campaign_state_tables(c campaigns, OUT state regclass, OUT month_state regclass)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n record := customer_analytics._campaign_state_names(c);
+    marker text := format('customer_analytics: per-customer state of campaign %s', c.name);
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY[n.state, n.month_state] LOOP
+        IF to_regclass(format('%I.%I', c.view_schema, t)) IS NOT NULL
+           AND obj_description(to_regclass(format('%I.%I', c.view_schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
+            RAISE EXCEPTION 'relation %.% exists and is not the state of campaign "%"', c.view_schema, t, c.name
+                USING ERRCODE = 'duplicate_table',
+                      HINT = 'Rename or drop that relation; the campaign keeps its per-customer state under this name.';
+        END IF;
+    END LOOP;
+    EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (customer_code text PRIMARY KEY, orders bigint NOT NULL,'
+                   ' total numeric, last_order date, spend_orders bigint NOT NULL, spend numeric,'
+                   ' low_tickets bigint NOT NULL, base_orders bigint NOT NULL, base numeric,'
+                   ' recent_orders bigint NOT NULL, recent numeric)', c.view_schema, n.state);
+    EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (customer_code text, month date, revenue numeric,'
+                   ' orders bigint, PRIMARY KEY (customer_code, month))', c.view_schema, n.month_state);
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.state, marker);
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.month_state, marker);
+    state := format('%I.%I', c.view_schema, n.state)::regclass;
+    month_state := format('%I.%I', c.view_schema, n.month_state)::regclass;
+END $$;
+
+-- The state's columns after customer_code (orders, total, spend_orders,
+-- spend, low_tickets, base_orders, base, recent_orders, recent) as
+-- aggregates over order rows o(d date, amount numeric[, sign]): counted
+-- once each, or with their sign (-1 removed, +1 added).  A sum over no
+-- order is NULL, as targeting_stats leaves it.
+CREATE FUNCTION _campaign_state_aggregates(c campaigns, signed boolean) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('sum(%1$s) AS orders, sum(%2$s) AS total,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %3$L::daterange), 0) AS spend_orders,'
+                  ' sum(%2$s) FILTER (WHERE o.d <@ %3$L::daterange) AS spend,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %4$L::daterange AND o.amount < %5$L::numeric), 0) AS low_tickets,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %6$L::daterange), 0) AS base_orders,'
+                  ' sum(%2$s) FILTER (WHERE o.d <@ %6$L::daterange) AS base,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %7$L::daterange), 0) AS recent_orders,'
+                  ' sum(%2$s) FILTER (WHERE o.d <@ %7$L::daterange) AS recent',
+                  CASE WHEN signed THEN 'o.sign' ELSE '1' END,
+                  CASE WHEN signed THEN 'o.sign * o.amount' ELSE 'o.amount' END,
+                  c.spend_window, c.low_ticket_window, c.low_ticket_below, c.base_window, c.recent_window)
+$$;
+
+-- The state's columns in the order _campaign_state_aggregates() gives them.
+CREATE FUNCTION _campaign_state_columns() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT 'orders, total, spend_orders, spend, low_tickets, base_orders, base, recent_orders, recent' $$;
+
+-- The sheet's rows (one per target, a column per month) from a relation of
+-- target rows and one of (customer_code, month, revenue) rows, as the
+-- sheet's own definition computes them.
+CREATE FUNCTION _campaign_sheet_rows_sql(c campaigns, targets text, revenue text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    columns text := '';
+    m record;
+BEGIN
+    FOR m IN SELECT * FROM customer_analytics.pivot_months(c.revenue_window) LOOP
+        columns := columns || format(', COALESCE(sum(m.revenue) FILTER (WHERE m.month = %L::date), 0)::numeric AS %I',
+                                     m.month, m.column_name);
+    END LOOP;
+    RETURN format('SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%s'
+                  ' FROM %s t LEFT JOIN %s m USING (customer_code)'
+                  ' GROUP BY t.customer_code, t.trade_name, t.delivery_route, t.csm, t.avg_ticket_size',
+                  columns, targets, revenue);
+END $$;
+
+-- The target_customers() call of a campaign over its state (customers
+-- from the SQL array expression given).
+CREATE FUNCTION _campaign_state_targets_sql(c campaigns, state regclass, customers text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('SELECT * FROM customer_analytics._target_customers_from_state(%L::text[], %L::daterange, %L::numeric,'
+                  ' %L::daterange, %L::numeric, %L::int, %L::daterange, %L::daterange, %L::numeric, %L::boolean,'
+                  ' %L::text, %L::text, %s, %L::regclass)',
+                  c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
+                  c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct, c.exclude_closed,
+                  c.route_source, c.source_schema, customers, state::oid)
+$$;
+
+-- Build a campaign's state from the rollup, as of one snapshot, which it
+-- returns.  c has its windows resolved; the caller records the result.
+CREATE FUNCTION _campaign_build_state(c campaigns, r rollups, OUT state regclass, OUT month_state regclass,
+                                      OUT snapshot pg_snapshot)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record := customer_analytics._campaign_state_tables(c);
+BEGIN
+    state := t.state;
+    month_state := t.month_state;
+    snapshot := customer_analytics._at_one_snapshot(NULL, ARRAY[
+        format('TRUNCATE %s, %s', state, month_state),
+        format('INSERT INTO %s (customer_code, %s, last_order)'
+               ' SELECT o.customer_code, %s, max(o.d)'
+               ' FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
+               ' COALESCE(r.order_date, customer_analytics.checked_order_date(r.order_date_raw, r.order_type, r.order_number)) AS d'
+               ' FROM %s r WHERE r.customer_code IS NOT NULL) o'
+               ' WHERE o.d <@ %L::daterange GROUP BY o.customer_code',
+               state, customer_analytics._campaign_state_columns(),
+               customer_analytics._campaign_state_aggregates(c, false),
+               customer_analytics._rollup_table(r.id), customer_analytics._campaign_data_window(c)),
+        format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM (%s) t), %L::daterange, %L)',
+               month_state, customer_analytics._campaign_state_targets_sql(c, state, 'NULL'), c.revenue_window, c.source_schema)]);
+END $$;
+
+-- Apply the order changes committed since the state's snapshot to a
+-- campaign's state and views, as of one new snapshot, which it returns
+-- (NULL, nothing done, when a change it cannot follow committed since the
+-- caller looked: a TRUNCATE, a rebuild, an order date the triggers could
+-- not read).  c has its windows resolved; the caller holds the refresh lock.
+CREATE FUNCTION _campaign_delta_refresh(c campaigns, s campaign_refresh_state, r rollups,
+                                        OUT snapshot pg_snapshot, OUT changed_customers bigint,
+                                        OUT order_changes bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dirty text := customer_analytics._rollup_dirty_table(r.id);
+    since text := format('NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_snapshot)', s.state_snapshot);
+    state regclass := s.state_table;
+    month_state regclass := s.month_state_table;
+    targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;
+    sheet regclass := format('%I.%I', c.view_schema, c.name || '_monthly')::regclass;
+    long regclass := format('%I.%I', c.view_schema, c.name || '_monthly_long')::regclass;
+    changed_keys text := 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)';
+BEGIN
+    -- what REFRESH ... CONCURRENTLY takes, before the snapshot: readers go
+    -- on; a plain REFRESH of a view waits instead of slipping in between
+    PERFORM customer_analytics._matview_lock(targets);
+    PERFORM customer_analytics._matview_lock(sheet);
+    PERFORM customer_analytics._matview_lock(long);
+    PERFORM customer_analytics._drop_delta_scratch();
+    CREATE TEMP TABLE customer_analytics_changed (customer_code text PRIMARY KEY) ON COMMIT DROP;
+    EXECUTE format('CREATE TEMP TABLE customer_analytics_targets ON COMMIT DROP AS SELECT * FROM %s WITH NO DATA', targets);
+
+    snapshot := customer_analytics._at_one_snapshot(
+        format('SELECT (SELECT x.generation <> %s OR x.state <> ''current'' FROM customer_analytics.rollups x WHERE x.id = %s)'
+               ' OR EXISTS (SELECT 1 FROM %s x WHERE %s AND (x.customer_code IS NULL'
+               ' OR (x.sign IS NOT NULL AND x.order_date IS NULL AND x.order_date_raw IS NOT NULL)))',
+               r.generation, r.id, dirty, since),
+        ARRAY[
+        -- the customers whose orders or own row changed
+        format('INSERT INTO pg_temp.customer_analytics_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
+               dirty, since),
+        -- their state: counts and sums adjusted; a customer's last order
+        -- date is looked up again only when a removed order may have been it
+        format('WITH d AS (SELECT o.customer_code, %2$s, max(o.d) FILTER (WHERE o.sign > 0) AS added_last,'
+               '   max(o.d) FILTER (WHERE o.sign < 0) AS removed_last'
+               '   FROM (SELECT x.customer_code, x.order_date AS d, COALESCE(x.total, 0) AS amount, x.sign FROM %3$s x'
+               '         WHERE x.sign IS NOT NULL AND %4$s) o'
+               '   WHERE o.d <@ %5$L::daterange GROUP BY o.customer_code),'
+               ' upd AS (UPDATE %1$s s SET orders = s.orders + d.orders, total = s.total + d.total,'
+               '   spend_orders = s.spend_orders + d.spend_orders,'
+               '   spend = CASE WHEN s.spend_orders + d.spend_orders > 0 THEN COALESCE(s.spend, 0) + COALESCE(d.spend, 0) END,'
+               '   low_tickets = s.low_tickets + d.low_tickets,'
+               '   base_orders = s.base_orders + d.base_orders,'
+               '   base = CASE WHEN s.base_orders + d.base_orders > 0 THEN COALESCE(s.base, 0) + COALESCE(d.base, 0) END,'
+               '   recent_orders = s.recent_orders + d.recent_orders,'
+               '   recent = CASE WHEN s.recent_orders + d.recent_orders > 0 THEN COALESCE(s.recent, 0) + COALESCE(d.recent, 0) END,'
+               '   last_order = CASE WHEN s.orders + d.orders <= 0 THEN NULL'
+               '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN'
+               '       (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = s.customer_code AND r.order_date <@ %5$L::daterange)'
+               '     ELSE GREATEST(s.last_order, d.added_last) END'
+               '   FROM d WHERE s.customer_code = d.customer_code RETURNING s.customer_code)'
+               ' INSERT INTO %1$s (customer_code, %8$s, last_order)'
+               ' SELECT d.customer_code, d.orders, d.total, d.spend_orders,'
+               '   CASE WHEN d.spend_orders > 0 THEN d.spend END, d.low_tickets,'
+               '   d.base_orders, CASE WHEN d.base_orders > 0 THEN d.base END,'
+               '   d.recent_orders, CASE WHEN d.recent_orders > 0 THEN d.recent END,'
+               '   CASE WHEN d.removed_last >= d.added_last THEN'
+               '   (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = d.customer_code AND r.order_date <@ %5$L::daterange)'
+               '   ELSE d.added_last END'
+               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.customer_code = d.customer_code)',
+               state, customer_analytics._campaign_state_aggregates(c, true), dirty, since,
+               customer_analytics._campaign_data_window(c), NULL,
+               customer_analytics._rollup_table(r.id), customer_analytics._campaign_state_columns()),
+        format('DELETE FROM %s s USING pg_temp.customer_analytics_changed k WHERE s.customer_code = k.customer_code AND s.orders <= 0',
+               state),
+        -- their verdicts, on the state
+        format('INSERT INTO pg_temp.customer_analytics_targets %s',
+               customer_analytics._campaign_state_targets_sql(c, state, changed_keys)),
+        format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
+               targets::oid, changed_keys, 'SELECT * FROM pg_temp.customer_analytics_targets'),
+        -- the months: dropped for customers no longer targets, adjusted for
+        -- the others, computed for new targets
+        format('DELETE FROM %s m USING pg_temp.customer_analytics_changed k WHERE m.customer_code = k.customer_code'
+               ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = m.customer_code)',
+               month_state),
+        format('UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
+               ' orders = m.orders + d.orders'
+               ' FROM (SELECT x.customer_code, p.month, sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
+               '       FROM %2$s x JOIN customer_analytics.pivot_months(%3$L::daterange) p'
+               '         ON x.order_date BETWEEN p.first_day AND p.last_day'
+               '      WHERE x.sign IS NOT NULL AND %4$s GROUP BY 1, 2) d'
+               ' WHERE m.customer_code = d.customer_code AND m.month = d.month',
+               month_state, dirty, c.revenue_window, since),
+        format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
+               'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
+               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)',
+               month_state, month_state, c.revenue_window, c.source_schema),
+        format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
+               long::oid, changed_keys,
+               format('SELECT m.customer_code, m.month, m.revenue, m.orders FROM %s m'
+                      ' JOIN pg_temp.customer_analytics_targets t USING (customer_code)', month_state)),
+        format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
+               sheet::oid, changed_keys,
+               customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
+                   format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
+                          ' JOIN pg_temp.customer_analytics_targets t USING (customer_code))', month_state)))]);
+    IF snapshot IS NOT NULL THEN
+        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_changed;
+        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
+                       dirty, since, snapshot) INTO order_changes;
+    END IF;
+    PERFORM customer_analytics._drop_delta_scratch();
+END $$;
+
+-- Drop the delta refresh's temporary tables if this session has them.
+CREATE FUNCTION _drop_delta_scratch() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_temp.customer_analytics_changed') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_changed;
+    END IF;
+    IF to_regclass('pg_temp.customer_analytics_targets') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_targets;
+    END IF;
+END $$;
+
+-- Drop a campaign's state tables (those that carry its marker).
+CREATE FUNCTION _drop_campaign_state(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n record := customer_analytics._campaign_state_names(c);
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY[n.state, n.month_state] LOOP
+        IF obj_description(to_regclass(format('%I.%I', c.view_schema, t)), 'pg_class')
+           = format('customer_analytics: per-customer state of campaign %s', c.name) THEN
+            EXECUTE format('DROP TABLE %I.%I', c.view_schema, t);
+        END IF;
+    END LOOP;
+END $$;

@@ -5,15 +5,20 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 #include "numeric_acc.h"
 #include "targeting.h"
 
 PG_FUNCTION_INFO_V1(target_customers);
+PG_FUNCTION_INFO_V1(target_customers_from_state);
 
 enum
 {
@@ -43,14 +48,14 @@ set_text(Datum *values, bool *nulls, int col, const char *s)
 	values[col] = s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-Datum
-target_customers(PG_FUNCTION_ARGS)
+/* Run the funnel with params and return one row per target. */
+static Datum
+emit_targets(FunctionCallInfo fcinfo, const TargetingParams *p)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TargetingParams params;
+	TargetingParams params = *p;
 	TargetingResult *result;
 
-	targeting_parse_args(fcinfo, &params);
 	InitMaterializedSRF(fcinfo, 0);
 	if (rsinfo->setDesc->natts != NUM_COLUMNS)
 		elog(ERROR, "target_customers: return type has %d columns, expected %d",
@@ -93,4 +98,48 @@ target_customers(PG_FUNCTION_ARGS)
 	}
 
 	return (Datum) 0;
+}
+
+Datum
+target_customers(PG_FUNCTION_ARGS)
+{
+	TargetingParams params;
+
+	targeting_parse_args(fcinfo, &params);
+	return emit_targets(fcinfo, &params);
+}
+
+/*
+ * _target_customers_from_state(<target_customers' arguments>, state regclass):
+ * target_customers() deciding on the per-customer stats a campaign's delta
+ * refresh keeps in state (its own table), instead of folding the orders.
+ * The customers' attributes and routes are read as usual.
+ */
+Datum
+target_customers_from_state(PG_FUNCTION_ARGS)
+{
+	TargetingParams params;
+	Oid			state;
+	Relation	rel;
+
+	targeting_parse_args(fcinfo, &params);
+	if (PG_ARGISNULL(TARGETING_NARGS))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("state must not be NULL"),
+				 errhint("Pass the campaign's state table.")));
+	state = PG_GETARG_OID(TARGETING_NARGS);
+	rel = table_open(state, AccessShareLock);
+	/* the campaign owner's own table: reading it runs no one else's code */
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a campaign state table", RelationGetRelationName(rel)),
+				 errhint("A campaign's state is a plain table without row-level security.")));
+	if (!pg_class_ownercheck(state, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	params.stats_relation = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													   RelationGetRelationName(rel));
+	table_close(rel, NoLock);
+	return emit_targets(fcinfo, &params);
 }

@@ -213,6 +213,30 @@ orders_query(const TargetingPass *pass)
 }
 
 /*
+ * The per-customer stats as a campaign's state table keeps them (the same
+ * fields targeting_stats returns, adjusted from order changes by the delta
+ * refresh), restricted to the route customers as orders_query() restricts
+ * the orders.  Routes from the orders are not kept per customer: the
+ * refresh never asks for them.
+ */
+static char *
+state_stats_query(const TargetingPass *pass)
+{
+	if (pass->params->route_from_order)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("per-customer state cannot serve route_source => 'order'"),
+				 errhint("Campaigns with routes from the orders are refreshed from the rollup.")));
+	return psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders, s.spend,"
+					" s.low_tickets, s.base, s.recent FROM %s s"
+					" WHERE s.orders > 0 AND s.customer_code IN (SELECT c.customer_code::text FROM %s c"
+					" WHERE c.delivery_route::text = ANY ($2)%s%s)",
+					pass->params->stats_relation, pass->src->customers,
+					pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "",
+					pass->params->customers ? " AND " CUSTOMER_FILTER("c") : "");
+}
+
+/*
  * The orders folded per customer by the targeting_stats aggregate, whose
  * windows and bar are the parameters $4 to $8.  Over the rollup the order
  * rows are a plain scan, so the planner can run the aggregate as partial
@@ -222,6 +246,8 @@ orders_query(const TargetingPass *pass)
 static char *
 customer_stats_query(const TargetingPass *pass)
 {
+	if (pass->params->stats_relation)
+		return state_stats_query(pass);
 	return psprintf("SELECT s.customer_code, (s.st).orders, (s.st).total, (s.st).last_order,"
 					" (s.st).spend_orders, (s.st).spend, (s.st).low_tickets, (s.st).base, (s.st).recent"
 					" FROM (SELECT o.customer_code,"
@@ -326,7 +352,7 @@ targeting_run(const TargetingParams *params)
 	/* customer routes: know the route customers first, orders then add to them */
 	if (!params->route_from_order)
 		query_stream(customers_query(&pass), NPARAMS, types, values, nulls, fold_customer, &pass);
-	if (targeting_stats_installed())
+	if (params->stats_relation || targeting_stats_installed())
 		query_stream(customer_stats_query(&pass), NPARAMS, types, values, nulls,
 					 fold_customer_stats, &pass);
 	else

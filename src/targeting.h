@@ -25,6 +25,8 @@ typedef struct TargetingParams
 	bool		route_from_order;	/* route_source => 'order' */
 	const char *source_schema;	/* NULL: the GUC */
 	ArrayType  *customers;		/* text[]: only these customer codes; NULL: all */
+	const char *stats_relation;	/* per-customer state table (quoted name) to
+								 * read instead of folding orders; NULL: fold */
 	DateWindow	data;			/* smallest window covering the four above */
 } TargetingParams;
 
@@ -56,6 +58,7 @@ typedef struct TargetingResult
 } TargetingResult;
 
 /* Both functions take the same thirteen arguments in the same order. */
+#define TARGETING_NARGS 13
 extern void targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params);
 extern TargetingResult *targeting_run(const TargetingParams *params);
 

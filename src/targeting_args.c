@@ -34,6 +34,7 @@ enum
 	ARG_CUSTOMERS,
 	NUM_TARGETING_ARGS
 };
+StaticAssertDecl(NUM_TARGETING_ARGS == TARGETING_NARGS, "targeting.h counts the arguments");
 
 static const char *const arg_names[NUM_TARGETING_ARGS] = {
 	"routes", "spend_window", "min_spend", "low_ticket_window",
@@ -60,7 +61,9 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 	char	   *route_source;
 
 	/* customers came with 1.1: a 1.0 declaration (before the update) has one argument less */
-	Assert(PG_NARGS() == NUM_TARGETING_ARGS || PG_NARGS() == ARG_CUSTOMERS);
+	/* (_target_customers_from_state() has the state relation after them) */
+	Assert(PG_NARGS() == NUM_TARGETING_ARGS || PG_NARGS() == ARG_CUSTOMERS ||
+		   PG_NARGS() == NUM_TARGETING_ARGS + 1);
 	memset(params, 0, sizeof(*params));
 
 	params->routes = arg_text_array(fcinfo, ARG_ROUTES, arg_names[ARG_ROUTES], false,

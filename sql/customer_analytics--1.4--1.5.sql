@@ -2222,9 +2222,11 @@ BEGIN
             PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the order changes', c.name));
             delta := customer_analytics._campaign_delta_refresh(resolved, s, r);
             IF delta.snapshot IS NULL THEN
-                no_delta := 'a source table was truncated or the rollup rebuilt meanwhile';
-                d.usable := false;
-                d.reason := no_delta;
+                no_delta := customer_analytics._campaign_delta_refused(r);
+                IF no_delta <> 'this transaction wrote to the source tables' THEN
+                    d.usable := false;
+                    d.reason := no_delta;
+                END IF;
             END IF;
         END IF;
     END IF;
@@ -2253,7 +2255,8 @@ BEGIN
         IF delta.snapshot IS NOT NULL THEN
             UPDATE customer_analytics.campaign_refresh_state x SET state_snapshot = delta.snapshot
              WHERE x.campaign = c.name;
-        ELSIF customer_analytics._campaign_state_unsupported(resolved) IS NULL THEN
+        ELSIF customer_analytics._campaign_state_unsupported(resolved) IS NULL
+              AND NOT customer_analytics._rollup_written_here(r) THEN
             -- (re)built from the rollup, for the next refresh
             PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): building the per-customer state', c.name));
             BEGIN
@@ -2266,12 +2269,12 @@ BEGIN
                SET state_table = state.state, month_state_table = state.month_state, state_snapshot = state.snapshot
              WHERE x.campaign = c.name;
         ELSE
-            UPDATE customer_analytics.campaign_refresh_state x
-               SET state_table = NULL, month_state_table = NULL, state_snapshot = NULL
-             WHERE x.campaign = c.name;
+            -- no state for now: what the tables hold is stale
+            PERFORM customer_analytics._forget_campaign_state(c);
         END IF;
         PERFORM customer_analytics._prune_dirty(r);
     ELSE
+        PERFORM customer_analytics._forget_campaign_state(c);
         DELETE FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
     END IF;
 
@@ -2945,8 +2948,12 @@ COMMENT ON FUNCTION _target_customers_from_state IS
 CREATE FUNCTION _rollup_add_delta_columns(r rollups) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS order_date date, ADD COLUMN IF NOT EXISTS order_date_raw text,'
-                   ' ADD COLUMN IF NOT EXISTS total numeric, ADD COLUMN IF NOT EXISTS sign smallint',
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = customer_analytics._rollup_dirty_table(r.id)::regclass
+                  AND a.attname = 'sign' AND NOT a.attisdropped) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER TABLE %s ADD COLUMN order_date date, ADD COLUMN order_date_raw text,'
+                   ' ADD COLUMN total numeric, ADD COLUMN sign smallint',
                    customer_analytics._rollup_dirty_table(r.id));
     EXECUTE format('COMMENT ON COLUMN %s.sign IS %L', customer_analytics._rollup_dirty_table(r.id),
                    'for an order''s row: -1 the row the rollup held before the transaction, +1 the row after; NULL: the customer changed');
@@ -3093,14 +3100,18 @@ BEGIN
                       HINT = 'Rename or drop that relation; the campaign keeps its per-customer state under this name.';
         END IF;
     END LOOP;
-    EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (customer_code text PRIMARY KEY, orders bigint NOT NULL,'
-                   ' total numeric, last_order date, spend_orders bigint NOT NULL, spend numeric,'
-                   ' low_tickets bigint NOT NULL, base_orders bigint NOT NULL, base numeric,'
-                   ' recent_orders bigint NOT NULL, recent numeric)', c.view_schema, n.state);
-    EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (customer_code text, month date, revenue numeric,'
-                   ' orders bigint, PRIMARY KEY (customer_code, month))', c.view_schema, n.month_state);
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.state, marker);
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.month_state, marker);
+    IF to_regclass(format('%I.%I', c.view_schema, n.state)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I (customer_code text PRIMARY KEY, orders bigint NOT NULL,'
+                       ' total numeric, last_order date, spend_orders bigint NOT NULL, spend numeric,'
+                       ' low_tickets bigint NOT NULL, base_orders bigint NOT NULL, base numeric,'
+                       ' recent_orders bigint NOT NULL, recent numeric)', c.view_schema, n.state);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.state, marker);
+    END IF;
+    IF to_regclass(format('%I.%I', c.view_schema, n.month_state)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I (customer_code text, month date, revenue numeric,'
+                       ' orders bigint, PRIMARY KEY (customer_code, month))', c.view_schema, n.month_state);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.month_state, marker);
+    END IF;
     state := format('%I.%I', c.view_schema, n.state)::regclass;
     month_state := format('%I.%I', c.view_schema, n.month_state)::regclass;
 END $$;
@@ -3188,9 +3199,11 @@ END $$;
 
 -- Apply the order changes committed since the state's snapshot to a
 -- campaign's state and views, as of one new snapshot, which it returns
--- (NULL, nothing done, when a change it cannot follow committed since the
--- caller looked: a TRUNCATE, a rebuild, an order date the triggers could
--- not read).  c has its windows resolved; the caller holds the refresh lock.
+-- (NULL, nothing done, when there is a change it cannot follow: a TRUNCATE
+-- or rebuild committed since the caller looked, an order date the triggers
+-- could not read, or a write of the refreshing transaction itself, whose
+-- rows no snapshot can tell apart before and after this refresh).  c has
+-- its windows resolved; the caller holds the refresh lock.
 CREATE FUNCTION _campaign_delta_refresh(c campaigns, s campaign_refresh_state, r rollups,
                                         OUT snapshot pg_snapshot, OUT changed_customers bigint,
                                         OUT order_changes bigint)
@@ -3217,7 +3230,8 @@ BEGIN
     snapshot := customer_analytics._at_one_snapshot(
         format('SELECT (SELECT x.generation <> %s OR x.state <> ''current'' FROM customer_analytics.rollups x WHERE x.id = %s)'
                ' OR EXISTS (SELECT 1 FROM %s x WHERE %s AND (x.customer_code IS NULL'
-               ' OR (x.sign IS NOT NULL AND x.order_date IS NULL AND x.order_date_raw IS NOT NULL)))',
+               ' OR (x.sign IS NOT NULL AND x.order_date IS NULL AND x.order_date_raw IS NOT NULL)'
+               ' OR x.xid = pg_catalog.pg_current_xact_id_if_assigned()))',
                r.generation, r.id, dirty, since),
         ARRAY[
         -- the customers whose orders or own row changed
@@ -3321,4 +3335,52 @@ BEGIN
             EXECUTE format('DROP TABLE %I.%I', c.view_schema, t);
         END IF;
     END LOOP;
+END $$;
+
+-- Has this transaction written to the source tables of rollup r (its
+-- triggers recorded rows under its xid)?  Its rows are then in the state
+-- whatever snapshot is taken, and no snapshot tells them apart later.
+CREATE FUNCTION _rollup_written_here(r rollups) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    written boolean;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.xid = pg_current_xact_id_if_assigned())',
+                   customer_analytics._rollup_dirty_table(r.id)) INTO written;
+    RETURN written;
+END $$;
+
+-- Why _campaign_delta_refresh() refused (its guard), in words.
+CREATE FUNCTION _campaign_delta_refused(r rollups) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF customer_analytics._rollup_written_here(r) THEN
+        RETURN 'this transaction wrote to the source tables';
+    ELSIF (SELECT x.generation <> r.generation OR x.state <> 'current'
+             FROM customer_analytics.rollups x WHERE x.id = r.id) THEN
+        RETURN 'the rollup was rebuilt';
+    END IF;
+    RETURN 'a source table was truncated, or an order date could not be read';
+END $$;
+
+-- Empty a campaign's state tables (those that carry its marker) and record
+-- that it has none: what they held no longer follows the orders.
+CREATE FUNCTION _forget_campaign_state(c campaigns) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n record := customer_analytics._campaign_state_names(c);
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY[n.state, n.month_state] LOOP
+        IF obj_description(to_regclass(format('%I.%I', c.view_schema, t)), 'pg_class')
+           = format('customer_analytics: per-customer state of campaign %s', c.name) THEN
+            EXECUTE format('TRUNCATE %I.%I', c.view_schema, t);
+        END IF;
+    END LOOP;
+    UPDATE customer_analytics.campaign_refresh_state x
+       SET state_table = NULL, month_state_table = NULL, state_snapshot = NULL
+     WHERE x.campaign = c.name;
 END $$;

@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
@@ -133,8 +134,13 @@ insert_rows(Relation rel)
 static Relation
 open_owned_matview(Oid relid)
 {
-	Relation	rel = table_open(relid, ExclusiveLock);
+	Relation	rel = try_relation_open(relid, ExclusiveLock);
 
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass one of the campaign's materialized views.")));
 	if (rel->rd_rel->relkind != RELKIND_MATVIEW)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),

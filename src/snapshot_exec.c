@@ -35,10 +35,16 @@ run_at(const char *sql, Snapshot snapshot, bool read_only)
 	int			ret;
 
 	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not prepare statement \"%s\": %s", sql, SPI_result_code_string(SPI_result)),
+				 errhint("Pass one SQL statement per array element.")));
 	ret = SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot, read_only, true, 0);
 	if (ret < 0)
-		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql, SPI_result_code_string(ret));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not run statement \"%s\": %s", sql, SPI_result_code_string(ret)),
+				 errhint("Transaction control and utility statements that need their own snapshot cannot run here.")));
 	SPI_freeplan(plan);
 	return ret;
 }
@@ -95,7 +101,10 @@ at_one_snapshot(PG_FUNCTION_ARGS)
 		if (run_at(text_to_cstring(PG_GETARG_TEXT_PP(0)), snapshot, true) != SPI_OK_SELECT ||
 			SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 1 ||
 			SPI_gettypeid(SPI_tuptable->tupdesc, 1) != BOOLOID)
-			elog(ERROR, "the guard of _at_one_snapshot must return one boolean");
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("the guard must return one row of one boolean"),
+					 errhint("For example SELECT EXISTS (...).")));
 		stop = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull && DatumGetBool(stop))
 		{

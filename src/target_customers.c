@@ -5,6 +5,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/table.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -129,7 +130,12 @@ target_customers_from_state(PG_FUNCTION_ARGS)
 				 errmsg("state must not be NULL"),
 				 errhint("Pass the campaign's state table.")));
 	state = PG_GETARG_OID(TARGETING_NARGS);
-	rel = table_open(state, AccessShareLock);
+	rel = try_relation_open(state, AccessShareLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", state),
+				 errhint("Pass the campaign's state table.")));
 	/* the campaign owner's own table: reading it runs no one else's code */
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity)
 		ereport(ERROR,

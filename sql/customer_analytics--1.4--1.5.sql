@@ -3207,7 +3207,9 @@ END $$;
 CREATE FUNCTION _campaign_delta_refresh(c campaigns, s campaign_refresh_state, r rollups,
                                         OUT snapshot pg_snapshot, OUT changed_customers bigint,
                                         OUT order_changes bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- jit: the estimates over the dirty rows and the state make the planner
+-- compile statements that then touch a few thousand rows
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
     dirty text := customer_analytics._rollup_dirty_table(r.id);
     since text := format('NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_snapshot)', s.state_snapshot);
@@ -3237,6 +3239,8 @@ BEGIN
         -- the customers whose orders or own row changed
         format('INSERT INTO pg_temp.customer_analytics_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
                dirty, since),
+        -- (the planner's estimates for the statements below)
+        'ANALYZE pg_temp.customer_analytics_changed',
         -- their state: counts and sums adjusted; a customer's last order
         -- date is looked up again only when a removed order may have been it
         format('WITH d AS (SELECT o.customer_code, %2$s, max(o.d) FILTER (WHERE o.sign > 0) AS added_last,'
@@ -3274,6 +3278,7 @@ BEGIN
         -- their verdicts, on the state
         format('INSERT INTO pg_temp.customer_analytics_targets %s',
                customer_analytics._campaign_state_targets_sql(c, state, changed_keys)),
+        'ANALYZE pg_temp.customer_analytics_targets',
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                targets::oid, changed_keys, 'SELECT * FROM pg_temp.customer_analytics_targets'),
         -- the months: dropped for customers no longer targets, adjusted for

@@ -7,7 +7,8 @@
 # through pgjdbc on its own cluster on 127.0.0.1) and the dump/restore test
 # (test/dump_restore.sh), the scikit-learn agreement of the k-means
 # functions (test/sklearn_parity.py) and a bounded fuzz run of every
-# function and aggregate (test/fuzz.py).  The last line counts them all: "N passed, M failed".
+# function and aggregate (test/fuzz.py), and the sharded source on three
+# shard clusters and a coordinator (test/sharded.sh).  The last line counts them all: "N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ca_install_deps
@@ -69,6 +70,8 @@ run_counted dump_restore env PG_BIN=$PG_BIN bash test/dump_restore.sh
 run_counted sklearn_parity /usr/bin/python3 test/sklearn_parity.py
 run_counted logical_replication env PG_BIN=$PG_BIN bash test/logical_replication.sh
 run_counted pg_cron_scheduled env PG_BIN=$PG_BIN bash test/pg_cron_scheduled.sh
+# three shard clusters and a coordinator: the pushed-down functions equal the single node
+run_counted sharded env PG_BIN=$PG_BIN bash test/sharded.sh
 # a bounded fuzz run (fixed seed, about a minute): 0 crashes, 0 XX000, 0 hangs
 run_counted fuzz /usr/bin/python3 test/fuzz.py
 

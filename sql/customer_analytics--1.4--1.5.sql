@@ -3389,3 +3389,162 @@ BEGIN
        SET state_table = NULL, month_state_table = NULL, state_snapshot = NULL
      WHERE x.campaign = c.name;
 END $$;
+
+-------------------------------------------------------------------------------
+-- Sharded sources (issue 14): check a coordinator schema against the data
+-- contract of README, "Past one server".  customers, sales_orders,
+-- sales_order_lines and order_totals (one row per order, a view on each
+-- shard) hash-partitioned by customer_code with the same bounds, each bound's
+-- partitions postgres_fdw foreign tables on one server; the servers ship the
+-- extension's functions (extensions 'customer_analytics'), estimate
+-- remotely, scan asynchronously, fetch in large batches and have a user
+-- mapping for the caller.  One row per check; nothing is connected to.
+CREATE FUNCTION check_sharded_source(source_schema text DEFAULT NULL)
+RETURNS TABLE (check_name text, ok boolean, detail text, hint text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- the settings before the library defines them: their defaults
+    schema_name text := COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync');
+    pushdown boolean := COALESCE(current_setting('customer_analytics.shard_pushdown', true), 'on')::boolean;
+    nsp oid;
+BEGIN
+    SELECT n.oid INTO nsp FROM pg_namespace n WHERE n.nspname = schema_name;
+    IF nsp IS NULL THEN
+        RAISE EXCEPTION 'source schema "%" does not exist', schema_name
+            USING ERRCODE = 'invalid_schema_name',
+                  HINT = 'Pass the coordinator schema holding the partitioned customers, sales_orders, sales_order_lines and order_totals.';
+    END IF;
+    RETURN QUERY
+    WITH tabs(ord, name) AS (
+        VALUES (1, 'customers'), (2, 'sales_orders'), (3, 'sales_order_lines'), (4, 'order_totals')),
+    rels AS (
+        SELECT t.ord, t.name, format('%I.%I', schema_name, t.name) AS qname, c.oid AS relid, c.relkind,
+               p.partstrat, p.partnatts,
+               (SELECT a.attname::text FROM pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum = p.partattrs[0] AND a.attnum > 0) AS keycol
+          FROM tabs t
+          LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = t.name
+          LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid),
+    parts AS (
+        SELECT r.ord, r.name, c.oid AS partid, format('%I.%I', pn.nspname, c.relname) AS partname, c.relkind,
+               pg_get_expr(c.relpartbound, c.oid) AS bound, ft.ftoptions, s.oid AS srvid, s.srvname::text AS srvname,
+               s.srvoptions, w.fdwname
+          FROM rels r
+          JOIN pg_inherits i ON i.inhparent = r.relid
+          JOIN pg_class c ON c.oid = i.inhrelid
+          JOIN pg_namespace pn ON pn.oid = c.relnamespace
+          LEFT JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
+          LEFT JOIN pg_foreign_server s ON s.oid = ft.ftserver
+          LEFT JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw),
+    -- each foreign partition's options as postgres_fdw reads them: the
+    -- table's own, else the server's, else postgres_fdw's default
+    eff AS (
+        SELECT p.*,
+               COALESCE((SELECT substr(o, 21) FROM unnest(p.ftoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
+                        (SELECT substr(o, 21) FROM unnest(p.srvoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
+                        'false') AS remote_estimate,
+               COALESCE((SELECT substr(o, 15) FROM unnest(p.ftoptions) o WHERE o LIKE 'async\_capable=%'),
+                        (SELECT substr(o, 15) FROM unnest(p.srvoptions) o WHERE o LIKE 'async\_capable=%'),
+                        'false') AS async,
+               COALESCE((SELECT substr(o, 12) FROM unnest(p.ftoptions) o WHERE o LIKE 'fetch\_size=%'),
+                        (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'fetch\_size=%'),
+                        '100') AS fetch,
+               (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'extensions=%') AS extensions
+          FROM parts p WHERE p.srvid IS NOT NULL AND p.fdwname = 'postgres_fdw'),
+    servers AS (
+        SELECT e.srvid, e.srvname,
+               min(e.extensions) AS extensions,
+               string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.remote_estimate) NOT IN ('true', 'on', '1')) AS no_estimate,
+               string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.async) NOT IN ('true', 'on', '1')) AS no_async,
+               string_agg(e.partname || ' (' || e.fetch || ')', ', ' ORDER BY e.partname)
+                   FILTER (WHERE CASE WHEN e.fetch ~ '^\s*[0-9]{1,9}\s*$' THEN e.fetch::int < 1000 ELSE true END) AS small_fetch,
+               EXISTS (SELECT 1 FROM pg_user_mappings m
+                        WHERE m.srvid = e.srvid
+                          AND (m.umuser = 0 OR m.umuser = (SELECT ro.oid FROM pg_roles ro WHERE ro.rolname = current_user))) AS mapped
+          FROM eff e GROUP BY e.srvid, e.srvname),
+    -- partition bounds and servers that differ from the customers' ones
+    coloc AS (
+        SELECT r.ord, r.name, r.qname,
+               (SELECT string_agg(CASE WHEN x.partid IS NULL
+                                       THEN format('no partition %s (customers'' is on %s)', y.bound,
+                                                   COALESCE('server ' || y.srvname, 'this server'))
+                                       WHEN y.partid IS NULL
+                                       THEN format('%s %s matches no partition of customers', x.partname, x.bound)
+                                       ELSE format('%s %s on %s, customers'' on %s', x.partname, x.bound,
+                                                   COALESCE('server ' || x.srvname, 'this server'),
+                                                   COALESCE('server ' || y.srvname, 'this server')) END,
+                                  '; ' ORDER BY COALESCE(x.bound, y.bound))
+                  FROM (SELECT * FROM parts p WHERE p.ord = r.ord) x
+                  FULL JOIN (SELECT * FROM parts p WHERE p.ord = 1) y ON x.bound = y.bound
+                 WHERE x.srvid IS DISTINCT FROM y.srvid OR x.bound IS NULL OR y.bound IS NULL) AS mismatch
+          FROM rels r WHERE r.ord > 1 AND r.relkind = 'p')
+    SELECT c.check_name, c.ok, c.detail, CASE WHEN NOT c.ok THEN c.hint END
+      FROM (
+        SELECT 1 AS o1, r.ord AS o2, 'partition key'::text AS check_name,
+               COALESCE(r.relkind = 'p' AND r.partstrat = 'h' AND r.partnatts = 1 AND r.keycol = 'customer_code', false) AS ok,
+               CASE WHEN r.relid IS NULL THEN r.qname || ' does not exist'
+                    WHEN r.relkind <> 'p' THEN r.qname || ' is not a partitioned table'
+                    WHEN r.partstrat <> 'h' THEN r.qname || ' is partitioned by ' || CASE r.partstrat WHEN 'l' THEN 'list' ELSE 'range' END || ', not by hash'
+                    WHEN r.partnatts <> 1 OR r.keycol IS NULL THEN r.qname || ' is not partitioned by one column'
+                    ELSE format('%s is hash-partitioned by %s, %s partitions', r.qname, r.keycol,
+                                (SELECT count(*) FROM parts p WHERE p.ord = r.ord)) END AS detail,
+               CASE r.name
+                    WHEN 'order_totals' THEN 'Create the order_totals view on every shard and, here, a table PARTITION BY HASH (customer_code) of foreign tables over them (README, "Past one server").'
+                    WHEN 'sales_order_lines' THEN 'Give the lines their order''s customer_code and make the table PARTITION BY HASH (customer_code), with the same partitions as customers.'
+                    ELSE format('Make %s a table PARTITION BY HASH (customer_code) whose partitions are foreign tables on the shards.', r.qname) END AS hint
+          FROM rels r
+        UNION ALL
+        SELECT 2, r.ord, 'foreign partitions',
+               count(p.partid) > 0 AND bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw'),
+               CASE WHEN count(p.partid) = 0 THEN r.qname || ' has no partitions'
+                    WHEN bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw')
+                    THEN format('%s: %s postgres_fdw foreign tables on %s', r.qname, count(p.partid),
+                                string_agg(DISTINCT p.srvname, ', '))
+                    ELSE r.qname || ': not postgres_fdw foreign tables: ' ||
+                         string_agg(p.partname, ', ' ORDER BY p.partname) FILTER (WHERE p.relkind <> 'f' OR p.fdwname IS DISTINCT FROM 'postgres_fdw') END,
+               'Attach foreign tables (CREATE FOREIGN TABLE ... PARTITION OF ... SERVER shard_n) of postgres_fdw servers as the partitions.'
+          FROM rels r LEFT JOIN parts p ON p.ord = r.ord
+         WHERE r.relkind = 'p' GROUP BY r.ord, r.qname
+        UNION ALL
+        SELECT 3, c.ord, 'co-location', c.mismatch IS NULL,
+               CASE WHEN c.mismatch IS NULL
+                    THEN c.qname || ': the same partition bounds as customers, each on the customers'' server'
+                         || CASE c.name WHEN 'sales_order_lines' THEN ' (each line must carry its order''s customer_code)' ELSE '' END
+                    ELSE c.qname || ': ' || c.mismatch END,
+               'Partition every table with the same modulus and remainders as customers, and put each remainder''s partitions on one server.'
+          FROM coloc c
+        UNION ALL
+        SELECT 4, 1, 'extensions',
+               COALESCE('customer_analytics' = ANY (SELECT btrim(x) FROM unnest(string_to_array(s.extensions, ',')) x), false),
+               format('server %s: extensions %s', s.srvname, COALESCE(quote_literal(s.extensions), 'not set')),
+               format('ALTER SERVER %I OPTIONS (ADD extensions ''customer_analytics'') (SET if it is set), after CREATE EXTENSION customer_analytics on that shard: without it no aggregate is pushed down.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 2, 'use_remote_estimate', s.no_estimate IS NULL,
+               format('server %s: %s', s.srvname, COALESCE('no remote estimates for ' || s.no_estimate, 'remote estimates')),
+               format('ALTER SERVER %I OPTIONS (ADD use_remote_estimate ''true''), so that the planner knows the shards'' row counts.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 3, 'async_capable', s.no_async IS NULL,
+               format('server %s: %s', s.srvname, COALESCE('synchronous scans of ' || s.no_async, 'asynchronous scans')),
+               format('ALTER SERVER %I OPTIONS (ADD async_capable ''true''), so that the shards work at the same time.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 4, 'fetch_size', s.small_fetch IS NULL,
+               format('server %s: %s', s.srvname, COALESCE('fetch_size below 1000 for ' || s.small_fetch, 'fetch_size at least 1000')),
+               format('ALTER SERVER %I OPTIONS (ADD fetch_size ''10000''): postgres_fdw''s default of 100 rows costs a round trip per 100 customers.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 5, 'user mapping', s.mapped,
+               format('server %s: %s', s.srvname, CASE WHEN s.mapped THEN 'a user mapping for ' || current_user ELSE 'no user mapping for ' || current_user || ' or PUBLIC' END),
+               format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ''...'', password ''...'').', current_user, s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 5, 1, 'pushdown', pushdown,
+               'customer_analytics.shard_pushdown is ' || CASE WHEN pushdown THEN 'on' ELSE 'off' END,
+               'SET customer_analytics.shard_pushdown = on: with it off the functions read the sharded tables as on one server.'
+      ) c
+     ORDER BY c.o1, c.o2, c.detail;
+END $$;
+COMMENT ON FUNCTION check_sharded_source IS
+'Check a coordinator schema sharded by customer_code over postgres_fdw (partitioning, co-location, foreign servers'' options, user mappings): one row per check, with a hint for each problem';

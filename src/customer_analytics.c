@@ -19,6 +19,7 @@ PG_MODULE_MAGIC;
 
 char	   *ca_source_schema = NULL;
 bool		ca_use_rollup = true;
+bool		ca_shard_pushdown = true;
 static int	ca_refresh_history_keep = 100;
 static char *ca_refresh_via = NULL;
 static char *ca_as_of_date = NULL;
@@ -58,6 +59,15 @@ _PG_init(void)
 							 "Read a source's order rollup when it is current.",
 							 "Off: always read the source tables (for comparisons and diagnosis).",
 							 &ca_use_rollup,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("customer_analytics.shard_pushdown",
+							 "Over a sharded source, send the per-customer aggregates to the shards.",
+							 "Off: read a sharded source's tables as on one server (for comparisons and diagnosis).",
+							 &ca_shard_pushdown,
 							 true,
 							 PGC_USERSET,
 							 0,

@@ -15,6 +15,9 @@ extern char *ca_source_schema;
 /* customer_analytics.use_rollup */
 extern bool ca_use_rollup;
 
+/* customer_analytics.shard_pushdown */
+extern bool ca_shard_pushdown;
+
 /*
  * Does customer_analytics.<name>(argtypes) exist?  false while the
  * extension's SQL objects predate it (an older version's script), so the C

@@ -29,6 +29,7 @@
 #include "monthly_revenue_stats.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
+#include "sharded_source.h"
 #include "source_tables.h"
 #include "sql_args.h"
 
@@ -124,7 +125,9 @@ customer_months_query(const SourceTables *src)
 					" customer_analytics.monthly_revenue_stats(o.order_date, o.order_total, $1) AS m"
 					" FROM (%s) o(customer_code, order_date, order_total)"
 					" GROUP BY o.customer_code) s",
-					source_order_totals_query(src, "o.customer_code::text = ANY ($2)"));
+					src->order_totals
+					? sharded_order_totals_query(src, "", "o.customer_code::text = ANY ($2)")
+					: source_order_totals_query(src, "o.customer_code::text = ANY ($2)"));
 }
 
 /* qsort comparator: customers by code, byte order */
@@ -189,8 +192,13 @@ monthly_revenue(PG_FUNCTION_ARGS)
 		values[0] = date_window_datum(window);
 		values[1] = PointerGetDatum(codes);
 		if (monthly_revenue_stats_installed())
+		{
+			int			shard_settings = sharded_settings_push(src);
+
 			query_stream(customer_months_query(src), 2, types, values, NULL,
 						 fold_customer_months, &pass);
+			sharded_settings_pop(shard_settings);
+		}
 		else
 			query_stream(source_order_totals_query(src, "o.customer_code::text = ANY ($2)"),
 						 2, types, values, NULL, fold_order, &pass);

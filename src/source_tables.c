@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -56,6 +57,18 @@ static const ColumnSpec order_columns[] = {
 	{"delivery_route", COL_TEXT},
 	{"order_date", COL_DATE},
 	{"confirmed_code", COL_TEXT},
+	{NULL, COL_ANY}
+};
+
+/* the sharded source's shard-local order relation, one row per order */
+static const ColumnSpec order_totals_columns[] = {
+	{"customer_code", COL_TEXT},
+	{"order_type", COL_ANY},
+	{"order_number", COL_ANY},
+	{"delivery_route", COL_TEXT},
+	{"order_date", COL_DATE},
+	{"confirmed_code", COL_TEXT},
+	{"order_total", COL_AMOUNT},
 	{NULL, COL_ANY}
 };
 
@@ -234,7 +247,44 @@ source_tables_open(const char *schema_arg)
 	SourceTables *src = source_tables_open_tables(schema_arg);
 
 	src->rollup = order_rollup_for_reading(src->schema);
+	if (src->rollup == NULL)
+		source_tables_open_sharded(src);
 	return src;
+}
+
+static bool
+is_partitioned(Oid nspid, const char *table)
+{
+	Oid			relid = get_relname_relid(table, nspid);
+
+	return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE;
+}
+
+/*
+ * A sharded source: customers, sales_orders and order_totals are all
+ * partitioned tables (by customer_code on the shards, which
+ * check_sharded_source() verifies; the queries are right whatever the
+ * partitioning, only their pushdown depends on it).  Then order_totals is
+ * checked like the source tables and read instead of the order headers and
+ * lines, unless customer_analytics.shard_pushdown is off.
+ */
+void
+source_tables_open_sharded(SourceTables *src)
+{
+	Oid			nspid = get_namespace_oid(src->schema, false);
+	Oid			date_type = InvalidOid;
+
+	if (!ca_shard_pushdown ||
+		!is_partitioned(nspid, "order_totals") ||
+		!is_partitioned(nspid, "customers") ||
+		!is_partitioned(nspid, "sales_orders"))
+		return;
+	src->order_totals = check_table(src->schema, nspid, "order_totals",
+									order_totals_columns, &date_type);
+	src->totals_date_is_date = (date_type == DATEOID);
+	ereport(DEBUG1,
+			(errmsg_internal("customer_analytics: source \"%s\" is sharded: reading %s",
+							 src->schema, src->order_totals)));
 }
 
 void

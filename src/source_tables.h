@@ -18,6 +18,9 @@ typedef struct SourceTables
 	const char *lines;			/* quoted "schema"."sales_order_lines" */
 	bool		order_date_is_date; /* false: text YYYYMMDD */
 	const char *rollup;			/* quoted order rollup to read instead, or NULL */
+	const char *order_totals;	/* sharded source: quoted "schema"."order_totals",
+								 * one row per order, else NULL (sharded_source.c) */
+	bool		totals_date_is_date;	/* order_totals.order_date is a date */
 } SourceTables;
 
 /*
@@ -54,5 +57,12 @@ extern char *source_order_totals_query(const SourceTables *src, const char *scop
  * (numeric) and its lines' product codes (text[], may repeat).
  */
 extern char *source_order_items_query(const SourceTables *src, const char *scope);
+
+/*
+ * Sharded sources (sharded_source.c): whether schema's customers,
+ * sales_orders and order_totals are partitioned tables (the data contract of
+ * README, "Past one server"), and the order_totals relation checked.
+ */
+extern void source_tables_open_sharded(SourceTables *src);
 
 #endif

@@ -22,6 +22,7 @@
 #include "customer_analytics.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
+#include "sharded_source.h"
 #include "source_tables.h"
 #include "targeting.h"
 
@@ -180,11 +181,46 @@ customers_query(const TargetingPass *pass)
 	return sql.data;
 }
 
+/*
+ * orders_query() over a sharded source: the route test is a join on the
+ * customers by the partition key (postgres_fdw 15 ships joins, not semi- or
+ * anti-joins), so each shard joins and aggregates its own customers.  A
+ * duplicated route customer, which the join would count twice, is an error
+ * of the customers query that runs first; a closed one only removes rows.
+ */
+static char *
+sharded_orders_query(const TargetingPass *pass)
+{
+	const char *join = "";
+	const char *scope;
+
+	if (!pass->params->route_from_order)
+	{
+		join = psprintf(" JOIN %s c ON c.customer_code = o.customer_code", pass->src->customers);
+		scope = psprintf("c.delivery_route::text = ANY ($2)%s%s",
+						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "",
+						 pass->params->customers ? " AND " CUSTOMER_FILTER("c") : "");
+		return sharded_order_totals_query(pass->src, join, scope);
+	}
+	scope = "o.customer_code IS NOT NULL AND o.delivery_route::text = ANY ($2)";
+	if (pass->params->exclude_closed)
+	{
+		join = psprintf(" LEFT JOIN %s c ON c.customer_code = o.customer_code AND NOT " OPEN_CUSTOMER,
+						pass->src->customers);
+		scope = psprintf("%s AND c.customer_code IS NULL", scope);
+	}
+	if (pass->params->customers)
+		scope = psprintf("%s AND " CUSTOMER_FILTER("o"), scope);
+	return sharded_order_totals_query(pass->src, join, scope);
+}
+
 static char *
 orders_query(const TargetingPass *pass)
 {
 	const char *scope;
 
+	if (pass->src->order_totals)
+		return sharded_orders_query(pass);
 	if (!pass->params->route_from_order)
 	{
 		/*
@@ -353,8 +389,13 @@ targeting_run(const TargetingParams *params)
 	if (!params->route_from_order)
 		query_stream(customers_query(&pass), NPARAMS, types, values, nulls, fold_customer, &pass);
 	if (params->stats_relation || targeting_stats_installed())
+	{
+		int			shard_settings = sharded_settings_push(pass.src);
+
 		query_stream(customer_stats_query(&pass), NPARAMS, types, values, nulls,
 					 fold_customer_stats, &pass);
+		sharded_settings_pop(shard_settings);
+	}
 	else
 		query_stream(orders_query(&pass), NPARAMS, types, values, nulls, fold_order, &pass);
 	if (params->route_from_order)

@@ -1,0 +1,119 @@
+-- Issue 14: sharded sources.  check_sharded_source() on coordinator schemas
+-- built here without any shard to connect to (it only reads the catalogs),
+-- its error, and the pushed-down queries over a locally partitioned copy of
+-- the fixture (partitions are plain tables here: the queries are the
+-- sharded ones, only nothing is remote), which must give the fixture's rows.
+-- test/sharded.sh runs the real thing on three shard clusters.
+\pset format unaligned
+CREATE EXTENSION postgres_fdw;
+
+-- a schema that does not exist: 3F000 with a hint
+SELECT public.err($$SELECT * FROM customer_analytics.check_sharded_source('no_such_schema')$$);
+-- NULL: the source_schema setting
+SET customer_analytics.source_schema = 'no_such_schema';
+SELECT public.err($$SELECT * FROM customer_analytics.check_sharded_source(NULL)$$);
+RESET customer_analytics.source_schema;
+
+-- the single-node fixture: nothing is partitioned
+SELECT check_name, ok, detail, hint FROM customer_analytics.check_sharded_source('fx');
+
+-- a coordinator schema: two shards, hash by customer_code, shard sx2
+-- without the extensions option, fetch_size or a user mapping; the lines of
+-- remainder 1 on the wrong server; order_totals partitioned by list
+CREATE SERVER sx1 FOREIGN DATA WRAPPER postgres_fdw
+    OPTIONS (host '/nonexistent', port '1', dbname 'x', extensions 'postgres_fdw, customer_analytics',
+             use_remote_estimate 'true', async_capable 'on', fetch_size '10000');
+CREATE SERVER sx2 FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '/nonexistent', port '2', dbname 'x');
+CREATE USER MAPPING FOR CURRENT_USER SERVER sx1;
+CREATE SCHEMA "Shard X";
+CREATE TABLE "Shard X".customers (customer_code varchar(12), trade_name text, delivery_route varchar(4),
+    shipping_address text, closure_date varchar(8), csm varchar(8)) PARTITION BY HASH (customer_code);
+CREATE TABLE "Shard X".sales_orders (order_type varchar(4), order_number varchar(12), customer_code varchar(12),
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1)) PARTITION BY HASH (customer_code);
+CREATE TABLE "Shard X".sales_order_lines (order_type varchar(4), order_number varchar(12), line_no int,
+    pretax_subtotal numeric(14,2), customer_code varchar(12)) PARTITION BY HASH (customer_code);
+CREATE TABLE "Shard X".order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric)
+    PARTITION BY LIST (customer_code);
+CREATE FOREIGN TABLE "Shard X".customers_0 PARTITION OF "Shard X".customers FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER sx1;
+CREATE FOREIGN TABLE "Shard X".customers_1 PARTITION OF "Shard X".customers FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER sx2;
+CREATE FOREIGN TABLE "Shard X".sales_orders_0 PARTITION OF "Shard X".sales_orders FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER sx1;
+CREATE FOREIGN TABLE "Shard X".sales_orders_1 PARTITION OF "Shard X".sales_orders FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER sx2
+    OPTIONS (fetch_size '50', use_remote_estimate 'true');
+CREATE FOREIGN TABLE "Shard X".lines_0 PARTITION OF "Shard X".sales_order_lines FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER sx1;
+CREATE TABLE "Shard X".lines_1 PARTITION OF "Shard X".sales_order_lines FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE FOREIGN TABLE "Shard X".totals_0 PARTITION OF "Shard X".order_totals FOR VALUES IN ('0') SERVER sx1;
+SELECT check_name, ok, replace(detail, 'for ' || current_user, 'for CURRENT_USER') AS detail,
+       replace(hint, 'FOR ' || quote_ident(current_user), 'FOR CURRENT_USER') AS hint
+  FROM customer_analytics.check_sharded_source('Shard X');
+-- the pushdown switched off is reported
+SET customer_analytics.shard_pushdown = off;
+SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'pushdown';
+RESET customer_analytics.shard_pushdown;
+DROP SCHEMA "Shard X" CASCADE;
+DROP SERVER sx1, sx2 CASCADE;
+
+-- the fixture partitioned by customer_code in local tables, order_totals
+-- one row per order: the sharded queries give the fixture's rows
+CREATE SCHEMA fxp;
+CREATE TABLE fxp.customers (LIKE fx.customers) PARTITION BY HASH (customer_code);
+CREATE TABLE fxp.sales_orders (LIKE fx.sales_orders) PARTITION BY HASH (customer_code);
+CREATE TABLE fxp.sales_order_lines (LIKE fx.sales_order_lines, customer_code varchar(12)) PARTITION BY HASH (customer_code);
+CREATE TABLE fxp.order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric)
+    PARTITION BY HASH (customer_code);
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOR r IN 0..2 LOOP
+        FOREACH t IN ARRAY ARRAY['customers', 'sales_orders', 'sales_order_lines', 'order_totals'] LOOP
+            EXECUTE format('CREATE TABLE fxp.%I PARTITION OF fxp.%I FOR VALUES WITH (MODULUS 3, REMAINDER %s)',
+                           t || '_' || r, t, r);
+        END LOOP;
+    END LOOP;
+END $$;
+INSERT INTO fxp.customers SELECT * FROM fx.customers;
+INSERT INTO fxp.sales_orders SELECT * FROM fx.sales_orders;
+INSERT INTO fxp.sales_order_lines
+    SELECT l.*, o.customer_code FROM fx.sales_order_lines l
+      JOIN fx.sales_orders o USING (order_type, order_number);
+INSERT INTO fxp.order_totals
+    SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
+           (SELECT sum(l.pretax_subtotal) FROM fx.sales_order_lines l
+             WHERE l.order_type = o.order_type AND l.order_number = o.order_number)
+      FROM fx.sales_orders o;
+-- the query is grouped per partition (the aggregate under the Append)
+SET client_min_messages = debug1;
+SELECT count(*) FROM customer_analytics.target_customers(source_schema => 'fxp');
+RESET client_min_messages;
+CREATE FUNCTION pg_temp.differ(a text, b text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SELECT (SELECT count(*) FROM (SELECT * FROM %1$s EXCEPT ALL SELECT * FROM %2$s) x)'
+                   ' + (SELECT count(*) FROM (SELECT * FROM %2$s EXCEPT ALL SELECT * FROM %1$s) y)', a, b) INTO n;
+    RETURN n;
+END $$;
+SELECT c.call, pg_temp.differ(replace(c.call, '@', 'fx'), replace(c.call, '@', 'fxp')) AS rows_differing
+  FROM (VALUES
+    ($$customer_analytics.target_customers(source_schema => '@')$$),
+    ($$customer_analytics.target_customers(source_schema => '@', min_spend => 0, exclude_closed => true)$$),
+    ($$customer_analytics.target_customers(source_schema => '@', route_source => 'order', exclude_closed => true)$$),
+    ($$customer_analytics.target_customers(source_schema => '@', customers => '{0001001,0001003}')$$),
+    ($$customer_analytics.targeting_funnel(source_schema => '@')$$),
+    ($$customer_analytics.targeting_funnel(source_schema => '@', route_source => 'order')$$),
+    ($$customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', '@')$$)
+  ) c(call);
+-- the caller's settings are left as they were
+SHOW enable_partitionwise_aggregate;
+SHOW enable_partitionwise_join;
+-- a column order_totals lacks is reported like the source tables' columns
+ALTER TABLE fxp.order_totals RENAME COLUMN order_total TO total;
+SELECT public.err($$SELECT * FROM customer_analytics.target_customers(source_schema => 'fxp')$$);
+-- with the pushdown off the tables are read as on one server
+SET customer_analytics.shard_pushdown = off;
+SELECT pg_temp.differ($$customer_analytics.target_customers(source_schema => 'fx')$$,
+                      $$customer_analytics.target_customers(source_schema => 'fxp')$$) AS rows_differing;
+RESET customer_analytics.shard_pushdown;
+DROP SCHEMA fxp CASCADE;
+DROP EXTENSION postgres_fdw;

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# test/sharded.sh: the functions over a source sharded by customer_code over
+# postgres_fdw, with the per-customer aggregates pushed down to the shards
+# (issue 14).  Run by scripts/test.sh, as root, after the extension is
+# installed.
+#
+# Starts three shard clusters and a coordinator as the postgres OS user
+# (unix sockets in a temp dir, no TCP, ports 5600-5603).  The coordinator
+# holds the scale-1 demo data in cosmos_sync (the single-node answer) and the
+# same rows sharded in schema "sharded": customers, sales_orders,
+# sales_order_lines (with their order's customer_code) and order_totals
+# hash-partitioned by customer_code, each partition a foreign table on a
+# shard, where order_totals is a view of one row per order (README, "Past
+# one server").  Then: target_customers(), targeting_funnel() and
+# monthly_revenue() over the sharded schema equal the single-node rows
+# (EXCEPT ALL both ways), the Remote SQL carries targeting_stats and
+# monthly_revenue_stats, the shards send at most one row per route customer,
+# the caller's planner settings are left alone, check_sharded_source() is
+# all ok here and names what a broken setup lacks, and a shard that is down
+# gives an error naming it.
+# SHARDED_BEFORE=1 also times target_customers() with the pushdown off.
+# Prints "ok - ..." / "not ok - ..." lines and "N passed, M failed".
+set -uo pipefail
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d /tmp/ca_sharded.XXXXXX)
+chown postgres: "$WORK"
+COORD_PORT=5600
+SHARDS=(1 2 3)
+passed=0
+failed=0
+
+ok()     { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
+check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', expected '$3'"; fi; }
+as_pg() { runuser -u postgres -- "$@"; }
+shard_port() { echo $((COORD_PORT + $1)); }
+
+stop_all() {
+    for c in coord shard1 shard2 shard3; do
+        [ -d "$WORK/$c" ] && as_pg "$PG_BIN/pg_ctl" -D "$WORK/$c" -m immediate stop >/dev/null 2>&1
+    done
+    rm -rf "$WORK"
+}
+trap stop_all EXIT
+
+start_cluster() {  # NAME PORT
+    as_pg "$PG_BIN/initdb" -D "$WORK/$1" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null || return 1
+    as_pg "$PG_BIN/pg_ctl" -D "$WORK/$1" -l "$WORK/$1.log" -w start \
+        -o "-k $WORK -p $2 -c listen_addresses='' -c fsync=off -c synchronous_commit=off" >/dev/null
+}
+q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$1" -U postgres -d postgres -c "SET client_min_messages = warning" -c "$2"; }
+coord() { q $COORD_PORT "$1"; }
+
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
+
+started=true
+start_cluster coord $COORD_PORT & pids=($!)
+for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || started=false; done
+if ! $started; then
+    not_ok "coordinator and three shard clusters started"; tail -5 "$WORK"/*.log 2>/dev/null; finish
+fi
+ok "coordinator and three shard clusters started (unix sockets in $WORK, ports $COORD_PORT-$((COORD_PORT + 3)))"
+
+# each shard: the extension, the ERP tables (lines with their order's
+# customer_code) and the order_totals view of the data contract
+SHARD_DDL="
+CREATE EXTENSION customer_analytics;
+CREATE SCHEMA cosmos_sync;
+CREATE TABLE cosmos_sync.customers (customer_code varchar(12), trade_name text, delivery_route varchar(4),
+    shipping_address text, closure_date varchar(8), csm varchar(8));
+CREATE INDEX ON cosmos_sync.customers (customer_code);
+CREATE TABLE cosmos_sync.sales_orders (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
+    customer_code varchar(12), delivery_route varchar(4), order_date varchar(8), confirmed_code char(1),
+    PRIMARY KEY (order_type, order_number));
+CREATE TABLE cosmos_sync.sales_order_lines (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
+    line_no int NOT NULL, product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2),
+    customer_code varchar(12), PRIMARY KEY (order_type, order_number, line_no));
+CREATE VIEW cosmos_sync.order_totals AS
+    SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
+           (SELECT sum(l.pretax_subtotal) FROM cosmos_sync.sales_order_lines l
+             WHERE l.order_type = o.order_type AND l.order_number = o.order_number) AS order_total
+      FROM cosmos_sync.sales_orders o;"
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "$SHARD_DDL" || { not_ok "shard$s: extension, tables and order_totals view"; finish; }
+done
+ok "each shard: the extension, the ERP tables and the order_totals view"
+
+# the coordinator: the single-node data, and the same rows sharded
+t0=$(date +%s)
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
+    -v scale=1 -f "$ROOT/test/demo_data.sql" >/dev/null || { not_ok "scale-1 demo data on the coordinator"; finish; }
+COORD_DDL="CREATE EXTENSION customer_analytics; CREATE EXTENSION postgres_fdw; CREATE SCHEMA sharded;
+CREATE TABLE sharded.customers (customer_code varchar(12), trade_name text, delivery_route varchar(4),
+    shipping_address text, closure_date varchar(8), csm varchar(8)) PARTITION BY HASH (customer_code);
+CREATE TABLE sharded.sales_orders (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
+    customer_code varchar(12), delivery_route varchar(4), order_date varchar(8), confirmed_code char(1))
+    PARTITION BY HASH (customer_code);
+CREATE TABLE sharded.sales_order_lines (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
+    line_no int NOT NULL, product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2),
+    customer_code varchar(12)) PARTITION BY HASH (customer_code);
+CREATE TABLE sharded.order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric)
+    PARTITION BY HASH (customer_code);"
+for s in "${SHARDS[@]}"; do
+    COORD_DDL+="
+CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
+    OPTIONS (host '$WORK', port '$(shard_port "$s")', dbname 'postgres', extensions 'customer_analytics',
+             use_remote_estimate 'true', async_capable 'true', fetch_size '10000', batch_size '1000');
+CREATE USER MAPPING FOR postgres SERVER shard$s OPTIONS (user 'postgres');"
+    for t in customers sales_orders sales_order_lines order_totals; do
+        COORD_DDL+="
+CREATE FOREIGN TABLE sharded.${t}_$s PARTITION OF sharded.$t FOR VALUES WITH (MODULUS 3, REMAINDER $((s - 1)))
+    SERVER shard$s OPTIONS (schema_name 'cosmos_sync', table_name '$t');"
+    done
+done
+coord "$COORD_DDL" || { not_ok "coordinator: servers, user mappings, partitioned foreign tables"; finish; }
+coord "INSERT INTO sharded.customers SELECT * FROM cosmos_sync.customers;
+       INSERT INTO sharded.sales_orders SELECT * FROM cosmos_sync.sales_orders;
+       INSERT INTO sharded.sales_order_lines
+         SELECT l.*, o.customer_code FROM cosmos_sync.sales_order_lines l
+           JOIN cosmos_sync.sales_orders o USING (order_type, order_number);" \
+    || { not_ok "scale-1 demo data sharded"; finish; }
+for s in "${SHARDS[@]}"; do q "$(shard_port "$s")" "ANALYZE" || not_ok "shard$s: ANALYZE"; done
+check "the same orders and lines on the shards as on the single node" \
+    "$(coord "SELECT (SELECT count(*) FROM sharded.sales_orders) || '/' || (SELECT sum(pretax_subtotal) FROM sharded.sales_order_lines)")" \
+    "$(coord "SELECT (SELECT count(*) FROM cosmos_sync.sales_orders) || '/' || (SELECT sum(l.pretax_subtotal) FROM cosmos_sync.sales_order_lines l JOIN cosmos_sync.sales_orders o USING (order_type, order_number))")"
+ok "scale-1 demo data on the single node and sharded over three shards ($(( $(date +%s) - t0 )) s)"
+
+check "check_sharded_source('sharded'): every check ok" \
+    "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
+    "0 failed of 27"
+coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
+
+# same NAME CALL: the call's rows over sharded equal those over cosmos_sync
+same() {
+    local single=${2//@/cosmos_sync} sharded=${2//@/sharded}
+    check "$1: the sharded rows equal the single-node rows (EXCEPT ALL both ways)" \
+        "$(coord "SELECT (SELECT count(*) FROM (SELECT * FROM $single EXCEPT ALL SELECT * FROM $sharded) a)
+                       + (SELECT count(*) FROM (SELECT * FROM $sharded EXCEPT ALL SELECT * FROM $single) b)
+                       || ' differ of ' || (SELECT count(*) FROM $single)" | sed 's/ of [1-9][0-9]*$/ of some/')" \
+        "0 differ of some"
+}
+same "target_customers()" "customer_analytics.target_customers(source_schema => '@')"
+same "target_customers(route_source => 'order', exclude_closed)" \
+    "customer_analytics.target_customers(route_source => 'order', exclude_closed => true, min_spend => 500, source_schema => '@')"
+same "target_customers(exclude_closed, customers => ...)" \
+    "customer_analytics.target_customers(exclude_closed => true, routes => '{K1,PS}', source_schema => '@',
+        customers => ARRAY(SELECT customer_code FROM cosmos_sync.customers WHERE customer_code LIKE '%3'))"
+same "targeting_funnel()" "customer_analytics.targeting_funnel(source_schema => '@')"
+same "targeting_funnel(route_source => 'order')" \
+    "customer_analytics.targeting_funnel(route_source => 'order', low_ticket_below => 2000, source_schema => '@')"
+same "monthly_revenue(targets)" \
+    "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => '@')"
+
+# the internal queries' plans, as auto_explain logs them to the client
+explain_call() {
+    "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
+        -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+        -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_verbose = on" \
+        -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_timing = off" \
+        -c "SET client_min_messages = log" -c "SELECT count(*) FROM $1" 2>&1
+}
+plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
+remote=$(grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(' <<<"$plan")
+check "target_customers(): every shard runs targeting_stats grouped by customer (Remote SQL)" \
+    "$(grep -c 'GROUP BY' <<<"$remote")" "3"
+echo "#   $(head -1 <<<"$remote" | sed 's/^ *//')"
+# the rows the shards sent for the per-customer query: its Foreign Scans' actual rows
+stats_plan=$(awk '/Query Text: .*targeting_stats/ {on = 1} /Query Text:/ && !/targeting_stats/ {on = 0} on' <<<"$plan")
+fetched=$(grep -E 'Foreign Scan' <<<"$stats_plan" | grep -oE 'rows=[0-9]+ loops' | grep -oE '[0-9]+' | awk "{s += \$1} END {print s}")
+route_customers=$(coord "SELECT count(*) FROM cosmos_sync.customers WHERE delivery_route IN ('K1', 'K2', 'PS')")
+if [ -n "$fetched" ] && [ "$fetched" -le "$route_customers" ]; then
+    ok "target_customers(): the shards sent $fetched per-customer rows, at most one per route customer ($route_customers)"
+else
+    not_ok "target_customers(): at most one row per route customer from the shards" "fetched '$fetched', route customers $route_customers"
+fi
+plan=$(explain_call "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => 'sharded')")
+check "monthly_revenue(): every shard runs monthly_revenue_stats grouped by customer (Remote SQL)" \
+    "$(grep -E 'Remote SQL: .*customer_analytics\.monthly_revenue_stats\(' <<<"$plan" | grep -c 'GROUP BY')" "3"
+check "the caller's partitionwise settings are unchanged afterwards" \
+    "$(coord "SET enable_partitionwise_join = off;
+              CREATE TEMP TABLE t AS SELECT * FROM customer_analytics.target_customers(source_schema => 'sharded');
+              SELECT current_setting('enable_partitionwise_aggregate') || current_setting('enable_partitionwise_join')")" "offoff"
+
+# timings: best of three, EXPLAIN ANALYZE's execution time of one call
+time_call() {  # SETTINGS CALL [RUNS]
+    for _ in $(seq "${3:-3}"); do
+        coord "$1 EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) SELECT * FROM $2" | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p'
+    done | sort -n | head -1
+}
+echo "# target_customers() at scale 1, best of 3: single node $(time_call "" "customer_analytics.target_customers()") ms," \
+     "sharded $(time_call "" "customer_analytics.target_customers(source_schema => 'sharded')") ms"
+if [ "${SHARDED_BEFORE:-0}" = 1 ]; then
+    echo "# target_customers() sharded with customer_analytics.shard_pushdown = off (as before 1.5), one run:" \
+         "$(time_call "SET customer_analytics.shard_pushdown = off;" "customer_analytics.target_customers(source_schema => 'sharded')" 1) ms"
+fi
+
+# a broken setup: shard 3 without the extensions option, lines of shard 2 on shard 1
+coord "ALTER SERVER shard3 OPTIONS (DROP extensions);
+       ALTER TABLE sharded.sales_order_lines DETACH PARTITION sharded.sales_order_lines_2;
+       CREATE FOREIGN TABLE sharded.lines_misplaced PARTITION OF sharded.sales_order_lines
+           FOR VALUES WITH (MODULUS 3, REMAINDER 1) SERVER shard1 OPTIONS (schema_name 'cosmos_sync', table_name 'sales_order_lines');"
+check "check_sharded_source(): a server without extensions 'customer_analytics' is named" \
+    "$(coord "SELECT detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name = 'extensions' AND NOT ok")" \
+    "server shard3: extensions not set"
+check "check_sharded_source(): lines on another server than their customers are named" \
+    "$(coord "SELECT count(*) FROM customer_analytics.check_sharded_source('sharded')
+              WHERE check_name = 'co-location' AND NOT ok AND detail LIKE '%lines_misplaced%on server shard1, customers'' on server shard2%'")" "1"
+coord "DROP FOREIGN TABLE sharded.lines_misplaced;
+       ALTER TABLE sharded.sales_order_lines ATTACH PARTITION sharded.sales_order_lines_2 FOR VALUES WITH (MODULUS 3, REMAINDER 1);"
+same "target_customers() with shard3's aggregates not shippable" "customer_analytics.target_customers(source_schema => '@')"
+coord "ALTER SERVER shard3 OPTIONS (ADD extensions 'customer_analytics')"
+
+# a shard that is down: an error naming it
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/shard2" -m fast -w stop >/dev/null
+err=$(coord "SELECT count(*) FROM customer_analytics.target_customers(source_schema => 'sharded')" 2>&1)
+if grep -q 'could not connect to server "shard2"' <<<"$err"; then
+    ok "a shard that is down: the error names it ($(head -1 <<<"$err"))"
+else
+    not_ok "a shard that is down: the error names it" "$err"
+fi
+finish

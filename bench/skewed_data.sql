@@ -81,7 +81,7 @@ CREATE TABLE cosmos_sync.sales_orders (order_type varchar(4) NOT NULL, order_num
 -- Hidden per-customer behaviour (kept in a temp table, not in the schema):
 --   heavy   - 20 %: orders 1.5 .. 4.5 times a week (breakfast shops, canteens)
 --   n       - orders over the 762 days 20240101..20260131: heavy customers
---             ~115 .. ~490, evenly spread; the others 0 (10 %) or 1 .. ~30
+--             ~160 .. ~490, evenly spread; the others 0 (10 %) or 1 .. ~30
 --   qf      - typical quantity per line (drives the ticket size), as in
 --             the demo data
 --   decline - orders after 20251030 are strongly thinned, as in the demo data

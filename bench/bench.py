@@ -12,6 +12,13 @@ For each scale of the demo data, on one server and one data set, it times:
                      statement as plain REFRESH), then refresh_campaign() (both
                      views and the state the next refresh starts from)
   notebook way       the notebook's SQL extract, then polars (bench/notebook_way.cjs)
+  realistic shape    (--shape skewed or both) the same scales of bench/skewed_data.sql,
+                     where about 20 % of the customers hold most of the orders:
+                     after a 1 % and a 0.1 % change, the share of the customers
+                     and orders the change reaches, the targets view's REFRESH
+                     CONCURRENTLY, refresh_campaign() against a plain REFRESH, the
+                     mode refresh_history records and the rows that differ from
+                     a recompute (the demo shape gets the same table)
 and the rollup's costs: building it, and the trigger overhead of a 1 % (and,
 at the smallest scale, a 100 %) reload of the lines.  Medians of several
 runs; ratios from the same run.  The plans of the inner queries are printed
@@ -41,15 +48,85 @@ TARGETS = "SELECT * FROM customer_analytics.target_customers()"
 SOURCE = "SET customer_analytics.use_rollup = off; "
 ROLLUP = "SET customer_analytics.use_rollup = on; "
 
-# one percent of the orders, a different slice each run: their lines change
-ONE_PERCENT = ("UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1"
-               " WHERE abs(hashtext(order_number)) % 100 = {slice}")
+# one in {modulus} of the orders (1 % for 100), a different slice each run: their lines change
+CHANGE = ("UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1"
+          " WHERE abs(hashtext(order_number)) % {modulus} = {slice}")
+# the changes timed per shape: (label, modulus, slice of run r); the 0.1 %
+# slices count down from the top so that they are not among the 1 % ones
+CHANGES = [("1%", 100, lambda run: run), ("0.1%", 1000, lambda run: 999 - run)]
+
+DATA = {"demo": os.path.join("test", "demo_data.sql"), "skewed": os.path.join("bench", "skewed_data.sql")}
 
 
-def load(scale):
+def load(scale, shape="demo"):
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"scale={scale}",
-                    "-f", os.path.join(ROOT, "test", "demo_data.sql")],
+                    "-f", os.path.join(ROOT, DATA[shape])],
                    check=True, stdout=subprocess.DEVNULL)
+
+
+def shape_counts(cur):
+    """Customers, customers with orders, orders, lines, and the share of the
+    orders held by the top 20 % of the customers with orders."""
+    cur.execute("DROP TABLE IF EXISTS bench_customer_orders;"
+                " CREATE TEMP TABLE bench_customer_orders AS"
+                " SELECT customer_code, count(*) AS n FROM cosmos_sync.sales_orders GROUP BY customer_code;"
+                " ANALYZE bench_customer_orders")
+    cur.execute("SELECT (SELECT count(*) FROM cosmos_sync.customers), count(*), sum(n),"
+                "       (SELECT count(*) FROM cosmos_sync.sales_order_lines)"
+                "  FROM bench_customer_orders")
+    customers, with_orders, orders, lines = cur.fetchone()
+    cur.execute("SELECT sum(n) FROM (SELECT n FROM bench_customer_orders ORDER BY n DESC LIMIT %s) t",
+                (round(0.2 * with_orders),))
+    top20 = float(cur.fetchone()[0]) / float(orders)
+    return {"customers": customers, "customers with orders": with_orders, "sales_orders": orders,
+            "sales_order_lines": lines, "top 20% share": top20}
+
+
+def touched(cur, modulus, slice_):
+    """The share of the customers with orders whose orders a change of this
+    slice reaches (orders with lines), and the share of all orders they hold
+    (bench_customer_orders from shape_counts())."""
+    cur.execute("SELECT count(*)::float8 / (SELECT count(*) FROM bench_customer_orders),"
+                "       sum(n)::float8 / (SELECT sum(n) FROM bench_customer_orders)"
+                "  FROM bench_customer_orders c"
+                " WHERE c.customer_code IN (SELECT o.customer_code FROM cosmos_sync.sales_orders o"
+                "                            WHERE abs(hashtext(o.order_number)) %% %s = %s"
+                "                              AND EXISTS (SELECT FROM cosmos_sync.sales_order_lines l"
+                "                                           WHERE l.order_type = o.order_type"
+                "                                             AND l.order_number = o.order_number))",
+                (modulus, slice_))
+    customers, orders = cur.fetchone()
+    return customers or 0.0, orders or 0.0
+
+
+def campaign_changes(cur, runs, label, modulus, slice_of, plain_refresh_ms):
+    """After one change of each run's slice: the targets view alone, then
+    refresh_campaign(); the shares the changes reach, the recorded mode and
+    the rows that differ from a recompute (both ways).  Needs the campaign
+    'bench' built and refreshed, and shape_counts() run."""
+    shares = [touched(cur, modulus, slice_of(run)) for run in range(runs)]
+    change, view_only, refresh = [], [], []
+    for run in range(runs):
+        change.append(timed_ms(cur, CHANGE.format(modulus=modulus, slice=slice_of(run))))
+        # the same kind of statement as the plain REFRESH: the targets view
+        # alone, as a scheduler would refresh it (incremental by itself)
+        view_only.append(timed_ms(cur, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_bi.bench_targets"))
+        # then the campaign: its views, and the state the next refresh starts from
+        refresh.append(timed_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')"))
+    cur.execute("SELECT mode FROM customer_analytics.refresh_history"
+                " WHERE kind = 'campaign' AND name = 'bench' ORDER BY id DESC LIMIT 1")
+    mode = cur.fetchone()[0]
+    cur.execute(ROLLUP + "SELECT (SELECT count(*) FROM (SELECT * FROM bench_bi.bench_targets EXCEPT ALL"
+                "                                   SELECT * FROM customer_analytics.target_customers()) x)"
+                "     + (SELECT count(*) FROM (SELECT * FROM customer_analytics.target_customers() EXCEPT ALL"
+                "                              SELECT * FROM bench_bi.bench_targets) y)")
+    differences = cur.fetchone()[0]
+    view_ms, refresh_ms = statistics.median(view_only), statistics.median(refresh)
+    return {"label": label,
+            "customers touched": statistics.median(c for c, o in shares),
+            "their orders": statistics.median(o for c, o in shares),
+            "change ms": statistics.median(change), "view ms": view_ms, "refresh ms": refresh_ms,
+            "plain REFRESH ms": plain_refresh_ms, "mode": mode, "differences": differences}
 
 
 def notebook_way_ms(runs):
@@ -210,20 +287,15 @@ def run_scale(scale, runs):
     cur.execute("CREATE SCHEMA bench_bi")
     cur.execute("SELECT customer_analytics.create_campaign('bench', 'bench_bi')")
     cur.execute("SELECT customer_analytics.refresh_campaign('bench')")   # records the state
-    change, view_only, refresh = [], [], []
-    for run in range(runs):
-        change.append(timed_ms(cur, ONE_PERCENT.format(slice=run)))
-        # the same kind of statement as the plain REFRESH: the targets view
-        # alone, as a scheduler would refresh it (incremental by itself)
-        view_only.append(timed_ms(cur, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_bi.bench_targets"))
-        # then the campaign: both views, and the state the next refresh starts from
-        refresh.append(timed_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')"))
-    t["1% change"] = statistics.median(change)
-    t["incremental view"] = statistics.median(view_only)
-    t["incremental"] = statistics.median(refresh)
+    shape = shape_counts(cur)
+    changes = [campaign_changes(cur, runs, *c, t["plain REFRESH"]) for c in CHANGES]
+    t["1% change"] = changes[0]["change ms"]
+    t["incremental view"] = changes[0]["view ms"]
+    t["incremental"] = changes[0]["refresh ms"]
     cur.execute(ROLLUP + "SELECT count(*) FROM (SELECT * FROM bench_bi.bench_targets"
                 " EXCEPT SELECT * FROM customer_analytics.target_customers()) x")
     counts["incremental differences"] = cur.fetchone()[0]
+    counts["shape"] = dict(shape, targets=counts["targets"], changes=changes)
     # the plain view's numbers moved too: refresh it once before comparing
     cur.execute("REFRESH MATERIALIZED VIEW public.bench_plain_mv")
     t["notebook way"], counts["notebook targets"] = notebook_way_ms(runs)
@@ -240,6 +312,68 @@ def run_scale(scale, runs):
     cur.execute("SELECT customer_analytics.drop_campaign('bench')")
     conn.close()
     return counts, t, plans, mem
+
+
+def run_skewed(scale, runs):
+    """The realistic shape at one scale: load bench/skewed_data.sql, build
+    the rollup, the plain view and the campaign, then time the changes."""
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    # before the load drops the source tables under them
+    cur.execute("DROP SCHEMA IF EXISTS bench_bi CASCADE; DROP VIEW IF EXISTS public.bench_plain_targets CASCADE")
+    cur.execute("SELECT customer_analytics.drop_rollup('cosmos_sync')"
+                " FROM customer_analytics.rollups WHERE source_schema = 'cosmos_sync'")
+    print(f"-- scale {scale}: loading the realistic shape (bench/skewed_data.sql)", flush=True)
+    start = time.perf_counter()
+    load(scale, "skewed")
+    generation_s = time.perf_counter() - start
+    cur.execute("VACUUM ANALYZE")
+    shape = shape_counts(cur)
+    shape["generation s"] = generation_s
+    shape["rollup build ms"] = timed_ms(cur, "SELECT customer_analytics.enable_rollup('cosmos_sync')")
+    cur.execute("VACUUM ANALYZE")       # the rollup's tables too
+    plain_view(cur)
+    cur.execute(ROLLUP + "SELECT count(*) FROM customer_analytics.target_customers()")
+    shape["targets"] = cur.fetchone()[0]
+    print(f"-- scale {scale}: realistic shape: plain REFRESH, campaign refresh after changes", flush=True)
+    plain_refresh = median_ms(cur, "REFRESH MATERIALIZED VIEW public.bench_plain_mv", runs)
+    cur.execute("CREATE SCHEMA bench_bi")
+    cur.execute("SELECT customer_analytics.create_campaign('bench', 'bench_bi')")
+    cur.execute("SELECT customer_analytics.refresh_campaign('bench')")   # records the state
+    shape["changes"] = [campaign_changes(cur, runs, *c, plain_refresh) for c in CHANGES]
+    cur.execute("SELECT customer_analytics.drop_campaign('bench')")
+    conn.close()
+    return shape
+
+
+def pct(v):
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def shape_table(title, results, with_build):
+    """One column per scale, one row per measure: the data's shape, then per
+    change its reach, times, ratios, recorded mode and differences."""
+    rows = [["customers (with orders)"] + [f"{s['customers']:,} ({s['customers with orders']:,})" for _, s in results],
+            ["orders / lines"] + [f"{s['sales_orders']:,} / {s['sales_order_lines']:,}" for _, s in results],
+            ["orders held by the top 20 % of customers with orders"] + [pct(s["top 20% share"]) for _, s in results],
+            ["targets (demo campaign)"] + [f"{s['targets']:,}" for _, s in results]]
+    if with_build:
+        rows.append(["data generation s"] + [f"{s['generation s']:.1f}" for _, s in results])
+        rows.append(["rollup build ms"] + [ms(s["rollup build ms"]) for _, s in results])
+    rows.append(["plain REFRESH ms"] + [ms(s["changes"][0]["plain REFRESH ms"]) for _, s in results])
+    for i, (label, _, _) in enumerate(CHANGES):
+        ch = [s["changes"][i] for _, s in results]
+        rows += [[f"{label} of orders changed: customers with orders touched"] + [pct(c["customers touched"]) for c in ch],
+                 [f"{label}: orders those customers hold"] + [pct(c["their orders"]) for c in ch],
+                 [f"{label}: the change (UPDATE) ms"] + [ms(c["change ms"]) for c in ch],
+                 [f"{label}: targets view REFRESH CONCURRENTLY ms"] + [ms(c["view ms"]) for c in ch],
+                 [f"{label}: refresh_campaign ms"] + [ms(c["refresh ms"]) for c in ch],
+                 [f"{label}: plain REFRESH / targets view"] + [ratio(c["plain REFRESH ms"], c["view ms"]) for c in ch],
+                 [f"{label}: plain REFRESH / refresh_campaign"] + [ratio(c["plain REFRESH ms"], c["refresh ms"]) for c in ch],
+                 [f"{label}: mode of the last refresh (refresh_history)"] + [c["mode"] for c in ch],
+                 [f"{label}: differences from a recompute (EXCEPT ALL both ways)"] + [c["differences"] for c in ch]]
+    table(title, ["measure"] + [f"scale {scale}" for scale, _ in results], rows)
 
 
 def ratio(a, b):
@@ -270,56 +404,75 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", default="1 10 30")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--shape", default="both",
+                    help="demo, skewed (the realistic shape, bench/skewed_data.sql), both, or a list: 'demo skewed'")
     args = ap.parse_args()
     scales = args.scales.split()
     min_scale = scales[0]
+    shapes = {"demo", "skewed"} if args.shape.strip() == "both" else set(args.shape.split())
+    if not shapes or not shapes <= {"demo", "skewed"}:
+        ap.error(f"--shape: demo, skewed or both, not {args.shape!r}")
 
     results = []
-    for scale in scales:
+    for scale in scales if "demo" in shapes else []:
         try:
             results.append((scale,) + run_scale(scale, args.runs))
         except (psycopg2.Error, subprocess.CalledProcessError) as e:
             # a scale that cannot run (disk, memory) must not lose the others
             print(f"-- scale {scale} failed: {e}", flush=True)
+    skewed = []
+    for scale in scales if "skewed" in shapes else []:
+        try:
+            skewed.append((scale, run_skewed(scale, args.runs)))
+        except (psycopg2.Error, subprocess.CalledProcessError) as e:
+            print(f"-- scale {scale}, realistic shape, failed: {e}", flush=True)
 
     print()
     print(f"## customer_analytics benchmark: medians of {args.runs} runs after one warm-up; ratios within the same run")
-    table("times in ms",
-          ["scale", "customers", "orders", "lines", "targets", "floor", "full recompute", "rollup", "plain SQL",
-           "plain REFRESH", "incremental: targets view (1% orders changed)", "refresh_campaign (both views)",
-           "notebook way"],
-          [[scale, f"{c['customers']:,}", f"{c['sales_orders']:,}", f"{c['sales_order_lines']:,}",
-            f"{c['targets']:,}", ms(t["floor"]), ms(t["full recompute"]), ms(t["rollup"]), ms(t["plain SQL"]),
-            ms(t["plain REFRESH"]), ms(t["incremental view"]), ms(t["incremental"]), ms(t["notebook way"])]
-           for scale, c, t, plans, mem in results])
-    ratios = []
-    for scale, c, t, plans, mem in results:
-        nb = ratio(t["notebook way"], t["full recompute"])
-        if t["notebook way"] is not None and c["notebook targets"] != c["targets"]:
-            nb += f" (it found {c['notebook targets']} targets)"
-        ratios.append([scale, ratio(t["full recompute"], t["floor"]), ratio(t["plain SQL"], t["full recompute"]),
-                       ratio(t["plain SQL"], t["rollup"]), nb, ratio(t["plain REFRESH"], t["incremental view"]),
-                       ratio(t["plain REFRESH"], t["incremental"])])
-    table("ratios (target in brackets)",
-          ["scale", "full recompute / floor [<= 1.3x]", "plain SQL / full recompute [>= 2x]",
-           "plain SQL / rollup [>= 10x]", "notebook way / full recompute [>= 10x]",
-           "plain REFRESH / incremental targets view [>= 50x]", "plain REFRESH / refresh_campaign"],
-          ratios)
-    table("the rollup: its cost, the ERP's write cost, memory",
-          ["scale", "rollup build ms", "rollup MB", "1% of orders changed (UPDATE) ms",
-           "reload 1% of lines, no rollup ms", "with rollup ms", "reload 100%, no rollup ms", "with rollup ms",
-           "peak memory MB: full recompute", "rollup", "incremental refresh differences"],
-          [[scale, ms(t["rollup build"]), f"{c['rollup MB']:.0f}", ms(t["1% change"]),
-            ms(t["reload 1% (no rollup)"]), ms(t["reload 1% (rollup)"]),
-            ms(t.get("reload 100% (no rollup)")), ms(t.get("reload 100% (rollup)")),
-            mb(mem["full recompute"]), mb(mem["rollup"]), c["incremental differences"]]
-           for scale, c, t, plans, mem in results])
-    table("segmentation (repeat customers, 11 features; kmeans_fit: k = 4, k-means++, n_init 10;"
-          " medians of up to 3 runs)",
-          ["scale", "repeat customers", "customer_features ms", "kmeans_fit ms", "silhouette (exact) ms"],
-          [[scale, f"{c['repeat customers']:,}", ms(t["customer_features"]), ms(t["kmeans_fit k=4"]),
-            ms(t["silhouette (exact)"])]
-           for scale, c, t, plans, mem in results])
+    if results:
+        table("times in ms",
+              ["scale", "customers", "orders", "lines", "targets", "floor", "full recompute", "rollup", "plain SQL",
+               "plain REFRESH", "incremental: targets view (1% orders changed)", "refresh_campaign (both views)",
+               "notebook way"],
+              [[scale, f"{c['customers']:,}", f"{c['sales_orders']:,}", f"{c['sales_order_lines']:,}",
+                f"{c['targets']:,}", ms(t["floor"]), ms(t["full recompute"]), ms(t["rollup"]), ms(t["plain SQL"]),
+                ms(t["plain REFRESH"]), ms(t["incremental view"]), ms(t["incremental"]), ms(t["notebook way"])]
+               for scale, c, t, plans, mem in results])
+        ratios = []
+        for scale, c, t, plans, mem in results:
+            nb = ratio(t["notebook way"], t["full recompute"])
+            if t["notebook way"] is not None and c["notebook targets"] != c["targets"]:
+                nb += f" (it found {c['notebook targets']} targets)"
+            ratios.append([scale, ratio(t["full recompute"], t["floor"]), ratio(t["plain SQL"], t["full recompute"]),
+                           ratio(t["plain SQL"], t["rollup"]), nb, ratio(t["plain REFRESH"], t["incremental view"]),
+                           ratio(t["plain REFRESH"], t["incremental"])])
+        table("ratios (target in brackets)",
+              ["scale", "full recompute / floor [<= 1.3x]", "plain SQL / full recompute [>= 2x]",
+               "plain SQL / rollup [>= 10x]", "notebook way / full recompute [>= 10x]",
+               "plain REFRESH / incremental targets view [>= 50x]", "plain REFRESH / refresh_campaign"],
+              ratios)
+        table("the rollup: its cost, the ERP's write cost, memory",
+              ["scale", "rollup build ms", "rollup MB", "1% of orders changed (UPDATE) ms",
+               "reload 1% of lines, no rollup ms", "with rollup ms", "reload 100%, no rollup ms", "with rollup ms",
+               "peak memory MB: full recompute", "rollup", "incremental refresh differences"],
+              [[scale, ms(t["rollup build"]), f"{c['rollup MB']:.0f}", ms(t["1% change"]),
+                ms(t["reload 1% (no rollup)"]), ms(t["reload 1% (rollup)"]),
+                ms(t.get("reload 100% (no rollup)")), ms(t.get("reload 100% (rollup)")),
+                mb(mem["full recompute"]), mb(mem["rollup"]), c["incremental differences"]]
+               for scale, c, t, plans, mem in results])
+        table("segmentation (repeat customers, 11 features; kmeans_fit: k = 4, k-means++, n_init 10;"
+              " medians of up to 3 runs)",
+              ["scale", "repeat customers", "customer_features ms", "kmeans_fit ms", "silhouette (exact) ms"],
+              [[scale, f"{c['repeat customers']:,}", ms(t["customer_features"]), ms(t["kmeans_fit k=4"]),
+                ms(t["silhouette (exact)"])]
+               for scale, c, t, plans, mem in results])
+        shape_table("demo shape (test/demo_data.sql): the campaign's refresh by the size of the change"
+                    " (medians of the runs; the 1% rows are the runs of the tables above)",
+                    [(scale, c["shape"]) for scale, c, t, plans, mem in results], False)
+    if skewed:
+        shape_table("realistic shape (bench/skewed_data.sql: about 20 % of the customers order several times a"
+                    " week and hold most of the orders): the campaign's refresh by the size of the change"
+                    " (medians of the runs)", skewed, True)
     print()
     for scale, c, t, plans, mem in results:
         for name, plan in plans.items():

@@ -2,7 +2,8 @@
 #   ca_install_deps    install what is missing from Debian's packages
 #   ca_build_install   build the extension (warnings are errors) and install it
 #   ca_start_cluster   start a throwaway PostgreSQL 15 cluster as the postgres
-#                      OS user, socket in a temp dir; exports PGHOST/PGPORT/PGUSER
+#                      OS user, socket in a temp dir, port CA_PGPORT (default
+#                      5432); exports PGHOST/PGPORT/PGUSER
 # The cluster is stopped and removed when the calling script exits.
 
 set -euo pipefail
@@ -56,7 +57,9 @@ ca_start_cluster() {
     ca_log "Starting a throwaway cluster in $CA_CLUSTER_DIR"
     runuser -u postgres -- $PG_BIN/initdb -D "$CA_CLUSTER_DIR/data" -A trust -U postgres \
         --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-    local opts="-k $CA_CLUSTER_DIR -p 5432 -c listen_addresses='' -c fsync=off"
+    # the socket is in the temp dir, so the port only needs to differ from
+    # other clusters' when CA_PGPORT is set to share a machine
+    local opts="-k $CA_CLUSTER_DIR -p ${CA_PGPORT:-5432} -c listen_addresses='' -c fsync=off"
     # pg_cron runs jobs in one database; its script also allows
     # CREATE EXTENSION in contrib_regression, where the suites test it
     opts+=" -c shared_preload_libraries=pg_cron -c cron.database_name=postgres"
@@ -66,7 +69,7 @@ ca_start_cluster() {
     for o in "$@"; do opts+=" -c $o"; done
     runuser -u postgres -- $PG_BIN/pg_ctl -D "$CA_CLUSTER_DIR/data" -o "$opts" \
         -l "$CA_CLUSTER_DIR/server.log" -w start >/dev/null
-    export PGHOST=$CA_CLUSTER_DIR PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
+    export PGHOST=$CA_CLUSTER_DIR PGPORT=${CA_PGPORT:-5432} PGUSER=postgres PGDATABASE=postgres
 }
 
 ca_psql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }

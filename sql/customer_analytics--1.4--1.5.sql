@@ -2196,7 +2196,9 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(c.source_schema));
     -- taken before the views are computed: every change it sees, they see
     SELECT pg_current_snapshot() INTO snap;
-    d := customer_analytics._campaign_changes(c);
+    -- whether the kept rows can be reused; the changed customers are listed
+    -- (a scan of the dirty rows) only if the delta path is not taken
+    d := customer_analytics._campaign_changes(c, false);
     IF c.rolling IS NOT NULL THEN
         cols := customer_analytics._sheet_columns(c);
         rebuild := cols.current_columns IS DISTINCT FROM cols.wanted_columns;
@@ -2222,7 +2224,7 @@ BEGIN
             PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the order changes', c.name));
             delta := customer_analytics._campaign_delta_refresh(resolved, s, r);
             IF delta.snapshot IS NULL THEN
-                no_delta := customer_analytics._campaign_delta_refused(r);
+                no_delta := customer_analytics._campaign_delta_refused(r, s);
                 IF no_delta <> 'this transaction wrote to the source tables' THEN
                     d.usable := false;
                     d.reason := no_delta;
@@ -2231,6 +2233,9 @@ BEGIN
         END IF;
     END IF;
     IF delta.snapshot IS NULL THEN
+        IF d.usable THEN
+            d := customer_analytics._campaign_changes(c);
+        END IF;
         PERFORM customer_analytics._ensure_long_view(c);
         IF rebuild THEN
             PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], refresh_campaign.concurrently);
@@ -3227,6 +3232,8 @@ BEGIN
     PERFORM customer_analytics._matview_lock(long);
     PERFORM customer_analytics._drop_delta_scratch();
     CREATE TEMP TABLE customer_analytics_changed (customer_code text PRIMARY KEY) ON COMMIT DROP;
+    -- the targets whose months changed, entered or left: the long form's keys
+    CREATE TEMP TABLE customer_analytics_long_keys (customer_code text PRIMARY KEY) ON COMMIT DROP;
     EXECUTE format('CREATE TEMP TABLE customer_analytics_targets ON COMMIT DROP AS SELECT * FROM %s WITH NO DATA', targets);
 
     snapshot := customer_analytics._at_one_snapshot(
@@ -3283,25 +3290,32 @@ BEGIN
                targets::oid, changed_keys, 'SELECT * FROM pg_temp.customer_analytics_targets'),
         -- the months: dropped for customers no longer targets, adjusted for
         -- the others, computed for new targets
-        format('DELETE FROM %s m USING pg_temp.customer_analytics_changed k WHERE m.customer_code = k.customer_code'
-               ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = m.customer_code)',
+        format('WITH gone AS (DELETE FROM %s m USING pg_temp.customer_analytics_changed k WHERE m.customer_code = k.customer_code'
+               ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = m.customer_code)'
+               ' RETURNING m.customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM gone',
                month_state),
-        format('UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
+        format('WITH adjusted AS (UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
                ' orders = m.orders + d.orders'
                ' FROM (SELECT x.customer_code, p.month, sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
                '       FROM %2$s x JOIN customer_analytics.pivot_months(%3$L::daterange) p'
                '         ON x.order_date BETWEEN p.first_day AND p.last_day'
                '      WHERE x.sign IS NOT NULL AND %4$s GROUP BY 1, 2) d'
-               ' WHERE m.customer_code = d.customer_code AND m.month = d.month',
+               ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
+               ' ON CONFLICT DO NOTHING',
                month_state, dirty, c.revenue_window, since),
-        format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
+        format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
                'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
-               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)',
+               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)'
+               ' RETURNING customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM added'
+               ' ON CONFLICT DO NOTHING',
                month_state, month_state, c.revenue_window, c.source_schema),
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
-               long::oid, changed_keys,
+               long::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
                format('SELECT m.customer_code, m.month, m.revenue, m.orders FROM %s m'
-                      ' JOIN pg_temp.customer_analytics_targets t USING (customer_code)', month_state)),
+                      ' JOIN pg_temp.customer_analytics_long_keys k USING (customer_code)', month_state)),
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                sheet::oid, changed_keys,
                customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
@@ -3324,6 +3338,9 @@ BEGIN
     END IF;
     IF to_regclass('pg_temp.customer_analytics_targets') IS NOT NULL THEN
         DROP TABLE pg_temp.customer_analytics_targets;
+    END IF;
+    IF to_regclass('pg_temp.customer_analytics_long_keys') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_long_keys;
     END IF;
 END $$;
 
@@ -3359,8 +3376,10 @@ BEGIN
 END $$;
 
 -- Why _campaign_delta_refresh() refused (its guard), in words.
-CREATE FUNCTION _campaign_delta_refused(r rollups) RETURNS text
+CREATE FUNCTION _campaign_delta_refused(r rollups, s campaign_refresh_state) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    truncated boolean;
 BEGIN
     IF customer_analytics._rollup_written_here(r) THEN
         RETURN 'this transaction wrote to the source tables';
@@ -3368,7 +3387,10 @@ BEGIN
              FROM customer_analytics.rollups x WHERE x.id = r.id) THEN
         RETURN 'the rollup was rebuilt';
     END IF;
-    RETURN 'a source table was truncated, or an order date could not be read';
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.customer_code IS NULL'
+                   ' AND NOT pg_visible_in_snapshot(x.xid, $1))', customer_analytics._rollup_dirty_table(r.id))
+       INTO truncated USING s.state_snapshot;
+    RETURN CASE WHEN truncated THEN 'a source table was truncated' ELSE 'an order date could not be read' END;
 END $$;
 
 -- Empty a campaign's state tables (those that carry its marker) and record
@@ -3548,3 +3570,36 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION check_sharded_source IS
 'Check a coordinator schema sharded by customer_code over postgres_fdw (partitioning, co-location, foreign servers'' options, user mappings): one row per check, with a hint for each problem';
+
+-- As _campaign_changes(c) (1.3), and with list_changed false the check
+-- alone: usable and reason, changed NULL (no scan of the dirty rows; a
+-- TRUNCATE's mark is then left to the delta refresh's own guard).
+CREATE FUNCTION _campaign_changes(c campaigns, list_changed boolean,
+                                  OUT usable boolean, OUT changed text[], OUT reason text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.campaign_refresh_state;
+    r customer_analytics.rollups;
+    v regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'));
+BEGIN
+    IF list_changed THEN
+        SELECT * INTO usable, changed, reason FROM customer_analytics._campaign_changes(c);
+        RETURN;
+    END IF;
+    usable := false;
+    SELECT * INTO s FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
+    IF s IS NULL THEN
+        reason := 'no incremental state yet';
+    ELSIF r IS NULL OR (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NULL THEN
+        reason := 'the rollup is not usable';
+    ELSIF s.generation <> r.generation THEN
+        reason := 'the rollup was rebuilt';
+    ELSIF s.fingerprint <> customer_analytics._campaign_fingerprint(c) THEN
+        reason := 'the campaign changed';
+    ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
+        reason := 'the targets view was rebuilt or cannot be read';
+    ELSE
+        usable := true;
+    END IF;
+END $$;

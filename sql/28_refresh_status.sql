@@ -18,8 +18,9 @@ CREATE SCHEMA st_bi AUTHORIZATION ca_st_owner;
 SET ROLE ca_st_owner;
 SELECT name, target_rows FROM customer_analytics.create_campaign('st1', 'st_bi', source_schema => 'fx',
                                                                  readers => '{ca_st_other}');
--- no refresh recorded yet: no status
-SELECT name, last_status, last_success_at, last_error, last_error_at FROM customer_analytics.list_campaigns();
+-- the build is the first refresh recorded
+SELECT name, last_status, last_success_at IS NOT NULL AS succeeded_at, last_error, last_error_at
+  FROM customer_analytics.list_campaigns();
 -- by function, by alter_campaign, by the procedure
 SELECT target_rows FROM customer_analytics.refresh_campaign('st1');
 SELECT target_rows FROM customer_analytics.alter_campaign('st1', decline_pct => 31);
@@ -27,6 +28,11 @@ CALL customer_analytics.run_scheduled_refresh('campaign', 'st1');
 SELECT kind, name, owner, via, mode, rows, succeeded, error, duration_ms >= 0 AS timed,
        started_at <= now() AS started
   FROM customer_analytics.refresh_history WHERE owner = 'ca_st_owner' ORDER BY id;
+-- what took the time: each phase the build or refresh showed in
+-- pg_stat_activity, timed
+SELECT h.mode, p.n, p.phase->>'phase' AS phase, (p.phase->>'ms')::numeric >= 0 AS timed
+  FROM customer_analytics.refresh_history h, jsonb_array_elements(h.phases) WITH ORDINALITY AS p(phase, n)
+ WHERE h.owner = 'ca_st_owner' ORDER BY h.id, p.n;
 RESET ROLE;
 
 -- the owner loses SELECT on the order lines: the refresh fails
@@ -38,7 +44,8 @@ SELECT customer_analytics.refresh_campaign('st1');
 SELECT count(*) AS recorded FROM customer_analytics.refresh_history WHERE owner = 'ca_st_owner';
 -- the procedure records it, commits, and raises the error again
 CALL customer_analytics.run_scheduled_refresh('campaign', 'st1');
-SELECT via, mode, rows, succeeded, error FROM customer_analytics.refresh_history ORDER BY id DESC LIMIT 1;
+SELECT via, mode, rows, succeeded, error, phases->-1->>'phase' AS failed_in
+  FROM customer_analytics.refresh_history ORDER BY id DESC LIMIT 1;
 -- inside a transaction block it cannot commit (pg_cron calls it outside one)
 BEGIN;
 CALL customer_analytics.run_scheduled_refresh('campaign', 'st1');

@@ -258,11 +258,15 @@ DECLARE
     model text := format('(SELECT model FROM %I.%I)', s.view_schema, s.name || '_model');
     col record;
 BEGIN
+    PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: features and k-means model, 1 of 4)',
+                                                       s.view_schema, s.name || '_model', s.name));
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
                    'SELECT %L::text AS segmentation, customer_analytics.kmeans_fit(f.features, %s, %s) AS model '
                    'FROM customer_analytics.segmentation_features(%L) f',
                    s.view_schema, s.name || '_model', s.name,
                    format(catalog_value, 'k', s.name), format(catalog_value, 'options', s.name), s.name);
+    PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: members, 2 of 4)',
+                                                       s.view_schema, s.name || '_members', s.name));
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
                    'SELECT f.customer_code, customer_analytics.kmeans_predict(%s, f.features) AS cluster, '
                    'f.visits, f.total_spend, f.ticket_size, f.skus, f.total_quantity, f.first_order, f.last_order, '
@@ -270,11 +274,15 @@ BEGIN
                    'f.skus_per_visit, f.diff, f.features '
                    'FROM customer_analytics.segmentation_features(%L) f ORDER BY f.customer_code',
                    s.view_schema, s.name || '_members', model, s.name);
+    PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: cluster profiles, 3 of 4)',
+                                                       s.view_schema, s.name || '_profiles', s.name));
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
                    'SELECT * FROM customer_analytics.kmeans_profiles(%s, %s, %s, %s, %s)',
                    s.view_schema, s.name || '_profiles', model,
                    format(catalog_value, 'segment', s.name), format(catalog_value, 'feature_window', s.name),
                    format(catalog_value, 'as_of', s.name), format(catalog_value, 'source_schema', s.name));
+    PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: elbow (k-means for each k), 4 of 4)',
+                                                       s.view_schema, s.name || '_elbow', s.name));
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
                    'SELECT * FROM customer_analytics.kmeans_elbow(%s, %s, %s, %s, %s, %s, %s, %s)',
                    s.view_schema, s.name || '_elbow',
@@ -771,6 +779,9 @@ BEGIN
            rollup_rows = n, rebuild_phases = phases
      WHERE x.id = r.id
     RETURNING * INTO r;
+    -- its phases are in rebuild_phases; a refresh later in the transaction
+    -- has its own
+    PERFORM customer_analytics._progress_phases();
     RAISE NOTICE 'order rollup of "%" rebuilt: % orders in %', r.source_schema, n, customer_analytics._rollup_table(r.id);
     RETURN r;
 END $$;
@@ -2363,6 +2374,7 @@ BEGIN
     PERFORM customer_analytics._build_long_view(c);
     PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name), c.readers);
     c := customer_analytics._record_refresh(c.name, started);
+    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, 'build', c.target_rows, NULL);
     RAISE NOTICE 'campaign "%" built: % (% rows), % (% rows)', c.name,
         format('%I.%I', c.view_schema, c.name || '_targets'), c.target_rows,
         format('%I.%I', c.view_schema, c.name || '_monthly'), c.monthly_rows;
@@ -2832,6 +2844,7 @@ BEGIN
     PERFORM customer_analytics._build_segmentation_views(s);
     PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);
     s := customer_analytics._record_segmentation_refresh(s.name, started);
+    PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, 'build', s.member_rows, NULL);
     RAISE NOTICE 'segmentation "%" built: % with % customers in % clusters', s.name,
         format('%I.%I', s.view_schema, s.name || '_members'), s.member_rows, s.k;
     RETURN s;
@@ -3602,4 +3615,37 @@ BEGIN
     ELSE
         usable := true;
     END IF;
+END $$;
+
+-- What took the time: every phase a build or refresh reports (the
+-- progress shown in pg_stat_activity) is timed, and the refresh history
+-- keeps them with the refresh.
+CREATE FUNCTION _progress_phases() RETURNS jsonb
+AS 'MODULE_PATHNAME', 'progress_phases' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION _progress_phases() IS
+'internal: the phases reported in this transaction since the last call, with their durations ([{"phase", "ms"}]), then forgotten';
+
+ALTER TABLE refresh_history ADD COLUMN phases jsonb;
+COMMENT ON COLUMN refresh_history.phases IS
+'what took the time: each phase of the build or refresh (as pg_stat_activity showed it while it ran) and its duration, [{"phase": ..., "ms": ...}]';
+COMMENT ON COLUMN refresh_history.mode IS
+'build, full or incremental or delta, and why (NULL for a failed refresh)';
+
+-- As above, with the phases of the work being recorded.
+CREATE OR REPLACE FUNCTION _record_history(kind text, name text, owner name, started timestamptz,
+                                           mode text, rows bigint, error text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep int := customer_analytics._history_keep();
+BEGIN
+    INSERT INTO customer_analytics.refresh_history
+           (kind, name, owner, started_at, duration_ms, via, mode, rows, succeeded, error, phases)
+    VALUES (kind, name, owner, started, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+            COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
+            mode, rows, error IS NULL, error, customer_analytics._progress_phases());
+    DELETE FROM customer_analytics.refresh_history h
+     WHERE h.kind = _record_history.kind AND h.name = _record_history.name
+       AND h.id < (SELECT min(x.id) FROM (SELECT y.id FROM customer_analytics.refresh_history y
+                                            WHERE y.kind = _record_history.kind AND y.name = _record_history.name
+                                            ORDER BY y.id DESC LIMIT keep) x);
 END $$;

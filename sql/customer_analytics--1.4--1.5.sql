@@ -3310,10 +3310,10 @@ BEGIN
                month_state),
         format('WITH adjusted AS (UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
                ' orders = m.orders + d.orders'
-               ' FROM (SELECT x.customer_code, p.month, sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
-               '       FROM %2$s x JOIN customer_analytics.pivot_months(%3$L::daterange) p'
-               '         ON x.order_date BETWEEN p.first_day AND p.last_day'
-               '      WHERE x.sign IS NOT NULL AND %4$s GROUP BY 1, 2) d'
+               ' FROM (SELECT x.customer_code, date_trunc(''month'', x.order_date)::date AS month,'
+               '              sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
+               '       FROM %2$s x'
+               '      WHERE x.sign IS NOT NULL AND %4$s AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) d'
                ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
                ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
                ' ON CONFLICT DO NOTHING',

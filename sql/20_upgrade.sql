@@ -6,8 +6,25 @@
 -- not change.
 \set VERBOSITY terse
 DROP SCHEMA IF EXISTS bi, seg CASCADE;
+-- DROP EXTENSION takes the tables the extension made outside its script:
+-- a rollup's (copies of order data) and a campaign's per-customer state
+CREATE SCHEMA gone_bi;
+SELECT rollup_rows FROM customer_analytics.enable_rollup('fx');
+SELECT name FROM customer_analytics.create_campaign('gone', 'gone_bi', source_schema => 'fx');
+SELECT target_rows FROM customer_analytics.refresh_campaign('gone');
+SELECT customer_analytics._rollup_table(id) AS gone_rollup FROM customer_analytics.rollups WHERE source_schema = 'fx' \gset
+SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('gone_bi.gone_state') IS NOT NULL AS state_table;
+-- refused while views depend on it: nothing is dropped
+SELECT left(err('DROP EXTENSION customer_analytics'), 5) AS refused;
+SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('gone_bi.gone_state') IS NOT NULL AS state_table;
 SET client_min_messages = warning;
 DROP EXTENSION customer_analytics CASCADE;
+RESET client_min_messages;
+SELECT to_regclass(:'gone_rollup') IS NULL AS rollup_dropped, to_regclass('gone_bi.gone_state') IS NULL AS state_dropped,
+       to_regclass('gone_bi.gone_month_state') IS NULL AS month_state_dropped;
+DROP SCHEMA gone_bi CASCADE;
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS customer_analytics CASCADE;
 RESET client_min_messages;
 CREATE EXTENSION customer_analytics VERSION '1.0';
 CREATE SCHEMA up_bi;

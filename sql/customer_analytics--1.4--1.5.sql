@@ -3649,3 +3649,35 @@ BEGIN
                                             WHERE y.kind = _record_history.kind AND y.name = _record_history.name
                                             ORDER BY y.id DESC LIMIT keep) x);
 END $$;
+
+-- DROP EXTENSION (its event trigger, before anything is dropped) takes the
+-- tables the extension created outside its script: every rollup's tables
+-- and every campaign's state tables.  Returns how many it dropped.
+CREATE FUNCTION _drop_extension_tables() RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups;
+    c customer_analytics.campaigns;
+    t text;
+    n int := 0;
+BEGIN
+    FOR c IN SELECT * FROM customer_analytics.campaigns LOOP
+        n := n + (SELECT count(*) FROM unnest(ARRAY[(customer_analytics._campaign_state_names(c)).state,
+                                                     (customer_analytics._campaign_state_names(c)).month_state]) x
+                   WHERE to_regclass(format('%I.%I', c.view_schema, x)) IS NOT NULL);
+        PERFORM customer_analytics._drop_campaign_state(c);
+    END LOOP;
+    FOR r IN SELECT * FROM customer_analytics.rollups LOOP
+        FOREACH t IN ARRAY ARRAY[customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
+                                 customer_analytics._rollup_keys_table(r.id)] LOOP
+            IF to_regclass(t) IS NOT NULL THEN
+                EXECUTE format('DROP TABLE %s', t);
+                n := n + 1;
+            END IF;
+        END LOOP;
+    END LOOP;
+    IF n > 0 THEN
+        RAISE NOTICE 'customer_analytics: dropping % rollup and campaign state table(s) with the extension', n;
+    END IF;
+    RETURN n;
+END $$;

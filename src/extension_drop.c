@@ -9,6 +9,11 @@
  * trigger is already gone), and unschedules the jobs named
  * 'customer_analytics refresh ...' in the same transaction, so a DROP that
  * fails or is rolled back keeps them.
+ *
+ * The same goes for the tables the extension created outside its script:
+ * each rollup's tables (copies of order data in the extension's schema,
+ * which DROP EXTENSION would otherwise leave behind) and each campaign's
+ * per-customer state tables next to its views.
  */
 #include "postgres.h"
 
@@ -77,6 +82,10 @@ extension_drop_watch(PG_FUNCTION_ARGS)
 								(long long) n)));
 		}
 	}
+	if (SPI_execute("SELECT 1 WHERE pg_catalog.to_regprocedure('customer_analytics._drop_extension_tables()') IS NOT NULL",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+		SPI_execute("SELECT customer_analytics._drop_extension_tables()", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dropping customer_analytics's rollup and state tables failed");
 	SPI_finish();
 	PG_RETURN_NULL();
 }

@@ -50,6 +50,9 @@ SELECT check_name, ok, replace(detail, 'for ' || current_user, 'for CURRENT_USER
 SET customer_analytics.shard_pushdown = off;
 SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'pushdown';
 RESET customer_analytics.shard_pushdown;
+-- a rollup on a schema with foreign partitions would miss the shards'
+-- own writes: refused, 0A000 with a hint
+SELECT public.err($$SELECT customer_analytics.enable_rollup('Shard X')$$);
 DROP SCHEMA "Shard X" CASCADE;
 DROP SERVER sx1, sx2 CASCADE;
 

@@ -11,14 +11,16 @@
 # sales_order_lines (with their order's customer_code) and order_totals
 # hash-partitioned by customer_code, each partition a foreign table on a
 # shard, where order_totals is a view of one row per order (README, "Past
-# one server").  Then: target_customers(), targeting_funnel() and
-# monthly_revenue() over the sharded schema equal the single-node rows
-# (EXCEPT ALL both ways), the Remote SQL carries targeting_stats and
-# monthly_revenue_stats, the shards send at most one row per route customer,
+# one server").  Then: target_customers(), targeting_funnel(),
+# monthly_revenue() and customer_features() over the sharded schema equal
+# the single-node rows (EXCEPT ALL both ways), the Remote SQL carries
+# targeting_stats, customer_feature_stats and monthly_revenue_stats, the
+# shards send at most one row per customer,
 # the caller's planner settings are left alone, check_sharded_source() is
 # all ok here and names what a broken setup lacks, and a shard that is down
 # gives an error naming it.
-# SHARDED_BEFORE=1 also times target_customers() with the pushdown off.
+# SHARDED_BEFORE=1 also times target_customers() and customer_features()
+# with the pushdown off.
 # Prints "ok - ..." / "not ok - ..." lines and "N passed, M failed".
 set -uo pipefail
 
@@ -84,9 +86,11 @@ CREATE TABLE cosmos_sync.sales_order_lines (order_type varchar(4) NOT NULL, orde
     customer_code varchar(12), PRIMARY KEY (order_type, order_number, line_no));
 CREATE VIEW cosmos_sync.order_totals AS
     SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
-           (SELECT sum(l.pretax_subtotal) FROM cosmos_sync.sales_order_lines l
-             WHERE l.order_type = o.order_type AND l.order_number = o.order_number) AS order_total
-      FROM cosmos_sync.sales_orders o;"
+           sum(l.pretax_subtotal) AS order_total, sum(l.quantity) AS quantity,
+           array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL) AS product_codes
+      FROM cosmos_sync.sales_orders o
+      LEFT JOIN cosmos_sync.sales_order_lines l ON l.order_type = o.order_type AND l.order_number = o.order_number
+     GROUP BY o.order_type, o.order_number, o.customer_code, o.delivery_route, o.order_date, o.confirmed_code;"
 for s in "${SHARDS[@]}"; do
     q "$(shard_port "$s")" "$SHARD_DDL" || { not_ok "shard$s: extension, tables and order_totals view"; finish; }
 done
@@ -106,8 +110,8 @@ CREATE TABLE sharded.sales_order_lines (order_type varchar(4) NOT NULL, order_nu
     line_no int NOT NULL, product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2),
     customer_code varchar(12)) PARTITION BY HASH (customer_code);
 CREATE TABLE sharded.order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
-    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric)
-    PARTITION BY HASH (customer_code);"
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric,
+    quantity numeric, product_codes text[]) PARTITION BY HASH (customer_code);"
 for s in "${SHARDS[@]}"; do
     COORD_DDL+="
 CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
@@ -135,7 +139,7 @@ ok "scale-1 demo data on the single node and sharded over three shards ($(( $(da
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
-    "0 failed of 27"
+    "0 failed of 28"
 coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
 
 # same NAME CALL: the call's rows over sharded equal those over cosmos_sync
@@ -158,6 +162,9 @@ same "targeting_funnel(route_source => 'order')" \
     "customer_analytics.targeting_funnel(route_source => 'order', low_ticket_below => 2000, source_schema => '@')"
 same "monthly_revenue(targets)" \
     "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => '@')"
+same "customer_features()" "customer_analytics.customer_features(source_schema => '@')"
+same "customer_features(feature_window, as_of)" \
+    "customer_analytics.customer_features('[2025-07-01,2025-10-01)', '2025-12-31', '@')"
 
 # the internal queries' plans, as auto_explain logs them to the client
 explain_call() {
@@ -181,6 +188,18 @@ if [ -n "$fetched" ] && [ "$fetched" -le "$route_customers" ]; then
 else
     not_ok "target_customers(): at most one row per route customer from the shards" "fetched '$fetched', route customers $route_customers"
 fi
+plan=$(explain_call "customer_analytics.customer_features(source_schema => 'sharded')")
+remote=$(grep -E 'Remote SQL: .*customer_analytics\.customer_feature_stats\(' <<<"$plan")
+check "customer_features(): every shard runs customer_feature_stats grouped by customer (Remote SQL)" \
+    "$(grep -c 'GROUP BY' <<<"$remote")" "3"
+echo "#   $(head -1 <<<"$remote" | sed 's/^ *//')"
+fetched=$(grep -E 'Foreign Scan' <<<"$plan" | grep -oE 'rows=[0-9]+ loops' | grep -oE '[0-9]+' | awk "{s += \$1} END {print s}")
+feature_customers=$(coord "SELECT count(*) FROM customer_analytics.customer_features()")
+if [ -n "$fetched" ] && [ "$fetched" -le "$feature_customers" ]; then
+    ok "customer_features(): the shards sent $fetched rows, one per customer with an order in the window ($feature_customers)"
+else
+    not_ok "customer_features(): one row per customer from the shards" "fetched '$fetched', customers $feature_customers"
+fi
 plan=$(explain_call "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => 'sharded')")
 check "monthly_revenue(): every shard runs monthly_revenue_stats grouped by customer (Remote SQL)" \
     "$(grep -E 'Remote SQL: .*customer_analytics\.monthly_revenue_stats\(' <<<"$plan" | grep -c 'GROUP BY')" "3"
@@ -195,12 +214,14 @@ time_call() {  # SETTINGS CALL [RUNS]
         coord "$1 EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) SELECT * FROM $2" | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p'
     done | sort -n | head -1
 }
-echo "# target_customers() at scale 1, best of 3: single node $(time_call "" "customer_analytics.target_customers()") ms," \
-     "sharded $(time_call "" "customer_analytics.target_customers(source_schema => 'sharded')") ms"
-if [ "${SHARDED_BEFORE:-0}" = 1 ]; then
-    echo "# target_customers() sharded with customer_analytics.shard_pushdown = off (as before 1.5), one run:" \
-         "$(time_call "SET customer_analytics.shard_pushdown = off;" "customer_analytics.target_customers(source_schema => 'sharded')" 1) ms"
-fi
+for f in target_customers customer_features; do
+    echo "# $f() at scale 1, best of 3: single node $(time_call "" "customer_analytics.$f()") ms," \
+         "sharded $(time_call "" "customer_analytics.$f(source_schema => 'sharded')") ms"
+    if [ "${SHARDED_BEFORE:-0}" = 1 ]; then
+        echo "# $f() sharded with customer_analytics.shard_pushdown = off (as before 1.5), one run:" \
+             "$(time_call "SET customer_analytics.shard_pushdown = off;" "customer_analytics.$f(source_schema => 'sharded')" 1) ms"
+    fi
+done
 
 # a broken setup: shard 3 without the extensions option, lines of shard 2 on shard 1
 coord "ALTER SERVER shard3 OPTIONS (DROP extensions);

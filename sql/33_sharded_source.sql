@@ -50,6 +50,9 @@ SELECT check_name, ok, replace(detail, 'for ' || current_user, 'for CURRENT_USER
 SET customer_analytics.shard_pushdown = off;
 SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'pushdown';
 RESET customer_analytics.shard_pushdown;
+-- a rollup on a schema with foreign partitions would miss the shards'
+-- own writes: refused, 0A000 with a hint
+SELECT public.err($$SELECT customer_analytics.enable_rollup('Shard X')$$);
 DROP SCHEMA "Shard X" CASCADE;
 DROP SERVER sx1, sx2 CASCADE;
 
@@ -60,8 +63,8 @@ CREATE TABLE fxp.customers (LIKE fx.customers) PARTITION BY HASH (customer_code)
 CREATE TABLE fxp.sales_orders (LIKE fx.sales_orders) PARTITION BY HASH (customer_code);
 CREATE TABLE fxp.sales_order_lines (LIKE fx.sales_order_lines, customer_code varchar(12)) PARTITION BY HASH (customer_code);
 CREATE TABLE fxp.order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
-    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric)
-    PARTITION BY HASH (customer_code);
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric,
+    quantity numeric, product_codes varchar[]) PARTITION BY HASH (customer_code);
 DO $$
 DECLARE
     t text;
@@ -81,6 +84,10 @@ INSERT INTO fxp.sales_order_lines
 INSERT INTO fxp.order_totals
     SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
            (SELECT sum(l.pretax_subtotal) FROM fx.sales_order_lines l
+             WHERE l.order_type = o.order_type AND l.order_number = o.order_number),
+           (SELECT sum(l.quantity) FROM fx.sales_order_lines l
+             WHERE l.order_type = o.order_type AND l.order_number = o.order_number),
+           (SELECT array_agg(l.product_code) FILTER (WHERE l.product_code IS NOT NULL) FROM fx.sales_order_lines l
              WHERE l.order_type = o.order_type AND l.order_number = o.order_number)
       FROM fx.sales_orders o;
 -- the query is grouped per partition (the aggregate under the Append)
@@ -102,14 +109,30 @@ SELECT c.call, pg_temp.differ(replace(c.call, '@', 'fx'), replace(c.call, '@', '
     ($$customer_analytics.target_customers(source_schema => '@', customers => '{0001001,0001003}')$$),
     ($$customer_analytics.targeting_funnel(source_schema => '@')$$),
     ($$customer_analytics.targeting_funnel(source_schema => '@', route_source => 'order')$$),
-    ($$customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', '@')$$)
+    ($$customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', '@')$$),
+    ($$customer_analytics.customer_features(source_schema => '@')$$),
+    ($$customer_analytics.customer_features('[2025-06-01,2025-09-30]', '2025-10-01', '@')$$)
   ) c(call);
+-- customer_features() groups customer_feature_stats per partition too
+SET client_min_messages = debug1;
+SELECT count(*) FROM customer_analytics.customer_features(source_schema => 'fxp');
+RESET client_min_messages;
 -- the caller's settings are left as they were
 SHOW enable_partitionwise_aggregate;
 SHOW enable_partitionwise_join;
 -- a column order_totals lacks is reported like the source tables' columns
 ALTER TABLE fxp.order_totals RENAME COLUMN order_total TO total;
 SELECT public.err($$SELECT * FROM customer_analytics.target_customers(source_schema => 'fxp')$$);
+-- and product_codes, which only customer_features() reads, with its type
+ALTER TABLE fxp.order_totals RENAME COLUMN total TO order_total;
+ALTER TABLE fxp.order_totals RENAME COLUMN product_codes TO codes;
+SELECT count(*) FROM customer_analytics.target_customers(source_schema => 'fxp');
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fxp')$$);
+SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('fxp') WHERE check_name = 'order_totals columns';
+ALTER TABLE fxp.order_totals RENAME COLUMN codes TO product_codes;
+ALTER TABLE fxp.order_totals ALTER COLUMN product_codes TYPE int[] USING NULL;
+SELECT public.err($$SELECT * FROM customer_analytics.customer_features(source_schema => 'fxp')$$);
+ALTER TABLE fxp.order_totals ALTER COLUMN product_codes TYPE text[];
 -- with the pushdown off the tables are read as on one server
 SET customer_analytics.shard_pushdown = off;
 SELECT pg_temp.differ($$customer_analytics.target_customers(source_schema => 'fx')$$,

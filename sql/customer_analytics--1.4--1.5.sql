@@ -3529,6 +3529,19 @@ BEGIN
                     ELSE format('Make %s a table PARTITION BY HASH (customer_code) whose partitions are foreign tables on the shards.', r.qname) END AS hint
           FROM rels r
         UNION ALL
+        SELECT 1, 5, 'order_totals columns', m.missing IS NULL,
+               CASE WHEN m.missing IS NULL THEN r.qname || ' has the columns the functions read'
+                    ELSE r.qname || ' lacks ' || m.missing END,
+               'Add the missing columns to the order_totals view on every shard and to the coordinator''s table (README, "Past one server"): customer_features() reads quantity and product_codes.'
+          FROM rels r,
+               LATERAL (SELECT string_agg(x.col, ', ' ORDER BY x.n) AS missing
+                          FROM unnest(ARRAY['customer_code', 'order_type', 'order_number', 'delivery_route', 'order_date',
+                                            'confirmed_code', 'order_total', 'quantity', 'product_codes']) WITH ORDINALITY x(col, n)
+                         WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                            WHERE a.attrelid = r.relid AND a.attname = x.col
+                                              AND a.attnum > 0 AND NOT a.attisdropped)) m
+         WHERE r.name = 'order_totals' AND r.relid IS NOT NULL
+        UNION ALL
         SELECT 2, r.ord, 'foreign partitions',
                count(p.partid) > 0 AND bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw'),
                CASE WHEN count(p.partid) = 0 THEN r.qname || ' has no partitions'

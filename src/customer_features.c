@@ -43,6 +43,7 @@
 #include "feature_stats.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
+#include "sharded_source.h"
 #include "source_tables.h"
 #include "sql_args.h"
 
@@ -315,7 +316,9 @@ customer_feature_stats_installed(void)
 /*
  * The orders folded per customer by the customer_feature_stats aggregate:
  * one row per customer, so the planner can run partial aggregates in
- * parallel workers and the leader combines them.
+ * parallel workers and the leader combines them.  Over a sharded source the
+ * orders come from order_totals, grouped by the partition key itself, so
+ * that each shard runs the aggregate (README, "Past one server").
  */
 static char *
 customer_stats_query(const SourceTables *src)
@@ -327,7 +330,9 @@ customer_stats_query(const SourceTables *src)
 					" o.quantity, o.product_codes) AS st"
 					" FROM (%s) o(customer_code, order_date, order_total, quantity, product_codes)"
 					" GROUP BY o.customer_code) s",
-					source_order_items_query(src, "o.customer_code IS NOT NULL"));
+					src->order_totals
+					? sharded_order_items_query(src, "o.customer_code IS NOT NULL")
+					: source_order_items_query(src, "o.customer_code IS NOT NULL"));
 }
 
 /*
@@ -356,8 +361,11 @@ scan_customers(FeaturePass *pass, const SourceTables *src, Datum window)
 		 * queries whose groups a worker sees whole, such as shards
 		 * co-located by customer.
 		 */
+		int			shard_settings = sharded_settings_push(src);
+
 		query_stream_serial(customer_stats_query(src), 1, types, &window, NULL,
 							fold_customer_stats, pass);
+		sharded_settings_pop(shard_settings);
 	}
 	else
 	{

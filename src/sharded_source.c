@@ -24,18 +24,37 @@
 
 #include "sharded_source.h"
 
-char *
-sharded_order_totals_query(const SourceTables *src, const char *join, const char *scope)
+static char *
+order_totals_query(const SourceTables *src, const char *extra_columns,
+				   const char *join, const char *scope)
 {
 	SourceTables totals = *src;
 
 	Assert(src->order_totals != NULL);
 	/* the dates are read from order_totals, whose order_date may be typed apart */
 	totals.order_date_is_date = src->totals_date_is_date;
-	return psprintf("SELECT o.customer_code, %s, o.order_total::numeric"
+	return psprintf("SELECT o.customer_code, %s, o.order_total::numeric%s"
 					" FROM %s o%s WHERE o.confirmed_code = 'Y' AND %s AND %s",
-					source_order_date_expr(&totals, "o"), src->order_totals, join,
+					source_order_date_expr(&totals, "o"), extra_columns,
+					src->order_totals, join,
 					source_order_window_expr(&totals, "o", "$1"), scope);
+}
+
+char *
+sharded_order_totals_query(const SourceTables *src, const char *join, const char *scope)
+{
+	return order_totals_query(src, "", join, scope);
+}
+
+/*
+ * The shard's order_totals already hold each order's quantity and product
+ * codes (source_tables_check_line_items() checked them), so the features'
+ * aggregate runs on the shard like targeting_stats: the lines never travel.
+ */
+char *
+sharded_order_items_query(const SourceTables *src, const char *scope)
+{
+	return order_totals_query(src, ", o.quantity::numeric, o.product_codes::text[]", "", scope);
 }
 
 int

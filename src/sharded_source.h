@@ -20,6 +20,13 @@ extern char *sharded_order_totals_query(const SourceTables *src, const char *joi
 										const char *scope);
 
 /*
+ * As source_order_items_query() over a sharded source's order_totals: the
+ * columns of sharded_order_totals_query() (without a join), then the
+ * order's quantity (numeric) and product codes (text[]).
+ */
+extern char *sharded_order_items_query(const SourceTables *src, const char *scope);
+
+/*
  * Planner settings for a query over a sharded source: partitionwise join
  * and aggregate on until sharded_settings_pop(); nothing when src is not
  * sharded.  Returns the GUC nest level to pass to sharded_settings_pop().

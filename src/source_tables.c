@@ -31,7 +31,8 @@ typedef enum ColumnClass
 	COL_ANY,					/* keys: any type with an equality operator */
 	COL_TEXT,					/* text, varchar or char */
 	COL_DATE,					/* text YYYYMMDD, or date */
-	COL_AMOUNT					/* exact numbers: numeric or an integer type */
+	COL_AMOUNT,					/* exact numbers: numeric or an integer type */
+	COL_TEXT_ARRAY				/* text[], varchar[] or char[] */
 } ColumnClass;
 
 typedef struct ColumnSpec
@@ -72,6 +73,16 @@ static const ColumnSpec order_totals_columns[] = {
 	{NULL, COL_ANY}
 };
 
+/*
+ * order_totals columns only customer_features() reads: the order's sum of
+ * line quantities and its lines' product codes
+ */
+static const ColumnSpec order_totals_item_columns[] = {
+	{"quantity", COL_AMOUNT},
+	{"product_codes", COL_TEXT_ARRAY},
+	{NULL, COL_ANY}
+};
+
 static const ColumnSpec line_columns[] = {
 	{"order_type", COL_ANY},
 	{"order_number", COL_ANY},
@@ -109,6 +120,8 @@ type_fits(Oid type, ColumnClass class)
 		case COL_AMOUNT:
 			return type == NUMERICOID || type == INT2OID ||
 				type == INT4OID || type == INT8OID;
+		case COL_TEXT_ARRAY:
+			return type == TEXTARRAYOID || type == VARCHARARRAYOID || type == BPCHARARRAYOID;
 	}
 	return false;
 }
@@ -124,6 +137,8 @@ class_description(ColumnClass class)
 			return "text, varchar or char holding YYYYMMDD, or date";
 		case COL_AMOUNT:
 			return "numeric or an integer type";
+		case COL_TEXT_ARRAY:
+			return "text[], varchar[] or char[]";
 		default:
 			return "any type";
 	}
@@ -290,8 +305,11 @@ source_tables_open_sharded(SourceTables *src)
 void
 source_tables_check_line_items(const SourceTables *src)
 {
-	(void) check_table(src->schema, get_namespace_oid(src->schema, false),
-					   "sales_order_lines", line_item_columns, NULL);
+	Oid			nspid = get_namespace_oid(src->schema, false);
+
+	(void) check_table(src->schema, nspid, "sales_order_lines", line_item_columns, NULL);
+	if (src->order_totals)
+		(void) check_table(src->schema, nspid, "order_totals", order_totals_item_columns, NULL);
 }
 
 const char *

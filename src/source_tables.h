@@ -35,7 +35,8 @@ extern SourceTables *source_tables_open_tables(const char *schema_arg);
 
 /*
  * Check the line-item columns of sales_order_lines (product_code, quantity)
- * that only customer_features() reads; ereport(ERROR) as above.
+ * that only customer_features() reads, and over a sharded source those of
+ * order_totals (quantity, product_codes); ereport(ERROR) as above.
  */
 extern void source_tables_check_line_items(const SourceTables *src);
 

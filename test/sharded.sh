@@ -11,14 +11,20 @@
 # sales_order_lines (with their order's customer_code) and order_totals
 # hash-partitioned by customer_code, each partition a foreign table on a
 # shard, where order_totals is a view of one row per order (README, "Past
-# one server").  Then: target_customers(), targeting_funnel() and
-# monthly_revenue() over the sharded schema equal the single-node rows
-# (EXCEPT ALL both ways), the Remote SQL carries targeting_stats and
-# monthly_revenue_stats, the shards send at most one row per route customer,
-# the caller's planner settings are left alone, check_sharded_source() is
-# all ok here and names what a broken setup lacks, and a shard that is down
-# gives an error naming it.
-# SHARDED_BEFORE=1 also times target_customers() with the pushdown off.
+# one server").  Then: target_customers(), targeting_funnel(),
+# monthly_revenue() and customer_features() over the sharded schema equal
+# the single-node rows (EXCEPT ALL both ways), the Remote SQL carries
+# targeting_stats, customer_feature_stats and monthly_revenue_stats, the
+# shards send at most one row per customer, the caller's planner settings
+# are left alone; a campaign and a segmentation on each source have the same
+# views, built and refreshed after writes made directly on the shards, and a
+# reader is not blocked by a CONCURRENTLY refresh; enable_rollup() refuses
+# the sharded schema; check_sharded_source() is all ok here and names what a
+# broken setup lacks; a shard that is down gives an error naming it, fails
+# refresh_campaign without changing the views, and run_scheduled_refresh
+# records the failure.
+# SHARDED_BEFORE=1 also times target_customers() and customer_features()
+# with the pushdown off.
 # Prints "ok - ..." / "not ok - ..." lines and "N passed, M failed".
 set -uo pipefail
 
@@ -84,9 +90,11 @@ CREATE TABLE cosmos_sync.sales_order_lines (order_type varchar(4) NOT NULL, orde
     customer_code varchar(12), PRIMARY KEY (order_type, order_number, line_no));
 CREATE VIEW cosmos_sync.order_totals AS
     SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
-           (SELECT sum(l.pretax_subtotal) FROM cosmos_sync.sales_order_lines l
-             WHERE l.order_type = o.order_type AND l.order_number = o.order_number) AS order_total
-      FROM cosmos_sync.sales_orders o;"
+           sum(l.pretax_subtotal) AS order_total, sum(l.quantity) AS quantity,
+           array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL) AS product_codes
+      FROM cosmos_sync.sales_orders o
+      LEFT JOIN cosmos_sync.sales_order_lines l ON l.order_type = o.order_type AND l.order_number = o.order_number
+     GROUP BY o.order_type, o.order_number, o.customer_code, o.delivery_route, o.order_date, o.confirmed_code;"
 for s in "${SHARDS[@]}"; do
     q "$(shard_port "$s")" "$SHARD_DDL" || { not_ok "shard$s: extension, tables and order_totals view"; finish; }
 done
@@ -106,8 +114,8 @@ CREATE TABLE sharded.sales_order_lines (order_type varchar(4) NOT NULL, order_nu
     line_no int NOT NULL, product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2),
     customer_code varchar(12)) PARTITION BY HASH (customer_code);
 CREATE TABLE sharded.order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
-    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric)
-    PARTITION BY HASH (customer_code);"
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric,
+    quantity numeric, product_codes text[]) PARTITION BY HASH (customer_code);"
 for s in "${SHARDS[@]}"; do
     COORD_DDL+="
 CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
@@ -135,7 +143,7 @@ ok "scale-1 demo data on the single node and sharded over three shards ($(( $(da
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
-    "0 failed of 27"
+    "0 failed of 28"
 coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
 
 # same NAME CALL: the call's rows over sharded equal those over cosmos_sync
@@ -158,6 +166,9 @@ same "targeting_funnel(route_source => 'order')" \
     "customer_analytics.targeting_funnel(route_source => 'order', low_ticket_below => 2000, source_schema => '@')"
 same "monthly_revenue(targets)" \
     "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => '@')"
+same "customer_features()" "customer_analytics.customer_features(source_schema => '@')"
+same "customer_features(feature_window, as_of)" \
+    "customer_analytics.customer_features('[2025-07-01,2025-10-01)', '2025-12-31', '@')"
 
 # the internal queries' plans, as auto_explain logs them to the client
 explain_call() {
@@ -181,6 +192,18 @@ if [ -n "$fetched" ] && [ "$fetched" -le "$route_customers" ]; then
 else
     not_ok "target_customers(): at most one row per route customer from the shards" "fetched '$fetched', route customers $route_customers"
 fi
+plan=$(explain_call "customer_analytics.customer_features(source_schema => 'sharded')")
+remote=$(grep -E 'Remote SQL: .*customer_analytics\.customer_feature_stats\(' <<<"$plan")
+check "customer_features(): every shard runs customer_feature_stats grouped by customer (Remote SQL)" \
+    "$(grep -c 'GROUP BY' <<<"$remote")" "3"
+echo "#   $(head -1 <<<"$remote" | sed 's/^ *//')"
+fetched=$(grep -E 'Foreign Scan' <<<"$plan" | grep -oE 'rows=[0-9]+ loops' | grep -oE '[0-9]+' | awk "{s += \$1} END {print s}")
+feature_customers=$(coord "SELECT count(*) FROM customer_analytics.customer_features()")
+if [ -n "$fetched" ] && [ "$fetched" -le "$feature_customers" ]; then
+    ok "customer_features(): the shards sent $fetched rows, one per customer with an order in the window ($feature_customers)"
+else
+    not_ok "customer_features(): one row per customer from the shards" "fetched '$fetched', customers $feature_customers"
+fi
 plan=$(explain_call "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => 'sharded')")
 check "monthly_revenue(): every shard runs monthly_revenue_stats grouped by customer (Remote SQL)" \
     "$(grep -E 'Remote SQL: .*customer_analytics\.monthly_revenue_stats\(' <<<"$plan" | grep -c 'GROUP BY')" "3"
@@ -195,11 +218,86 @@ time_call() {  # SETTINGS CALL [RUNS]
         coord "$1 EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) SELECT * FROM $2" | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p'
     done | sort -n | head -1
 }
-echo "# target_customers() at scale 1, best of 3: single node $(time_call "" "customer_analytics.target_customers()") ms," \
-     "sharded $(time_call "" "customer_analytics.target_customers(source_schema => 'sharded')") ms"
-if [ "${SHARDED_BEFORE:-0}" = 1 ]; then
-    echo "# target_customers() sharded with customer_analytics.shard_pushdown = off (as before 1.5), one run:" \
-         "$(time_call "SET customer_analytics.shard_pushdown = off;" "customer_analytics.target_customers(source_schema => 'sharded')" 1) ms"
+for f in target_customers customer_features; do
+    echo "# $f() at scale 1, best of 3: single node $(time_call "" "customer_analytics.$f()") ms," \
+         "sharded $(time_call "" "customer_analytics.$f(source_schema => 'sharded')") ms"
+    if [ "${SHARDED_BEFORE:-0}" = 1 ]; then
+        echo "# $f() sharded with customer_analytics.shard_pushdown = off (as before 1.5), one run:" \
+             "$(time_call "SET customer_analytics.shard_pushdown = off;" "customer_analytics.$f(source_schema => 'sharded')" 1) ms"
+    fi
+done
+
+# campaigns and segmentations: one on each source, their views compared
+# views_same NAME VIEW1 VIEW2 [COLUMNS]: the two views hold the same rows
+views_same() {
+    local cols=${4:-*}
+    check "$1" "$(coord "SELECT (SELECT count(*) FROM (SELECT $cols FROM $2 EXCEPT ALL SELECT $cols FROM $3) a)
+                              + (SELECT count(*) FROM (SELECT $cols FROM $3 EXCEPT ALL SELECT $cols FROM $2) b)
+                              || ' differ of ' || (SELECT count(*) FROM $2)" | sed 's/ of [1-9][0-9]*$/ of some/')" \
+        "0 differ of some"
+}
+# both definitions' views: campaign c1 (single node, schema bi1) and c2
+# (sharded, bi2), segmentation s1 and s2
+compare_definitions() {  # WHEN
+    for v in targets monthly; do views_same "campaign $1: _$v on the sharded source equals the single node's" bi1.c1_$v bi2.c2_$v; done
+    # the model view's first column is the segmentation's name
+    views_same "segmentation $1: _model on the sharded source equals the single node's" bi1.s1_model bi2.s2_model model
+    for v in members profiles elbow; do views_same "segmentation $1: _$v on the sharded source equals the single node's" bi1.s1_$v bi2.s2_$v; done
+}
+SEG_ARGS="k => 3, k_from => 1, k_to => 4, silhouette_sample => 300"
+if coord "CREATE SCHEMA bi1; CREATE SCHEMA bi2;
+          SELECT count(*) FROM customer_analytics.create_campaign('c1', 'bi1', source_schema => 'cosmos_sync');
+          SELECT count(*) FROM customer_analytics.create_campaign('c2', 'bi2', source_schema => 'sharded');
+          SELECT count(*) FROM customer_analytics.create_segmentation('s1', 'bi1', $SEG_ARGS, source_schema => 'cosmos_sync');
+          SELECT count(*) FROM customer_analytics.create_segmentation('s2', 'bi2', $SEG_ARGS, source_schema => 'sharded');" >/dev/null; then
+    ok "create_campaign and create_segmentation on the single node and on the sharded source"
+    compare_definitions "built"
+else
+    not_ok "create_campaign and create_segmentation on the single node and on the sharded source"
+fi
+
+# a write made directly on every shard (and the same on the single node):
+# the lines of the customers ending in 7 triple
+coord "CREATE TABLE before_targets AS TABLE bi2.c2_targets" >/dev/null
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal * 3,
+                               quantity = quantity + 1 WHERE customer_code LIKE '%7'" >/dev/null
+done
+coord "UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal * 3, quantity = l.quantity + 1
+         FROM cosmos_sync.sales_orders o
+        WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%7'" >/dev/null
+# refresh c2 CONCURRENTLY inside a transaction that then waits: a reader of
+# its views is not blocked by what the refresh holds
+coord "BEGIN; SELECT count(*) FROM customer_analytics.refresh_campaign('c2'); SELECT pg_sleep(4); COMMIT;" >/dev/null &
+refresher=$!
+for _ in $(seq 100); do
+    [ "$(coord "SELECT count(*) FROM pg_locks WHERE relation = 'bi2.c2_monthly'::regclass AND mode = 'ExclusiveLock' AND granted")" = 1 ] && break
+    sleep 0.1
+done
+check "refresh_campaign CONCURRENTLY on the sharded source: a reader is not blocked (lock_timeout 1 s)" \
+    "$(coord "SET lock_timeout = '1s'; SELECT count(*) > 0 FROM bi2.c2_targets; SELECT count(*) > 0 FROM bi2.c2_monthly_v" | tr -d '\n')" "tt"
+wait $refresher || not_ok "refresh_campaign('c2') inside a transaction"
+if coord "SELECT count(*) FROM customer_analytics.refresh_campaign('c1');
+          SELECT count(*) FROM customer_analytics.refresh_segmentation('s1');
+          SELECT count(*) FROM customer_analytics.refresh_segmentation('s2');" >/dev/null; then
+    ok "refresh_campaign and refresh_segmentation after the direct writes"
+else
+    not_ok "refresh_campaign and refresh_segmentation after the direct writes"
+fi
+check "refresh_campaign on the sharded source recomputes in full (refresh_history.mode)" \
+    "$(coord "SELECT mode FROM customer_analytics.refresh_history WHERE name = 'c2' ORDER BY id DESC LIMIT 1")" "full (no rollup)"
+check "the direct shard writes changed campaign c2's targets" \
+    "$(coord "SELECT (SELECT count(*) FROM (TABLE before_targets EXCEPT ALL TABLE bi2.c2_targets) a) > 0")" "t"
+compare_definitions "refreshed after direct shard writes"
+
+# a rollup on the coordinator would miss those writes: refused
+err=$("$PG_BIN/psql" -X -q -At -h "$WORK" -p $COORD_PORT -U postgres -d postgres -v VERBOSITY=verbose \
+      -c "SELECT customer_analytics.enable_rollup('sharded')" 2>&1)
+if grep -q 'ERROR:  0A000: source schema "sharded" is sharded: an order rollup cannot be kept on it' <<<"$err" \
+   && grep -q '^HINT: ' <<<"$err"; then
+    ok "enable_rollup() on the sharded schema: refused with 0A000 and a hint"
+else
+    not_ok "enable_rollup() on the sharded schema: refused with 0A000 and a hint" "$err"
 fi
 
 # a broken setup: shard 3 without the extensions option, lines of shard 2 on shard 1
@@ -226,4 +324,20 @@ if grep -q 'could not connect to server "shard2"' <<<"$err"; then
 else
     not_ok "a shard that is down: the error names it" "$err"
 fi
+err=$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" 2>&1)
+if grep -q 'could not connect to server "shard2"' <<<"$err"; then
+    ok "a shard that is down: refresh_campaign fails naming it"
+    grep -E '^(ERROR|CONTEXT)|reading source schema' <<<"$err" | sed 's/^/#   /'
+else
+    not_ok "a shard that is down: refresh_campaign fails naming it" "$err"
+fi
+for v in targets monthly; do views_same "a shard that is down: c2_$v keeps its contents" bi1.c1_$v bi2.c2_$v; done
+if coord "CALL customer_analytics.run_scheduled_refresh('campaign', 'c2')" >/dev/null 2>&1; then
+    not_ok "a shard that is down: run_scheduled_refresh fails"
+else
+    ok "a shard that is down: run_scheduled_refresh fails"
+fi
+check "a shard that is down: refresh_history records the failed scheduled run with the error" \
+    "$(coord "SELECT via || ' ' || succeeded || ' ' || (error LIKE '08001: could not connect to server \"shard2\"%')
+                FROM customer_analytics.refresh_history WHERE name = 'c2' ORDER BY id DESC LIMIT 1")" "scheduled false true"
 finish

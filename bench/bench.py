@@ -341,6 +341,10 @@ def run_skewed(scale, runs):
     cur.execute("CREATE SCHEMA bench_bi")
     cur.execute("SELECT customer_analytics.create_campaign('bench', 'bench_bi')")
     cur.execute("SELECT customer_analytics.refresh_campaign('bench')")   # records the state
+    # what a refresh costs when nothing changed: REFRESH ... CONCURRENTLY of
+    # the unchanged targets view, and refresh_campaign() with no order change
+    shape["unchanged view ms"] = median_ms(cur, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_bi.bench_targets", runs)
+    shape["unchanged refresh ms"] = median_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')", runs)
     shape["changes"] = [campaign_changes(cur, runs, *c, plain_refresh) for c in CHANGES]
     cur.execute("SELECT customer_analytics.drop_campaign('bench')")
     conn.close()
@@ -362,6 +366,8 @@ def shape_table(title, results, with_build):
         rows.append(["data generation s"] + [f"{s['generation s']:.1f}" for _, s in results])
         rows.append(["rollup build ms"] + [ms(s["rollup build ms"]) for _, s in results])
     rows.append(["plain REFRESH ms"] + [ms(s["changes"][0]["plain REFRESH ms"]) for _, s in results])
+    rows.append(["no change: targets view REFRESH CONCURRENTLY ms"] + [ms(s.get("unchanged view ms")) for _, s in results])
+    rows.append(["no change: refresh_campaign ms"] + [ms(s.get("unchanged refresh ms")) for _, s in results])
     for i, (label, _, _) in enumerate(CHANGES):
         ch = [s["changes"][i] for _, s in results]
         rows += [[f"{label} of orders changed: customers with orders touched"] + [pct(c["customers touched"]) for c in ch],

@@ -2966,6 +2966,11 @@ COMMENT ON FUNCTION _target_customers_from_state IS
 CREATE FUNCTION _rollup_add_delta_columns(r rollups) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- the refreshes read the rows of recent transactions through it
+    IF to_regclass(customer_analytics._rollup_dirty_table(r.id) || '_xid') IS NULL THEN
+        EXECUTE format('CREATE INDEX %I ON %s (xid)', format('rollup_dirty_%s_xid', r.id),
+                       customer_analytics._rollup_dirty_table(r.id));
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = customer_analytics._rollup_dirty_table(r.id)::regclass
                   AND a.attname = 'sign' AND NOT a.attisdropped) THEN
         RETURN;
@@ -3036,16 +3041,30 @@ COMMENT ON COLUMN campaign_refresh_state.state_snapshot IS
 -- snapshot of its views and, when it keeps state, of its state.
 CREATE OR REPLACE FUNCTION _prune_dirty(r rollups) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    oldest xid8;
 BEGIN
     IF has_table_privilege(customer_analytics._rollup_dirty_table(r.id), 'DELETE') THEN
-        EXECUTE format('DELETE FROM %s d WHERE NOT EXISTS ('
+        -- below the oldest snapshot's xmin every row is seen by all (an
+        -- index range on xid); above it, row by row
+        SELECT min(LEAST(pg_snapshot_xmin(s.snapshot), pg_snapshot_xmin(COALESCE(s.state_snapshot, s.snapshot))))
+          INTO oldest
+          FROM customer_analytics.campaign_refresh_state s
+          JOIN customer_analytics.campaigns c ON c.name = s.campaign
+         WHERE c.source_schema = r.source_schema AND s.generation = r.generation;
+        IF oldest IS NULL THEN
+            EXECUTE format('DELETE FROM %s', customer_analytics._rollup_dirty_table(r.id));
+            RETURN;
+        END IF;
+        EXECUTE format('DELETE FROM %s d WHERE d.xid < $1', customer_analytics._rollup_dirty_table(r.id)) USING oldest;
+        EXECUTE format('DELETE FROM %s d WHERE d.xid >= $3 AND NOT EXISTS ('
                        'SELECT 1 FROM customer_analytics.campaign_refresh_state s'
                        ' JOIN customer_analytics.campaigns c ON c.name = s.campaign'
                        ' WHERE c.source_schema = $1 AND s.generation = $2'
                        ' AND (NOT pg_visible_in_snapshot(d.xid, s.snapshot)'
                        '      OR NOT pg_visible_in_snapshot(d.xid, COALESCE(s.state_snapshot, s.snapshot))))',
                        customer_analytics._rollup_dirty_table(r.id))
-        USING r.source_schema, r.generation;
+        USING r.source_schema, r.generation, oldest;
     END IF;
 END $$;
 
@@ -3230,7 +3249,11 @@ CREATE FUNCTION _campaign_delta_refresh(c campaigns, s campaign_refresh_state, r
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
     dirty text := customer_analytics._rollup_dirty_table(r.id);
-    since text := format('NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_snapshot)', s.state_snapshot);
+    -- rows of transactions the state's snapshot does not see; the first
+    -- test (implied by the second) lets the xid index skip older rows,
+    -- dead ones included
+    since text := format('x.xid >= pg_catalog.pg_snapshot_xmin(%1$L::pg_snapshot)'
+                         ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %1$L::pg_snapshot)', s.state_snapshot);
     state regclass := s.state_table;
     month_state regclass := s.month_state_table;
     targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;

@@ -400,7 +400,8 @@ BEGIN
 END $$;
 
 -- The statements that bring the rollup rows of the orders listed by `keys`
--- up to date, recording the customers they touch as dirty.  The first
+-- up to date, recording in the dirty table each recomputed order's old row
+-- (sign -1) and new row (+1), which name the customers they touch.  The first
 -- takes the orders' rows in the keys table, in key order: an order whose
 -- header or lines another open transaction wrote (even one that inserted it,
 -- invisible to this one) makes this one wait for that commit, and the
@@ -421,11 +422,14 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                ' ON CONFLICT (order_type, order_number) DO UPDATE SET order_type = excluded.order_type',
                customer_analytics._rollup_keys_table(r.id), keys),
         format('WITH gone AS (DELETE FROM %1$s r USING (SELECT DISTINCT order_type::text AS t, order_number::text AS n FROM (%3$s) k0) k'
-               ' WHERE r.order_type = k.t AND r.order_number = k.n RETURNING r.customer_code)'
-               ' INSERT INTO %2$s (customer_code) SELECT DISTINCT customer_code FROM gone WHERE customer_code IS NOT NULL',
+               ' WHERE r.order_type = k.t AND r.order_number = k.n'
+               ' RETURNING r.customer_code, r.order_date, r.order_date_raw, r.total)'
+               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
+               ' SELECT customer_code, order_date, order_date_raw, total, -1 FROM gone WHERE customer_code IS NOT NULL',
                customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id), keys),
-        format('WITH added AS (INSERT INTO %1$s %3$s RETURNING customer_code)'
-               ' INSERT INTO %2$s (customer_code) SELECT DISTINCT customer_code FROM added WHERE customer_code IS NOT NULL',
+        format('WITH added AS (INSERT INTO %1$s %3$s RETURNING customer_code, order_date, order_date_raw, total)'
+               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
+               ' SELECT customer_code, order_date, order_date_raw, total, 1 FROM added WHERE customer_code IS NOT NULL',
                customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
                customer_analytics._rollup_rows_sql(r, keys))]
 $$;
@@ -700,7 +704,8 @@ BEGIN
 END $$;
 
 -- (Re)create the keys table a rollup's triggers lock orders in, owned by the
--- rollup's owner like its other tables.
+-- rollup's owner like its other tables, and give the dirty table its
+-- order-row columns; rebuild_rollup (and so enable_rollup) calls it.
 CREATE FUNCTION _rollup_create_keys_table(r rollups) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -713,6 +718,8 @@ BEGIN
                        (SELECT pg_get_userbyid(relowner) FROM pg_class
                          WHERE oid = customer_analytics._rollup_table(r.id)::regclass));
     END IF;
+    -- and the dirty table's order-row columns (older rollups lack them)
+    PERFORM customer_analytics._rollup_add_delta_columns(r);
 END $$;
 
 -- The owner's checks before a rollup is built, as errors: the triggers
@@ -951,13 +958,16 @@ CREATE TABLE refresh_history (
     rows        bigint,
     succeeded   boolean NOT NULL,
     error       text,
+    phases      jsonb,
     CHECK (succeeded = (error IS NULL))
 );
 CREATE INDEX refresh_history_definition ON refresh_history (kind, name, id);
 COMMENT ON TABLE refresh_history IS
 'One row per refresh of a campaign or segmentation (the last customer_analytics.refresh_history_keep, default 100, per definition); list_campaigns() and list_segmentations() show the last one';
 COMMENT ON COLUMN refresh_history.via IS 'function: refresh_campaign/refresh_segmentation/alter_campaign; scheduled: run_scheduled_refresh (pg_cron)';
-COMMENT ON COLUMN refresh_history.mode IS 'full or incremental, and why (NULL for a failed refresh)';
+COMMENT ON COLUMN refresh_history.mode IS 'build, full or incremental or delta, and why (NULL for a failed refresh)';
+COMMENT ON COLUMN refresh_history.phases IS
+'what took the time: each phase of the build or refresh (as pg_stat_activity showed it while it ran) and its duration, [{"phase": ..., "ms": ...}]';
 COMMENT ON COLUMN refresh_history.rows IS 'rows of <name>_targets (campaign) or <name>_members (segmentation)';
 COMMENT ON COLUMN refresh_history.error IS 'SQLSTATE: message of a failed refresh; NULL when it succeeded';
 
@@ -994,10 +1004,10 @@ DECLARE
     keep int := customer_analytics._history_keep();
 BEGIN
     INSERT INTO customer_analytics.refresh_history
-           (kind, name, owner, started_at, duration_ms, via, mode, rows, succeeded, error)
+           (kind, name, owner, started_at, duration_ms, via, mode, rows, succeeded, error, phases)
     VALUES (kind, name, owner, started, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
             COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
-            mode, rows, error IS NULL, error);
+            mode, rows, error IS NULL, error, customer_analytics._progress_phases());
     DELETE FROM customer_analytics.refresh_history h
      WHERE h.kind = _record_history.kind AND h.name = _record_history.name
        AND h.id < (SELECT min(x.id) FROM (SELECT y.id FROM customer_analytics.refresh_history y
@@ -2992,43 +3002,7 @@ BEGIN
     END LOOP;
 END $$;
 
--- As above, and the delta columns: rebuild_rollup and enable_rollup call it.
-CREATE OR REPLACE FUNCTION _rollup_create_keys_table(r rollups) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF to_regclass(customer_analytics._rollup_keys_table(r.id)) IS NULL THEN
-        EXECUTE format('CREATE TABLE %s (order_type text, order_number text, PRIMARY KEY (order_type, order_number))',
-                       customer_analytics._rollup_keys_table(r.id));
-        EXECUTE format('COMMENT ON TABLE %s IS %L', customer_analytics._rollup_keys_table(r.id),
-                       format('Order keys of source schema %s the rollup triggers lock, so that writers of one order take turns', r.source_schema));
-        EXECUTE format('ALTER TABLE %s OWNER TO %I', customer_analytics._rollup_keys_table(r.id),
-                       (SELECT pg_get_userbyid(relowner) FROM pg_class
-                         WHERE oid = customer_analytics._rollup_table(r.id)::regclass));
-    END IF;
-    PERFORM customer_analytics._rollup_add_delta_columns(r);
-END $$;
 
--- As above, with each removed and added order row recorded with its sign.
-CREATE OR REPLACE FUNCTION _rollup_resync_sql(r rollups, keys text) RETURNS text[]
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT ARRAY[
-        format('INSERT INTO %1$s AS x (order_type, order_number)'
-               ' SELECT DISTINCT order_type::text, order_number::text FROM (%2$s) k0'
-               ' WHERE order_type IS NOT NULL AND order_number IS NOT NULL ORDER BY 1, 2'
-               ' ON CONFLICT (order_type, order_number) DO UPDATE SET order_type = excluded.order_type',
-               customer_analytics._rollup_keys_table(r.id), keys),
-        format('WITH gone AS (DELETE FROM %1$s r USING (SELECT DISTINCT order_type::text AS t, order_number::text AS n FROM (%3$s) k0) k'
-               ' WHERE r.order_type = k.t AND r.order_number = k.n'
-               ' RETURNING r.customer_code, r.order_date, r.order_date_raw, r.total)'
-               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
-               ' SELECT customer_code, order_date, order_date_raw, total, -1 FROM gone WHERE customer_code IS NOT NULL',
-               customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id), keys),
-        format('WITH added AS (INSERT INTO %1$s %3$s RETURNING customer_code, order_date, order_date_raw, total)'
-               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
-               ' SELECT customer_code, order_date, order_date_raw, total, 1 FROM added WHERE customer_code IS NOT NULL',
-               customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
-               customer_analytics._rollup_rows_sql(r, keys))]
-$$;
 
 ALTER TABLE campaign_refresh_state
     ADD COLUMN state_table oid,             -- <name>_state when the campaign keeps per-customer state
@@ -3072,6 +3046,21 @@ END $$;
 CREATE FUNCTION _campaign_state_names(c campaigns, OUT state text, OUT month_state text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
 $$ SELECT c.name || '_state', c.name || '_month_state' $$;
+
+-- The comment that marks a table as a campaign's state (a restore brings
+-- it back with the tables).
+CREATE FUNCTION _campaign_state_marker(c campaigns) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT 'customer_analytics: per-customer state of campaign ' || c.name $$;
+
+-- Those of the campaign's two state tables that exist and carry its marker.
+CREATE FUNCTION _campaign_state_relations(c campaigns) RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t FROM (SELECT to_regclass(format('%I.%I', c.view_schema, n)) AS t
+                     FROM unnest(ARRAY[(customer_analytics._campaign_state_names(c)).state,
+                                       (customer_analytics._campaign_state_names(c)).month_state]) n) x
+     WHERE obj_description(t, 'pg_class') = customer_analytics._campaign_state_marker(c)
+$$;
 
 -- The smallest window covering the four targeting windows: the orders the
 -- state counts (target_customers()'s data window).
@@ -3126,7 +3115,7 @@ CREATE FUNCTION _campaign_state_tables(c campaigns, OUT state regclass, OUT mont
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n record := customer_analytics._campaign_state_names(c);
-    marker text := format('customer_analytics: per-customer state of campaign %s', c.name);
+    marker text := customer_analytics._campaign_state_marker(c);
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY[n.state, n.month_state] LOOP
@@ -3384,14 +3373,10 @@ END $$;
 CREATE FUNCTION _drop_campaign_state(c campaigns) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    n record := customer_analytics._campaign_state_names(c);
-    t text;
+    t regclass;
 BEGIN
-    FOREACH t IN ARRAY ARRAY[n.state, n.month_state] LOOP
-        IF obj_description(to_regclass(format('%I.%I', c.view_schema, t)), 'pg_class')
-           = format('customer_analytics: per-customer state of campaign %s', c.name) THEN
-            EXECUTE format('DROP TABLE %I.%I', c.view_schema, t);
-        END IF;
+    FOR t IN SELECT * FROM customer_analytics._campaign_state_relations(c) LOOP
+        EXECUTE format('DROP TABLE %s', t);
     END LOOP;
 END $$;
 
@@ -3434,14 +3419,10 @@ END $$;
 CREATE FUNCTION _forget_campaign_state(c campaigns) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    n record := customer_analytics._campaign_state_names(c);
-    t text;
+    t regclass;
 BEGIN
-    FOREACH t IN ARRAY ARRAY[n.state, n.month_state] LOOP
-        IF obj_description(to_regclass(format('%I.%I', c.view_schema, t)), 'pg_class')
-           = format('customer_analytics: per-customer state of campaign %s', c.name) THEN
-            EXECUTE format('TRUNCATE %I.%I', c.view_schema, t);
-        END IF;
+    FOR t IN SELECT * FROM customer_analytics._campaign_state_relations(c) LOOP
+        EXECUTE format('TRUNCATE %s', t);
     END LOOP;
     UPDATE customer_analytics.campaign_refresh_state x
        SET state_table = NULL, month_state_table = NULL, state_snapshot = NULL
@@ -3620,9 +3601,12 @@ END $$;
 COMMENT ON FUNCTION check_sharded_source IS
 'Check a coordinator schema sharded by customer_code over postgres_fdw (partitioning, co-location, foreign servers'' options, user mappings): one row per check, with a hint for each problem';
 
--- As _campaign_changes(c) (1.3), and with list_changed false the check
--- alone: usable and reason, changed NULL (no scan of the dirty rows; a
--- TRUNCATE's mark is then left to the delta refresh's own guard).
+-- Can the campaign's kept rows be reused (usable, else the reason), and
+-- which customers changed since the views' snapshot?  With list_changed
+-- false the check alone (changed NULL, no scan of the dirty rows; a
+-- TRUNCATE's mark is then left to the delta refresh's own guard).  As 1.3's
+-- _campaign_changes(c), which is now this with list_changed true; the dirty
+-- rows are read through their xid index.
 CREATE FUNCTION _campaign_changes(c campaigns, list_changed boolean,
                                   OUT usable boolean, OUT changed text[], OUT reason text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -3630,11 +3614,8 @@ DECLARE
     s customer_analytics.campaign_refresh_state;
     r customer_analytics.rollups;
     v regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'));
+    everything boolean;
 BEGIN
-    IF list_changed THEN
-        SELECT * INTO usable, changed, reason FROM customer_analytics._campaign_changes(c);
-        RETURN;
-    END IF;
     usable := false;
     SELECT * INTO s FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
     SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
@@ -3648,10 +3629,27 @@ BEGIN
         reason := 'the campaign changed';
     ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
         reason := 'the targets view was rebuilt or cannot be read';
-    ELSE
+    ELSIF NOT list_changed THEN
         usable := true;
+    ELSE
+        EXECUTE format('SELECT COALESCE(array_agg(d.customer_code) FILTER (WHERE d.customer_code IS NOT NULL), ''{}''),'
+                       ' COALESCE(bool_or(d.customer_code IS NULL), false)'
+                       ' FROM (SELECT DISTINCT customer_code FROM %s x'
+                       '        WHERE x.xid >= pg_snapshot_xmin($1) AND NOT pg_visible_in_snapshot(x.xid, $1)) d',
+                       customer_analytics._rollup_dirty_table(r.id))
+           INTO changed, everything USING s.snapshot;
+        IF everything THEN
+            reason := 'a source table was truncated';
+            changed := NULL;
+        ELSE
+            usable := true;
+        END IF;
     END IF;
 END $$;
+
+CREATE OR REPLACE FUNCTION _campaign_changes(c campaigns, OUT usable boolean, OUT changed text[], OUT reason text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS
+$$ SELECT * FROM customer_analytics._campaign_changes(c, true) $$;
 
 -- What took the time: every phase a build or refresh reports (the
 -- progress shown in pg_stat_activity) is timed, and the refresh history
@@ -3661,30 +3659,7 @@ AS 'MODULE_PATHNAME', 'progress_phases' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION _progress_phases() IS
 'internal: the phases reported in this transaction since the last call, with their durations ([{"phase", "ms"}]), then forgotten';
 
-ALTER TABLE refresh_history ADD COLUMN phases jsonb;
-COMMENT ON COLUMN refresh_history.phases IS
-'what took the time: each phase of the build or refresh (as pg_stat_activity showed it while it ran) and its duration, [{"phase": ..., "ms": ...}]';
-COMMENT ON COLUMN refresh_history.mode IS
-'build, full or incremental or delta, and why (NULL for a failed refresh)';
 
--- As above, with the phases of the work being recorded.
-CREATE OR REPLACE FUNCTION _record_history(kind text, name text, owner name, started timestamptz,
-                                           mode text, rows bigint, error text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    keep int := customer_analytics._history_keep();
-BEGIN
-    INSERT INTO customer_analytics.refresh_history
-           (kind, name, owner, started_at, duration_ms, via, mode, rows, succeeded, error, phases)
-    VALUES (kind, name, owner, started, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
-            COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
-            mode, rows, error IS NULL, error, customer_analytics._progress_phases());
-    DELETE FROM customer_analytics.refresh_history h
-     WHERE h.kind = _record_history.kind AND h.name = _record_history.name
-       AND h.id < (SELECT min(x.id) FROM (SELECT y.id FROM customer_analytics.refresh_history y
-                                            WHERE y.kind = _record_history.kind AND y.name = _record_history.name
-                                            ORDER BY y.id DESC LIMIT keep) x);
-END $$;
 
 -- DROP EXTENSION (its event trigger, before anything is dropped) takes the
 -- tables the extension created outside its script: every rollup's tables
@@ -3698,9 +3673,7 @@ DECLARE
     n int := 0;
 BEGIN
     FOR c IN SELECT * FROM customer_analytics.campaigns LOOP
-        n := n + (SELECT count(*) FROM unnest(ARRAY[(customer_analytics._campaign_state_names(c)).state,
-                                                     (customer_analytics._campaign_state_names(c)).month_state]) x
-                   WHERE to_regclass(format('%I.%I', c.view_schema, x)) IS NOT NULL);
+        n := n + (SELECT count(*) FROM customer_analytics._campaign_state_relations(c));
         PERFORM customer_analytics._drop_campaign_state(c);
     END LOOP;
     FOR r IN SELECT * FROM customer_analytics.rollups LOOP

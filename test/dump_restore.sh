@@ -21,6 +21,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 SRC=ca_dump_src
 DST=ca_dump_restored
 CAMPAIGN=dr_promo
@@ -28,13 +29,6 @@ READER=dr_reader
 SCALE=${DUMP_RESTORE_SCALE:-0.05}
 WORK=$(mktemp -d /tmp/ca_dump_restore.XXXXXX)
 created_role=0
-passed=0
-failed=0
-
-ok()     { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-# check DESCRIPTION GOT EXPECTED
-check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', expected '$3'"; fi; }
 
 psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 # q DB SQL: one value (or rows joined by |), errors to stderr
@@ -47,12 +41,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
 
 # the rows of a view as one checksum, ordered by its unique key
 rows_md5() { q "$1" "SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg(v::text, E'\n' ORDER BY v.customer_code), '')) FROM $2 v"; }

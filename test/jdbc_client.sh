@@ -19,30 +19,19 @@
 set -uo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 JDBC_JAR=${JDBC_JAR:-/usr/share/java/postgresql.jar}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d /tmp/ca_jdbc.XXXXXX)
 chown postgres: "$WORK"
 DB=jdbc_client
 SCALE=0.1
-passed=0
-failed=0
-
-ok()     { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-as_pg() { runuser -u postgres -- "$@"; }
 
 stop_all() {
     [ -f "$WORK/data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1
     rm -rf "$WORK"
 }
 trap stop_all EXIT
-
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
 
 port_in_use() {  # something accepts connections on 127.0.0.1:$1
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -24,38 +24,15 @@ WORK=$(mktemp -d /tmp/ca_logrep.XXXXXX)
 chown postgres: "$WORK"
 PUB_PORT=5441
 SUB_PORT=5442
-passed=0
-failed=0
-
-ok()     { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', expected '$3'"; fi; }
-as_pg() { runuser -u postgres -- "$@"; }
-
-stop_all() {
-    for c in pub sub; do
-        [ -d "$WORK/$c" ] && as_pg "$PG_BIN/pg_ctl" -D "$WORK/$c" -m immediate stop >/dev/null 2>&1
-    done
-    rm -rf "$WORK"
-}
-trap stop_all EXIT
-
-start_cluster() {  # NAME PORT
-    as_pg "$PG_BIN/initdb" -D "$WORK/$1" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null || return 1
-    as_pg "$PG_BIN/pg_ctl" -D "$WORK/$1" -l "$WORK/$1.log" -w start \
-        -o "-k $WORK -p $2 -c listen_addresses='' -c fsync=off -c wal_level=logical -c max_wal_senders=5 -c max_replication_slots=5" >/dev/null
-}
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
+trap 'stop_clusters pub sub' EXIT
+# both clusters allow logical decoding (publisher and subscriber)
+LOGICAL="-c wal_level=logical -c max_wal_senders=5 -c max_replication_slots=5"
 q()   { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$1" -U postgres -d postgres -c "SET client_min_messages = warning" -c "$2"; }
 pub() { q $PUB_PORT "$1"; }
 sub() { q $SUB_PORT "$1"; }
 
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
-
-if ! start_cluster pub $PUB_PORT || ! start_cluster sub $SUB_PORT; then
+if ! start_cluster pub $PUB_PORT "$LOGICAL" || ! start_cluster sub $SUB_PORT "$LOGICAL"; then
     not_ok "two clusters started"; cat "$WORK"/*.log 2>/dev/null | tail -20; finish
 fi
 ok "publisher and subscriber clusters started (unix sockets in $WORK)"

@@ -14,11 +14,7 @@
 # about two minutes.  Prints "ok - ..." / "not ok - ..." lines.
 set -uo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-passed=0
-failed=0
-ok()     { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', expected '$3'"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 q()  { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = error" -c "$1"; }
 qa() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d postgres -U ca_cron_analyst -c "SET client_min_messages = error" -c "$1"; }
 
@@ -28,7 +24,6 @@ cleanup() {
     q "DROP ROLE IF EXISTS ca_cron_analyst; DROP ROLE IF EXISTS ca_cron_other" >/dev/null 2>&1
 }
 trap cleanup EXIT
-finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
 
 q "CREATE EXTENSION IF NOT EXISTS pg_cron; CREATE EXTENSION IF NOT EXISTS customer_analytics;
    CREATE ROLE ca_cron_analyst LOGIN; CREATE ROLE ca_cron_other LOGIN;

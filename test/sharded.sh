@@ -34,40 +34,15 @@ WORK=$(mktemp -d /tmp/ca_sharded.XXXXXX)
 chown postgres: "$WORK"
 COORD_PORT=5600
 SHARDS=(1 2 3)
-passed=0
-failed=0
-
-ok()     { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', expected '$3'"; fi; }
-as_pg() { runuser -u postgres -- "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
+trap 'stop_clusters coord shard1 shard2 shard3' EXIT
 shard_port() { echo $((COORD_PORT + $1)); }
-
-stop_all() {
-    for c in coord shard1 shard2 shard3; do
-        [ -d "$WORK/$c" ] && as_pg "$PG_BIN/pg_ctl" -D "$WORK/$c" -m immediate stop >/dev/null 2>&1
-    done
-    rm -rf "$WORK"
-}
-trap stop_all EXIT
-
-start_cluster() {  # NAME PORT
-    as_pg "$PG_BIN/initdb" -D "$WORK/$1" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null || return 1
-    as_pg "$PG_BIN/pg_ctl" -D "$WORK/$1" -l "$WORK/$1.log" -w start \
-        -o "-k $WORK -p $2 -c listen_addresses='' -c fsync=off -c synchronous_commit=off" >/dev/null
-}
 q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$1" -U postgres -d postgres -c "SET client_min_messages = warning" -c "$2"; }
 coord() { q $COORD_PORT "$1"; }
 
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
-
 started=true
-start_cluster coord $COORD_PORT & pids=($!)
-for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" & pids+=($!); done
+start_cluster coord $COORD_PORT "-c synchronous_commit=off" & pids=($!)
+for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" "-c synchronous_commit=off" & pids+=($!); done
 for p in "${pids[@]}"; do wait "$p" || started=false; done
 if ! $started; then
     not_ok "coordinator and three shard clusters started"; tail -5 "$WORK"/*.log 2>/dev/null; finish

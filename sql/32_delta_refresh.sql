@@ -325,6 +325,66 @@ BEGIN
 END $$;
 CALL dr_property(25);
 
+-- A non-superuser's campaign (an analyst with SELECT on the ERP tables and,
+-- as enable_rollup(readers => ...) grants, on the rollup): refreshed from
+-- the order changes as its owner, its state tables its own, exact against
+-- target_customers() as it sees the tables.
+SELECT customer_analytics._rollup_table(id) AS dr_rollup, customer_analytics._rollup_dirty_table(id) AS dr_dirty
+  FROM customer_analytics.rollups WHERE source_schema = 'dr' \gset
+CREATE ROLE ca_dr_owner;
+GRANT USAGE ON SCHEMA dr TO ca_dr_owner;
+GRANT SELECT ON ALL TABLES IN SCHEMA dr TO ca_dr_owner;
+GRANT SELECT ON :dr_rollup, :dr_dirty TO ca_dr_owner;
+CREATE SCHEMA dr_own AUTHORIZATION ca_dr_owner;
+CREATE FUNCTION dr_own_exact() RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN format('%s targets, %s rows differing from a recompute, last refresh: %s',
+        (SELECT count(*) FROM dr_own.drown_targets),
+        (SELECT count(*) FROM (
+            (SELECT x::text FROM dr_own.drown_targets x
+             EXCEPT ALL SELECT x::text FROM customer_analytics.target_customers(routes => '{K1,K2}', source_schema => 'dr') x)
+            UNION ALL
+            (SELECT x::text FROM customer_analytics.target_customers(routes => '{K1,K2}', source_schema => 'dr') x
+             EXCEPT ALL SELECT x::text FROM dr_own.drown_targets x)) d),
+        (SELECT mode FROM customer_analytics.refresh_history WHERE name = 'drown' ORDER BY id DESC LIMIT 1));
+END $$;
+SET ROLE ca_dr_owner;
+SELECT name FROM customer_analytics.create_campaign('drown', 'dr_own', routes => '{K1,K2}', source_schema => 'dr');
+SELECT (customer_analytics.refresh_campaign('drown')).target_rows;
+RESET ROLE;
+UPDATE dr.sales_order_lines SET pretax_subtotal = pretax_subtotal + 3 WHERE order_number::int % 7 = 1;
+SET ROLE ca_dr_owner;
+SELECT (customer_analytics.refresh_campaign('drown')).target_rows;
+SELECT dr_own_exact();
+SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, has_table_privilege('public', c.oid, 'SELECT') AS public_reads
+  FROM pg_class c WHERE c.relnamespace = 'dr_own'::regnamespace AND c.relname LIKE 'drown%state' ORDER BY 1;
+RESET ROLE;
+-- under row-level security on the customers (the owner sees route K1 only)
+-- the rollup, a copy, is not read for it: the refresh recomputes from the
+-- source tables, forgets the state, and the views hold only what the
+-- policy lets the owner see
+ALTER TABLE dr.customers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dr_k1_only ON dr.customers FOR SELECT TO ca_dr_owner USING (delivery_route = 'K1');
+UPDATE dr.sales_order_lines SET pretax_subtotal = pretax_subtotal + 3 WHERE order_number::int % 7 = 2;
+SET ROLE ca_dr_owner;
+SELECT (customer_analytics.refresh_campaign('drown')).target_rows;
+SELECT dr_own_exact();
+SELECT count(*) AS targets_off_k1 FROM dr_own.drown_targets WHERE delivery_route <> 'K1';
+-- no incremental state is kept for it, and the state tables hold no stale rows
+SELECT count(*) AS refresh_state_rows FROM customer_analytics.campaign_refresh_state WHERE campaign = 'drown';
+SELECT (SELECT count(*) FROM dr_own.drown_state) AS state_rows, (SELECT count(*) FROM dr_own.drown_month_state) AS month_rows;
+SELECT customer_analytics.drop_campaign('drown');
+RESET ROLE;
+DROP POLICY dr_k1_only ON dr.customers;
+ALTER TABLE dr.customers DISABLE ROW LEVEL SECURITY;
+DROP FUNCTION dr_own_exact();
+DROP SCHEMA dr_own;
+REVOKE ALL ON :dr_rollup, :dr_dirty FROM ca_dr_owner;
+REVOKE ALL ON ALL TABLES IN SCHEMA dr FROM ca_dr_owner;
+REVOKE ALL ON SCHEMA dr FROM ca_dr_owner;
+DROP ROLE ca_dr_owner;
+
 -- dropping the campaign drops its state
 SELECT customer_analytics.drop_campaign('drc');
 SELECT to_regclass('dr_bi.drc_state') IS NULL AS state_dropped, to_regclass('dr_bi.drc_month_state') IS NULL AS months_dropped;

@@ -1,4 +1,5 @@
--- Scheduling with pg_cron: a clear error while pg_cron is absent, then
+-- Scheduling: while pg_cron is absent here, the dispatcher runs schedules
+-- (a WARNING says how to start one); then, with pg_cron,
 -- schedule, reschedule, list, unschedule, and drop_campaign cleaning up.
 -- (The test cluster preloads pg_cron with cron.database_name set to this
 -- database.)
@@ -18,7 +19,7 @@ SELECT jobname, schedule FROM cron.job;
 SELECT name, schedule FROM customer_analytics.list_campaigns();
 -- what the job runs works
 SELECT target_rows FROM customer_analytics.refresh_campaign('promo2');
--- a bad cron expression is refused by pg_cron
+-- a bad cron expression is refused, saying which field is wrong
 \set VERBOSITY terse
 SELECT customer_analytics.schedule_campaign_refresh('promo2', 'every day');
 SELECT customer_analytics.schedule_campaign_refresh('promo2', NULL);

@@ -4,8 +4,8 @@
 -- refresh made to fail (the owner loses SELECT on the order lines) is
 -- recorded by the procedure, which commits the record and raises again;
 -- another role reads the status and history but writes none; the history
--- is pruned; scheduling from a database without pg_cron explains how to
--- schedule from pg_cron's database; jobs run the procedure.
+-- is pruned; scheduling from a database without pg_cron goes to the
+-- dispatcher (sql/35_refresh_schedules.sql); jobs run the procedure.
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
@@ -103,11 +103,12 @@ CALL customer_analytics.run_scheduled_refresh('campaign', 'nope');
 SELECT count(*) AS about_nope FROM customer_analytics.refresh_history WHERE name = 'nope';
 RESET ROLE;
 
--- scheduling from a database pg_cron does not run in: the test cluster's
--- pg_cron runs in database postgres.  The hint is the command to run there.
+-- scheduling from a database pg_cron does not run in (the test cluster's
+-- pg_cron runs in database postgres): the dispatcher will run it, and the
+-- WARNING's hint is the command that starts one, to run there.
 \set VERBOSITY default
 SELECT customer_analytics.schedule_campaign_refresh('st1', '0 6 * * *');
--- a role that may not read cron.database_name is told where to look
+-- a role that may not read cron.database_name is told where to run it
 SET ROLE ca_st_owner;
 SELECT customer_analytics.schedule_campaign_refresh('st1', '0 6 * * *');
 RESET ROLE;
@@ -122,7 +123,7 @@ SELECT customer_analytics.schedule_segmentation_refresh('st_seg', '0 7 * * *') >
 SELECT jobname, schedule, command FROM cron.job ORDER BY jobname;
 SELECT name, schedule, last_status FROM customer_analytics.list_campaigns();
 RESET ROLE;
--- the owner sees its schedule; a role without USAGE on cron sees NULL
+-- every role sees the schedule (the extension's own record), without USAGE on cron too
 SET ROLE ca_st_other;
 SELECT name, schedule, last_status FROM customer_analytics.list_campaigns();
 RESET ROLE;

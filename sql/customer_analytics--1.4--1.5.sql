@@ -60,6 +60,86 @@ GRANT INSERT, UPDATE, DELETE ON campaigns, segmentations, campaign_refresh_state
 -- a rollup's triggers run as its owner, which may have to disable it
 GRANT UPDATE (state) ON rollups TO PUBLIC;
 
+------------------------------------------------------------------------------
+-- Schedules the extension keeps itself (issue 13).  Every scheduled
+-- refresh has a row here, whoever runs it:
+--   runner 'pg_cron':    a pg_cron job in this database (pg_cron is
+--                        installed here), job_id its id;
+--   runner 'dispatcher': run by customer_analytics.run_due_refreshes(),
+--                        which one pg_cron job per role runs every minute in
+--                        this database (scheduled once with
+--                        cron.schedule_in_database from pg_cron's database:
+--                        dispatcher_command() prints the call), or any other
+--                        scheduler; next_run says when it is due.
+-- So list_campaigns() shows schedule and next run to every role without
+-- reading cron.*, and databases pg_cron does not run in can schedule.
+------------------------------------------------------------------------------
+
+-- The next time a cron schedule fires after `after`, in UTC as pg_cron 1.4
+-- reads schedules (src/cron_schedule.c); NULL for @reboot; 22023 for a
+-- schedule that cannot be read.
+CREATE FUNCTION _cron_next_run(schedule text, after timestamptz) RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'cron_next_run'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION _cron_next_run IS
+'The first minute after `after` at which a cron schedule (pg_cron 1.4 grammar, UTC) fires; NULL for @reboot';
+
+CREATE TABLE refresh_schedules (
+    kind         text NOT NULL CHECK (kind IN ('campaign', 'segmentation')),
+    name         text NOT NULL,
+    owner        name NOT NULL,
+    schedule     text NOT NULL,
+    runner       text NOT NULL CHECK (runner IN ('pg_cron', 'dispatcher')),
+    run_as       name NOT NULL,
+    job_id       bigint,
+    next_run     timestamptz,
+    scheduled_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, name),
+    CHECK ((runner = 'pg_cron') = (job_id IS NOT NULL))
+);
+COMMENT ON TABLE refresh_schedules IS
+'Each scheduled refresh: its cron schedule, who runs it (a pg_cron job here, or the dispatcher run_due_refreshes() as role run_as) and, for the dispatcher, when it is next due';
+COMMENT ON COLUMN refresh_schedules.runner IS
+'pg_cron: a pg_cron job in this database (job_id); dispatcher: customer_analytics.run_due_refreshes() run as run_as';
+COMMENT ON COLUMN refresh_schedules.next_run IS
+'dispatcher: when the refresh is next due (in the past: no dispatcher has run since); pg_cron: NULL (list_campaigns() computes it)';
+SELECT pg_catalog.pg_extension_config_dump('refresh_schedules', '');
+
+-- May the current role write this schedule row?  Only for a definition of
+-- that kind and name owned by `owner`, which the role can act as, and to be
+-- run as a role it can act as: no one schedules (or blocks the schedule of)
+-- another role's definition, or has another role's dispatcher run it.
+CREATE FUNCTION _schedule_row_ok(kind text, name text, owner name, run_as name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT customer_analytics._is_definition_owner(owner)
+       AND customer_analytics._is_definition_owner(run_as)
+       AND EXISTS (SELECT 1 FROM customer_analytics.campaigns c
+                    WHERE kind = 'campaign' AND c.name = _schedule_row_ok.name AND c.owner = _schedule_row_ok.owner
+                   UNION ALL
+                   SELECT 1 FROM customer_analytics.segmentations s
+                    WHERE kind = 'segmentation' AND s.name = _schedule_row_ok.name AND s.owner = _schedule_row_ok.owner)
+$$;
+
+ALTER TABLE refresh_schedules ENABLE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON refresh_schedules FOR SELECT USING (true);
+CREATE POLICY owner_writes ON refresh_schedules FOR ALL
+    USING (customer_analytics._is_definition_owner(owner))
+    WITH CHECK (customer_analytics._schedule_row_ok(kind, name, owner, run_as));
+GRANT SELECT, INSERT, UPDATE, DELETE ON refresh_schedules TO PUBLIC;
+
+-- When each role's dispatcher last ran in this database: scheduling warns
+-- when none has run lately, for the refresh would then never run.
+CREATE TABLE dispatcher_runs (
+    role        name PRIMARY KEY,
+    last_run_at timestamptz NOT NULL
+);
+COMMENT ON TABLE dispatcher_runs IS
+'When run_due_refreshes() last ran as each role in this database';
+ALTER TABLE dispatcher_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON dispatcher_runs FOR SELECT USING (true);
+CREATE POLICY own_row ON dispatcher_runs FOR ALL USING (role = current_user) WITH CHECK (role = current_user);
+GRANT SELECT, INSERT, UPDATE, DELETE ON dispatcher_runs TO PUBLIC;
+
 -- The error every management function raises for someone else's definition.
 CREATE FUNCTION _require_definition_owner(kind text, name text, owner name) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -141,22 +221,39 @@ BEGIN
     RETURN s;
 END $$;
 
--- The schedule of the caller's refresh job for this analysis, or NULL; as
--- in 1.0, and NULL too for a role pg_cron does not let read its jobs (no
--- USAGE on schema cron), so that list_campaigns() works for every role.
+-- The schedule of a definition's refresh, or NULL, from the extension's own
+-- record of schedules (refresh_schedules), which every role may read:
+-- list_campaigns() works for every role without reading cron.*.  A job
+-- made under the definition's job name outside schedule_*_refresh (by hand,
+-- or before 1.5 and not recorded) counts too, for its owner.
 CREATE OR REPLACE FUNCTION _cron_job(kind text, name text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     schedule text;
+BEGIN
+    SELECT r.schedule INTO schedule FROM customer_analytics.refresh_schedules r WHERE r.kind = $1 AND r.name = $2;
+    IF schedule IS NULL AND customer_analytics._cron_job_id(kind, name) IS NOT NULL THEN
+        EXECUTE 'SELECT schedule FROM cron.job WHERE jobid = $1' INTO schedule
+          USING customer_analytics._cron_job_id(kind, name);
+    END IF;
+    RETURN schedule;
+END $$;
+
+-- The caller's pg_cron job under the definition's job name, or NULL (no
+-- pg_cron here, or cron.job not readable by this role).
+CREATE FUNCTION _cron_job_id(kind text, name text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job bigint;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
        OR NOT has_schema_privilege('cron', 'USAGE')
        OR NOT has_table_privilege('cron.job', 'SELECT') THEN
         RETURN NULL;
     END IF;
-    EXECUTE 'SELECT schedule FROM cron.job WHERE jobname = $1 AND username = current_user'
-       INTO schedule USING customer_analytics._cron_job_name(kind, name);
-    RETURN schedule;
+    EXECUTE 'SELECT jobid FROM cron.job WHERE jobname = $1 AND username = current_user'
+       INTO job USING customer_analytics._cron_job_name(kind, name);
+    RETURN job;
 END $$;
 
 ------------------------------------------------------------------------------
@@ -1118,55 +1215,262 @@ EXCEPTION WHEN insufficient_privilege THEN
     RETURN NULL;
 END $$;
 
--- pg_cron must be installed in this database (it can be only in
--- cron.database_name's).  Elsewhere: how to schedule from there.
+-- Schedule a definition's refresh (scheduling again replaces the schedule)
+-- and record it in refresh_schedules.  With pg_cron installed in this
+-- database: a pg_cron job under the definition's job name, run as the
+-- caller.  Elsewhere (pg_cron runs in another database, or is not used):
+-- the dispatcher runs it; a WARNING says how to start one when none has run
+-- for the caller lately.  Returns the pg_cron job id, or NULL.
 CREATE OR REPLACE FUNCTION _schedule_refresh(kind text, name text, schedule text, command text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job bigint;
-    cron_db text;
-    cron_loaded boolean := true;
+    runner text;
+    next_run timestamptz;
     problem text;
+    owner name := (SELECT c.owner FROM customer_analytics.campaigns c WHERE kind = 'campaign' AND c.name = _schedule_refresh.name
+                   UNION ALL
+                   SELECT s.owner FROM customer_analytics.segmentations s WHERE kind = 'segmentation' AND s.name = _schedule_refresh.name);
 BEGIN
-    BEGIN
-        cron_db := current_setting('cron.database_name', true);
-        cron_loaded := cron_db IS NOT NULL;      -- NULL: pg_cron is not loaded
-    EXCEPTION WHEN insufficient_privilege THEN
-        cron_db := NULL;                          -- loaded; this role may not read it
-    END;
     IF schedule IS NULL THEN
         RAISE EXCEPTION 'schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'A cron expression such as ''*/5 * * * *'' (every five minutes).';
     END IF;
+    -- the same grammar either way: refused here, with the field at fault
+    PERFORM customer_analytics._cron_next_run(schedule, now());
     -- what the job runs: the procedure that records failures too
     command := customer_analytics._refresh_job_command(kind, name);
-    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
-       AND cron_loaded AND cron_db IS DISTINCT FROM current_database() THEN
-        -- pg_cron is loaded and runs in another database (or this role may
-        -- not read which): its functions cannot be called from here
-        RAISE EXCEPTION 'pg_cron is not installed in this database (%)', current_database()
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = format('pg_cron runs jobs from the database named by cron.database_name (%s) and schedules them only there.',
-                                  COALESCE(quote_literal(cron_db), 'not readable by this role')),
-                  HINT = format('Connected to %s as a superuser (or a role granted EXECUTE on cron.schedule_in_database), run: '
-                                'SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
-                                COALESCE('database ' || quote_ident(cron_db), 'that database'),
-                                customer_analytics._cron_job_name(kind, name) || ' in ' || current_database(),
-                                schedule, command, current_database(), current_user);
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        runner := 'pg_cron';
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+          USING customer_analytics._cron_job_name(kind, name), schedule, command;
+    ELSE
+        runner := 'dispatcher';
+        next_run := customer_analytics._cron_next_run(schedule, now());
     END IF;
-    PERFORM customer_analytics._require_pg_cron();
-    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
-      USING customer_analytics._cron_job_name(kind, name), schedule, command;
-    RAISE NOTICE '% "%" refresh scheduled: % (pg_cron job %)', kind, name, schedule, job;
-    problem := customer_analytics._cron_connection_problem(customer_analytics._setting('cron.use_background_workers'),
-                                                            customer_analytics._setting('cron.host'),
-                                                            customer_analytics._setting('listen_addresses'));
-    IF problem IS NOT NULL THEN
-        RAISE WARNING '% "%": its scheduled refresh will fail: %', kind, name, problem
-            USING HINT = 'Set cron.use_background_workers = on (and restart), or cron.host to the server''s socket directory '
-                         '(unix_socket_directories), or listen on localhost.';
+    INSERT INTO customer_analytics.refresh_schedules AS r
+           (kind, name, owner, schedule, runner, run_as, job_id, next_run, scheduled_at)
+    VALUES (kind, name, owner, schedule, runner, current_user, job, next_run, now())
+    ON CONFLICT ON CONSTRAINT refresh_schedules_pkey DO UPDATE
+       SET owner = excluded.owner, schedule = excluded.schedule, runner = excluded.runner,
+           run_as = excluded.run_as, job_id = excluded.job_id, next_run = excluded.next_run,
+           scheduled_at = excluded.scheduled_at;
+    IF runner = 'pg_cron' THEN
+        RAISE NOTICE '% "%" refresh scheduled: % (pg_cron job %)', kind, name, schedule, job;
+        problem := customer_analytics._cron_connection_problem(customer_analytics._setting('cron.use_background_workers'),
+                                                                customer_analytics._setting('cron.host'),
+                                                                customer_analytics._setting('listen_addresses'));
+        IF problem IS NOT NULL THEN
+            RAISE WARNING '% "%": its scheduled refresh will fail: %', kind, name, problem
+                USING HINT = 'Set cron.use_background_workers = on (and restart), or cron.host to the server''s socket directory '
+                             '(unix_socket_directories), or listen on localhost.';
+        END IF;
+    ELSE
+        RAISE NOTICE '% "%" refresh scheduled: % (by the dispatcher, customer_analytics.run_due_refreshes(); next run %)',
+            kind, name, schedule, to_char(next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"');
+        IF NOT EXISTS (SELECT 1 FROM customer_analytics.dispatcher_runs d
+                        WHERE d.role = current_user AND d.last_run_at > now() - interval '5 minutes') THEN
+            RAISE WARNING '% "%" will not be refreshed until a dispatcher runs as role % in database %',
+                kind, name, quote_ident(current_user), quote_ident(current_database())
+                USING DETAIL = customer_analytics._dispatcher_detail(),
+                      HINT = customer_analytics._dispatcher_hint(current_user);
+        END IF;
     END IF;
     RETURN job;
+END $$;
+
+-- Why there is no pg_cron here, for the dispatcher WARNING.
+CREATE FUNCTION _dispatcher_detail() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cron_db text;
+BEGIN
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        RETURN 'pg_cron is not installed in this database. No run_due_refreshes() has run as this role here in the last 5 minutes.';
+    END;
+    IF cron_db IS NULL THEN
+        RETURN 'pg_cron is not loaded (shared_preload_libraries). No run_due_refreshes() has run as this role here in the last 5 minutes.';
+    END IF;
+    RETURN format('pg_cron runs jobs from database %s (cron.database_name), not this one. '
+                  'No run_due_refreshes() has run as this role here in the last 5 minutes.', quote_ident(cron_db));
+END $$;
+
+-- How to start a dispatcher for `role` in this database.
+CREATE FUNCTION _dispatcher_hint(role name) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cron_db text;
+BEGIN
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        RETURN format('Once per role and database, a superuser connected to pg_cron''s database (cron.database_name) runs: %s',
+                      customer_analytics.dispatcher_command(role));
+    END;
+    IF cron_db IS NULL THEN
+        RETURN format('Run CALL customer_analytics.run_due_refreshes(); every minute as role %s in this database '
+                      'from any scheduler (cron, a systemd timer), or load pg_cron.', quote_ident(role));
+    END IF;
+    RETURN format('Once per role and database, a superuser connected to database %s runs: %s',
+                  quote_ident(cron_db), customer_analytics.dispatcher_command(role));
+END $$;
+
+-- The pg_cron call that starts role's dispatcher in this database.
+CREATE FUNCTION dispatcher_command(role name DEFAULT current_user) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
+                  'customer_analytics dispatcher ' || current_database() || ' ' || role, '* * * * *',
+                  -- a no-op once the extension is dropped from the database
+                  'DO $dispatch$ BEGIN IF pg_catalog.to_regprocedure(''customer_analytics.run_due_refreshes()'') IS NOT NULL '
+                  'THEN CALL customer_analytics.run_due_refreshes(); END IF; END $dispatch$',
+                  current_database(), role)
+$$;
+COMMENT ON FUNCTION dispatcher_command IS
+'The cron.schedule_in_database() call (to run in pg_cron''s database, by a superuser, once per role and database) that has pg_cron run customer_analytics.run_due_refreshes() every minute here as the role';
+
+-- Unschedule a definition's refresh: its pg_cron job (if it has one here)
+-- and its row in refresh_schedules.
+CREATE OR REPLACE FUNCTION _unschedule_refresh(kind text, name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.refresh_schedules;
+    job bigint := customer_analytics._cron_job_id(kind, name);
+BEGIN
+    SELECT * INTO r FROM customer_analytics.refresh_schedules s WHERE s.kind = $1 AND s.name = $2;
+    IF NOT FOUND AND job IS NULL THEN
+        RAISE EXCEPTION '% "%" has no scheduled refresh', kind, name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'customer_analytics.list_' || kind || 's() shows each ' || kind || '''s schedule.';
+    END IF;
+    IF r.runner = 'pg_cron' AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        BEGIN
+            EXECUTE 'SELECT cron.unschedule($1)' USING r.job_id;
+        EXCEPTION WHEN internal_error THEN
+            -- removed from cron.job by hand already: nothing left to do there
+            RAISE NOTICE 'pg_cron job % of % "%" was already gone', r.job_id, kind, name;
+        END;
+    END IF;
+    -- a job under the same name made outside schedule_*_refresh
+    IF job IS DISTINCT FROM r.job_id THEN
+        EXECUTE 'SELECT cron.unschedule($1)' USING job;
+    END IF;
+    DELETE FROM customer_analytics.refresh_schedules s WHERE s.kind = $1 AND s.name = $2;
+    RAISE NOTICE '% "%" refresh unscheduled', kind, name;
+END $$;
+
+-- The dispatcher's steps, each in a function with a fixed search_path (the
+-- procedure cannot have one: it commits between refreshes).
+
+-- Record that the caller's dispatcher runs.
+CREATE FUNCTION _dispatcher_heartbeat() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO customer_analytics.dispatcher_runs AS d (role, last_run_at) VALUES (current_user, now())
+    ON CONFLICT (role) DO UPDATE SET last_run_at = excluded.last_run_at
+$$;
+
+-- Claim the caller's most overdue refresh due by `until`, moving its
+-- next_run past `until` (so each is claimed at most once per dispatcher
+-- call, and missed runs are not caught up one by one, as cron does not);
+-- SKIP LOCKED: two dispatchers at once never claim the same refresh.
+CREATE FUNCTION _claim_due_refresh(until timestamptz, OUT kind text, OUT name text)
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE customer_analytics.refresh_schedules r
+       SET next_run = customer_analytics._cron_next_run(r.schedule, until)
+      FROM (SELECT d.kind, d.name FROM customer_analytics.refresh_schedules d
+             WHERE d.runner = 'dispatcher' AND d.run_as = current_user AND d.next_run <= until
+             ORDER BY d.next_run, d.kind, d.name
+             LIMIT 1 FOR UPDATE SKIP LOCKED) due
+     WHERE r.kind = due.kind AND r.name = due.name
+    RETURNING r.kind, r.name
+$$;
+
+-- The dispatcher: runs every refresh of the caller's that the dispatcher
+-- schedules and that is due, each in its own transaction, and records
+-- each outcome as run_scheduled_refresh() does; then raises an error
+-- naming the ones that failed, so that the job that called it fails too.
+-- Refreshes of other roles are left to their own dispatchers.
+CREATE PROCEDURE run_due_refreshes()
+LANGUAGE plpgsql AS $$
+DECLARE
+    until timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) interval '5 seconds';
+    due_kind text;
+    due_name text;
+    failure record;
+    failed text[] := '{}';
+BEGIN
+    PERFORM customer_analytics._dispatcher_heartbeat();
+    COMMIT;
+    LOOP
+        SELECT d.kind, d.name INTO due_kind, due_name FROM customer_analytics._claim_due_refresh(until) d;
+        EXIT WHEN due_kind IS NULL;
+        COMMIT;
+        failure := customer_analytics._refresh_recording_failure(due_kind, due_name);
+        IF failure.err_state IS NOT NULL THEN
+            failed := pg_catalog.array_append(failed, pg_catalog.format('%s "%s": %s', due_kind, due_name, failure.err_message));
+        END IF;
+        COMMIT;
+    END LOOP;
+    IF pg_catalog.cardinality(failed) OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'scheduled refresh failed: %', pg_catalog.array_to_string(failed, '; ')
+            USING ERRCODE = 'external_routine_exception',
+                  HINT = 'The failures are recorded: customer_analytics.list_campaigns() and list_segmentations() show the last status, '
+                         'customer_analytics.refresh_history every run.';
+    END IF;
+END $$;
+COMMENT ON PROCEDURE run_due_refreshes IS
+'The dispatcher: CALL customer_analytics.run_due_refreshes() every minute (pg_cron: see dispatcher_command()) runs the caller''s scheduled refreshes that are due, each in its own transaction, records every outcome and fails if any did';
+
+-- At DROP EXTENSION (src/extension_drop.c): the dispatcher jobs that ran
+-- here live in pg_cron's database, which this one cannot reach; they do
+-- nothing from now on, and this says how to remove them.
+CREATE FUNCTION _dispatcher_drop_notice() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    calls text;
+BEGIN
+    SELECT string_agg(format('SELECT cron.unschedule(%L);',
+                             'customer_analytics dispatcher ' || current_database() || ' ' || d.role), ' ' ORDER BY d.role)
+      INTO calls FROM customer_analytics.dispatcher_runs d;
+    IF calls IS NOT NULL THEN
+        RAISE NOTICE 'customer_analytics: the dispatcher jobs for this database in pg_cron''s database now do nothing'
+            USING HINT = 'A superuser connected to pg_cron''s database removes them: ' || calls;
+    END IF;
+END $$;
+
+-- A schedule's next run, NULL when unknown (a schedule a later pg_cron
+-- accepts but _cron_next_run does not read).
+CREATE FUNCTION _next_run_or_null(schedule text, after timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN customer_analytics._cron_next_run(schedule, after);
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN NULL;
+END $$;
+
+-- Schedules made before 1.5 were pg_cron jobs only: record them.
+CREATE FUNCTION _record_existing_cron_jobs() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint := 0;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') AND has_table_privilege('cron.job', 'SELECT') THEN
+        EXECUTE $sql$
+            WITH recorded AS (
+                INSERT INTO customer_analytics.refresh_schedules (kind, name, owner, schedule, runner, run_as, job_id)
+                SELECT d.kind, d.name, d.owner, j.schedule, 'pg_cron', j.username, j.jobid
+                  FROM cron.job j
+                  JOIN (SELECT 'campaign' AS kind, c.name, c.owner FROM customer_analytics.campaigns c
+                        UNION ALL
+                        SELECT 'segmentation', s.name, s.owner FROM customer_analytics.segmentations s) d
+                    ON j.jobname = customer_analytics._cron_job_name(d.kind, d.name)
+                ON CONFLICT DO NOTHING
+                RETURNING 1)
+            SELECT count(*) FROM recorded
+        $sql$ INTO n;
+    END IF;
+    RETURN n;
 END $$;
 
 -- The last refresh of a definition, and the last successful one.
@@ -1247,6 +1551,7 @@ BEGIN
     RETURN n;
 END $$;
 SELECT _upgrade_cron_jobs();
+SELECT _record_existing_cron_jobs();
 
 -- As in 1.0, and the definition's refresh history goes with it.
 CREATE OR REPLACE FUNCTION drop_campaign(campaign text) RETURNS void
@@ -2505,6 +2810,19 @@ BEGIN
         format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
 END $$;
 
+-- A definition's schedule, who runs it, and its next run: the
+-- dispatcher's due time, or the next time pg_cron's job fires.
+CREATE FUNCTION _schedule_status(kind text, name text, OUT schedule text, OUT next_run timestamptz, OUT runner text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.schedule,
+           CASE r.runner WHEN 'dispatcher' THEN r.next_run
+                ELSE customer_analytics._next_run_or_null(r.schedule, now()) END,
+           CASE r.runner WHEN 'dispatcher' THEN 'dispatcher (run_due_refreshes as ' || quote_ident(r.run_as) || ')'
+                ELSE 'pg_cron job ' || r.job_id END
+      FROM customer_analytics.refresh_schedules r
+     WHERE r.kind = $1 AND r.name = $2
+$$;
+
 -- list_campaigns() shows the windows as resolved now (what the next
 -- refresh uses), the rolling spec and its as_of.
 DROP FUNCTION list_campaigns();
@@ -2514,21 +2832,24 @@ RETURNS TABLE (name text, view_schema text, targets_view text, monthly_view text
                refreshed_at timestamptz, refresh_ms numeric, target_rows bigint, monthly_rows bigint,
                last_status text, last_success_at timestamptz, last_error text, last_error_at timestamptz,
                monthly_long_view text, rolling jsonb, as_of date, spend_window daterange,
-               low_ticket_window daterange, base_window daterange, recent_window daterange)
+               low_ticket_window daterange, base_window daterange, recent_window daterange,
+               next_run timestamptz, schedule_runner text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.name, c.view_schema, c.name || '_targets', c.name || '_monthly', c.source_schema,
-           w.revenue_window, c.owner, customer_analytics._cron_job('campaign', c.name),
+           w.revenue_window, c.owner, r.schedule,
            c.refreshed_at, c.refresh_ms, c.target_rows, c.monthly_rows,
            l.last_status, l.last_success_at, l.last_error, l.last_error_at,
            c.name || '_monthly_long', c.rolling, w.as_of, w.spend_window,
-           w.low_ticket_window, w.base_window, w.recent_window
-      FROM customer_analytics.campaigns c,
-           LATERAL customer_analytics._campaign_windows(c) w,
-           LATERAL customer_analytics._last_refresh('campaign', c.name, c.owner) l
+           w.low_ticket_window, w.base_window, w.recent_window,
+           r.next_run, r.runner
+      FROM customer_analytics.campaigns c
+      CROSS JOIN LATERAL customer_analytics._campaign_windows(c) w
+      CROSS JOIN LATERAL customer_analytics._last_refresh('campaign', c.name, c.owner) l
+      LEFT JOIN LATERAL customer_analytics._schedule_status('campaign', c.name) r ON true
      ORDER BY c.name
 $$;
 COMMENT ON FUNCTION list_campaigns IS
-'The campaigns, their views, windows (rolling ones resolved now), schedule, last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
+'The campaigns, their views, windows (rolling ones resolved now), schedule and next run, last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
 
 -- DROP EXTENSION customer_analytics unschedules its pg_cron jobs first
 -- (extension_drop.c): they would otherwise fail on every run.
@@ -2906,15 +3227,17 @@ RETURNS TABLE (name text, view_schema text, views text[], segment text, k int, f
                as_of date, source_schema text, owner name, schedule text,
                refreshed_at timestamptz, refresh_ms numeric, member_rows bigint,
                last_status text, last_success_at timestamptz, last_error text, last_error_at timestamptz,
-               rolling jsonb)
+               rolling jsonb, next_run timestamptz, schedule_runner text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.name, s.view_schema, customer_analytics._segmentation_views(s.name), s.segment, s.k,
            w.feature_window, w.as_of, s.source_schema, s.owner,
-           customer_analytics._cron_job('segmentation', s.name), s.refreshed_at, s.refresh_ms, s.member_rows,
-           l.last_status, l.last_success_at, l.last_error, l.last_error_at, s.rolling
-      FROM customer_analytics.segmentations s,
-           LATERAL customer_analytics._segmentation_windows(s) w,
-           LATERAL customer_analytics._last_refresh('segmentation', s.name, s.owner) l
+           r.schedule, s.refreshed_at, s.refresh_ms, s.member_rows,
+           l.last_status, l.last_success_at, l.last_error, l.last_error_at, s.rolling,
+           r.next_run, r.runner
+      FROM customer_analytics.segmentations s
+      CROSS JOIN LATERAL customer_analytics._segmentation_windows(s) w
+      CROSS JOIN LATERAL customer_analytics._last_refresh('segmentation', s.name, s.owner) l
+      LEFT JOIN LATERAL customer_analytics._schedule_status('segmentation', s.name) r ON true
      ORDER BY s.name
 $$;
 COMMENT ON FUNCTION list_segmentations IS

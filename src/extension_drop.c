@@ -13,7 +13,9 @@
  * The same goes for the tables the extension created outside its script:
  * each rollup's tables (copies of order data in the extension's schema,
  * which DROP EXTENSION would otherwise leave behind) and each campaign's
- * per-customer state tables next to its views.
+ * per-customer state tables next to its views.  Dispatcher jobs live in
+ * pg_cron's database, out of reach from here: they become no-ops, and a
+ * NOTICE names them for the DBA to unschedule.
  */
 #include "postgres.h"
 
@@ -24,6 +26,21 @@
 #include "nodes/value.h"
 
 PG_FUNCTION_INFO_V1(extension_drop_watch);
+
+/*
+ * Run SELECT proc (no arguments) when the extension's script defines it:
+ * an event trigger of an older version's script may see a newer library.
+ */
+static void
+call_if_defined(const char *proc)
+{
+	char	   *check = psprintf("SELECT 1 WHERE pg_catalog.to_regprocedure('%s') IS NOT NULL", proc);
+	char	   *call = psprintf("SELECT %s", proc);
+
+	if (SPI_execute(check, true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+		SPI_execute(call, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "%s failed", call);
+}
 
 /* Does this DROP name the extension customer_analytics? */
 static bool
@@ -82,10 +99,8 @@ extension_drop_watch(PG_FUNCTION_ARGS)
 								(long long) n)));
 		}
 	}
-	if (SPI_execute("SELECT 1 WHERE pg_catalog.to_regprocedure('customer_analytics._drop_extension_tables()') IS NOT NULL",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
-		SPI_execute("SELECT customer_analytics._drop_extension_tables()", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "dropping customer_analytics's rollup and state tables failed");
+	call_if_defined("customer_analytics._drop_extension_tables()");
+	call_if_defined("customer_analytics._dispatcher_drop_notice()");
 	SPI_finish();
 	PG_RETURN_NULL();
 }

@@ -10,8 +10,12 @@
 # run succeeds; then the role loses SELECT on the order lines, and the next
 # run fails: pg_cron's own cron.job_run_details says failed, and
 # list_campaigns() shows last_status failed with the error, as the role and
-# as another role.  pg_cron 1.4 schedules by the minute, so this waits up to
-# about two minutes.  Prints "ok - ..." / "not ok - ..." lines.
+# as another role.  Then, in another database (ca_cron_elsewhere), a
+# schedule goes to the dispatcher, which pg_cron runs there once the command
+# dispatcher_command() prints has been run in database postgres; DROP
+# EXTENSION there leaves the dispatcher job a no-op and names it.  pg_cron
+# 1.4 schedules by the minute, so this waits up to about five minutes.
+# Prints "ok - ..." / "not ok - ..." lines.
 set -uo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
@@ -21,13 +25,14 @@ qa() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d postgres -U ca_cron_analys
 cleanup() {
     q "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'customer_analytics refresh %'" >/dev/null 2>&1
     q "DROP SCHEMA IF EXISTS cron_bi, cron_src CASCADE; DROP EXTENSION IF EXISTS customer_analytics CASCADE; DROP EXTENSION IF EXISTS pg_cron" >/dev/null 2>&1
+    q "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'customer_analytics dispatcher %'" >/dev/null 2>&1
+    q "DROP DATABASE IF EXISTS ca_cron_elsewhere" >/dev/null 2>&1
     q "DROP ROLE IF EXISTS ca_cron_analyst; DROP ROLE IF EXISTS ca_cron_other" >/dev/null 2>&1
 }
 trap cleanup EXIT
 
-q "CREATE EXTENSION IF NOT EXISTS pg_cron; CREATE EXTENSION IF NOT EXISTS customer_analytics;
-   CREATE ROLE ca_cron_analyst LOGIN; CREATE ROLE ca_cron_other LOGIN;
-   GRANT USAGE ON SCHEMA cron TO ca_cron_analyst;
+# the ERP fixture (and the analyst's view schema), in the database psql -d names
+FIXTURE="
    CREATE SCHEMA cron_src; CREATE SCHEMA cron_bi AUTHORIZATION ca_cron_analyst;
    CREATE TABLE cron_src.customers (customer_code varchar(12) PRIMARY KEY, trade_name text, delivery_route varchar(4),
        shipping_address text, closure_date varchar(8), csm varchar(8));
@@ -40,7 +45,12 @@ q "CREATE EXTENSION IF NOT EXISTS pg_cron; CREATE EXTENSION IF NOT EXISTS custom
           to_char(date '2025-09-20' + o * 20, 'YYYYMMDD'), 'Y' FROM generate_series(1, 20) c, generate_series(1, 4) o;
    INSERT INTO cron_src.sales_order_lines SELECT 'SO', (c * 10 + o)::text, 1, 'P1', 1, 200 * c + o FROM generate_series(1, 20) c, generate_series(1, 4) o;
    GRANT USAGE ON SCHEMA cron_src TO ca_cron_analyst;
-   GRANT SELECT ON ALL TABLES IN SCHEMA cron_src TO ca_cron_analyst;" \
+   GRANT SELECT ON ALL TABLES IN SCHEMA cron_src TO ca_cron_analyst;"
+
+q "CREATE EXTENSION IF NOT EXISTS pg_cron; CREATE EXTENSION IF NOT EXISTS customer_analytics;
+   CREATE ROLE ca_cron_analyst LOGIN; CREATE ROLE ca_cron_other LOGIN;
+   GRANT USAGE ON SCHEMA cron TO ca_cron_analyst;
+   $FIXTURE" \
     || { not_ok "fixture, pg_cron and the extension in database postgres"; finish; }
 qa "SELECT customer_analytics.create_campaign('cronc', 'cron_bi', source_schema => 'cron_src', readers => '{ca_cron_other}')" >/dev/null \
     && qa "SELECT customer_analytics.schedule_campaign_refresh('cronc', '* * * * *')" >/dev/null \
@@ -85,4 +95,55 @@ check "a DROP EXTENSION rolled back keeps the job" "$(q "SELECT count(*) FROM cr
 q "DROP EXTENSION customer_analytics CASCADE" >/dev/null 2>&1
 check "DROP EXTENSION customer_analytics leaves no pg_cron job behind" \
     "$(q "SELECT count(*) FROM cron.job WHERE jobname LIKE 'customer_analytics refresh %'")" "0"
+
+# Scheduling from a database pg_cron does not run in.  In database
+# ca_cron_elsewhere the analyst's schedule goes to the dispatcher; the
+# command dispatcher_command() prints, run once by the superuser in
+# database postgres, has pg_cron run run_due_refreshes() there every minute
+# as the analyst, which refreshes the campaign when it is due.
+qe()  { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -c "SET client_min_messages = error" -c "$1"; }
+qea() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -U ca_cron_analyst -c "SET client_min_messages = warning" -c "$1"; }
+q "CREATE DATABASE ca_cron_elsewhere" && qe "CREATE EXTENSION customer_analytics; $FIXTURE" \
+    && qea "SELECT customer_analytics.create_campaign('away', 'cron_bi', source_schema => 'cron_src', readers => '{ca_cron_other}')" >/dev/null \
+    || { not_ok "database ca_cron_elsewhere: the extension, the fixture and a campaign"; finish; }
+warning=$(qea "SELECT customer_analytics.schedule_campaign_refresh('away', '* * * * *')" 2>&1 >/dev/null)
+check "scheduling there warns that no dispatcher runs yet, with the command to start one" \
+    "$(grep -c "will not be refreshed until a dispatcher runs as role ca_cron_analyst in database ca_cron_elsewhere" <<<"$warning") $(grep -c "SELECT cron.schedule_in_database(" <<<"$warning")" "1 1"
+command=$(qea "SELECT customer_analytics.dispatcher_command()")
+q "$command" >/dev/null || not_ok "the dispatcher command runs in database postgres"
+check "pg_cron has the dispatcher job, for database ca_cron_elsewhere as the analyst" \
+    "$(q "SELECT database || ' ' || username FROM cron.job WHERE jobname = 'customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst'")" \
+    "ca_cron_elsewhere ca_cron_analyst"
+# wait_elsewhere N: until the dispatcher job has N finished runs (at most ~130 s)
+wait_elsewhere() {
+    for _ in $(seq 1 260); do
+        [ "$(q "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+                 WHERE j.jobname = 'customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst'
+                   AND d.status IN ('succeeded', 'failed')")" -ge "$1" ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+if wait_elsewhere 1; then ok "the dispatcher ran"; else not_ok "the dispatcher ran within two minutes"; finish; fi
+check "pg_cron says the dispatcher's run succeeded" \
+    "$(q "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+           WHERE j.jobname = 'customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst' ORDER BY d.runid LIMIT 1")" "succeeded"
+check "the campaign was refreshed there by the schedule, as the analyst" \
+    "$(qe "SELECT via || ' ' || succeeded || ' ' || owner FROM customer_analytics.refresh_history WHERE name = 'away' AND via = 'scheduled'")" \
+    "scheduled true ca_cron_analyst"
+check "a reader there sees the schedule, its runner, a next run ahead and the success (no right on cron)" \
+    "$("$PG_BIN/psql" -X -q -At -d ca_cron_elsewhere -U ca_cron_other -c "SELECT schedule || ' | ' || schedule_runner || ' | ' || (next_run > now()) || ' | ' || last_status FROM customer_analytics.list_campaigns()")" \
+    "* * * * * | dispatcher (run_due_refreshes as ca_cron_analyst) | true | succeeded"
+notice=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -c "DROP EXTENSION customer_analytics CASCADE" 2>&1)
+check "DROP EXTENSION there names the dispatcher job to unschedule in pg_cron's database" \
+    "$(grep -c "SELECT cron.unschedule('customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst');" <<<"$notice")" "1"
+runs=$(q "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+           WHERE j.jobname = 'customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst' AND d.status IN ('succeeded', 'failed')")
+if wait_elsewhere $((runs + 1)); then
+    check "after the drop the dispatcher job does nothing, and succeeds" \
+        "$(q "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+               WHERE j.jobname = 'customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst' ORDER BY d.runid DESC LIMIT 1")" "succeeded"
+else
+    not_ok "the dispatcher ran again within two minutes"
+fi
 finish

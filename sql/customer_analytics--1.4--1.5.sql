@@ -1322,8 +1322,15 @@ CREATE FUNCTION dispatcher_command(role name DEFAULT current_user) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
                   'customer_analytics dispatcher ' || current_database() || ' ' || role, '* * * * *',
-                  -- a no-op once the extension is dropped from the database
-                  'DO $dispatch$ BEGIN IF pg_catalog.to_regprocedure(''customer_analytics.run_due_refreshes()'') IS NOT NULL '
+                  -- a no-op once the extension is dropped from the database:
+                  -- it calls the procedure only while it is the extension's
+                  -- own (not one a role with CREATE made in a new schema of
+                  -- that name, which the job would run as its role)
+                  'DO $dispatch$ BEGIN IF EXISTS (SELECT FROM pg_catalog.pg_depend d, pg_catalog.pg_extension e'
+                  ' WHERE d.classid OPERATOR(pg_catalog.=) ''pg_catalog.pg_proc''::pg_catalog.regclass'
+                  ' AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(''customer_analytics.run_due_refreshes()'')'
+                  ' AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND e.extname OPERATOR(pg_catalog.=) ''customer_analytics'''
+                  ' AND d.deptype OPERATOR(pg_catalog.=) ''e'') '
                   'THEN CALL customer_analytics.run_due_refreshes(); END IF; END $dispatch$',
                   current_database(), role)
 $$;

@@ -137,12 +137,24 @@ check "a reader there sees the schedule, its runner, a next run ahead and the su
 notice=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -c "DROP EXTENSION customer_analytics CASCADE" 2>&1)
 check "DROP EXTENSION there names the dispatcher job to unschedule in pg_cron's database" \
     "$(grep -c "SELECT cron.unschedule('customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst');" <<<"$notice")" "1"
+# another role with CREATE on that database plants a schema of the same
+# name with a procedure of the same name: the left-behind job, which runs
+# as the analyst, must not call it
+qe "GRANT CREATE ON DATABASE ca_cron_elsewhere TO ca_cron_other" >/dev/null
+"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -U ca_cron_other -c "
+    CREATE SCHEMA customer_analytics; GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
+    CREATE TABLE customer_analytics.planted (ran_as name); GRANT INSERT ON customer_analytics.planted TO PUBLIC;
+    CREATE PROCEDURE customer_analytics.run_due_refreshes() LANGUAGE sql
+        AS 'INSERT INTO customer_analytics.planted VALUES (current_user)';" \
+    || not_ok "another role planted a look-alike procedure"
 runs=$(q "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
            WHERE j.jobname = 'customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst' AND d.status IN ('succeeded', 'failed')")
 if wait_elsewhere $((runs + 1)); then
     check "after the drop the dispatcher job does nothing, and succeeds" \
         "$(q "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid)
                WHERE j.jobname = 'customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst' ORDER BY d.runid DESC LIMIT 1")" "succeeded"
+    check "it did not run the look-alike procedure another role planted" \
+        "$(qe "SELECT count(*) FROM customer_analytics.planted")" "0"
 else
     not_ok "the dispatcher ran again within two minutes"
 fi

@@ -3472,23 +3472,35 @@ BEGIN
     month_state := format('%I.%I', c.view_schema, n.month_state)::regclass;
 END $$;
 
--- The state's columns after customer_code (orders, total, spend_orders,
--- spend, low_tickets, base_orders, base, recent_orders, recent) as
--- aggregates over order rows o(d date, amount numeric[, sign]): counted
--- once each, or with their sign (-1 removed, +1 added).  A sum over no
--- order is NULL, as targeting_stats leaves it.
-CREATE FUNCTION _campaign_state_aggregates(c campaigns, signed boolean) RETURNS text
+-- The state's columns (orders, total, spend_orders, spend, low_tickets,
+-- base_orders, base, recent_orders, recent) as aggregates over order rows
+-- o(sign, samount, in_spend, in_low, in_base, in_recent) that
+-- _campaign_state_flags() computes: counted once each, or with their sign
+-- (-1 removed, +1 added).  A sum over no order is NULL, as targeting_stats
+-- leaves it.
+CREATE FUNCTION _campaign_state_aggregates(signed boolean) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('sum(%1$s) AS orders, sum(%2$s) AS total,'
-                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %3$L::daterange), 0) AS spend_orders,'
-                  ' sum(%2$s) FILTER (WHERE o.d <@ %3$L::daterange) AS spend,'
-                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %4$L::daterange AND o.amount < %5$L::numeric), 0) AS low_tickets,'
-                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %6$L::daterange), 0) AS base_orders,'
-                  ' sum(%2$s) FILTER (WHERE o.d <@ %6$L::daterange) AS base,'
-                  ' COALESCE(sum(%1$s) FILTER (WHERE o.d <@ %7$L::daterange), 0) AS recent_orders,'
-                  ' sum(%2$s) FILTER (WHERE o.d <@ %7$L::daterange) AS recent',
-                  CASE WHEN signed THEN 'o.sign' ELSE '1' END,
-                  CASE WHEN signed THEN 'o.sign * o.amount' ELSE 'o.amount' END,
+    SELECT format('sum(%1$s) AS orders, sum(o.samount) AS total,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_spend), 0) AS spend_orders,'
+                  ' sum(o.samount) FILTER (WHERE o.in_spend) AS spend,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_low), 0) AS low_tickets,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_base), 0) AS base_orders,'
+                  ' sum(o.samount) FILTER (WHERE o.in_base) AS base,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_recent), 0) AS recent_orders,'
+                  ' sum(o.samount) FILTER (WHERE o.in_recent) AS recent',
+                  CASE WHEN signed THEN 'o.sign' ELSE '1' END)
+$$;
+
+-- What _campaign_state_aggregates() reads of an order row i(d date, amount
+-- numeric[, sign]): its (signed) amount and the campaign's windows it falls
+-- in.  Computed once per row (the delta refresh keeps them in a subquery
+-- with OFFSET 0) rather than once per aggregate.
+CREATE FUNCTION _campaign_state_flags(c campaigns, signed boolean) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('%s AS samount, i.d <@ %L::daterange AS in_spend,'
+                  ' (i.d <@ %L::daterange AND i.amount < %L::numeric) AS in_low,'
+                  ' i.d <@ %L::daterange AS in_base, i.d <@ %L::daterange AS in_recent',
+                  CASE WHEN signed THEN 'i.sign * i.amount' ELSE 'i.amount' END,
                   c.spend_window, c.low_ticket_window, c.low_ticket_below, c.base_window, c.recent_window)
 $$;
 
@@ -3542,12 +3554,14 @@ BEGIN
         format('TRUNCATE %s, %s', state, month_state),
         format('INSERT INTO %s (customer_code, %s, last_order)'
                ' SELECT o.customer_code, %s, max(o.d)'
-               ' FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
-               ' COALESCE(r.order_date, customer_analytics.checked_order_date(r.order_date_raw, r.order_type, r.order_number)) AS d'
-               ' FROM %s r WHERE r.customer_code IS NOT NULL) o'
-               ' WHERE o.d <@ %L::daterange GROUP BY o.customer_code',
+               ' FROM (SELECT i.customer_code, i.d, %s'
+               '       FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
+               '             COALESCE(r.order_date, customer_analytics.checked_order_date(r.order_date_raw, r.order_type, r.order_number)) AS d'
+               '             FROM %s r WHERE r.customer_code IS NOT NULL) i'
+               '       WHERE i.d <@ %L::daterange) o'
+               ' GROUP BY o.customer_code',
                state, customer_analytics._campaign_state_columns(),
-               customer_analytics._campaign_state_aggregates(c, false),
+               customer_analytics._campaign_state_aggregates(false), customer_analytics._campaign_state_flags(c, false),
                customer_analytics._rollup_table(r.id), customer_analytics._campaign_data_window(c)),
         format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM (%s) t), %L::daterange, %L)',
                month_state, customer_analytics._campaign_state_targets_sql(c, state, 'NULL'), c.revenue_window, c.source_schema)]);
@@ -3599,17 +3613,21 @@ BEGIN
                r.generation, r.id, dirty, since),
         ARRAY[
         -- the customers whose orders or own row changed
-        format('INSERT INTO pg_temp.customer_analytics_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
+        -- (grouping by customer in the "C" collation throughout: the same
+        -- groups, without the database collation's slower comparisons)
+        format('INSERT INTO pg_temp.customer_analytics_changed SELECT DISTINCT x.customer_code COLLATE "C" FROM %s x WHERE %s',
                dirty, since),
         -- (the planner's estimates for the statements below)
         'ANALYZE pg_temp.customer_analytics_changed',
         -- their state: counts and sums adjusted; a customer's last order
         -- date is looked up again only when a removed order may have been it
-        format('WITH d AS (SELECT o.customer_code, %2$s, max(o.d) FILTER (WHERE o.sign > 0) AS added_last,'
-               '   max(o.d) FILTER (WHERE o.sign < 0) AS removed_last'
-               '   FROM (SELECT x.customer_code, x.order_date AS d, COALESCE(x.total, 0) AS amount, x.sign FROM %3$s x'
-               '         WHERE x.sign IS NOT NULL AND %4$s) o'
-               '   WHERE o.d <@ %5$L::daterange GROUP BY o.customer_code),'
+        format('WITH d AS (SELECT o.customer_code COLLATE "default" AS customer_code, %2$s,'
+               '   max(o.d) FILTER (WHERE o.sign > 0) AS added_last, max(o.d) FILTER (WHERE o.sign < 0) AS removed_last'
+               '   FROM (SELECT i.customer_code COLLATE "C" AS customer_code, i.d, i.sign, %6$s'
+               '         FROM (SELECT x.customer_code, x.order_date AS d, COALESCE(x.total, 0) AS amount, x.sign FROM %3$s x'
+               '               WHERE x.sign IS NOT NULL AND %4$s) i'
+               '         WHERE i.d <@ %5$L::daterange OFFSET 0) o'
+               '   GROUP BY o.customer_code),'
                ' upd AS (UPDATE %1$s s SET orders = s.orders + d.orders, total = s.total + d.total,'
                '   spend_orders = s.spend_orders + d.spend_orders,'
                '   spend = CASE WHEN s.spend_orders + d.spend_orders > 0 THEN COALESCE(s.spend, 0) + COALESCE(d.spend, 0) END,'
@@ -3622,7 +3640,7 @@ BEGIN
                '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN'
                '       (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = s.customer_code AND r.order_date <@ %5$L::daterange)'
                '     ELSE GREATEST(s.last_order, d.added_last) END'
-               '   FROM d WHERE s.customer_code = d.customer_code RETURNING s.customer_code)'
+               '   FROM d WHERE s.customer_code = d.customer_code)'
                ' INSERT INTO %1$s (customer_code, %8$s, last_order)'
                ' SELECT d.customer_code, d.orders, d.total, d.spend_orders,'
                '   CASE WHEN d.spend_orders > 0 THEN d.spend END, d.low_tickets,'
@@ -3631,9 +3649,12 @@ BEGIN
                '   CASE WHEN d.removed_last >= d.added_last THEN'
                '   (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = d.customer_code AND r.order_date <@ %5$L::daterange)'
                '   ELSE d.added_last END'
-               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.customer_code = d.customer_code)',
-               state, customer_analytics._campaign_state_aggregates(c, true), dirty, since,
-               customer_analytics._campaign_data_window(c), NULL,
+               -- new customers: those the state had no row for (this
+               -- statement's snapshot does not see the UPDATE above); a
+               -- probe of the state's key, whatever the estimates say
+               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
+               state, customer_analytics._campaign_state_aggregates(true), dirty, since,
+               customer_analytics._campaign_data_window(c), customer_analytics._campaign_state_flags(c, true),
                customer_analytics._rollup_table(r.id), customer_analytics._campaign_state_columns()),
         format('DELETE FROM %s s USING pg_temp.customer_analytics_changed k WHERE s.customer_code = k.customer_code AND s.orders <= 0',
                state),
@@ -3652,10 +3673,11 @@ BEGIN
                month_state),
         format('WITH adjusted AS (UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
                ' orders = m.orders + d.orders'
-               ' FROM (SELECT x.customer_code, date_trunc(''month'', x.order_date)::date AS month,'
-               '              sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
-               '       FROM %2$s x'
-               '      WHERE x.sign IS NOT NULL AND %4$s AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) d'
+               ' FROM (SELECT g.customer_code COLLATE "default" AS customer_code, g.month, g.revenue, g.orders'
+               '       FROM (SELECT x.customer_code COLLATE "C" AS customer_code, date_trunc(''month'', x.order_date)::date AS month,'
+               '                    sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
+               '             FROM %2$s x'
+               '            WHERE x.sign IS NOT NULL AND %4$s AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) g) d'
                ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
                ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
                ' ON CONFLICT DO NOTHING',

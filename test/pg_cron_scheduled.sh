@@ -137,10 +137,11 @@ check "a reader there sees the schedule, its runner, a next run ahead and the su
 notice=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -c "DROP EXTENSION customer_analytics CASCADE" 2>&1)
 check "DROP EXTENSION there names the dispatcher job to unschedule in pg_cron's database" \
     "$(grep -c "SELECT cron.unschedule('customer_analytics dispatcher ca_cron_elsewhere ca_cron_analyst');" <<<"$notice")" "1"
-# another role with CREATE on that database plants a schema of the same
-# name with a procedure of the same name: the left-behind job, which runs
-# as the analyst, must not call it
-qe "GRANT CREATE ON DATABASE ca_cron_elsewhere TO ca_cron_other" >/dev/null
+# the extension's schema outlives DROP EXTENSION (it is not the
+# extension's member); once the DBA drops it too, another role with CREATE
+# on that database plants a schema of the same name with a procedure of the
+# same name: the left-behind job, which runs as the analyst, must not call it
+qe "DROP SCHEMA customer_analytics; GRANT CREATE ON DATABASE ca_cron_elsewhere TO ca_cron_other" >/dev/null
 "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -U ca_cron_other -c "
     CREATE SCHEMA customer_analytics; GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
     CREATE TABLE customer_analytics.planted (ran_as name); GRANT INSERT ON customer_analytics.planted TO PUBLIC;

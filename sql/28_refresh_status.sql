@@ -138,6 +138,10 @@ SELECT cron.schedule('my own job', '0 8 * * *', $$SELECT customer_analytics.refr
 RESET ROLE;
 SELECT customer_analytics._upgrade_cron_jobs() AS upgraded;
 SELECT jobname, command FROM cron.job ORDER BY jobname;
+-- and the update records such jobs as the definitions' schedules (st1's is
+-- recorded already; 'my own job' is no definition's)
+SELECT customer_analytics._record_existing_cron_jobs() AS recorded;
+SELECT kind, name, owner, schedule, runner, run_as, job_id IS NOT NULL AS has_job FROM customer_analytics.refresh_schedules ORDER BY name;
 SET ROLE ca_st_owner;
 SELECT cron.unschedule('my own job');
 RESET ROLE;

@@ -48,7 +48,8 @@ q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$1" -U postgres
 coord() { q $COORD_PORT "$1"; }
 
 started=true
-start_cluster coord $COORD_PORT "-c synchronous_commit=off" & pids=($!)
+CRON_SETTINGS="-c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c cron.use_background_workers=on -c max_worker_processes=16"
+start_cluster coord $COORD_PORT "-c synchronous_commit=off $CRON_SETTINGS" & pids=($!)
 for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" "-c synchronous_commit=off" & pids+=($!); done
 for p in "${pids[@]}"; do wait "$p" || started=false; done
 if ! $started; then
@@ -481,6 +482,80 @@ refresh c2
 check "after the misplaced rows are moved to their shard: incremental again" \
     "$(last_mode c2)" "incremental (1 changed customers from 3 shard rollups)"
 campaign_views_same "after a misplaced customer was moved to its shard"
+
+# what the refreshes of c2 took (refresh_history.duration_ms), scale 1
+echo "# refresh_campaign('c2') at scale 1 on the sharded source: $(coord "
+    SELECT string_agg(format('%s %s ms', mode, round(duration_ms)), '; ' ORDER BY id)
+      FROM customer_analytics.refresh_history WHERE name = 'c2' AND via = 'function' AND succeeded
+       AND (mode LIKE 'full (no incremental state yet)' OR mode LIKE 'incremental%')")"
+
+# dump and restore of the coordinator database: the campaign refreshes in the
+# restored database (in full once: the refresh state is not dumped), then
+# incrementally from the shards' changes
+mirror_write() {  # SHARD DB: the same change on shard SHARD and on DB's single-node tables
+    q "$(shard_port "$1")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 11 WHERE customer_code LIKE '%09' AND line_no = 2" >/dev/null
+    for db in $2; do
+        "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d "$db" -c "
+            UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal + 11 FROM cosmos_sync.sales_orders o
+             WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%09' AND l.line_no = 2
+               AND o.customer_code IN (SELECT customer_code FROM sharded.customers_$1)" >/dev/null
+    done
+}
+qr() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d restored -c "SET client_min_messages = warning" -c "$1"; }
+if "$PG_BIN/pg_dump" -Fc -h "$WORK" -p $COORD_PORT -U postgres -f "$WORK/coord.dump" postgres 2>"$WORK/dump.err" \
+   && "$PG_BIN/createdb" -h "$WORK" -p $COORD_PORT -U postgres restored \
+   && "$PG_BIN/pg_restore" -h "$WORK" -p $COORD_PORT -U postgres -d restored "$WORK/coord.dump" >"$WORK/restore.out" 2>&1; then
+    ok "pg_dump of the coordinator database, pg_restore into a new database (restored)"
+else
+    not_ok "pg_dump of the coordinator database, pg_restore into a new database" "$(head -5 "$WORK/dump.err" "$WORK/restore.out")"
+fi
+qr "SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" >/dev/null || not_ok "restored: refresh_campaign('c2')"
+check "restored: the first refresh is full (the refresh state is not dumped), and records the shards' snapshots" \
+    "$(qr "SELECT mode || ' ' || (SELECT count(*) FROM customer_analytics.campaign_refresh_state, jsonb_object_keys(shard_snapshots)
+                                   WHERE campaign = 'c2')
+             FROM customer_analytics.refresh_history WHERE name = 'c2' ORDER BY id DESC LIMIT 1")" \
+    "full (no incremental state yet) 3"
+mirror_write 3 "postgres restored"
+qr "SELECT count(*) FROM customer_analytics.refresh_campaign('c1'); SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" >/dev/null \
+    || not_ok "restored: refresh_campaign after a direct write on shard3"
+mode=$(qr "SELECT mode FROM customer_analytics.refresh_history WHERE name = 'c2' ORDER BY id DESC LIMIT 1")
+if [[ $mode =~ ^incremental\ \([1-9][0-9]*\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]]; then
+    ok "restored: after a direct write on shard3 the refresh is incremental ($mode)"
+else
+    not_ok "restored: after a direct write on shard3 the refresh is incremental" "$mode"
+fi
+for v in targets monthly monthly_long; do
+    check "restored: c2_$v equals the single node's c1_$v" \
+        "$(qr "SELECT (SELECT count(*) FROM (SELECT * FROM bi1.c1_$v EXCEPT ALL SELECT * FROM bi2.c2_$v) a)
+                    + (SELECT count(*) FROM (SELECT * FROM bi2.c2_$v EXCEPT ALL SELECT * FROM bi1.c1_$v) b)")" "0"
+done
+"$PG_BIN/dropdb" -h "$WORK" -p $COORD_PORT -U postgres restored || not_ok "dropdb restored"
+refresh c1
+refresh c2
+campaign_views_same "the original database, after the write made for the restored one"
+
+# a refresh scheduled with pg_cron on the coordinator (pg_cron schedules by
+# the minute: this waits for the next run, up to two minutes)
+if coord "CREATE EXTENSION pg_cron; SELECT customer_analytics.schedule_campaign_refresh('c2', '* * * * *')" >/dev/null; then
+    mirror_write 1 postgres
+    refresh c1
+    last=$(coord "SELECT COALESCE(max(id), 0) FROM customer_analytics.refresh_history")
+    for _ in $(seq 130); do
+        [ -n "$(coord "SELECT 1 FROM customer_analytics.refresh_history WHERE name = 'c2' AND via = 'scheduled' AND id > $last")" ] && break
+        sleep 1
+    done
+    mode=$(coord "SELECT succeeded || ' ' || mode FROM customer_analytics.refresh_history
+                   WHERE name = 'c2' AND via = 'scheduled' AND id > $last ORDER BY id LIMIT 1")
+    if [[ $mode =~ ^true\ incremental\ \([1-9][0-9]*\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]]; then
+        ok "a pg_cron job on the coordinator refreshed c2 from the shards' changes ($mode)"
+    else
+        not_ok "a pg_cron job on the coordinator refreshed c2 from the shards' changes" "got '$mode'"
+    fi
+    coord "SELECT customer_analytics.unschedule_campaign_refresh('c2')" >/dev/null
+    for v in targets monthly monthly_long; do views_same "after the scheduled refresh: c2_$v equals the single node's" bi1.c1_$v bi2.c2_$v; done
+else
+    not_ok "pg_cron on the coordinator: schedule_campaign_refresh('c2')"
+fi
 
 # a broken setup: shard 3 without the extensions option, lines of shard 2 on shard 1
 coord "ALTER SERVER shard3 OPTIONS (DROP extensions);

@@ -54,7 +54,8 @@ SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shar
 DROP TABLE "Shard X".rollup_changes;
 CREATE TABLE "Shard X".rollup_changes (customer_code text, xid xid8, generation bigint) PARTITION BY HASH (customer_code);
 SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
-ALTER TABLE "Shard X".rollup_changes ADD COLUMN rollup_state text, ADD COLUMN snapshot pg_snapshot, ADD COLUMN campaigns bigint;
+ALTER TABLE "Shard X".rollup_changes ADD COLUMN rollup_state text, ADD COLUMN snapshot pg_snapshot, ADD COLUMN campaigns bigint,
+    ADD COLUMN system_identifier bigint;
 CREATE FOREIGN TABLE "Shard X".rollup_changes_0 PARTITION OF "Shard X".rollup_changes FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER sx1;
 SELECT check_name, ok, detail, hint FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
 CREATE FOREIGN TABLE "Shard X".rollup_changes_1 PARTITION OF "Shard X".rollup_changes FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER sx2;
@@ -167,9 +168,10 @@ SELECT customer_code, xid IS NULL AS status, generation, rollup_state, snapshot 
 SET client_min_messages = warning;
 SELECT rollup_rows > 0 AS rollup_enabled FROM customer_analytics.enable_rollup('rcx');
 RESET client_min_messages;
--- the snapshot is the caller's
+-- the snapshot is the caller's, the system identifier this cluster's
 SELECT customer_code, xid IS NULL AS status, generation IS NOT NULL AS has_generation, rollup_state,
-       snapshot::text = pg_current_snapshot()::text AS callers_snapshot, campaigns
+       snapshot::text = pg_current_snapshot()::text AS callers_snapshot, campaigns,
+       system_identifier = (SELECT c.system_identifier FROM pg_control_system() c) AS this_cluster
   FROM customer_analytics.rollup_changes('rcx');
 UPDATE rcx.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
  WHERE (order_type, order_number) = (SELECT order_type, order_number FROM rcx.sales_orders ORDER BY 1, 2 LIMIT 1);

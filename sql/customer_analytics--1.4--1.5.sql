@@ -3019,7 +3019,7 @@ ALTER TABLE campaign_refresh_state
 COMMENT ON COLUMN campaign_refresh_state.state_snapshot IS
 'the snapshot the campaign''s per-customer state tables are exact as of (NULL: no state)';
 COMMENT ON COLUMN campaign_refresh_state.shard_snapshots IS
-'sharded source with per-shard rollups: {"<server>": {"generation": g, "snapshot": "<the shard''s pg_snapshot>"}}, what the views reflect on each shard (NULL: none)';
+'sharded source with per-shard rollups: {"<server>": {"generation": g, "snapshot": "<the shard''s pg_snapshot>", "system_identifier": "<its cluster''s>"}}, what the views reflect on each shard (NULL: none)';
 
 -- Forget the dirty rows every campaign of the source has seen: in the
 -- snapshot of its views and, when it keeps state, of its state.
@@ -3618,11 +3618,13 @@ BEGIN
                           JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE i.inhparent = c.oid) AS servers,
                        CASE WHEN c.oid IS NULL THEN NULL
                             WHEN c.relkind <> 'p' THEN 'not a partitioned table'
-                            WHEN EXISTS (SELECT 1 FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns']) x(col)
+                            WHEN EXISTS (SELECT 1 FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
+                                                                  'system_identifier']) x(col)
                                           WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
                                                                AND a.attnum > 0 AND NOT a.attisdropped))
                             THEN 'lacks ' || (SELECT string_agg(x.col, ', ' ORDER BY x.n)
-                                                FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns'])
+                                                FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
+                                                                  'system_identifier'])
                                                      WITH ORDINALITY x(col, n)
                                                WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
                                                                     AND a.attnum > 0 AND NOT a.attisdropped))
@@ -3663,12 +3665,14 @@ COMMENT ON FUNCTION check_sharded_source IS
 -- On a shard: one status row (customer_code and xid NULL): the rollup's
 -- generation, 'current' or why it cannot be followed, this transaction's
 -- snapshot, how many campaigns of this server read the source (their
--- refreshes prune the recorded changes); then, when the rollup is current,
+-- refreshes prune the recorded changes), the cluster's system identifier
+-- (transaction ids are only comparable within one cluster); then, when the
+-- rollup is current,
 -- every recorded change (the customer, the writing transaction's id;
 -- customer_code NULL: a TRUNCATE).
 CREATE FUNCTION rollup_changes(source_schema text DEFAULT NULL)
 RETURNS TABLE (customer_code text, xid xid8, generation bigint, rollup_state text,
-               snapshot pg_snapshot, campaigns bigint)
+               snapshot pg_snapshot, campaigns bigint, system_identifier bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     src text := customer_analytics._source_schema(source_schema);
@@ -3681,10 +3685,11 @@ BEGIN
         why := 'no SELECT privilege on ' || customer_analytics._rollup_dirty_table(r.id);
     END IF;
     RETURN QUERY SELECT NULL::text, NULL::xid8, r.generation, COALESCE(why, 'current'), pg_current_snapshot(),
-                        (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = src);
+                        (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = src),
+                        (SELECT x.system_identifier FROM pg_control_system() x);
     IF why IS NULL THEN
-        RETURN QUERY EXECUTE format('SELECT x.customer_code, x.xid, NULL::bigint, NULL::text, NULL::pg_snapshot, NULL::bigint'
-                                    ' FROM %s x', customer_analytics._rollup_dirty_table(r.id));
+        RETURN QUERY EXECUTE format('SELECT x.customer_code, x.xid, NULL::bigint, NULL::text, NULL::pg_snapshot, NULL::bigint,'
+                                    ' NULL::bigint FROM %s x', customer_analytics._rollup_dirty_table(r.id));
     END IF;
 END $$;
 COMMENT ON FUNCTION rollup_changes(text) IS
@@ -3802,8 +3807,8 @@ BEGIN
             snapshots := NULL;
             CONTINUE;
         END IF;
-        EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns FROM %s x WHERE x.xid IS NULL',
-                       sh.changes) INTO st;
+        EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns, x.system_identifier'
+                       ' FROM %s x WHERE x.xid IS NULL', sh.changes) INTO st;
         IF st.rollup_state IS DISTINCT FROM 'current' THEN
             shard_reason := COALESCE(shard_reason, format('server %s: %s', sh.server, COALESCE(st.rollup_state, 'no status row')));
             snapshots := NULL;
@@ -3813,12 +3818,18 @@ BEGIN
             snapshots := NULL;
         ELSE
             snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st.generation,
-                                                                                       'snapshot', st.snapshot));
+                                                                                       'snapshot', st.snapshot,
+                                                                                       'system_identifier', st.system_identifier::text));
             old := s.shard_snapshots -> sh.server;
             IF usable AND old IS NULL THEN
                 reason := COALESCE(reason, format('server %s is new to the campaign', sh.server));
             ELSIF usable AND (old ->> 'generation')::bigint IS DISTINCT FROM st.generation THEN
                 reason := COALESCE(reason, format('the rollup on server %s was rebuilt', sh.server));
+            ELSIF usable AND ((old ->> 'system_identifier') IS DISTINCT FROM st.system_identifier::text
+                              OR pg_snapshot_xmax((old ->> 'snapshot')::pg_snapshot) > pg_snapshot_xmax(st.snapshot::pg_snapshot)) THEN
+                -- a restored or replaced shard: its transaction ids do not
+                -- continue the ones the snapshot was taken among
+                reason := COALESCE(reason, format('server %s is another cluster or went back in time (restored?)', sh.server));
             ELSIF usable THEN
                 -- the changes its snapshot then did not see
                 EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FILTER (WHERE x.customer_code IS NOT NULL),'

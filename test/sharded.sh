@@ -286,7 +286,7 @@ fi
 # per-shard rollups: each shard keeps the rollup of its cosmos_sync and
 # exposes its changes; the coordinator reads them through sharded.rollup_changes
 RC_DDL="CREATE TABLE sharded.rollup_changes (customer_code text, xid xid8, generation bigint, rollup_state text,
-    snapshot pg_snapshot, campaigns bigint) PARTITION BY HASH (customer_code);"
+    snapshot pg_snapshot, campaigns bigint, system_identifier bigint) PARTITION BY HASH (customer_code);"
 for s in "${SHARDS[@]}"; do
     q "$(shard_port "$s")" "SELECT count(*) FROM customer_analytics.enable_rollup('cosmos_sync');
         CREATE VIEW cosmos_sync.rollup_changes AS SELECT * FROM customer_analytics.rollup_changes('cosmos_sync');" >/dev/null \
@@ -412,6 +412,21 @@ refresh c2
 refresh c2
 check "after rebuild_rollup on that shard: full once, then incremental" \
     "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
+
+# a shard that is not the cluster the snapshots were taken on (restored from
+# a dump into another cluster, or from a backup, behind the snapshot): full
+coord "UPDATE customer_analytics.campaign_refresh_state
+          SET shard_snapshots = jsonb_set(shard_snapshots, '{shard1,system_identifier}', '\"1\"') WHERE campaign = 'c2'" >/dev/null
+refresh c2
+check "a shard whose system identifier differs from the recorded one: full, saying why" \
+    "$(last_mode c2)" "full (server shard1 is another cluster or went back in time (restored?))"
+coord "UPDATE customer_analytics.campaign_refresh_state
+          SET shard_snapshots = jsonb_set(shard_snapshots, '{shard2,snapshot}', '\"99999999:99999999:\"') WHERE campaign = 'c2'" >/dev/null
+refresh c2
+check "a shard whose transaction ids are behind the recorded snapshot: full, saying why" \
+    "$(last_mode c2)" "full (server shard2 is another cluster or went back in time (restored?))"
+refresh c2
+check "... and incremental again at the next refresh" "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
 
 # customers moving between shards.  Done right (each row deleted on its old
 # shard and inserted through the coordinator's partitioned table, which

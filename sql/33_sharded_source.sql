@@ -46,6 +46,20 @@ CREATE FOREIGN TABLE "Shard X".totals_0 PARTITION OF "Shard X".order_totals FOR 
 SELECT check_name, ok, replace(detail, 'for ' || current_user, 'for CURRENT_USER') AS detail,
        replace(hint, 'FOR ' || quote_ident(current_user), 'FOR CURRENT_USER') AS hint
   FROM customer_analytics.check_sharded_source('Shard X');
+-- per-shard rollups: rollup_changes, when present, must be partitioned,
+-- have the columns of rollup_changes() and a partition on every customers'
+-- server
+CREATE TABLE "Shard X".rollup_changes (customer_code text, xid xid8);
+SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
+DROP TABLE "Shard X".rollup_changes;
+CREATE TABLE "Shard X".rollup_changes (customer_code text, xid xid8, generation bigint) PARTITION BY HASH (customer_code);
+SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
+ALTER TABLE "Shard X".rollup_changes ADD COLUMN rollup_state text, ADD COLUMN snapshot pg_snapshot, ADD COLUMN campaigns bigint,
+    ADD COLUMN system_identifier bigint;
+CREATE FOREIGN TABLE "Shard X".rollup_changes_0 PARTITION OF "Shard X".rollup_changes FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER sx1;
+SELECT check_name, ok, detail, hint FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
+CREATE FOREIGN TABLE "Shard X".rollup_changes_1 PARTITION OF "Shard X".rollup_changes FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER sx2;
+SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
 -- the pushdown switched off is reported
 SET customer_analytics.shard_pushdown = off;
 SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'pushdown';
@@ -139,4 +153,35 @@ SELECT pg_temp.differ($$customer_analytics.target_customers(source_schema => 'fx
                       $$customer_analytics.target_customers(source_schema => 'fxp')$$) AS rows_differing;
 RESET customer_analytics.shard_pushdown;
 DROP SCHEMA fxp CASCADE;
+
+-- rollup_changes(), what a shard exposes of its rollup: a status row
+-- (customer_code and xid NULL), then the changes its triggers recorded
+CREATE SCHEMA rcx;
+CREATE TABLE rcx.customers (LIKE fx.customers INCLUDING ALL);
+CREATE TABLE rcx.sales_orders (LIKE fx.sales_orders INCLUDING ALL);
+CREATE TABLE rcx.sales_order_lines (LIKE fx.sales_order_lines INCLUDING ALL);
+INSERT INTO rcx.customers SELECT * FROM fx.customers;
+INSERT INTO rcx.sales_orders SELECT * FROM fx.sales_orders;
+INSERT INTO rcx.sales_order_lines SELECT * FROM fx.sales_order_lines;
+SELECT customer_code, xid IS NULL AS status, generation, rollup_state, snapshot IS NOT NULL AS has_snapshot, campaigns
+  FROM customer_analytics.rollup_changes('rcx');
+SET client_min_messages = warning;
+SELECT rollup_rows > 0 AS rollup_enabled FROM customer_analytics.enable_rollup('rcx');
+RESET client_min_messages;
+-- the snapshot is the caller's, the system identifier this cluster's
+SELECT customer_code, xid IS NULL AS status, generation IS NOT NULL AS has_generation, rollup_state,
+       snapshot::text = pg_current_snapshot()::text AS callers_snapshot, campaigns,
+       system_identifier = (SELECT c.system_identifier FROM pg_control_system() c) AS this_cluster
+  FROM customer_analytics.rollup_changes('rcx');
+UPDATE rcx.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
+ WHERE (order_type, order_number) = (SELECT order_type, order_number FROM rcx.sales_orders ORDER BY 1, 2 LIMIT 1);
+-- the order's customer, once per recorded row (the old and the new one)
+SELECT x.customer_code, x.xid IS NULL AS status, count(*)
+  FROM customer_analytics.rollup_changes('rcx') x GROUP BY 1, 2 ORDER BY 1;
+SET client_min_messages = warning;
+SELECT count(*) FROM customer_analytics.disable_rollup('rcx');
+RESET client_min_messages;
+SELECT customer_code, xid IS NULL AS status, rollup_state FROM customer_analytics.rollup_changes('rcx');
+SELECT customer_analytics.drop_rollup('rcx');
+DROP SCHEMA rcx CASCADE;
 DROP EXTENSION postgres_fdw;

@@ -2516,6 +2516,7 @@ DECLARE
     cols record;
     rebuild boolean := false;
     rollup_usable boolean;
+    old_columns text;
 BEGIN
     IF refresh_campaign.concurrently IS NULL THEN
         RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
@@ -2535,6 +2536,7 @@ BEGIN
     IF c.rolling IS NOT NULL THEN
         cols := customer_analytics._sheet_columns(c);
         rebuild := cols.current_columns IS DISTINCT FROM cols.wanted_columns;
+        old_columns := cols.current_columns;
         IF rebuild AND customer_analytics._sheet_dependents(c) IS NOT NULL THEN
             -- refuse before any work
             PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
@@ -2547,6 +2549,11 @@ BEGIN
     rollup_usable := r IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL;
     resolved := customer_analytics._campaign_resolved(c);
     SELECT * INTO s FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
+    -- a coordinator schema with per-shard rollups: from the shards' changes
+    IF r IS NULL AND to_regclass(format('%I.rollup_changes', c.source_schema)) IS NOT NULL THEN
+        RETURN customer_analytics._refresh_sharded_campaign(c, resolved, s, refresh_campaign.concurrently, started,
+                                                             rebuild, old_columns);
+    END IF;
 
     -- from the order changes when the state allows (readers never wait:
     -- rows are replaced in place), else the views are recomputed
@@ -3337,9 +3344,12 @@ END $$;
 ALTER TABLE campaign_refresh_state
     ADD COLUMN state_table oid,             -- <name>_state when the campaign keeps per-customer state
     ADD COLUMN month_state_table oid,       -- <name>_month_state
-    ADD COLUMN state_snapshot pg_snapshot;  -- what both tables are exact as of
+    ADD COLUMN state_snapshot pg_snapshot,  -- what both tables are exact as of
+    ADD COLUMN shard_snapshots jsonb;       -- sharded source: per shard server, what the views reflect
 COMMENT ON COLUMN campaign_refresh_state.state_snapshot IS
 'the snapshot the campaign''s per-customer state tables are exact as of (NULL: no state)';
+COMMENT ON COLUMN campaign_refresh_state.shard_snapshots IS
+'sharded source with per-shard rollups: {"<server>": {"generation": g, "snapshot": "<the shard''s pg_snapshot>", "system_identifier": "<its cluster''s>"}}, what the views reflect on each shard (NULL: none)';
 
 -- Forget the dirty rows every campaign of the source has seen: in the
 -- snapshot of its views and, when it keeps state, of its state.
@@ -3719,6 +3729,9 @@ BEGIN
     IF to_regclass('pg_temp.customer_analytics_long_keys') IS NOT NULL THEN
         DROP TABLE pg_temp.customer_analytics_long_keys;
     END IF;
+    IF to_regclass('pg_temp.customer_analytics_months') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_months;
+    END IF;
 END $$;
 
 -- Drop a campaign's state tables (those that carry its marker).
@@ -3944,6 +3957,37 @@ BEGIN
                format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ''...'', password ''...'').', current_user, s.srvname)
           FROM servers s
         UNION ALL
+        SELECT 5, 0, 'per-shard rollups', rc.problem IS NULL,
+               CASE WHEN rc.problem IS NOT NULL THEN format('%I.rollup_changes: %s', schema_name, rc.problem)
+                    WHEN rc.relid IS NULL THEN format('no %I.rollup_changes: campaign refreshes recompute in full', schema_name)
+                    ELSE format('%I.rollup_changes on %s: campaign refreshes read each shard''s changes', schema_name, rc.servers) END,
+               'On each shard: SELECT customer_analytics.enable_rollup(''cosmos_sync''); CREATE VIEW cosmos_sync.rollup_changes AS '
+               'SELECT * FROM customer_analytics.rollup_changes(''cosmos_sync''). Here: a table rollup_changes PARTITION BY HASH (customer_code) '
+               'with the customers'' bounds, each partition a foreign table over that view on the customers'' server (README, "Past one server").'
+          FROM (SELECT c.oid AS relid,
+                       (SELECT string_agg(DISTINCT s.srvname::text, ', ' ORDER BY s.srvname::text)
+                          FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                          JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE i.inhparent = c.oid) AS servers,
+                       CASE WHEN c.oid IS NULL THEN NULL
+                            WHEN c.relkind <> 'p' THEN 'not a partitioned table'
+                            WHEN EXISTS (SELECT 1 FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
+                                                                  'system_identifier']) x(col)
+                                          WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
+                                                               AND a.attnum > 0 AND NOT a.attisdropped))
+                            THEN 'lacks ' || (SELECT string_agg(x.col, ', ' ORDER BY x.n)
+                                                FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
+                                                                  'system_identifier'])
+                                                     WITH ORDINALITY x(col, n)
+                                               WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
+                                                                    AND a.attnum > 0 AND NOT a.attisdropped))
+                            ELSE (SELECT 'no partition on server ' || string_agg(DISTINCT p.srvname, ', ' ORDER BY p.srvname)
+                                    FROM parts p
+                                   WHERE p.ord = 1 AND p.srvid IS NOT NULL
+                                     AND p.srvid NOT IN (SELECT ft.ftserver FROM pg_inherits i
+                                                           JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                                                          WHERE i.inhparent = c.oid)) END AS problem
+                  FROM (SELECT 1) one LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = 'rollup_changes') rc
+        UNION ALL
         SELECT 5, 1, 'pushdown', pushdown,
                'customer_analytics.shard_pushdown is ' || CASE WHEN pushdown THEN 'on' ELSE 'off' END,
                'SET customer_analytics.shard_pushdown = on: with it off the functions read the sharded tables as on one server.'
@@ -3952,6 +3996,324 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION check_sharded_source IS
 'Check a coordinator schema sharded by customer_code over postgres_fdw (partitioning, co-location, foreign servers'' options, user mappings): one row per check, with a hint for each problem';
+
+-------------------------------------------------------------------------------
+-- Per-shard rollups (issue 14).  Each shard keeps the rollup of its own
+-- source schema (enable_rollup there) and exposes what its triggers recorded
+-- through rollup_changes(); a coordinator schema reads it through its table
+-- rollup_changes, hash-partitioned by customer_code like the other tables,
+-- one foreign partition per shard over a view of rollup_changes() there
+-- (README, "Past one server").  A campaign refresh on the coordinator then
+-- reads each shard's changes since that shard's snapshot (kept per server in
+-- campaign_refresh_state.shard_snapshots), recomputes only those customers
+-- (the per-customer work on the shards) and replaces their rows in place.
+-- Every read of one shard in a coordinator transaction goes through one
+-- postgres_fdw connection in a REPEATABLE READ remote transaction: the
+-- snapshot rollup_changes() reports is the one the recomputation reads the
+-- shard with, so a write committed there meanwhile is left to the next
+-- refresh, and recomputing a customer twice is harmless.
+-------------------------------------------------------------------------------
+
+-- On a shard: one status row (customer_code and xid NULL): the rollup's
+-- generation, 'current' or why it cannot be followed, this transaction's
+-- snapshot, how many campaigns of this server read the source (their
+-- refreshes prune the recorded changes), the cluster's system identifier
+-- (transaction ids are only comparable within one cluster); then, when the
+-- rollup is current,
+-- every recorded change (the customer, the writing transaction's id;
+-- customer_code NULL: a TRUNCATE).
+CREATE FUNCTION rollup_changes(source_schema text DEFAULT NULL)
+RETURNS TABLE (customer_code text, xid xid8, generation bigint, rollup_state text,
+               snapshot pg_snapshot, campaigns bigint, system_identifier bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    src text := customer_analytics._source_schema(source_schema);
+    r customer_analytics.rollups;
+    why text;
+BEGIN
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = src;
+    why := (customer_analytics._rollup_for_reading(src)).reason;
+    IF why IS NULL AND NOT has_table_privilege(customer_analytics._rollup_dirty_table(r.id), 'SELECT') THEN
+        why := 'no SELECT privilege on ' || customer_analytics._rollup_dirty_table(r.id);
+    END IF;
+    RETURN QUERY SELECT NULL::text, NULL::xid8, r.generation, COALESCE(why, 'current'), pg_current_snapshot(),
+                        (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = src),
+                        (SELECT x.system_identifier FROM pg_control_system() x);
+    IF why IS NULL THEN
+        RETURN QUERY EXECUTE format('SELECT x.customer_code, x.xid, NULL::bigint, NULL::text, NULL::pg_snapshot, NULL::bigint,'
+                                    ' NULL::bigint FROM %s x', customer_analytics._rollup_dirty_table(r.id));
+    END IF;
+END $$;
+COMMENT ON FUNCTION rollup_changes(text) IS
+'On a shard: the state of the source''s rollup and the customers its triggers recorded as changed, for a coordinator''s incremental campaign refresh (README, "Past one server")';
+
+-- The foreign partitions of a coordinator schema's rollup_changes, with
+-- their servers (none when the schema has no such table).
+CREATE FUNCTION _shard_rollups(source_schema text)
+RETURNS TABLE (changes regclass, server text, server_id oid)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT i.inhrelid::regclass, s.srvname::text, s.oid
+      FROM pg_inherits i
+      JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+      JOIN pg_foreign_server s ON s.oid = ft.ftserver
+     WHERE i.inhparent = to_regclass(format('%I.rollup_changes', source_schema))
+     ORDER BY s.srvname
+$$;
+
+-- The user mapping postgres_fdw uses for role on server srv (NULL: none).
+CREATE FUNCTION _shard_user_mapping(srv oid, role oid) RETURNS oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT m.umid FROM pg_user_mappings m WHERE m.srvid = srv AND m.umuser IN (role, 0)
+     ORDER BY m.umuser DESC LIMIT 1
+$$;
+
+-- Those of the customer codes a shard (server srv) reported as changed whose
+-- partition of the coordinator's customers is on another server: rows the
+-- shard holds that the coordinator's pushdown counts apart from the
+-- customer's other rows (a customer_code changed on the shard itself, or
+-- rows written on the wrong shard).
+CREATE FUNCTION _shard_misplaced(source_schema text, srv oid, codes text[]) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    customers regclass := to_regclass(format('%I.customers', source_schema));
+    keytype text;
+    misplaced text[];
+    part regclass;
+    found text[];
+    held text[] := '{}';
+BEGIN
+    SELECT format_type(a.atttypid, a.atttypmod) INTO keytype
+      FROM pg_attribute a WHERE a.attrelid = customers AND a.attname = 'customer_code' AND NOT a.attisdropped;
+    EXECUTE format('SELECT array_agg(x.code ORDER BY x.code) FROM unnest($1) x(code)'
+                   ' WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i'
+                   '   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid'
+                   '   JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = c.oid'
+                   '   CROSS JOIN LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),'
+                   '                                              ''modulus (\d+), remainder (\d+)'') b'
+                   '  WHERE i.inhparent = $2 AND ft.ftserver = $3'
+                   '    AND pg_catalog.satisfies_hash_partition($2, b[1]::int, b[2]::int, x.code::%s))', keytype)
+       INTO misplaced USING codes, customers, srv;
+    IF misplaced IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- of those, the ones the shard still holds (their rows deleted there
+    -- are the cure, not the problem)
+    FOR part IN SELECT i.inhrelid::regclass FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                 WHERE ft.ftserver = srv
+                   AND i.inhparent IN (customers, to_regclass(format('%I.sales_orders', source_schema))) LOOP
+        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code::text) FROM %s x WHERE x.customer_code::text = ANY ($1)', part)
+           INTO found USING misplaced;
+        held := held || COALESCE(found, '{}');
+    END LOOP;
+    RETURN ARRAY(SELECT DISTINCT x FROM unnest(held) x ORDER BY x);
+END $$;
+
+-- What changed on each shard since the campaign's views were computed:
+-- usable (else why the refresh is a full one), the changed customers, the
+-- shards, and every shard's snapshot and rollup generation now, for the
+-- refresh to record (NULL when some shard's changes cannot be followed).
+-- s is the campaign's refresh state (NULL: none).  The status of every
+-- shard is read even when the views are recomputed in full, and first:
+-- it fixes the snapshot the refresh then reads that shard with.
+CREATE FUNCTION _shard_changes(c campaigns, s campaign_refresh_state,
+                               OUT usable boolean, OUT reason text, OUT changed text[],
+                               OUT snapshots jsonb, OUT shards int)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'));
+    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
+    long regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long'));
+    owner oid := (SELECT relowner FROM pg_class WHERE oid = v);
+    sh record;
+    st record;
+    old jsonb;
+    codes text[];
+    truncated boolean;
+    misplaced text[];
+    shard_reason text;
+BEGIN
+    usable := true;
+    changed := '{}';
+    snapshots := '{}';
+    shards := 0;
+    IF s IS NULL OR s.shard_snapshots IS NULL THEN
+        reason := 'no incremental state yet';
+    ELSIF s.fingerprint <> customer_analytics._campaign_fingerprint(c) THEN
+        reason := 'the campaign changed';
+    ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
+        reason := 'the targets view was rebuilt or cannot be read';
+    ELSIF NOT customer_analytics._view_reusable(sheet, s.monthly_view) OR long IS NULL THEN
+        reason := 'the monthly views were rebuilt';
+    ELSIF EXISTS (SELECT 1 FROM jsonb_object_keys(s.shard_snapshots) k
+                   WHERE k NOT IN (SELECT x.server FROM customer_analytics._shard_rollups(c.source_schema) x)) THEN
+        reason := 'the shards changed';
+    END IF;
+    usable := reason IS NULL;
+    FOR sh IN SELECT * FROM customer_analytics._shard_rollups(c.source_schema) LOOP
+        shards := shards + 1;
+        -- the refresh's reads of a shard must share this read's connection
+        IF customer_analytics._shard_user_mapping(sh.server_id, (SELECT oid FROM pg_roles WHERE rolname = current_user))
+           IS DISTINCT FROM customer_analytics._shard_user_mapping(sh.server_id, owner) THEN
+            shard_reason := COALESCE(shard_reason, format('server %s: the views'' owner reaches it through another user mapping than %s',
+                                                          sh.server, current_user));
+            snapshots := NULL;
+            CONTINUE;
+        END IF;
+        EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns, x.system_identifier'
+                       ' FROM %s x WHERE x.xid IS NULL', sh.changes) INTO st;
+        IF st.rollup_state IS DISTINCT FROM 'current' THEN
+            shard_reason := COALESCE(shard_reason, format('server %s: %s', sh.server, COALESCE(st.rollup_state, 'no status row')));
+            snapshots := NULL;
+        ELSIF st.campaigns > 0 THEN
+            shard_reason := COALESCE(shard_reason, format('server %s has campaigns of its own on its rollup, whose refreshes prune its changes',
+                                                          sh.server));
+            snapshots := NULL;
+        ELSE
+            snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st.generation,
+                                                                                       'snapshot', st.snapshot,
+                                                                                       'system_identifier', st.system_identifier::text));
+            old := s.shard_snapshots -> sh.server;
+            IF usable AND old IS NULL THEN
+                reason := COALESCE(reason, format('server %s is new to the campaign', sh.server));
+            ELSIF usable AND (old ->> 'generation')::bigint IS DISTINCT FROM st.generation THEN
+                reason := COALESCE(reason, format('the rollup on server %s was rebuilt', sh.server));
+            ELSIF usable AND ((old ->> 'system_identifier') IS DISTINCT FROM st.system_identifier::text
+                              OR pg_snapshot_xmax((old ->> 'snapshot')::pg_snapshot) > pg_snapshot_xmax(st.snapshot::pg_snapshot)) THEN
+                -- a restored or replaced shard: its transaction ids do not
+                -- continue the ones the snapshot was taken among
+                reason := COALESCE(reason, format('server %s is another cluster or went back in time (restored?)', sh.server));
+            ELSIF usable THEN
+                -- the changes its snapshot then did not see
+                EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FILTER (WHERE x.customer_code IS NOT NULL),'
+                               ' COALESCE(bool_or(x.customer_code IS NULL), false) FROM %s x'
+                               ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
+                               ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)',
+                               sh.changes, old ->> 'snapshot', old ->> 'snapshot') INTO codes, truncated;
+                misplaced := customer_analytics._shard_misplaced(c.source_schema, sh.server_id, codes);
+                IF truncated THEN
+                    reason := COALESCE(reason, format('a source table was truncated on server %s', sh.server));
+                ELSIF cardinality(misplaced) > 0 THEN
+                    RAISE WARNING 'campaign "%": % customer(s) changed on server % whose customer_code belongs on another shard: %',
+                        c.name, cardinality(misplaced), sh.server, array_to_string(misplaced[1:5], ', ')
+                        USING HINT = 'Move a customer between shards by deleting its rows on the old shard and inserting them on the new one '
+                                     'in one transaction (an UPDATE of customer_code through the coordinator''s partitioned tables does that): '
+                                     'rows of one customer on two shards are counted apart (README, "Past one server").';
+                    reason := COALESCE(reason, format('customer %s changed on server %s, which does not hold its customer_code',
+                                                      misplaced[1], sh.server));
+                ELSE
+                    changed := changed || COALESCE(codes, '{}');
+                END IF;
+            END IF;
+            usable := reason IS NULL;
+        END IF;
+    END LOOP;
+    IF shards = 0 THEN
+        shard_reason := format('%I.rollup_changes has no foreign partitions', c.source_schema);
+        snapshots := NULL;
+    END IF;
+    reason := COALESCE(shard_reason, reason);
+    usable := reason IS NULL;
+    changed := CASE WHEN usable THEN ARRAY(SELECT DISTINCT x FROM unnest(changed) x ORDER BY x) END;
+END $$;
+
+-- Replace, in place, the rows of the changed customers in a campaign's
+-- three views with their rows recomputed from the sharded source (the
+-- per-customer work on the shards, one row per customer back), under the
+-- lock REFRESH ... CONCURRENTLY takes: readers go on reading, other
+-- refreshes of the views wait.  c has its windows resolved.
+CREATE FUNCTION _campaign_shard_apply(c campaigns, changed text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+    targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;
+    sheet regclass := format('%I.%I', c.view_schema, c.name || '_monthly')::regclass;
+    long regclass := format('%I.%I', c.view_schema, c.name || '_monthly_long')::regclass;
+BEGIN
+    PERFORM customer_analytics._matview_lock(targets);
+    PERFORM customer_analytics._matview_lock(sheet);
+    PERFORM customer_analytics._matview_lock(long);
+    IF cardinality(changed) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM customer_analytics._drop_delta_scratch();
+    EXECUTE format('CREATE TEMP TABLE customer_analytics_targets ON COMMIT DROP AS SELECT * FROM %s WITH NO DATA', targets);
+    EXECUTE 'INSERT INTO pg_temp.customer_analytics_targets SELECT * FROM customer_analytics.target_customers('
+            'routes => $1, spend_window => $2, min_spend => $3, low_ticket_window => $4, low_ticket_below => $5,'
+            ' min_low_tickets => $6, base_window => $7, recent_window => $8, decline_pct => $9,'
+            ' exclude_closed => $10, route_source => $11, source_schema => $12, customers => $13)'
+        USING c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
+              c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct,
+              c.exclude_closed, c.route_source, c.source_schema, changed;
+    EXECUTE 'CREATE TEMP TABLE customer_analytics_months ON COMMIT DROP AS'
+            ' SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t), $1, $2)'
+        USING c.revenue_window, c.source_schema;
+    PERFORM customer_analytics._matview_apply(targets, changed, 'SELECT * FROM pg_temp.customer_analytics_targets');
+    PERFORM customer_analytics._matview_apply(long, changed,
+        'SELECT m.customer_code, m.month, m.revenue, m.orders FROM pg_temp.customer_analytics_months m');
+    PERFORM customer_analytics._matview_apply(sheet, changed,
+        customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
+            '(SELECT m.customer_code, m.month, m.revenue FROM pg_temp.customer_analytics_months m)'));
+    PERFORM customer_analytics._drop_delta_scratch();
+END $$;
+
+-- refresh_campaign() of a campaign on a coordinator schema with per-shard
+-- rollups (a rollup_changes table): incremental from the shards' changes
+-- when they can be followed, else the views recomputed (CONCURRENTLY when
+-- asked), with every shard's snapshot recorded when each has a usable
+-- rollup.  The caller holds the refresh lock; c as stored, resolved with its
+-- windows resolved; rebuild: a rolling sheet's months moved (old_columns
+-- its columns).
+CREATE FUNCTION _refresh_sharded_campaign(c campaigns, resolved campaigns, s campaign_refresh_state,
+                                          concurrently boolean, started timestamptz,
+                                          rebuild boolean, old_columns text) RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sh record;
+    mode text;
+BEGIN
+    PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): reading the shards'' changes', c.name));
+    sh := customer_analytics._shard_changes(c, s);
+    IF rebuild AND sh.usable THEN
+        sh.usable := false;
+        sh.reason := 'the sheet''s months moved';
+    END IF;
+    IF sh.usable THEN
+        PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the changed customers', c.name));
+        PERFORM customer_analytics._campaign_shard_apply(resolved, sh.changed);
+        mode := format('incremental (%s changed customers from %s shard rollups)', cardinality(sh.changed), sh.shards);
+    ELSE
+        PERFORM customer_analytics._ensure_long_view(c);
+        IF rebuild THEN
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], _refresh_sharded_campaign.concurrently);
+            PERFORM customer_analytics._rebuild_sheet(c, old_columns);
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], _refresh_sharded_campaign.concurrently);
+        ELSE
+            PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name), _refresh_sharded_campaign.concurrently);
+        END IF;
+        mode := 'full (' || sh.reason || ')';
+    END IF;
+    PERFORM customer_analytics._forget_campaign_state(c);
+    IF sh.snapshots IS NOT NULL THEN
+        INSERT INTO customer_analytics.campaign_refresh_state AS x
+               (campaign, fingerprint, targets_view, generation, snapshot, monthly_view, shard_snapshots)
+        VALUES (c.name, customer_analytics._campaign_fingerprint(c),
+                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, 0, pg_current_snapshot(),
+                format('%I.%I', c.view_schema, c.name || '_monthly')::regclass, sh.snapshots)
+        ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
+            SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
+                generation = excluded.generation, snapshot = excluded.snapshot,
+                monthly_view = excluded.monthly_view, shard_snapshots = excluded.shard_snapshots;
+    ELSE
+        DELETE FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
+    END IF;
+    c := customer_analytics._record_refresh(c.name, started);
+    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
+    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
+        c.name, CASE WHEN sh.usable
+                     THEN format(' from the shards'' changes (%s changed customers, %s shards)', cardinality(sh.changed), sh.shards)
+                     ELSE CASE WHEN _refresh_sharded_campaign.concurrently THEN ' concurrently' ELSE '' END || ' in full (' || sh.reason || ')' END,
+        c.target_rows, c.monthly_rows;
+    RETURN c;
+END $$;
 
 -- Can the campaign's kept rows be reused (usable, else the reason), and
 -- which customers changed since the views' snapshot?  With list_changed

@@ -104,8 +104,8 @@ refuse_sharded_rollup(const SourceTables *src)
 							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(part)),
 														  get_rel_name(part)),
 							   tables[i]),
-					 errhint("Use the sharded schema without a rollup: campaign and segmentation refreshes then recompute in full, "
-							 "with the per-customer work pushed down to the shards (README, \"Past one server\").")));
+					 errhint("Enable the rollup on each shard instead, and give this schema a rollup_changes table over the shards' "
+							 "rollup_changes() (README, \"Past one server\"): campaign refreshes then read only what changed on each shard.")));
 		}
 	}
 }

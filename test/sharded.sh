@@ -19,10 +19,17 @@
 # are left alone; a campaign and a segmentation on each source have the same
 # views, built and refreshed after writes made directly on the shards, and a
 # reader is not blocked by a CONCURRENTLY refresh; enable_rollup() refuses
-# the sharded schema; check_sharded_source() is all ok here and names what a
-# broken setup lacks; a shard that is down gives an error naming it, fails
-# refresh_campaign without changing the views, and run_scheduled_refresh
-# records the failure.
+# the sharded schema.  Per-shard rollups (a rollup on each shard, read
+# through sharded.rollup_changes): the refresh of the sharded campaign is
+# incremental after direct writes of every kind on every shard, equal to the
+# single node's and to a fresh full build; a write committed on a shard
+# during a refresh is taken by the next one; a shard whose rollup is
+# disabled makes it full, saying why; a customer re-homed through the
+# coordinator is followed, one left on the wrong shard is warned about.
+# check_sharded_source() is all ok here and names what a broken setup lacks;
+# a shard that is down gives an error naming it, fails refresh_campaign
+# without changing the views or the shard snapshots, and
+# run_scheduled_refresh records the failure.
 # SHARDED_BEFORE=1 also times target_customers() and customer_features()
 # with the pushdown off.
 # Prints "ok - ..." / "not ok - ..." lines and "N passed, M failed".
@@ -41,7 +48,8 @@ q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$1" -U postgres
 coord() { q $COORD_PORT "$1"; }
 
 started=true
-start_cluster coord $COORD_PORT "-c synchronous_commit=off" & pids=($!)
+CRON_SETTINGS="-c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c cron.use_background_workers=on -c max_worker_processes=16"
+start_cluster coord $COORD_PORT "-c synchronous_commit=off $CRON_SETTINGS" & pids=($!)
 for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" "-c synchronous_commit=off" & pids+=($!); done
 for p in "${pids[@]}"; do wait "$p" || started=false; done
 if ! $started; then
@@ -118,7 +126,7 @@ ok "scale-1 demo data on the single node and sharded over three shards ($(( $(da
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
-    "0 failed of 28"
+    "0 failed of 29"
 coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
 
 # same NAME CALL: the call's rows over sharded equal those over cosmos_sync
@@ -275,6 +283,295 @@ else
     not_ok "enable_rollup() on the sharded schema: refused with 0A000 and a hint" "$err"
 fi
 
+# per-shard rollups: each shard keeps the rollup of its cosmos_sync and
+# exposes its changes; the coordinator reads them through sharded.rollup_changes
+RC_DDL="CREATE TABLE sharded.rollup_changes (customer_code text, xid xid8, generation bigint, rollup_state text,
+    snapshot pg_snapshot, campaigns bigint, system_identifier bigint) PARTITION BY HASH (customer_code);"
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "SELECT count(*) FROM customer_analytics.enable_rollup('cosmos_sync');
+        CREATE VIEW cosmos_sync.rollup_changes AS SELECT * FROM customer_analytics.rollup_changes('cosmos_sync');" >/dev/null \
+        || not_ok "shard$s: enable_rollup and the rollup_changes view"
+    RC_DDL+="
+CREATE FOREIGN TABLE sharded.rollup_changes_$s PARTITION OF sharded.rollup_changes FOR VALUES WITH (MODULUS 3, REMAINDER $((s - 1)))
+    SERVER shard$s OPTIONS (schema_name 'cosmos_sync', table_name 'rollup_changes');"
+done
+coord "$RC_DDL" || not_ok "coordinator: sharded.rollup_changes over the shards' rollup_changes views"
+check "check_sharded_source(): the per-shard rollups" \
+    "$(coord "SELECT ok || ' ' || detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name = 'per-shard rollups'")" \
+    "true sharded.rollup_changes on shard1, shard2, shard3: campaign refreshes read each shard's changes"
+last_mode() { coord "SELECT mode FROM customer_analytics.refresh_history WHERE name = '$1' ORDER BY id DESC LIMIT 1"; }
+refresh() { coord "SELECT count(*) FROM customer_analytics.refresh_campaign('$1')" >/dev/null; }
+refresh c2
+check "first refresh with per-shard rollups: full, recording each shard's snapshot" \
+    "$(last_mode c2) $(coord "SELECT string_agg(k, ',' ORDER BY k) FROM customer_analytics.campaign_refresh_state, jsonb_object_keys(shard_snapshots) k WHERE campaign = 'c2'")" \
+    "full (no incremental state yet) shard1,shard2,shard3"
+refresh c2
+check "refresh with no change on any shard: incremental, nothing recomputed" \
+    "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
+
+# campaign_views_same WHEN: c2 (sharded) equals c1 (single node) and c3, a
+# fresh full build on the sharded source (rebuilt each time)
+campaign_views_same() {
+    coord "SELECT customer_analytics.drop_campaign('c3') FROM customer_analytics.campaigns WHERE name = 'c3';
+           SELECT count(*) FROM customer_analytics.create_campaign('c3', 'bi3', source_schema => 'sharded')" >/dev/null \
+        || not_ok "$1: a fresh campaign c3 on the sharded source"
+    for v in targets monthly monthly_long; do
+        views_same "$1: c2_$v equals the single node's" bi1.c1_$v bi2.c2_$v
+        views_same "$1: c2_$v equals a fresh full build (c3)" bi3.c3_$v bi2.c2_$v
+    done
+}
+coord "CREATE SCHEMA bi3" >/dev/null
+
+# direct writes on every shard, of every kind, and the same on the single node
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "
+        UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 700 WHERE customer_code LIKE '%1' AND line_no = 1;
+        INSERT INTO cosmos_sync.sales_orders
+            SELECT 'ZN', 'NEW' || customer_code, customer_code, delivery_route, '20251020', 'Y'
+              FROM cosmos_sync.customers WHERE customer_code LIKE '%06';
+        INSERT INTO cosmos_sync.sales_order_lines
+            SELECT 'ZN', 'NEW' || customer_code, n, 'P' || n, n, 1500 * n, customer_code
+              FROM cosmos_sync.customers, generate_series(1, 2) n WHERE customer_code LIKE '%06';
+        DELETE FROM cosmos_sync.sales_order_lines WHERE (order_type, order_number) IN
+            (SELECT order_type, order_number FROM cosmos_sync.sales_orders WHERE customer_code LIKE '%2' AND order_date >= '20251101');
+        DELETE FROM cosmos_sync.sales_orders WHERE customer_code LIKE '%2' AND order_date >= '20251101';
+        UPDATE cosmos_sync.sales_orders SET order_date = '20250315' WHERE customer_code LIKE '%3' AND order_date LIKE '202510%';
+        UPDATE cosmos_sync.sales_orders SET confirmed_code = CASE WHEN confirmed_code = 'Y' THEN 'N' ELSE 'Y' END
+         WHERE customer_code LIKE '%4' AND order_date LIKE '202509%';
+        UPDATE cosmos_sync.customers SET delivery_route = 'K2' WHERE customer_code LIKE '%5' AND delivery_route = 'K1';" >/dev/null \
+        || not_ok "shard$s: direct writes"
+done
+coord "
+    UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal + 700 FROM cosmos_sync.sales_orders o
+     WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%1' AND l.line_no = 1;
+    INSERT INTO cosmos_sync.sales_orders
+        SELECT 'ZN', 'NEW' || customer_code, customer_code, delivery_route, '20251020', 'Y'
+          FROM cosmos_sync.customers WHERE customer_code LIKE '%06';
+    INSERT INTO cosmos_sync.sales_order_lines
+        SELECT 'ZN', 'NEW' || customer_code, n, 'P' || n, n, 1500 * n
+          FROM cosmos_sync.customers, generate_series(1, 2) n WHERE customer_code LIKE '%06';
+    DELETE FROM cosmos_sync.sales_order_lines WHERE (order_type, order_number) IN
+        (SELECT order_type, order_number FROM cosmos_sync.sales_orders WHERE customer_code LIKE '%2' AND order_date >= '20251101');
+    DELETE FROM cosmos_sync.sales_orders WHERE customer_code LIKE '%2' AND order_date >= '20251101';
+    UPDATE cosmos_sync.sales_orders SET order_date = '20250315' WHERE customer_code LIKE '%3' AND order_date LIKE '202510%';
+    UPDATE cosmos_sync.sales_orders SET confirmed_code = CASE WHEN confirmed_code = 'Y' THEN 'N' ELSE 'Y' END
+     WHERE customer_code LIKE '%4' AND order_date LIKE '202509%';
+    UPDATE cosmos_sync.customers SET delivery_route = 'K2' WHERE customer_code LIKE '%5' AND delivery_route = 'K1';" >/dev/null \
+    || not_ok "the same writes on the single node"
+refresh c1
+plan=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
+        -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+        -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_verbose = on" \
+        -c "SET client_min_messages = log" -c "SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" 2>&1)
+mode=$(last_mode c2)
+if [[ $mode =~ ^incremental\ \(([0-9]+)\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]] && [ "${BASH_REMATCH[1]}" -gt 0 ]; then
+    ok "refresh after direct writes on every shard (amounts, new orders, deleted orders, moved dates, confirmation flips, routes): $mode"
+else
+    not_ok "refresh after direct writes on every shard is incremental" "$mode"
+fi
+changed_expected=$(coord "SELECT count(DISTINCT customer_code) FROM cosmos_sync.customers WHERE customer_code ~ '(1|06|2|3|4|5)\$'")
+echo "#   (customers written: at most $changed_expected)"
+check "the shards' changes are read with the watermark pushed down (Remote SQL)" \
+    "$(grep -E 'Remote SQL: .*pg_visible_in_snapshot' <<<"$plan" | grep -c 'rollup_changes')" "3"
+echo "#   $(grep -E 'Remote SQL: .*pg_visible_in_snapshot' <<<"$plan" | head -1 | sed 's/^ *//')"
+# the recomputation reads the changed customers only: each shard's
+# order_totals joined to its customers, filtered by their codes (whether the
+# shard also aggregates them is the planner's choice, by its estimates)
+remote=$(grep -E "Remote SQL: .*FROM \(cosmos_sync.order_totals r[0-9]+ INNER JOIN cosmos_sync.customers r[0-9]+ .*customer_code::text = ANY \('\{" <<<"$plan")
+check "the changed customers are recomputed from the shards, only them (their codes in each shard's Remote SQL)" \
+    "$(grep -c . <<<"$remote")" "3"
+echo "#   $(head -1 <<<"$remote" | sed 's/^ *//' | cut -c1-400)..."
+campaign_views_same "after direct writes on every shard"
+
+# a write committed on a shard while a refresh is under way: left to the
+# next refresh, applied once
+q "$(shard_port 1)" "BEGIN; UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal * 2 WHERE customer_code LIKE '%8';
+                     SELECT pg_sleep(3); COMMIT;" >/dev/null &
+writer=$!
+sleep 1
+refresh c2
+mode1=$(last_mode c2)
+wait $writer || not_ok "the concurrent write on shard1"
+coord "UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal * 2 FROM cosmos_sync.sales_orders o
+        WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%8'
+          AND o.customer_code IN (SELECT customer_code FROM sharded.customers_1)" >/dev/null
+refresh c1
+refresh c2
+echo "#   a write on shard1 committed during a refresh: that refresh $mode1, the next $(last_mode c2)"
+campaign_views_same "a write committed on a shard during a refresh, after the next refresh"
+
+# a shard whose rollup is disabled: full, with the reason
+q "$(shard_port 3)" "SELECT count(*) FROM customer_analytics.disable_rollup('cosmos_sync')" >/dev/null
+refresh c2
+check "a shard whose rollup is disabled: the refresh is full, and says why" \
+    "$(last_mode c2 | sed 's/: customer_analytics.*/)/')" "full (server shard3: the rollup is disabled)"
+check "a shard whose rollup is disabled: no shard snapshots kept" \
+    "$(coord "SELECT count(*) FROM customer_analytics.campaign_refresh_state WHERE campaign = 'c2'")" "0"
+q "$(shard_port 3)" "SELECT count(*) FROM customer_analytics.rebuild_rollup('cosmos_sync')" >/dev/null
+refresh c2
+refresh c2
+check "after rebuild_rollup on that shard: full once, then incremental" \
+    "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
+
+# a shard that is not the cluster the snapshots were taken on (restored from
+# a dump into another cluster, or from a backup, behind the snapshot): full
+coord "UPDATE customer_analytics.campaign_refresh_state
+          SET shard_snapshots = jsonb_set(shard_snapshots, '{shard1,system_identifier}', '\"1\"') WHERE campaign = 'c2'" >/dev/null
+refresh c2
+check "a shard whose system identifier differs from the recorded one: full, saying why" \
+    "$(last_mode c2)" "full (server shard1 is another cluster or went back in time (restored?))"
+coord "UPDATE customer_analytics.campaign_refresh_state
+          SET shard_snapshots = jsonb_set(shard_snapshots, '{shard2,snapshot}', '\"99999999:99999999:\"') WHERE campaign = 'c2'" >/dev/null
+refresh c2
+check "a shard whose transaction ids are behind the recorded snapshot: full, saying why" \
+    "$(last_mode c2)" "full (server shard2 is another cluster or went back in time (restored?))"
+refresh c2
+check "... and incremental again at the next refresh" "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
+
+# customers moving between shards.  Done right (each row deleted on its old
+# shard and inserted through the coordinator's partitioned table, which
+# routes it to its new one, in one transaction): incremental, and exact.
+moved=$(coord "SELECT customer_code FROM sharded.customers_1 WHERE delivery_route = 'K1'
+                AND customer_code IN (SELECT customer_code FROM sharded.sales_orders) ORDER BY 1 LIMIT 1")
+newcode=$(coord "SELECT 'MV' || g FROM generate_series(1, 100) g
+                  WHERE satisfies_hash_partition('sharded.customers'::regclass, 3, 1, ('MV' || g)::varchar) ORDER BY g LIMIT 1")
+if coord "BEGIN;
+          WITH d AS (DELETE FROM sharded.customers WHERE customer_code = '$moved' RETURNING *)
+          INSERT INTO sharded.customers SELECT '$newcode', trade_name, delivery_route, shipping_address, closure_date, csm FROM d;
+          WITH d AS (DELETE FROM sharded.sales_orders WHERE customer_code = '$moved' RETURNING *)
+          INSERT INTO sharded.sales_orders SELECT order_type, order_number, '$newcode', delivery_route, order_date, confirmed_code FROM d;
+          WITH d AS (DELETE FROM sharded.sales_order_lines WHERE customer_code = '$moved' RETURNING *)
+          INSERT INTO sharded.sales_order_lines
+              SELECT order_type, order_number, line_no, product_code, quantity, pretax_subtotal, '$newcode' FROM d;
+          COMMIT;" >/dev/null 2>"$WORK/move.err"; then
+    ok "customer $moved re-homed as $newcode through the coordinator's tables (DELETE ... RETURNING, INSERT: shard1 to shard2)"
+else
+    not_ok "customer re-homed through the coordinator's tables" "$(cat "$WORK/move.err")"
+fi
+check "the re-homed customer's rows are on shard2 only" \
+    "$(coord "SELECT (SELECT count(*) FROM sharded.sales_orders_1 WHERE customer_code IN ('$moved', '$newcode'))
+                   || '/' || (SELECT count(*) > 0 FROM sharded.sales_orders_2 WHERE customer_code = '$newcode')")" "0/true"
+coord "UPDATE cosmos_sync.customers SET customer_code = '$newcode' WHERE customer_code = '$moved';
+       UPDATE cosmos_sync.sales_orders SET customer_code = '$newcode' WHERE customer_code = '$moved';" >/dev/null
+refresh c1
+refresh c2
+check "a customer re-homed through the coordinator: the refresh is incremental (its old and new code)" \
+    "$(last_mode c2)" "incremental (2 changed customers from 3 shard rollups)"
+campaign_views_same "after a customer moved between shards"
+
+# done wrong: an UPDATE of customer_code through the coordinator's tables.
+# postgres_fdw sends the UPDATE to the shard that holds the rows, which
+# changes them in place: they stay on a shard their new code does not hash
+# to.  Detected at the next refresh, with a WARNING, and recomputed in full.
+wrong=$(coord "SELECT customer_code FROM sharded.customers_2 WHERE delivery_route = 'PS'
+                AND customer_code IN (SELECT customer_code FROM sharded.sales_orders) ORDER BY 1 LIMIT 1")
+wrongcode=$(coord "SELECT 'WR' || g FROM generate_series(1, 100) g
+                    WHERE satisfies_hash_partition('sharded.customers'::regclass, 3, 0, ('WR' || g)::varchar) ORDER BY g LIMIT 1")
+coord "UPDATE sharded.customers SET customer_code = '$wrongcode' WHERE customer_code = '$wrong';
+       UPDATE sharded.sales_orders SET customer_code = '$wrongcode' WHERE customer_code = '$wrong';
+       UPDATE sharded.sales_order_lines SET customer_code = '$wrongcode' WHERE customer_code = '$wrong';" >/dev/null
+check "an UPDATE of customer_code through the coordinator leaves the rows on their old shard" \
+    "$(coord "SELECT count(*) > 0 FROM sharded.sales_orders_2 WHERE customer_code = '$wrongcode'")" "t"
+out=$("$PG_BIN/psql" -X -q -At -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
+      -c "SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" 2>&1)
+if grep -q "WARNING:  campaign \"c2\": 1 customer(s) changed on server shard2 whose customer_code belongs on another shard: $wrongcode" <<<"$out"; then
+    ok "a customer on a shard its customer_code does not hash to: refresh_campaign warns, naming it and the shard"
+else
+    not_ok "a customer on the wrong shard: refresh_campaign warns" "$out"
+fi
+check "... and recomputes in full, saying why" \
+    "$(last_mode c2)" "full (customer $wrongcode changed on server shard2, which does not hold its customer_code)"
+# repaired as the README says: the rows moved to their shard in one transaction
+coord "BEGIN;
+       INSERT INTO sharded.customers_1 SELECT * FROM sharded.customers_2 WHERE customer_code = '$wrongcode';
+       INSERT INTO sharded.sales_orders_1 SELECT * FROM sharded.sales_orders_2 WHERE customer_code = '$wrongcode';
+       INSERT INTO sharded.sales_order_lines_1 SELECT * FROM sharded.sales_order_lines_2 WHERE customer_code = '$wrongcode';
+       DELETE FROM sharded.sales_order_lines_2 WHERE customer_code = '$wrongcode';
+       DELETE FROM sharded.sales_orders_2 WHERE customer_code = '$wrongcode';
+       DELETE FROM sharded.customers_2 WHERE customer_code = '$wrongcode';
+       COMMIT;" >/dev/null || not_ok "the misplaced customer's rows moved to their shard"
+coord "UPDATE cosmos_sync.customers SET customer_code = '$wrongcode' WHERE customer_code = '$wrong';
+       UPDATE cosmos_sync.sales_orders SET customer_code = '$wrongcode' WHERE customer_code = '$wrong';" >/dev/null
+refresh c1
+refresh c2
+check "after the misplaced rows are moved to their shard: incremental again" \
+    "$(last_mode c2)" "incremental (1 changed customers from 3 shard rollups)"
+campaign_views_same "after a misplaced customer was moved to its shard"
+
+# what the refreshes of c2 took (refresh_history.duration_ms), scale 1
+echo "# refresh_campaign('c2') at scale 1 on the sharded source: $(coord "
+    SELECT string_agg(format('%s %s ms', mode, round(duration_ms)), '; ' ORDER BY id)
+      FROM customer_analytics.refresh_history WHERE name = 'c2' AND via = 'function' AND succeeded
+       AND (mode LIKE 'full (no incremental state yet)' OR mode LIKE 'incremental%')")"
+
+# dump and restore of the coordinator database: the campaign refreshes in the
+# restored database (in full once: the refresh state is not dumped), then
+# incrementally from the shards' changes
+mirror_write() {  # SHARD DB: the same change on shard SHARD and on DB's single-node tables
+    q "$(shard_port "$1")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 11 WHERE customer_code LIKE '%09' AND line_no = 2" >/dev/null
+    for db in $2; do
+        "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d "$db" -c "
+            UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal + 11 FROM cosmos_sync.sales_orders o
+             WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%09' AND l.line_no = 2
+               AND o.customer_code IN (SELECT customer_code FROM sharded.customers_$1)" >/dev/null
+    done
+}
+qr() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d restored -c "SET client_min_messages = warning" -c "$1"; }
+if "$PG_BIN/pg_dump" -Fc -h "$WORK" -p $COORD_PORT -U postgres -f "$WORK/coord.dump" postgres 2>"$WORK/dump.err" \
+   && "$PG_BIN/createdb" -h "$WORK" -p $COORD_PORT -U postgres restored \
+   && "$PG_BIN/pg_restore" -h "$WORK" -p $COORD_PORT -U postgres -d restored "$WORK/coord.dump" >"$WORK/restore.out" 2>&1; then
+    ok "pg_dump of the coordinator database, pg_restore into a new database (restored)"
+else
+    not_ok "pg_dump of the coordinator database, pg_restore into a new database" "$(head -5 "$WORK/dump.err" "$WORK/restore.out")"
+fi
+qr "SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" >/dev/null || not_ok "restored: refresh_campaign('c2')"
+check "restored: the first refresh is full (the refresh state is not dumped), and records the shards' snapshots" \
+    "$(qr "SELECT mode || ' ' || (SELECT count(*) FROM customer_analytics.campaign_refresh_state, jsonb_object_keys(shard_snapshots)
+                                   WHERE campaign = 'c2')
+             FROM customer_analytics.refresh_history WHERE name = 'c2' ORDER BY id DESC LIMIT 1")" \
+    "full (no incremental state yet) 3"
+mirror_write 3 "postgres restored"
+qr "SELECT count(*) FROM customer_analytics.refresh_campaign('c1'); SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" >/dev/null \
+    || not_ok "restored: refresh_campaign after a direct write on shard3"
+mode=$(qr "SELECT mode FROM customer_analytics.refresh_history WHERE name = 'c2' ORDER BY id DESC LIMIT 1")
+if [[ $mode =~ ^incremental\ \([1-9][0-9]*\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]]; then
+    ok "restored: after a direct write on shard3 the refresh is incremental ($mode)"
+else
+    not_ok "restored: after a direct write on shard3 the refresh is incremental" "$mode"
+fi
+for v in targets monthly monthly_long; do
+    check "restored: c2_$v equals the single node's c1_$v" \
+        "$(qr "SELECT (SELECT count(*) FROM (SELECT * FROM bi1.c1_$v EXCEPT ALL SELECT * FROM bi2.c2_$v) a)
+                    + (SELECT count(*) FROM (SELECT * FROM bi2.c2_$v EXCEPT ALL SELECT * FROM bi1.c1_$v) b)")" "0"
+done
+"$PG_BIN/dropdb" -h "$WORK" -p $COORD_PORT -U postgres restored || not_ok "dropdb restored"
+refresh c1
+refresh c2
+campaign_views_same "the original database, after the write made for the restored one"
+
+# a refresh scheduled with pg_cron on the coordinator (pg_cron schedules by
+# the minute: this waits for the next run, up to two minutes)
+if coord "CREATE EXTENSION pg_cron; SELECT customer_analytics.schedule_campaign_refresh('c2', '* * * * *')" >/dev/null; then
+    mirror_write 1 postgres
+    refresh c1
+    last=$(coord "SELECT COALESCE(max(id), 0) FROM customer_analytics.refresh_history")
+    for _ in $(seq 130); do
+        [ -n "$(coord "SELECT 1 FROM customer_analytics.refresh_history WHERE name = 'c2' AND via = 'scheduled' AND id > $last")" ] && break
+        sleep 1
+    done
+    mode=$(coord "SELECT succeeded || ' ' || mode FROM customer_analytics.refresh_history
+                   WHERE name = 'c2' AND via = 'scheduled' AND id > $last ORDER BY id LIMIT 1")
+    if [[ $mode =~ ^true\ incremental\ \([1-9][0-9]*\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]]; then
+        ok "a pg_cron job on the coordinator refreshed c2 from the shards' changes ($mode)"
+    else
+        not_ok "a pg_cron job on the coordinator refreshed c2 from the shards' changes" "got '$mode'"
+    fi
+    coord "SELECT customer_analytics.unschedule_campaign_refresh('c2')" >/dev/null
+    for v in targets monthly monthly_long; do views_same "after the scheduled refresh: c2_$v equals the single node's" bi1.c1_$v bi2.c2_$v; done
+else
+    not_ok "pg_cron on the coordinator: schedule_campaign_refresh('c2')"
+fi
+
 # a broken setup: shard 3 without the extensions option, lines of shard 2 on shard 1
 coord "ALTER SERVER shard3 OPTIONS (DROP extensions);
        ALTER TABLE sharded.sales_order_lines DETACH PARTITION sharded.sales_order_lines_2;
@@ -291,7 +588,9 @@ coord "DROP FOREIGN TABLE sharded.lines_misplaced;
 same "target_customers() with shard3's aggregates not shippable" "customer_analytics.target_customers(source_schema => '@')"
 coord "ALTER SERVER shard3 OPTIONS (ADD extensions 'customer_analytics')"
 
-# a shard that is down: an error naming it
+# a shard that is down: an error naming it; c2's refresh (incremental from
+# the per-shard rollups) fails at its first read of that shard
+marks=$(coord "SELECT shard_snapshots FROM customer_analytics.campaign_refresh_state WHERE campaign = 'c2'")
 as_pg "$PG_BIN/pg_ctl" -D "$WORK/shard2" -m fast -w stop >/dev/null
 err=$(coord "SELECT count(*) FROM customer_analytics.target_customers(source_schema => 'sharded')" 2>&1)
 if grep -q 'could not connect to server "shard2"' <<<"$err"; then
@@ -307,6 +606,8 @@ else
     not_ok "a shard that is down: refresh_campaign fails naming it" "$err"
 fi
 for v in targets monthly; do views_same "a shard that is down: c2_$v keeps its contents" bi1.c1_$v bi2.c2_$v; done
+check "a shard that is down: the campaign's shard snapshots are not advanced" \
+    "$(coord "SELECT shard_snapshots = '$marks'::jsonb FROM customer_analytics.campaign_refresh_state WHERE campaign = 'c2'")" "t"
 if coord "CALL customer_analytics.run_scheduled_refresh('campaign', 'c2')" >/dev/null 2>&1; then
     not_ok "a shard that is down: run_scheduled_refresh fails"
 else

@@ -4047,6 +4047,38 @@ END $$;
 COMMENT ON FUNCTION rollup_changes(text) IS
 'On a shard: the state of the source''s rollup and the customers its triggers recorded as changed, for a coordinator''s incremental campaign refresh (README, "Past one server")';
 
+-- Forget the order changes a rollup's triggers recorded.  Campaign
+-- refreshes on this server prune the changes they have applied; nothing
+-- prunes those a coordinator reads (per-shard rollups) or those of a
+-- rollup no campaign refreshes from, so without this they grow with every
+-- write.  Cheaper than rebuild_rollup (the rollup itself is kept), with
+-- the same effect on readers: a new generation, so every campaign that
+-- follows these changes, here or on a coordinator, refreshes in full once
+-- ("the rollup was rebuilt") and incrementally again after.  Owner only.
+-- Returns how many recorded changes were deleted.
+CREATE FUNCTION reset_rollup_changes(source_schema text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+    n bigint;
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    -- after the refreshes of this source's campaigns under way (they prune
+    -- these rows too); writers are not held up
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(r.source_schema));
+    UPDATE customer_analytics.rollups x SET generation = nextval('customer_analytics.rollup_generation_seq')
+     WHERE x.id = r.id;
+    -- changes committed after this statement's snapshot stay: they belong
+    -- to the new generation, whose readers start from a full refresh
+    EXECUTE format('DELETE FROM %s', customer_analytics._rollup_dirty_table(r.id));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RAISE NOTICE 'order rollup of "%": % recorded change(s) forgotten; campaigns that follow them refresh in full once',
+        r.source_schema, n;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION reset_rollup_changes(text) IS
+'Forget the order changes a rollup recorded (on a shard, nothing else prunes those a coordinator reads); campaigns that follow them refresh in full once';
+
 -- The foreign partitions of a coordinator schema's rollup_changes, with
 -- their servers (none when the schema has no such table).
 CREATE FUNCTION _shard_rollups(source_schema text)

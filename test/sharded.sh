@@ -413,6 +413,20 @@ refresh c2
 check "after rebuild_rollup on that shard: full once, then incremental" \
     "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
 
+# the shard's recorded changes (those of the writes above: nothing on the
+# coordinator prunes them) forgotten: a full refresh saying so, then
+# incremental again
+check "reset_rollup_changes on shard1 forgets its recorded changes" \
+    "$(q "$(shard_port 1)" "SELECT customer_analytics.reset_rollup_changes('cosmos_sync') > 0")
+$(q "$(shard_port 1)" "SELECT count(*) FROM cosmos_sync.rollup_changes WHERE xid IS NOT NULL")" "t
+0"
+refresh c2
+check "after reset_rollup_changes on shard1: the refresh is full, saying why" \
+    "$(last_mode c2)" "full (the rollup on server shard1 was rebuilt)"
+campaign_views_same "after reset_rollup_changes on shard1 and a full refresh"
+refresh c2
+check "... and incremental again at the next refresh" "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
+
 # a shard that is not the cluster the snapshots were taken on (restored from
 # a dump into another cluster, or from a backup, behind the snapshot): full
 coord "UPDATE customer_analytics.campaign_refresh_state

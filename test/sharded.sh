@@ -40,89 +40,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d /tmp/ca_sharded.XXXXXX)
 chown postgres: "$WORK"
 COORD_PORT=5600
-SHARDS=(1 2 3)
 source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sharded_setup.sh"
 trap 'stop_clusters coord shard1 shard2 shard3' EXIT
-shard_port() { echo $((COORD_PORT + $1)); }
-q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$1" -U postgres -d postgres -c "SET client_min_messages = warning" -c "$2"; }
-coord() { q $COORD_PORT "$1"; }
 
-started=true
 CRON_SETTINGS="-c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c cron.use_background_workers=on -c max_worker_processes=16"
-start_cluster coord $COORD_PORT "-c synchronous_commit=off $CRON_SETTINGS" & pids=($!)
-for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" "-c synchronous_commit=off" & pids+=($!); done
-for p in "${pids[@]}"; do wait "$p" || started=false; done
-if ! $started; then
-    not_ok "coordinator and three shard clusters started"; tail -5 "$WORK"/*.log 2>/dev/null; finish
-fi
-ok "coordinator and three shard clusters started (unix sockets in $WORK, ports $COORD_PORT-$((COORD_PORT + 3)))"
-
-# each shard: the extension, the ERP tables (lines with their order's
-# customer_code) and the order_totals view of the data contract
-SHARD_DDL="
-CREATE EXTENSION customer_analytics;
-CREATE SCHEMA cosmos_sync;
-CREATE TABLE cosmos_sync.customers (customer_code varchar(12), trade_name text, delivery_route varchar(4),
-    shipping_address text, closure_date varchar(8), csm varchar(8));
-CREATE INDEX ON cosmos_sync.customers (customer_code);
-CREATE TABLE cosmos_sync.sales_orders (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
-    customer_code varchar(12), delivery_route varchar(4), order_date varchar(8), confirmed_code char(1),
-    PRIMARY KEY (order_type, order_number));
-CREATE TABLE cosmos_sync.sales_order_lines (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
-    line_no int NOT NULL, product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2),
-    customer_code varchar(12), PRIMARY KEY (order_type, order_number, line_no));
-CREATE VIEW cosmos_sync.order_totals AS
-    SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
-           sum(l.pretax_subtotal) AS order_total, sum(l.quantity) AS quantity,
-           array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL) AS product_codes
-      FROM cosmos_sync.sales_orders o
-      LEFT JOIN cosmos_sync.sales_order_lines l ON l.order_type = o.order_type AND l.order_number = o.order_number
-     GROUP BY o.order_type, o.order_number, o.customer_code, o.delivery_route, o.order_date, o.confirmed_code;"
-for s in "${SHARDS[@]}"; do
-    q "$(shard_port "$s")" "$SHARD_DDL" || { not_ok "shard$s: extension, tables and order_totals view"; finish; }
-done
-ok "each shard: the extension, the ERP tables and the order_totals view"
-
-# the coordinator: the single-node data, and the same rows sharded
-t0=$(date +%s)
-"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
-    -v scale=1 -f "$ROOT/test/demo_data.sql" >/dev/null || { not_ok "scale-1 demo data on the coordinator"; finish; }
-COORD_DDL="CREATE EXTENSION customer_analytics; CREATE EXTENSION postgres_fdw; CREATE SCHEMA sharded;
-CREATE TABLE sharded.customers (customer_code varchar(12), trade_name text, delivery_route varchar(4),
-    shipping_address text, closure_date varchar(8), csm varchar(8)) PARTITION BY HASH (customer_code);
-CREATE TABLE sharded.sales_orders (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
-    customer_code varchar(12), delivery_route varchar(4), order_date varchar(8), confirmed_code char(1))
-    PARTITION BY HASH (customer_code);
-CREATE TABLE sharded.sales_order_lines (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
-    line_no int NOT NULL, product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2),
-    customer_code varchar(12)) PARTITION BY HASH (customer_code);
-CREATE TABLE sharded.order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
-    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric,
-    quantity numeric, product_codes text[]) PARTITION BY HASH (customer_code);"
-for s in "${SHARDS[@]}"; do
-    COORD_DDL+="
-CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
-    OPTIONS (host '$WORK', port '$(shard_port "$s")', dbname 'postgres', extensions 'customer_analytics',
-             use_remote_estimate 'true', async_capable 'true', fetch_size '10000', batch_size '1000');
-CREATE USER MAPPING FOR postgres SERVER shard$s OPTIONS (user 'postgres');"
-    for t in customers sales_orders sales_order_lines order_totals; do
-        COORD_DDL+="
-CREATE FOREIGN TABLE sharded.${t}_$s PARTITION OF sharded.$t FOR VALUES WITH (MODULUS 3, REMAINDER $((s - 1)))
-    SERVER shard$s OPTIONS (schema_name 'cosmos_sync', table_name '$t');"
-    done
-done
-coord "$COORD_DDL" || { not_ok "coordinator: servers, user mappings, partitioned foreign tables"; finish; }
-coord "INSERT INTO sharded.customers SELECT * FROM cosmos_sync.customers;
-       INSERT INTO sharded.sales_orders SELECT * FROM cosmos_sync.sales_orders;
-       INSERT INTO sharded.sales_order_lines
-         SELECT l.*, o.customer_code FROM cosmos_sync.sales_order_lines l
-           JOIN cosmos_sync.sales_orders o USING (order_type, order_number);" \
-    || { not_ok "scale-1 demo data sharded"; finish; }
-for s in "${SHARDS[@]}"; do q "$(shard_port "$s")" "ANALYZE" || not_ok "shard$s: ANALYZE"; done
-check "the same orders and lines on the shards as on the single node" \
-    "$(coord "SELECT (SELECT count(*) FROM sharded.sales_orders) || '/' || (SELECT sum(pretax_subtotal) FROM sharded.sales_order_lines)")" \
-    "$(coord "SELECT (SELECT count(*) FROM cosmos_sync.sales_orders) || '/' || (SELECT sum(l.pretax_subtotal) FROM cosmos_sync.sales_order_lines l JOIN cosmos_sync.sales_orders o USING (order_type, order_number))")"
-ok "scale-1 demo data on the single node and sharded over three shards ($(( $(date +%s) - t0 )) s)"
+sharded_start "$CRON_SETTINGS"
+sharded_load 1
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
@@ -154,13 +78,6 @@ same "customer_features(feature_window, as_of)" \
     "customer_analytics.customer_features('[2025-07-01,2025-10-01)', '2025-12-31', '@')"
 
 # the internal queries' plans, as auto_explain logs them to the client
-explain_call() {
-    "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
-        -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
-        -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_verbose = on" \
-        -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_timing = off" \
-        -c "SET client_min_messages = log" -c "SELECT count(*) FROM $1" 2>&1
-}
 plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
 remote=$(grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(' <<<"$plan")
 check "target_customers(): every shard runs targeting_stats grouped by customer (Remote SQL)" \
@@ -196,11 +113,6 @@ check "the caller's partitionwise settings are unchanged afterwards" \
               SELECT current_setting('enable_partitionwise_aggregate') || current_setting('enable_partitionwise_join')")" "offoff"
 
 # timings: best of three, EXPLAIN ANALYZE's execution time of one call
-time_call() {  # SETTINGS CALL [RUNS]
-    for _ in $(seq "${3:-3}"); do
-        coord "$1 EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) SELECT * FROM $2" | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p'
-    done | sort -n | head -1
-}
 for f in target_customers customer_features; do
     echo "# $f() at scale 1, best of 3: single node $(time_call "" "customer_analytics.$f()") ms," \
          "sharded $(time_call "" "customer_analytics.$f(source_schema => 'sharded')") ms"
@@ -285,17 +197,7 @@ fi
 
 # per-shard rollups: each shard keeps the rollup of its cosmos_sync and
 # exposes its changes; the coordinator reads them through sharded.rollup_changes
-RC_DDL="CREATE TABLE sharded.rollup_changes (customer_code text, xid xid8, generation bigint, rollup_state text,
-    snapshot pg_snapshot, campaigns bigint, system_identifier bigint) PARTITION BY HASH (customer_code);"
-for s in "${SHARDS[@]}"; do
-    q "$(shard_port "$s")" "SELECT count(*) FROM customer_analytics.enable_rollup('cosmos_sync');
-        CREATE VIEW cosmos_sync.rollup_changes AS SELECT * FROM customer_analytics.rollup_changes('cosmos_sync');" >/dev/null \
-        || not_ok "shard$s: enable_rollup and the rollup_changes view"
-    RC_DDL+="
-CREATE FOREIGN TABLE sharded.rollup_changes_$s PARTITION OF sharded.rollup_changes FOR VALUES WITH (MODULUS 3, REMAINDER $((s - 1)))
-    SERVER shard$s OPTIONS (schema_name 'cosmos_sync', table_name 'rollup_changes');"
-done
-coord "$RC_DDL" || not_ok "coordinator: sharded.rollup_changes over the shards' rollup_changes views"
+sharded_rollups
 check "check_sharded_source(): the per-shard rollups" \
     "$(coord "SELECT ok || ' ' || detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name = 'per-shard rollups'")" \
     "true sharded.rollup_changes on shard1, shard2, shard3: campaign refreshes read each shard's changes"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# bench/sharded.sh (run by make bench; SHARDED_SCALES, default "1"): the
+# functions over a source sharded by customer_code, on three shard clusters
+# and a coordinator on this machine (README, "Past one server"), against the
+# same data on the coordinator alone.  Prints, per scale, the best of RUNS
+# (default 3) execution times of each function one server / sharded (and,
+# at scales up to SHARDED_OFF_SCALE, default 1, sharded with the pushdown
+# off, as before 1.5), the rows the shards sent for target_customers()
+# against the customers on its routes, the Remote SQL that carries
+# targeting_stats, and a sharded campaign's full refresh against its
+# incremental refresh from the per-shard rollups after a direct write of
+# 0.1 % of the lines on every shard.  Not a test: nothing here asserts
+# timing.  Ports 5620-5623, unix sockets only.
+set -uo pipefail
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=${RUNS:-3}
+COORD_PORT=5620
+source "$ROOT/test/checks.sh"
+source "$ROOT/test/sharded_setup.sh"
+trap 'stop_clusters coord shard1 shard2 shard3' EXIT
+
+CALLS=("target_customers(@)|customer_analytics.target_customers(source_schema => '@')"
+       "targeting_funnel(@)|customer_analytics.targeting_funnel(source_schema => '@')"
+       "monthly_revenue(targets, @)|customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM public.bench_targets), source_schema => '@')"
+       "customer_features(@)|customer_analytics.customer_features(source_schema => '@')")
+table=()
+for scale in ${SHARDED_SCALES:-1}; do
+    WORK=$(mktemp -d /tmp/ca_bench_sharded.XXXXXX)
+    chown postgres: "$WORK"
+    echo "-- scale $scale: starting a coordinator and three shards, loading the demo data"
+    sharded_start "-c shared_buffers=2GB -c work_mem=64MB"
+    sharded_load "$scale" | grep -v '^ok - the same orders'
+    coord "ANALYZE; CREATE TABLE public.bench_targets AS SELECT customer_code FROM customer_analytics.target_customers()" >/dev/null
+    for c in "${CALLS[@]}"; do
+        label=${c%%|*}; call=${c#*|}
+        one=$(time_call "" "${call//@/cosmos_sync}" "$RUNS")
+        sharded=$(time_call "" "${call//@/sharded}" "$RUNS")
+        off="n/a"
+        if awk "BEGIN {exit !($scale <= ${SHARDED_OFF_SCALE:-1})}"; then
+            off=$(time_call "SET customer_analytics.shard_pushdown = off;" "${call//@/sharded}" 1)
+        fi
+        table+=("| $scale | ${label//@/source} | $one | $sharded | $off |")
+    done
+    plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
+    stats_plan=$(awk '/Query Text: .*targeting_stats/ {on = 1} /Query Text:/ && !/targeting_stats/ {on = 0} on' <<<"$plan")
+    fetched=$(grep -E 'Foreign Scan' <<<"$stats_plan" | grep -oE 'rows=[0-9]+ loops' | grep -oE '[0-9]+' | awk '{s += $1} END {print s}')
+    routes=$(coord "SELECT count(*) FROM cosmos_sync.customers WHERE delivery_route IN ('K1', 'K2', 'PS')")
+    echo "-- scale $scale: target_customers() sharded: the shards sent $fetched per-customer rows for $routes customers on the routes; Remote SQL (one shard):"
+    grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(' <<<"$plan" | head -1 | sed 's/^ */   /'
+    # a campaign on the sharded source: full, then incremental from the
+    # per-shard rollups after a direct write on every shard
+    coord "CREATE SCHEMA bench_bi; SELECT count(*) FROM customer_analytics.create_campaign('bs', 'bench_bi', source_schema => 'sharded')" >/dev/null
+    full=$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
+                  SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1")
+    sharded_rollups >/dev/null
+    coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs')" >/dev/null   # the shards' snapshots
+    for s in "${SHARDS[@]}"; do
+        q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
+                                 WHERE abs(hashtext(order_number)) % 1000 = 7" >/dev/null
+    done
+    incremental=$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
+                         SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1")
+    table+=("| $scale | refresh_campaign on the sharded source | | ${full%%,*} (full) | |")
+    table+=("| $scale | refresh_campaign after 0.1 % of the lines changed on the shards | | ${incremental%%,*} (${incremental#*, }) | |")
+    stop_clusters coord shard1 shard2 shard3
+done
+echo
+echo "## customer_analytics over three shards and a coordinator on one machine (best of $RUNS, ms)"
+echo
+echo "| scale | call | one server | sharded | sharded, pushdown off |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${table[@]}"

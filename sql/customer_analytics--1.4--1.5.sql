@@ -3961,22 +3961,38 @@ DECLARE
     lookup text := format('(SELECT %%s(r.order_date) FROM %s r WHERE r.customer_code = %%s AND r.order_date <@ %L::daterange)',
                           customer_analytics._rollup_table(r.id), s.feature_window);
 BEGIN
-    IF to_regclass('pg_temp.customer_analytics_seg_changed') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_seg_changed;
-    END IF;
+    PERFORM customer_analytics._drop_segmentation_scratch();
     CREATE TEMP TABLE customer_analytics_seg_changed (customer_code text PRIMARY KEY) ON COMMIT DROP;
+    -- the net change of lines per (customer, product code), and of each
+    -- changed customer's distinct codes
+    CREATE TEMP TABLE customer_analytics_seg_skus (customer_code text, product_code text, lines bigint,
+                                                   PRIMARY KEY (customer_code, product_code)) ON COMMIT DROP;
+    CREATE TEMP TABLE customer_analytics_seg_sku_counts (customer_code text PRIMARY KEY, skus bigint) ON COMMIT DROP;
     snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since), ARRAY[
         format('INSERT INTO pg_temp.customer_analytics_seg_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
                dirty, rows),
         'ANALYZE pg_temp.customer_analytics_seg_changed',
-        -- lines per product code, with their signs
-        format('INSERT INTO %s AS k (customer_code, product_code, lines)'
+        -- lines per product code, with their signs; a code whose count
+        -- reaches 0 leaves the customer's codes, a new one joins them
+        format('INSERT INTO pg_temp.customer_analytics_seg_skus'
                ' SELECT x.customer_code, p.code, sum(x.sign) FROM %s x, unnest(x.product_codes) p(code)'
-               ' WHERE %s AND p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(x.sign) <> 0'
+               ' WHERE %s AND p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(x.sign) <> 0', dirty, rows),
+        'ANALYZE pg_temp.customer_analytics_seg_skus',
+        format('INSERT INTO pg_temp.customer_analytics_seg_sku_counts'
+               ' SELECT z.customer_code, sum(CASE WHEN k.lines IS NULL THEN 1 WHEN k.lines + z.lines <= 0 THEN -1 ELSE 0 END)'
+               ' FROM pg_temp.customer_analytics_seg_skus z LEFT JOIN %s k'
+               ' ON k.customer_code = z.customer_code AND k.product_code = z.product_code'
+               ' GROUP BY 1 HAVING sum(CASE WHEN k.lines IS NULL THEN 1 WHEN k.lines + z.lines <= 0 THEN -1 ELSE 0 END) <> 0',
+               sku),
+        format('DELETE FROM %s k USING pg_temp.customer_analytics_seg_skus z'
+               ' WHERE k.customer_code = z.customer_code AND k.product_code = z.product_code AND k.lines + z.lines <= 0',
+               sku),
+        format('INSERT INTO %1$s AS k (customer_code, product_code, lines)'
+               ' SELECT z.customer_code, z.product_code, z.lines FROM pg_temp.customer_analytics_seg_skus z'
+               ' WHERE z.lines > 0 OR EXISTS (SELECT 1 FROM %1$s y'
+               '                               WHERE y.customer_code = z.customer_code AND y.product_code = z.product_code)'
                ' ON CONFLICT (customer_code, product_code) DO UPDATE SET lines = k.lines + excluded.lines',
-               sku, dirty, rows),
-        format('DELETE FROM %s k USING pg_temp.customer_analytics_seg_changed c'
-               ' WHERE k.customer_code = c.customer_code AND k.lines <= 0', sku),
+               sku),
         -- visits and sums adjusted; a sum is NULL again when no order has one
         format('WITH d AS (SELECT x.customer_code, sum(x.sign) AS visits, sum(x.sign * x.total) AS spend,'
                '   COALESCE(sum(x.sign) FILTER (WHERE x.total IS NOT NULL), 0) AS spend_orders,'
@@ -4010,9 +4026,8 @@ BEGIN
                state, dirty, rows,
                format(lookup, 'min', 's.customer_code'), format(lookup, 'max', 's.customer_code'),
                format(lookup, 'min', 'd.customer_code'), format(lookup, 'max', 'd.customer_code')),
-        format('UPDATE %s s SET skus = (SELECT count(*) FROM %s k WHERE k.customer_code = s.customer_code)'
-               ' FROM pg_temp.customer_analytics_seg_changed c WHERE s.customer_code = c.customer_code',
-               state, sku),
+        format('UPDATE %s s SET skus = s.skus + c.skus FROM pg_temp.customer_analytics_seg_sku_counts c'
+               ' WHERE s.customer_code = c.customer_code', state),
         format('DELETE FROM %s s USING pg_temp.customer_analytics_seg_changed c'
                ' WHERE s.customer_code = c.customer_code AND s.visits <= 0', state)]);
     IF snapshot IS NOT NULL THEN
@@ -4020,7 +4035,22 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
                        dirty, since, snapshot) INTO order_changes;
     END IF;
-    DROP TABLE pg_temp.customer_analytics_seg_changed;
+    PERFORM customer_analytics._drop_segmentation_scratch();
+END $$;
+
+-- Drop the segmentation delta refresh's temporary tables if this session has them.
+CREATE FUNCTION _drop_segmentation_scratch() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_temp.customer_analytics_seg_changed') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_seg_changed;
+    END IF;
+    IF to_regclass('pg_temp.customer_analytics_seg_skus') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_seg_skus;
+    END IF;
+    IF to_regclass('pg_temp.customer_analytics_seg_sku_counts') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_seg_sku_counts;
+    END IF;
 END $$;
 
 -- Bring a segmentation's feature state up to date for this refresh: from

@@ -2880,6 +2880,8 @@ BEGIN
                   HINT = 'Pick another segmentation name or view schema; customer_analytics never replaces relations it did not build.';
     END IF;
     -- the features once, into the feature state the four views then read
+    -- (under the refreshes' lock: the order changes are pruned meanwhile)
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
     PERFORM customer_analytics._segmentation_update_state(s);
     PERFORM customer_analytics._build_segmentation_views(s);
     PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);

@@ -97,7 +97,7 @@ SELECT customer_analytics.add_bi_views();
 SELECT customer_analytics.add_bi_views();
 SELECT has_table_privilege('ca_bv_other', 'bv.p29_targets_v', 'SELECT') AS regranted;
 
--- segmentations: four plain views (their owner also sees the two feature state tables)
+-- segmentations: four plain views
 SELECT name, member_rows FROM customer_analytics.create_segmentation('s29', 'bv', k => 2, segment => 'all', k_to => 3,
                                                   silhouette_sample => 0, readers => '{ca_bv_reader}',
                                                   source_schema => 'fx');

@@ -47,7 +47,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation_resolved(
         (SELECT x FROM customer_analytics.segmentations x WHERE x.name = seg));
-    st regclass := format('sd_bi.%I', seg || '_features_state')::regclass;
+    st regclass := to_regclass(format('sd_bi.%I', seg || '_features_state'));
     rs customer_analytics.segmentation_refresh_state;
     f bigint; m bigint; mo bigint; p bigint; e bigint; sdiff bigint;
 BEGIN
@@ -58,8 +58,8 @@ BEGIN
          WHERE customer_analytics._segment_filter(s.segment, cf.is_repeat);
     CREATE TEMP TABLE sd_model ON COMMIT DROP AS
         SELECT customer_analytics.kmeans_fit(features, s.k, s.options) AS model FROM sd_cf;
-    -- the features the state gives (n/a: no state kept)
-    IF rs.segmentation IS NOT NULL THEN
+    -- the features the state gives (n/a: no state kept beside the views)
+    IF rs.state_table = st THEN
     EXECUTE format('SELECT count(*) FROM ((SELECT x::text FROM customer_analytics._customer_features_from_state(%L, %L, %L) x'
                    ' WHERE customer_analytics._segment_filter(%L, x.is_repeat)'
                    ' EXCEPT ALL SELECT x::text FROM sd_cf x)'
@@ -303,8 +303,9 @@ SELECT state FROM customer_analytics.rebuild_rollup('sd');
 SELECT sd_refresh();
 SELECT sd_refresh();
 
--- a relation already named like the state: a warning, no state, the views
--- still right
+-- a relation already named like the state: a warning, and the features
+-- computed once per refresh in a temporary table (no state kept, no
+-- snapshot); the views still right, the relation left alone
 CREATE TABLE sd_bi.sdx_features_state (note text);
 SET client_min_messages = notice;
 SELECT name, member_rows FROM customer_analytics.create_segmentation('sdx', 'sd_bi', k => 2, segment => 'repeat',
@@ -314,7 +315,9 @@ SET client_min_messages = warning;
 UPDATE sd.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number = '1001';
 SELECT sd_refresh('sdx');
 SELECT sd_exact('sdx');
-SELECT count(*) AS segmentation_state_rows FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 'sdx';
+SELECT sku_table IS NULL AS no_sku_table, snapshot IS NULL AS no_snapshot,
+       state_table <> 'sd_bi.sdx_features_state'::regclass AS not_the_relation
+  FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 'sdx';
 SELECT customer_analytics.drop_segmentation('sdx');
 SELECT count(*) AS note_table_kept FROM sd_bi.sdx_features_state;
 DROP TABLE sd_bi.sdx_features_state;

@@ -3803,7 +3803,8 @@ END $$;
 
 -- The state table the views of segmentation s (resolved) read their
 -- features from, or NULL (they compute them): one made current by this
--- transaction's refresh for this window, a table of the caller's.
+-- transaction's refresh for this window, a table of the caller's (its
+-- <name>_features_state, or this session's temporary one).
 CREATE FUNCTION _segmentation_current_state(s segmentations) RETURNS regclass
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT x.state_table::regclass
@@ -3811,8 +3812,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      WHERE x.segmentation = s.name
        AND x.features_xid = pg_current_xact_id_if_assigned()
        AND x.feature_window = s.feature_window
-       AND x.state_table = to_regclass(format('%I.%I', s.view_schema,
-                                              (customer_analytics._segmentation_state_names(s)).state))
+       AND x.state_table IN (to_regclass(format('%I.%I', s.view_schema,
+                                                (customer_analytics._segmentation_state_names(s)).state)),
+                             to_regclass('pg_temp.customer_analytics_seg_state'))
        AND obj_description(x.state_table, 'pg_class') = customer_analytics._segmentation_state_marker(s)
        AND pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = x.state_table), 'USAGE')
 $$;
@@ -3858,16 +3860,39 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- The columns of a feature state table: spend_orders, quantity_orders are
+-- the orders with a total, a quantity (NULL in a state copied from
+-- customer_features(), which does not tell: its sums are taken as they are).
+CREATE FUNCTION _segmentation_state_columns() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT '(customer_code text PRIMARY KEY, visits bigint NOT NULL, spend numeric, spend_orders bigint,'
+          ' quantity numeric, quantity_orders bigint, skus bigint NOT NULL, first_order date, last_order date)' $$;
+
 -- Create the state tables if missing (or take back the ones a restore
 -- brought), as the caller (the segmentation's owner).  Error when another
--- relation has the name.  Returns them.
-CREATE FUNCTION _segmentation_state_tables(s segmentations, OUT state regclass, OUT sku_state regclass)
+-- relation has the name.  Returns them.  With temporary, a state table of
+-- this transaction only (pg_temp.customer_analytics_seg_state, created
+-- again) and no sku table: the features computed once for this refresh
+-- when no order changes are to be applied later.
+CREATE FUNCTION _segmentation_state_tables(s segmentations, temporary boolean,
+                                           OUT state regclass, OUT sku_state regclass)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n record := customer_analytics._segmentation_state_names(s);
     marker text := customer_analytics._segmentation_state_marker(s);
     t text;
 BEGIN
+    IF temporary THEN
+        IF to_regclass('pg_temp.customer_analytics_seg_state') IS NOT NULL THEN
+            DROP TABLE pg_temp.customer_analytics_seg_state;
+        END IF;
+        EXECUTE format('CREATE TEMP TABLE customer_analytics_seg_state %s ON COMMIT DROP',
+                       customer_analytics._segmentation_state_columns());
+        EXECUTE format('COMMENT ON TABLE pg_temp.customer_analytics_seg_state IS %L', marker);
+        state := 'pg_temp.customer_analytics_seg_state'::regclass;
+        sku_state := NULL;
+        RETURN;
+    END IF;
     FOREACH t IN ARRAY ARRAY[n.state, n.sku_state] LOOP
         IF to_regclass(format('%I.%I', s.view_schema, t)) IS NOT NULL
            AND obj_description(to_regclass(format('%I.%I', s.view_schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
@@ -3877,12 +3902,8 @@ BEGIN
         END IF;
     END LOOP;
     IF to_regclass(format('%I.%I', s.view_schema, n.state)) IS NULL THEN
-        -- spend_orders, quantity_orders: the orders with a total, a quantity
-        -- (NULL in a state built from customer_features(), which does not
-        -- tell: its sums are then taken as they are)
-        EXECUTE format('CREATE TABLE %I.%I (customer_code text PRIMARY KEY, visits bigint NOT NULL,'
-                       ' spend numeric, spend_orders bigint, quantity numeric, quantity_orders bigint,'
-                       ' skus bigint NOT NULL, first_order date, last_order date)', s.view_schema, n.state);
+        EXECUTE format('CREATE TABLE %I.%I %s', s.view_schema, n.state,
+                       customer_analytics._segmentation_state_columns());
         EXECUTE format('COMMENT ON TABLE %I.%I IS %L', s.view_schema, n.state, marker);
     END IF;
     IF to_regclass(format('%I.%I', s.view_schema, n.sku_state)) IS NULL THEN
@@ -3907,17 +3928,29 @@ $$;
 -- Build a segmentation's state in full.  From the rollup (r not NULL), as
 -- of one snapshot, which it returns: the state then follows the order
 -- changes.  Otherwise from customer_features() (the source tables), with
--- no snapshot and the sku table left empty.  s is resolved.
+-- no snapshot and no sku rows: into the kept tables when the segmentation
+-- has them, else into a temporary table (no state tables beside the views
+-- of a source without a rollup).  A relation that has a state table's name
+-- and is not it: a WARNING, and the temporary table.  s is resolved.
 CREATE FUNCTION _segmentation_build_state(s segmentations, r rollups, OUT state regclass,
                                           OUT sku_state regclass, OUT snapshot pg_snapshot)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    t record := customer_analytics._segmentation_state_tables(s);
+    t record;
 BEGIN
+    BEGIN
+        t := customer_analytics._segmentation_state_tables(s,
+                 r IS NULL AND NOT EXISTS (SELECT 1 FROM customer_analytics._segmentation_state_relations(s)));
+    EXCEPTION WHEN duplicate_table THEN
+        RAISE WARNING 'segmentation "%" keeps no per-customer feature state: %', s.name, SQLERRM
+            USING HINT = 'Its refreshes compute the features in full until this is fixed.';
+        t := customer_analytics._segmentation_state_tables(s, true);
+        r := NULL;
+    END;
     state := t.state;
     sku_state := t.sku_state;
     IF r IS NULL THEN
-        EXECUTE format('TRUNCATE %s, %s', state, sku_state);
+        EXECUTE format('TRUNCATE %s', concat_ws(', ', state::text, sku_state::text));
         -- the sums as customer_features() gives them (0 for none), without
         -- the order counts it does not give: no order changes are applied
         -- to this state
@@ -4103,17 +4136,10 @@ BEGIN
     IF NOT delta THEN
         mode := format('full (%s)', why);
         PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): computing the features', s.name));
-        BEGIN
-            -- from the rollup only when its changes can be applied later
-            b := customer_analytics._segmentation_build_state(resolved,
-                     CASE WHEN usable AND customer_analytics._segmentation_state_unsupported(resolved) IS NULL
-                               AND NOT customer_analytics._rollup_written_here(r) THEN r END);
-        EXCEPTION WHEN duplicate_table THEN
-            RAISE WARNING 'segmentation "%" keeps no per-customer feature state: %', s.name, SQLERRM
-                USING HINT = 'Each of its views computes the features until this is fixed.';
-            DELETE FROM customer_analytics.segmentation_refresh_state y WHERE y.segmentation = s.name;
-            RETURN;
-        END;
+        -- from the rollup only when its changes can be applied later
+        b := customer_analytics._segmentation_build_state(resolved,
+                 CASE WHEN usable AND customer_analytics._segmentation_state_unsupported(resolved) IS NULL
+                           AND NOT customer_analytics._rollup_written_here(r) THEN r END);
         INSERT INTO customer_analytics.segmentation_refresh_state AS y
         VALUES (s.name, resolved.feature_window, b.state, CASE WHEN b.snapshot IS NOT NULL THEN b.sku_state END,
                 CASE WHEN b.snapshot IS NOT NULL THEN r.generation END, b.snapshot, pg_current_xact_id())

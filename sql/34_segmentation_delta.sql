@@ -128,9 +128,13 @@ $$;
 
 SET client_min_messages = warning;
 SELECT sd_exact();
--- the build kept a state: the first refresh has nothing to apply
+-- the build kept a state: the first refresh has nothing to apply, and no
+-- view to refresh (the same features and as_of: the views would come out
+-- the same)
 SELECT sd_refresh();
 SELECT sd_exact();
+SELECT phases::text LIKE '%refreshing%' AS views_refreshed
+  FROM customer_analytics.refresh_history WHERE name = 'sdg' ORDER BY id DESC LIMIT 1;
 SELECT snapshot IS NOT NULL AS has_snapshot, state_table = 'sd_bi.sdg_features_state'::regclass AS state_table,
        sku_table = 'sd_bi.sdg_sku_state'::regclass AS sku_table
   FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 'sdg';

@@ -1046,8 +1046,12 @@ BEGIN
     -- snapshot and the pruning of the order changes stay in step
     PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
     u := customer_analytics._segmentation_update_state(s);
-    PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
-                                              refresh_segmentation.concurrently);
+    -- (no customer's features changed since the views were computed, nor
+    -- as_of: they would come out the same)
+    IF NOT u.unchanged THEN
+        PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
+                                                  refresh_segmentation.concurrently);
+    END IF;
     s := customer_analytics._record_segmentation_refresh(s.name, started);
     PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, u.mode, s.member_rows, NULL);
     RAISE NOTICE 'segmentation "%" refreshed% %: % customers', s.name,
@@ -3748,7 +3752,8 @@ CREATE TABLE segmentation_refresh_state (
     sku_table      oid,                 -- <name>_sku_state (NULL: the state follows no order changes)
     generation     bigint,              -- the rollup generation it was built from (NULL: from the source tables)
     snapshot       pg_snapshot,         -- what the state is exact as of (NULL: no order changes can be applied)
-    features_xid   xid8                 -- the transaction whose refresh made it current; only it reads the state
+    features_xid   xid8,                -- the transaction whose refresh made it current; only it reads the state
+    as_of          date                 -- the resolved as_of the views were last computed with
 );
 GRANT SELECT ON segmentation_refresh_state TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON segmentation_refresh_state TO PUBLIC;
@@ -4095,7 +4100,11 @@ END $$;
 -- this transaction, whose views then read it.  mode is what the refresh
 -- history records.  Only the owner keeps the state: another role's refresh
 -- (a superuser's) leaves the views to compute their features as the owner.
-CREATE FUNCTION _segmentation_update_state(s segmentations, OUT mode text, OUT delta boolean)
+-- unchanged: no customer's features changed and as_of is the one the views
+-- were last computed with, so the views, computed from the same features,
+-- would come out the same (the caller leaves them).
+CREATE FUNCTION _segmentation_update_state(s segmentations, OUT mode text, OUT delta boolean,
+                                           OUT unchanged boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     resolved customer_analytics.segmentations := customer_analytics._segmentation_resolved(s);
@@ -4107,6 +4116,7 @@ DECLARE
     b record;
 BEGIN
     delta := false;
+    unchanged := false;
     IF current_user <> s.owner THEN
         mode := 'full (refreshed by a role other than its owner: each view computed the features)';
         RETURN;
@@ -4127,9 +4137,11 @@ BEGIN
             why := customer_analytics._rollup_delta_refused(r, x.snapshot);
         ELSE
             delta := true;
-            mode := format('delta (%s changed customers, %s order changes)', d.changed_customers, d.order_changes);
+            unchanged := d.changed_customers = 0 AND x.as_of IS NOT DISTINCT FROM resolved.as_of;
+            mode := format('delta (%s changed customers, %s order changes%s)', d.changed_customers, d.order_changes,
+                           CASE WHEN unchanged THEN '; views unchanged' ELSE '' END);
             UPDATE customer_analytics.segmentation_refresh_state y
-               SET snapshot = d.snapshot, features_xid = pg_current_xact_id()
+               SET snapshot = d.snapshot, features_xid = pg_current_xact_id(), as_of = resolved.as_of
              WHERE y.segmentation = s.name;
         END IF;
     END IF;
@@ -4142,11 +4154,12 @@ BEGIN
                            AND NOT customer_analytics._rollup_written_here(r) THEN r END);
         INSERT INTO customer_analytics.segmentation_refresh_state AS y
         VALUES (s.name, resolved.feature_window, b.state, CASE WHEN b.snapshot IS NOT NULL THEN b.sku_state END,
-                CASE WHEN b.snapshot IS NOT NULL THEN r.generation END, b.snapshot, pg_current_xact_id())
+                CASE WHEN b.snapshot IS NOT NULL THEN r.generation END, b.snapshot, pg_current_xact_id(),
+                resolved.as_of)
         ON CONFLICT (segmentation) DO UPDATE
             SET feature_window = excluded.feature_window, state_table = excluded.state_table,
                 sku_table = excluded.sku_table, generation = excluded.generation,
-                snapshot = excluded.snapshot, features_xid = excluded.features_xid;
+                snapshot = excluded.snapshot, features_xid = excluded.features_xid, as_of = excluded.as_of;
     END IF;
     IF usable THEN
         PERFORM customer_analytics._prune_dirty(r);

@@ -18,7 +18,11 @@ For each scale of the demo data, on one server and one data set, it times:
                      and orders the change reaches, the targets view's REFRESH
                      CONCURRENTLY, refresh_campaign() against a plain REFRESH, the
                      mode refresh_history records and the rows that differ from
-                     a recompute (the demo shape gets the same table)
+                     a recompute (the demo shape gets the same table); then the
+                     default segmentation: a plain REFRESH of its four views
+                     against refresh_segmentation() after the same kinds of
+                     change, with the time of its feature state and of its
+                     elbow view (refresh_history.phases)
 and the rollup's costs: building it, and the trigger overhead of a 1 % (and,
 at the smallest scale, a 100 %) reload of the lines.  Medians of several
 runs; ratios from the same run.  The plans of the inner queries are printed
@@ -127,6 +131,70 @@ def campaign_changes(cur, runs, label, modulus, slice_of, plain_refresh_ms):
             "their orders": statistics.median(o for c, o in shares),
             "change ms": statistics.median(change), "view ms": view_ms, "refresh ms": refresh_ms,
             "plain REFRESH ms": plain_refresh_ms, "mode": mode, "differences": differences}
+
+
+SEG_VIEWS = ["bseg_model", "bseg_members", "bseg_profiles", "bseg_elbow"]
+# the members view against customer_features() recomputed (the model's
+# cluster aside), and the model against kmeans_fit() over the same rows
+SEG_DIFFERENCES = (
+    "WITH f AS MATERIALIZED (SELECT * FROM customer_analytics.customer_features() WHERE is_repeat),"
+    " v AS (SELECT ROW(customer_code, visits, total_spend, ticket_size, skus, total_quantity, first_order,"
+    "                  last_order, recency_days, tenure_days, span_days, quantity_per_visit, days_per_visit,"
+    "                  skus_per_visit, diff, features)::text AS r FROM bench_bi.bseg_members),"
+    " w AS (SELECT ROW(customer_code, visits, total_spend, ticket_size, skus, total_quantity, first_order,"
+    "                  last_order, recency_days, tenure_days, span_days, quantity_per_visit, days_per_visit,"
+    "                  skus_per_visit, diff, features)::text AS r FROM f)"
+    " SELECT (SELECT count(*) FROM (SELECT r FROM v EXCEPT ALL SELECT r FROM w) a)"
+    "      + (SELECT count(*) FROM (SELECT r FROM w EXCEPT ALL SELECT r FROM v) b)"
+    "      + (SELECT count(*) FROM bench_bi.bseg_model m"
+    "          WHERE m.model IS DISTINCT FROM (SELECT customer_analytics.kmeans_fit(features, 4,"
+    "                                          '{\"n_init\": 10, \"seed\": 0}') FROM f))")
+
+
+def segmentation_phases(cur):
+    """The last refresh of segmentation 'bseg': its mode, and the ms of the
+    feature state's phase and of the elbow view's (refresh_history.phases)."""
+    cur.execute("SELECT mode, phases FROM customer_analytics.refresh_history"
+                " WHERE kind = 'segmentation' AND name = 'bseg' ORDER BY id DESC LIMIT 1")
+    mode, phases = cur.fetchone()
+    state = sum(p["ms"] for p in phases or [] if p["phase"].startswith("refresh_segmentation("))
+    elbow = sum(p["ms"] for p in phases or [] if "bseg_elbow" in p["phase"])
+    return mode, state, elbow
+
+
+def segmentation_changes(cur, runs):
+    """The default segmentation (repeat customers, k = 4, the elbow for
+    k = 1 .. 10) on the loaded data: a plain REFRESH of its four views (each
+    computes the features), refresh_segmentation() with no change, and after
+    each change of CHANGES (a different slice than the campaign's runs):
+    refresh_segmentation() with the time of its feature state and of its
+    elbow view, the recorded mode and the differences from a recompute."""
+    cur.execute("SELECT customer_analytics.create_segmentation('bseg', 'bench_bi')")
+    cur.execute("SELECT count(*) FROM bench_bi.bseg_members")
+    seg = {"members": cur.fetchone()[0]}
+    seg["plain REFRESH ms"] = median_ms(
+        cur, "BEGIN; " + " ".join(f"REFRESH MATERIALIZED VIEW bench_bi.{v};" for v in SEG_VIEWS) + " COMMIT", runs)
+    # what refresh_segmentation() did before 1.5's feature state: each view
+    # REFRESHed CONCURRENTLY, computing the features itself
+    seg["concurrent views ms"] = median_ms(
+        cur, "BEGIN; " + " ".join(f"REFRESH MATERIALIZED VIEW CONCURRENTLY bench_bi.{v};" for v in SEG_VIEWS)
+        + " COMMIT", runs)
+    seg["unchanged refresh ms"] = median_ms(cur, "SELECT customer_analytics.refresh_segmentation('bseg')", runs)
+    seg["changes"] = []
+    for label, modulus, slice_of in CHANGES:
+        refresh, state, elbow = [], [], []
+        for run in range(runs):
+            cur.execute(CHANGE.format(modulus=modulus, slice=(slice_of(run) + modulus // 2) % modulus))
+            refresh.append(timed_ms(cur, "SELECT customer_analytics.refresh_segmentation('bseg')"))
+            mode, state_ms, elbow_ms = segmentation_phases(cur)
+            state.append(state_ms)
+            elbow.append(elbow_ms)
+        cur.execute(ROLLUP + SEG_DIFFERENCES)
+        seg["changes"].append({"label": label, "refresh ms": statistics.median(refresh),
+                               "state ms": statistics.median(state), "elbow ms": statistics.median(elbow),
+                               "mode": mode, "differences": cur.fetchone()[0]})
+    cur.execute("SELECT customer_analytics.drop_segmentation('bseg')")
+    return seg
 
 
 def notebook_way_ms(runs):
@@ -349,6 +417,8 @@ def run_skewed(scale, runs):
     shape["unchanged refresh ms"] = median_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')", runs)
     shape["changes"] = [campaign_changes(cur, runs, *c, plain_refresh) for c in CHANGES]
     cur.execute("SELECT customer_analytics.drop_campaign('bench')")
+    print(f"-- scale {scale}: realistic shape: segmentation refresh after changes", flush=True)
+    shape["segmentation"] = segmentation_changes(cur, runs)
     conn.close()
     return shape
 
@@ -381,6 +451,22 @@ def shape_table(title, results, with_build):
                  [f"{label}: plain REFRESH / refresh_campaign"] + [ratio(c["plain REFRESH ms"], c["refresh ms"]) for c in ch],
                  [f"{label}: mode of the last refresh (refresh_history)"] + [c["mode"] for c in ch],
                  [f"{label}: differences from a recompute (EXCEPT ALL both ways)"] + [c["differences"] for c in ch]]
+    segs = [s.get("segmentation") for _, s in results]
+    if all(segs):
+        rows += [["segmentation (repeat customers, k = 4, elbow k = 1 .. 10): members"] + [f"{g['members']:,}" for g in segs],
+                 ["segmentation: plain REFRESH of its 4 views ms"] + [ms(g["plain REFRESH ms"]) for g in segs],
+                 ["segmentation: its 4 views REFRESH CONCURRENTLY, each computing the features (refresh_segmentation"
+                  " before the feature state) ms"] + [ms(g["concurrent views ms"]) for g in segs],
+                 ["segmentation: no change: refresh_segmentation ms"] + [ms(g["unchanged refresh ms"]) for g in segs]]
+        for i, (label, _, _) in enumerate(CHANGES):
+            ch = [g["changes"][i] for g in segs]
+            rows += [[f"{label}: refresh_segmentation ms"] + [ms(c["refresh ms"]) for c in ch],
+                     [f"{label}: of which the feature state ms"] + [ms(c["state ms"]) for c in ch],
+                     [f"{label}: of which the elbow view ms"] + [ms(c["elbow ms"]) for c in ch],
+                     [f"{label}: plain REFRESH of the 4 views / refresh_segmentation"]
+                     + [ratio(g["plain REFRESH ms"], c["refresh ms"]) for g, c in zip(segs, ch)],
+                     [f"{label}: segmentation mode (refresh_history)"] + [c["mode"] for c in ch],
+                     [f"{label}: segmentation differences from a recompute"] + [c["differences"] for c in ch]]
     table(title, ["measure"] + [f"scale {scale}" for scale, _ in results], rows)
 
 

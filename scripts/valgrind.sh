@@ -33,7 +33,7 @@ for t in sql/00_setup.sql "${suites[@]}"; do
 done
 runuser -u postgres -- $PG_BIN/pg_ctl -D "$CA_CLUSTER_DIR/data" -m fast stop >/dev/null || true
 sleep 3
-ours=$(grep -lE 'customer_analytics|targeting|target_customers|query_stream|source_tables|order_date\.c|order_window|order_stats|order_rollup|monthly_revenue|customer_features|kmeans|silhouette|point_buffer|numeric_acc|sql_args|matview_apply|snapshot_exec|progress\.c|rollup_trigger|role_trust|sharded_source' "$CA_CLUSTER_DIR"/vg.*.log || true)
+ours=$(grep -lE 'customer_analytics|targeting|target_customers|query_stream|source_tables|order_date\.c|order_window|order_stats|order_rollup|monthly_revenue|customer_features|kmeans|silhouette|point_buffer|numeric_acc|sql_args|matview_apply|snapshot_exec|progress\.c|feature_state|rollup_trigger|role_trust|sharded_source' "$CA_CLUSTER_DIR"/vg.*.log || true)
 ca_log "valgrind reports by kind (all processes):"
 grep -h '^==[0-9]*== [A-Z]' "$CA_CLUSTER_DIR"/vg.*.log | sed 's/^==[0-9]*== //' | sort | uniq -c || true
 if [ -n "$ours" ]; then

@@ -7,13 +7,17 @@
 \set VERBOSITY terse
 DROP SCHEMA IF EXISTS bi, seg CASCADE;
 -- DROP EXTENSION takes the tables the extension made outside its script:
--- a rollup's (copies of order data) and a campaign's per-customer state
+-- a rollup's (copies of order data), a campaign's per-customer state and a
+-- segmentation's feature state
 CREATE SCHEMA gone_bi;
 SELECT rollup_rows FROM customer_analytics.enable_rollup('fx');
 SELECT name FROM customer_analytics.create_campaign('gone', 'gone_bi', source_schema => 'fx');
 SELECT target_rows FROM customer_analytics.refresh_campaign('gone');
+SELECT name FROM customer_analytics.create_segmentation('gone_seg', 'gone_bi', k => 2, segment => 'all', k_to => 2,
+                                                        silhouette_sample => 0, source_schema => 'fx');
 SELECT customer_analytics._rollup_table(id) AS gone_rollup FROM customer_analytics.rollups WHERE source_schema = 'fx' \gset
-SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('gone_bi.gone_state') IS NOT NULL AS state_table;
+SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('gone_bi.gone_state') IS NOT NULL AS state_table,
+       to_regclass('gone_bi.gone_seg_features_state') IS NOT NULL AS feature_state_table;
 -- refused while views depend on it: nothing is dropped
 SELECT left(err('DROP EXTENSION customer_analytics'), 5) AS refused;
 SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('gone_bi.gone_state') IS NOT NULL AS state_table;
@@ -21,7 +25,9 @@ SET client_min_messages = warning;
 DROP EXTENSION customer_analytics CASCADE;
 RESET client_min_messages;
 SELECT to_regclass(:'gone_rollup') IS NULL AS rollup_dropped, to_regclass('gone_bi.gone_state') IS NULL AS state_dropped,
-       to_regclass('gone_bi.gone_month_state') IS NULL AS month_state_dropped;
+       to_regclass('gone_bi.gone_month_state') IS NULL AS month_state_dropped,
+       to_regclass('gone_bi.gone_seg_features_state') IS NULL AS feature_state_dropped,
+       to_regclass('gone_bi.gone_seg_sku_state') IS NULL AS sku_state_dropped;
 DROP SCHEMA gone_bi CASCADE;
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS customer_analytics CASCADE;
@@ -63,6 +69,8 @@ CREATE EXTENSION customer_analytics VERSION '1.4';
 SELECT rollup_rows FROM customer_analytics.enable_rollup('fx');
 SELECT name FROM customer_analytics.create_campaign('up14', 'up_bi', source_schema => 'fx');
 SELECT target_rows FROM customer_analytics.refresh_campaign('up14');
+SELECT name, member_rows FROM customer_analytics.create_segmentation('up14s', 'up_bi', k => 2, segment => 'all', k_to => 2,
+                                                                     silhouette_sample => 0, source_schema => 'fx');
 ALTER EXTENSION customer_analytics UPDATE TO '1.5';
 SELECT state, usable_here, reason FROM customer_analytics.list_rollups();
 SELECT count(*) AS changed_rows FROM (
@@ -73,6 +81,23 @@ SELECT state, usable_here FROM customer_analytics.list_rollups();
 SELECT count(*) AS rollup_differences FROM customer_analytics.check_rollup('fx');
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'fx.sales_order_lines'::regclass ORDER BY tgname;
 SELECT target_rows FROM customer_analytics.refresh_campaign('up14');
+-- a segmentation built under 1.4 (its views compute the features) gets
+-- the feature state, from the order changes once the rebuilt rollup's
+-- dirty table has their quantities and product codes
+SELECT member_rows FROM customer_analytics.refresh_segmentation('up14s');
+UPDATE fx.sales_order_lines SET quantity = quantity + 1, product_code = 'UPD' WHERE order_number = '1001';
+SELECT member_rows FROM customer_analytics.refresh_segmentation('up14s');
+SELECT mode FROM customer_analytics.refresh_history WHERE name = 'up14s' ORDER BY id DESC LIMIT 2;
+SELECT count(*) AS members_differing FROM (
+    (SELECT customer_code, visits, total_spend, skus, total_quantity FROM up_bi.up14s_members
+     EXCEPT ALL SELECT customer_code, visits, total_spend, skus, total_quantity
+                  FROM customer_analytics.customer_features(source_schema => 'fx'))
+    UNION ALL
+    (SELECT customer_code, visits, total_spend, skus, total_quantity
+       FROM customer_analytics.customer_features(source_schema => 'fx')
+     EXCEPT ALL SELECT customer_code, visits, total_spend, skus, total_quantity FROM up_bi.up14s_members)) d;
+UPDATE fx.sales_order_lines SET quantity = quantity - 1, product_code = 'P' || line_no WHERE order_number = '1001';
+SELECT customer_analytics.drop_segmentation('up14s');
 SELECT customer_analytics.drop_campaign('up14');
 SELECT customer_analytics.drop_rollup('fx');
 DROP SCHEMA up_bi;

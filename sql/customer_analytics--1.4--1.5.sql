@@ -334,6 +334,9 @@ BEGIN
         USING c.revenue_window, c.source_schema;
 END $$;
 
+-- As in 1.4, read through the owner check; during refresh_segmentation()
+-- from the segmentation's feature state (see "Segmentation refresh from
+-- per-customer feature state" below).
 CREATE OR REPLACE FUNCTION segmentation_features(segmentation text)
 RETURNS TABLE (customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint,
                total_quantity numeric, first_order date, last_order date, recency_days int,
@@ -342,7 +345,15 @@ RETURNS TABLE (customer_code text, visits bigint, total_spend numeric, ticket_si
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation_to_run(segmentation);
+    state regclass := customer_analytics._segmentation_current_state(s);
 BEGIN
+    -- during refresh_segmentation() (its transaction): from the feature
+    -- state it brought up to date, computed once for the four views
+    IF state IS NOT NULL THEN
+        RETURN QUERY SELECT cf.* FROM customer_analytics._customer_features_from_state(state, s.feature_window, s.as_of) cf
+                      WHERE customer_analytics._segment_filter(s.segment, cf.is_repeat);
+        RETURN;
+    END IF;
     RETURN QUERY SELECT cf.* FROM customer_analytics.customer_features(s.feature_window, s.as_of, s.source_schema) cf
                   WHERE customer_analytics._segment_filter(s.segment, cf.is_repeat);
 END $$;
@@ -373,20 +384,16 @@ BEGIN
                    s.view_schema, s.name || '_members', model, s.name);
     PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: cluster profiles, 3 of 4)',
                                                        s.view_schema, s.name || '_profiles', s.name));
+    -- profiles and elbow over segmentation_features() too: during
+    -- refresh_segmentation() every view reads the features it computed once
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
-                   'SELECT * FROM customer_analytics.kmeans_profiles(%s, %s, %s, %s, %s)',
-                   s.view_schema, s.name || '_profiles', model,
-                   format(catalog_value, 'segment', s.name), format(catalog_value, 'feature_window', s.name),
-                   format(catalog_value, 'as_of', s.name), format(catalog_value, 'source_schema', s.name));
+                   'SELECT * FROM customer_analytics._segmentation_profiles(%L, %s)',
+                   s.view_schema, s.name || '_profiles', s.name, model);
     PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: elbow (k-means for each k), 4 of 4)',
                                                        s.view_schema, s.name || '_elbow', s.name));
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
-                   'SELECT * FROM customer_analytics.kmeans_elbow(%s, %s, %s, %s, %s, %s, %s, %s)',
-                   s.view_schema, s.name || '_elbow',
-                   format(catalog_value, 'k_from', s.name), format(catalog_value, 'k_to', s.name),
-                   format(catalog_value, 'segment', s.name), format(catalog_value, 'feature_window', s.name),
-                   format(catalog_value, 'as_of', s.name), format(catalog_value, 'options', s.name),
-                   format(catalog_value, 'silhouette_sample', s.name), format(catalog_value, 'source_schema', s.name));
+                   'SELECT * FROM customer_analytics._segmentation_elbow(%L)',
+                   s.view_schema, s.name || '_elbow', s.name);
 
     FOR col IN SELECT * FROM (VALUES
         ('_model', 'segmentation', format('k-means model of segmentation %s (k = %s, %s customers, features %s, as of %s): '
@@ -498,7 +505,8 @@ END $$;
 
 -- The statements that bring the rollup rows of the orders listed by `keys`
 -- up to date, recording in the dirty table each recomputed order's old row
--- (sign -1) and new row (+1), which name the customers they touch.  The first
+-- (sign -1) and new row (+1, with the quantity and product codes a
+-- segmentation's feature state needs), which name the customers they touch.  The first
 -- takes the orders' rows in the keys table, in key order: an order whose
 -- header or lines another open transaction wrote (even one that inserted it,
 -- invisible to this one) makes this one wait for that commit, and the
@@ -520,13 +528,16 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                customer_analytics._rollup_keys_table(r.id), keys),
         format('WITH gone AS (DELETE FROM %1$s r USING (SELECT DISTINCT order_type::text AS t, order_number::text AS n FROM (%3$s) k0) k'
                ' WHERE r.order_type = k.t AND r.order_number = k.n'
-               ' RETURNING r.customer_code, r.order_date, r.order_date_raw, r.total)'
-               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
-               ' SELECT customer_code, order_date, order_date_raw, total, -1 FROM gone WHERE customer_code IS NOT NULL',
+               ' RETURNING r.customer_code, r.order_date, r.order_date_raw, r.total, r.quantity, r.product_codes)'
+               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, quantity, product_codes, sign)'
+               ' SELECT customer_code, order_date, order_date_raw, total, quantity, product_codes, -1 FROM gone'
+               ' WHERE customer_code IS NOT NULL',
                customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id), keys),
-        format('WITH added AS (INSERT INTO %1$s %3$s RETURNING customer_code, order_date, order_date_raw, total)'
-               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, sign)'
-               ' SELECT customer_code, order_date, order_date_raw, total, 1 FROM added WHERE customer_code IS NOT NULL',
+        format('WITH added AS (INSERT INTO %1$s %3$s'
+               ' RETURNING customer_code, order_date, order_date_raw, total, quantity, product_codes)'
+               ' INSERT INTO %2$s (customer_code, order_date, order_date_raw, total, quantity, product_codes, sign)'
+               ' SELECT customer_code, order_date, order_date_raw, total, quantity, product_codes, 1 FROM added'
+               ' WHERE customer_code IS NOT NULL',
                customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
                customer_analytics._rollup_rows_sql(r, keys))]
 $$;
@@ -1112,20 +1123,38 @@ BEGIN
                                             ORDER BY y.id DESC LIMIT keep) x);
 END $$;
 
--- As in 1.0, and the refresh is recorded in refresh_history.
+-- As in 1.0, and the refresh is recorded in refresh_history; the features
+-- are computed once, into the segmentation's feature state, from the order
+-- changes when the state allows (see "Segmentation refresh from
+-- per-customer feature state" below), and the four views read them.
 CREATE OR REPLACE FUNCTION refresh_segmentation(segmentation text, concurrently boolean DEFAULT true)
 RETURNS segmentations
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
     started timestamptz := clock_timestamp();
+    u record;
 BEGIN
-    PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
-                                              refresh_segmentation.concurrently);
+    IF refresh_segmentation.concurrently IS NULL THEN
+        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'true (the default) keeps the views readable during the refresh.';
+    END IF;
+    -- refreshes of one source take turns (as campaigns'): the state's
+    -- snapshot and the pruning of the order changes stay in step
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
+    u := customer_analytics._segmentation_update_state(s);
+    -- (no customer's features changed since the views were computed, nor
+    -- as_of: they would come out the same)
+    IF NOT u.unchanged THEN
+        PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
+                                                  refresh_segmentation.concurrently);
+    END IF;
     s := customer_analytics._record_segmentation_refresh(s.name, started);
-    PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, 'full', s.member_rows, NULL);
-    RAISE NOTICE 'segmentation "%" refreshed%: % customers', s.name,
-        CASE WHEN refresh_segmentation.concurrently THEN ' concurrently' ELSE '' END, s.member_rows;
+    PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, u.mode, s.member_rows, NULL);
+    RAISE NOTICE 'segmentation "%" refreshed% %: % customers', s.name,
+        CASE WHEN refresh_segmentation.concurrently THEN ' concurrently' ELSE '' END,
+        CASE WHEN u.delta THEN 'from its order changes' || substr(u.mode, length('delta') + 1) ELSE 'in ' || u.mode END,
+        s.member_rows;
     RETURN s;
 END $$;
 
@@ -1560,7 +1589,8 @@ END $$;
 SELECT _upgrade_cron_jobs();
 SELECT _record_existing_cron_jobs();
 
--- As in 1.0, and the definition's refresh history goes with it.
+-- As in 1.0, and the definition's refresh history goes with it (and a
+-- segmentation's feature state).
 CREATE OR REPLACE FUNCTION drop_campaign(campaign text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1586,6 +1616,8 @@ BEGIN
     END IF;
     PERFORM customer_analytics._drop_views(s.view_schema,
         ARRAY[s.name || '_elbow', s.name || '_profiles', s.name || '_members', s.name || '_model']);
+    -- its feature state (the tables carrying its marker; defined below)
+    PERFORM customer_analytics._drop_segmentation_state(s);
     DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'segmentation' AND h.name = s.name;
     DELETE FROM customer_analytics.segmentations WHERE name = s.name;
     RAISE NOTICE 'segmentation "%" dropped with its views', s.name;
@@ -2564,7 +2596,7 @@ BEGIN
             PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the order changes', c.name));
             delta := customer_analytics._campaign_delta_refresh(resolved, s, r);
             IF delta.snapshot IS NULL THEN
-                no_delta := customer_analytics._campaign_delta_refused(r, s);
+                no_delta := customer_analytics._rollup_delta_refused(r, s.state_snapshot);
                 IF no_delta <> 'this transaction wrote to the source tables' THEN
                     d.usable := false;
                     d.reason := no_delta;
@@ -3186,6 +3218,10 @@ BEGIN
             USING ERRCODE = 'duplicate_table',
                   HINT = 'Pick another segmentation name or view schema; customer_analytics never replaces relations it did not build.';
     END IF;
+    -- the features once, into the feature state the four views then read
+    -- (under the refreshes' lock: the order changes are pruned meanwhile)
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
+    PERFORM customer_analytics._segmentation_update_state(s);
     PERFORM customer_analytics._build_segmentation_views(s);
     PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);
     s := customer_analytics._record_segmentation_refresh(s.name, started);
@@ -3308,7 +3344,7 @@ COMMENT ON FUNCTION _target_customers_from_state IS
 'internal: target_customers() deciding on a campaign''s per-customer state table instead of the orders';
 
 -- The dirty table's order rows: the old (-1) and new (+1) row of each
--- changed order, as the rollup held it.  Added to existing rollups here,
+-- changed order, as the rollup held it (date, total, quantity, codes).  Added to existing rollups here,
 -- and by rebuild_rollup to any that lacks them.
 CREATE FUNCTION _rollup_add_delta_columns(r rollups) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -3318,15 +3354,20 @@ BEGIN
         EXECUTE format('CREATE INDEX %I ON %s (xid)', format('rollup_dirty_%s_xid', r.id),
                        customer_analytics._rollup_dirty_table(r.id));
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = customer_analytics._rollup_dirty_table(r.id)::regclass
-                  AND a.attname = 'sign' AND NOT a.attisdropped) THEN
-        RETURN;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = customer_analytics._rollup_dirty_table(r.id)::regclass
+                      AND a.attname = 'sign' AND NOT a.attisdropped) THEN
+        EXECUTE format('ALTER TABLE %s ADD COLUMN order_date date, ADD COLUMN order_date_raw text,'
+                       ' ADD COLUMN total numeric, ADD COLUMN sign smallint',
+                       customer_analytics._rollup_dirty_table(r.id));
+        EXECUTE format('COMMENT ON COLUMN %s.sign IS %L', customer_analytics._rollup_dirty_table(r.id),
+                       'for an order''s row: -1 the row the rollup held before the transaction, +1 the row after; NULL: the customer changed');
     END IF;
-    EXECUTE format('ALTER TABLE %s ADD COLUMN order_date date, ADD COLUMN order_date_raw text,'
-                   ' ADD COLUMN total numeric, ADD COLUMN sign smallint',
-                   customer_analytics._rollup_dirty_table(r.id));
-    EXECUTE format('COMMENT ON COLUMN %s.sign IS %L', customer_analytics._rollup_dirty_table(r.id),
-                   'for an order''s row: -1 the row the rollup held before the transaction, +1 the row after; NULL: the customer changed');
+    -- what a segmentation's feature state adds up besides the totals
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = customer_analytics._rollup_dirty_table(r.id)::regclass
+                      AND a.attname = 'product_codes' AND NOT a.attisdropped) THEN
+        EXECUTE format('ALTER TABLE %s ADD COLUMN quantity numeric, ADD COLUMN product_codes text[]',
+                       customer_analytics._rollup_dirty_table(r.id));
+    END IF;
 END $$;
 DO $$
 DECLARE
@@ -3351,8 +3392,9 @@ COMMENT ON COLUMN campaign_refresh_state.state_snapshot IS
 COMMENT ON COLUMN campaign_refresh_state.shard_snapshots IS
 'sharded source with per-shard rollups: {"<server>": {"generation": g, "snapshot": "<the shard''s pg_snapshot>", "system_identifier": "<its cluster''s>"}}, what the views reflect on each shard (NULL: none)';
 
--- Forget the dirty rows every campaign of the source has seen: in the
--- snapshot of its views and, when it keeps state, of its state.
+-- Forget the dirty rows every campaign and segmentation of the source has
+-- seen: in the snapshot of a campaign's views and, when it keeps state, of
+-- its state; in the snapshot of a segmentation's feature state.
 CREATE OR REPLACE FUNCTION _prune_dirty(r rollups) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -3361,11 +3403,16 @@ BEGIN
     IF has_table_privilege(customer_analytics._rollup_dirty_table(r.id), 'DELETE') THEN
         -- below the oldest snapshot's xmin every row is seen by all (an
         -- index range on xid); above it, row by row
-        SELECT min(LEAST(pg_snapshot_xmin(s.snapshot), pg_snapshot_xmin(COALESCE(s.state_snapshot, s.snapshot))))
-          INTO oldest
-          FROM customer_analytics.campaign_refresh_state s
-          JOIN customer_analytics.campaigns c ON c.name = s.campaign
-         WHERE c.source_schema = r.source_schema AND s.generation = r.generation;
+        SELECT min(o.xmin) INTO oldest FROM (
+            SELECT LEAST(pg_snapshot_xmin(s.snapshot), pg_snapshot_xmin(COALESCE(s.state_snapshot, s.snapshot))) AS xmin
+              FROM customer_analytics.campaign_refresh_state s
+              JOIN customer_analytics.campaigns c ON c.name = s.campaign
+             WHERE c.source_schema = r.source_schema AND s.generation = r.generation
+            UNION ALL
+            SELECT pg_snapshot_xmin(x.snapshot)
+              FROM customer_analytics.segmentation_refresh_state x
+              JOIN customer_analytics.segmentations g ON g.name = x.segmentation
+             WHERE g.source_schema = r.source_schema AND x.generation = r.generation AND x.snapshot IS NOT NULL) o;
         IF oldest IS NULL THEN
             EXECUTE format('DELETE FROM %s', customer_analytics._rollup_dirty_table(r.id));
             RETURN;
@@ -3376,7 +3423,11 @@ BEGIN
                        ' JOIN customer_analytics.campaigns c ON c.name = s.campaign'
                        ' WHERE c.source_schema = $1 AND s.generation = $2'
                        ' AND (NOT pg_visible_in_snapshot(d.xid, s.snapshot)'
-                       '      OR NOT pg_visible_in_snapshot(d.xid, COALESCE(s.state_snapshot, s.snapshot))))',
+                       '      OR NOT pg_visible_in_snapshot(d.xid, COALESCE(s.state_snapshot, s.snapshot))))'
+                       ' AND NOT EXISTS (SELECT 1 FROM customer_analytics.segmentation_refresh_state x'
+                       ' JOIN customer_analytics.segmentations g ON g.name = x.segmentation'
+                       ' WHERE g.source_schema = $1 AND x.generation = $2 AND x.snapshot IS NOT NULL'
+                       ' AND NOT pg_visible_in_snapshot(d.xid, x.snapshot))',
                        customer_analytics._rollup_dirty_table(r.id))
         USING r.source_schema, r.generation, oldest;
     END IF;
@@ -3577,6 +3628,21 @@ BEGIN
                month_state, customer_analytics._campaign_state_targets_sql(c, state, 'NULL'), c.revenue_window, c.source_schema)]);
 END $$;
 
+-- The guard of a delta refresh (_at_one_snapshot's): true, and nothing is
+-- applied, when there is a change the state cannot follow among the dirty
+-- rows `since` selects (SQL over alias x): a TRUNCATE or rebuild committed
+-- since the caller looked, an order date the triggers could not read, or a
+-- write of the refreshing transaction itself, whose rows no snapshot can
+-- tell apart before and after this refresh.
+CREATE FUNCTION _rollup_delta_guard_sql(r rollups, since text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('SELECT (SELECT x.generation <> %s OR x.state <> ''current'' FROM customer_analytics.rollups x WHERE x.id = %s)'
+                  ' OR EXISTS (SELECT 1 FROM %s x WHERE %s AND (x.customer_code IS NULL'
+                  ' OR (x.sign IS NOT NULL AND x.order_date IS NULL AND x.order_date_raw IS NOT NULL)'
+                  ' OR x.xid = pg_catalog.pg_current_xact_id_if_assigned()))',
+                  r.generation, r.id, customer_analytics._rollup_dirty_table(r.id), since)
+$$;
+
 -- Apply the order changes committed since the state's snapshot to a
 -- campaign's state and views, as of one new snapshot, which it returns
 -- (NULL, nothing done, when there is a change it cannot follow: a TRUNCATE
@@ -3615,12 +3681,7 @@ BEGIN
     CREATE TEMP TABLE customer_analytics_long_keys (customer_code text PRIMARY KEY) ON COMMIT DROP;
     EXECUTE format('CREATE TEMP TABLE customer_analytics_targets ON COMMIT DROP AS SELECT * FROM %s WITH NO DATA', targets);
 
-    snapshot := customer_analytics._at_one_snapshot(
-        format('SELECT (SELECT x.generation <> %s OR x.state <> ''current'' FROM customer_analytics.rollups x WHERE x.id = %s)'
-               ' OR EXISTS (SELECT 1 FROM %s x WHERE %s AND (x.customer_code IS NULL'
-               ' OR (x.sign IS NOT NULL AND x.order_date IS NULL AND x.order_date_raw IS NOT NULL)'
-               ' OR x.xid = pg_catalog.pg_current_xact_id_if_assigned()))',
-               r.generation, r.id, dirty, since),
+    snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since),
         ARRAY[
         -- the customers whose orders or own row changed
         -- (grouping by customer in the "C" collation throughout: the same
@@ -3761,8 +3822,9 @@ BEGIN
     RETURN written;
 END $$;
 
--- Why _campaign_delta_refresh() refused (its guard), in words.
-CREATE FUNCTION _campaign_delta_refused(r rollups, s campaign_refresh_state) RETURNS text
+-- Why a delta refresh from the snapshot `since` refused (the guard of
+-- _rollup_delta_guard_sql), in words.
+CREATE FUNCTION _rollup_delta_refused(r rollups, since pg_snapshot) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     truncated boolean;
@@ -3775,7 +3837,7 @@ BEGIN
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.customer_code IS NULL'
                    ' AND NOT pg_visible_in_snapshot(x.xid, $1))', customer_analytics._rollup_dirty_table(r.id))
-       INTO truncated USING s.state_snapshot;
+       INTO truncated USING since;
     RETURN CASE WHEN truncated THEN 'a source table was truncated' ELSE 'an order date could not be read' END;
 END $$;
 
@@ -4407,20 +4469,612 @@ COMMENT ON FUNCTION _progress_phases() IS
 
 
 
+------------------------------------------------------------------------------
+-- Segmentation refresh from per-customer feature state (issue 15).
+--
+-- refresh_segmentation() first brings the segmentation's per-customer
+-- feature state up to date, in two tables of its owner next to its views:
+-- <name>_features_state (per customer with a confirmed order in the
+-- feature window: visits, the exact sums of the order totals and
+-- quantities with how many orders have one, the number of distinct product
+-- codes, first and last order) and <name>_sku_state (per customer and
+-- product code: the lines of its orders with that code).  With a current
+-- rollup the state is adjusted from the order changes the rollup's
+-- triggers recorded since the state's snapshot, as a campaign's is;
+-- otherwise it is computed again in full, once.  Then the four views are
+-- refreshed (CONCURRENTLY by default), and each reads the features from
+-- the state through segmentation_features(), which derives them (as_of
+-- included) with customer_features()'s own code.  The state is read only
+-- by the transaction that made it current (segmentation_refresh_state
+-- .features_xid): a plain REFRESH of a view elsewhere computes the
+-- features from the orders, as before, and a dump restores views that
+-- depend on no state.  k-means, the elbow and the silhouettes still run
+-- over every customer of the segment.
+------------------------------------------------------------------------------
+CREATE TABLE segmentation_refresh_state (
+    segmentation   text PRIMARY KEY REFERENCES segmentations (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    feature_window daterange NOT NULL,  -- the resolved window the state counts
+    state_table    oid NOT NULL,        -- <name>_features_state
+    sku_table      oid,                 -- <name>_sku_state (NULL: the state follows no order changes)
+    generation     bigint,              -- the rollup generation it was built from (NULL: from the source tables)
+    snapshot       pg_snapshot,         -- what the state is exact as of (NULL: no order changes can be applied)
+    features_xid   xid8,                -- the transaction whose refresh made it current; only it reads the state
+    as_of          date                 -- the resolved as_of the views were last computed with
+);
+GRANT SELECT ON segmentation_refresh_state TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON segmentation_refresh_state TO PUBLIC;
+COMMENT ON TABLE segmentation_refresh_state IS
+'Per segmentation: its per-customer feature state tables, the window and snapshot they are exact for (not dumped: the first refresh after a restore rebuilds the state)';
+ALTER TABLE segmentation_refresh_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON segmentation_refresh_state FOR SELECT USING (true);
+CREATE POLICY owner_writes ON segmentation_refresh_state FOR ALL
+    USING (EXISTS (SELECT 1 FROM customer_analytics.segmentations s
+                    WHERE s.name = segmentation AND customer_analytics._is_definition_owner(s.owner)))
+    WITH CHECK (EXISTS (SELECT 1 FROM customer_analytics.segmentations s
+                         WHERE s.name = segmentation AND customer_analytics._is_definition_owner(s.owner)));
+
+CREATE FUNCTION _customer_features_from_state(state regclass, feature_window daterange, as_of date)
+RETURNS TABLE (customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint,
+               total_quantity numeric, first_order date, last_order date, recency_days int,
+               tenure_days int, span_days int, quantity_per_visit float8, days_per_visit float8,
+               skus_per_visit float8, diff float8, is_repeat boolean, features float8[])
+AS 'MODULE_PATHNAME', 'customer_features_from_state' LANGUAGE C STABLE;
+COMMENT ON FUNCTION _customer_features_from_state(regclass, daterange, date) IS
+'internal: customer_features() derived from a segmentation''s per-customer feature state table';
+
+-- The names of a segmentation's two state tables (in its view schema).
+CREATE FUNCTION _segmentation_state_names(s segmentations, OUT state text, OUT sku_state text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT s.name || '_features_state', s.name || '_sku_state' $$;
+
+-- The comment that marks a table as a segmentation's state.
+CREATE FUNCTION _segmentation_state_marker(s segmentations) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT 'customer_analytics: per-customer feature state of segmentation ' || s.name $$;
+
+-- Those of the segmentation's two state tables that exist and carry its marker.
+CREATE FUNCTION _segmentation_state_relations(s segmentations) RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t FROM (SELECT to_regclass(format('%I.%I', s.view_schema, n)) AS t
+                     FROM unnest(ARRAY[(customer_analytics._segmentation_state_names(s)).state,
+                                       (customer_analytics._segmentation_state_names(s)).sku_state]) n) x
+     WHERE obj_description(t, 'pg_class') = customer_analytics._segmentation_state_marker(s)
+$$;
+
+-- Drop a segmentation's state tables (those that carry its marker).
+CREATE FUNCTION _drop_segmentation_state(s segmentations) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT * FROM customer_analytics._segmentation_state_relations(s) LOOP
+        EXECUTE format('DROP TABLE %s', t);
+    END LOOP;
+END $$;
+
+-- The state table the views of segmentation s (resolved) read their
+-- features from, or NULL (they compute them): one made current by this
+-- transaction's refresh for this window, a table of the caller's (its
+-- <name>_features_state, or this session's temporary one).
+CREATE FUNCTION _segmentation_current_state(s segmentations) RETURNS regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT x.state_table::regclass
+      FROM customer_analytics.segmentation_refresh_state x
+     WHERE x.segmentation = s.name
+       AND x.features_xid = pg_current_xact_id_if_assigned()
+       AND x.feature_window = s.feature_window
+       AND x.state_table IN (to_regclass(format('%I.%I', s.view_schema,
+                                                (customer_analytics._segmentation_state_names(s)).state)),
+                             to_regclass('pg_temp.customer_analytics_seg_state'))
+       AND obj_description(x.state_table, 'pg_class') = customer_analytics._segmentation_state_marker(s)
+       AND pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = x.state_table), 'USAGE')
+$$;
+
+-- Why the features cannot be kept from order changes (NULL: they can): the
+-- sums must keep one scale, so the line amounts and quantities must have
+-- a fixed one.
+CREATE FUNCTION _segmentation_state_unsupported(s segmentations) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('the line %s have no fixed scale (%s is not numeric(p,s) or an integer)',
+                  CASE c WHEN 'pretax_subtotal' THEN 'amounts' ELSE 'quantities' END, c)
+      FROM unnest(ARRAY['pretax_subtotal', 'quantity']) c
+     WHERE NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+             WHERE a.attrelid = to_regclass(format('%I.sales_order_lines', s.source_schema))
+               AND a.attname = c AND NOT a.attisdropped
+               AND (a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+                    OR (a.atttypid = 'numeric'::regtype AND a.atttypmod >= 0)))
+     LIMIT 1
+$$;
+
+-- Why the recorded state cannot be adjusted by this refresh (NULL: it
+-- can).  s is resolved.
+CREATE FUNCTION _segmentation_state_problem(s segmentations, x segmentation_refresh_state, r rollups)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n record := customer_analytics._segmentation_state_names(s);
+    st regclass := to_regclass(format('%I.%I', s.view_schema, n.state));
+    kt regclass := to_regclass(format('%I.%I', s.view_schema, n.sku_state));
+BEGIN
+    IF x IS NULL OR x.snapshot IS NULL THEN
+        RETURN 'no per-customer state yet';
+    ELSIF x.generation IS DISTINCT FROM r.generation THEN
+        RETURN 'the rollup was rebuilt';
+    ELSIF x.feature_window <> s.feature_window THEN
+        RETURN CASE WHEN s.rolling IS NOT NULL THEN 'the feature window moved' ELSE 'the feature window changed' END;
+    ELSIF st IS DISTINCT FROM x.state_table OR kt IS DISTINCT FROM x.sku_table
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = st), 'USAGE')
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = kt), 'USAGE') THEN
+        RETURN 'the per-customer state tables were changed';
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The columns of a feature state table: spend_orders, quantity_orders are
+-- the orders with a total, a quantity (NULL in a state copied from
+-- customer_features(), which does not tell: its sums are taken as they are).
+CREATE FUNCTION _segmentation_state_columns() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT '(customer_code text PRIMARY KEY, visits bigint NOT NULL, spend numeric, spend_orders bigint,'
+          ' quantity numeric, quantity_orders bigint, skus bigint NOT NULL, first_order date, last_order date)' $$;
+
+-- Create the state tables if missing (or take back the ones a restore
+-- brought), as the caller (the segmentation's owner).  Error when another
+-- relation has the name.  Returns them.  With temporary, a state table of
+-- this transaction only (pg_temp.customer_analytics_seg_state, created
+-- again) and no sku table: the features computed once for this refresh
+-- when no order changes are to be applied later.
+CREATE FUNCTION _segmentation_state_tables(s segmentations, temporary boolean,
+                                           OUT state regclass, OUT sku_state regclass)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n record := customer_analytics._segmentation_state_names(s);
+    marker text := customer_analytics._segmentation_state_marker(s);
+    t text;
+BEGIN
+    IF temporary THEN
+        IF to_regclass('pg_temp.customer_analytics_seg_state') IS NOT NULL THEN
+            DROP TABLE pg_temp.customer_analytics_seg_state;
+        END IF;
+        EXECUTE format('CREATE TEMP TABLE customer_analytics_seg_state %s ON COMMIT DROP',
+                       customer_analytics._segmentation_state_columns());
+        EXECUTE format('COMMENT ON TABLE pg_temp.customer_analytics_seg_state IS %L', marker);
+        state := 'pg_temp.customer_analytics_seg_state'::regclass;
+        sku_state := NULL;
+        RETURN;
+    END IF;
+    FOREACH t IN ARRAY ARRAY[n.state, n.sku_state] LOOP
+        IF to_regclass(format('%I.%I', s.view_schema, t)) IS NOT NULL
+           AND obj_description(to_regclass(format('%I.%I', s.view_schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
+            RAISE EXCEPTION 'relation %.% exists and is not the state of segmentation "%"', s.view_schema, t, s.name
+                USING ERRCODE = 'duplicate_table',
+                      HINT = 'Rename or drop that relation; the segmentation keeps its per-customer feature state under this name.';
+        END IF;
+    END LOOP;
+    IF to_regclass(format('%I.%I', s.view_schema, n.state)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I %s', s.view_schema, n.state,
+                       customer_analytics._segmentation_state_columns());
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', s.view_schema, n.state, marker);
+    END IF;
+    IF to_regclass(format('%I.%I', s.view_schema, n.sku_state)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I (customer_code text, product_code text, lines bigint NOT NULL,'
+                       ' PRIMARY KEY (customer_code, product_code))', s.view_schema, n.sku_state);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', s.view_schema, n.sku_state, marker);
+    END IF;
+    state := format('%I.%I', s.view_schema, n.state)::regclass;
+    sku_state := format('%I.%I', s.view_schema, n.sku_state)::regclass;
+END $$;
+
+-- The rollup's orders in the feature window as rows o(customer_code, d,
+-- total, quantity, product_codes): the orders customer_features() reads.
+CREATE FUNCTION _segmentation_rollup_orders_sql(s segmentations, r rollups) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('(SELECT o.* FROM (SELECT r.customer_code, COALESCE(r.order_date,'
+                  ' customer_analytics.checked_order_date(r.order_date_raw, r.order_type, r.order_number)) AS d,'
+                  ' r.total, r.quantity, r.product_codes FROM %s r WHERE r.customer_code IS NOT NULL) o'
+                  ' WHERE o.d <@ %L::daterange)', customer_analytics._rollup_table(r.id), s.feature_window)
+$$;
+
+-- Build a segmentation's state in full.  From the rollup (r not NULL), as
+-- of one snapshot, which it returns: the state then follows the order
+-- changes.  Otherwise from customer_features() (the source tables), with
+-- no snapshot and no sku rows: into the kept tables when the segmentation
+-- has them, else into a temporary table (no state tables beside the views
+-- of a source without a rollup).  A relation that has a state table's name
+-- and is not it: a WARNING, and the temporary table.  s is resolved.
+CREATE FUNCTION _segmentation_build_state(s segmentations, r rollups, OUT state regclass,
+                                          OUT sku_state regclass, OUT snapshot pg_snapshot)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    BEGIN
+        t := customer_analytics._segmentation_state_tables(s,
+                 r IS NULL AND NOT EXISTS (SELECT 1 FROM customer_analytics._segmentation_state_relations(s)));
+    EXCEPTION WHEN duplicate_table THEN
+        RAISE WARNING 'segmentation "%" keeps no per-customer feature state: %', s.name, SQLERRM
+            USING HINT = 'Its refreshes compute the features in full until this is fixed.';
+        t := customer_analytics._segmentation_state_tables(s, true);
+        r := NULL;
+    END;
+    state := t.state;
+    sku_state := t.sku_state;
+    IF r IS NULL THEN
+        EXECUTE format('TRUNCATE %s', concat_ws(', ', state::text, sku_state::text));
+        -- the sums as customer_features() gives them (0 for none), without
+        -- the order counts it does not give: no order changes are applied
+        -- to this state
+        EXECUTE format('INSERT INTO %s SELECT f.customer_code, f.visits, f.total_spend, NULL, f.total_quantity,'
+                       ' NULL, f.skus, f.first_order, f.last_order'
+                       ' FROM customer_analytics.customer_features($1, $2, $3) f', state)
+          USING s.feature_window, s.as_of, s.source_schema;
+        snapshot := NULL;
+        RETURN;
+    END IF;
+    snapshot := customer_analytics._at_one_snapshot(NULL, ARRAY[
+        format('TRUNCATE %s, %s', state, sku_state),
+        format('INSERT INTO %s SELECT o.customer_code, p.code, count(*) FROM %s o, unnest(o.product_codes) p(code)'
+               ' WHERE p.code IS NOT NULL GROUP BY 1, 2',
+               sku_state, customer_analytics._segmentation_rollup_orders_sql(s, r)),
+        format('INSERT INTO %s SELECT g.customer_code, g.visits, g.spend, g.spend_orders, g.quantity, g.quantity_orders,'
+               ' COALESCE(k.skus, 0), g.first_order, g.last_order FROM'
+               ' (SELECT o.customer_code, count(*) AS visits, sum(o.total) AS spend, count(o.total) AS spend_orders,'
+               '  sum(o.quantity) AS quantity, count(o.quantity) AS quantity_orders,'
+               '  min(o.d) AS first_order, max(o.d) AS last_order FROM %s o GROUP BY 1) g'
+               ' LEFT JOIN (SELECT k.customer_code, count(*) AS skus FROM %s k GROUP BY 1) k USING (customer_code)',
+               state, customer_analytics._segmentation_rollup_orders_sql(s, r), sku_state)]);
+END $$;
+
+-- Apply the order changes committed since the state's snapshot to a
+-- segmentation's state, as of one new snapshot, which it returns (NULL,
+-- nothing done, when there is a change it cannot follow: see
+-- _rollup_delta_guard_sql).  s is resolved; the caller holds the refresh
+-- lock.  A customer's first or last order is looked up again only when a
+-- removed order may have been it.
+CREATE FUNCTION _segmentation_delta_refresh(s segmentations, x segmentation_refresh_state, r rollups,
+                                            OUT snapshot pg_snapshot, OUT changed_customers bigint,
+                                            OUT order_changes bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+    dirty text := customer_analytics._rollup_dirty_table(r.id);
+    since text := format('x.xid >= pg_catalog.pg_snapshot_xmin(%1$L::pg_snapshot)'
+                         ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %1$L::pg_snapshot)', x.snapshot);
+    -- the changed orders' rows in the window
+    rows text := format('x.sign IS NOT NULL AND %s AND x.order_date <@ %L::daterange', since, s.feature_window);
+    state regclass := x.state_table;
+    sku regclass := x.sku_table;
+    lookup text := format('(SELECT %%s(r.order_date) FROM %s r WHERE r.customer_code = %%s AND r.order_date <@ %L::daterange)',
+                          customer_analytics._rollup_table(r.id), s.feature_window);
+BEGIN
+    PERFORM customer_analytics._drop_segmentation_scratch();
+    CREATE TEMP TABLE customer_analytics_seg_changed (customer_code text PRIMARY KEY) ON COMMIT DROP;
+    -- the net change of lines per (customer, product code), and of each
+    -- changed customer's distinct codes
+    CREATE TEMP TABLE customer_analytics_seg_skus (customer_code text, product_code text, lines bigint,
+                                                   PRIMARY KEY (customer_code, product_code)) ON COMMIT DROP;
+    CREATE TEMP TABLE customer_analytics_seg_sku_counts (customer_code text PRIMARY KEY, skus bigint) ON COMMIT DROP;
+    snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since), ARRAY[
+        format('INSERT INTO pg_temp.customer_analytics_seg_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
+               dirty, rows),
+        'ANALYZE pg_temp.customer_analytics_seg_changed',
+        -- lines per product code, with their signs; a code whose count
+        -- reaches 0 leaves the customer's codes, a new one joins them
+        format('INSERT INTO pg_temp.customer_analytics_seg_skus'
+               ' SELECT x.customer_code, p.code, sum(x.sign) FROM %s x, unnest(x.product_codes) p(code)'
+               ' WHERE %s AND p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(x.sign) <> 0', dirty, rows),
+        'ANALYZE pg_temp.customer_analytics_seg_skus',
+        format('INSERT INTO pg_temp.customer_analytics_seg_sku_counts'
+               ' SELECT z.customer_code, sum(CASE WHEN k.lines IS NULL THEN 1 WHEN k.lines + z.lines <= 0 THEN -1 ELSE 0 END)'
+               ' FROM pg_temp.customer_analytics_seg_skus z LEFT JOIN %s k'
+               ' ON k.customer_code = z.customer_code AND k.product_code = z.product_code'
+               ' GROUP BY 1 HAVING sum(CASE WHEN k.lines IS NULL THEN 1 WHEN k.lines + z.lines <= 0 THEN -1 ELSE 0 END) <> 0',
+               sku),
+        format('DELETE FROM %s k USING pg_temp.customer_analytics_seg_skus z'
+               ' WHERE k.customer_code = z.customer_code AND k.product_code = z.product_code AND k.lines + z.lines <= 0',
+               sku),
+        format('INSERT INTO %1$s AS k (customer_code, product_code, lines)'
+               ' SELECT z.customer_code, z.product_code, z.lines FROM pg_temp.customer_analytics_seg_skus z'
+               ' WHERE z.lines > 0 OR EXISTS (SELECT 1 FROM %1$s y'
+               '                               WHERE y.customer_code = z.customer_code AND y.product_code = z.product_code)'
+               ' ON CONFLICT (customer_code, product_code) DO UPDATE SET lines = k.lines + excluded.lines',
+               sku),
+        -- visits and sums adjusted; a sum is NULL again when no order has one
+        format('WITH d AS (SELECT x.customer_code, sum(x.sign) AS visits, sum(x.sign * x.total) AS spend,'
+               '   COALESCE(sum(x.sign) FILTER (WHERE x.total IS NOT NULL), 0) AS spend_orders,'
+               '   sum(x.sign * x.quantity) AS quantity,'
+               '   COALESCE(sum(x.sign) FILTER (WHERE x.quantity IS NOT NULL), 0) AS quantity_orders,'
+               '   min(x.order_date) FILTER (WHERE x.sign > 0) AS added_first,'
+               '   max(x.order_date) FILTER (WHERE x.sign > 0) AS added_last,'
+               '   min(x.order_date) FILTER (WHERE x.sign < 0) AS removed_first,'
+               '   max(x.order_date) FILTER (WHERE x.sign < 0) AS removed_last'
+               '   FROM %2$s x WHERE %3$s GROUP BY 1),'
+               ' upd AS (UPDATE %1$s s SET visits = s.visits + d.visits,'
+               '   spend = CASE WHEN s.spend_orders + d.spend_orders > 0 THEN COALESCE(s.spend, 0) + COALESCE(d.spend, 0) END,'
+               '   spend_orders = s.spend_orders + d.spend_orders,'
+               '   quantity = CASE WHEN s.quantity_orders + d.quantity_orders > 0'
+               '     THEN COALESCE(s.quantity, 0) + COALESCE(d.quantity, 0) END,'
+               '   quantity_orders = s.quantity_orders + d.quantity_orders,'
+               '   first_order = CASE WHEN s.visits + d.visits <= 0 THEN NULL'
+               '     WHEN d.removed_first <= LEAST(s.first_order, d.added_first) THEN %4$s'
+               '     ELSE LEAST(s.first_order, d.added_first) END,'
+               '   last_order = CASE WHEN s.visits + d.visits <= 0 THEN NULL'
+               '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN %5$s'
+               '     ELSE GREATEST(s.last_order, d.added_last) END'
+               '   FROM d WHERE s.customer_code = d.customer_code RETURNING s.customer_code)'
+               ' INSERT INTO %1$s (customer_code, visits, spend, spend_orders, quantity, quantity_orders, skus,'
+               '                   first_order, last_order)'
+               ' SELECT d.customer_code, d.visits, CASE WHEN d.spend_orders > 0 THEN d.spend END, d.spend_orders,'
+               '   CASE WHEN d.quantity_orders > 0 THEN d.quantity END, d.quantity_orders, 0,'
+               '   CASE WHEN d.removed_first IS NULL THEN d.added_first ELSE %6$s END,'
+               '   CASE WHEN d.removed_last IS NULL THEN d.added_last ELSE %7$s END'
+               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.customer_code = d.customer_code)',
+               state, dirty, rows,
+               format(lookup, 'min', 's.customer_code'), format(lookup, 'max', 's.customer_code'),
+               format(lookup, 'min', 'd.customer_code'), format(lookup, 'max', 'd.customer_code')),
+        format('UPDATE %s s SET skus = s.skus + c.skus FROM pg_temp.customer_analytics_seg_sku_counts c'
+               ' WHERE s.customer_code = c.customer_code', state),
+        format('DELETE FROM %s s USING pg_temp.customer_analytics_seg_changed c'
+               ' WHERE s.customer_code = c.customer_code AND s.visits <= 0', state)]);
+    IF snapshot IS NOT NULL THEN
+        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_seg_changed;
+        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
+                       dirty, since, snapshot) INTO order_changes;
+    END IF;
+    PERFORM customer_analytics._drop_segmentation_scratch();
+END $$;
+
+-- Drop the segmentation delta refresh's temporary tables if this session has them.
+CREATE FUNCTION _drop_segmentation_scratch() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_temp.customer_analytics_seg_changed') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_seg_changed;
+    END IF;
+    IF to_regclass('pg_temp.customer_analytics_seg_skus') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_seg_skus;
+    END IF;
+    IF to_regclass('pg_temp.customer_analytics_seg_sku_counts') IS NOT NULL THEN
+        DROP TABLE pg_temp.customer_analytics_seg_sku_counts;
+    END IF;
+END $$;
+
+-- Bring a segmentation's feature state up to date for this refresh: from
+-- the order changes when the rollup and the state allow, else in full
+-- (from the rollup when it is usable, so that the next refresh can apply
+-- changes; from the source tables otherwise).  Marks the state current for
+-- this transaction, whose views then read it.  mode is what the refresh
+-- history records.  Only the owner keeps the state: another role's refresh
+-- (a superuser's) leaves the views to compute their features as the owner.
+-- unchanged: no customer's features changed and as_of is the one the views
+-- were last computed with, so the views, computed from the same features,
+-- would come out the same (the caller leaves them).
+CREATE FUNCTION _segmentation_update_state(s segmentations, OUT mode text, OUT delta boolean,
+                                           OUT unchanged boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    resolved customer_analytics.segmentations := customer_analytics._segmentation_resolved(s);
+    r customer_analytics.rollups;
+    x customer_analytics.segmentation_refresh_state;
+    usable boolean;
+    why text;
+    d record;
+    b record;
+BEGIN
+    delta := false;
+    unchanged := false;
+    IF current_user <> s.owner THEN
+        mode := 'full (refreshed by a role other than its owner: each view computed the features)';
+        RETURN;
+    END IF;
+    SELECT * INTO r FROM customer_analytics.rollups y WHERE y.source_schema = s.source_schema;
+    usable := r IS NOT NULL AND (customer_analytics._rollup_for_reading(s.source_schema)).rollup IS NOT NULL;
+    SELECT * INTO x FROM customer_analytics.segmentation_refresh_state y WHERE y.segmentation = s.name;
+    why := CASE WHEN r IS NULL THEN 'no rollup'
+                WHEN NOT usable THEN 'the rollup is not usable'
+                ELSE COALESCE(customer_analytics._segmentation_state_unsupported(resolved),
+                              CASE WHEN customer_analytics._rollup_written_here(r)
+                                   THEN 'this transaction wrote to the source tables' END,
+                              customer_analytics._segmentation_state_problem(resolved, x, r)) END;
+    IF why IS NULL THEN
+        PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): applying the order changes', s.name));
+        d := customer_analytics._segmentation_delta_refresh(resolved, x, r);
+        IF d.snapshot IS NULL THEN
+            why := customer_analytics._rollup_delta_refused(r, x.snapshot);
+        ELSE
+            delta := true;
+            unchanged := d.changed_customers = 0 AND x.as_of IS NOT DISTINCT FROM resolved.as_of;
+            mode := format('delta (%s changed customers, %s order changes%s)', d.changed_customers, d.order_changes,
+                           CASE WHEN unchanged THEN '; views unchanged' ELSE '' END);
+            UPDATE customer_analytics.segmentation_refresh_state y
+               SET snapshot = d.snapshot, features_xid = pg_current_xact_id(), as_of = resolved.as_of
+             WHERE y.segmentation = s.name;
+        END IF;
+    END IF;
+    IF NOT delta THEN
+        mode := format('full (%s)', why);
+        PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): computing the features', s.name));
+        -- from the rollup only when its changes can be applied later
+        b := customer_analytics._segmentation_build_state(resolved,
+                 CASE WHEN usable AND customer_analytics._segmentation_state_unsupported(resolved) IS NULL
+                           AND NOT customer_analytics._rollup_written_here(r) THEN r END);
+        INSERT INTO customer_analytics.segmentation_refresh_state AS y
+        VALUES (s.name, resolved.feature_window, b.state, CASE WHEN b.snapshot IS NOT NULL THEN b.sku_state END,
+                CASE WHEN b.snapshot IS NOT NULL THEN r.generation END, b.snapshot, pg_current_xact_id(),
+                resolved.as_of)
+        ON CONFLICT (segmentation) DO UPDATE
+            SET feature_window = excluded.feature_window, state_table = excluded.state_table,
+                sku_table = excluded.sku_table, generation = excluded.generation,
+                snapshot = excluded.snapshot, features_xid = excluded.features_xid, as_of = excluded.as_of;
+    END IF;
+    IF usable THEN
+        PERFORM customer_analytics._prune_dirty(r);
+    END IF;
+END $$;
+
+-- The profiles and the elbow of a set of features (features_sql: SQL
+-- text of a relation with a float8[] column `features`), shared by
+-- kmeans_profiles()/kmeans_elbow() and a segmentation's views.
+CREATE FUNCTION _kmeans_profiles_over(model jsonb, features_sql text)
+RETURNS TABLE (cluster int, customers bigint, share numeric,
+               visits float8, total_spend float8, ticket_size float8, skus float8,
+               total_quantity float8, recency_days float8, tenure_days float8,
+               quantity_per_visit float8, days_per_visit float8, skus_per_visit float8,
+               diff float8, ranks jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+    WITH m AS (
+        SELECT customer_analytics.kmeans_predict($1, cf.features) AS cluster, cf.features AS f
+          FROM (%s) cf),
+    p AS (
+        SELECT m.cluster, count(*) AS customers,
+               avg(f[1]) AS visits, avg(f[2]) AS total_spend, avg(f[3]) AS ticket_size, avg(f[4]) AS skus,
+               avg(f[5]) AS total_quantity, avg(f[6]) AS recency_days, avg(f[7]) AS tenure_days,
+               avg(f[8]) AS quantity_per_visit, avg(f[9]) AS days_per_visit, avg(f[10]) AS skus_per_visit,
+               avg(f[11]) AS diff
+          FROM m GROUP BY m.cluster)
+    SELECT p.cluster, p.customers,
+           round(100.0 * p.customers / sum(p.customers) OVER (), 2),
+           p.visits, p.total_spend, p.ticket_size, p.skus, p.total_quantity, p.recency_days, p.tenure_days,
+           p.quantity_per_visit, p.days_per_visit, p.skus_per_visit, p.diff,
+           jsonb_build_object(
+               'visits', rank() OVER (ORDER BY p.visits DESC),
+               'total_spend', rank() OVER (ORDER BY p.total_spend DESC),
+               'ticket_size', rank() OVER (ORDER BY p.ticket_size DESC),
+               'skus', rank() OVER (ORDER BY p.skus DESC),
+               'total_quantity', rank() OVER (ORDER BY p.total_quantity DESC),
+               'recency_days', rank() OVER (ORDER BY p.recency_days DESC),
+               'tenure_days', rank() OVER (ORDER BY p.tenure_days DESC),
+               'quantity_per_visit', rank() OVER (ORDER BY p.quantity_per_visit DESC),
+               'days_per_visit', rank() OVER (ORDER BY p.days_per_visit DESC),
+               'skus_per_visit', rank() OVER (ORDER BY p.skus_per_visit DESC),
+               'diff', rank() OVER (ORDER BY p.diff DESC))
+      FROM p ORDER BY p.cluster$q$, features_sql) USING model;
+END $$;
+
+CREATE FUNCTION _kmeans_elbow_over(k_from int, k_to int, options jsonb, silhouette_sample int, features_sql text)
+RETURNS TABLE (k int, inertia float8, silhouette float8, kneedle_pick boolean, silhouette_pick boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+    WITH f AS MATERIALIZED (SELECT cf.features FROM (%s) cf),
+    fits AS (
+        SELECT g.k, (SELECT customer_analytics.kmeans_fit(f.features, g.k, $3) FROM f) AS model
+          FROM generate_series($1, $2) AS g(k)),
+    scored AS (
+        SELECT fits.k, (fits.model->>'inertia')::float8 AS inertia,
+               (SELECT CASE WHEN $4 = 0
+                            THEN customer_analytics.silhouette(customer_analytics.kmeans_standardize(fits.model, f.features),
+                                                               customer_analytics.kmeans_predict(fits.model, f.features))
+                            ELSE customer_analytics.silhouette(customer_analytics.kmeans_standardize(fits.model, f.features),
+                                                               customer_analytics.kmeans_predict(fits.model, f.features),
+                                                               $4, 0) END
+                  FROM f) AS silhouette
+          FROM fits WHERE fits.model IS NOT NULL)
+    SELECT s.k, s.inertia, s.silhouette,
+           s.k = customer_analytics.kneedle((SELECT array_agg(x.k ORDER BY x.k) FROM scored x),
+                                           (SELECT array_agg(x.inertia ORDER BY x.k) FROM scored x)),
+           s.k = (SELECT x.k FROM scored x WHERE x.silhouette IS NOT NULL ORDER BY x.silhouette DESC, x.k LIMIT 1)
+      FROM scored s ORDER BY s.k$q$, features_sql) USING k_from, k_to, options, silhouette_sample;
+END $$;
+
+-- The features query of customer_features() for a segment.
+CREATE FUNCTION _segment_features_sql(segment text, feature_window daterange, as_of date, source_schema text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('SELECT cf.features FROM customer_analytics.customer_features(%L::daterange, %L::date, %L::text) cf'
+                  ' WHERE customer_analytics._segment_filter(%L::text, cf.is_repeat)',
+                  feature_window, as_of, source_schema, segment)
+$$;
+
+-- As in 1.0, through the shared implementation.
+CREATE OR REPLACE FUNCTION kmeans_profiles(
+    model          jsonb,
+    segment        text      DEFAULT 'repeat',
+    feature_window daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of          date      DEFAULT '2026-01-07',
+    source_schema  text      DEFAULT NULL)
+RETURNS TABLE (cluster int, customers bigint, share numeric,
+               visits float8, total_spend float8, ticket_size float8, skus float8,
+               total_quantity float8, recency_days float8, tenure_days float8,
+               quantity_per_visit float8, days_per_visit float8, skus_per_visit float8,
+               diff float8, ranks jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM customer_analytics._kmeans_profiles_over(model,
+        customer_analytics._segment_features_sql(segment, feature_window, as_of, source_schema))
+$$;
+
+CREATE OR REPLACE FUNCTION kmeans_elbow(
+    k_from            int       DEFAULT 1,
+    k_to              int       DEFAULT 10,
+    segment           text      DEFAULT 'repeat',
+    feature_window    daterange DEFAULT '[2025-01-01,2025-12-31]',
+    as_of             date      DEFAULT '2026-01-07',
+    options           jsonb     DEFAULT '{"n_init": 10, "seed": 0}',
+    silhouette_sample int       DEFAULT 2000,
+    source_schema     text      DEFAULT NULL)
+RETURNS TABLE (k int, inertia float8, silhouette float8, kneedle_pick boolean, silhouette_pick boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF k_from IS NULL OR k_to IS NULL OR k_from < 1 OR k_to < k_from OR k_to > 50 THEN
+        RAISE EXCEPTION 'need 1 <= k_from <= k_to <= 50, not k_from = %, k_to = %', k_from, k_to
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The notebook looks at k = 1 .. 10.';
+    END IF;
+    IF silhouette_sample IS NULL OR silhouette_sample < 0 THEN
+        RAISE EXCEPTION 'silhouette_sample must be 0 (exact) or a sample size'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default 2000 is repeatable (seed 0).';
+    END IF;
+    RETURN QUERY SELECT * FROM customer_analytics._kmeans_elbow_over(k_from, k_to, options, silhouette_sample,
+        customer_analytics._segment_features_sql(segment, feature_window, as_of, source_schema));
+END $$;
+
+-- A segmentation's profiles and elbow over segmentation_features(): what
+-- its _profiles and _elbow views read (from the state during a refresh).
+CREATE FUNCTION _segmentation_profiles(segmentation text, model jsonb)
+RETURNS TABLE (cluster int, customers bigint, share numeric,
+               visits float8, total_spend float8, ticket_size float8, skus float8,
+               total_quantity float8, recency_days float8, tenure_days float8,
+               quantity_per_visit float8, days_per_visit float8, skus_per_visit float8,
+               diff float8, ranks jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM customer_analytics._kmeans_profiles_over(model,
+        format('SELECT f.features FROM customer_analytics.segmentation_features(%L) f', segmentation))
+$$;
+COMMENT ON FUNCTION _segmentation_profiles(text, jsonb) IS
+'internal: kmeans_profiles() of a segmentation''s model over its features (what <name>_profiles holds)';
+
+CREATE FUNCTION _segmentation_elbow(segmentation text)
+RETURNS TABLE (k int, inertia float8, silhouette float8, kneedle_pick boolean, silhouette_pick boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation_to_run(segmentation);
+BEGIN
+    RETURN QUERY SELECT * FROM customer_analytics._kmeans_elbow_over(s.k_from, s.k_to, s.options, s.silhouette_sample,
+        format('SELECT f.features FROM customer_analytics.segmentation_features(%L) f', s.name));
+END $$;
+COMMENT ON FUNCTION _segmentation_elbow(text) IS
+'internal: kmeans_elbow() over a segmentation''s features with its stored k range, options and sample (what <name>_elbow holds)';
+
 -- DROP EXTENSION (its event trigger, before anything is dropped) takes the
 -- tables the extension created outside its script: every rollup's tables
--- and every campaign's state tables.  Returns how many it dropped.
+-- and every campaign's and segmentation's state tables.  Returns how many it dropped.
 CREATE FUNCTION _drop_extension_tables() RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups;
     c customer_analytics.campaigns;
+    g customer_analytics.segmentations;
     t text;
     n int := 0;
 BEGIN
     FOR c IN SELECT * FROM customer_analytics.campaigns LOOP
         n := n + (SELECT count(*) FROM customer_analytics._campaign_state_relations(c));
         PERFORM customer_analytics._drop_campaign_state(c);
+    END LOOP;
+    FOR g IN SELECT * FROM customer_analytics.segmentations LOOP
+        n := n + (SELECT count(*) FROM customer_analytics._segmentation_state_relations(g));
+        PERFORM customer_analytics._drop_segmentation_state(g);
     END LOOP;
     FOR r IN SELECT * FROM customer_analytics.rollups LOOP
         FOREACH t IN ARRAY ARRAY[customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
@@ -4432,7 +5086,7 @@ BEGIN
         END LOOP;
     END LOOP;
     IF n > 0 THEN
-        RAISE NOTICE 'customer_analytics: dropping % rollup and campaign state table(s) with the extension', n;
+        RAISE NOTICE 'customer_analytics: dropping % rollup and state table(s) with the extension', n;
     END IF;
     RETURN n;
 END $$;

@@ -40,6 +40,7 @@
 #include "utils/tuplestore.h"
 
 #include "customer_analytics.h"
+#include "customer_features.h"
 #include "feature_stats.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
@@ -395,49 +396,94 @@ compare_codes(const void *a, const void *b)
 				  (*(FeatureCustomer *const *) b)->code);
 }
 
-/* customer_features(feature_window daterange, as_of date, source_schema text) */
-Datum
-customer_features(PG_FUNCTION_ARGS)
+/* An empty pass, its rows in a new child context of the current one. */
+static void
+pass_init(FeaturePass *pass)
+{
+	memset(pass, 0, sizeof(*pass));
+	pass->context = AllocSetContextCreate(CurrentMemoryContext,
+										  "customer_analytics customer_features",
+										  ALLOCSET_DEFAULT_SIZES);
+	pass->maxrows = 1024;
+	pass->rows = MemoryContextAlloc(pass->context, sizeof(FeatureCustomer *) * pass->maxrows);
+}
+
+/* The materialized result set of fcinfo, checked to have our columns. */
+static ReturnSetInfo *
+features_result(FunctionCallInfo fcinfo, const char *function)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	DateWindow	window = arg_date_window(fcinfo, 0, "feature_window");
-	DateADT		as_of = arg_as_of(fcinfo, 1, window);
-	const char *schema = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	SourceTables *src;
-	FeaturePass pass;
-	MemoryContext rowcontext;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (rsinfo->setDesc->natts != NUM_COLUMNS)
-		elog(ERROR, "customer_features: return type has %d columns, expected %d",
-			 rsinfo->setDesc->natts, NUM_COLUMNS);
-	src = source_tables_open(schema);
-	source_tables_check_line_items(src);
+		elog(ERROR, "%s: return type has %d columns, expected %d",
+			 function, rsinfo->setDesc->natts, NUM_COLUMNS);
+	return rsinfo;
+}
 
-	memset(&pass, 0, sizeof(pass));
-	pass.context = AllocSetContextCreate(CurrentMemoryContext,
-										 "customer_analytics customer_features",
-										 ALLOCSET_DEFAULT_SIZES);
-	pass.maxrows = 1024;
-	pass.rows = MemoryContextAlloc(pass.context, sizeof(FeatureCustomer *) * pass.maxrows);
-	scan_customers(&pass, src, PointerGetDatum(PG_GETARG_RANGE_P(0)));
+/*
+ * Report the pass's customers with their features derived at as_of, in
+ * customer_code byte order, and free the pass.
+ */
+static void
+put_customers(ReturnSetInfo *rsinfo, FeaturePass *pass, DateADT as_of)
+{
+	MemoryContext rowcontext;
 
 	/* by code, byte order */
-	qsort(pass.rows, pass.nrows, sizeof(FeatureCustomer *), compare_codes);
+	qsort(pass->rows, pass->nrows, sizeof(FeatureCustomer *), compare_codes);
 	rowcontext = AllocSetContextCreate(CurrentMemoryContext,
 									   "customer_analytics customer_features row",
 									   ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < pass.nrows; i++)
+	for (int i = 0; i < pass->nrows; i++)
 	{
 		MemoryContext oldcontext = MemoryContextSwitchTo(rowcontext);
 
 		CHECK_FOR_INTERRUPTS();
-		put_customer(rsinfo, pass.rows[i], as_of);
+		put_customer(rsinfo, pass->rows[i], as_of);
 		MemoryContextSwitchTo(oldcontext);
 		MemoryContextReset(rowcontext);
 	}
 
 	MemoryContextDelete(rowcontext);
-	MemoryContextDelete(pass.context);
+	MemoryContextDelete(pass->context);
+}
+
+/* customer_features(feature_window daterange, as_of date, source_schema text) */
+Datum
+customer_features(PG_FUNCTION_ARGS)
+{
+	DateWindow	window = arg_date_window(fcinfo, 0, "feature_window");
+	DateADT		as_of = arg_as_of(fcinfo, 1, window);
+	const char *schema = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	ReturnSetInfo *rsinfo = features_result(fcinfo, "customer_features");
+	SourceTables *src;
+	FeaturePass pass;
+
+	src = source_tables_open(schema);
+	source_tables_check_line_items(src);
+
+	pass_init(&pass);
+	scan_customers(&pass, src, PointerGetDatum(PG_GETARG_RANGE_P(0)));
+	put_customers(rsinfo, &pass, as_of);
+	return (Datum) 0;
+}
+
+/*
+ * customer_features() over per-customer stats kept elsewhere (see
+ * customer_features.h): the same checks of feature_window (argument 1) and
+ * as_of (argument 2), the same derivation and order.
+ */
+Datum
+customer_features_from_stats(FunctionCallInfo fcinfo, const char *stats_query, const char *function)
+{
+	DateWindow	window = arg_date_window(fcinfo, 1, "feature_window");
+	DateADT		as_of = arg_as_of(fcinfo, 2, window);
+	ReturnSetInfo *rsinfo = features_result(fcinfo, function);
+	FeaturePass pass;
+
+	pass_init(&pass);
+	query_stream_serial(stats_query, 0, NULL, NULL, NULL, fold_customer_stats, &pass);
+	put_customers(rsinfo, &pass, as_of);
 	return (Datum) 0;
 }

@@ -2,7 +2,9 @@
 # make bench:  the benchmark table (not a test; nothing here asserts timing).
 # Starts its own throwaway cluster, loads the demo data at each scale in
 # SCALES (default "1 10 30") and times each query RUNS times (default 5);
-# then the same for the realistic shape (SHAPES, default "demo skewed").
+# then the same for the realistic shape (SHAPES, default "demo skewed");
+# then the rollup's cost to a logical replication apply worker and the
+# sharded source (bench/sharded.sh, SHARDED_SCALES, default "1").
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 
 ca_install_deps
@@ -23,3 +25,5 @@ fi
     --shape "${SHAPES:-demo skewed}"
 # the rollup's cost to a subscription's apply worker (row triggers)
 bash "$CA_ROOT/bench/logical_apply.sh"
+# the functions over three shards and a coordinator (SHARDED_SCALES, default 1)
+bash "$CA_ROOT/bench/sharded.sh"

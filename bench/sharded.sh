@@ -53,7 +53,7 @@ for scale in ${SHARDED_SCALES:-1}; do
     # per-shard rollups after a direct write on every shard
     coord "CREATE SCHEMA bench_bi; SELECT count(*) FROM customer_analytics.create_campaign('bs', 'bench_bi', source_schema => 'sharded')" >/dev/null
     full=$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
-                  SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1")
+                  SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1" | tail -1)
     sharded_rollups >/dev/null
     coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs')" >/dev/null   # the shards' snapshots
     for s in "${SHARDS[@]}"; do
@@ -61,7 +61,7 @@ for scale in ${SHARDED_SCALES:-1}; do
                                  WHERE abs(hashtext(order_number)) % 1000 = 7" >/dev/null
     done
     incremental=$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
-                         SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1")
+                         SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1" | tail -1)
     table+=("| $scale | refresh_campaign on the sharded source | | ${full%%,*} (full) | |")
     table+=("| $scale | refresh_campaign after 0.1 % of the lines changed on the shards | | ${incremental%%,*} (${incremental#*, }) | |")
     stop_clusters coord shard1 shard2 shard3

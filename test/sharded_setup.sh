@@ -39,6 +39,8 @@ CREATE TABLE cosmos_sync.sales_orders (order_type varchar(4) NOT NULL, order_num
 CREATE TABLE cosmos_sync.sales_order_lines (order_type varchar(4) NOT NULL, order_number varchar(12) NOT NULL,
     line_no int NOT NULL, product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric(14,2),
     customer_code varchar(12), PRIMARY KEY (order_type, order_number, line_no));
+CREATE INDEX ON cosmos_sync.sales_orders (customer_code);
+CREATE INDEX ON cosmos_sync.sales_order_lines (customer_code);
 CREATE VIEW cosmos_sync.order_totals AS
     SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
            sum(l.pretax_subtotal) AS order_total, sum(l.quantity) AS quantity,

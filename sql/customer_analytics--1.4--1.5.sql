@@ -4801,14 +4801,17 @@ BEGIN
                '   last_order = CASE WHEN s.visits + d.visits <= 0 THEN NULL'
                '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN %5$s'
                '     ELSE GREATEST(s.last_order, d.added_last) END'
-               '   FROM d WHERE s.customer_code = d.customer_code RETURNING s.customer_code)'
+               '   FROM d WHERE s.customer_code = d.customer_code)'
                ' INSERT INTO %1$s (customer_code, visits, spend, spend_orders, quantity, quantity_orders, skus,'
                '                   first_order, last_order)'
                ' SELECT d.customer_code, d.visits, CASE WHEN d.spend_orders > 0 THEN d.spend END, d.spend_orders,'
                '   CASE WHEN d.quantity_orders > 0 THEN d.quantity END, d.quantity_orders, 0,'
                '   CASE WHEN d.removed_first IS NULL THEN d.added_first ELSE %6$s END,'
                '   CASE WHEN d.removed_last IS NULL THEN d.added_last ELSE %7$s END'
-               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.customer_code = d.customer_code)',
+               -- new customers: those the state had no row for (the
+               -- statement's snapshot does not see the UPDATE above), found
+               -- by the state's key, whatever the estimates of d say
+               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
                state, dirty, rows,
                format(lookup, 'min', 's.customer_code'), format(lookup, 'max', 's.customer_code'),
                format(lookup, 'min', 'd.customer_code'), format(lookup, 'max', 'd.customer_code')),

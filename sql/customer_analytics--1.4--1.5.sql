@@ -3777,23 +3777,25 @@ BEGIN
     PERFORM customer_analytics._drop_delta_scratch();
 END $$;
 
+-- Drop those of the named temporary tables this session has.
+CREATE FUNCTION _drop_temp_tables(VARIADIC tables text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        IF to_regclass('pg_temp.' || quote_ident(t)) IS NOT NULL THEN
+            EXECUTE format('DROP TABLE pg_temp.%I', t);
+        END IF;
+    END LOOP;
+END $$;
+
 -- Drop the delta refresh's temporary tables if this session has them.
 CREATE FUNCTION _drop_delta_scratch() RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF to_regclass('pg_temp.customer_analytics_changed') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_changed;
-    END IF;
-    IF to_regclass('pg_temp.customer_analytics_targets') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_targets;
-    END IF;
-    IF to_regclass('pg_temp.customer_analytics_long_keys') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_long_keys;
-    END IF;
-    IF to_regclass('pg_temp.customer_analytics_months') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_months;
-    END IF;
-END $$;
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT customer_analytics._drop_temp_tables('customer_analytics_changed', 'customer_analytics_targets',
+                                                'customer_analytics_long_keys', 'customer_analytics_months')
+$$;
 
 -- Drop a campaign's state tables (those that carry its marker).
 CREATE FUNCTION _drop_campaign_state(c campaigns) RETURNS void
@@ -4829,18 +4831,10 @@ END $$;
 
 -- Drop the segmentation delta refresh's temporary tables if this session has them.
 CREATE FUNCTION _drop_segmentation_scratch() RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF to_regclass('pg_temp.customer_analytics_seg_changed') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_seg_changed;
-    END IF;
-    IF to_regclass('pg_temp.customer_analytics_seg_skus') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_seg_skus;
-    END IF;
-    IF to_regclass('pg_temp.customer_analytics_seg_sku_counts') IS NOT NULL THEN
-        DROP TABLE pg_temp.customer_analytics_seg_sku_counts;
-    END IF;
-END $$;
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT customer_analytics._drop_temp_tables('customer_analytics_seg_changed', 'customer_analytics_seg_skus',
+                                                'customer_analytics_seg_sku_counts')
+$$;
 
 -- Bring a segmentation's feature state up to date for this refresh: from
 -- the order changes when the rollup and the state allow, else in full

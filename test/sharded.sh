@@ -504,6 +504,75 @@ coord "DROP FOREIGN TABLE sharded.lines_misplaced;
 same "target_customers() with shard3's aggregates not shippable" "customer_analytics.target_customers(source_schema => '@')"
 coord "ALTER SERVER shard3 OPTIONS (ADD extensions 'customer_analytics')"
 
+# a non-superuser analyst on the coordinator, as a deployment has it: each
+# shard asks that role for a password (scram over the unix socket, which
+# postgres_fdw requires of a non-superuser's connections), its user mappings
+# carry the password, and it reads the shards' rollups as a reader the
+# rollups' owner granted.  As that role: the functions give the single-node
+# rows, and its campaign on the sharded source refreshes incrementally
+# after direct writes on the shards, equal to a recompute
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "CREATE ROLE ca_fdw_analyst LOGIN PASSWORD 'shard-secret';
+        GRANT USAGE ON SCHEMA cosmos_sync TO ca_fdw_analyst;
+        GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO ca_fdw_analyst;
+        DO \$\$ DECLARE r record; BEGIN
+            FOR r IN SELECT id FROM customer_analytics.rollups LOOP
+                EXECUTE format('GRANT SELECT ON %s, %s TO ca_fdw_analyst',
+                               customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id));
+            END LOOP;
+        END \$\$;" >/dev/null || not_ok "shard$s: role ca_fdw_analyst with a password and SELECT on the tables and the rollup"
+    as_pg sed -i '1i local all ca_fdw_analyst scram-sha-256' "$WORK/shard$s/pg_hba.conf"
+    q "$(shard_port "$s")" "SELECT pg_reload_conf()" >/dev/null
+done
+coord "CREATE ROLE ca_fdw_analyst LOGIN;
+       GRANT USAGE ON SCHEMA sharded, cosmos_sync TO ca_fdw_analyst;
+       GRANT SELECT ON ALL TABLES IN SCHEMA sharded, cosmos_sync TO ca_fdw_analyst;
+       CREATE SCHEMA bi_fdw AUTHORIZATION ca_fdw_analyst;
+       CREATE USER MAPPING FOR ca_fdw_analyst SERVER shard1 OPTIONS (user 'ca_fdw_analyst', password 'shard-secret');
+       CREATE USER MAPPING FOR ca_fdw_analyst SERVER shard2 OPTIONS (user 'ca_fdw_analyst', password 'shard-secret');
+       CREATE USER MAPPING FOR ca_fdw_analyst SERVER shard3 OPTIONS (user 'ca_fdw_analyst');" >/dev/null \
+    || not_ok "coordinator: role ca_fdw_analyst, its grants and user mappings"
+qf() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U ca_fdw_analyst -d postgres -c "SET client_min_messages = warning" -c "$1"; }
+err=$(qf "SELECT count(*) FROM customer_analytics.target_customers(source_schema => 'sharded')" 2>&1)
+check "a non-superuser whose user mapping has no password is refused by postgres_fdw (shard3 asks for one)" \
+    "$(grep -c 'password is required' <<<"$err")" "1"
+coord "ALTER USER MAPPING FOR ca_fdw_analyst SERVER shard3 OPTIONS (ADD password 'shard-secret')" >/dev/null
+check "as a non-superuser with password user mappings: target_customers() sharded equals the single node (EXCEPT ALL both ways)" \
+    "$(qf "SELECT (SELECT count(*) FROM (SELECT * FROM customer_analytics.target_customers(source_schema => 'sharded')
+                                         EXCEPT ALL SELECT * FROM customer_analytics.target_customers(source_schema => 'cosmos_sync')) x)
+               + (SELECT count(*) FROM (SELECT * FROM customer_analytics.target_customers(source_schema => 'cosmos_sync')
+                                         EXCEPT ALL SELECT * FROM customer_analytics.target_customers(source_schema => 'sharded')) y)")" "0"
+qf "SELECT count(*) FROM customer_analytics.create_campaign('cf', 'bi_fdw', source_schema => 'sharded');
+    SELECT count(*) FROM customer_analytics.refresh_campaign('cf');
+    SELECT count(*) FROM customer_analytics.refresh_campaign('cf')" >/dev/null \
+    || not_ok "as a non-superuser: a campaign on the sharded source built and refreshed"
+check "as a non-superuser: the refresh with nothing changed is incremental from the shards' rollups" \
+    "$(last_mode cf)" "incremental (0 changed customers from 3 shard rollups)"
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 40
+                             WHERE order_number IN (SELECT order_number FROM cosmos_sync.sales_orders
+                                                     WHERE customer_code LIKE '%7' AND order_date >= '20251001')" >/dev/null
+done
+qf "SELECT count(*) FROM customer_analytics.refresh_campaign('cf')" >/dev/null || not_ok "as a non-superuser: refresh after writes on the shards"
+mode=$(last_mode cf)
+if [[ "$mode" =~ ^incremental\ \([1-9][0-9]*\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]]; then
+    ok "as a non-superuser: after direct writes on every shard the refresh is incremental ($mode)"
+else
+    not_ok "as a non-superuser: after direct writes on every shard the refresh is incremental" "$mode"
+fi
+check "as a non-superuser: the targets view equals target_customers() over the sharded source (EXCEPT ALL both ways)" \
+    "$(qf "SELECT (SELECT count(*) FROM (SELECT * FROM bi_fdw.cf_targets
+                                         EXCEPT ALL SELECT * FROM customer_analytics.target_customers(source_schema => 'sharded')) x)
+               + (SELECT count(*) FROM (SELECT * FROM customer_analytics.target_customers(source_schema => 'sharded')
+                                         EXCEPT ALL SELECT * FROM bi_fdw.cf_targets) y)")" "0"
+qf "SELECT customer_analytics.drop_campaign('cf')" >/dev/null
+# (the same rows back, so that the single node and the sharded source agree again)
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal - 40
+                             WHERE order_number IN (SELECT order_number FROM cosmos_sync.sales_orders
+                                                     WHERE customer_code LIKE '%7' AND order_date >= '20251001')" >/dev/null
+done
+
 # a shard that is down: an error naming it; c2's refresh (incremental from
 # the per-shard rollups) fails at its first read of that shard
 marks=$(coord "SELECT shard_snapshots FROM customer_analytics.campaign_refresh_state WHERE campaign = 'c2'")

@@ -3433,6 +3433,61 @@ BEGIN
     END IF;
 END $$;
 
+-- Per-customer state tables (a campaign's, a segmentation's) are ordinary
+-- tables of the owner next to the views, recognised by a marker comment
+-- (which a restore brings back with them).  These serve both kinds.
+
+-- Those of the tables schema.names that exist and carry the marker.
+CREATE FUNCTION _marked_tables(schema text, names text[], marker text) RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t FROM (SELECT to_regclass(format('%I.%I', schema, n)) AS t FROM unnest(names) n) x
+     WHERE obj_description(t, 'pg_class') = marker
+$$;
+
+-- Refuse to take over a relation named like a state table that is not one:
+-- each of schema.names must be absent or carry the marker.
+CREATE FUNCTION _require_marked_or_absent(schema text, names text[], marker text, kind text, name text,
+                                          what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY names LOOP
+        IF to_regclass(format('%I.%I', schema, t)) IS NOT NULL
+           AND obj_description(to_regclass(format('%I.%I', schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
+            RAISE EXCEPTION 'relation %.% exists and is not the state of % "%"', schema, t, kind, name
+                USING ERRCODE = 'duplicate_table',
+                      HINT = format('Rename or drop that relation; the %s keeps its %s under this name.', kind, what);
+        END IF;
+    END LOOP;
+END $$;
+
+-- Create the table schema.name (columns: a column list in parentheses)
+-- with the marker, unless it exists; returns it.
+CREATE FUNCTION _create_marked_table(schema text, name text, columns text, marker text) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass(format('%I.%I', schema, name)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I %s', schema, name, columns);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', schema, name, marker);
+    END IF;
+    RETURN format('%I.%I', schema, name)::regclass;
+END $$;
+
+-- Drop those of the tables schema.names that carry the marker; returns how many.
+CREATE FUNCTION _drop_marked_tables(schema text, names text[], marker text) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t regclass;
+    n int := 0;
+BEGIN
+    FOR t IN SELECT * FROM customer_analytics._marked_tables(schema, names, marker) LOOP
+        EXECUTE format('DROP TABLE %s', t);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
 -- The names of a campaign's two state tables (in its view schema).
 CREATE FUNCTION _campaign_state_names(c campaigns, OUT state text, OUT month_state text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
@@ -3447,10 +3502,9 @@ $$ SELECT 'customer_analytics: per-customer state of campaign ' || c.name $$;
 -- Those of the campaign's two state tables that exist and carry its marker.
 CREATE FUNCTION _campaign_state_relations(c campaigns) RETURNS SETOF regclass
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT t FROM (SELECT to_regclass(format('%I.%I', c.view_schema, n)) AS t
-                     FROM unnest(ARRAY[(customer_analytics._campaign_state_names(c)).state,
-                                       (customer_analytics._campaign_state_names(c)).month_state]) n) x
-     WHERE obj_description(t, 'pg_class') = customer_analytics._campaign_state_marker(c)
+    SELECT customer_analytics._marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+                                             customer_analytics._campaign_state_marker(c))
+      FROM customer_analytics._campaign_state_names(c) n
 $$;
 
 -- The smallest window covering the four targeting windows: the orders the
@@ -3507,30 +3561,15 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n record := customer_analytics._campaign_state_names(c);
     marker text := customer_analytics._campaign_state_marker(c);
-    t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY[n.state, n.month_state] LOOP
-        IF to_regclass(format('%I.%I', c.view_schema, t)) IS NOT NULL
-           AND obj_description(to_regclass(format('%I.%I', c.view_schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
-            RAISE EXCEPTION 'relation %.% exists and is not the state of campaign "%"', c.view_schema, t, c.name
-                USING ERRCODE = 'duplicate_table',
-                      HINT = 'Rename or drop that relation; the campaign keeps its per-customer state under this name.';
-        END IF;
-    END LOOP;
-    IF to_regclass(format('%I.%I', c.view_schema, n.state)) IS NULL THEN
-        EXECUTE format('CREATE TABLE %I.%I (customer_code text PRIMARY KEY, orders bigint NOT NULL,'
-                       ' total numeric, last_order date, spend_orders bigint NOT NULL, spend numeric,'
-                       ' low_tickets bigint NOT NULL, base_orders bigint NOT NULL, base numeric,'
-                       ' recent_orders bigint NOT NULL, recent numeric)', c.view_schema, n.state);
-        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.state, marker);
-    END IF;
-    IF to_regclass(format('%I.%I', c.view_schema, n.month_state)) IS NULL THEN
-        EXECUTE format('CREATE TABLE %I.%I (customer_code text, month date, revenue numeric,'
-                       ' orders bigint, PRIMARY KEY (customer_code, month))', c.view_schema, n.month_state);
-        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', c.view_schema, n.month_state, marker);
-    END IF;
-    state := format('%I.%I', c.view_schema, n.state)::regclass;
-    month_state := format('%I.%I', c.view_schema, n.month_state)::regclass;
+    PERFORM customer_analytics._require_marked_or_absent(c.view_schema, ARRAY[n.state, n.month_state], marker,
+                                                         'campaign', c.name, 'per-customer state');
+    state := customer_analytics._create_marked_table(c.view_schema, n.state,
+        '(customer_code text PRIMARY KEY, orders bigint NOT NULL, total numeric, last_order date,'
+        ' spend_orders bigint NOT NULL, spend numeric, low_tickets bigint NOT NULL, base_orders bigint NOT NULL,'
+        ' base numeric, recent_orders bigint NOT NULL, recent numeric)', marker);
+    month_state := customer_analytics._create_marked_table(c.view_schema, n.month_state,
+        '(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))', marker);
 END $$;
 
 -- The state's columns (orders, total, spend_orders, spend, low_tickets,
@@ -3797,16 +3836,13 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                                                 'customer_analytics_long_keys', 'customer_analytics_months')
 $$;
 
--- Drop a campaign's state tables (those that carry its marker).
-CREATE FUNCTION _drop_campaign_state(c campaigns) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t regclass;
-BEGIN
-    FOR t IN SELECT * FROM customer_analytics._campaign_state_relations(c) LOOP
-        EXECUTE format('DROP TABLE %s', t);
-    END LOOP;
-END $$;
+-- Drop a campaign's state tables (those that carry its marker); returns how many.
+CREATE FUNCTION _drop_campaign_state(c campaigns) RETURNS int
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT customer_analytics._drop_marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+                                                  customer_analytics._campaign_state_marker(c))
+      FROM customer_analytics._campaign_state_names(c) n
+$$;
 
 -- Has this transaction written to the source tables of rollup r (its
 -- triggers recorded rows under its xid)?  Its rows are then in the state
@@ -4537,22 +4573,18 @@ $$ SELECT 'customer_analytics: per-customer feature state of segmentation ' || s
 -- Those of the segmentation's two state tables that exist and carry its marker.
 CREATE FUNCTION _segmentation_state_relations(s segmentations) RETURNS SETOF regclass
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT t FROM (SELECT to_regclass(format('%I.%I', s.view_schema, n)) AS t
-                     FROM unnest(ARRAY[(customer_analytics._segmentation_state_names(s)).state,
-                                       (customer_analytics._segmentation_state_names(s)).sku_state]) n) x
-     WHERE obj_description(t, 'pg_class') = customer_analytics._segmentation_state_marker(s)
+    SELECT customer_analytics._marked_tables(s.view_schema, ARRAY[n.state, n.sku_state],
+                                             customer_analytics._segmentation_state_marker(s))
+      FROM customer_analytics._segmentation_state_names(s) n
 $$;
 
--- Drop a segmentation's state tables (those that carry its marker).
-CREATE FUNCTION _drop_segmentation_state(s segmentations) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t regclass;
-BEGIN
-    FOR t IN SELECT * FROM customer_analytics._segmentation_state_relations(s) LOOP
-        EXECUTE format('DROP TABLE %s', t);
-    END LOOP;
-END $$;
+-- Drop a segmentation's state tables (those that carry its marker); returns how many.
+CREATE FUNCTION _drop_segmentation_state(s segmentations) RETURNS int
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT customer_analytics._drop_marked_tables(s.view_schema, ARRAY[n.state, n.sku_state],
+                                                  customer_analytics._segmentation_state_marker(s))
+      FROM customer_analytics._segmentation_state_names(s) n
+$$;
 
 -- The state table the views of segmentation s (resolved) read their
 -- features from, or NULL (they compute them): one made current by this
@@ -4633,12 +4665,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n record := customer_analytics._segmentation_state_names(s);
     marker text := customer_analytics._segmentation_state_marker(s);
-    t text;
 BEGIN
     IF temporary THEN
-        IF to_regclass('pg_temp.customer_analytics_seg_state') IS NOT NULL THEN
-            DROP TABLE pg_temp.customer_analytics_seg_state;
-        END IF;
+        PERFORM customer_analytics._drop_temp_tables('customer_analytics_seg_state');
         EXECUTE format('CREATE TEMP TABLE customer_analytics_seg_state %s ON COMMIT DROP',
                        customer_analytics._segmentation_state_columns());
         EXECUTE format('COMMENT ON TABLE pg_temp.customer_analytics_seg_state IS %L', marker);
@@ -4646,26 +4675,12 @@ BEGIN
         sku_state := NULL;
         RETURN;
     END IF;
-    FOREACH t IN ARRAY ARRAY[n.state, n.sku_state] LOOP
-        IF to_regclass(format('%I.%I', s.view_schema, t)) IS NOT NULL
-           AND obj_description(to_regclass(format('%I.%I', s.view_schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
-            RAISE EXCEPTION 'relation %.% exists and is not the state of segmentation "%"', s.view_schema, t, s.name
-                USING ERRCODE = 'duplicate_table',
-                      HINT = 'Rename or drop that relation; the segmentation keeps its per-customer feature state under this name.';
-        END IF;
-    END LOOP;
-    IF to_regclass(format('%I.%I', s.view_schema, n.state)) IS NULL THEN
-        EXECUTE format('CREATE TABLE %I.%I %s', s.view_schema, n.state,
-                       customer_analytics._segmentation_state_columns());
-        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', s.view_schema, n.state, marker);
-    END IF;
-    IF to_regclass(format('%I.%I', s.view_schema, n.sku_state)) IS NULL THEN
-        EXECUTE format('CREATE TABLE %I.%I (customer_code text, product_code text, lines bigint NOT NULL,'
-                       ' PRIMARY KEY (customer_code, product_code))', s.view_schema, n.sku_state);
-        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', s.view_schema, n.sku_state, marker);
-    END IF;
-    state := format('%I.%I', s.view_schema, n.state)::regclass;
-    sku_state := format('%I.%I', s.view_schema, n.sku_state)::regclass;
+    PERFORM customer_analytics._require_marked_or_absent(s.view_schema, ARRAY[n.state, n.sku_state], marker,
+                                                         'segmentation', s.name, 'per-customer feature state');
+    state := customer_analytics._create_marked_table(s.view_schema, n.state,
+                                                     customer_analytics._segmentation_state_columns(), marker);
+    sku_state := customer_analytics._create_marked_table(s.view_schema, n.sku_state,
+        '(customer_code text, product_code text, lines bigint NOT NULL, PRIMARY KEY (customer_code, product_code))', marker);
 END $$;
 
 -- The rollup's orders in the feature window as rows o(customer_code, d,
@@ -5066,12 +5081,10 @@ DECLARE
     n int := 0;
 BEGIN
     FOR c IN SELECT * FROM customer_analytics.campaigns LOOP
-        n := n + (SELECT count(*) FROM customer_analytics._campaign_state_relations(c));
-        PERFORM customer_analytics._drop_campaign_state(c);
+        n := n + customer_analytics._drop_campaign_state(c);
     END LOOP;
     FOR g IN SELECT * FROM customer_analytics.segmentations LOOP
-        n := n + (SELECT count(*) FROM customer_analytics._segmentation_state_relations(g));
-        PERFORM customer_analytics._drop_segmentation_state(g);
+        n := n + customer_analytics._drop_segmentation_state(g);
     END LOOP;
     FOR r IN SELECT * FROM customer_analytics.rollups LOOP
         FOREACH t IN ARRAY ARRAY[customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),

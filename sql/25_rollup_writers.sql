@@ -89,6 +89,16 @@ SELECT format('ALTER TABLE %s OWNER TO ca_rollup_keeper', t)
                     customer_analytics._rollup_keys_table(id)]) t
  WHERE source_schema = 'rw' \gexec
 UPDATE customer_analytics.rollups SET owner = 'ca_rollup_keeper' WHERE source_schema = 'rw';
+-- the rollup's owner, not a superuser, forgets its recorded changes
+-- (reset_rollup_changes): a new generation, none left
+SELECT generation AS rw_generation FROM customer_analytics.rollups WHERE source_schema = 'rw' \gset
+SET ROLE ca_rollup_keeper;
+SELECT customer_analytics.reset_rollup_changes('rw') >= 0 AS reset;
+RESET ROLE;
+SELECT generation > :rw_generation AS new_generation FROM customer_analytics.rollups WHERE source_schema = 'rw';
+SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', customer_analytics._rollup_dirty_table(id)),
+                                             false, true, '')))[1]::text AS recorded_left
+  FROM customer_analytics.rollups WHERE source_schema = 'rw';
 ALTER TABLE rw.sales_orders ENABLE ROW LEVEL SECURITY;
 CREATE POLICY k1_only ON rw.sales_orders TO ca_rollup_keeper, ca_erp_sync USING (delivery_route = 'K1');
 SET ROLE ca_erp_sync;

@@ -57,8 +57,11 @@ CREATE POLICY owner_writes ON campaign_refresh_state FOR ALL
 -- INVOKER, so this lends no right; a DBA who wants fewer users revokes it.
 GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON campaigns, segmentations, campaign_refresh_state TO PUBLIC;
--- a rollup's triggers run as its owner, which may have to disable it
-GRANT UPDATE (state) ON rollups TO PUBLIC;
+-- a rollup's triggers run as its owner, which may have to disable it; and
+-- its owner may forget its recorded changes (reset_rollup_changes: a new
+-- generation).  The policies keep both to the owner's own row, whose
+-- contents it is trusted with already (it owns the rollup's tables).
+GRANT UPDATE (state, generation) ON rollups TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Schedules the extension keeps itself (issue 13).  Every scheduled

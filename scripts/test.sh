@@ -9,7 +9,16 @@
 # functions (test/sklearn_parity.py) and a bounded fuzz run of every
 # function and aggregate (test/fuzz.py), and the sharded source on three
 # shard clusters and a coordinator (test/sharded.sh).  The last line counts them all: "N passed, M failed".
+#
+# The quick tier for development:  bash scripts/test.sh quick
+# runs the pg_regress suites and the isolation specs only (a few minutes);
+# SUITES="00_setup 14_kmeans" and SPECS="dispatcher" narrow it further.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+tier=${1:-full}
+case "$tier" in
+    full|quick) ;;
+    *) echo "usage: bash scripts/test.sh [quick]" >&2; exit 2 ;;
+esac
 
 ca_install_deps
 ca_build_install
@@ -24,11 +33,14 @@ installcheck_out=$logs/installcheck.out
 # a blocked isolation step is cancelled (and fails its spec) after this long
 export PGISOLATIONTIMEOUT=${PGISOLATIONTIMEOUT:-60}
 status=0
-make -s PG_CONFIG=$PG_BIN/pg_config installcheck 2>&1 | tee "$installcheck_out" || status=$?
+narrow=()
+[ -n "${SUITES:-}" ] && narrow+=("REGRESS=$SUITES")
+[ -n "${SPECS+x}" ] && narrow+=("ISOLATION=$SPECS")
+make -s PG_CONFIG=$PG_BIN/pg_config installcheck "${narrow[@]}" 2>&1 | tee "$installcheck_out" || status=$?
 if ! grep -q '^+++ isolation install-check' "$installcheck_out"; then
     # make stopped at the failing pg_regress suites: still run the specs
     ca_log "Running the isolation specs on their own"
-    make -s PG_CONFIG=$PG_BIN/pg_config installcheck REGRESS= 2>&1 | tee -a "$installcheck_out" || status=1
+    make -s PG_CONFIG=$PG_BIN/pg_config installcheck "${narrow[@]}" REGRESS= 2>&1 | tee -a "$installcheck_out" || status=1
 fi
 
 summary=$(grep -E 'tests? (passed|failed)' "$installcheck_out" || true)
@@ -45,6 +57,13 @@ if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
         [ -f "$d" ] && { echo "--- $d"; head -200 "$d"; }
     done
     status=1
+fi
+
+if [ "$tier" = quick ]; then
+    echo "$summary"
+    echo "logs: $logs"
+    echo "$passed passed, $failed failed"
+    exit $status
 fi
 
 # run_counted NAME COMMAND...: a test that prints "ok - ..." / "not ok - ..."

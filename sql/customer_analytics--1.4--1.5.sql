@@ -174,6 +174,43 @@ BEGIN
     END IF;
 END $$;
 
+-- Work on a definition's objects runs as the definition's owner inside a
+-- security-restricted operation, whoever asked (src/owner_context.c): the
+-- public functions check the caller's right to ask, then run their
+-- _*_as_owner step through _as_owner(); those steps refuse to run
+-- otherwise (_require_owner_context).
+CREATE FUNCTION _as_owner(owner name, command text) RETURNS text
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'as_owner';
+COMMENT ON FUNCTION _as_owner(name, text) IS
+'Run one of the extension''s statements as owner (a role the caller can act as) inside a security-restricted operation; the first column of its first row as text';
+
+-- true when the current user is owner inside a security-restricted operation
+CREATE FUNCTION _in_owner_context(owner name) RETURNS boolean
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'in_owner_context';
+
+-- A scratch table for this transaction that a security-restricted
+-- operation may create (a column list that runs no code).
+CREATE FUNCTION _scratch_table(name text, definition text) RETURNS regclass
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'scratch_table';
+
+-- REFRESH MATERIALIZED VIEW [CONCURRENTLY] that a security-restricted
+-- operation may run (REFRESH becomes the view's owner itself).
+CREATE FUNCTION _refresh_matview(view regclass, concurrently boolean) RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'refresh_matview';
+
+-- The error of a step on a definition's objects called other than through
+-- its public function (which runs it as the owner).
+CREATE FUNCTION _require_owner_context(kind text, name text, owner name) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT customer_analytics._in_owner_context(owner) THEN
+        RAISE EXCEPTION 'work on % "%" runs only as its owner "%"', kind, name, owner
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The extension works on a definition''s objects as their owner, in a security-restricted operation.',
+                  HINT = format('Call the public function (for example customer_analytics.refresh_%s), which does that.', kind);
+    END IF;
+END $$;
+
 -- One campaign's catalog row for a management call (owner, member or superuser).
 CREATE OR REPLACE FUNCTION _campaign(campaign text) RETURNS campaigns
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -848,7 +885,8 @@ BEGIN
     END IF;
 END $$;
 -- As in 1.1, and the owner's checks, the keys table.
-CREATE OR REPLACE FUNCTION rebuild_rollup(source_schema text DEFAULT NULL) RETURNS rollups
+-- rebuild_rollup()'s work, as the rollup's owner.
+CREATE FUNCTION _rebuild_rollup_as_owner(source_schema text) RETURNS rollups
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups := customer_analytics._rollup(source_schema);
@@ -858,7 +896,7 @@ DECLARE
     n bigint;
     what text;
 BEGIN
-    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    PERFORM customer_analytics._require_owner_context('rollup', r.source_schema, r.owner);
     PERFORM customer_analytics._check_rollup_source(r.source_schema);
     PERFORM customer_analytics._require_rollup_source(r.source_schema);
     what := format('rebuild_rollup(%L)', r.source_schema);
@@ -902,6 +940,17 @@ BEGIN
     PERFORM customer_analytics._progress_phases();
     RAISE NOTICE 'order rollup of "%" rebuilt: % orders in %', r.source_schema, n, customer_analytics._rollup_table(r.id);
     RETURN r;
+END $$;
+
+-- Check the caller may rebuild the rollup, then do it as the rollup's owner.
+CREATE OR REPLACE FUNCTION rebuild_rollup(source_schema text DEFAULT NULL) RETURNS rollups
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    RETURN customer_analytics._as_owner(r.owner,
+        format('SELECT customer_analytics._rebuild_rollup_as_owner(%L)', r.source_schema))::customer_analytics.rollups;
 END $$;
 
 -- As in 1.1, with the owner's checks up front and no grants to writers
@@ -966,12 +1015,13 @@ BEGIN
     RETURN customer_analytics.rebuild_rollup(src);
 END $$;
 
-CREATE OR REPLACE FUNCTION disable_rollup(source_schema text DEFAULT NULL) RETURNS rollups
+-- disable_rollup()'s work, as the rollup's owner.
+CREATE FUNCTION _disable_rollup_as_owner(source_schema text) RETURNS rollups
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups := customer_analytics._rollup(source_schema);
 BEGIN
-    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    PERFORM customer_analytics._require_owner_context('rollup', r.source_schema, r.owner);
     PERFORM customer_analytics._rollup_drop_triggers(r);
     UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id RETURNING * INTO r;
     RAISE NOTICE 'order rollup of "%" disabled: functions read the source tables until customer_analytics.rebuild_rollup(%)',
@@ -979,12 +1029,24 @@ BEGIN
     RETURN r;
 END $$;
 
-CREATE OR REPLACE FUNCTION drop_rollup(source_schema text DEFAULT NULL) RETURNS void
+-- Check the caller may disable the rollup, then do it as the rollup's owner.
+CREATE OR REPLACE FUNCTION disable_rollup(source_schema text DEFAULT NULL) RETURNS rollups
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups := customer_analytics._rollup(source_schema);
 BEGIN
     PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    RETURN customer_analytics._as_owner(r.owner,
+        format('SELECT customer_analytics._disable_rollup_as_owner(%L)', r.source_schema))::customer_analytics.rollups;
+END $$;
+
+-- drop_rollup()'s work, as the rollup's owner.
+CREATE FUNCTION _drop_rollup_as_owner(source_schema text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+BEGIN
+    PERFORM customer_analytics._require_owner_context('rollup', r.source_schema, r.owner);
     PERFORM customer_analytics._rollup_drop_triggers(r);
     EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_dirty_table(r.id), customer_analytics._rollup_keys_table(r.id));
@@ -993,6 +1055,17 @@ BEGIN
     DELETE FROM customer_analytics.campaign_refresh_state s
      USING customer_analytics.campaigns c
      WHERE c.name = s.campaign AND c.source_schema = r.source_schema;
+END $$;
+
+-- Check the caller may drop the rollup, then do it as the rollup's owner.
+CREATE OR REPLACE FUNCTION drop_rollup(source_schema text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    PERFORM customer_analytics._as_owner(r.owner,
+        format('SELECT customer_analytics._drop_rollup_as_owner(%L)', r.source_schema));
 END $$;
 
 -- Rollups enabled before 1.5 have no keys table, and the extension's script
@@ -1130,7 +1203,7 @@ END $$;
 -- are computed once, into the segmentation's feature state, from the order
 -- changes when the state allows (see "Segmentation refresh from
 -- per-customer feature state" below), and the four views read them.
-CREATE OR REPLACE FUNCTION refresh_segmentation(segmentation text, concurrently boolean DEFAULT true)
+CREATE FUNCTION _refresh_segmentation_as_owner(segmentation text, concurrently boolean)
 RETURNS segmentations
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1138,10 +1211,7 @@ DECLARE
     started timestamptz := clock_timestamp();
     u record;
 BEGIN
-    IF refresh_segmentation.concurrently IS NULL THEN
-        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
-            HINT = 'true (the default) keeps the views readable during the refresh.';
-    END IF;
+    PERFORM customer_analytics._require_owner_context('segmentation', s.name, s.owner);
     -- refreshes of one source take turns (as campaigns'): the state's
     -- snapshot and the pruning of the order changes stay in step
     PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
@@ -1150,15 +1220,31 @@ BEGIN
     -- as_of: they would come out the same)
     IF NOT u.unchanged THEN
         PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
-                                                  refresh_segmentation.concurrently);
+                                                  _refresh_segmentation_as_owner.concurrently);
     END IF;
     s := customer_analytics._record_segmentation_refresh(s.name, started);
     PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, u.mode, s.member_rows, NULL);
     RAISE NOTICE 'segmentation "%" refreshed% %: % customers', s.name,
-        CASE WHEN refresh_segmentation.concurrently THEN ' concurrently' ELSE '' END,
+        CASE WHEN _refresh_segmentation_as_owner.concurrently THEN ' concurrently' ELSE '' END,
         CASE WHEN u.delta THEN 'from its order changes' || substr(u.mode, length('delta') + 1) ELSE 'in ' || u.mode END,
         s.member_rows;
     RETURN s;
+END $$;
+
+-- Check the caller may refresh the segmentation, then refresh it as its owner.
+CREATE OR REPLACE FUNCTION refresh_segmentation(segmentation text, concurrently boolean DEFAULT true)
+RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    IF refresh_segmentation.concurrently IS NULL THEN
+        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'true (the default) keeps the views readable during the refresh.';
+    END IF;
+    RETURN customer_analytics._as_owner(s.owner,
+        format('SELECT customer_analytics._refresh_segmentation_as_owner(%L, %L)', s.name, refresh_segmentation.concurrently)
+    )::customer_analytics.segmentations;
 END $$;
 
 -- Run one refresh; on failure, record it (in this transaction: the
@@ -1609,6 +1695,23 @@ BEGIN
         format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
 END $$;
 
+-- drop_segmentation()'s work, as the segmentation's owner: its views,
+-- feature state, history and catalog row.
+CREATE FUNCTION _drop_segmentation_as_owner(segmentation text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    PERFORM customer_analytics._require_owner_context('segmentation', s.name, s.owner);
+    PERFORM customer_analytics._drop_views(s.view_schema,
+        ARRAY[s.name || '_elbow', s.name || '_profiles', s.name || '_members', s.name || '_model']);
+    -- its feature state (the tables carrying its marker; defined below)
+    PERFORM customer_analytics._drop_segmentation_state(s);
+    DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'segmentation' AND h.name = s.name;
+    DELETE FROM customer_analytics.segmentations WHERE name = s.name;
+    RAISE NOTICE 'segmentation "%" dropped with its views', s.name;
+END $$;
+
 CREATE OR REPLACE FUNCTION drop_segmentation(segmentation text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1617,13 +1720,7 @@ BEGIN
     IF customer_analytics._cron_job('segmentation', s.name) IS NOT NULL THEN
         PERFORM customer_analytics._unschedule_refresh('segmentation', s.name);
     END IF;
-    PERFORM customer_analytics._drop_views(s.view_schema,
-        ARRAY[s.name || '_elbow', s.name || '_profiles', s.name || '_members', s.name || '_model']);
-    -- its feature state (the tables carrying its marker; defined below)
-    PERFORM customer_analytics._drop_segmentation_state(s);
-    DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'segmentation' AND h.name = s.name;
-    DELETE FROM customer_analytics.segmentations WHERE name = s.name;
-    RAISE NOTICE 'segmentation "%" dropped with its views', s.name;
+    PERFORM customer_analytics._as_owner(s.owner, format('SELECT customer_analytics._drop_segmentation_as_owner(%L)', s.name));
 END $$;
 -- Views every BI tool finds (issue 13, item 4).  Tools that list only tables
 -- and views (pgjdbc's getTables(..., {"TABLE","VIEW"}), information_schema)
@@ -1909,8 +2006,8 @@ BEGIN
         i := i + 1;
         PERFORM customer_analytics._report_progress(format('refreshing %I.%I%s (%s of %s)', view_schema, v,
             CASE WHEN _refresh_views.concurrently THEN ' concurrently' ELSE '' END, i, cardinality(views)));
-        EXECUTE format('REFRESH MATERIALIZED VIEW %s%I.%I',
-                       CASE WHEN _refresh_views.concurrently THEN 'CONCURRENTLY ' ELSE '' END, view_schema, v);
+        PERFORM customer_analytics._refresh_matview(format('%I.%I', view_schema, v)::regclass,
+                                                    _refresh_views.concurrently);
     END LOOP;
 END $$;
 ------------------------------------------------------------------------------
@@ -2533,7 +2630,7 @@ $$;
 -- resolved revenue window has other months than its sheet's columns gets
 -- its sheet rebuilt (refused with 2BP01 while a user's object depends on
 -- it); the long form is refreshed after the sheet.
-CREATE OR REPLACE FUNCTION refresh_campaign(campaign text, concurrently boolean DEFAULT true)
+CREATE FUNCTION _refresh_campaign_as_owner(campaign text, concurrently boolean)
 RETURNS campaigns
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2553,10 +2650,7 @@ DECLARE
     rollup_usable boolean;
     old_columns text;
 BEGIN
-    IF refresh_campaign.concurrently IS NULL THEN
-        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
-            HINT = 'true (the default) keeps the views readable during the refresh.';
-    END IF;
+    PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
     SELECT NULL::pg_snapshot AS snapshot, NULL::bigint AS changed_customers, NULL::bigint AS order_changes INTO delta;
     SELECT NULL::regclass AS state, NULL::regclass AS month_state, NULL::pg_snapshot AS snapshot INTO state;
     -- refreshes of one source take turns (readers never wait): the dirty
@@ -2586,7 +2680,7 @@ BEGIN
     SELECT * INTO s FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
     -- a coordinator schema with per-shard rollups: from the shards' changes
     IF r IS NULL AND to_regclass(format('%I.rollup_changes', c.source_schema)) IS NOT NULL THEN
-        RETURN customer_analytics._refresh_sharded_campaign(c, resolved, s, refresh_campaign.concurrently, started,
+        RETURN customer_analytics._refresh_sharded_campaign(c, resolved, s, _refresh_campaign_as_owner.concurrently, started,
                                                              rebuild, old_columns);
     END IF;
 
@@ -2613,12 +2707,12 @@ BEGIN
         END IF;
         PERFORM customer_analytics._ensure_long_view(c);
         IF rebuild THEN
-            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], refresh_campaign.concurrently);
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], _refresh_campaign_as_owner.concurrently);
             PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
-            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], refresh_campaign.concurrently);
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], _refresh_campaign_as_owner.concurrently);
         ELSE
             PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
-                                                      refresh_campaign.concurrently);
+                                                      _refresh_campaign_as_owner.concurrently);
         END IF;
     END IF;
 
@@ -2671,7 +2765,7 @@ BEGIN
         c.name, CASE WHEN delta.snapshot IS NOT NULL
                      THEN format(' from its order changes (%s changed customers, %s order changes)',
                                  delta.changed_customers, delta.order_changes)
-                     ELSE CASE WHEN refresh_campaign.concurrently THEN ' concurrently' ELSE '' END
+                     ELSE CASE WHEN _refresh_campaign_as_owner.concurrently THEN ' concurrently' ELSE '' END
                           || CASE WHEN r IS NULL THEN ''
                                   WHEN d.usable THEN format(' incrementally (%s changed customers; histories recomputed: %s)',
                                                             cardinality(d.changed), no_delta)
@@ -2679,12 +2773,48 @@ BEGIN
         c.target_rows, c.monthly_rows;
     RETURN c;
 END $$;
+
+-- Check the caller may refresh the campaign, then refresh it as its owner.
+CREATE OR REPLACE FUNCTION refresh_campaign(campaign text, concurrently boolean DEFAULT true)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    IF refresh_campaign.concurrently IS NULL THEN
+        RAISE EXCEPTION 'concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'true (the default) keeps the views readable during the refresh.';
+    END IF;
+    RETURN customer_analytics._as_owner(c.owner,
+        format('SELECT customer_analytics._refresh_campaign_as_owner(%L, %L)', c.name, refresh_campaign.concurrently)
+    )::customer_analytics.campaigns;
+END $$;
 COMMENT ON FUNCTION refresh_campaign IS
 'Recompute a campaign''s views (CONCURRENTLY by default: readers are never blocked) and record the refresh; a rolling campaign whose revenue months moved gets its sheet rebuilt';
 
 -- As in 1.0, with the rolling spec, and the long form built beside the sheet.
 DROP FUNCTION create_campaign(text, text, text[], daterange, numeric, daterange, numeric, int, daterange,
                               daterange, numeric, boolean, text, daterange, text[], text);
+-- create_campaign()'s build, as the campaign's owner (its creator): the
+-- three views, readers' grants and the first record.
+CREATE FUNCTION _build_campaign_as_owner(campaign text, started timestamptz) RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
+    PERFORM customer_analytics._build_targets_view(c);
+    PERFORM customer_analytics._build_monthly_view(c);
+    PERFORM customer_analytics._build_long_view(c);
+    PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name), c.readers);
+    c := customer_analytics._record_refresh(c.name, started);
+    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, 'build', c.target_rows, NULL);
+    RAISE NOTICE 'campaign "%" built: % (% rows), % (% rows)', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), c.target_rows,
+        format('%I.%I', c.view_schema, c.name || '_monthly'), c.monthly_rows;
+    RETURN c;
+END $$;
+
 CREATE FUNCTION create_campaign(
     name              text,
     view_schema       text,
@@ -2733,16 +2863,8 @@ BEGIN
             USING ERRCODE = 'duplicate_table',
                   HINT = 'Pick another campaign name or view schema; customer_analytics never replaces relations it did not build.';
     END IF;
-    PERFORM customer_analytics._build_targets_view(c);
-    PERFORM customer_analytics._build_monthly_view(c);
-    PERFORM customer_analytics._build_long_view(c);
-    PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._campaign_views(c.name), c.readers);
-    c := customer_analytics._record_refresh(c.name, started);
-    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, 'build', c.target_rows, NULL);
-    RAISE NOTICE 'campaign "%" built: % (% rows), % (% rows)', c.name,
-        format('%I.%I', c.view_schema, c.name || '_targets'), c.target_rows,
-        format('%I.%I', c.view_schema, c.name || '_monthly'), c.monthly_rows;
-    RETURN c;
+    RETURN customer_analytics._as_owner(c.owner,
+        format('SELECT customer_analytics._build_campaign_as_owner(%L, %L)', c.name, started))::customer_analytics.campaigns;
 END $$;
 COMMENT ON FUNCTION create_campaign IS
 'Store a named campaign (fixed windows, or rolling => relative to the refresh date) and build its materialized views <name>_targets, <name>_monthly and <name>_monthly_long in view_schema';
@@ -2752,57 +2874,17 @@ COMMENT ON FUNCTION create_campaign IS
 -- while a user's object depends on it.
 DROP FUNCTION alter_campaign(text, text[], daterange, numeric, daterange, numeric, int, daterange,
                              daterange, numeric, boolean, text, daterange, text[], text);
-CREATE FUNCTION alter_campaign(
-    name              text,
-    routes            text[]    DEFAULT NULL,
-    spend_window      daterange DEFAULT NULL,
-    min_spend         numeric   DEFAULT NULL,
-    low_ticket_window daterange DEFAULT NULL,
-    low_ticket_below  numeric   DEFAULT NULL,
-    min_low_tickets   int       DEFAULT NULL,
-    base_window       daterange DEFAULT NULL,
-    recent_window     daterange DEFAULT NULL,
-    decline_pct       numeric   DEFAULT NULL,
-    exclude_closed    boolean   DEFAULT NULL,
-    route_source      text      DEFAULT NULL,
-    revenue_window    daterange DEFAULT NULL,
-    readers           text[]    DEFAULT NULL,
-    source_schema     text      DEFAULT NULL,
-    rolling           jsonb     DEFAULT NULL)
+-- alter_campaign()'s work on the campaign's objects, as its owner: the
+-- catalog row changed from old to c (the fields named in changed), the
+-- sheet rebuilt when its columns move, readers' grants, then a refresh.
+CREATE FUNCTION _alter_campaign_as_owner(old campaigns, c campaigns, changed text[])
 RETURNS campaigns
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    old customer_analytics.campaigns := customer_analytics._campaign(name);
-    c customer_analytics.campaigns := old;
-    changed text[] := '{}';
     cols record;
     deps text;
 BEGIN
-    c.routes := COALESCE(routes, old.routes);
-    c.spend_window := COALESCE(spend_window, old.spend_window);
-    c.min_spend := COALESCE(min_spend, old.min_spend);
-    c.low_ticket_window := COALESCE(low_ticket_window, old.low_ticket_window);
-    c.low_ticket_below := COALESCE(low_ticket_below, old.low_ticket_below);
-    c.min_low_tickets := COALESCE(min_low_tickets, old.min_low_tickets);
-    c.base_window := COALESCE(base_window, old.base_window);
-    c.recent_window := COALESCE(recent_window, old.recent_window);
-    c.decline_pct := COALESCE(decline_pct, old.decline_pct);
-    c.exclude_closed := COALESCE(exclude_closed, old.exclude_closed);
-    c.route_source := COALESCE(route_source, old.route_source);
-    c.revenue_window := COALESCE(revenue_window, old.revenue_window);
-    c.readers := COALESCE(readers, old.readers);
-    c.source_schema := COALESCE(source_schema, old.source_schema);
-    c.rolling := CASE WHEN rolling IS NULL THEN old.rolling
-                      WHEN jsonb_typeof(rolling) = 'null' THEN NULL ELSE rolling END;
-    PERFORM customer_analytics._check_campaign(c);
-
-    SELECT array_agg(n.key ORDER BY n.key) INTO changed
-      FROM jsonb_each(to_jsonb(c)) n JOIN jsonb_each(to_jsonb(old)) o USING (key)
-     WHERE n.value IS DISTINCT FROM o.value;
-    IF changed IS NULL THEN
-        RAISE NOTICE 'campaign "%" unchanged', c.name;
-        RETURN old;
-    END IF;
+    PERFORM customer_analytics._require_owner_context('campaign', old.name, old.owner);
 
     cols := customer_analytics._sheet_columns(c);
     deps := customer_analytics._sheet_dependents(c);
@@ -2836,12 +2918,83 @@ BEGIN
                                                   c.readers, old.readers);
     END IF;
     RAISE NOTICE 'campaign "%" changed: %', c.name, array_to_string(changed, ', ');
-    RETURN customer_analytics.refresh_campaign(c.name, true);
+    RETURN customer_analytics._refresh_campaign_as_owner(c.name, true);
+END $$;
+
+CREATE FUNCTION alter_campaign(
+    name              text,
+    routes            text[]    DEFAULT NULL,
+    spend_window      daterange DEFAULT NULL,
+    min_spend         numeric   DEFAULT NULL,
+    low_ticket_window daterange DEFAULT NULL,
+    low_ticket_below  numeric   DEFAULT NULL,
+    min_low_tickets   int       DEFAULT NULL,
+    base_window       daterange DEFAULT NULL,
+    recent_window     daterange DEFAULT NULL,
+    decline_pct       numeric   DEFAULT NULL,
+    exclude_closed    boolean   DEFAULT NULL,
+    route_source      text      DEFAULT NULL,
+    revenue_window    daterange DEFAULT NULL,
+    readers           text[]    DEFAULT NULL,
+    source_schema     text      DEFAULT NULL,
+    rolling           jsonb     DEFAULT NULL)
+RETURNS campaigns
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old customer_analytics.campaigns := customer_analytics._campaign(name);
+    c customer_analytics.campaigns := old;
+    changed text[] := '{}';
+BEGIN
+    c.routes := COALESCE(routes, old.routes);
+    c.spend_window := COALESCE(spend_window, old.spend_window);
+    c.min_spend := COALESCE(min_spend, old.min_spend);
+    c.low_ticket_window := COALESCE(low_ticket_window, old.low_ticket_window);
+    c.low_ticket_below := COALESCE(low_ticket_below, old.low_ticket_below);
+    c.min_low_tickets := COALESCE(min_low_tickets, old.min_low_tickets);
+    c.base_window := COALESCE(base_window, old.base_window);
+    c.recent_window := COALESCE(recent_window, old.recent_window);
+    c.decline_pct := COALESCE(decline_pct, old.decline_pct);
+    c.exclude_closed := COALESCE(exclude_closed, old.exclude_closed);
+    c.route_source := COALESCE(route_source, old.route_source);
+    c.revenue_window := COALESCE(revenue_window, old.revenue_window);
+    c.readers := COALESCE(readers, old.readers);
+    c.source_schema := COALESCE(source_schema, old.source_schema);
+    c.rolling := CASE WHEN rolling IS NULL THEN old.rolling
+                      WHEN jsonb_typeof(rolling) = 'null' THEN NULL ELSE rolling END;
+    PERFORM customer_analytics._check_campaign(c);
+
+    SELECT array_agg(n.key ORDER BY n.key) INTO changed
+      FROM jsonb_each(to_jsonb(c)) n JOIN jsonb_each(to_jsonb(old)) o USING (key)
+     WHERE n.value IS DISTINCT FROM o.value;
+    IF changed IS NULL THEN
+        RAISE NOTICE 'campaign "%" unchanged', c.name;
+        RETURN old;
+    END IF;
+    RETURN customer_analytics._as_owner(old.owner,
+        format('SELECT customer_analytics._alter_campaign_as_owner(%L::customer_analytics.campaigns, %L::customer_analytics.campaigns, %L::text[])',
+               old, c, changed))::customer_analytics.campaigns;
 END $$;
 COMMENT ON FUNCTION alter_campaign IS
 'Change a campaign''s stored parameters (arguments left NULL keep their value; rolling => ''null'' returns to fixed windows) and refresh its views; new month columns rebuild the monthly view and its plain view';
 
 -- As above (1.5), the long form dropped first.
+-- drop_campaign()'s work, as the campaign's owner: its views, state,
+-- history and catalog row.
+CREATE FUNCTION _drop_campaign_as_owner(campaign text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+BEGIN
+    PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
+    PERFORM customer_analytics._drop_views(c.view_schema,
+        ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
+    PERFORM customer_analytics._drop_campaign_state(c);
+    DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
+    DELETE FROM customer_analytics.campaigns WHERE name = c.name;
+    RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
+END $$;
+
 CREATE OR REPLACE FUNCTION drop_campaign(campaign text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2850,13 +3003,7 @@ BEGIN
     IF customer_analytics._cron_job('campaign', c.name) IS NOT NULL THEN
         PERFORM customer_analytics.unschedule_campaign_refresh(c.name);
     END IF;
-    PERFORM customer_analytics._drop_views(c.view_schema,
-        ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
-    PERFORM customer_analytics._drop_campaign_state(c);
-    DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
-    DELETE FROM customer_analytics.campaigns WHERE name = c.name;
-    RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
-        format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
+    PERFORM customer_analytics._as_owner(c.owner, format('SELECT customer_analytics._drop_campaign_as_owner(%L)', c.name));
 END $$;
 
 -- A definition's schedule, who runs it, and its next run: the
@@ -3181,6 +3328,28 @@ COMMENT ON FUNCTION _build_segmentation_views IS
 -- As in 1.0, with rolling => (a feature window and as_of relative to the
 -- refresh date; feature_window and as_of are then kept but not used).
 DROP FUNCTION create_segmentation(text, text, int, text, daterange, date, jsonb, int, int, int, text[], text);
+-- create_segmentation()'s build, as the segmentation's owner (its
+-- creator): the feature state, the four views, readers' grants and the
+-- first record.
+CREATE FUNCTION _build_segmentation_as_owner(segmentation text, started timestamptz) RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    PERFORM customer_analytics._require_owner_context('segmentation', s.name, s.owner);
+    -- the features once, into the feature state the four views then read
+    -- (under the refreshes' lock: the order changes are pruned meanwhile)
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
+    PERFORM customer_analytics._segmentation_update_state(s);
+    PERFORM customer_analytics._build_segmentation_views(s);
+    PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);
+    s := customer_analytics._record_segmentation_refresh(s.name, started);
+    PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, 'build', s.member_rows, NULL);
+    RAISE NOTICE 'segmentation "%" built: % with % customers in % clusters', s.name,
+        format('%I.%I', s.view_schema, s.name || '_members'), s.member_rows, s.k;
+    RETURN s;
+END $$;
+
 CREATE FUNCTION create_segmentation(
     name              text,
     view_schema       text,
@@ -3221,17 +3390,8 @@ BEGIN
             USING ERRCODE = 'duplicate_table',
                   HINT = 'Pick another segmentation name or view schema; customer_analytics never replaces relations it did not build.';
     END IF;
-    -- the features once, into the feature state the four views then read
-    -- (under the refreshes' lock: the order changes are pruned meanwhile)
-    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
-    PERFORM customer_analytics._segmentation_update_state(s);
-    PERFORM customer_analytics._build_segmentation_views(s);
-    PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);
-    s := customer_analytics._record_segmentation_refresh(s.name, started);
-    PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, 'build', s.member_rows, NULL);
-    RAISE NOTICE 'segmentation "%" built: % with % customers in % clusters', s.name,
-        format('%I.%I', s.view_schema, s.name || '_members'), s.member_rows, s.k;
-    RETURN s;
+    RETURN customer_analytics._as_owner(s.owner,
+        format('SELECT customer_analytics._build_segmentation_as_owner(%L, %L)', s.name, started))::customer_analytics.segmentations;
 END $$;
 COMMENT ON FUNCTION create_segmentation IS
 'Store a named k-means segmentation (fixed feature window and as_of, or rolling => relative to the refresh date) and build its views <name>_model, <name>_members, <name>_profiles and <name>_elbow in view_schema';
@@ -3239,6 +3399,23 @@ COMMENT ON FUNCTION create_segmentation IS
 -- Change a segmentation's dates: its rolling spec ('null' returns to the
 -- fixed dates), or its fixed feature_window / as_of; then refresh it.
 -- Other parameters (k, segment, options, readers): drop and create again.
+-- alter_segmentation()'s work, as the segmentation's owner: its catalog
+-- row changed from old to s, then a refresh.
+CREATE FUNCTION _alter_segmentation_as_owner(old segmentations, s segmentations)
+RETURNS segmentations
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._require_owner_context('segmentation', old.name, old.owner);
+    UPDATE customer_analytics.segmentations
+       SET rolling = s.rolling, feature_window = s.feature_window, as_of = s.as_of
+     WHERE segmentations.name = s.name;
+    RAISE NOTICE 'segmentation "%" changed: %', s.name,
+        concat_ws(', ', CASE WHEN s.as_of IS DISTINCT FROM old.as_of THEN 'as_of' END,
+                        CASE WHEN s.feature_window IS DISTINCT FROM old.feature_window THEN 'feature_window' END,
+                        CASE WHEN s.rolling IS DISTINCT FROM old.rolling THEN 'rolling' END);
+    RETURN customer_analytics._refresh_segmentation_as_owner(s.name, true);
+END $$;
+
 CREATE FUNCTION alter_segmentation(
     name           text,
     rolling        jsonb     DEFAULT NULL,
@@ -3259,14 +3436,9 @@ BEGIN
         RAISE NOTICE 'segmentation "%" unchanged', s.name;
         RETURN old;
     END IF;
-    UPDATE customer_analytics.segmentations
-       SET rolling = s.rolling, feature_window = s.feature_window, as_of = s.as_of
-     WHERE segmentations.name = s.name;
-    RAISE NOTICE 'segmentation "%" changed: %', s.name,
-        concat_ws(', ', CASE WHEN s.as_of IS DISTINCT FROM old.as_of THEN 'as_of' END,
-                        CASE WHEN s.feature_window IS DISTINCT FROM old.feature_window THEN 'feature_window' END,
-                        CASE WHEN s.rolling IS DISTINCT FROM old.rolling THEN 'rolling' END);
-    RETURN customer_analytics.refresh_segmentation(s.name, true);
+    RETURN customer_analytics._as_owner(old.owner,
+        format('SELECT customer_analytics._alter_segmentation_as_owner(%L::customer_analytics.segmentations, %L::customer_analytics.segmentations)',
+               old, s))::customer_analytics.segmentations;
 END $$;
 COMMENT ON FUNCTION alter_segmentation IS
 'Change a segmentation''s feature window and as_of (rolling => spec, ''null'' for fixed dates again; feature_window, as_of) and refresh its views; other parameters: drop and create again';
@@ -3718,10 +3890,10 @@ BEGIN
     PERFORM customer_analytics._matview_lock(sheet);
     PERFORM customer_analytics._matview_lock(long);
     PERFORM customer_analytics._drop_delta_scratch();
-    CREATE TEMP TABLE customer_analytics_changed (customer_code text PRIMARY KEY) ON COMMIT DROP;
+    PERFORM customer_analytics._scratch_table('customer_analytics_changed', '(customer_code text PRIMARY KEY)');
     -- the targets whose months changed, entered or left: the long form's keys
-    CREATE TEMP TABLE customer_analytics_long_keys (customer_code text PRIMARY KEY) ON COMMIT DROP;
-    EXECUTE format('CREATE TEMP TABLE customer_analytics_targets ON COMMIT DROP AS SELECT * FROM %s WITH NO DATA', targets);
+    PERFORM customer_analytics._scratch_table('customer_analytics_long_keys', '(customer_code text PRIMARY KEY)');
+    PERFORM customer_analytics._scratch_table('customer_analytics_targets', format('(LIKE %s)', targets));
 
     snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since),
         ARRAY[
@@ -4159,13 +4331,14 @@ COMMENT ON FUNCTION rollup_changes(text) IS
 -- follows these changes, here or on a coordinator, refreshes in full once
 -- ("the rollup was rebuilt") and incrementally again after.  Owner only.
 -- Returns how many recorded changes were deleted.
-CREATE FUNCTION reset_rollup_changes(source_schema text DEFAULT NULL) RETURNS bigint
+-- reset_rollup_changes()'s work, as the rollup's owner.
+CREATE FUNCTION _reset_rollup_changes_as_owner(source_schema text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r customer_analytics.rollups := customer_analytics._rollup(source_schema);
     n bigint;
 BEGIN
-    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    PERFORM customer_analytics._require_owner_context('rollup', r.source_schema, r.owner);
     -- after the refreshes of this source's campaigns under way (they prune
     -- these rows too); writers are not held up
     PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(r.source_schema));
@@ -4178,6 +4351,17 @@ BEGIN
     RAISE NOTICE 'order rollup of "%": % recorded change(s) forgotten; campaigns that follow them refresh in full once',
         r.source_schema, n;
     RETURN n;
+END $$;
+
+-- Check the caller may reset the changes of the rollup, then do it as the rollup's owner.
+CREATE FUNCTION reset_rollup_changes(source_schema text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('rollup', r.source_schema, r.owner);
+    RETURN customer_analytics._as_owner(r.owner,
+        format('SELECT customer_analytics._reset_rollup_changes_as_owner(%L)', r.source_schema))::bigint;
 END $$;
 COMMENT ON FUNCTION reset_rollup_changes(text) IS
 'Forget the order changes a rollup recorded (on a shard, nothing else prunes those a coordinator reads); campaigns that follow them refresh in full once';
@@ -4370,7 +4554,7 @@ BEGIN
         RETURN;
     END IF;
     PERFORM customer_analytics._drop_delta_scratch();
-    EXECUTE format('CREATE TEMP TABLE customer_analytics_targets ON COMMIT DROP AS SELECT * FROM %s WITH NO DATA', targets);
+    PERFORM customer_analytics._scratch_table('customer_analytics_targets', format('(LIKE %s)', targets));
     EXECUTE 'INSERT INTO pg_temp.customer_analytics_targets SELECT * FROM customer_analytics.target_customers('
             'routes => $1, spend_window => $2, min_spend => $3, low_ticket_window => $4, low_ticket_below => $5,'
             ' min_low_tickets => $6, base_window => $7, recent_window => $8, decline_pct => $9,'
@@ -4378,7 +4562,9 @@ BEGIN
         USING c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
               c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct,
               c.exclude_closed, c.route_source, c.source_schema, changed;
-    EXECUTE 'CREATE TEMP TABLE customer_analytics_months ON COMMIT DROP AS'
+    PERFORM customer_analytics._scratch_table('customer_analytics_months',
+                                              '(customer_code text, month date, revenue numeric, orders bigint)');
+    EXECUTE 'INSERT INTO pg_temp.customer_analytics_months'
             ' SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t), $1, $2)'
         USING c.revenue_window, c.source_schema;
     PERFORM customer_analytics._matview_apply(targets, changed, 'SELECT * FROM pg_temp.customer_analytics_targets');
@@ -4671,8 +4857,8 @@ DECLARE
 BEGIN
     IF temporary THEN
         PERFORM customer_analytics._drop_temp_tables('customer_analytics_seg_state');
-        EXECUTE format('CREATE TEMP TABLE customer_analytics_seg_state %s ON COMMIT DROP',
-                       customer_analytics._segmentation_state_columns());
+        PERFORM customer_analytics._scratch_table('customer_analytics_seg_state',
+                                                  customer_analytics._segmentation_state_columns());
         EXECUTE format('COMMENT ON TABLE pg_temp.customer_analytics_seg_state IS %L', marker);
         state := 'pg_temp.customer_analytics_seg_state'::regclass;
         sku_state := NULL;
@@ -4768,12 +4954,12 @@ DECLARE
                           customer_analytics._rollup_table(r.id), s.feature_window);
 BEGIN
     PERFORM customer_analytics._drop_segmentation_scratch();
-    CREATE TEMP TABLE customer_analytics_seg_changed (customer_code text PRIMARY KEY) ON COMMIT DROP;
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_changed', '(customer_code text PRIMARY KEY)');
     -- the net change of lines per (customer, product code), and of each
     -- changed customer's distinct codes
-    CREATE TEMP TABLE customer_analytics_seg_skus (customer_code text, product_code text, lines bigint,
-                                                   PRIMARY KEY (customer_code, product_code)) ON COMMIT DROP;
-    CREATE TEMP TABLE customer_analytics_seg_sku_counts (customer_code text PRIMARY KEY, skus bigint) ON COMMIT DROP;
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_skus',
+        '(customer_code text, product_code text, lines bigint, PRIMARY KEY (customer_code, product_code))');
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_sku_counts', '(customer_code text PRIMARY KEY, skus bigint)');
     snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since), ARRAY[
         format('INSERT INTO pg_temp.customer_analytics_seg_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
                dirty, rows),
@@ -4878,10 +5064,6 @@ DECLARE
 BEGIN
     delta := false;
     unchanged := false;
-    IF current_user <> s.owner THEN
-        mode := 'full (refreshed by a role other than its owner: each view computed the features)';
-        RETURN;
-    END IF;
     SELECT * INTO r FROM customer_analytics.rollups y WHERE y.source_schema = s.source_schema;
     usable := r IS NOT NULL AND (customer_analytics._rollup_for_reading(s.source_schema)).rollup IS NOT NULL;
     SELECT * INTO x FROM customer_analytics.segmentation_refresh_state y WHERE y.segmentation = s.name;

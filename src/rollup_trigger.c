@@ -57,6 +57,8 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "owner_context.h"
+
 PG_FUNCTION_INFO_V1(rollup_sync_trigger);
 PG_FUNCTION_INFO_V1(rollup_sync_row_trigger);
 PG_FUNCTION_INFO_V1(rollup_sync_flush_trigger);
@@ -82,40 +84,6 @@ static Oid
 rollup_owner(int32 rollup_id)
 {
 	return extension_relation_owner(psprintf("order_rollup_%d", rollup_id));
-}
-
-/* A role switched to for the rollup's upkeep, and what to restore after. */
-typedef struct RoleSwitch
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} RoleSwitch;
-
-/*
- * Become role, as REFRESH MATERIALIZED VIEW becomes a view's owner: under
- * SECURITY_RESTRICTED_OPERATION, with search_path pinned for what runs.
- */
-static void
-become_role(Oid role, RoleSwitch *sw)
-{
-	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
-	SetUserIdAndSecContext(role, sw->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	sw->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-}
-
-/*
- * Back to the role before become_role().  An error leaves through the
- * transaction's abort instead, which restores both.
- */
-static void
-restore_role(RoleSwitch *sw)
-{
-	AtEOXact_GUC(false, sw->save_nestlevel);
-	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
 }
 
 /*
@@ -227,7 +195,7 @@ static void
 run_upkeep_as_owner_guts(UpkeepRequest *req)
 {
 	Oid			owner = rollup_owner(req->rollup_id);
-	RoleSwitch	sw;
+	CaRoleSwitch sw;
 	Oid			argtypes[4] = {INT4OID, TEXTOID, OIDOID, TEXTOID};
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -236,7 +204,7 @@ run_upkeep_as_owner_guts(UpkeepRequest *req)
 	if (!OidIsValid(owner))
 		return;
 
-	become_role(owner, &sw);
+	ca_become_role(owner, &sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (req->trigdata && SPI_register_trigger_data(req->trigdata) != SPI_OK_TD_REGISTER)
@@ -251,7 +219,7 @@ run_upkeep_as_owner_guts(UpkeepRequest *req)
 	run_generated_statements("SELECT customer_analytics._rollup_sync_sql($1, $2, $3, $4)",
 							 4, argtypes, args, nulls);
 	SPI_finish();
-	restore_role(&sw);
+	ca_restore_role(&sw);
 }
 
 /* The rollup id a trigger was created with (its one argument). */
@@ -532,13 +500,13 @@ static List *
 ddl_upkeep_requests(void)
 {
 	Oid			catalog_owner = extension_relation_owner("rollups");
-	RoleSwitch	sw;
+	CaRoleSwitch sw;
 	List	   *requests = NIL;
 	MemoryContext caller = CurrentMemoryContext;
 
 	if (!OidIsValid(catalog_owner))
 		return NIL;
-	become_role(catalog_owner, &sw);
+	ca_become_role(catalog_owner, &sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT x.id, d.objid, d.command_tag, d.command"
@@ -566,7 +534,7 @@ ddl_upkeep_requests(void)
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
-	restore_role(&sw);
+	ca_restore_role(&sw);
 	return requests;
 }
 

@@ -2991,8 +2991,9 @@ BEGIN
     PERFORM customer_analytics._drop_campaign_state(c);
     DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
     DELETE FROM customer_analytics.campaigns WHERE name = c.name;
-    RAISE NOTICE 'campaign "%" dropped with its views % and %', c.name,
-        format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly');
+    RAISE NOTICE 'campaign "%" dropped with its views %, % and %', c.name,
+        format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly'),
+        format('%I.%I', c.view_schema, c.name || '_monthly_long');
 END $$;
 
 CREATE OR REPLACE FUNCTION drop_campaign(campaign text) RETURNS void

@@ -515,6 +515,18 @@ COMMENT ON COLUMN rollups.rebuild_phases IS
 CREATE FUNCTION _rollup_keys_table(id int) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'customer_analytics.rollup_keys_' || id $$;
 
+-- The date of a rollup row, checked: order_date when the triggers could
+-- read the source's value, else the error checked_order_date() gives on the
+-- source (the value is in order_date_raw).  Every reader of the rollup, in
+-- full or from the order changes, dates its orders through this one
+-- function (C, order_date.c, with checked_order_date()'s own check).
+CREATE FUNCTION _rollup_order_date(order_date date, order_date_raw text, order_type text, order_number text)
+RETURNS date
+AS 'MODULE_PATHNAME', 'rollup_order_date'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION _rollup_order_date(date, text, text, text) IS
+'internal: a rollup row''s order date, or the error checked_order_date() raises on the source''s value';
+
 CREATE FUNCTION _source_trust_problem(source_schema text) RETURNS text
 AS 'MODULE_PATHNAME', 'source_trust_problem'
 LANGUAGE C STABLE STRICT;
@@ -3832,7 +3844,7 @@ BEGIN
                ' SELECT o.customer_code, %s, max(o.d)'
                ' FROM (SELECT i.customer_code, i.d, %s'
                '       FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
-               '             COALESCE(r.order_date, customer_analytics.checked_order_date(r.order_date_raw, r.order_type, r.order_number)) AS d'
+               '             customer_analytics._rollup_order_date(r.order_date, r.order_date_raw, r.order_type, r.order_number) AS d'
                '             FROM %s r WHERE r.customer_code IS NOT NULL) i'
                '       WHERE i.d <@ %L::daterange) o'
                ' GROUP BY o.customer_code',
@@ -3846,25 +3858,56 @@ END $$;
 -- The guard of a delta refresh (_at_one_snapshot's): true, and nothing is
 -- applied, when there is a change the state cannot follow among the dirty
 -- rows `since` selects (SQL over alias x): a TRUNCATE or rebuild committed
--- since the caller looked, an order date the triggers could not read, or a
--- write of the refreshing transaction itself, whose rows no snapshot can
--- tell apart before and after this refresh.
+-- since the caller looked, an order total or quantity that is not a finite
+-- number (a sum that took in NaN cannot give it back when the row is
+-- corrected: the state is computed afresh instead, as long as such a row is
+-- among the changes), or a write of the refreshing transaction itself,
+-- whose rows no snapshot can tell apart before and after this refresh.
+-- Orders whose date the triggers could not read are not a reason: the
+-- refresh raises on them what the full computation raises
+-- (_rollup_changes_check_sql), and a date corrected since is followed.
 CREATE FUNCTION _rollup_delta_guard_sql(r rollups, since text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('SELECT (SELECT x.generation <> %s OR x.state <> ''current'' FROM customer_analytics.rollups x WHERE x.id = %s)'
                   ' OR EXISTS (SELECT 1 FROM %s x WHERE %s AND (x.customer_code IS NULL'
-                  ' OR (x.sign IS NOT NULL AND x.order_date IS NULL AND x.order_date_raw IS NOT NULL)'
+                  ' OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'')'
                   ' OR x.xid = pg_catalog.pg_current_xact_id_if_assigned()))',
                   r.generation, r.id, customer_analytics._rollup_dirty_table(r.id), since)
 $$;
 
+-- The first statement of a delta refresh (run as of the snapshot it applies
+-- the changes at): the orders changed since the state's snapshot (the
+-- dirty rows `since` selects, SQL over alias x) read as the full
+-- computation reads them.  Every order the rollup now holds without a
+-- readable date, of a customer that one of the changes' new rows (sign +1)
+-- gave such an order, is dated by _rollup_order_date(), which raises the
+-- error target_customers(), customer_features() and the state's build
+-- raise on it (the same SQLSTATE and message, naming the order).  That is
+-- every such order of the rollup with a customer: when the state was built
+-- or last adjusted there was none (the build dates every order, and so did
+-- the refreshes since), and a new one comes with a new row in the dirty
+-- table.  An order whose date was broken and corrected again since then is
+-- no longer one: the refresh then goes on.  The ERP's writes are never
+-- refused; the refresh fails, and its views and state stay as they were.
+-- (Each such customer's orders are read through the rollup's customer
+-- index, OFFSET 0 keeping the planner from a scan of the whole rollup: a
+-- refresh with no such change reads nothing more than its dirty rows.)
+CREATE FUNCTION _rollup_changes_check_sql(r rollups, since text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('SELECT count(customer_analytics._rollup_order_date(o.order_date, o.order_date_raw, o.order_type, o.order_number))'
+                  ' FROM (SELECT DISTINCT x.customer_code FROM %2$s x WHERE %3$s AND x.sign > 0 AND x.order_date IS NULL) k,'
+                  ' LATERAL (SELECT r.order_date, r.order_date_raw, r.order_type, r.order_number FROM %1$s r'
+                  '          WHERE r.customer_code = k.customer_code AND r.order_date IS NULL OFFSET 0) o',
+                  customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id), since)
+$$;
+
 -- Apply the order changes committed since the state's snapshot to a
 -- campaign's state and views, as of one new snapshot, which it returns
--- (NULL, nothing done, when there is a change it cannot follow: a TRUNCATE
--- or rebuild committed since the caller looked, an order date the triggers
--- could not read, or a write of the refreshing transaction itself, whose
--- rows no snapshot can tell apart before and after this refresh).  c has
--- its windows resolved; the caller holds the refresh lock.
+-- (NULL, nothing done, when there is a change it cannot follow: see
+-- _rollup_delta_guard_sql).  An order among the changes that the full
+-- computation refuses (a date it cannot read) raises its error, and
+-- nothing is applied.  c has its windows resolved; the caller holds the
+-- refresh lock.
 CREATE FUNCTION _campaign_delta_refresh(c campaigns, s campaign_refresh_state, r rollups,
                                         OUT snapshot pg_snapshot, OUT changed_customers bigint,
                                         OUT order_changes bigint)
@@ -3898,6 +3941,8 @@ BEGIN
 
     snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since),
         ARRAY[
+        -- the changed orders, read as the full computation reads them
+        customer_analytics._rollup_changes_check_sql(r, since),
         -- the customers whose orders or own row changed
         -- (grouping by customer in the "C" collation throughout: the same
         -- groups, without the database collation's slower comparisons)
@@ -4052,7 +4097,8 @@ BEGIN
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.customer_code IS NULL'
                    ' AND NOT pg_visible_in_snapshot(x.xid, $1))', customer_analytics._rollup_dirty_table(r.id))
        INTO truncated USING since;
-    RETURN CASE WHEN truncated THEN 'a source table was truncated' ELSE 'an order date could not be read' END;
+    RETURN CASE WHEN truncated THEN 'a source table was truncated'
+                ELSE 'an order total or quantity among the changes is not a finite number' END;
 END $$;
 
 -- Empty a campaign's state tables (those that carry its marker) and record
@@ -4877,8 +4923,8 @@ END $$;
 -- total, quantity, product_codes): the orders customer_features() reads.
 CREATE FUNCTION _segmentation_rollup_orders_sql(s segmentations, r rollups) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('(SELECT o.* FROM (SELECT r.customer_code, COALESCE(r.order_date,'
-                  ' customer_analytics.checked_order_date(r.order_date_raw, r.order_type, r.order_number)) AS d,'
+    SELECT format('(SELECT o.* FROM (SELECT r.customer_code,'
+                  ' customer_analytics._rollup_order_date(r.order_date, r.order_date_raw, r.order_type, r.order_number) AS d,'
                   ' r.total, r.quantity, r.product_codes FROM %s r WHERE r.customer_code IS NOT NULL) o'
                   ' WHERE o.d <@ %L::daterange)', customer_analytics._rollup_table(r.id), s.feature_window)
 $$;
@@ -4936,7 +4982,9 @@ END $$;
 -- Apply the order changes committed since the state's snapshot to a
 -- segmentation's state, as of one new snapshot, which it returns (NULL,
 -- nothing done, when there is a change it cannot follow: see
--- _rollup_delta_guard_sql).  s is resolved; the caller holds the refresh
+-- _rollup_delta_guard_sql).  An order among the changes that the full
+-- computation refuses (a date it cannot read) raises its error, and
+-- nothing is applied.  s is resolved; the caller holds the refresh
 -- lock.  A customer's first or last order is looked up again only when a
 -- removed order may have been it.
 CREATE FUNCTION _segmentation_delta_refresh(s segmentations, x segmentation_refresh_state, r rollups,
@@ -4962,6 +5010,8 @@ BEGIN
         '(customer_code text, product_code text, lines bigint, PRIMARY KEY (customer_code, product_code))');
     PERFORM customer_analytics._scratch_table('customer_analytics_seg_sku_counts', '(customer_code text PRIMARY KEY, skus bigint)');
     snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since), ARRAY[
+        -- the changed orders, read as the full computation reads them
+        customer_analytics._rollup_changes_check_sql(r, since),
         format('INSERT INTO pg_temp.customer_analytics_seg_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
                dirty, rows),
         'ANALYZE pg_temp.customer_analytics_seg_changed',

@@ -7,6 +7,13 @@
  * silently fell outside every window.  We convert instead, and a value that
  * is not a calendar date stops the query with the order's key and the value,
  * so the user can fix the row rather than get a quietly wrong answer.
+ *
+ * This is the one place that decides what a confirmed order's date is:
+ * every reader of orders calls order_date_arg() through one of the SQL
+ * functions below, whether it reads the source tables (checked_order_date(),
+ * order_date_in_window()), the rollup in full or the rollup's rows of the
+ * orders changed since a refresh (_rollup_order_date()).  So a build and a
+ * refresh from the order changes refuse the same rows with the same error.
  */
 #include "postgres.h"
 
@@ -22,6 +29,7 @@ PG_FUNCTION_INFO_V1(checked_order_date_text);
 PG_FUNCTION_INFO_V1(checked_order_date_date);
 PG_FUNCTION_INFO_V1(order_date_or_null_text);
 PG_FUNCTION_INFO_V1(order_date_or_null_date);
+PG_FUNCTION_INFO_V1(rollup_order_date);
 
 static const char *
 key_part(FunctionCallInfo fcinfo, int argno)
@@ -85,27 +93,27 @@ parse_yyyymmdd(const char *s, int len, DateADT *result)
 }
 
 /*
- * The date in argument 0 (text YYYYMMDD or date), or an error naming the
- * order whose key is in arguments keyarg and keyarg + 1.
+ * The date in argument valarg (text YYYYMMDD or date), or an error naming
+ * the order whose key is in arguments keyarg and keyarg + 1.
  */
 DateADT
-order_date_arg(FunctionCallInfo fcinfo, Oid argtype, int keyarg)
+order_date_arg(FunctionCallInfo fcinfo, int valarg, Oid argtype, int keyarg)
 {
 	DateADT		result;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(valarg))
 		report_null_date(fcinfo, keyarg);
 
 	if (argtype == DATEOID)
 	{
-		result = PG_GETARG_DATEADT(0);
+		result = PG_GETARG_DATEADT(valarg);
 		if (DATE_NOT_FINITE(result))
 			report_bad_date(fcinfo, keyarg,
 							DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(result))));
 	}
 	else
 	{
-		text	   *value = PG_GETARG_TEXT_PP(0);
+		text	   *value = PG_GETARG_TEXT_PP(valarg);
 
 		if (!parse_yyyymmdd(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), &result))
 			report_bad_date(fcinfo, keyarg, text_to_cstring(value));
@@ -117,14 +125,14 @@ order_date_arg(FunctionCallInfo fcinfo, Oid argtype, int keyarg)
 Datum
 checked_order_date_text(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATEADT(order_date_arg(fcinfo, TEXTOID, 1));
+	PG_RETURN_DATEADT(order_date_arg(fcinfo, 0, TEXTOID, 1));
 }
 
 /* checked_order_date(order_date date, order_type text, order_number text) */
 Datum
 checked_order_date_date(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATEADT(order_date_arg(fcinfo, DATEOID, 1));
+	PG_RETURN_DATEADT(order_date_arg(fcinfo, 0, DATEOID, 1));
 }
 
 /*
@@ -153,4 +161,24 @@ order_date_or_null_date(PG_FUNCTION_ARGS)
 	if (DATE_NOT_FINITE(d))
 		PG_RETURN_NULL();
 	PG_RETURN_DATEADT(d);
+}
+
+/*
+ * _rollup_order_date(order_date date, order_date_raw text, order_type text,
+ * order_number text): the date of one of the rollup's order rows, checked as
+ * checked_order_date() checks the source's.  The rollup's triggers must not
+ * refuse the ERP's write, so where the source's value is not a date they
+ * store order_date NULL and the value as text in order_date_raw (NULL for a
+ * NULL value, which is refused as NULL; an infinite date as 'infinity',
+ * refused as the date column's is).  Every reader of the rollup (the
+ * reading functions, the builds of a campaign's or a segmentation's state,
+ * and their refreshes from the order changes) takes the date from here, so
+ * each raises the error the source tables would have raised.
+ */
+Datum
+rollup_order_date(PG_FUNCTION_ARGS)
+{
+	if (!PG_ARGISNULL(0))
+		PG_RETURN_DATEADT(PG_GETARG_DATEADT(0));
+	PG_RETURN_DATEADT(order_date_arg(fcinfo, 1, TEXTOID, 2));
 }

@@ -16,8 +16,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -31,17 +29,18 @@ const char *
 order_rollup_for_reading(const char *schema)
 {
 	Oid			argtypes[1] = {TEXTOID};
+	Oid			date_argtypes[4] = {DATEOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[1];
 	const char *rollup = NULL;
 	const char *reason = "customer_analytics.use_rollup is off";
 	MemoryContext caller = CurrentMemoryContext;
 
-	/* a 1.1 library under 1.0 SQL objects, until ALTER EXTENSION ... UPDATE */
-	if (ca_use_rollup &&
-		!OidIsValid(LookupFuncName(list_make2(makeString("customer_analytics"),
-											  makeString("_rollup_for_reading")),
-								   1, argtypes, true)))
+	/* a newer library under older SQL objects, until ALTER EXTENSION ... UPDATE */
+	if (ca_use_rollup && !ca_function_installed("_rollup_for_reading", 1, argtypes))
 		reason = "the extension's SQL objects predate the rollup: ALTER EXTENSION customer_analytics UPDATE";
+	else if (ca_use_rollup && !ca_function_installed("_rollup_order_date", 4, date_argtypes))
+		reason = "the extension's SQL objects predate _rollup_order_date(), which the rollup is read through: "
+			"ALTER EXTENSION customer_analytics UPDATE";
 	else if (ca_use_rollup)
 	{
 		args[0] = CStringGetTextDatum(schema);

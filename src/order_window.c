@@ -96,7 +96,7 @@ in_window(FunctionCallInfo fcinfo, Oid argtype)
 				 errdetail("A NULL window would leave every order neither in nor out."),
 				 errhint("Pass a daterange, such as '[2025-01-01,2025-12-31]'; '(,)' takes every order.")));
 	w = window_bounds(PG_GETARG_RANGE_P(1));
-	d = order_date_arg(fcinfo, argtype, 2);
+	d = order_date_arg(fcinfo, 0, argtype, 2);
 	if (w.empty)
 		PG_RETURN_BOOL(false);
 	PG_RETURN_BOOL(d >= w.lo && d < w.hi);

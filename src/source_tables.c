@@ -327,6 +327,13 @@ source_order_window_expr(const SourceTables *src, const char *alias, const char 
 }
 
 /*
+ * The date of the rollup's order row o, checked: _rollup_order_date()
+ * (order_date.c), which every reader of the rollup uses.
+ */
+#define ROLLUP_ORDER_DATE \
+	"customer_analytics._rollup_order_date(o.order_date, o.order_date_raw, o.order_type, o.order_number)"
+
+/*
  * One row per confirmed order whose date is in the daterange $1 and that
  * satisfies scope (SQL over alias o): customer_code, order date, total, then
  * the extra aggregate columns over its lines l.  The executor joins the
@@ -335,21 +342,18 @@ source_order_window_expr(const SourceTables *src, const char *alias, const char 
  * key mirrors the notebook's extract.
  *
  * With a current rollup the same rows come from it, one row per order
- * already summed.  Orders whose date the triggers could not read keep the
- * raw text, and checked_order_date() raises the same error the source
- * tables would.
+ * already summed.  Orders whose date the triggers could not read have no
+ * order_date (the window test on it is not true), and _rollup_order_date()
+ * raises on them the same error the source tables would.
  */
 static char *
 order_query(const SourceTables *src, const char *extra_columns,
 			const char *rollup_columns, const char *scope)
 {
 	if (src->rollup)
-		return psprintf("SELECT o.customer_code, COALESCE(o.order_date,"
-						" customer_analytics.checked_order_date(o.order_date_raw, o.order_type, o.order_number)),"
-						" o.total%s FROM %s o"
+		return psprintf("SELECT o.customer_code, " ROLLUP_ORDER_DATE ", o.total%s FROM %s o"
 						" WHERE (o.order_date >= pg_catalog.lower($1) AND o.order_date < pg_catalog.upper($1)"
-						" OR (o.order_date IS NULL AND"
-						" customer_analytics.checked_order_date(o.order_date_raw, o.order_type, o.order_number) <@ $1))"
+						" OR (o.order_date IS NULL AND " ROLLUP_ORDER_DATE " <@ $1))"
 						" AND %s",
 						rollup_columns, src->rollup, scope);
 	return psprintf("SELECT o.customer_code::text, %s, sum(l.pretax_subtotal)::numeric%s"

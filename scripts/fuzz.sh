@@ -3,9 +3,15 @@
 # Builds and installs the extension, starts a throwaway cluster as test.sh
 # does, and runs test/fuzz.py with bigger numbers than the test command:
 # a random seed (printed; FUZZ_SEED=N repeats a run), FUZZ_CALLS calls
-# (default 30000) or FUZZ_SECONDS seconds (default 600), whichever ends first.
+# (default 30000) or FUZZ_SECONDS seconds (default 600), whichever ends first,
+# split between two runs: half as the superuser, the rest logged in as a
+# non-superuser analyst with the README's grants (SELECT on the source
+# tables, CREATE on a view schema, its own campaign and segmentation), so
+# that every function is also called without a superuser's rights, on the
+# analyst's own definitions and on others'.
 # Every internal error (XX000), hang and crash is printed with the SQL that
-# reproduces it; the exit status is non-zero if there was any.
+# reproduces it (and the role it ran as); the exit status is non-zero if
+# there was any.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ca_install_deps

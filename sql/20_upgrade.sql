@@ -41,6 +41,12 @@ CREATE TEMP TABLE before_update_monthly AS SELECT * FROM up_bi.up_monthly;
 
 ALTER EXTENSION customer_analytics UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'customer_analytics';
+-- the views built under 1.0 are what 1.5 builds (sql/38_upgrade_leftovers.sql
+-- compares them with a fresh build): the sheet built again, with its months
+-- checked; the long form and the plain views added
+SELECT relname, relkind FROM pg_class WHERE relnamespace = 'up_bi'::regnamespace AND relkind IN ('m', 'v') ORDER BY 1;
+SELECT customer_analytics._view_reads('up_bi.up_monthly',
+           'customer_analytics._campaign_sheet_revenue(text, date[])') AS sheet_checks_its_months;
 SELECT target_rows, monthly_rows FROM customer_analytics.refresh_campaign('up');
 REFRESH MATERIALIZED VIEW up_bi.up_targets;
 SELECT count(*) AS changed_rows FROM (

@@ -896,8 +896,8 @@ BEGIN
                          '(their owner, a superuser or a BYPASSRLS role) and trusts their owners; its triggers run as that role.';
     END IF;
 END $$;
--- As in 1.1, and the owner's checks, the keys table.
--- rebuild_rollup()'s work, as the rollup's owner.
+-- rebuild_rollup()'s work, as the rollup's owner: the keys table, the
+-- triggers, the copy, the privileges reset.
 CREATE FUNCTION _rebuild_rollup_as_owner(source_schema text) RETURNS rollups
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -922,6 +922,9 @@ BEGIN
     phase_start := clock_timestamp();
     PERFORM customer_analytics._report_progress(what || ' phase 2/4: creating the triggers');
     PERFORM customer_analytics._rollup_create_keys_table(r);
+    -- the privileges on its tables as enable_rollup gives them: a grant
+    -- left from before (1.4's writers) or made since does not survive
+    PERFORM customer_analytics._rollup_reset_grants(r);
     -- not current while its triggers are recreated: the event trigger
     -- leaves the rollup's own ALTER TABLE ... ENABLE ALWAYS TRIGGER alone
     UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id;
@@ -5335,4 +5338,275 @@ BEGIN
         RAISE NOTICE 'customer_analytics: dropping % rollup and state table(s) with the extension', n;
     END IF;
     RETURN n;
+END $$;
+
+------------------------------------------------------------------------------
+-- An updated database keeps nothing a fresh install would not make (issue
+-- 21, item 3).  The extension's own objects come out the same either way
+-- (a fresh install runs these same scripts); what can differ is what its
+-- functions made at run time, before 1.5, for the roles that called them:
+--   - a rollup's tables: 1.1 to 1.4 granted SELECT, INSERT and DELETE on
+--     order_rollup_<id> and rollup_dirty_<id> to enable_rollup's writers
+--     (their trigger ran as the writer).  1.5's trigger runs as the
+--     rollup's owner and grants writers nothing; a writer left with them
+--     could delete rows of a rollup that stays current.
+--   - the views: a campaign's sheet built before 1.5 reads its months
+--     without the check that they are still the window's, a
+--     segmentation's four views read the catalog directly instead of
+--     through the owner check (_segmentation_to_run), and neither has the
+--     long form or the plain _v views for BI tools.
+-- The update resets the privileges on every rollup's tables (as
+-- rebuild_rollup now does at every rebuild) and rebuilds what 1.5 builds
+-- differently, as each definition's owner, with the 1.5 builders.
+------------------------------------------------------------------------------
+
+-- (the update's work on other roles' objects runs through _as_owner(),
+-- which also keeps what it creates out of the extension: owner_context.c)
+
+-- Set the privileges on a rollup's tables to what 1.5 gives: its owner
+-- keeps its own; readers get SELECT on the rollup and dirty tables; no
+-- other role may write any of them (INSERT, UPDATE, DELETE, TRUNCATE,
+-- REFERENCES and TRIGGER are revoked from every other role and PUBLIC,
+-- column privileges included), writers that are not readers keep nothing,
+-- and the keys table is the owner's alone.  SELECT given by hand to other
+-- roles stays: it changes nothing anyone else reads.  Run by the rollup's
+-- owner (rebuild_rollup) or a superuser.
+CREATE FUNCTION _rollup_reset_grants(r rollups) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    rel regclass;
+    g record;
+    reader text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY[customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id),
+                             customer_analytics._rollup_keys_table(r.id)] LOOP
+        rel := to_regclass(t);
+        CONTINUE WHEN rel IS NULL;
+        FOR g IN SELECT x.grantee, CASE WHEN x.grantee = 0 THEN 'PUBLIC'
+                                        ELSE quote_ident(pg_get_userbyid(x.grantee)) END AS role_sql,
+                        CASE WHEN x.grantee <> 0 THEN pg_get_userbyid(x.grantee)::text END AS role_name
+                   FROM (SELECT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+                          WHERE c.oid = rel AND a.grantee <> c.relowner
+                         UNION
+                         SELECT a.grantee FROM pg_class c JOIN pg_attribute y ON y.attrelid = c.oid,
+                                aclexplode(y.attacl) a
+                          WHERE c.oid = rel AND y.attacl IS NOT NULL AND a.grantee <> c.relowner) x
+                  ORDER BY x.grantee LOOP
+            IF t = customer_analytics._rollup_keys_table(r.id)
+               OR (g.role_name = ANY (r.writers) AND NOT g.role_name = ANY (r.readers)) THEN
+                EXECUTE format('REVOKE ALL ON %s FROM %s CASCADE', rel, g.role_sql);
+            ELSE
+                EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON %s FROM %s CASCADE',
+                               rel, g.role_sql);
+            END IF;
+        END LOOP;
+        IF t <> customer_analytics._rollup_keys_table(r.id) THEN
+            FOREACH reader IN ARRAY r.readers LOOP
+                IF to_regrole(quote_ident(reader)) IS NOT NULL THEN
+                    EXECUTE format('GRANT SELECT ON %s TO %I', rel, reader);
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION _rollup_reset_grants(rollups) IS
+'Reset the privileges on a rollup''s tables to what enable_rollup gives (SELECT for readers; no role but the owner may write them)';
+
+-- Does a view's query use function fn?  How the upgrade tells a view built
+-- before 1.5 from one built by the 1.5 builders.
+CREATE FUNCTION _view_reads(view regclass, fn regprocedure) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_rewrite r
+                     JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    WHERE r.ev_class = view AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = fn)
+$$;
+
+-- The relations (materialized views and plain views) of views and their
+-- plain views that exist in schema.
+CREATE FUNCTION _view_relations(schema text, views text[]) RETURNS oid[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ARRAY(SELECT x FROM unnest(ARRAY(SELECT to_regclass(format('%I.%I', schema, v))::oid FROM unnest(views) v)
+                                      || ARRAY(SELECT customer_analytics._bi_view(schema, v)::oid FROM unnest(views) v)) x
+                  WHERE x IS NOT NULL)
+$$;
+
+-- The objects of users that depend on any of the relations schema.names or
+-- their plain views (those relations excluded), described for a message;
+-- NULL when none.  What stops a rebuild, which never cascades.
+CREATE FUNCTION _user_dependents(schema text, names text[]) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH ours AS (
+        SELECT x FROM unnest(customer_analytics._view_relations(schema, names)) x)
+    SELECT string_agg(DISTINCT CASE WHEN d.classid = 'pg_rewrite'::regclass
+                                    THEN (SELECT CASE k.relkind WHEN 'm' THEN 'materialized view ' ELSE 'view ' END
+                                                 || k.oid::regclass::text
+                                            FROM pg_rewrite r JOIN pg_class k ON k.oid = r.ev_class WHERE r.oid = d.objid)
+                                    ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END, ', ')
+      FROM pg_depend d
+     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT x FROM ours) AND d.deptype = 'n'
+       AND NOT (d.classid = 'pg_rewrite'::regclass
+                AND (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = d.objid) IN (SELECT x FROM ours))
+$$;
+
+-- Refuse (2BP01) to rebuild the views `rebuild` of a definition while an
+-- object of a user depends on one of them or on its plain view.
+CREATE FUNCTION _require_no_user_dependents(kind text, name text, schema text, rebuild text[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    deps text := customer_analytics._user_dependents(schema, rebuild);
+BEGIN
+    IF deps IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot rebuild the views % of % "%" as 1.5 builds them: % depends on them',
+                        array_to_string(rebuild, ', '), kind, name, deps
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Drop it (customer_analytics never drops your objects), run SELECT customer_analytics.upgrade_views(); '
+                         'as the ' || kind || '''s owner, then create it again.';
+    END IF;
+END $$;
+
+-- Bring a campaign's views to what 1.5 builds, as its owner: the sheet
+-- built before 1.5 (its months unchecked) is built again, the long form
+-- and the plain _v views are added, readers get SELECT on all of them.
+-- The targets view is kept: 1.5 builds it the same way (its rows, and the
+-- incremental refresh that reuses them, stay).  Returns the relations made.
+CREATE FUNCTION _campaign_upgrade_views(c campaigns) RETURNS SETOF regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    views text[] := customer_analytics._campaign_views(c.name);
+    before oid[] := customer_analytics._view_relations(c.view_schema, views);
+    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
+    rebuild text[] := '{}';
+    made regclass[];
+    v text;
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('campaign', c.name, c.owner);
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(c.source_schema));
+    IF to_regclass(format('%I.%I', c.view_schema, c.name || '_targets')) IS NULL THEN
+        rebuild := views;
+    ELSIF NOT customer_analytics._view_reads(sheet, 'customer_analytics._campaign_sheet_revenue(text, date[])'::regprocedure) THEN
+        rebuild := ARRAY[c.name || '_monthly'];
+    END IF;
+    IF cardinality(rebuild) > 0 THEN
+        PERFORM customer_analytics._require_no_user_dependents('campaign', c.name, c.view_schema, rebuild);
+        PERFORM customer_analytics._drop_views(c.view_schema, ARRAY(SELECT x FROM unnest(rebuild) WITH ORDINALITY u(x, i)
+                                                                     ORDER BY i DESC));
+        IF c.name || '_targets' = ANY (rebuild) THEN
+            PERFORM customer_analytics._build_targets_view(c);
+        END IF;
+        PERFORM customer_analytics._build_monthly_view(c);
+    END IF;
+    PERFORM customer_analytics._ensure_long_view(c);
+    FOREACH v IN ARRAY views LOOP
+        IF to_regclass(format('%I.%I', c.view_schema, v)) IS NOT NULL
+           AND customer_analytics._bi_view(c.view_schema, v) IS NULL THEN
+            PERFORM customer_analytics._build_bi_view(c.view_schema, v);
+        END IF;
+    END LOOP;
+    made := ARRAY(SELECT x::regclass FROM unnest(customer_analytics._view_relations(c.view_schema, views)) x
+                   WHERE x <> ALL (before));
+    IF cardinality(made) > 0 THEN
+        PERFORM customer_analytics._grant_readers(c.view_schema, views, c.readers);
+        RAISE NOTICE 'campaign "%": built % as 1.5 builds them', c.name, array_to_string(made, ', ');
+    END IF;
+    RETURN QUERY SELECT unnest(made);
+END $$;
+
+-- The same for a segmentation: its four views built before 1.5 (they read
+-- the catalog without the owner check) are built again, with their plain
+-- views; like a refresh, from the orders as they are now (recorded in the
+-- catalog and the refresh history).  Returns the relations made.
+CREATE FUNCTION _segmentation_upgrade_views(s segmentations) RETURNS SETOF regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    views text[] := customer_analytics._segmentation_views(s.name);
+    before oid[] := customer_analytics._view_relations(s.view_schema, views);
+    started timestamptz := clock_timestamp();
+    made regclass[];
+    v text;
+BEGIN
+    PERFORM customer_analytics._require_definition_owner('segmentation', s.name, s.owner);
+    PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
+    -- (a missing view reads nothing)
+    IF to_regclass(format('%I.%I', s.view_schema, s.name || '_members')) IS NULL
+       OR NOT customer_analytics._view_reads(to_regclass(format('%I.%I', s.view_schema, s.name || '_model')),
+                                             'customer_analytics._segmentation_to_run(text)'::regprocedure)
+       OR NOT customer_analytics._view_reads(to_regclass(format('%I.%I', s.view_schema, s.name || '_profiles')),
+                                             'customer_analytics._segmentation_profiles(text, jsonb)'::regprocedure)
+       OR NOT customer_analytics._view_reads(to_regclass(format('%I.%I', s.view_schema, s.name || '_elbow')),
+                                             'customer_analytics._segmentation_elbow(text)'::regprocedure) THEN
+        PERFORM customer_analytics._require_no_user_dependents('segmentation', s.name, s.view_schema, views);
+        PERFORM customer_analytics._drop_views(s.view_schema,
+            ARRAY[s.name || '_elbow', s.name || '_profiles', s.name || '_members', s.name || '_model']);
+        PERFORM customer_analytics._build_segmentation_views(s);
+        s := customer_analytics._record_segmentation_refresh(s.name, started);
+        PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started,
+                                                   'build (views built before 1.5, built again)', s.member_rows, NULL);
+    END IF;
+    FOREACH v IN ARRAY views LOOP
+        IF customer_analytics._bi_view(s.view_schema, v) IS NULL THEN
+            PERFORM customer_analytics._build_bi_view(s.view_schema, v);
+        END IF;
+    END LOOP;
+    made := ARRAY(SELECT x::regclass FROM unnest(customer_analytics._view_relations(s.view_schema, views)) x
+                   WHERE x <> ALL (before));
+    IF cardinality(made) > 0 THEN
+        PERFORM customer_analytics._grant_readers(s.view_schema, views, s.readers);
+        RAISE NOTICE 'segmentation "%": built % as 1.5 builds them', s.name, array_to_string(made, ', ');
+    END IF;
+    RETURN QUERY SELECT unnest(made);
+END $$;
+
+-- What the update could not rebuild (a user's object on a view, a build
+-- that failed), the owner finishes with this once the cause is gone.
+CREATE FUNCTION upgrade_views() RETURNS SETOF regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c customer_analytics.campaigns;
+    s customer_analytics.segmentations;
+BEGIN
+    FOR c IN SELECT * FROM customer_analytics.campaigns x WHERE x.owner = current_user ORDER BY x.name LOOP
+        RETURN QUERY SELECT * FROM customer_analytics._campaign_upgrade_views(c);
+    END LOOP;
+    FOR s IN SELECT * FROM customer_analytics.segmentations x WHERE x.owner = current_user ORDER BY x.name LOOP
+        RETURN QUERY SELECT * FROM customer_analytics._segmentation_upgrade_views(s);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION upgrade_views() IS
+'Build, as 1.5 builds them, the current role''s campaign and segmentation views built before 1.5 that ALTER EXTENSION ... UPDATE could not (a user''s object depended on them, or the build failed); returns the relations made';
+
+-- The update itself.  The rollups' privileges first, as each rollup
+-- table's owner (an error stops the update: these let a role falsify what
+-- others read); then every definition's views, as its owner, each in a
+-- subtransaction: one that cannot be rebuilt keeps its views, with a
+-- WARNING saying why and how to finish.
+DO $$
+DECLARE
+    r customer_analytics.rollups;
+    d record;
+    owner oid;
+BEGIN
+    FOR r IN SELECT * FROM customer_analytics.rollups ORDER BY id LOOP
+        SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = to_regclass(customer_analytics._rollup_table(r.id));
+        IF owner IS NOT NULL THEN
+            PERFORM customer_analytics._as_owner(pg_get_userbyid(owner), format(
+                'SELECT customer_analytics._rollup_reset_grants(r) FROM customer_analytics.rollups r WHERE r.id = %s', r.id));
+        END IF;
+    END LOOP;
+    FOR d IN SELECT 'campaign' AS kind, x.name, x.owner FROM customer_analytics.campaigns x
+             UNION ALL
+             SELECT 'segmentation', x.name, x.owner FROM customer_analytics.segmentations x
+             ORDER BY 1, 2 LOOP
+        BEGIN
+            IF to_regrole(quote_ident(d.owner)) IS NULL THEN
+                RAISE EXCEPTION 'its owner, role "%", does not exist', d.owner;
+            END IF;
+            PERFORM customer_analytics._as_owner(d.owner, format(
+                'SELECT count(*) FROM customer_analytics.%1$ss x, customer_analytics._%1$s_upgrade_views(x) WHERE x.name = %2$L',
+                d.kind, d.name));
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING '% "%" keeps its views built before 1.5: %', d.kind, d.name, SQLERRM
+                USING HINT = format('Once that is fixed, its owner runs SELECT customer_analytics.upgrade_views(); (as %I).', d.owner);
+        END;
+    END LOOP;
 END $$;

@@ -14,7 +14,11 @@
  * the same for every refresh, build, alter and drop (customer_analytics.
  * _as_owner), and for the rollup's upkeep (rollup_trigger.c).  The caller's
  * right to ask is checked first, in SQL; _as_owner itself only lets a role
- * act as a role it could SET ROLE to anyway.
+ * act as a role it could SET ROLE to anyway.  Inside an extension script
+ * (ALTER EXTENSION ... UPDATE rebuilding other roles' views) it works as the
+ * owner's own call would: what it creates does not join the extension and
+ * its GRANTs are not recorded as the objects' initial privileges, which
+ * pg_dump would then leave out.
  *
  * A security-restricted operation refuses CREATE TEMP TABLE (a temporary
  * table would shadow names in the caller's session).  The delta refreshes
@@ -32,6 +36,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -84,36 +89,15 @@ role_argument(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * _as_owner(owner name, command text) returns text
- *
- * Runs command (one statement, built by the extension with its arguments
- * quoted) as owner inside a security-restricted operation with search_path
- * pinned, and returns the first column of its first row as text (NULL when
- * it returns no row).  The current user must be able to act as owner
- * (superusers and owner's members can).
+ * Run command through SPI; the first column of its first row as text in the
+ * caller's memory, or NULL.
  */
-Datum
-as_owner(PG_FUNCTION_ARGS)
+static char *
+run_for_value(const char *command)
 {
-	Oid			owner = role_argument(fcinfo, 0);
-	char	   *command;
-	CaRoleSwitch sw;
 	char	   *value = NULL;
 	int			ret;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("command must not be NULL")));
-	command = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (!is_member_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to act as role \"%s\"", GetUserNameFromId(owner, false)),
-				 errdetail("Work on a definition's objects runs as the definition's owner."),
-				 errhint("Ask the owner, or a role that can SET ROLE to it.")));
-
-	ca_become_role(owner, &sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute(command, false, 1);
@@ -131,6 +115,53 @@ as_owner(PG_FUNCTION_ARGS)
 		}
 	}
 	SPI_finish();
+	return value;
+}
+
+/*
+ * _as_owner(owner name, command text) returns text
+ *
+ * Runs command (one statement, built by the extension with its arguments
+ * quoted) as owner inside a security-restricted operation with search_path
+ * pinned, and returns the first column of its first row as text (NULL when
+ * it returns no row).  The current user must be able to act as owner
+ * (superusers and owner's members can).
+ */
+Datum
+as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			owner = role_argument(fcinfo, 0);
+	char	   *command;
+	CaRoleSwitch sw;
+	char	   *value;
+	bool		save_creating_extension = creating_extension;
+	Oid			save_extension = CurrentExtensionObject;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("command must not be NULL")));
+	command = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!is_member_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to act as role \"%s\"", GetUserNameFromId(owner, false)),
+				 errdetail("Work on a definition's objects runs as the definition's owner."),
+				 errhint("Ask the owner, or a role that can SET ROLE to it.")));
+
+	ca_become_role(owner, &sw);
+	creating_extension = false;
+	CurrentExtensionObject = InvalidOid;
+	PG_TRY();
+	{
+		value = run_for_value(command);
+	}
+	PG_FINALLY();
+	{
+		creating_extension = save_creating_extension;
+		CurrentExtensionObject = save_extension;
+	}
+	PG_END_TRY();
 	ca_restore_role(&sw);
 	if (value == NULL)
 		PG_RETURN_NULL();

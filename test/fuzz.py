@@ -12,8 +12,15 @@ are skipped) with arguments from a seeded generator: valid values with one
 hostile argument, and fully random combinations (NULLs, empty, unbounded,
 infinite and ancient ranges, huge arrays and texts, NaN and Infinity,
 malformed models...).  Aggregates run over tables, VALUES lists and GROUP BY,
-sometimes with parallel plans forced.  About a quarter of the calls run as a
-non-superuser role with minimal grants.
+sometimes with parallel plans forced.
+
+The budget is split in two runs: half the calls (and half the time) as the
+superuser, the rest logged in as a non-superuser analyst with the README's grants
+for one (SELECT on the source tables, CREATE on a view schema of its own;
+USAGE on customer_analytics is PUBLIC's), a reader of the demo source's
+rollup, who owns a campaign and a segmentation there: its calls reach its own
+definitions (and, refused, the superuser's).  Crashes, internal errors and
+hangs count the same way in both, and every function is called in each.
 
 Every call runs in its own transaction with a statement_timeout and is rolled
 back, so the side-effecting functions (create_campaign, drop_rollup...) cannot
@@ -24,7 +31,8 @@ or the server restarts).  Each internal error, hang or crash is printed once
 per function and message with the SQL that reproduces it.
 
 Environment: FUZZ_SEED (default 12; "random" picks one and prints it),
-FUZZ_CALLS (default 3000), FUZZ_SECONDS (default 60: the call loop stops at
+FUZZ_CALLS (default 3000), FUZZ_SECONDS (default 60: the superuser's run
+gets half of both, the analyst's what is left; each call loop stops at
 whichever comes first), FUZZ_TIMEOUT_MS (statement_timeout, default 2000),
 FUZZ_SCALE (demo data scale, default 0.03), FUZZ_KEEP=1 keeps the database.
 
@@ -159,22 +167,46 @@ ANALYZE fz.agg_clean; ANALYZE fz.agg_rows; ANALYZE fz.models;
 
 CREATE SCHEMA bi;
 SET client_min_messages = warning;
-SELECT customer_analytics.enable_rollup('cosmos_sync');
+SELECT customer_analytics.enable_rollup('cosmos_sync', readers => '{ca_fuzz_analyst}');
 SELECT name FROM customer_analytics.create_campaign('fz_c1', 'bi', readers => '{ca_fuzz_analyst}');
 SELECT name FROM customer_analytics.create_campaign('fz_c2', 'bi', source_schema => 'fz_date',
        route_source => 'order', revenue_window => '[2025-01-01,2025-12-31]');
 SELECT name FROM customer_analytics.create_segmentation('fz_s1', 'bi', k => 3, k_to => 4,
        options => '{"n_init": 2}', silhouette_sample => 200);
 
--- the non-superuser: uses the functions and reads the demo source; of
--- fz_date it reads only route K2's customers (row-level security) and no lines
-GRANT USAGE ON SCHEMA customer_analytics, cosmos_sync, fz_date, fz, bi TO ca_fuzz_analyst;
+-- the non-superuser, an analyst with the README's grants: SELECT on the
+-- source tables (the demo source, and of fz_date only route K2's customers,
+-- by row-level security, and no lines), CREATE on a view schema of its own
+-- (fz_an, where it builds a campaign and a segmentation: ANALYST_SQL), and
+-- reads of the fixture's tables and the superuser's views
+-- (USAGE on customer_analytics: PUBLIC's)
+GRANT USAGE ON SCHEMA cosmos_sync, fz_date, fz, bi TO ca_fuzz_analyst;
+CREATE SCHEMA fz_an;
+GRANT USAGE, CREATE ON SCHEMA fz_an TO ca_fuzz_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO ca_fuzz_analyst;
 GRANT SELECT ON fz_date.customers, fz_date.sales_orders TO ca_fuzz_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA fz TO ca_fuzz_analyst;
 ALTER TABLE fz_date.customers ENABLE ROW LEVEL SECURITY;
 CREATE POLICY k2 ON fz_date.customers TO ca_fuzz_analyst USING (delivery_route = 'K2');
 """
+
+# what the analyst builds, logged in as itself
+ANALYST_SQL = r"""
+SET client_min_messages = warning;
+SELECT name FROM customer_analytics.create_campaign('fz_a1', 'fz_an', source_schema => 'cosmos_sync');
+SELECT name FROM customer_analytics.create_segmentation('fz_as1', 'fz_an', k => 3, k_to => 4,
+       options => '{"n_init": 2}', silhouette_sample => 200, source_schema => 'cosmos_sync');
+"""
+
+# The names valid arguments use, per run: each role mostly calls with its
+# own definitions, sometimes with the other's.
+PROFILES = {
+    "superuser": {"campaigns": ["fz_c1", "fz_c2"], "segmentations": ["fz_s1"], "view_schema": "bi",
+                  "new_campaign": "fz_new", "new_segmentation": "fz_s2", "views": "fz_c1"},
+    "analyst": {"campaigns": ["fz_a1", "fz_a1", "fz_c1"], "segmentations": ["fz_as1", "fz_as1", "fz_s1"],
+                "view_schema": "fz_an", "new_campaign": "fz_new", "new_segmentation": "fz_s2", "views": "fz_a1"},
+}
+P = PROFILES["superuser"]
 
 # --------------------------------------------------------------------------
 # argument generators: each returns an SQL expression of the type
@@ -324,6 +356,7 @@ COMPOSITE_SOURCE = {
 
 def composite_value(rng, typname, hostile):
     table, key, keys, fields = COMPOSITE_SOURCE[typname]
+    keys = P.get(table, keys)  # the run's own definitions, mostly
     base = f"(SELECT t FROM {typname.split('.')[0]}.{table} t WHERE t.{key} = {lit(rng.choice(keys))})"
     if not hostile:
         return base
@@ -341,7 +374,13 @@ def composite_value(rng, typname, hostile):
 def regclass_value(rng, hostile):
     return rng.choice(["'bi.fz_c1_targets'::regclass", "'bi.fz_c1_monthly'::regclass", "'pg_class'::regclass",
                        "NULL::regclass", "0::oid::regclass", "4294967295::oid::regclass", "'fz.models'::regclass",
-                       f"'{EXT}.campaigns'::regclass", "'bi.fz_s1_model'::regclass"])
+                       f"'{EXT}.campaigns'::regclass", "'bi.fz_s1_model'::regclass",
+                       "'fz_an.fz_a1_targets'::regclass", "'fz_an.fz_as1_members'::regclass"])
+
+
+def regrole_value(rng, hostile):
+    return rng.choice(["NULL::regrole", "'postgres'::regrole", "'ca_fuzz_analyst'::regrole", "0::oid::regrole",
+                       "4294967295::oid::regrole", "'pg_monitor'::regrole", "'public'::regrole", "current_user::regrole"])
 
 
 def oid_value(rng, hostile):
@@ -370,15 +409,15 @@ def valid_text(rng, name, fn):
     if name in ("source_schema",):
         return rng.choice(["cosmos_sync", "fz_date"])
     if name == "view_schema":
-        return "bi"
+        return P["view_schema"]
     if name in ("campaign",):
-        return rng.choice(["fz_c1", "fz_c2"])
+        return rng.choice(P["campaigns"])
     if name == "segmentation":
-        return "fz_s1"
+        return rng.choice(P["segmentations"])
     if name == "name":
         if "segmentation" in fn:
-            return rng.choice(["fz_s1", "fz_s2"])
-        return rng.choice(["fz_c1", "fz_new"])
+            return rng.choice(P["segmentations"][:1] + [P["new_segmentation"]])
+        return rng.choice(P["campaigns"][:1] + [P["new_campaign"]])
     if name == "kind":
         return rng.choice(["campaign", "segmentation"])
     if name == "route_source":
@@ -394,16 +433,16 @@ def valid_text(rng, name, fn):
     if name == "order_number":
         return "1001"
     if name == "view":
-        return "fz_c1_targets"
+        return P["views"] + "_targets"
     if name == "views":
-        return "fz_c1_targets"
+        return P["views"] + "_targets"
     if name == "op":
         return rng.choice(["INSERT", "UPDATE", "DELETE"])
     if name in ("columns", "keys"):
         return "customer_code"
     if name == "command":
         return "SELECT 1"
-    return rng.choice(["cosmos_sync", "x", "fz_c1"])
+    return rng.choice(["cosmos_sync", "x", P["campaigns"][0]])
 
 
 def text_array_value(rng, name, fn, hostile):
@@ -413,7 +452,9 @@ def text_array_value(rng, name, fn, hostile):
         if name in ("customers", "customer_codes"):
             return rng.choice(CODE_ARRAYS_VALID + ["NULL::text[]"] if name == "customers" else CODE_ARRAYS_VALID)
         if name == "views":
-            return "'{fz_c1_targets,fz_c1_monthly}'::text[]"
+            return f"'{{{P['views']}_targets,{P['views']}_monthly}}'::text[]"
+        if name == "statements":
+            return "ARRAY['SELECT 1', 'SELECT current_user']"
         if name in ("readers", "writers", "revoke_from"):
             return rng.choice(["'{}'::text[]", "'{ca_fuzz_analyst}'::text[]"])
         return "'{K1,K2}'::text[]"
@@ -507,6 +548,8 @@ def value(rng, typ, name, fn, hostile):
         return regclass_value(rng, hostile)
     if typ == "oid":
         return oid_value(rng, hostile)
+    if typ == "regrole":
+        return regrole_value(rng, hostile)
     if typ in COMPOSITE_SOURCE:
         return composite_value(rng, typ, hostile)
     return f"NULL::{typ}"
@@ -657,7 +700,11 @@ def agg_call(rng, f):
 # --------------------------------------------------------------------------
 
 class Runner:
-    def __init__(self):
+    """Calls over one connection: the superuser's (user None: the libpq
+    environment's) or the analyst's login."""
+
+    def __init__(self, user=None):
+        self.user = user
         self.conn = None
         self.start_time = None
         self.connect()
@@ -673,7 +720,8 @@ class Runner:
         deadline = time.time() + wait
         while True:
             try:
-                self.conn = psycopg2.connect(dbname=DB, application_name="ca_fuzz")
+                self.conn = psycopg2.connect(dbname=DB, application_name="ca_fuzz",
+                                             **({"user": self.user} if self.user else {}))
                 self.conn.autocommit = True
                 cur = self.conn.cursor()
                 cur.execute("SELECT pg_backend_pid(), pg_postmaster_start_time()")
@@ -694,19 +742,18 @@ class Runner:
         except psycopg2.Error:
             return False
 
-    def run(self, fname, sql, settings, as_role):
+    def run(self, fname, sql, settings):
         self.calls += 1
         self.called[fname] = self.called.get(fname, 0) + 1
         pre = [f"SET LOCAL statement_timeout = {TIMEOUT_MS}"] + [f"SET LOCAL {s}" for s in settings]
-        if as_role:
-            pre.append(f"SET LOCAL ROLE {ROLE}")
-        repro = "BEGIN; " + "; ".join(pre) + "; " + sql + "; ROLLBACK;"
+        repro = ((f"-- as {self.user}: " if self.user else "") + "BEGIN; " + "; ".join(pre) + "; " + sql
+                 + "; ROLLBACK;")
         hung = []
 
         def watchdog():
             hung.append(time.time())
             try:
-                w = psycopg2.connect(dbname=DB)
+                w = psycopg2.connect(dbname=DB)  # the superuser: it may end any backend
                 w.autocommit = True
                 w.cursor().execute("SELECT pg_terminate_backend(%s)", (self.pid,))
                 w.close()
@@ -785,6 +832,10 @@ def setup():
     cur.execute(f"CREATE EXTENSION {EXT}")
     cur.execute(f"ALTER DATABASE {DB} SET {EXT}.source_schema = 'cosmos_sync'")
     cur.execute(FIXTURE_SQL)
+    analyst = psycopg2.connect(dbname=DB, user=ROLE)
+    analyst.autocommit = True
+    analyst.cursor().execute(ANALYST_SQL)
+    analyst.close()
     cur.execute("""
         SELECT p.oid, p.oid::regprocedure::text, p.proname, p.prokind, p.proargnames[1:p.pronargs],
                ARRAY(SELECT format_type(t, NULL) FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY a(t, i)
@@ -818,51 +869,60 @@ def main():
     print(f"# {len(funcs)} callable functions and aggregates, {len(skipped)} skipped "
           f"(internal arguments or triggers); setup {time.time() - t_start:.1f} s", flush=True)
     rng = random.Random(SEED)
-    runner = Runner()
-    order = []
-    t_loop = time.time()
-    while runner.calls < MAX_CALLS and time.time() - t_loop < MAX_SECONDS:
-        if not order:
-            order = list(funcs)
-            rng.shuffle(order)
-        f = order.pop()
-        as_role = rng.random() < 0.25
-        settings = []
-        if f.kind == "a":
-            sql, settings = agg_call(rng, f)
-        else:
-            mode = rng.choice(["valid", "one", "one", "one", "random", "random"])
-            sql = function_call(rng, f, mode)
-            r = rng.random()
-            if r < 0.05:
-                settings.append(f"{EXT}.source_schema = {lit(rng.choice(SCHEMAS))}")
-            elif r < 0.1:
-                settings += ["parallel_setup_cost = 0", "parallel_tuple_cost = 0",
-                             "min_parallel_table_scan_size = 0", "force_parallel_mode = on"]
-        runner.run(f.sig, sql, settings, as_role)
-    loop_s = time.time() - t_loop
-
-    print(f"# {runner.calls} calls in {loop_s:.1f} s: {runner.ok} ok, {runner.timeouts} timeouts (57014); "
-          "errors by SQLSTATE class: " + ", ".join(f"{k}: {v}" for k, v in sorted(runner.classes.items())),
-          flush=True)
-    for title, table in (("crash", runner.crashes), ("hang", runner.hangs), ("internal error", runner.internal)):
-        for (fname, msg), (n, repro) in sorted(table.items()):
-            print(f"# {title} x{n} in {fname}: {msg}\n#   {repro}")
-    for fname, (n, repro) in sorted(runner.slow.items()):
-        print(f"# timeout x{n} in {fname} (cancelled by statement_timeout; not a failure)\n#   {repro}")
-    ncrash = sum(n for n, _ in runner.crashes.values())
-    nxx = sum(n for n, _ in runner.internal.values())
-    nhang = sum(n for n, _ in runner.hangs.values())
-    check(ncrash == 0, f"{runner.calls} calls of {len(funcs)} functions: {ncrash} crashes")
-    check(nxx == 0, f"{nxx} internal errors (XX000)"
-          + (f" in {len(runner.internal)} distinct places" if nxx else ""))
-    check(nhang == 0, f"{nhang} hangs (calls still running {HANG_SECONDS:.0f} s past statement_timeout)")
-    missing = [f.sig for f in funcs if f.sig not in runner.called]
-    check(not missing, "every extension function was called at least once"
-          + (f" (never: {', '.join(missing)})" if missing else f" ({len(funcs)} of {len(funcs)})"))
+    global P
+    # the budget, split: the superuser's run gets half the calls and half
+    # the time, the analyst's run what is left of both
+    calls_left, seconds_left = MAX_CALLS, MAX_SECONDS
+    for label, user in (("superuser", None), ("analyst", ROLE)):
+        calls_budget = calls_left if user else max(MAX_CALLS // 2, 1)
+        seconds_budget = seconds_left if user else MAX_SECONDS / 2
+        P = PROFILES[label]
+        runner = Runner(user)
+        order = []
+        t_loop = time.time()
+        while runner.calls < calls_budget and time.time() - t_loop < seconds_budget:
+            if not order:
+                order = list(funcs)
+                rng.shuffle(order)
+            f = order.pop()
+            settings = []
+            if f.kind == "a":
+                sql, settings = agg_call(rng, f)
+            else:
+                mode = rng.choice(["valid", "one", "one", "one", "random", "random"])
+                sql = function_call(rng, f, mode)
+                r = rng.random()
+                if r < 0.05:
+                    settings.append(f"{EXT}.source_schema = {lit(rng.choice(SCHEMAS))}")
+                elif r < 0.1:
+                    settings += ["parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+                                 "min_parallel_table_scan_size = 0", "force_parallel_mode = on"]
+            runner.run(f.sig, sql, settings)
+        loop_s = time.time() - t_loop
+        calls_left -= runner.calls
+        seconds_left -= loop_s
+        runner.conn.close()
+        who = f"as {label}" + (f" ({user}, logged in)" if user else "")
+        print(f"# {who}: {runner.calls} calls in {loop_s:.1f} s: {runner.ok} ok, {runner.timeouts} timeouts (57014); "
+              "errors by SQLSTATE class: " + ", ".join(f"{k}: {v}" for k, v in sorted(runner.classes.items())),
+              flush=True)
+        for title, table in (("crash", runner.crashes), ("hang", runner.hangs), ("internal error", runner.internal)):
+            for (fname, msg), (n, repro) in sorted(table.items()):
+                print(f"# {title} x{n} in {fname}: {msg}\n#   {repro}")
+        for fname, (n, repro) in sorted(runner.slow.items()):
+            print(f"# timeout x{n} in {fname} (cancelled by statement_timeout; not a failure)\n#   {repro}")
+        ncrash = sum(n for n, _ in runner.crashes.values())
+        nxx = sum(n for n, _ in runner.internal.values())
+        nhang = sum(n for n, _ in runner.hangs.values())
+        check(ncrash == 0, f"{who}: {runner.calls} calls of {len(funcs)} functions: {ncrash} crashes")
+        check(nxx == 0, f"{who}: {nxx} internal errors (XX000)"
+              + (f" in {len(runner.internal)} distinct places" if nxx else ""))
+        check(nhang == 0, f"{who}: {nhang} hangs (calls still running {HANG_SECONDS:.0f} s past statement_timeout)")
+        missing = [f.sig for f in funcs if f.sig not in runner.called]
+        check(not missing, f"{who}: every extension function was called at least once"
+              + (f" (never: {', '.join(missing)})" if missing else f" ({len(funcs)} of {len(funcs)})"))
     if os.environ.get("FUZZ_KEEP") != "1":
         try:
-            runner.conn.close()
             admin = psycopg2.connect(dbname="postgres")
             admin.autocommit = True
             admin.cursor().execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")

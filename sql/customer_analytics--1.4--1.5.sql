@@ -87,6 +87,16 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION _cron_next_run IS
 'The first minute after `after` at which a cron schedule (pg_cron 1.4 grammar, UTC) fires; NULL for @reboot';
 
+-- A schedule belongs to one definition: the row of that kind, name and
+-- owner (issue 21, item 4).  The foreign keys hold that for every writer:
+-- a definition deleted by any route takes its schedule with it (and the
+-- schedule's pg_cron job: _schedule_row_release below), and a definition
+-- cannot be renamed or given to another owner while it is scheduled.  So a
+-- schedule never outlives its definition, and never attaches to another
+-- role's definition made later under the same name.
+ALTER TABLE campaigns ADD CONSTRAINT campaigns_name_owner_key UNIQUE (name, owner);
+ALTER TABLE segmentations ADD CONSTRAINT segmentations_name_owner_key UNIQUE (name, owner);
+
 CREATE TABLE refresh_schedules (
     kind         text NOT NULL CHECK (kind IN ('campaign', 'segmentation')),
     name         text NOT NULL,
@@ -97,21 +107,39 @@ CREATE TABLE refresh_schedules (
     job_id       bigint,
     next_run     timestamptz,
     scheduled_at timestamptz NOT NULL DEFAULT now(),
+    -- a dispatcher's claim, committed before it runs the refresh and
+    -- cleared when the outcome is recorded: the process that runs it
+    -- (holding the claim's advisory lock while it lives, _claim_lock)
+    claimed_at   timestamptz,
+    claimed_pid  int,
+    -- the definition, for the foreign keys
+    campaign     text GENERATED ALWAYS AS (CASE WHEN kind = 'campaign' THEN name END) STORED,
+    segmentation text GENERATED ALWAYS AS (CASE WHEN kind = 'segmentation' THEN name END) STORED,
     PRIMARY KEY (kind, name),
-    CHECK ((runner = 'pg_cron') = (job_id IS NOT NULL))
+    CHECK ((runner = 'pg_cron') = (job_id IS NOT NULL)),
+    CONSTRAINT refresh_schedules_claim_check CHECK ((claimed_at IS NULL) = (claimed_pid IS NULL)),
+    FOREIGN KEY (campaign, owner) REFERENCES campaigns (name, owner) ON DELETE CASCADE,
+    FOREIGN KEY (segmentation, owner) REFERENCES segmentations (name, owner) ON DELETE CASCADE
 );
 COMMENT ON TABLE refresh_schedules IS
-'Each scheduled refresh: its cron schedule, who runs it (a pg_cron job here, or the dispatcher run_due_refreshes() as role run_as) and, for the dispatcher, when it is next due';
+'Each scheduled refresh: its cron schedule, who runs it (a pg_cron job here, or the dispatcher run_due_refreshes() as role run_as) and, for the dispatcher, when it is next due and the run in progress';
 COMMENT ON COLUMN refresh_schedules.runner IS
 'pg_cron: a pg_cron job in this database (job_id); dispatcher: customer_analytics.run_due_refreshes() run as run_as';
+COMMENT ON COLUMN refresh_schedules.run_as IS
+'the role the refresh runs as: the role that scheduled it (its pg_cron job''s user, or the dispatcher''s role)';
+COMMENT ON COLUMN refresh_schedules.job_id IS
+'pg_cron: the id of the job schedule_*_refresh() made (checked against cron.job when written, and again before it is unscheduled)';
 COMMENT ON COLUMN refresh_schedules.next_run IS
 'dispatcher: when the refresh is next due (in the past: no dispatcher has run since); pg_cron: NULL (list_campaigns() computes it)';
+COMMENT ON COLUMN refresh_schedules.claimed_at IS
+'dispatcher: when a dispatcher (process claimed_pid) started the refresh now running; NULL when none runs.  A claim whose process is gone is an interrupted run: list_*() show it, the next dispatcher records it';
 SELECT pg_catalog.pg_extension_config_dump('refresh_schedules', '');
 
 -- May the current role write this schedule row?  Only for a definition of
 -- that kind and name owned by `owner`, which the role can act as, and to be
 -- run as a role it can act as: no one schedules (or blocks the schedule of)
 -- another role's definition, or has another role's dispatcher run it.
+-- (_schedule_row_guard, below, narrows run_as and job_id to facts.)
 CREATE FUNCTION _schedule_row_ok(kind text, name text, owner name, run_as name) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT customer_analytics._is_definition_owner(owner)
@@ -128,6 +156,13 @@ CREATE POLICY catalog_read ON refresh_schedules FOR SELECT USING (true);
 CREATE POLICY owner_writes ON refresh_schedules FOR ALL
     USING (customer_analytics._is_definition_owner(owner))
     WITH CHECK (customer_analytics._schedule_row_ok(kind, name, owner, run_as));
+-- the dispatcher a schedule names may claim it (move its next run, record
+-- its claim) even when it can no longer act as the definition's owner: it
+-- then skips it and records why (run_due_refreshes).  The guard trigger
+-- keeps such a dispatcher to those columns.
+CREATE POLICY dispatcher_claims ON refresh_schedules FOR UPDATE
+    USING (runner = 'dispatcher' AND run_as = current_user)
+    WITH CHECK (runner = 'dispatcher' AND run_as = current_user);
 GRANT SELECT, INSERT, UPDATE, DELETE ON refresh_schedules TO PUBLIC;
 
 -- When each role's dispatcher last ran in this database: scheduling warns
@@ -279,8 +314,10 @@ BEGIN
     RETURN schedule;
 END $$;
 
--- The caller's pg_cron job under the definition's job name, or NULL (no
--- pg_cron here, or cron.job not readable by this role).
+-- The caller's pg_cron job for the definition's refresh, as pg_cron's own
+-- row shows it: the definition's job name, run as the caller, running the
+-- command schedule_*_refresh() gives it; or NULL (none, no pg_cron here,
+-- or cron.job not readable by this role).
 CREATE FUNCTION _cron_job_id(kind text, name text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -291,8 +328,8 @@ BEGIN
        OR NOT has_table_privilege('cron.job', 'SELECT') THEN
         RETURN NULL;
     END IF;
-    EXECUTE 'SELECT jobid FROM cron.job WHERE jobname = $1 AND username = current_user'
-       INTO job USING customer_analytics._cron_job_name(kind, name);
+    EXECUTE 'SELECT jobid FROM cron.job WHERE jobname = $1 AND username = current_user AND command = $2'
+       INTO job USING customer_analytics._cron_job_name(kind, name), customer_analytics._refresh_job_command(kind, name);
     RETURN job;
 END $$;
 
@@ -1168,7 +1205,7 @@ COMMENT ON COLUMN refresh_history.mode IS 'build, full or incremental or delta, 
 COMMENT ON COLUMN refresh_history.phases IS
 'what took the time: each phase of the build or refresh (as pg_stat_activity showed it while it ran) and its duration, [{"phase": ..., "ms": ...}]';
 COMMENT ON COLUMN refresh_history.rows IS 'rows of <name>_targets (campaign) or <name>_members (segmentation)';
-COMMENT ON COLUMN refresh_history.error IS 'SQLSTATE: message of a failed refresh; NULL when it succeeded';
+COMMENT ON COLUMN refresh_history.error IS 'SQLSTATE: message of a failed refresh, or ''interrupted: ...'' for a dispatcher''s run whose process ended before it finished; NULL when it succeeded';
 
 -- A row may be written only for an existing definition, by its owner.
 CREATE FUNCTION _history_writable(kind text, name text, owner name) RETURNS boolean
@@ -1184,6 +1221,17 @@ CREATE POLICY status_read ON refresh_history FOR SELECT USING (true);
 CREATE POLICY owner_inserts ON refresh_history FOR INSERT
     WITH CHECK (customer_analytics._history_writable(kind, name, owner));
 CREATE POLICY owner_deletes ON refresh_history FOR DELETE USING (customer_analytics._is_definition_owner(owner));
+-- A dispatcher records the runs it could not do (or that were interrupted)
+-- of the schedules it runs, also when it cannot act as their owner: only
+-- failures, only scheduled ones, and only for a schedule that names it.
+CREATE FUNCTION _dispatches(kind text, name text, owner name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM customer_analytics.refresh_schedules r
+                    WHERE r.kind = $1 AND r.name = $2 AND r.owner = $3
+                      AND r.runner = 'dispatcher' AND r.run_as = current_user)
+$$;
+CREATE POLICY dispatcher_records ON refresh_history FOR INSERT
+    WITH CHECK (NOT succeeded AND via = 'scheduled' AND customer_analytics._dispatches(kind, name, owner));
 GRANT SELECT, INSERT, DELETE ON refresh_history TO PUBLIC;
 GRANT USAGE ON SEQUENCE refresh_history_id_seq TO PUBLIC;
 
@@ -1361,6 +1409,7 @@ DECLARE
     runner text;
     next_run timestamptz;
     problem text;
+    stale_owner name;
     owner name := (SELECT c.owner FROM customer_analytics.campaigns c WHERE kind = 'campaign' AND c.name = _schedule_refresh.name
                    UNION ALL
                    SELECT s.owner FROM customer_analytics.segmentations s WHERE kind = 'segmentation' AND s.name = _schedule_refresh.name);
@@ -1371,6 +1420,19 @@ BEGIN
     END IF;
     -- the same grammar either way: refused here, with the field at fault
     PERFORM customer_analytics._cron_next_run(schedule, now());
+    -- a schedule of another owner's definition of that name (the foreign
+    -- keys make one only by bypassing them, as session_replication_role =
+    -- replica does): not ours to replace, and not to be attached to this one
+    SELECT r.owner INTO stale_owner FROM customer_analytics.refresh_schedules r
+     WHERE r.kind = _schedule_refresh.kind AND r.name = _schedule_refresh.name;
+    IF stale_owner IS NOT NULL AND stale_owner IS DISTINCT FROM owner THEN
+        RAISE EXCEPTION '% "%" has a schedule left from a former % of that name owned by role %',
+            kind, name, kind, stale_owner
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'A schedule belongs to the definition it was made for, not to a later one of the same name.',
+                  HINT = format('Role %I (or a superuser) removes it: DELETE FROM customer_analytics.refresh_schedules WHERE kind = %L AND name = %L;',
+                                stale_owner, kind, name);
+    END IF;
     -- what the job runs: the procedure that records failures too
     command := customer_analytics._refresh_job_command(kind, name);
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
@@ -1470,8 +1532,167 @@ $$;
 COMMENT ON FUNCTION dispatcher_command IS
 'The cron.schedule_in_database() call (to run in pg_cron''s database, by a superuser, once per role and database) that has pg_cron run customer_analytics.run_due_refreshes() every minute here as the role';
 
--- Unschedule a definition's refresh: its pg_cron job (if it has one here)
--- and its row in refresh_schedules.
+------------------------------------------------------------------------------
+-- What a schedule row may say (issue 21, item 2).  The extension acts on
+-- a schedule's job_id (it unschedules that pg_cron job) and on its run_as
+-- (the dispatcher of that role runs it), and the functions that write the
+-- rows run as the caller.  So neither is taken on trust from the row:
+--   - when a row is written (the guard trigger below), a role that is not
+--     a superuser can only write facts: run_as is the writing role itself,
+--     and a pg_cron schedule's job_id and schedule are those of the writing
+--     role's own job for this definition as pg_cron's own row shows it
+--     (cron.job: the definition's job name, run as that role, the command
+--     schedule_*_refresh() gives it).  pg_cron lets a role make jobs only
+--     as itself (cron.schedule_in_database and cron.alter_job are granted
+--     to no one), so no such row can name another role's job;
+--   - before a job is unscheduled (_release_refresh_job), pg_cron's row is
+--     checked again against the schedule: the definition's job name, run
+--     as the schedule's run_as, its command.  Any other job, whoever wrote
+--     the row (a superuser, a restored dump, a row from before this check)
+--     and whoever acts on it (a DBA dropping another role's campaign), is
+--     left alone with a WARNING naming it.
+------------------------------------------------------------------------------
+
+-- The pg_cron job a schedule row names, checked against pg_cron's own row
+-- before it is unscheduled: unscheduled only when it is the job the
+-- extension makes for this definition's refresh, run as run_as; otherwise
+-- left alone, saying so.  Nothing when there is no job or no pg_cron.
+CREATE FUNCTION _release_refresh_job(kind text, name text, run_as name, job bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job_name text;
+    job_user text;
+    job_command text;
+    our_name text := customer_analytics._cron_job_name(kind, name);
+    our_command text := customer_analytics._refresh_job_command(kind, name);
+BEGIN
+    IF job IS NULL OR NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN;   -- no job, or pg_cron (and every job with it) dropped since
+    END IF;
+    IF NOT has_schema_privilege('cron', 'USAGE') OR NOT has_table_privilege('cron.job', 'SELECT') THEN
+        RAISE WARNING 'pg_cron job % of % "%" was left alone: this role may not read pg_cron''s jobs', job, kind, name
+            USING HINT = format('As role %I (or a superuser): SELECT cron.unschedule(%s);', run_as, job);
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT jobname, username, command FROM cron.job WHERE jobid = $1'
+       INTO job_name, job_user, job_command USING job;
+    IF job_user IS NULL THEN
+        -- cron.job shows a role only its own jobs (row-level security)
+        IF run_as = current_user OR NOT row_security_active('cron.job') THEN
+            RAISE NOTICE 'pg_cron job % of % "%" was already gone', job, kind, name;
+        ELSE
+            RAISE WARNING 'pg_cron job % of % "%" runs as role %: left alone', job, kind, name, quote_ident(run_as)
+                USING DETAIL = 'pg_cron shows each role only its own jobs, so this role cannot check that it is the job made for this refresh.',
+                      HINT = format('As role %I (or a superuser): SELECT cron.unschedule(%s);', run_as, job);
+        END IF;
+        RETURN;
+    END IF;
+    IF job_name IS DISTINCT FROM our_name OR job_user IS DISTINCT FROM run_as::text
+       OR job_command IS DISTINCT FROM our_command THEN
+        RAISE WARNING 'pg_cron job % (%) is not the refresh job of % "%": left alone',
+            job, COALESCE(quote_literal(job_name), 'unnamed'), kind, name
+            USING DETAIL = format('It runs as role %s: %s. The refresh job of %s "%s" is named %L and runs as role %s: %s.',
+                                  quote_ident(job_user), job_command, kind, name, our_name, quote_ident(run_as), our_command);
+        RETURN;
+    END IF;
+    BEGIN
+        EXECUTE 'SELECT cron.unschedule($1)' USING job;
+    EXCEPTION WHEN internal_error THEN
+        RAISE NOTICE 'pg_cron job % of % "%" was already gone', job, kind, name;
+    END;
+END $$;
+
+-- A schedule row's pg_cron job goes with the row, whoever deletes it (the
+-- unschedule and drop functions, the foreign keys' cascade when the
+-- definition's catalog row is deleted, its owner by hand), or when the row
+-- names another job; _release_refresh_job checks it first.  AFTER
+-- triggers run as the role whose statement fired them (a cascade's too).
+CREATE FUNCTION _schedule_row_release() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF OLD.runner = 'pg_cron' AND (TG_OP = 'DELETE' OR OLD.job_id IS DISTINCT FROM NEW.job_id) THEN
+        PERFORM customer_analytics._release_refresh_job(OLD.kind, OLD.name, OLD.run_as, OLD.job_id);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER release_job AFTER DELETE OR UPDATE OF job_id ON refresh_schedules
+    FOR EACH ROW EXECUTE FUNCTION _schedule_row_release();
+
+-- Refuse a schedule row (or change) whose run_as, job_id or schedule is
+-- not the writer's own fact (see above).  Superusers are trusted here as
+-- row-level security trusts them: the update to 1.5 records other roles'
+-- jobs, pg_restore loads the rows.  The dispatcher a row names, when it
+-- cannot act as the definition's owner (policy dispatcher_claims), may
+-- only claim its runs.  A row that only moves its next run or its claim
+-- passes as it is.
+CREATE FUNCTION _schedule_row_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job bigint;
+    job_schedule text;
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF NOT customer_analytics._is_definition_owner(OLD.owner) THEN
+            IF (NEW.kind, NEW.name, NEW.owner, NEW.schedule, NEW.runner, NEW.run_as, NEW.job_id, NEW.scheduled_at)
+               IS DISTINCT FROM (OLD.kind, OLD.name, OLD.owner, OLD.schedule, OLD.runner, OLD.run_as, OLD.job_id, OLD.scheduled_at) THEN
+                RAISE EXCEPTION 'must be owner of % "%"', OLD.kind, OLD.name
+                    USING ERRCODE = 'insufficient_privilege',
+                          DETAIL = format('%s "%s" belongs to role "%s"; the dispatcher that runs its schedule may only claim its runs.',
+                                          initcap(OLD.kind), OLD.name, OLD.owner);
+            END IF;
+            RETURN NEW;
+        END IF;
+        IF (NEW.kind, NEW.name, NEW.owner, NEW.schedule, NEW.runner, NEW.run_as, NEW.job_id)
+           IS NOT DISTINCT FROM (OLD.kind, OLD.name, OLD.owner, OLD.schedule, OLD.runner, OLD.run_as, OLD.job_id) THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    IF NEW.run_as IS DISTINCT FROM current_user THEN
+        RAISE EXCEPTION 'a schedule of % "%" written by role % runs as %, not as %',
+            NEW.kind, NEW.name, quote_ident(current_user), quote_ident(current_user), COALESCE(quote_ident(NEW.run_as), 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A schedule runs as the role that makes it: its pg_cron job runs as that role, and so does its dispatcher.',
+                  HINT = format('To have it run as role %s, that role schedules it: customer_analytics.schedule_%s_refresh(%L, ...).',
+                                COALESCE(quote_ident(NEW.run_as), 'NULL'), NEW.kind, NEW.name);
+    END IF;
+    IF NEW.runner = 'pg_cron' THEN
+        job := customer_analytics._cron_job_id(NEW.kind, NEW.name);
+        IF job IS NOT NULL THEN
+            EXECUTE 'SELECT schedule FROM cron.job WHERE jobid = $1' INTO job_schedule USING job;
+        END IF;
+        IF NEW.job_id IS DISTINCT FROM job THEN
+            RAISE EXCEPTION 'pg_cron job % is not the refresh job of % "%"', COALESCE(NEW.job_id::text, 'NULL'), NEW.kind, NEW.name
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = CASE WHEN job IS NULL
+                                    THEN format('Role %s has no pg_cron job named %L running %L.', quote_ident(current_user),
+                                                customer_analytics._cron_job_name(NEW.kind, NEW.name),
+                                                customer_analytics._refresh_job_command(NEW.kind, NEW.name))
+                                    ELSE format('Its refresh job for role %s is job %s.', quote_ident(current_user), job) END,
+                      HINT = format('customer_analytics.schedule_%s_refresh() schedules it and records its job.', NEW.kind);
+        END IF;
+        IF NEW.schedule IS DISTINCT FROM job_schedule THEN
+            RAISE EXCEPTION 'the schedule of % "%" is its pg_cron job''s, %, not %', NEW.kind, NEW.name,
+                quote_literal(job_schedule), COALESCE(quote_literal(NEW.schedule), 'NULL')
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('customer_analytics.schedule_%s_refresh(%L, %L) changes both.', NEW.kind, NEW.name, NEW.schedule);
+        END IF;
+    END IF;
+    IF TG_OP = 'INSERT' OR NEW.schedule IS DISTINCT FROM OLD.schedule THEN
+        -- one the dispatcher can read (22023 naming the field)
+        PERFORM customer_analytics._cron_next_run(NEW.schedule, now());
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER guard BEFORE INSERT OR UPDATE ON refresh_schedules
+    FOR EACH ROW EXECUTE FUNCTION _schedule_row_guard();
+
+-- Unschedule a definition's refresh: its row in refresh_schedules (its
+-- pg_cron job goes with it, _schedule_row_release), and the caller's own
+-- job for this refresh made outside schedule_*_refresh (by hand, or before
+-- 1.5 and not recorded).
 CREATE OR REPLACE FUNCTION _unschedule_refresh(kind text, name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1484,19 +1705,10 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'customer_analytics.list_' || kind || 's() shows each ' || kind || '''s schedule.';
     END IF;
-    IF r.runner = 'pg_cron' AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
-        BEGIN
-            EXECUTE 'SELECT cron.unschedule($1)' USING r.job_id;
-        EXCEPTION WHEN internal_error THEN
-            -- removed from cron.job by hand already: nothing left to do there
-            RAISE NOTICE 'pg_cron job % of % "%" was already gone', r.job_id, kind, name;
-        END;
-    END IF;
-    -- a job under the same name made outside schedule_*_refresh
-    IF job IS DISTINCT FROM r.job_id THEN
+    DELETE FROM customer_analytics.refresh_schedules s WHERE s.kind = $1 AND s.name = $2;
+    IF job IS NOT NULL AND job IS DISTINCT FROM r.job_id THEN
         EXECUTE 'SELECT cron.unschedule($1)' USING job;
     END IF;
-    DELETE FROM customer_analytics.refresh_schedules s WHERE s.kind = $1 AND s.name = $2;
     RAISE NOTICE '% "%" refresh unscheduled', kind, name;
 END $$;
 
@@ -1510,47 +1722,235 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     ON CONFLICT (role) DO UPDATE SET last_run_at = excluded.last_run_at
 $$;
 
--- Claim the caller's most overdue refresh due by `until`, moving its
+-- Claims (issue 21, item 4).  A dispatcher commits its claim of a refresh
+-- (claimed_at, claimed_pid) before running it, holding a session-level
+-- advisory lock for it until the outcome is recorded and the claim cleared.
+-- So a claim whose process no longer holds that lock belongs to a run that
+-- ended without recording anything (the process was killed, crashed or
+-- lost its connection): list_campaigns() and list_segmentations() show it
+-- as 'interrupted' at once (pg_locks is readable by every role), and the
+-- next dispatcher of that role records it in refresh_history.
+
+-- The claim's advisory lock: two int4 keys.
+CREATE FUNCTION _claim_lock(kind text, name text, OUT key1 int, OUT key2 int)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT hashtext('customer_analytics.dispatch'), hashtext(kind || ' ' || name)
+$$;
+
+-- Does process `pid` hold the claim lock of this schedule (here)?
+CREATE FUNCTION _claim_alive(kind text, name text, pid int) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_locks l, customer_analytics._claim_lock($1, $2) k
+                    WHERE l.locktype = 'advisory' AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+                      AND l.classid = k.key1::oid AND l.objid = k.key2::oid AND l.objsubid = 2
+                      AND l.pid = $3 AND l.granted)
+$$;
+
+-- What an interrupted run records as its error.
+CREATE FUNCTION _interrupted_error(run_as name, pid int) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('interrupted: the dispatcher (run_due_refreshes as %s, process %s) ended before the refresh finished',
+                  quote_ident(run_as), pid)
+$$;
+
+-- A schedule's claim: 'running' while the dispatcher that claimed it runs
+-- it, 'interrupted' once that process is gone (with the error it records);
+-- no row when no dispatcher has claimed it.
+CREATE FUNCTION _schedule_claim(kind text, name text, owner name,
+    OUT state text, OUT error text, OUT claimed_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN customer_analytics._claim_alive(r.kind, r.name, r.claimed_pid) THEN 'running' ELSE 'interrupted' END,
+           customer_analytics._interrupted_error(r.run_as, r.claimed_pid), r.claimed_at
+      FROM customer_analytics.refresh_schedules r
+     WHERE r.kind = $1 AND r.name = $2 AND r.owner = $3 AND r.claimed_pid IS NOT NULL
+$$;
+
+-- Record a scheduled run's failure that no refresh recorded (a run the
+-- dispatcher could not do, or an interrupted one) in refresh_history.
+CREATE FUNCTION _record_dispatch_failure(kind text, name text, owner name, started timestamptz, error text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM set_config('customer_analytics.refresh_via', 'scheduled', true);
+    PERFORM customer_analytics._record_history(kind, name, owner, started, NULL, NULL, error);
+    PERFORM set_config('customer_analytics.refresh_via', '', true);
+END $$;
+
+-- Record the caller's interrupted runs (claims whose process is gone) and
+-- clear their claims; returns how many.  SKIP LOCKED: a claim being made
+-- or cleared right now is not one.
+CREATE FUNCTION _record_interrupted_runs() RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+    n int := 0;
+BEGIN
+    FOR r IN SELECT d.kind, d.name, d.owner, d.run_as, d.claimed_at, d.claimed_pid
+               FROM customer_analytics.refresh_schedules d
+              WHERE d.runner = 'dispatcher' AND d.run_as = current_user AND d.claimed_pid IS NOT NULL
+              ORDER BY d.kind, d.name
+                FOR UPDATE SKIP LOCKED
+    LOOP
+        CONTINUE WHEN customer_analytics._claim_alive(r.kind, r.name, r.claimed_pid);
+        PERFORM customer_analytics._record_dispatch_failure(r.kind, r.name, r.owner, r.claimed_at,
+                                                            customer_analytics._interrupted_error(r.run_as, r.claimed_pid));
+        UPDATE customer_analytics.refresh_schedules d SET claimed_at = NULL, claimed_pid = NULL
+         WHERE d.kind = r.kind AND d.name = r.name;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- Claim the caller's most overdue refresh due by `until` and not in
+-- `passed` (those this dispatcher call has had already), moving its
 -- next_run past `until` (so each is claimed at most once per dispatcher
 -- call, and missed runs are not caught up one by one, as cron does not);
 -- SKIP LOCKED: two dispatchers at once never claim the same refresh.
-CREATE FUNCTION _claim_due_refresh(until timestamptz, OUT kind text, OUT name text)
+-- claimed: this process now holds its claim (committed with the caller's
+-- transaction) and its lock; false when a run of it by another dispatcher
+-- of the role is still in progress (not a second one at once), or when the
+-- claim could not be recorded (problem: SQLSTATE: message).
+CREATE FUNCTION _claim_due_refresh(until timestamptz, passed text[] DEFAULT '{}',
+    OUT kind text, OUT name text, OUT owner name, OUT claimed boolean, OUT problem text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k record;
+    err_state text;
+    err_message text;
+BEGIN
+    SELECT d.kind, d.name, d.owner INTO kind, name, owner
+      FROM customer_analytics.refresh_schedules d
+     WHERE d.runner = 'dispatcher' AND d.run_as = current_user AND d.next_run <= until
+       AND d.kind || ' ' || d.name <> ALL (COALESCE(passed, '{}'))
+     ORDER BY d.next_run, d.kind, d.name
+     LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    k := customer_analytics._claim_lock(kind, name);
+    claimed := pg_try_advisory_lock(k.key1, k.key2);
+    BEGIN
+        UPDATE customer_analytics.refresh_schedules r
+           SET next_run = customer_analytics._cron_next_run(r.schedule, until),
+               claimed_at = CASE WHEN claimed THEN clock_timestamp() ELSE r.claimed_at END,
+               claimed_pid = CASE WHEN claimed THEN pg_backend_pid() ELSE r.claimed_pid END
+         WHERE r.kind = _claim_due_refresh.kind AND r.name = _claim_due_refresh.name;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+        problem := err_state || ': ' || err_message;
+        IF claimed THEN
+            PERFORM pg_advisory_unlock(k.key1, k.key2);
+            claimed := false;
+        END IF;
+    END;
+END $$;
+
+-- Why the caller's dispatcher cannot run this schedule (SQLSTATE and
+-- message), or NULLs when it can: its definition is gone (a schedule left
+-- by bypassing the foreign keys), or the dispatcher's role can no longer
+-- act as the definition's owner.
+CREATE FUNCTION _dispatch_problem(kind text, name text, owner name, OUT err_state text, OUT err_message text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM customer_analytics.campaigns c
+                    WHERE $1 = 'campaign' AND c.name = $2 AND c.owner = $3
+                   UNION ALL
+                   SELECT 1 FROM customer_analytics.segmentations s
+                    WHERE $1 = 'segmentation' AND s.name = $2 AND s.owner = $3) THEN
+        err_state := '42704';
+        err_message := format('%s "%s" of role %s no longer exists: its schedule is removed', kind, name, quote_ident(owner));
+    ELSIF NOT customer_analytics._is_definition_owner(owner) THEN
+        err_state := '42501';
+        err_message := format('the dispatcher runs as role %s, which cannot act as role %s, the owner of %s "%s": '
+                              'skipped until role %s schedules it again', quote_ident(current_user), quote_ident(owner),
+                              kind, name, quote_ident(owner));
+    END IF;
+END $$;
+
+-- Skip a schedule the caller's dispatcher cannot run: record why, and
+-- remove a schedule whose definition is gone.
+CREATE FUNCTION _skip_schedule(kind text, name text, owner name, err_state text, err_message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM customer_analytics._record_dispatch_failure(kind, name, owner, clock_timestamp(), err_state || ': ' || err_message);
+    IF err_state = '42704' THEN
+        DELETE FROM customer_analytics.refresh_schedules r WHERE r.kind = $1 AND r.name = $2 AND r.owner = $3;
+    END IF;
+END $$;
+
+-- The run is over (its outcome recorded): clear the claim.  The lock goes
+-- after the COMMIT (_claim_unlock), so that no one sees the claim without it.
+CREATE FUNCTION _claim_clear(kind text, name text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE customer_analytics.refresh_schedules r
-       SET next_run = customer_analytics._cron_next_run(r.schedule, until)
-      FROM (SELECT d.kind, d.name FROM customer_analytics.refresh_schedules d
-             WHERE d.runner = 'dispatcher' AND d.run_as = current_user AND d.next_run <= until
-             ORDER BY d.next_run, d.kind, d.name
-             LIMIT 1 FOR UPDATE SKIP LOCKED) due
-     WHERE r.kind = due.kind AND r.name = due.name
-    RETURNING r.kind, r.name
+    UPDATE customer_analytics.refresh_schedules r SET claimed_at = NULL, claimed_pid = NULL
+     WHERE r.kind = $1 AND r.name = $2 AND r.claimed_pid = pg_backend_pid()
+$$;
+
+CREATE FUNCTION _claim_unlock(kind text, name text) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_advisory_unlock(k.key1, k.key2) FROM customer_analytics._claim_lock($1, $2) k
 $$;
 
 -- The dispatcher: runs every refresh of the caller's that the dispatcher
 -- schedules and that is due, each in its own transaction, and records
 -- each outcome as run_scheduled_refresh() does; then raises an error
 -- naming the ones that failed, so that the job that called it fails too.
--- Refreshes of other roles are left to their own dispatchers.
+-- Refreshes of other roles are left to their own dispatchers.  A schedule
+-- it cannot run is skipped and recorded, and the others still run; each
+-- claim is committed before its refresh runs, so an interrupted run shows
+-- (see "Claims" above), and this records the caller's interrupted runs
+-- first.
 CREATE PROCEDURE run_due_refreshes()
 LANGUAGE plpgsql AS $$
 DECLARE
     until timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) interval '5 seconds';
-    due_kind text;
-    due_name text;
+    claim record;
     failure record;
+    problem record;
+    err_message text;
+    passed text[] := '{}';
     failed text[] := '{}';
 BEGIN
     PERFORM customer_analytics._dispatcher_heartbeat();
+    PERFORM customer_analytics._record_interrupted_runs();
     COMMIT;
     LOOP
-        SELECT d.kind, d.name INTO due_kind, due_name FROM customer_analytics._claim_due_refresh(until) d;
-        EXIT WHEN due_kind IS NULL;
+        SELECT * INTO claim FROM customer_analytics._claim_due_refresh(until, passed) d;
+        EXIT WHEN claim.kind IS NULL;
+        passed := pg_catalog.array_append(passed, claim.kind OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) claim.name);
         COMMIT;
-        failure := customer_analytics._refresh_recording_failure(due_kind, due_name);
-        IF failure.err_state IS NOT NULL THEN
-            failed := pg_catalog.array_append(failed, pg_catalog.format('%s "%s": %s', due_kind, due_name, failure.err_message));
+        err_message := NULL;
+        BEGIN
+            IF claim.claimed THEN
+                problem := customer_analytics._dispatch_problem(claim.kind, claim.name, claim.owner);
+                IF problem.err_state IS NULL THEN
+                    failure := customer_analytics._refresh_recording_failure(claim.kind, claim.name);
+                    err_message := failure.err_message;
+                ELSE
+                    PERFORM customer_analytics._skip_schedule(claim.kind, claim.name, claim.owner,
+                                                              problem.err_state, problem.err_message);
+                    err_message := problem.err_message;
+                END IF;
+            ELSIF claim.problem IS NOT NULL THEN
+                -- its claim failed: recorded, not claimed again by this call
+                err_message := claim.problem;
+                PERFORM customer_analytics._record_dispatch_failure(claim.kind, claim.name, claim.owner,
+                                                                    pg_catalog.clock_timestamp(), claim.problem);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            -- (recording failed: said in the error this raises at the end)
+            GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT;
+        END;
+        IF claim.claimed THEN
+            PERFORM customer_analytics._claim_clear(claim.kind, claim.name);
+        END IF;
+        IF err_message IS NOT NULL THEN
+            failed := pg_catalog.array_append(failed, pg_catalog.format('%s "%s": %s', claim.kind, claim.name, err_message));
         END IF;
         COMMIT;
+        IF claim.claimed THEN
+            PERFORM customer_analytics._claim_unlock(claim.kind, claim.name);
+        END IF;
     END LOOP;
     IF pg_catalog.cardinality(failed) OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'scheduled refresh failed: %', pg_catalog.array_to_string(failed, '; ')
@@ -1560,7 +1960,7 @@ BEGIN
     END IF;
 END $$;
 COMMENT ON PROCEDURE run_due_refreshes IS
-'The dispatcher: CALL customer_analytics.run_due_refreshes() every minute (pg_cron: see dispatcher_command()) runs the caller''s scheduled refreshes that are due, each in its own transaction, records every outcome and fails if any did';
+'The dispatcher: CALL customer_analytics.run_due_refreshes() every minute (pg_cron: see dispatcher_command()) runs the caller''s scheduled refreshes that are due, each in its own transaction after committing its claim, records every outcome (a schedule it cannot run and an earlier run that was interrupted too) and fails if any failed';
 
 -- At DROP EXTENSION (src/extension_drop.c): the dispatcher jobs that ran
 -- here live in pg_cron's database, which this one cannot reach; they do
@@ -1605,6 +2005,8 @@ BEGIN
                         UNION ALL
                         SELECT 'segmentation', s.name, s.owner FROM customer_analytics.segmentations s) d
                     ON j.jobname = customer_analytics._cron_job_name(d.kind, d.name)
+                   -- the definition's refresh job (_upgrade_cron_jobs ran first), not another job of that name
+                   AND j.command = customer_analytics._refresh_job_command(d.kind, d.name)
                 ON CONFLICT DO NOTHING
                 RETURNING 1)
             SELECT count(*) FROM recorded
@@ -1613,20 +2015,28 @@ BEGIN
     RETURN n;
 END $$;
 
--- The last refresh of a definition, and the last successful one.
+-- The last refresh of a definition, and the last successful one: its
+-- status is succeeded, failed or interrupted (a dispatcher's run whose
+-- process ended before it finished), and while a dispatcher's claim of it
+-- is open, running (or interrupted, once that process is gone, before the
+-- next dispatcher records it).
 CREATE FUNCTION _last_refresh(kind text, name text, owner name,
     OUT last_status text, OUT last_success_at timestamptz, OUT last_error text, OUT last_error_at timestamptz)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT (SELECT CASE WHEN h.succeeded THEN 'succeeded' ELSE 'failed' END
-              FROM customer_analytics.refresh_history h
-             WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 ORDER BY h.id DESC LIMIT 1),
+    SELECT COALESCE(c.state,
+                    (SELECT CASE WHEN h.succeeded THEN 'succeeded'
+                                 WHEN h.error LIKE 'interrupted:%' THEN 'interrupted' ELSE 'failed' END
+                       FROM customer_analytics.refresh_history h
+                      WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 ORDER BY h.id DESC LIMIT 1)),
            (SELECT max(h.started_at) FROM customer_analytics.refresh_history h
              WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 AND h.succeeded),
-           f.error, f.started_at
+           CASE WHEN c.state = 'interrupted' THEN c.error ELSE f.error END,
+           CASE WHEN c.state = 'interrupted' THEN c.claimed_at ELSE f.started_at END
       FROM (SELECT 1) one
       LEFT JOIN LATERAL (SELECT h.error, h.started_at FROM customer_analytics.refresh_history h
                           WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 AND NOT h.succeeded
                           ORDER BY h.id DESC LIMIT 1) f ON true
+      LEFT JOIN LATERAL customer_analytics._schedule_claim($1, $2, $3) c ON true
 $$;
 
 -- list_campaigns() and list_segmentations() gain the status columns (a
@@ -3033,6 +3443,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                 ELSE 'pg_cron job ' || r.job_id END
       FROM customer_analytics.refresh_schedules r
      WHERE r.kind = $1 AND r.name = $2
+       -- made for this definition (its owner's), never a former one of that name
+       AND r.owner IN (SELECT c.owner FROM customer_analytics.campaigns c WHERE $1 = 'campaign' AND c.name = $2
+                       UNION ALL
+                       SELECT s.owner FROM customer_analytics.segmentations s WHERE $1 = 'segmentation' AND s.name = $2)
 $$;
 
 -- list_campaigns() shows the windows as resolved now (what the next

@@ -6,9 +6,10 @@
  * does not own: without this, dropping the extension would leave jobs that
  * fail every time they run.  An event trigger on ddl_command_start sees the
  * DROP before anything is dropped (at sql_drop the extension's own event
- * trigger is already gone), and unschedules the jobs named
- * 'customer_analytics refresh ...' in the same transaction, so a DROP that
- * fails or is rolled back keeps them.
+ * trigger is already gone), and unschedules its jobs (named
+ * 'customer_analytics refresh <kind> <name>' and running that definition's
+ * refresh) in the same transaction, so a DROP that fails or is rolled back
+ * keeps them.
  *
  * The same goes for the tables the extension created outside its script:
  * each rollup's tables (copies of order data in the extension's schema,
@@ -85,8 +86,18 @@ extension_drop_watch(PG_FUNCTION_ARGS)
 					" ELSE pg_catalog.has_table_privilege('cron.job', 'SELECT') END", true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
-		if (SPI_execute("SELECT count(cron.unschedule(jobid)) FROM cron.job"
-						" WHERE jobname LIKE 'customer\\_analytics refresh %'", false, 1) != SPI_OK_SELECT)
+		/*
+		 * Only the extension's own jobs: named for a definition and running
+		 * its refresh (the 1.5 procedure, or the function before 1.5), not
+		 * any job a role gave a name like theirs.
+		 */
+		if (SPI_execute("SELECT count(cron.unschedule(j.jobid)) FROM cron.job j,"
+						" LATERAL pg_catalog.regexp_match(j.jobname,"
+						"   '^customer_analytics refresh (campaign|segmentation) ([a-z][a-z0-9_]*)$') m"
+						" WHERE m IS NOT NULL AND j.command IN"
+						"  (pg_catalog.format('CALL customer_analytics.run_scheduled_refresh(%L, %L)', m[1], m[2]),"
+						"   pg_catalog.format('SELECT customer_analytics.refresh_%s(%L)', m[1], m[2]))",
+						false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "unscheduling customer_analytics's pg_cron jobs failed");
 		if (SPI_processed == 1)
 		{

@@ -4927,6 +4927,14 @@ BEGIN
     END IF;
 END $$;
 
+-- A k-means model checked as kmeans_predict() and kmeans_standardize()
+-- read it (kmeans_model_parse() in src/kmeans_model.c, the one check of a
+-- model): 22023 naming the field at fault.
+CREATE FUNCTION _kmeans_model_check(model jsonb) RETURNS void
+AS 'MODULE_PATHNAME', 'kmeans_model_check' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION _kmeans_model_check(jsonb) IS
+'internal: refuse a k-means model kmeans_predict() would refuse (22023 naming the field), whether or not any features are predicted';
+
 -- The profiles and the elbow of a set of features (features_sql: SQL
 -- text of a relation with a float8[] column `features`), shared by
 -- kmeans_profiles()/kmeans_elbow() and a segmentation's views.
@@ -4938,6 +4946,8 @@ RETURNS TABLE (cluster int, customers bigint, share numeric,
                diff float8, ranks jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- the model is checked as kmeans_predict() reads it, features or none
+    PERFORM customer_analytics._kmeans_model_check(model);
     RETURN QUERY EXECUTE format($q$
     WITH m AS (
         SELECT customer_analytics.kmeans_predict($1, cf.features) AS cluster, cf.features AS f

@@ -1254,7 +1254,9 @@ BEGIN
            (kind, name, owner, started_at, duration_ms, via, mode, rows, succeeded, error, phases)
     VALUES (kind, name, owner, started, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
             COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
-            mode, rows, error IS NULL, error, customer_analytics._progress_phases());
+            -- a pinned "today" is said, never silent (NULL mode: a failure)
+            mode || COALESCE('; ' || customer_analytics._pinned_today_note(kind, name), ''),
+            rows, error IS NULL, error, customer_analytics._progress_phases());
     DELETE FROM customer_analytics.refresh_history h
      WHERE h.kind = _record_history.kind AND h.name = _record_history.name
        AND h.id < (SELECT min(x.id) FROM (SELECT y.id FROM customer_analytics.refresh_history y
@@ -2458,12 +2460,33 @@ ALTER TABLE campaigns ADD COLUMN rolling jsonb;
 COMMENT ON COLUMN campaigns.rolling IS
 'Rolling windows: {"as_of": "today" | date, "<window>": {"from": bound, "to": bound}}, a bound being as_of or month_start with an optional signed interval; NULL: fixed windows';
 
+-- The extension's settings as the library accepted them (issue 21, item 5):
+-- current_setting() for customer_analytics.* names, but read with the
+-- library loaded, so that its check hooks have refused a value stored where
+-- it may not come from (an as_of_date from ALTER DATABASE or ALTER ROLE, a
+-- source_schema from ALTER DATABASE by an owner the session's user does not
+-- trust; src/customer_analytics.c).  Before the library is loaded,
+-- current_setting() returns such a value unchecked.
+CREATE FUNCTION _checked_setting(name text) RETURNS text
+AS 'MODULE_PATHNAME', 'ca_checked_setting' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION _checked_setting(text) IS
+'internal: current_setting(name, true) of a customer_analytics.* setting, read with the library (and its check hooks) loaded';
+
+-- The source schema a call means: the argument, else the setting, else the default.
+CREATE OR REPLACE FUNCTION _source_schema(source_schema text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(source_schema, customer_analytics._checked_setting('customer_analytics.source_schema'), 'cosmos_sync')
+$$;
+COMMENT ON FUNCTION _source_schema(text) IS
+'internal: the source schema a call means (the argument, else customer_analytics.source_schema as the library accepted it)';
+
 -- What "today" is for rolling windows: customer_analytics.as_of_date when
--- set, else the current date.
+-- set (in the session: the setting refuses stored values), else the
+-- current date.
 CREATE FUNCTION _as_of_today() RETURNS date
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    s text := current_setting('customer_analytics.as_of_date', true);
+    s text := customer_analytics._checked_setting('customer_analytics.as_of_date');
     d date;
 BEGIN
     IF s IS NULL OR btrim(s) = '' THEN
@@ -2481,6 +2504,32 @@ BEGIN
     END IF;
     RETURN d;
 END $$;
+
+-- What a refresh record says when the session pinned "today": a
+-- definition whose rolling windows follow "today", refreshed or built while
+-- customer_analytics.as_of_date is set, was computed at that date, not the
+-- current one (a scheduled run too: run_scheduled_refresh and the
+-- dispatcher refresh in the session that calls them).  NULL otherwise.
+CREATE FUNCTION _pinned_today_note(kind text, name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec jsonb;
+BEGIN
+    IF btrim(COALESCE(customer_analytics._checked_setting('customer_analytics.as_of_date'), '')) = '' THEN
+        RETURN NULL;
+    END IF;
+    SELECT c.rolling INTO spec FROM customer_analytics.campaigns c
+     WHERE kind = 'campaign' AND c.name = _pinned_today_note.name
+    UNION ALL
+    SELECT s.rolling FROM customer_analytics.segmentations s
+     WHERE kind = 'segmentation' AND s.name = _pinned_today_note.name;
+    IF spec IS NULL OR COALESCE(spec ->> 'as_of', 'today') <> 'today' THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('today pinned to %s (customer_analytics.as_of_date)', to_char(customer_analytics._as_of_today(), 'YYYY-MM-DD'));
+END $$;
+COMMENT ON FUNCTION _pinned_today_note(text, text) IS
+'internal: what refresh_history.mode adds when a rolling definition following "today" was computed with customer_analytics.as_of_date set, else NULL';
 
 -- One bound of a rolling window: "as_of" or "month_start", optionally
 -- followed by a signed interval of whole days, months or years.
@@ -3265,7 +3314,7 @@ DECLARE
     started timestamptz := clock_timestamp();
 BEGIN
     c.name := name; c.view_schema := view_schema;
-    c.source_schema := COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync');
+    c.source_schema := customer_analytics._source_schema(source_schema);
     c.routes := routes; c.spend_window := spend_window; c.min_spend := min_spend;
     c.low_ticket_window := low_ticket_window; c.low_ticket_below := low_ticket_below;
     c.min_low_tickets := min_low_tickets; c.base_window := base_window; c.recent_window := recent_window;
@@ -3801,7 +3850,7 @@ DECLARE
     started timestamptz := clock_timestamp();
 BEGIN
     s.name := name; s.view_schema := view_schema;
-    s.source_schema := COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync');
+    s.source_schema := customer_analytics._source_schema(source_schema);
     s.segment := segment; s.k := k; s.feature_window := feature_window; s.as_of := as_of;
     s.options := options; s.k_from := k_from; s.k_to := k_to; s.silhouette_sample := silhouette_sample;
     s.readers := readers; s.owner := current_user; s.created_at := now();
@@ -4546,8 +4595,8 @@ CREATE FUNCTION check_sharded_source(source_schema text DEFAULT NULL)
 RETURNS TABLE (check_name text, ok boolean, detail text, hint text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    -- the settings before the library defines them: their defaults
-    schema_name text := COALESCE(source_schema, current_setting('customer_analytics.source_schema', true), 'cosmos_sync');
+    schema_name text := customer_analytics._source_schema(source_schema);
+    -- the setting before the library defines it: its default
     pushdown boolean := COALESCE(current_setting('customer_analytics.shard_pushdown', true), 'on')::boolean;
     nsp oid;
 BEGIN
@@ -5577,6 +5626,14 @@ BEGIN
     END IF;
 END $$;
 
+-- A k-means model checked as kmeans_predict() and kmeans_standardize()
+-- read it (kmeans_model_parse() in src/kmeans_model.c, the one check of a
+-- model): 22023 naming the field at fault.
+CREATE FUNCTION _kmeans_model_check(model jsonb) RETURNS void
+AS 'MODULE_PATHNAME', 'kmeans_model_check' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION _kmeans_model_check(jsonb) IS
+'internal: refuse a k-means model kmeans_predict() would refuse (22023 naming the field), whether or not any features are predicted';
+
 -- The profiles and the elbow of a set of features (features_sql: SQL
 -- text of a relation with a float8[] column `features`), shared by
 -- kmeans_profiles()/kmeans_elbow() and a segmentation's views.
@@ -5588,6 +5645,8 @@ RETURNS TABLE (cluster int, customers bigint, share numeric,
                diff float8, ranks jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- the model is checked as kmeans_predict() reads it, features or none
+    PERFORM customer_analytics._kmeans_model_check(model);
     RETURN QUERY EXECUTE format($q$
     WITH m AS (
         SELECT customer_analytics.kmeans_predict($1, cf.features) AS cluster, cf.features AS f

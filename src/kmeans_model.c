@@ -12,7 +12,9 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -23,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 
 #include "kmeans.h"
 #include "point_buffer.h"
@@ -31,6 +34,7 @@ PG_FUNCTION_INFO_V1(kmeans_fit_sfunc);
 PG_FUNCTION_INFO_V1(kmeans_fit_final);
 PG_FUNCTION_INFO_V1(kmeans_predict);
 PG_FUNCTION_INFO_V1(kmeans_standardize);
+PG_FUNCTION_INFO_V1(kmeans_model_check);
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -56,6 +60,127 @@ option_number(Jsonb *options, const char *key, double dflt)
 				 errmsg("kmeans_fit option \"%s\" must be a number", key),
 				 errhint("For example '{\"n_init\": 10, \"seed\": 42}'.")));
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+/* "a JSON string", "an array", ... for a DETAIL */
+static const char *
+json_kind(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "not a JSON value";	/* jbvArray/jbvObject do not come out of a container */
+	}
+}
+
+/*
+ * A JSON number for a message: as written without trailing zeros (4.0 is
+ * "4"), or in scientific notation when that would be long (1e+400, not 401
+ * digits).
+ */
+static char *
+number_text(Numeric num)
+{
+	char	   *sci = numeric_out_sci(num, 15);	/* finite: always has an exponent */
+	char	   *e = strchr(sci, 'e');
+	int			exponent = atoi(e + 1);
+	char	   *m = e;
+
+	if (exponent >= -20 && exponent <= 20)
+	{
+		pfree(sci);
+		return numeric_normalize(num);
+	}
+	/* "1.500000000000000e+400" -> "1.5e+400" */
+	while (m[-1] == '0')
+		m--;
+	if (m[-1] == '.')
+		m--;
+	memmove(m, e, strlen(e) + 1);
+	return sci;
+}
+
+/* Is a JSON number zero (as written, before rounding to float8)? */
+static bool
+numeric_is_zero(Numeric num)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num),
+											 NumericGetDatum(int64_to_numeric(0)))) == 0;
+}
+
+/* "path->i" for a DETAIL */
+static char *
+path_i(const char *path, int i)
+{
+	return psprintf("%s->%d", path, i);
+}
+
+/*
+ * A JSON number as float8: +-Infinity when it is too large (float8in would
+ * raise 22003 without naming the field), 0 or a subnormal when too small.
+ */
+static double
+json_number_float8(const JsonbValue *v)
+{
+	char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
+														   NumericGetDatum(v->val.numeric)));
+	double		d = strtod(text, NULL);	/* ERANGE: HUGE_VAL or a tiny value */
+
+	pfree(text);
+	return d;
+}
+
+/*
+ * The option "seed", a 64-bit integer (0 when absent).  Parsed from the
+ * number as written, not through float8: 9007199254740993 stays itself, and
+ * the whole int64 range is accepted.  A whole number written 42.0 or 4.2e1
+ * is 42; 1.5 is refused.
+ */
+static int64
+option_seed(Jsonb *options)
+{
+	JsonbValue	buf;
+	const JsonbValue *v = option(options, "seed", &buf);
+	Numeric		num;
+	char	   *text;
+
+	if (v == NULL)
+		return 0;
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kmeans_fit option \"seed\" must be a 64-bit integer"),
+				 errdetail("The seed given is %s.", json_kind(v)),
+				 errhint("Pass a seed such as 42.")));
+	num = v->val.numeric;
+	/* the range first: the text of 1e100000 would have 100,001 digits */
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num),
+										  NumericGetDatum(int64_to_numeric(PG_INT64_MIN)))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num),
+										  NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kmeans_fit option \"seed\" must be a 64-bit integer"),
+				 errdetail("The seed given is %s.", number_text(num)),
+				 errhint("Pass a seed such as 42.")));
+	text = numeric_normalize(num);	/* 42.0 -> "42" */
+	if (strchr(text, '.') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kmeans_fit option \"seed\" must be a 64-bit integer"),
+				 errdetail("The seed given is %s.", text),
+				 errhint("Pass a seed such as 42.")));
+	return pg_strtoint64(text);
 }
 
 /* every numeric scalar under a container, in document order */
@@ -117,8 +242,7 @@ parse_options(int32 k, Jsonb *options, int dim, Size *len)
 		JsonbValue	buf;
 		const JsonbValue *iv;
 		double		n_init,
-					max_iter,
-					seed;
+					max_iter;
 
 		if (!JB_ROOT_IS_OBJECT(options))
 			ereport(ERROR,
@@ -145,7 +269,6 @@ parse_options(int32 k, Jsonb *options, int dim, Size *len)
 		n_init = option_number(options, "n_init", 10);
 		max_iter = option_number(options, "max_iter", 300);
 		opt.tol = option_number(options, "tol", 1e-4);
-		seed = option_number(options, "seed", 0);
 		if (!(n_init >= 1) || !(max_iter >= 1) || !(opt.tol >= 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -156,15 +279,9 @@ parse_options(int32 k, Jsonb *options, int dim, Size *len)
 					   "Use n_init 10 (the default); more restarts rarely lower the inertia.");
 		ca_check_limit("kmeans_fit option max_iter", (int64) Min(max_iter, 1e18), KMEANS_MAX_MAX_ITER,
 					   "Use max_iter 300 (the default) and a tolerance (tol) to stop earlier.");
-		if (!(fabs(seed) < 9.2e18))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("kmeans_fit option \"seed\" must be a 64-bit integer"),
-					 errdetail("The seed given is %g.", seed),
-					 errhint("Pass a seed such as 42.")));
 		opt.n_init = (int32) n_init;
 		opt.max_iter = (int32) max_iter;
-		opt.seed = (int64) seed;
+		opt.seed = option_seed(options);
 
 		iv = option(options, "init", &buf);
 		if (iv)
@@ -258,6 +375,23 @@ append_matrix(StringInfo buf, const char *key, const double *v, int rows, int co
 	appendStringInfoChar(buf, ']');
 }
 
+/*
+ * A field of a fitted model must be finite, as kmeans_model_parse() will
+ * require: features near the float8 limits overflow the means, variances or
+ * distances (the model's JSON would hold "Infinity").
+ */
+static void
+check_fit_finite(const char *key, const double *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!isfinite(v[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("kmeans_fit result \"%s\" is out of range for float8", key),
+					 errdetail("The features are too large for k-means in float8: their sums or squares overflow."),
+					 errhint("Divide the features by a constant, such as 1e6, before fitting.")));
+}
+
 /* kmeans_fit final: fit the collected points, return the model (jsonb) */
 Datum
 kmeans_fit_final(PG_FUNCTION_ARGS)
@@ -292,6 +426,8 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 	mean = palloc(sizeof(double) * dim);
 	scale = palloc(sizeof(double) * dim);
 	kmeans_scaler(pb->x, pb->n, dim, mean, scale);
+	check_fit_finite("mean", mean, dim);
+	check_fit_finite("scale", scale, dim);
 	z = palloc_extended(sizeof(double) * pb->n * dim, MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < pb->n; i++)
 	{
@@ -306,6 +442,9 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 	for (int c = 0; c < k; c++)
 		for (int j = 0; j < dim; j++)
 			original[c * dim + j] = fit.centers[c * dim + j] * scale[j] + mean[j];
+	check_fit_finite("inertia", &fit.inertia, 1);
+	check_fit_finite("centroids", fit.centers, k * dim);
+	check_fit_finite("centroids_original", original, k * dim);
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"k\": %d, \"n\": %lld, \"features\": %d", k, (long long) pb->n, dim);
@@ -328,39 +467,177 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 
 /* ---- applying a model ------------------------------------------------- */
 
-/* An integer field of a model, or an error saying it is not a model. */
-static int
-model_int(Jsonb *model, const char *key)
-{
-	JsonbValue	buf;
-	const JsonbValue *v = option(model, key, &buf);
+/*
+ * Reading a model.  Every function that takes a model (kmeans_predict,
+ * kmeans_standardize, kmeans_profiles() through _kmeans_model_check) reads
+ * it with kmeans_model_parse(), the one place its fields are checked.  A
+ * model is jsonb, so it may have been edited by hand: each field it uses is
+ * checked for shape and value, and an error names the field and, in its
+ * DETAIL, the element at fault as a jsonb path (model->'scale'->2), which
+ * SQL can read back.  JSON numbers are finite; what can go wrong is a
+ * number too large for float8 (1e400), a scale that is 0, negative or
+ * subnormal (dividing by it would give infinite z-scores), and nesting.
+ */
 
-	if (v == NULL || v->type != jbvNumeric)
+#define MODEL_HINT "Pass the value returned by customer_analytics.kmeans_fit()."
+
+/* The field key of model, or an error saying the model lacks it. */
+static JsonbValue *
+model_field(Jsonb *model, const char *key)
+{
+	JsonbValue *v = palloc(sizeof(JsonbValue));
+
+	if (getKeyJsonValueFromContainer(&model->root, key, strlen(key), v) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("not a kmeans_fit model: no \"%s\"", key),
-				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
-	return DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v->val.numeric)));
+				 errmsg("k-means model field \"%s\" is missing", key),
+				 errhint(MODEL_HINT)));
+	return v;
 }
 
-/* expected numbers under key of a model, or an error saying it is not one. */
-static double *
-model_numbers(Jsonb *model, const char *key, int expected)
+/* An integer field of a model (k, features) between 1 and max. */
+static int
+model_int(Jsonb *model, const char *key, int max)
 {
-	JsonbValue	buf;
-	const JsonbValue *v = option(model, key, &buf);
-	double	   *out = palloc(sizeof(double) * Max(expected, 1));
+	JsonbValue *v = model_field(model, key);
+	char	   *text;
+	char	   *end;
+	long		n;
 
-	if (v == NULL || v->type != jbvBinary ||
-		flatten_numbers(v->val.binary.data, out, expected) != expected)
+	if (v->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("not a kmeans_fit model: bad \"%s\"", key),
-				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
+				 errmsg("k-means model field \"%s\" must be an integer from 1 to %d", key, max),
+				 errdetail("It is %s.", json_kind(v))));
+	text = number_text(v->val.numeric);	/* 4.0 -> "4" */
+	errno = 0;
+	n = strtol(text, &end, 10);
+	if (*end != '\0' || errno == ERANGE || n < 1 || n > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k-means model field \"%s\" must be an integer from 1 to %d", key, max),
+				 errdetail("It is %s.", text)));
+	return (int) n;
+}
+
+/*
+ * n numbers of an array container into out[] (finite; with positive, also
+ * positive normal), checked: path names the container in DETAILs, as
+ * model->'key' or model->'key'->i.  shape is the errmsg's "must be ..."
+ * wording of the whole field.
+ */
+static void
+read_number_array(JsonbContainer *array, const char *key, const char *path,
+				  const char *shape, int n, bool positive, double *out)
+{
+	int			count = JsonContainerSize(array);
+
+	if (!JsonContainerIsArray(array) || JsonContainerIsScalar(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k-means model field \"%s\" must be %s", key, shape),
+				 errdetail("%s is an object.", path)));
+	if (count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k-means model field \"%s\" must be %s", key, shape),
+				 errdetail_plural("%s has %d element.", "%s has %d elements.", count, path, count)));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *v;
+		double		d;
+
+		CHECK_FOR_INTERRUPTS();
+		v = getIthJsonbValueFromContainer(array, i);
+		if (v->type != jbvNumeric)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("k-means model field \"%s\" must be %s", key, shape),
+					 errdetail("%s is %s.", path_i(path, i), json_kind(v))));
+		d = json_number_float8(v);
+		if (!isfinite(d))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("k-means model field \"%s\" must hold finite float8 numbers", key),
+					 errdetail("%s is %s, too large for float8.", path_i(path, i), number_text(v->val.numeric))));
+		if (positive && !(d > 0 && isnormal(d)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("k-means model field \"%s\" must hold positive normal float8 numbers", key),
+					 errdetail("%s is %s%s.", path_i(path, i), number_text(v->val.numeric),
+							   d > 0 ? ", below the smallest normal float8 (2.2250738585072014e-308)" :
+							   d == 0 && !numeric_is_zero(v->val.numeric) ? ", which rounds to 0 in float8" : "")));
+		out[i] = d;
+		pfree(v);
+	}
+}
+
+/* The field key: a one-dimensional array of n numbers (positive normal with positive). */
+static double *
+model_vector(Jsonb *model, const char *key, int n, bool positive)
+{
+	JsonbValue *v = model_field(model, key);
+	char	   *path = psprintf("model->'%s'", key);
+	char	   *shape = psprintf("an array of %d numbers", n);
+	double	   *out = palloc(sizeof(double) * n);
+
+	if (v->type != jbvBinary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k-means model field \"%s\" must be %s", key, shape),
+				 errdetail("%s is %s.", path, json_kind(v))));
+	read_number_array(v->val.binary.data, key, path, shape, n, positive, out);
 	return out;
 }
 
-/* A model value parsed (and checked) for predicting. */
+/* The field key: an array of rows arrays of cols finite numbers, row-major. */
+static double *
+model_matrix(Jsonb *model, const char *key, int rows, int cols)
+{
+	JsonbValue *v = model_field(model, key);
+	char	   *path = psprintf("model->'%s'", key);
+	char	   *shape = psprintf("an array of k = %d arrays of %d numbers", rows, cols);
+	double	   *out = palloc(sizeof(double) * rows * cols);
+	JsonbContainer *array;
+
+	if (v->type != jbvBinary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k-means model field \"%s\" must be %s", key, shape),
+				 errdetail("%s is %s.", path, json_kind(v))));
+	array = v->val.binary.data;
+	if (!JsonContainerIsArray(array) || JsonContainerIsScalar(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k-means model field \"%s\" must be %s", key, shape),
+				 errdetail("%s is an object.", path)));
+	if ((int) JsonContainerSize(array) != rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k-means model field \"%s\" must be %s", key, shape),
+				 errdetail_plural("%s has %d element.", "%s has %d elements.", JsonContainerSize(array),
+								  path, (int) JsonContainerSize(array))));
+	for (int r = 0; r < rows; r++)
+	{
+		JsonbValue *row = getIthJsonbValueFromContainer(array, r);
+		char	   *row_path = psprintf("%s->%d", path, r);
+
+		if (row->type != jbvBinary)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("k-means model field \"%s\" must be %s", key, shape),
+					 errdetail("%s is %s.", row_path, json_kind(row))));
+		read_number_array(row->val.binary.data, key, row_path, shape, cols, false, out + r * cols);
+		pfree(row_path);
+		pfree(row);
+	}
+	return out;
+}
+
+/*
+ * A model value parsed and checked: the one validation of a model, shared
+ * by every function that reads one.
+ */
 KMeansModel *
 kmeans_model_parse(Jsonb *model)
 {
@@ -369,18 +646,14 @@ kmeans_model_parse(Jsonb *model)
 	if (!JB_ROOT_IS_OBJECT(model))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("not a kmeans_fit model"),
-				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
-	m->k = model_int(model, "k");
-	m->dim = model_int(model, "features");
-	if (m->k < 1 || m->k > KMEANS_MAX_K || m->dim < 1 || m->dim > CA_MAX_FEATURES)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("not a kmeans_fit model: k = %d, features = %d", m->k, m->dim),
-				 errhint("Pass the value returned by customer_analytics.kmeans_fit().")));
-	m->mean = model_numbers(model, "mean", m->dim);
-	m->scale = model_numbers(model, "scale", m->dim);
-	m->centers = model_numbers(model, "centroids", m->k * m->dim);
+				 errmsg("k-means model must be a JSON object"),
+				 errdetail("It is %s.", JB_ROOT_IS_SCALAR(model) ? "a scalar" : "an array"),
+				 errhint(MODEL_HINT)));
+	m->k = model_int(model, "k", KMEANS_MAX_K);
+	m->dim = model_int(model, "features", CA_MAX_FEATURES);
+	m->mean = model_vector(model, "mean", m->dim, false);
+	m->scale = model_vector(model, "scale", m->dim, true);
+	m->centers = model_matrix(model, "centroids", m->k, m->dim);
 	return m;
 }
 
@@ -451,6 +724,13 @@ standardized(FunctionCallInfo fcinfo, KMeansModel **model_out)
 					 errmsg("features must be finite numbers, not %g", x[j]),
 					 errhint("Replace NaN and Infinity before predicting.")));
 		z[j] = (x[j] - m->mean[j]) / m->scale[j];
+		/* finite operands, checked scale: only an overflow is left */
+		if (!isfinite(z[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("z-score of features[%d] is out of range", ARR_LBOUND(features)[0] + j),
+					 errdetail("(%g - mean %g) / scale %g is too large for float8.",
+							   x[j], m->mean[j], m->scale[j])));
 	}
 	*model_out = m;
 	return z;
@@ -462,8 +742,33 @@ kmeans_predict(PG_FUNCTION_ARGS)
 {
 	KMeansModel *m;
 	double	   *z = standardized(fcinfo, &m);
+	int			best = 0;
+	double		bestd = 0;
 
-	PG_RETURN_INT32(kmeans_nearest(z, m->centers, m->k, m->dim, NULL));
+	/* kmeans_nearest(), refusing a distance that overflowed (label 0 for every row, else) */
+	for (int c = 0; c < m->k; c++)
+	{
+		const double *center = m->centers + c * m->dim;
+		double		d = 0;
+
+		for (int j = 0; j < m->dim; j++)
+		{
+			double		diff = z[j] - center[j];	/* as kmeans_lloyd.c's dist2() */
+
+			d += diff * diff;
+		}
+		if (!isfinite(d))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("squared distance from the features to centroid %d is out of range", c),
+					 errdetail("model->'centroids'->%d is too far from the features' z-scores for float8.", c)));
+		if (c == 0 || d < bestd)
+		{
+			bestd = d;
+			best = c;
+		}
+	}
+	PG_RETURN_INT32(best);
 }
 
 /* kmeans_standardize(model jsonb, features float8[]) -> float8[] (z-scores) */
@@ -478,4 +783,17 @@ kmeans_standardize(PG_FUNCTION_ARGS)
 		d[j] = Float8GetDatum(z[j]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(d, m->dim, FLOAT8OID, sizeof(float8),
 										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+
+/*
+ * _kmeans_model_check(model jsonb) -> void: the model checked as
+ * kmeans_predict() reads it (kmeans_profiles() checks its model even when
+ * there are no features to predict).
+ */
+Datum
+kmeans_model_check(PG_FUNCTION_ARGS)
+{
+	(void) kmeans_model_parse(PG_GETARG_JSONB_P(0));
+	PG_RETURN_VOID();
 }

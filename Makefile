@@ -4,9 +4,19 @@
 PG_CONFIG ?= pg_config
 
 EXTENSION = customer_analytics
+EXTVERSION = $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" $(EXTENSION).control)
 MODULE_big = customer_analytics
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# The current version's install script is built from one SQL file per
+# concern (src/sql/); updates/ holds the older versions' scripts and the
+# update scripts, which hold only what changed.
+SQL_SOURCES = $(addprefix src/sql/,header.sql catalogs.sql source_tables.sql ownership.sql targeting.sql \
+	kmeans.sql rolling_windows.sql refresh_status.sql campaigns.sql bi_views.sql rollup.sql \
+	delta_refresh.sql segmentations.sql segmentation_state.sql schedules.sql sharding.sql \
+	upgrade.sql catalog_policies.sql triggers.sql)
+DATA = $(wildcard updates/$(EXTENSION)--*.sql)
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
 TESTS = $(sort $(wildcard sql/[0-9]*.sql))
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
@@ -22,6 +32,9 @@ EXTRA_CLEAN = results regression.diffs regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
+	cat $(SQL_SOURCES) > $@
 
 # every object depends on every header: a changed struct must rebuild its users
 $(OBJS): $(wildcard src/*.h)

@@ -1,0 +1,624 @@
+-- delta_refresh.sql
+--	Campaign refresh from the order changes: per-customer state, the changes applied at one snapshot, rows replaced in place.
+
+-- Internal: run statements as of one snapshot (unless guard returns true)
+-- and return it.
+CREATE FUNCTION customer_analytics._at_one_snapshot(guard text, statements text[]) RETURNS pg_snapshot
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'at_one_snapshot';
+
+COMMENT ON FUNCTION customer_analytics._at_one_snapshot(guard text, statements text[]) IS 'internal: run statements as of one snapshot (unless guard returns true) and return it';
+
+-- Build a campaign's state from the rollup, as of one snapshot, which it
+-- returns.  c has its windows resolved; the caller records the result.
+CREATE FUNCTION customer_analytics._campaign_build_state(c customer_analytics.campaigns, r customer_analytics.rollups, OUT state regclass, OUT month_state regclass, OUT snapshot pg_snapshot) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    t record := customer_analytics._campaign_state_tables(c);
+BEGIN
+    state := t.state;
+    month_state := t.month_state;
+    snapshot := customer_analytics._at_one_snapshot(NULL, ARRAY[
+        format('TRUNCATE %s, %s', state, month_state),
+        format('INSERT INTO %s (customer_code, %s, last_order)'
+               ' SELECT o.customer_code, %s, max(o.d)'
+               ' FROM (SELECT i.customer_code, i.d, %s'
+               '       FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
+               '             customer_analytics._rollup_order_date(r.order_date, r.order_date_raw, r.order_type, r.order_number) AS d'
+               '             FROM %s r WHERE r.customer_code IS NOT NULL) i'
+               '       WHERE i.d <@ %L::daterange) o'
+               ' GROUP BY o.customer_code',
+               state, customer_analytics._campaign_state_columns(),
+               customer_analytics._campaign_state_aggregates(false), customer_analytics._campaign_state_flags(c, false),
+               customer_analytics._rollup_table(r.id), customer_analytics._campaign_data_window(c)),
+        format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM (%s) t), %L::daterange, %L)',
+               month_state, customer_analytics._campaign_state_targets_sql(c, state, 'NULL'), c.revenue_window, c.source_schema)]);
+END $$;
+
+-- Can the campaign's kept rows be reused (usable, else the reason), and
+-- which customers changed since the views' snapshot?  With list_changed
+-- false the check alone (changed NULL, no scan of the dirty rows; a
+-- TRUNCATE's mark is then left to the delta refresh's own guard).  As 1.3's
+-- _campaign_changes(c), which is now this with list_changed true; the dirty
+-- rows are read through their xid index.
+CREATE FUNCTION customer_analytics._campaign_changes(c customer_analytics.campaigns, OUT usable boolean, OUT changed text[], OUT reason text) RETURNS record
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM customer_analytics._campaign_changes(c, true) $$;
+
+-- Can the campaign's kept rows be reused (usable, else the reason), and
+-- which customers changed since the views' snapshot?  With list_changed
+-- false the check alone (changed NULL, no scan of the dirty rows; a
+-- TRUNCATE's mark is then left to the delta refresh's own guard).  As 1.3's
+-- _campaign_changes(c), which is now this with list_changed true; the dirty
+-- rows are read through their xid index.
+CREATE FUNCTION customer_analytics._campaign_changes(c customer_analytics.campaigns, list_changed boolean, OUT usable boolean, OUT changed text[], OUT reason text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    s customer_analytics.campaign_refresh_state;
+    r customer_analytics.rollups;
+    v regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'));
+    everything boolean;
+BEGIN
+    usable := false;
+    SELECT * INTO s FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
+    IF s IS NULL THEN
+        reason := 'no incremental state yet';
+    ELSIF r IS NULL OR (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NULL THEN
+        reason := 'the rollup is not usable';
+    ELSIF s.generation <> r.generation THEN
+        reason := 'the rollup was rebuilt';
+    ELSIF s.fingerprint <> customer_analytics._campaign_fingerprint(c) THEN
+        reason := 'the campaign changed';
+    ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
+        reason := 'the targets view was rebuilt or cannot be read';
+    ELSIF NOT list_changed THEN
+        usable := true;
+    ELSE
+        EXECUTE format('SELECT COALESCE(array_agg(d.customer_code) FILTER (WHERE d.customer_code IS NOT NULL), ''{}''),'
+                       ' COALESCE(bool_or(d.customer_code IS NULL), false)'
+                       ' FROM (SELECT DISTINCT customer_code FROM %s x'
+                       '        WHERE x.xid >= pg_snapshot_xmin($1) AND NOT pg_visible_in_snapshot(x.xid, $1)) d',
+                       customer_analytics._rollup_dirty_table(r.id))
+           INTO changed, everything USING s.snapshot;
+        IF everything THEN
+            reason := 'a source table was truncated';
+            changed := NULL;
+        ELSE
+            usable := true;
+        END IF;
+    END IF;
+END $_$;
+
+-- The smallest window covering the four targeting windows: the orders the
+-- state counts (target_customers()'s data window).
+CREATE FUNCTION customer_analytics._campaign_data_window(c customer_analytics.campaigns) RETURNS daterange
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT range_merge(range_merge(c.spend_window, c.low_ticket_window), range_merge(c.base_window, c.recent_window))
+$$;
+
+-- Apply the order changes committed since the state's snapshot to a
+-- campaign's state and views, as of one new snapshot, which it returns
+-- (NULL, nothing done, when there is a change it cannot follow: see
+-- _rollup_delta_guard_sql).  An order among the changes that the full
+-- computation refuses (a date it cannot read) raises its error, and
+-- nothing is applied.  c has its windows resolved; the caller holds the
+-- refresh lock.
+CREATE FUNCTION customer_analytics._campaign_delta_refresh(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, r customer_analytics.rollups, OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+    dirty text := customer_analytics._rollup_dirty_table(r.id);
+    -- rows of transactions the state's snapshot does not see; the first
+    -- test (implied by the second) lets the xid index skip older rows,
+    -- dead ones included
+    since text := format('x.xid >= pg_catalog.pg_snapshot_xmin(%1$L::pg_snapshot)'
+                         ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %1$L::pg_snapshot)', s.state_snapshot);
+    state regclass := s.state_table;
+    month_state regclass := s.month_state_table;
+    targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;
+    sheet regclass := format('%I.%I', c.view_schema, c.name || '_monthly')::regclass;
+    long regclass := format('%I.%I', c.view_schema, c.name || '_monthly_long')::regclass;
+    changed_keys text := 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)';
+BEGIN
+    -- what REFRESH ... CONCURRENTLY takes, before the snapshot: readers go
+    -- on; a plain REFRESH of a view waits instead of slipping in between
+    PERFORM customer_analytics._matview_lock(targets);
+    PERFORM customer_analytics._matview_lock(sheet);
+    PERFORM customer_analytics._matview_lock(long);
+    PERFORM customer_analytics._drop_delta_scratch();
+    PERFORM customer_analytics._scratch_table('customer_analytics_changed', '(customer_code text PRIMARY KEY)');
+    -- the targets whose months changed, entered or left: the long form's keys
+    PERFORM customer_analytics._scratch_table('customer_analytics_long_keys', '(customer_code text PRIMARY KEY)');
+    PERFORM customer_analytics._scratch_table('customer_analytics_targets', format('(LIKE %s)', targets));
+
+    snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since),
+        ARRAY[
+        -- the changed orders, read as the full computation reads them
+        customer_analytics._rollup_changes_check_sql(r, since),
+        -- the customers whose orders or own row changed
+        -- (grouping by customer in the "C" collation throughout: the same
+        -- groups, without the database collation's slower comparisons)
+        format('INSERT INTO pg_temp.customer_analytics_changed SELECT DISTINCT x.customer_code COLLATE "C" FROM %s x WHERE %s',
+               dirty, since),
+        -- (the planner's estimates for the statements below)
+        'ANALYZE pg_temp.customer_analytics_changed',
+        -- their state: counts and sums adjusted; a customer's last order
+        -- date is looked up again only when a removed order may have been it
+        format('WITH d AS (SELECT o.customer_code COLLATE "default" AS customer_code, %2$s,'
+               '   max(o.d) FILTER (WHERE o.sign > 0) AS added_last, max(o.d) FILTER (WHERE o.sign < 0) AS removed_last'
+               '   FROM (SELECT i.customer_code COLLATE "C" AS customer_code, i.d, i.sign, %6$s'
+               '         FROM (SELECT x.customer_code, x.order_date AS d, COALESCE(x.total, 0) AS amount, x.sign FROM %3$s x'
+               '               WHERE x.sign IS NOT NULL AND %4$s) i'
+               '         WHERE i.d <@ %5$L::daterange OFFSET 0) o'
+               '   GROUP BY o.customer_code),'
+               ' upd AS (UPDATE %1$s s SET orders = s.orders + d.orders, total = s.total + d.total,'
+               '   spend_orders = s.spend_orders + d.spend_orders,'
+               '   spend = CASE WHEN s.spend_orders + d.spend_orders > 0 THEN COALESCE(s.spend, 0) + COALESCE(d.spend, 0) END,'
+               '   low_tickets = s.low_tickets + d.low_tickets,'
+               '   base_orders = s.base_orders + d.base_orders,'
+               '   base = CASE WHEN s.base_orders + d.base_orders > 0 THEN COALESCE(s.base, 0) + COALESCE(d.base, 0) END,'
+               '   recent_orders = s.recent_orders + d.recent_orders,'
+               '   recent = CASE WHEN s.recent_orders + d.recent_orders > 0 THEN COALESCE(s.recent, 0) + COALESCE(d.recent, 0) END,'
+               '   last_order = CASE WHEN s.orders + d.orders <= 0 THEN NULL'
+               '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN'
+               '       (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = s.customer_code AND r.order_date <@ %5$L::daterange)'
+               '     ELSE GREATEST(s.last_order, d.added_last) END'
+               '   FROM d WHERE s.customer_code = d.customer_code)'
+               ' INSERT INTO %1$s (customer_code, %8$s, last_order)'
+               ' SELECT d.customer_code, d.orders, d.total, d.spend_orders,'
+               '   CASE WHEN d.spend_orders > 0 THEN d.spend END, d.low_tickets,'
+               '   d.base_orders, CASE WHEN d.base_orders > 0 THEN d.base END,'
+               '   d.recent_orders, CASE WHEN d.recent_orders > 0 THEN d.recent END,'
+               '   CASE WHEN d.removed_last >= d.added_last THEN'
+               '   (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = d.customer_code AND r.order_date <@ %5$L::daterange)'
+               '   ELSE d.added_last END'
+               -- new customers: those the state had no row for (this
+               -- statement's snapshot does not see the UPDATE above); a
+               -- probe of the state's key, whatever the estimates say
+               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
+               state, customer_analytics._campaign_state_aggregates(true), dirty, since,
+               customer_analytics._campaign_data_window(c), customer_analytics._campaign_state_flags(c, true),
+               customer_analytics._rollup_table(r.id), customer_analytics._campaign_state_columns()),
+        format('DELETE FROM %s s USING pg_temp.customer_analytics_changed k WHERE s.customer_code = k.customer_code AND s.orders <= 0',
+               state),
+        -- their verdicts, on the state
+        format('INSERT INTO pg_temp.customer_analytics_targets %s',
+               customer_analytics._campaign_state_targets_sql(c, state, changed_keys)),
+        'ANALYZE pg_temp.customer_analytics_targets',
+        format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
+               targets::oid, changed_keys, 'SELECT * FROM pg_temp.customer_analytics_targets'),
+        -- the months: dropped for customers no longer targets, adjusted for
+        -- the others, computed for new targets
+        format('WITH gone AS (DELETE FROM %s m USING pg_temp.customer_analytics_changed k WHERE m.customer_code = k.customer_code'
+               ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = m.customer_code)'
+               ' RETURNING m.customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM gone',
+               month_state),
+        format('WITH adjusted AS (UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
+               ' orders = m.orders + d.orders'
+               ' FROM (SELECT g.customer_code COLLATE "default" AS customer_code, g.month, g.revenue, g.orders'
+               '       FROM (SELECT x.customer_code COLLATE "C" AS customer_code, date_trunc(''month'', x.order_date)::date AS month,'
+               '                    sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
+               '             FROM %2$s x'
+               '            WHERE x.sign IS NOT NULL AND %4$s AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) g) d'
+               ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
+               ' ON CONFLICT DO NOTHING',
+               month_state, dirty, c.revenue_window, since),
+        format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
+               'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
+               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)'
+               ' RETURNING customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM added'
+               ' ON CONFLICT DO NOTHING',
+               month_state, month_state, c.revenue_window, c.source_schema),
+        format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
+               long::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
+               format('SELECT m.customer_code, m.month, m.revenue, m.orders FROM %s m'
+                      ' JOIN pg_temp.customer_analytics_long_keys k USING (customer_code)', month_state)),
+        format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
+               sheet::oid, changed_keys,
+               customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
+                   format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
+                          ' JOIN pg_temp.customer_analytics_targets t USING (customer_code))', month_state)))]);
+    IF snapshot IS NOT NULL THEN
+        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_changed;
+        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
+                       dirty, since, snapshot) INTO order_changes;
+    END IF;
+    PERFORM customer_analytics._drop_delta_scratch();
+END $_$;
+
+-- The sheet's rows (one per target, a column per month) from a relation of
+-- target rows and one of (customer_code, month, revenue) rows, as the
+-- sheet's own definition computes them.
+CREATE FUNCTION customer_analytics._campaign_sheet_rows_sql(c customer_analytics.campaigns, targets text, revenue text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    columns text := '';
+    m record;
+BEGIN
+    FOR m IN SELECT * FROM customer_analytics.pivot_months(c.revenue_window) LOOP
+        columns := columns || format(', COALESCE(sum(m.revenue) FILTER (WHERE m.month = %L::date), 0)::numeric AS %I',
+                                     m.month, m.column_name);
+    END LOOP;
+    RETURN format('SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%s'
+                  ' FROM %s t LEFT JOIN %s m USING (customer_code)'
+                  ' GROUP BY t.customer_code, t.trade_name, t.delivery_route, t.csm, t.avg_ticket_size',
+                  columns, targets, revenue);
+END $$;
+
+-- The state's columns (orders, total, spend_orders, spend, low_tickets,
+-- base_orders, base, recent_orders, recent) as aggregates over order rows
+-- o(sign, samount, in_spend, in_low, in_base, in_recent) that
+-- _campaign_state_flags() computes: counted once each, or with their sign
+-- (-1 removed, +1 added).  A sum over no order is NULL, as targeting_stats
+-- leaves it.
+CREATE FUNCTION customer_analytics._campaign_state_aggregates(signed boolean) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT format('sum(%1$s) AS orders, sum(o.samount) AS total,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_spend), 0) AS spend_orders,'
+                  ' sum(o.samount) FILTER (WHERE o.in_spend) AS spend,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_low), 0) AS low_tickets,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_base), 0) AS base_orders,'
+                  ' sum(o.samount) FILTER (WHERE o.in_base) AS base,'
+                  ' COALESCE(sum(%1$s) FILTER (WHERE o.in_recent), 0) AS recent_orders,'
+                  ' sum(o.samount) FILTER (WHERE o.in_recent) AS recent',
+                  CASE WHEN signed THEN 'o.sign' ELSE '1' END)
+$_$;
+
+-- The state's columns in the order _campaign_state_aggregates() gives them.
+CREATE FUNCTION customer_analytics._campaign_state_columns() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 'orders, total, spend_orders, spend, low_tickets, base_orders, base, recent_orders, recent' $$;
+
+-- What _campaign_state_aggregates() reads of an order row i(d date, amount
+-- numeric[, sign]): its (signed) amount and the campaign's windows it falls
+-- in.  Computed once per row (the delta refresh keeps them in a subquery
+-- with OFFSET 0) rather than once per aggregate.
+CREATE FUNCTION customer_analytics._campaign_state_flags(c customer_analytics.campaigns, signed boolean) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT format('%s AS samount, i.d <@ %L::daterange AS in_spend,'
+                  ' (i.d <@ %L::daterange AND i.amount < %L::numeric) AS in_low,'
+                  ' i.d <@ %L::daterange AS in_base, i.d <@ %L::daterange AS in_recent',
+                  CASE WHEN signed THEN 'i.sign * i.amount' ELSE 'i.amount' END,
+                  c.spend_window, c.low_ticket_window, c.low_ticket_below, c.base_window, c.recent_window)
+$$;
+
+-- The comment that marks a table as a campaign's state (a restore brings
+-- it back with the tables).
+CREATE FUNCTION customer_analytics._campaign_state_marker(c customer_analytics.campaigns) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 'customer_analytics: per-customer state of campaign ' || c.name $$;
+
+-- The names of a campaign's two state tables (in its view schema).
+CREATE FUNCTION customer_analytics._campaign_state_names(c customer_analytics.campaigns, OUT state text, OUT month_state text) RETURNS record
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT c.name || '_state', c.name || '_month_state' $$;
+
+-- Why the state tables cannot be used for this refresh (NULL: they can):
+-- they must be the ones recorded, plain tables of the caller.
+CREATE FUNCTION customer_analytics._campaign_state_problem(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    n record := customer_analytics._campaign_state_names(c);
+    st regclass := to_regclass(format('%I.%I', c.view_schema, n.state));
+    mt regclass := to_regclass(format('%I.%I', c.view_schema, n.month_state));
+BEGIN
+    IF s.state_snapshot IS NULL THEN
+        RETURN 'no per-customer state yet';
+    ELSIF st IS DISTINCT FROM s.state_table OR mt IS DISTINCT FROM s.month_state_table
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = st), 'USAGE')
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = mt), 'USAGE') THEN
+        RETURN 'the per-customer state tables were changed';
+    ELSIF NOT customer_analytics._view_reusable(to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly')),
+                                                s.monthly_view)
+          OR to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long')) IS NULL THEN
+        RETURN 'the monthly views were rebuilt';
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Those of the campaign's two state tables that exist and carry its marker.
+CREATE FUNCTION customer_analytics._campaign_state_relations(c customer_analytics.campaigns) RETURNS SETOF regclass
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+                                             customer_analytics._campaign_state_marker(c))
+      FROM customer_analytics._campaign_state_names(c) n
+$$;
+
+-- Create the state tables if missing (or take back the ones a restore
+-- brought), as the campaign's owner.  Error when another relation has the
+-- name.  Returns them.
+CREATE FUNCTION customer_analytics._campaign_state_tables(c customer_analytics.campaigns, OUT state regclass, OUT month_state regclass) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    n record := customer_analytics._campaign_state_names(c);
+    marker text := customer_analytics._campaign_state_marker(c);
+BEGIN
+    PERFORM customer_analytics._require_marked_or_absent(c.view_schema, ARRAY[n.state, n.month_state], marker,
+                                                         'campaign', c.name, 'per-customer state');
+    state := customer_analytics._create_marked_table(c.view_schema, n.state,
+        '(customer_code text PRIMARY KEY, orders bigint NOT NULL, total numeric, last_order date,'
+        ' spend_orders bigint NOT NULL, spend numeric, low_tickets bigint NOT NULL, base_orders bigint NOT NULL,'
+        ' base numeric, recent_orders bigint NOT NULL, recent numeric)', marker);
+    month_state := customer_analytics._create_marked_table(c.view_schema, n.month_state,
+        '(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))', marker);
+END $$;
+
+-- The target_customers() call of a campaign over its state (customers
+-- from the SQL array expression given).
+CREATE FUNCTION customer_analytics._campaign_state_targets_sql(c customer_analytics.campaigns, state regclass, customers text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT format('SELECT * FROM customer_analytics._target_customers_from_state(%L::text[], %L::daterange, %L::numeric,'
+                  ' %L::daterange, %L::numeric, %L::int, %L::daterange, %L::daterange, %L::numeric, %L::boolean,'
+                  ' %L::text, %L::text, %s, %L::regclass)',
+                  c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
+                  c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct, c.exclude_closed,
+                  c.route_source, c.source_schema, customers, state::oid)
+$$;
+
+-- Why the campaign's views cannot be kept from per-customer state at all
+-- (NULL: they can).  c has its windows resolved.
+CREATE FUNCTION customer_analytics._campaign_state_unsupported(c customer_analytics.campaigns) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE
+        WHEN c.route_source = 'order' THEN 'routes come from the orders'
+        WHEN NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+             WHERE a.attrelid = to_regclass(format('%I.sales_order_lines', c.source_schema))
+               AND a.attname = 'pretax_subtotal' AND NOT a.attisdropped
+               AND (a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+                    OR (a.atttypid = 'numeric'::regtype AND a.atttypmod >= 0)))
+        THEN 'the line amounts have no fixed scale (pretax_subtotal is not numeric(p,s) or an integer)'
+    END
+$$;
+
+-- Create the table schema.name (columns: a column list in parentheses)
+-- with the marker, unless it exists; returns it.
+CREATE FUNCTION customer_analytics._create_marked_table(schema text, name text, columns text, marker text) RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF to_regclass(format('%I.%I', schema, name)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I %s', schema, name, columns);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', schema, name, marker);
+    END IF;
+    RETURN format('%I.%I', schema, name)::regclass;
+END $$;
+
+-- Drop a campaign's state tables (those that carry its marker); returns how many.
+CREATE FUNCTION customer_analytics._drop_campaign_state(c customer_analytics.campaigns) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._drop_marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+                                                  customer_analytics._campaign_state_marker(c))
+      FROM customer_analytics._campaign_state_names(c) n
+$$;
+
+-- Drop the delta refresh's temporary tables if this session has them.
+CREATE FUNCTION customer_analytics._drop_delta_scratch() RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._drop_temp_tables('customer_analytics_changed', 'customer_analytics_targets',
+                                                'customer_analytics_long_keys', 'customer_analytics_months')
+$$;
+
+-- Drop those of the tables schema.names that carry the marker; returns how many.
+CREATE FUNCTION customer_analytics._drop_marked_tables(schema text, names text[], marker text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    t regclass;
+    n int := 0;
+BEGIN
+    FOR t IN SELECT * FROM customer_analytics._marked_tables(schema, names, marker) LOOP
+        EXECUTE format('DROP TABLE %s', t);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- Drop those of the named temporary tables this session has.
+CREATE FUNCTION customer_analytics._drop_temp_tables(VARIADIC tables text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        IF to_regclass('pg_temp.' || quote_ident(t)) IS NOT NULL THEN
+            EXECUTE format('DROP TABLE pg_temp.%I', t);
+        END IF;
+    END LOOP;
+END $$;
+
+-- Empty a campaign's state tables (those that carry its marker) and record
+-- that it has none: what they held no longer follows the orders.
+CREATE FUNCTION customer_analytics._forget_campaign_state(c customer_analytics.campaigns) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT * FROM customer_analytics._campaign_state_relations(c) LOOP
+        EXECUTE format('TRUNCATE %s', t);
+    END LOOP;
+    UPDATE customer_analytics.campaign_refresh_state x
+       SET state_table = NULL, month_state_table = NULL, state_snapshot = NULL
+     WHERE x.campaign = c.name;
+END $$;
+
+-- Those of the tables schema.names that exist and carry the marker.
+CREATE FUNCTION customer_analytics._marked_tables(schema text, names text[], marker text) RETURNS SETOF regclass
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT t FROM (SELECT to_regclass(format('%I.%I', schema, n)) AS t FROM unnest(names) n) x
+     WHERE obj_description(t, 'pg_class') = marker
+$$;
+
+-- Internal: replace the rows of the given customers in a materialized view
+-- the caller owns, without blocking readers.
+CREATE FUNCTION customer_analytics._matview_apply(matview regclass, keys text[], rows_sql text) RETURNS bigint
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'matview_apply';
+
+COMMENT ON FUNCTION customer_analytics._matview_apply(matview regclass, keys text[], rows_sql text) IS 'internal: replace the rows of the given customers in a materialized view the caller owns, without blocking readers';
+
+-- Internal: lock a materialized view the caller owns as _matview_apply does,
+-- until the end of the transaction.
+CREATE FUNCTION customer_analytics._matview_lock(matview regclass) RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'matview_lock';
+
+COMMENT ON FUNCTION customer_analytics._matview_lock(matview regclass) IS 'internal: lock a materialized view the caller owns as _matview_apply does, until the end of the transaction';
+
+-- Refuse to take over a relation named like a state table that is not one:
+-- each of schema.names must be absent or carry the marker.
+CREATE FUNCTION customer_analytics._require_marked_or_absent(schema text, names text[], marker text, kind text, name text, what text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY names LOOP
+        IF to_regclass(format('%I.%I', schema, t)) IS NOT NULL
+           AND obj_description(to_regclass(format('%I.%I', schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
+            RAISE EXCEPTION 'relation %.% exists and is not the state of % "%"', schema, t, kind, name
+                USING ERRCODE = 'duplicate_table',
+                      HINT = format('Rename or drop that relation; the %s keeps its %s under this name.', kind, what);
+        END IF;
+    END LOOP;
+END $$;
+
+-- The first statement of a delta refresh (run as of the snapshot it applies
+-- the changes at): the orders changed since the state's snapshot (the
+-- dirty rows `since` selects, SQL over alias x) read as the full
+-- computation reads them.  Every order the rollup now holds without a
+-- readable date, of a customer that one of the changes' new rows (sign +1)
+-- gave such an order, is dated by _rollup_order_date(), which raises the
+-- error target_customers(), customer_features() and the state's build
+-- raise on it (the same SQLSTATE and message, naming the order).  That is
+-- every such order of the rollup with a customer: when the state was built
+-- or last adjusted there was none (the build dates every order, and so did
+-- the refreshes since), and a new one comes with a new row in the dirty
+-- table.  An order whose date was broken and corrected again since then is
+-- no longer one: the refresh then goes on.  The ERP's writes are never
+-- refused; the refresh fails, and its views and state stay as they were.
+-- (Each such customer's orders are read through the rollup's customer
+-- index, OFFSET 0 keeping the planner from a scan of the whole rollup: a
+-- refresh with no such change reads nothing more than its dirty rows.)
+CREATE FUNCTION customer_analytics._rollup_changes_check_sql(r customer_analytics.rollups, since text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT format('SELECT count(customer_analytics._rollup_order_date(o.order_date, o.order_date_raw, o.order_type, o.order_number))'
+                  ' FROM (SELECT DISTINCT x.customer_code FROM %2$s x WHERE %3$s AND x.sign > 0 AND x.order_date IS NULL) k,'
+                  ' LATERAL (SELECT r.order_date, r.order_date_raw, r.order_type, r.order_number FROM %1$s r'
+                  '          WHERE r.customer_code = k.customer_code AND r.order_date IS NULL OFFSET 0) o',
+                  customer_analytics._rollup_table(r.id), customer_analytics._rollup_dirty_table(r.id), since)
+$_$;
+
+-- The guard of a delta refresh (_at_one_snapshot's): true, and nothing is
+-- applied, when there is a change the state cannot follow among the dirty
+-- rows `since` selects (SQL over alias x): a TRUNCATE or rebuild committed
+-- since the caller looked, an order total or quantity that is not a finite
+-- number (a sum that took in NaN cannot give it back when the row is
+-- corrected: the state is computed afresh instead, as long as such a row is
+-- among the changes), or a write of the refreshing transaction itself,
+-- whose rows no snapshot can tell apart before and after this refresh.
+-- Orders whose date the triggers could not read are not a reason: the
+-- refresh raises on them what the full computation raises
+-- (_rollup_changes_check_sql), and a date corrected since is followed.
+CREATE FUNCTION customer_analytics._rollup_delta_guard_sql(r customer_analytics.rollups, since text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT format('SELECT (SELECT x.generation <> %s OR x.state <> ''current'' FROM customer_analytics.rollups x WHERE x.id = %s)'
+                  ' OR EXISTS (SELECT 1 FROM %s x WHERE %s AND (x.customer_code IS NULL'
+                  ' OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'')'
+                  ' OR x.xid = pg_catalog.pg_current_xact_id_if_assigned()))',
+                  r.generation, r.id, customer_analytics._rollup_dirty_table(r.id), since)
+$$;
+
+-- Why a delta refresh from the snapshot `since` refused (the guard of
+-- _rollup_delta_guard_sql), in words.
+CREATE FUNCTION customer_analytics._rollup_delta_refused(r customer_analytics.rollups, since pg_snapshot) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    truncated boolean;
+BEGIN
+    IF customer_analytics._rollup_written_here(r) THEN
+        RETURN 'this transaction wrote to the source tables';
+    ELSIF (SELECT x.generation <> r.generation OR x.state <> 'current'
+             FROM customer_analytics.rollups x WHERE x.id = r.id) THEN
+        RETURN 'the rollup was rebuilt';
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.customer_code IS NULL'
+                   ' AND NOT pg_visible_in_snapshot(x.xid, $1))', customer_analytics._rollup_dirty_table(r.id))
+       INTO truncated USING since;
+    RETURN CASE WHEN truncated THEN 'a source table was truncated'
+                ELSE 'an order total or quantity among the changes is not a finite number' END;
+END $_$;
+
+-- Has this transaction written to the source tables of rollup r (its
+-- triggers recorded rows under its xid)?  Its rows are then in the state
+-- whatever snapshot is taken, and no snapshot tells them apart later.
+CREATE FUNCTION customer_analytics._rollup_written_here(r customer_analytics.rollups) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    written boolean;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.xid = pg_current_xact_id_if_assigned())',
+                   customer_analytics._rollup_dirty_table(r.id)) INTO written;
+    RETURN written;
+END $$;
+
+-- Internal: target_customers() deciding on a campaign's per-customer state
+-- table instead of the orders.
+CREATE FUNCTION customer_analytics._target_customers_from_state(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) RETURNS SETOF record
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'target_customers_from_state';
+
+COMMENT ON FUNCTION customer_analytics._target_customers_from_state(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) IS 'internal: target_customers() deciding on a campaign''s per-customer state table instead of the orders';

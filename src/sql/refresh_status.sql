@@ -1,0 +1,154 @@
+-- refresh_status.sql
+--	What every build and refresh records: the catalog row's counters, refresh_history, progress shown in pg_stat_activity.
+
+-- How many rows each definition keeps (the C module defines the setting,
+-- 1 to 1,000,000; before it is loaded an unset or malformed value is 100).
+CREATE FUNCTION customer_analytics._history_keep() RETURNS integer
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT CASE WHEN v ~ '^\s*[0-9]{1,7}\s*$' AND v::int >= 1 THEN v::int ELSE 100 END
+      FROM (SELECT current_setting('customer_analytics.refresh_history_keep', true) AS v) s
+$_$;
+
+-- A row may be written only for an existing definition, by its owner.
+CREATE FUNCTION customer_analytics._history_writable(kind text, name text, owner name) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT customer_analytics._is_definition_owner(owner)
+       AND owner IN (SELECT c.owner FROM customer_analytics.campaigns c WHERE kind = 'campaign' AND c.name = $2
+                     UNION ALL
+                     SELECT s.owner FROM customer_analytics.segmentations s WHERE kind = 'segmentation' AND s.name = $2)
+$_$;
+
+-- The last refresh of a definition, and the last successful one: its
+-- status is succeeded, failed or interrupted (a dispatcher's run whose
+-- process ended before it finished), and while a dispatcher's claim of it
+-- is open, running (or interrupted, once that process is gone, before the
+-- next dispatcher records it).
+CREATE FUNCTION customer_analytics._last_refresh(kind text, name text, owner name, OUT last_status text, OUT last_success_at timestamp with time zone, OUT last_error text, OUT last_error_at timestamp with time zone) RETURNS record
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT COALESCE(c.state,
+                    (SELECT CASE WHEN h.succeeded THEN 'succeeded'
+                                 WHEN h.error LIKE 'interrupted:%' THEN 'interrupted' ELSE 'failed' END
+                       FROM customer_analytics.refresh_history h
+                      WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 ORDER BY h.id DESC LIMIT 1)),
+           (SELECT max(h.started_at) FROM customer_analytics.refresh_history h
+             WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 AND h.succeeded),
+           CASE WHEN c.state = 'interrupted' THEN c.error ELSE f.error END,
+           CASE WHEN c.state = 'interrupted' THEN c.claimed_at ELSE f.started_at END
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (SELECT h.error, h.started_at FROM customer_analytics.refresh_history h
+                          WHERE h.kind = $1 AND h.name = $2 AND h.owner = $3 AND NOT h.succeeded
+                          ORDER BY h.id DESC LIMIT 1) f ON true
+      LEFT JOIN LATERAL customer_analytics._schedule_claim($1, $2, $3) c ON true
+$_$;
+
+-- What a refresh record says when the session pinned "today": a
+-- definition whose rolling windows follow "today", refreshed or built while
+-- customer_analytics.as_of_date is set, was computed at that date, not the
+-- current one (a scheduled run too: run_scheduled_refresh and the
+-- dispatcher refresh in the session that calls them).  NULL otherwise.
+CREATE FUNCTION customer_analytics._pinned_today_note(kind text, name text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    spec jsonb;
+BEGIN
+    IF btrim(COALESCE(customer_analytics._checked_setting('customer_analytics.as_of_date'), '')) = '' THEN
+        RETURN NULL;
+    END IF;
+    SELECT c.rolling INTO spec FROM customer_analytics.campaigns c
+     WHERE kind = 'campaign' AND c.name = _pinned_today_note.name
+    UNION ALL
+    SELECT s.rolling FROM customer_analytics.segmentations s
+     WHERE kind = 'segmentation' AND s.name = _pinned_today_note.name;
+    IF spec IS NULL OR COALESCE(spec ->> 'as_of', 'today') <> 'today' THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('today pinned to %s (customer_analytics.as_of_date)', to_char(customer_analytics._as_of_today(), 'YYYY-MM-DD'));
+END $$;
+
+COMMENT ON FUNCTION customer_analytics._pinned_today_note(kind text, name text) IS 'internal: what refresh_history.mode adds when a rolling definition following "today" was computed with customer_analytics.as_of_date set, else NULL';
+
+-- What took the time: every phase a build or refresh reports (the
+-- progress shown in pg_stat_activity) is timed, and the refresh history
+-- keeps them with the refresh.
+CREATE FUNCTION customer_analytics._progress_phases() RETURNS jsonb
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'progress_phases';
+
+COMMENT ON FUNCTION customer_analytics._progress_phases() IS 'internal: the phases reported in this transaction since the last call, with their durations ([{"phase", "ms"}]), then forgotten';
+
+-- Record one refresh and prune the definition's older rows.
+CREATE FUNCTION customer_analytics._record_history(kind text, name text, owner name, started timestamp with time zone, mode text, rows bigint, error text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    keep int := customer_analytics._history_keep();
+BEGIN
+    INSERT INTO customer_analytics.refresh_history
+           (kind, name, owner, started_at, duration_ms, via, mode, rows, succeeded, error, phases)
+    VALUES (kind, name, owner, started, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+            COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
+            -- a pinned "today" is said, never silent (NULL mode: a failure)
+            mode || COALESCE('; ' || customer_analytics._pinned_today_note(kind, name), ''),
+            rows, error IS NULL, error, customer_analytics._progress_phases());
+    DELETE FROM customer_analytics.refresh_history h
+     WHERE h.kind = _record_history.kind AND h.name = _record_history.name
+       AND h.id < (SELECT min(x.id) FROM (SELECT y.id FROM customer_analytics.refresh_history y
+                                            WHERE y.kind = _record_history.kind AND y.name = _record_history.name
+                                            ORDER BY y.id DESC LIMIT keep) x);
+END $$;
+
+-- Record a campaign's refresh in its catalog row (when, how long, how many
+-- rows) and return the row.
+CREATE FUNCTION customer_analytics._record_refresh(campaign text, started timestamp with time zone) RETURNS customer_analytics.campaigns
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    n_targets bigint;
+    n_monthly bigint;
+BEGIN
+    n_targets := customer_analytics._count_rows(c.view_schema, c.name || '_targets');
+    n_monthly := customer_analytics._count_rows(c.view_schema, c.name || '_monthly');
+    UPDATE customer_analytics.campaigns
+       SET refreshed_at = now(),
+           refresh_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+           target_rows = n_targets, monthly_rows = n_monthly
+     WHERE name = campaign
+    RETURNING * INTO c;
+    RETURN c;
+END $$;
+
+-- Record a segmentation's refresh in its catalog row (when, how long, how
+-- many members) and return the row.
+CREATE FUNCTION customer_analytics._record_segmentation_refresh(segmentation text, started timestamp with time zone) RETURNS customer_analytics.segmentations
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
+BEGIN
+    UPDATE customer_analytics.segmentations
+       SET refreshed_at = now(),
+           refresh_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+           member_rows = customer_analytics._count_rows(s.view_schema, s.name || '_members')
+     WHERE name = s.name
+    RETURNING * INTO s;
+    RETURN s;
+END $$;
+
+-- Long work publishes its phase in pg_stat_activity.query (progress.c).
+CREATE FUNCTION customer_analytics._report_progress(phase text) RETURNS void
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'report_progress';
+
+COMMENT ON FUNCTION customer_analytics._report_progress(phase text) IS 'Show "customer_analytics: <phase> | <statement>" as this session''s activity in pg_stat_activity';

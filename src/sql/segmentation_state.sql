@@ -1,0 +1,391 @@
+-- segmentation_state.sql
+--	Segmentation feature state: per-customer features kept from the rollup's order changes.
+
+-- Internal: customer_features() derived from a segmentation's per-customer
+-- feature state table.
+CREATE FUNCTION customer_analytics._customer_features_from_state(state regclass, feature_window daterange, as_of date) RETURNS TABLE(customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint, total_quantity numeric, first_order date, last_order date, recency_days integer, tenure_days integer, span_days integer, quantity_per_visit double precision, days_per_visit double precision, skus_per_visit double precision, diff double precision, is_repeat boolean, features double precision[])
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'customer_features_from_state';
+
+COMMENT ON FUNCTION customer_analytics._customer_features_from_state(state regclass, feature_window daterange, as_of date) IS 'internal: customer_features() derived from a segmentation''s per-customer feature state table';
+
+-- Drop the segmentation delta refresh's temporary tables if this session has them.
+CREATE FUNCTION customer_analytics._drop_segmentation_scratch() RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._drop_temp_tables('customer_analytics_seg_changed', 'customer_analytics_seg_skus',
+                                                'customer_analytics_seg_sku_counts')
+$$;
+
+-- Drop a segmentation's state tables (those that carry its marker); returns how many.
+CREATE FUNCTION customer_analytics._drop_segmentation_state(s customer_analytics.segmentations) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._drop_marked_tables(s.view_schema, ARRAY[n.state, n.sku_state],
+                                                  customer_analytics._segmentation_state_marker(s))
+      FROM customer_analytics._segmentation_state_names(s) n
+$$;
+
+-- Build a segmentation's state in full.  From the rollup (r not NULL), as
+-- of one snapshot, which it returns: the state then follows the order
+-- changes.  Otherwise from customer_features() (the source tables), with
+-- no snapshot and no sku rows: into the kept tables when the segmentation
+-- has them, else into a temporary table (no state tables beside the views
+-- of a source without a rollup).  A relation that has a state table's name
+-- and is not it: a WARNING, and the temporary table.  s is resolved.
+CREATE FUNCTION customer_analytics._segmentation_build_state(s customer_analytics.segmentations, r customer_analytics.rollups, OUT state regclass, OUT sku_state regclass, OUT snapshot pg_snapshot) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    t record;
+BEGIN
+    BEGIN
+        t := customer_analytics._segmentation_state_tables(s,
+                 r IS NULL AND NOT EXISTS (SELECT 1 FROM customer_analytics._segmentation_state_relations(s)));
+    EXCEPTION WHEN duplicate_table THEN
+        RAISE WARNING 'segmentation "%" keeps no per-customer feature state: %', s.name, SQLERRM
+            USING HINT = 'Its refreshes compute the features in full until this is fixed.';
+        t := customer_analytics._segmentation_state_tables(s, true);
+        r := NULL;
+    END;
+    state := t.state;
+    sku_state := t.sku_state;
+    IF r IS NULL THEN
+        EXECUTE format('TRUNCATE %s', concat_ws(', ', state::text, sku_state::text));
+        -- the sums as customer_features() gives them (0 for none), without
+        -- the order counts it does not give: no order changes are applied
+        -- to this state
+        EXECUTE format('INSERT INTO %s SELECT f.customer_code, f.visits, f.total_spend, NULL, f.total_quantity,'
+                       ' NULL, f.skus, f.first_order, f.last_order'
+                       ' FROM customer_analytics.customer_features($1, $2, $3) f', state)
+          USING s.feature_window, s.as_of, s.source_schema;
+        snapshot := NULL;
+        RETURN;
+    END IF;
+    snapshot := customer_analytics._at_one_snapshot(NULL, ARRAY[
+        format('TRUNCATE %s, %s', state, sku_state),
+        format('INSERT INTO %s SELECT o.customer_code, p.code, count(*) FROM %s o, unnest(o.product_codes) p(code)'
+               ' WHERE p.code IS NOT NULL GROUP BY 1, 2',
+               sku_state, customer_analytics._segmentation_rollup_orders_sql(s, r)),
+        format('INSERT INTO %s SELECT g.customer_code, g.visits, g.spend, g.spend_orders, g.quantity, g.quantity_orders,'
+               ' COALESCE(k.skus, 0), g.first_order, g.last_order FROM'
+               ' (SELECT o.customer_code, count(*) AS visits, sum(o.total) AS spend, count(o.total) AS spend_orders,'
+               '  sum(o.quantity) AS quantity, count(o.quantity) AS quantity_orders,'
+               '  min(o.d) AS first_order, max(o.d) AS last_order FROM %s o GROUP BY 1) g'
+               ' LEFT JOIN (SELECT k.customer_code, count(*) AS skus FROM %s k GROUP BY 1) k USING (customer_code)',
+               state, customer_analytics._segmentation_rollup_orders_sql(s, r), sku_state)]);
+END $_$;
+
+-- The state table the views of segmentation s (resolved) read their
+-- features from, or NULL (they compute them): one made current by this
+-- transaction's refresh for this window, a table of the caller's (its
+-- <name>_features_state, or this session's temporary one).
+CREATE FUNCTION customer_analytics._segmentation_current_state(s customer_analytics.segmentations) RETURNS regclass
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT x.state_table::regclass
+      FROM customer_analytics.segmentation_refresh_state x
+     WHERE x.segmentation = s.name
+       AND x.features_xid = pg_current_xact_id_if_assigned()
+       AND x.feature_window = s.feature_window
+       AND x.state_table IN (to_regclass(format('%I.%I', s.view_schema,
+                                                (customer_analytics._segmentation_state_names(s)).state)),
+                             to_regclass('pg_temp.customer_analytics_seg_state'))
+       AND obj_description(x.state_table, 'pg_class') = customer_analytics._segmentation_state_marker(s)
+       AND pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = x.state_table), 'USAGE')
+$$;
+
+-- Apply the order changes committed since the state's snapshot to a
+-- segmentation's state, as of one new snapshot, which it returns (NULL,
+-- nothing done, when there is a change it cannot follow: see
+-- _rollup_delta_guard_sql).  An order among the changes that the full
+-- computation refuses (a date it cannot read) raises its error, and
+-- nothing is applied.  s is resolved; the caller holds the refresh
+-- lock.  A customer's first or last order is looked up again only when a
+-- removed order may have been it.
+CREATE FUNCTION customer_analytics._segmentation_delta_refresh(s customer_analytics.segmentations, x customer_analytics.segmentation_refresh_state, r customer_analytics.rollups, OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+    dirty text := customer_analytics._rollup_dirty_table(r.id);
+    since text := format('x.xid >= pg_catalog.pg_snapshot_xmin(%1$L::pg_snapshot)'
+                         ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %1$L::pg_snapshot)', x.snapshot);
+    -- the changed orders' rows in the window
+    rows text := format('x.sign IS NOT NULL AND %s AND x.order_date <@ %L::daterange', since, s.feature_window);
+    state regclass := x.state_table;
+    sku regclass := x.sku_table;
+    lookup text := format('(SELECT %%s(r.order_date) FROM %s r WHERE r.customer_code = %%s AND r.order_date <@ %L::daterange)',
+                          customer_analytics._rollup_table(r.id), s.feature_window);
+BEGIN
+    PERFORM customer_analytics._drop_segmentation_scratch();
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_changed', '(customer_code text PRIMARY KEY)');
+    -- the net change of lines per (customer, product code), and of each
+    -- changed customer's distinct codes
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_skus',
+        '(customer_code text, product_code text, lines bigint, PRIMARY KEY (customer_code, product_code))');
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_sku_counts', '(customer_code text PRIMARY KEY, skus bigint)');
+    snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since), ARRAY[
+        -- the changed orders, read as the full computation reads them
+        customer_analytics._rollup_changes_check_sql(r, since),
+        format('INSERT INTO pg_temp.customer_analytics_seg_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
+               dirty, rows),
+        'ANALYZE pg_temp.customer_analytics_seg_changed',
+        -- lines per product code, with their signs; a code whose count
+        -- reaches 0 leaves the customer's codes, a new one joins them
+        format('INSERT INTO pg_temp.customer_analytics_seg_skus'
+               ' SELECT x.customer_code, p.code, sum(x.sign) FROM %s x, unnest(x.product_codes) p(code)'
+               ' WHERE %s AND p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(x.sign) <> 0', dirty, rows),
+        'ANALYZE pg_temp.customer_analytics_seg_skus',
+        format('INSERT INTO pg_temp.customer_analytics_seg_sku_counts'
+               ' SELECT z.customer_code, sum(CASE WHEN k.lines IS NULL THEN 1 WHEN k.lines + z.lines <= 0 THEN -1 ELSE 0 END)'
+               ' FROM pg_temp.customer_analytics_seg_skus z LEFT JOIN %s k'
+               ' ON k.customer_code = z.customer_code AND k.product_code = z.product_code'
+               ' GROUP BY 1 HAVING sum(CASE WHEN k.lines IS NULL THEN 1 WHEN k.lines + z.lines <= 0 THEN -1 ELSE 0 END) <> 0',
+               sku),
+        format('DELETE FROM %s k USING pg_temp.customer_analytics_seg_skus z'
+               ' WHERE k.customer_code = z.customer_code AND k.product_code = z.product_code AND k.lines + z.lines <= 0',
+               sku),
+        format('INSERT INTO %1$s AS k (customer_code, product_code, lines)'
+               ' SELECT z.customer_code, z.product_code, z.lines FROM pg_temp.customer_analytics_seg_skus z'
+               ' WHERE z.lines > 0 OR EXISTS (SELECT 1 FROM %1$s y'
+               '                               WHERE y.customer_code = z.customer_code AND y.product_code = z.product_code)'
+               ' ON CONFLICT (customer_code, product_code) DO UPDATE SET lines = k.lines + excluded.lines',
+               sku),
+        -- visits and sums adjusted; a sum is NULL again when no order has one
+        format('WITH d AS (SELECT x.customer_code, sum(x.sign) AS visits, sum(x.sign * x.total) AS spend,'
+               '   COALESCE(sum(x.sign) FILTER (WHERE x.total IS NOT NULL), 0) AS spend_orders,'
+               '   sum(x.sign * x.quantity) AS quantity,'
+               '   COALESCE(sum(x.sign) FILTER (WHERE x.quantity IS NOT NULL), 0) AS quantity_orders,'
+               '   min(x.order_date) FILTER (WHERE x.sign > 0) AS added_first,'
+               '   max(x.order_date) FILTER (WHERE x.sign > 0) AS added_last,'
+               '   min(x.order_date) FILTER (WHERE x.sign < 0) AS removed_first,'
+               '   max(x.order_date) FILTER (WHERE x.sign < 0) AS removed_last'
+               '   FROM %2$s x WHERE %3$s GROUP BY 1),'
+               ' upd AS (UPDATE %1$s s SET visits = s.visits + d.visits,'
+               '   spend = CASE WHEN s.spend_orders + d.spend_orders > 0 THEN COALESCE(s.spend, 0) + COALESCE(d.spend, 0) END,'
+               '   spend_orders = s.spend_orders + d.spend_orders,'
+               '   quantity = CASE WHEN s.quantity_orders + d.quantity_orders > 0'
+               '     THEN COALESCE(s.quantity, 0) + COALESCE(d.quantity, 0) END,'
+               '   quantity_orders = s.quantity_orders + d.quantity_orders,'
+               '   first_order = CASE WHEN s.visits + d.visits <= 0 THEN NULL'
+               '     WHEN d.removed_first <= LEAST(s.first_order, d.added_first) THEN %4$s'
+               '     ELSE LEAST(s.first_order, d.added_first) END,'
+               '   last_order = CASE WHEN s.visits + d.visits <= 0 THEN NULL'
+               '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN %5$s'
+               '     ELSE GREATEST(s.last_order, d.added_last) END'
+               '   FROM d WHERE s.customer_code = d.customer_code)'
+               ' INSERT INTO %1$s (customer_code, visits, spend, spend_orders, quantity, quantity_orders, skus,'
+               '                   first_order, last_order)'
+               ' SELECT d.customer_code, d.visits, CASE WHEN d.spend_orders > 0 THEN d.spend END, d.spend_orders,'
+               '   CASE WHEN d.quantity_orders > 0 THEN d.quantity END, d.quantity_orders, 0,'
+               '   CASE WHEN d.removed_first IS NULL THEN d.added_first ELSE %6$s END,'
+               '   CASE WHEN d.removed_last IS NULL THEN d.added_last ELSE %7$s END'
+               -- new customers: those the state had no row for (the
+               -- statement's snapshot does not see the UPDATE above), found
+               -- by the state's key, whatever the estimates of d say
+               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
+               state, dirty, rows,
+               format(lookup, 'min', 's.customer_code'), format(lookup, 'max', 's.customer_code'),
+               format(lookup, 'min', 'd.customer_code'), format(lookup, 'max', 'd.customer_code')),
+        format('UPDATE %s s SET skus = s.skus + c.skus FROM pg_temp.customer_analytics_seg_sku_counts c'
+               ' WHERE s.customer_code = c.customer_code', state),
+        format('DELETE FROM %s s USING pg_temp.customer_analytics_seg_changed c'
+               ' WHERE s.customer_code = c.customer_code AND s.visits <= 0', state)]);
+    IF snapshot IS NOT NULL THEN
+        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_seg_changed;
+        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
+                       dirty, since, snapshot) INTO order_changes;
+    END IF;
+    PERFORM customer_analytics._drop_segmentation_scratch();
+END $_$;
+
+-- The rollup's orders in the feature window as rows o(customer_code, d,
+-- total, quantity, product_codes): the orders customer_features() reads.
+CREATE FUNCTION customer_analytics._segmentation_rollup_orders_sql(s customer_analytics.segmentations, r customer_analytics.rollups) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT format('(SELECT o.* FROM (SELECT r.customer_code,'
+                  ' customer_analytics._rollup_order_date(r.order_date, r.order_date_raw, r.order_type, r.order_number) AS d,'
+                  ' r.total, r.quantity, r.product_codes FROM %s r WHERE r.customer_code IS NOT NULL) o'
+                  ' WHERE o.d <@ %L::daterange)', customer_analytics._rollup_table(r.id), s.feature_window)
+$$;
+
+-- The columns of a feature state table: spend_orders, quantity_orders are
+-- the orders with a total, a quantity (NULL in a state copied from
+-- customer_features(), which does not tell: its sums are taken as they are).
+CREATE FUNCTION customer_analytics._segmentation_state_columns() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT '(customer_code text PRIMARY KEY, visits bigint NOT NULL, spend numeric, spend_orders bigint,'
+          ' quantity numeric, quantity_orders bigint, skus bigint NOT NULL, first_order date, last_order date)' $$;
+
+-- The comment that marks a table as a segmentation's state.
+CREATE FUNCTION customer_analytics._segmentation_state_marker(s customer_analytics.segmentations) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 'customer_analytics: per-customer feature state of segmentation ' || s.name $$;
+
+-- The names of a segmentation's two state tables (in its view schema).
+CREATE FUNCTION customer_analytics._segmentation_state_names(s customer_analytics.segmentations, OUT state text, OUT sku_state text) RETURNS record
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT s.name || '_features_state', s.name || '_sku_state' $$;
+
+-- Why the recorded state cannot be adjusted by this refresh (NULL: it
+-- can).  s is resolved.
+CREATE FUNCTION customer_analytics._segmentation_state_problem(s customer_analytics.segmentations, x customer_analytics.segmentation_refresh_state, r customer_analytics.rollups) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    n record := customer_analytics._segmentation_state_names(s);
+    st regclass := to_regclass(format('%I.%I', s.view_schema, n.state));
+    kt regclass := to_regclass(format('%I.%I', s.view_schema, n.sku_state));
+BEGIN
+    IF x IS NULL OR x.snapshot IS NULL THEN
+        RETURN 'no per-customer state yet';
+    ELSIF x.generation IS DISTINCT FROM r.generation THEN
+        RETURN 'the rollup was rebuilt';
+    ELSIF x.feature_window <> s.feature_window THEN
+        RETURN CASE WHEN s.rolling IS NOT NULL THEN 'the feature window moved' ELSE 'the feature window changed' END;
+    ELSIF st IS DISTINCT FROM x.state_table OR kt IS DISTINCT FROM x.sku_table
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = st), 'USAGE')
+          OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = kt), 'USAGE') THEN
+        RETURN 'the per-customer state tables were changed';
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Those of the segmentation's two state tables that exist and carry its marker.
+CREATE FUNCTION customer_analytics._segmentation_state_relations(s customer_analytics.segmentations) RETURNS SETOF regclass
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._marked_tables(s.view_schema, ARRAY[n.state, n.sku_state],
+                                             customer_analytics._segmentation_state_marker(s))
+      FROM customer_analytics._segmentation_state_names(s) n
+$$;
+
+-- Create the state tables if missing (or take back the ones a restore
+-- brought), as the caller (the segmentation's owner).  Error when another
+-- relation has the name.  Returns them.  With temporary, a state table of
+-- this transaction only (pg_temp.customer_analytics_seg_state, created
+-- again) and no sku table: the features computed once for this refresh
+-- when no order changes are to be applied later.
+CREATE FUNCTION customer_analytics._segmentation_state_tables(s customer_analytics.segmentations, temporary boolean, OUT state regclass, OUT sku_state regclass) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    n record := customer_analytics._segmentation_state_names(s);
+    marker text := customer_analytics._segmentation_state_marker(s);
+BEGIN
+    IF temporary THEN
+        PERFORM customer_analytics._drop_temp_tables('customer_analytics_seg_state');
+        PERFORM customer_analytics._scratch_table('customer_analytics_seg_state',
+                                                  customer_analytics._segmentation_state_columns());
+        EXECUTE format('COMMENT ON TABLE pg_temp.customer_analytics_seg_state IS %L', marker);
+        state := 'pg_temp.customer_analytics_seg_state'::regclass;
+        sku_state := NULL;
+        RETURN;
+    END IF;
+    PERFORM customer_analytics._require_marked_or_absent(s.view_schema, ARRAY[n.state, n.sku_state], marker,
+                                                         'segmentation', s.name, 'per-customer feature state');
+    state := customer_analytics._create_marked_table(s.view_schema, n.state,
+                                                     customer_analytics._segmentation_state_columns(), marker);
+    sku_state := customer_analytics._create_marked_table(s.view_schema, n.sku_state,
+        '(customer_code text, product_code text, lines bigint NOT NULL, PRIMARY KEY (customer_code, product_code))', marker);
+END $$;
+
+-- Why the features cannot be kept from order changes (NULL: they can): the
+-- sums must keep one scale, so the line amounts and quantities must have
+-- a fixed one.
+CREATE FUNCTION customer_analytics._segmentation_state_unsupported(s customer_analytics.segmentations) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT format('the line %s have no fixed scale (%s is not numeric(p,s) or an integer)',
+                  CASE c WHEN 'pretax_subtotal' THEN 'amounts' ELSE 'quantities' END, c)
+      FROM unnest(ARRAY['pretax_subtotal', 'quantity']) c
+     WHERE NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+             WHERE a.attrelid = to_regclass(format('%I.sales_order_lines', s.source_schema))
+               AND a.attname = c AND NOT a.attisdropped
+               AND (a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+                    OR (a.atttypid = 'numeric'::regtype AND a.atttypmod >= 0)))
+     LIMIT 1
+$$;
+
+-- Bring a segmentation's feature state up to date for this refresh: from
+-- the order changes when the rollup and the state allow, else in full
+-- (from the rollup when it is usable, so that the next refresh can apply
+-- changes; from the source tables otherwise).  Marks the state current for
+-- this transaction, whose views then read it.  mode is what the refresh
+-- history records.  Only the owner keeps the state: another role's refresh
+-- (a superuser's) leaves the views to compute their features as the owner.
+-- unchanged: no customer's features changed and as_of is the one the views
+-- were last computed with, so the views, computed from the same features,
+-- would come out the same (the caller leaves them).
+CREATE FUNCTION customer_analytics._segmentation_update_state(s customer_analytics.segmentations, OUT mode text, OUT delta boolean, OUT unchanged boolean) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    resolved customer_analytics.segmentations := customer_analytics._segmentation_resolved(s);
+    r customer_analytics.rollups;
+    x customer_analytics.segmentation_refresh_state;
+    usable boolean;
+    why text;
+    d record;
+    b record;
+BEGIN
+    delta := false;
+    unchanged := false;
+    SELECT * INTO r FROM customer_analytics.rollups y WHERE y.source_schema = s.source_schema;
+    usable := r IS NOT NULL AND (customer_analytics._rollup_for_reading(s.source_schema)).rollup IS NOT NULL;
+    SELECT * INTO x FROM customer_analytics.segmentation_refresh_state y WHERE y.segmentation = s.name;
+    why := CASE WHEN r IS NULL THEN 'no rollup'
+                WHEN NOT usable THEN 'the rollup is not usable'
+                ELSE COALESCE(customer_analytics._segmentation_state_unsupported(resolved),
+                              CASE WHEN customer_analytics._rollup_written_here(r)
+                                   THEN 'this transaction wrote to the source tables' END,
+                              customer_analytics._segmentation_state_problem(resolved, x, r)) END;
+    IF why IS NULL THEN
+        PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): applying the order changes', s.name));
+        d := customer_analytics._segmentation_delta_refresh(resolved, x, r);
+        IF d.snapshot IS NULL THEN
+            why := customer_analytics._rollup_delta_refused(r, x.snapshot);
+        ELSE
+            delta := true;
+            unchanged := d.changed_customers = 0 AND x.as_of IS NOT DISTINCT FROM resolved.as_of;
+            mode := format('delta (%s changed customers, %s order changes%s)', d.changed_customers, d.order_changes,
+                           CASE WHEN unchanged THEN '; views unchanged' ELSE '' END);
+            UPDATE customer_analytics.segmentation_refresh_state y
+               SET snapshot = d.snapshot, features_xid = pg_current_xact_id(), as_of = resolved.as_of
+             WHERE y.segmentation = s.name;
+        END IF;
+    END IF;
+    IF NOT delta THEN
+        mode := format('full (%s)', why);
+        PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): computing the features', s.name));
+        -- from the rollup only when its changes can be applied later
+        b := customer_analytics._segmentation_build_state(resolved,
+                 CASE WHEN usable AND customer_analytics._segmentation_state_unsupported(resolved) IS NULL
+                           AND NOT customer_analytics._rollup_written_here(r) THEN r END);
+        INSERT INTO customer_analytics.segmentation_refresh_state AS y
+        VALUES (s.name, resolved.feature_window, b.state, CASE WHEN b.snapshot IS NOT NULL THEN b.sku_state END,
+                CASE WHEN b.snapshot IS NOT NULL THEN r.generation END, b.snapshot, pg_current_xact_id(),
+                resolved.as_of)
+        ON CONFLICT (segmentation) DO UPDATE
+            SET feature_window = excluded.feature_window, state_table = excluded.state_table,
+                sku_table = excluded.sku_table, generation = excluded.generation,
+                snapshot = excluded.snapshot, features_xid = excluded.features_xid, as_of = excluded.as_of;
+    END IF;
+    IF usable THEN
+        PERFORM customer_analytics._prune_dirty(r);
+    END IF;
+END $$;

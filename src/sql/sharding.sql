@@ -1,0 +1,516 @@
+-- sharding.sql
+--	Sharded sources over postgres_fdw: the contract check, per-shard rollups and the coordinator's incremental refresh.
+
+-- Replace, in place, the rows of the changed customers in a campaign's
+-- three views with their rows recomputed from the sharded source (the
+-- per-customer work on the shards, one row per customer back), under the
+-- lock REFRESH ... CONCURRENTLY takes: readers go on reading, other
+-- refreshes of the views wait.  c has its windows resolved.
+CREATE FUNCTION customer_analytics._campaign_shard_apply(c customer_analytics.campaigns, changed text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+    targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;
+    sheet regclass := format('%I.%I', c.view_schema, c.name || '_monthly')::regclass;
+    long regclass := format('%I.%I', c.view_schema, c.name || '_monthly_long')::regclass;
+BEGIN
+    PERFORM customer_analytics._matview_lock(targets);
+    PERFORM customer_analytics._matview_lock(sheet);
+    PERFORM customer_analytics._matview_lock(long);
+    IF cardinality(changed) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM customer_analytics._drop_delta_scratch();
+    PERFORM customer_analytics._scratch_table('customer_analytics_targets', format('(LIKE %s)', targets));
+    EXECUTE 'INSERT INTO pg_temp.customer_analytics_targets SELECT * FROM customer_analytics.target_customers('
+            'routes => $1, spend_window => $2, min_spend => $3, low_ticket_window => $4, low_ticket_below => $5,'
+            ' min_low_tickets => $6, base_window => $7, recent_window => $8, decline_pct => $9,'
+            ' exclude_closed => $10, route_source => $11, source_schema => $12, customers => $13)'
+        USING c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
+              c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct,
+              c.exclude_closed, c.route_source, c.source_schema, changed;
+    PERFORM customer_analytics._scratch_table('customer_analytics_months',
+                                              '(customer_code text, month date, revenue numeric, orders bigint)');
+    EXECUTE 'INSERT INTO pg_temp.customer_analytics_months'
+            ' SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t), $1, $2)'
+        USING c.revenue_window, c.source_schema;
+    PERFORM customer_analytics._matview_apply(targets, changed, 'SELECT * FROM pg_temp.customer_analytics_targets');
+    PERFORM customer_analytics._matview_apply(long, changed,
+        'SELECT m.customer_code, m.month, m.revenue, m.orders FROM pg_temp.customer_analytics_months m');
+    PERFORM customer_analytics._matview_apply(sheet, changed,
+        customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
+            '(SELECT m.customer_code, m.month, m.revenue FROM pg_temp.customer_analytics_months m)'));
+    PERFORM customer_analytics._drop_delta_scratch();
+END $_$;
+
+-- refresh_campaign() of a campaign on a coordinator schema with per-shard
+-- rollups (a rollup_changes table): incremental from the shards' changes
+-- when they can be followed, else the views recomputed (CONCURRENTLY when
+-- asked), with every shard's snapshot recorded when each has a usable
+-- rollup.  The caller holds the refresh lock; c as stored, resolved with its
+-- windows resolved; rebuild: a rolling sheet's months moved (old_columns
+-- its columns).
+CREATE FUNCTION customer_analytics._refresh_sharded_campaign(c customer_analytics.campaigns, resolved customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, "concurrently" boolean, started timestamp with time zone, rebuild boolean, old_columns text) RETURNS customer_analytics.campaigns
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    sh record;
+    mode text;
+BEGIN
+    PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): reading the shards'' changes', c.name));
+    sh := customer_analytics._shard_changes(c, s);
+    IF rebuild AND sh.usable THEN
+        sh.usable := false;
+        sh.reason := 'the sheet''s months moved';
+    END IF;
+    IF sh.usable THEN
+        PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the changed customers', c.name));
+        PERFORM customer_analytics._campaign_shard_apply(resolved, sh.changed);
+        mode := format('incremental (%s changed customers from %s shard rollups)', cardinality(sh.changed), sh.shards);
+    ELSE
+        PERFORM customer_analytics._ensure_long_view(c);
+        IF rebuild THEN
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], _refresh_sharded_campaign.concurrently);
+            PERFORM customer_analytics._rebuild_sheet(c, old_columns);
+            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], _refresh_sharded_campaign.concurrently);
+        ELSE
+            PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name), _refresh_sharded_campaign.concurrently);
+        END IF;
+        mode := 'full (' || sh.reason || ')';
+    END IF;
+    PERFORM customer_analytics._forget_campaign_state(c);
+    IF sh.snapshots IS NOT NULL THEN
+        INSERT INTO customer_analytics.campaign_refresh_state AS x
+               (campaign, fingerprint, targets_view, generation, snapshot, monthly_view, shard_snapshots)
+        VALUES (c.name, customer_analytics._campaign_fingerprint(c),
+                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, 0, pg_current_snapshot(),
+                format('%I.%I', c.view_schema, c.name || '_monthly')::regclass, sh.snapshots)
+        ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
+            SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
+                generation = excluded.generation, snapshot = excluded.snapshot,
+                monthly_view = excluded.monthly_view, shard_snapshots = excluded.shard_snapshots;
+    ELSE
+        DELETE FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
+    END IF;
+    c := customer_analytics._record_refresh(c.name, started);
+    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
+    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
+        c.name, CASE WHEN sh.usable
+                     THEN format(' from the shards'' changes (%s changed customers, %s shards)', cardinality(sh.changed), sh.shards)
+                     ELSE CASE WHEN _refresh_sharded_campaign.concurrently THEN ' concurrently' ELSE '' END || ' in full (' || sh.reason || ')' END,
+        c.target_rows, c.monthly_rows;
+    RETURN c;
+END $$;
+
+-- What changed on each shard since the campaign's views were computed:
+-- usable (else why the refresh is a full one), the changed customers, the
+-- shards, and every shard's snapshot and rollup generation now, for the
+-- refresh to record (NULL when some shard's changes cannot be followed).
+-- s is the campaign's refresh state (NULL: none).  The status of every
+-- shard is read even when the views are recomputed in full, and first:
+-- it fixes the snapshot the refresh then reads that shard with.
+CREATE FUNCTION customer_analytics._shard_changes(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, OUT usable boolean, OUT reason text, OUT changed text[], OUT snapshots jsonb, OUT shards integer) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'));
+    sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
+    long regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long'));
+    owner oid := (SELECT relowner FROM pg_class WHERE oid = v);
+    sh record;
+    st record;
+    old jsonb;
+    codes text[];
+    truncated boolean;
+    misplaced text[];
+    shard_reason text;
+BEGIN
+    usable := true;
+    changed := '{}';
+    snapshots := '{}';
+    shards := 0;
+    IF s IS NULL OR s.shard_snapshots IS NULL THEN
+        reason := 'no incremental state yet';
+    ELSIF s.fingerprint <> customer_analytics._campaign_fingerprint(c) THEN
+        reason := 'the campaign changed';
+    ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
+        reason := 'the targets view was rebuilt or cannot be read';
+    ELSIF NOT customer_analytics._view_reusable(sheet, s.monthly_view) OR long IS NULL THEN
+        reason := 'the monthly views were rebuilt';
+    ELSIF EXISTS (SELECT 1 FROM jsonb_object_keys(s.shard_snapshots) k
+                   WHERE k NOT IN (SELECT x.server FROM customer_analytics._shard_rollups(c.source_schema) x)) THEN
+        reason := 'the shards changed';
+    END IF;
+    usable := reason IS NULL;
+    FOR sh IN SELECT * FROM customer_analytics._shard_rollups(c.source_schema) LOOP
+        shards := shards + 1;
+        -- the refresh's reads of a shard must share this read's connection
+        IF customer_analytics._shard_user_mapping(sh.server_id, (SELECT oid FROM pg_roles WHERE rolname = current_user))
+           IS DISTINCT FROM customer_analytics._shard_user_mapping(sh.server_id, owner) THEN
+            shard_reason := COALESCE(shard_reason, format('server %s: the views'' owner reaches it through another user mapping than %s',
+                                                          sh.server, current_user));
+            snapshots := NULL;
+            CONTINUE;
+        END IF;
+        EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns, x.system_identifier'
+                       ' FROM %s x WHERE x.xid IS NULL', sh.changes) INTO st;
+        IF st.rollup_state IS DISTINCT FROM 'current' THEN
+            shard_reason := COALESCE(shard_reason, format('server %s: %s', sh.server, COALESCE(st.rollup_state, 'no status row')));
+            snapshots := NULL;
+        ELSIF st.campaigns > 0 THEN
+            shard_reason := COALESCE(shard_reason, format('server %s has campaigns of its own on its rollup, whose refreshes prune its changes',
+                                                          sh.server));
+            snapshots := NULL;
+        ELSE
+            snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st.generation,
+                                                                                       'snapshot', st.snapshot,
+                                                                                       'system_identifier', st.system_identifier::text));
+            old := s.shard_snapshots -> sh.server;
+            IF usable AND old IS NULL THEN
+                reason := COALESCE(reason, format('server %s is new to the campaign', sh.server));
+            ELSIF usable AND (old ->> 'generation')::bigint IS DISTINCT FROM st.generation THEN
+                reason := COALESCE(reason, format('the rollup on server %s was rebuilt', sh.server));
+            ELSIF usable AND ((old ->> 'system_identifier') IS DISTINCT FROM st.system_identifier::text
+                              OR pg_snapshot_xmax((old ->> 'snapshot')::pg_snapshot) > pg_snapshot_xmax(st.snapshot::pg_snapshot)) THEN
+                -- a restored or replaced shard: its transaction ids do not
+                -- continue the ones the snapshot was taken among
+                reason := COALESCE(reason, format('server %s is another cluster or went back in time (restored?)', sh.server));
+            ELSIF usable THEN
+                -- the changes its snapshot then did not see
+                EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FILTER (WHERE x.customer_code IS NOT NULL),'
+                               ' COALESCE(bool_or(x.customer_code IS NULL), false) FROM %s x'
+                               ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
+                               ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)',
+                               sh.changes, old ->> 'snapshot', old ->> 'snapshot') INTO codes, truncated;
+                misplaced := customer_analytics._shard_misplaced(c.source_schema, sh.server_id, codes);
+                IF truncated THEN
+                    reason := COALESCE(reason, format('a source table was truncated on server %s', sh.server));
+                ELSIF cardinality(misplaced) > 0 THEN
+                    RAISE WARNING 'campaign "%": % customer(s) changed on server % whose customer_code belongs on another shard: %',
+                        c.name, cardinality(misplaced), sh.server, array_to_string(misplaced[1:5], ', ')
+                        USING HINT = 'Move a customer between shards by deleting its rows on the old shard and inserting them on the new one '
+                                     'in one transaction (an UPDATE of customer_code through the coordinator''s partitioned tables does that): '
+                                     'rows of one customer on two shards are counted apart (README, "Past one server").';
+                    reason := COALESCE(reason, format('customer %s changed on server %s, which does not hold its customer_code',
+                                                      misplaced[1], sh.server));
+                ELSE
+                    changed := changed || COALESCE(codes, '{}');
+                END IF;
+            END IF;
+            usable := reason IS NULL;
+        END IF;
+    END LOOP;
+    IF shards = 0 THEN
+        shard_reason := format('%I.rollup_changes has no foreign partitions', c.source_schema);
+        snapshots := NULL;
+    END IF;
+    reason := COALESCE(shard_reason, reason);
+    usable := reason IS NULL;
+    changed := CASE WHEN usable THEN ARRAY(SELECT DISTINCT x FROM unnest(changed) x ORDER BY x) END;
+END $$;
+
+-- Those of the customer codes a shard (server srv) reported as changed whose
+-- partition of the coordinator's customers is on another server: rows the
+-- shard holds that the coordinator's pushdown counts apart from the
+-- customer's other rows (a customer_code changed on the shard itself, or
+-- rows written on the wrong shard).
+CREATE FUNCTION customer_analytics._shard_misplaced(source_schema text, srv oid, codes text[]) RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    customers regclass := to_regclass(format('%I.customers', source_schema));
+    keytype text;
+    misplaced text[];
+    part regclass;
+    found text[];
+    held text[] := '{}';
+BEGIN
+    SELECT format_type(a.atttypid, a.atttypmod) INTO keytype
+      FROM pg_attribute a WHERE a.attrelid = customers AND a.attname = 'customer_code' AND NOT a.attisdropped;
+    EXECUTE format('SELECT array_agg(x.code ORDER BY x.code) FROM unnest($1) x(code)'
+                   ' WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i'
+                   '   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid'
+                   '   JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = c.oid'
+                   '   CROSS JOIN LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),'
+                   '                                              ''modulus (\d+), remainder (\d+)'') b'
+                   '  WHERE i.inhparent = $2 AND ft.ftserver = $3'
+                   '    AND pg_catalog.satisfies_hash_partition($2, b[1]::int, b[2]::int, x.code::%s))', keytype)
+       INTO misplaced USING codes, customers, srv;
+    IF misplaced IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- of those, the ones the shard still holds (their rows deleted there
+    -- are the cure, not the problem)
+    FOR part IN SELECT i.inhrelid::regclass FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                 WHERE ft.ftserver = srv
+                   AND i.inhparent IN (customers, to_regclass(format('%I.sales_orders', source_schema))) LOOP
+        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code::text) FROM %s x WHERE x.customer_code::text = ANY ($1)', part)
+           INTO found USING misplaced;
+        held := held || COALESCE(found, '{}');
+    END LOOP;
+    RETURN ARRAY(SELECT DISTINCT x FROM unnest(held) x ORDER BY x);
+END $_$;
+
+-- The foreign partitions of a coordinator schema's rollup_changes, with
+-- their servers (none when the schema has no such table).
+CREATE FUNCTION customer_analytics._shard_rollups(source_schema text) RETURNS TABLE(changes regclass, server text, server_id oid)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT i.inhrelid::regclass, s.srvname::text, s.oid
+      FROM pg_inherits i
+      JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+      JOIN pg_foreign_server s ON s.oid = ft.ftserver
+     WHERE i.inhparent = to_regclass(format('%I.rollup_changes', source_schema))
+     ORDER BY s.srvname
+$$;
+
+-- The user mapping postgres_fdw uses for role on server srv (NULL: none).
+CREATE FUNCTION customer_analytics._shard_user_mapping(srv oid, role oid) RETURNS oid
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT m.umid FROM pg_user_mappings m WHERE m.srvid = srv AND m.umuser IN (role, 0)
+     ORDER BY m.umuser DESC LIMIT 1
+$$;
+
+-- Sharded sources (issue 14): check a coordinator schema against the data
+-- contract of README, "Past one server".  customers, sales_orders,
+-- sales_order_lines and order_totals (one row per order, a view on each
+-- shard) hash-partitioned by customer_code with the same bounds, each bound's
+-- partitions postgres_fdw foreign tables on one server; the servers ship the
+-- extension's functions (extensions 'customer_analytics'), estimate
+-- remotely, scan asynchronously, fetch in large batches and have a user
+-- mapping for the caller.  One row per check; nothing is connected to.
+CREATE FUNCTION customer_analytics.check_sharded_source(source_schema text DEFAULT NULL::text) RETURNS TABLE(check_name text, ok boolean, detail text, hint text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    schema_name text := customer_analytics._source_schema(source_schema);
+    -- the setting before the library defines it: its default
+    pushdown boolean := COALESCE(current_setting('customer_analytics.shard_pushdown', true), 'on')::boolean;
+    nsp oid;
+BEGIN
+    SELECT n.oid INTO nsp FROM pg_namespace n WHERE n.nspname = schema_name;
+    IF nsp IS NULL THEN
+        RAISE EXCEPTION 'source schema "%" does not exist', schema_name
+            USING ERRCODE = 'invalid_schema_name',
+                  HINT = 'Pass the coordinator schema holding the partitioned customers, sales_orders, sales_order_lines and order_totals.';
+    END IF;
+    RETURN QUERY
+    WITH tabs(ord, name) AS (
+        VALUES (1, 'customers'), (2, 'sales_orders'), (3, 'sales_order_lines'), (4, 'order_totals')),
+    rels AS (
+        SELECT t.ord, t.name, format('%I.%I', schema_name, t.name) AS qname, c.oid AS relid, c.relkind,
+               p.partstrat, p.partnatts,
+               (SELECT a.attname::text FROM pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum = p.partattrs[0] AND a.attnum > 0) AS keycol
+          FROM tabs t
+          LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = t.name
+          LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid),
+    parts AS (
+        SELECT r.ord, r.name, c.oid AS partid, format('%I.%I', pn.nspname, c.relname) AS partname, c.relkind,
+               pg_get_expr(c.relpartbound, c.oid) AS bound, ft.ftoptions, s.oid AS srvid, s.srvname::text AS srvname,
+               s.srvoptions, w.fdwname
+          FROM rels r
+          JOIN pg_inherits i ON i.inhparent = r.relid
+          JOIN pg_class c ON c.oid = i.inhrelid
+          JOIN pg_namespace pn ON pn.oid = c.relnamespace
+          LEFT JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
+          LEFT JOIN pg_foreign_server s ON s.oid = ft.ftserver
+          LEFT JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw),
+    -- each foreign partition's options as postgres_fdw reads them: the
+    -- table's own, else the server's, else postgres_fdw's default
+    eff AS (
+        SELECT p.*,
+               COALESCE((SELECT substr(o, 21) FROM unnest(p.ftoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
+                        (SELECT substr(o, 21) FROM unnest(p.srvoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
+                        'false') AS remote_estimate,
+               COALESCE((SELECT substr(o, 15) FROM unnest(p.ftoptions) o WHERE o LIKE 'async\_capable=%'),
+                        (SELECT substr(o, 15) FROM unnest(p.srvoptions) o WHERE o LIKE 'async\_capable=%'),
+                        'false') AS async,
+               COALESCE((SELECT substr(o, 12) FROM unnest(p.ftoptions) o WHERE o LIKE 'fetch\_size=%'),
+                        (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'fetch\_size=%'),
+                        '100') AS fetch,
+               (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'extensions=%') AS extensions
+          FROM parts p WHERE p.srvid IS NOT NULL AND p.fdwname = 'postgres_fdw'),
+    servers AS (
+        SELECT e.srvid, e.srvname,
+               min(e.extensions) AS extensions,
+               string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.remote_estimate) NOT IN ('true', 'on', '1')) AS no_estimate,
+               string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.async) NOT IN ('true', 'on', '1')) AS no_async,
+               string_agg(e.partname || ' (' || e.fetch || ')', ', ' ORDER BY e.partname)
+                   FILTER (WHERE CASE WHEN e.fetch ~ '^\s*[0-9]{1,9}\s*$' THEN e.fetch::int < 1000 ELSE true END) AS small_fetch,
+               EXISTS (SELECT 1 FROM pg_user_mappings m
+                        WHERE m.srvid = e.srvid
+                          AND (m.umuser = 0 OR m.umuser = (SELECT ro.oid FROM pg_roles ro WHERE ro.rolname = current_user))) AS mapped
+          FROM eff e GROUP BY e.srvid, e.srvname),
+    -- partition bounds and servers that differ from the customers' ones
+    coloc AS (
+        SELECT r.ord, r.name, r.qname,
+               (SELECT string_agg(CASE WHEN x.partid IS NULL
+                                       THEN format('no partition %s (customers'' is on %s)', y.bound,
+                                                   COALESCE('server ' || y.srvname, 'this server'))
+                                       WHEN y.partid IS NULL
+                                       THEN format('%s %s matches no partition of customers', x.partname, x.bound)
+                                       ELSE format('%s %s on %s, customers'' on %s', x.partname, x.bound,
+                                                   COALESCE('server ' || x.srvname, 'this server'),
+                                                   COALESCE('server ' || y.srvname, 'this server')) END,
+                                  '; ' ORDER BY COALESCE(x.bound, y.bound))
+                  FROM (SELECT * FROM parts p WHERE p.ord = r.ord) x
+                  FULL JOIN (SELECT * FROM parts p WHERE p.ord = 1) y ON x.bound = y.bound
+                 WHERE x.srvid IS DISTINCT FROM y.srvid OR x.bound IS NULL OR y.bound IS NULL) AS mismatch
+          FROM rels r WHERE r.ord > 1 AND r.relkind = 'p')
+    SELECT c.check_name, c.ok, c.detail, CASE WHEN NOT c.ok THEN c.hint END
+      FROM (
+        SELECT 1 AS o1, r.ord AS o2, 'partition key'::text AS check_name,
+               COALESCE(r.relkind = 'p' AND r.partstrat = 'h' AND r.partnatts = 1 AND r.keycol = 'customer_code', false) AS ok,
+               CASE WHEN r.relid IS NULL THEN r.qname || ' does not exist'
+                    WHEN r.relkind <> 'p' THEN r.qname || ' is not a partitioned table'
+                    WHEN r.partstrat <> 'h' THEN r.qname || ' is partitioned by ' || CASE r.partstrat WHEN 'l' THEN 'list' ELSE 'range' END || ', not by hash'
+                    WHEN r.partnatts <> 1 OR r.keycol IS NULL THEN r.qname || ' is not partitioned by one column'
+                    ELSE format('%s is hash-partitioned by %s, %s partitions', r.qname, r.keycol,
+                                (SELECT count(*) FROM parts p WHERE p.ord = r.ord)) END AS detail,
+               CASE r.name
+                    WHEN 'order_totals' THEN 'Create the order_totals view on every shard and, here, a table PARTITION BY HASH (customer_code) of foreign tables over them (README, "Past one server").'
+                    WHEN 'sales_order_lines' THEN 'Give the lines their order''s customer_code and make the table PARTITION BY HASH (customer_code), with the same partitions as customers.'
+                    ELSE format('Make %s a table PARTITION BY HASH (customer_code) whose partitions are foreign tables on the shards.', r.qname) END AS hint
+          FROM rels r
+        UNION ALL
+        SELECT 1, 5, 'order_totals columns', m.missing IS NULL,
+               CASE WHEN m.missing IS NULL THEN r.qname || ' has the columns the functions read'
+                    ELSE r.qname || ' lacks ' || m.missing END,
+               'Add the missing columns to the order_totals view on every shard and to the coordinator''s table (README, "Past one server"): customer_features() reads quantity and product_codes.'
+          FROM rels r,
+               LATERAL (SELECT string_agg(x.col, ', ' ORDER BY x.n) AS missing
+                          FROM unnest(ARRAY['customer_code', 'order_type', 'order_number', 'delivery_route', 'order_date',
+                                            'confirmed_code', 'order_total', 'quantity', 'product_codes']) WITH ORDINALITY x(col, n)
+                         WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                            WHERE a.attrelid = r.relid AND a.attname = x.col
+                                              AND a.attnum > 0 AND NOT a.attisdropped)) m
+         WHERE r.name = 'order_totals' AND r.relid IS NOT NULL
+        UNION ALL
+        SELECT 2, r.ord, 'foreign partitions',
+               count(p.partid) > 0 AND bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw'),
+               CASE WHEN count(p.partid) = 0 THEN r.qname || ' has no partitions'
+                    WHEN bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw')
+                    THEN format('%s: %s postgres_fdw foreign tables on %s', r.qname, count(p.partid),
+                                string_agg(DISTINCT p.srvname, ', '))
+                    ELSE r.qname || ': not postgres_fdw foreign tables: ' ||
+                         string_agg(p.partname, ', ' ORDER BY p.partname) FILTER (WHERE p.relkind <> 'f' OR p.fdwname IS DISTINCT FROM 'postgres_fdw') END,
+               'Attach foreign tables (CREATE FOREIGN TABLE ... PARTITION OF ... SERVER shard_n) of postgres_fdw servers as the partitions.'
+          FROM rels r LEFT JOIN parts p ON p.ord = r.ord
+         WHERE r.relkind = 'p' GROUP BY r.ord, r.qname
+        UNION ALL
+        SELECT 3, c.ord, 'co-location', c.mismatch IS NULL,
+               CASE WHEN c.mismatch IS NULL
+                    THEN c.qname || ': the same partition bounds as customers, each on the customers'' server'
+                         || CASE c.name WHEN 'sales_order_lines' THEN ' (each line must carry its order''s customer_code)' ELSE '' END
+                    ELSE c.qname || ': ' || c.mismatch END,
+               'Partition every table with the same modulus and remainders as customers, and put each remainder''s partitions on one server.'
+          FROM coloc c
+        UNION ALL
+        SELECT 4, 1, 'extensions',
+               COALESCE('customer_analytics' = ANY (SELECT btrim(x) FROM unnest(string_to_array(s.extensions, ',')) x), false),
+               format('server %s: extensions %s', s.srvname, COALESCE(quote_literal(s.extensions), 'not set')),
+               format('ALTER SERVER %I OPTIONS (ADD extensions ''customer_analytics'') (SET if it is set), after CREATE EXTENSION customer_analytics on that shard: without it no aggregate is pushed down.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 2, 'use_remote_estimate', s.no_estimate IS NULL,
+               format('server %s: %s', s.srvname, COALESCE('no remote estimates for ' || s.no_estimate, 'remote estimates')),
+               format('ALTER SERVER %I OPTIONS (ADD use_remote_estimate ''true''), so that the planner knows the shards'' row counts.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 3, 'async_capable', s.no_async IS NULL,
+               format('server %s: %s', s.srvname, COALESCE('synchronous scans of ' || s.no_async, 'asynchronous scans')),
+               format('ALTER SERVER %I OPTIONS (ADD async_capable ''true''), so that the shards work at the same time.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 4, 'fetch_size', s.small_fetch IS NULL,
+               format('server %s: %s', s.srvname, COALESCE('fetch_size below 1000 for ' || s.small_fetch, 'fetch_size at least 1000')),
+               format('ALTER SERVER %I OPTIONS (ADD fetch_size ''10000''): postgres_fdw''s default of 100 rows costs a round trip per 100 customers.', s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 4, 5, 'user mapping', s.mapped,
+               format('server %s: %s', s.srvname, CASE WHEN s.mapped THEN 'a user mapping for ' || current_user ELSE 'no user mapping for ' || current_user || ' or PUBLIC' END),
+               format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ''...'', password ''...'').', current_user, s.srvname)
+          FROM servers s
+        UNION ALL
+        SELECT 5, 0, 'per-shard rollups', rc.problem IS NULL,
+               CASE WHEN rc.problem IS NOT NULL THEN format('%I.rollup_changes: %s', schema_name, rc.problem)
+                    WHEN rc.relid IS NULL THEN format('no %I.rollup_changes: campaign refreshes recompute in full', schema_name)
+                    ELSE format('%I.rollup_changes on %s: campaign refreshes read each shard''s changes', schema_name, rc.servers) END,
+               'On each shard: SELECT customer_analytics.enable_rollup(''cosmos_sync''); CREATE VIEW cosmos_sync.rollup_changes AS '
+               'SELECT * FROM customer_analytics.rollup_changes(''cosmos_sync''). Here: a table rollup_changes PARTITION BY HASH (customer_code) '
+               'with the customers'' bounds, each partition a foreign table over that view on the customers'' server (README, "Past one server").'
+          FROM (SELECT c.oid AS relid,
+                       (SELECT string_agg(DISTINCT s.srvname::text, ', ' ORDER BY s.srvname::text)
+                          FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                          JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE i.inhparent = c.oid) AS servers,
+                       CASE WHEN c.oid IS NULL THEN NULL
+                            WHEN c.relkind <> 'p' THEN 'not a partitioned table'
+                            WHEN EXISTS (SELECT 1 FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
+                                                                  'system_identifier']) x(col)
+                                          WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
+                                                               AND a.attnum > 0 AND NOT a.attisdropped))
+                            THEN 'lacks ' || (SELECT string_agg(x.col, ', ' ORDER BY x.n)
+                                                FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
+                                                                  'system_identifier'])
+                                                     WITH ORDINALITY x(col, n)
+                                               WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
+                                                                    AND a.attnum > 0 AND NOT a.attisdropped))
+                            ELSE (SELECT 'no partition on server ' || string_agg(DISTINCT p.srvname, ', ' ORDER BY p.srvname)
+                                    FROM parts p
+                                   WHERE p.ord = 1 AND p.srvid IS NOT NULL
+                                     AND p.srvid NOT IN (SELECT ft.ftserver FROM pg_inherits i
+                                                           JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                                                          WHERE i.inhparent = c.oid)) END AS problem
+                  FROM (SELECT 1) one LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = 'rollup_changes') rc
+        UNION ALL
+        SELECT 5, 1, 'pushdown', pushdown,
+               'customer_analytics.shard_pushdown is ' || CASE WHEN pushdown THEN 'on' ELSE 'off' END,
+               'SET customer_analytics.shard_pushdown = on: with it off the functions read the sharded tables as on one server.'
+      ) c
+     ORDER BY c.o1, c.o2, c.detail;
+END $_$;
+
+COMMENT ON FUNCTION customer_analytics.check_sharded_source(source_schema text) IS 'Check a coordinator schema sharded by customer_code over postgres_fdw (partitioning, co-location, foreign servers'' options, user mappings): one row per check, with a hint for each problem';
+
+-- On a shard: one status row (customer_code and xid NULL): the rollup's
+-- generation, 'current' or why it cannot be followed, this transaction's
+-- snapshot, how many campaigns of this server read the source (their
+-- refreshes prune the recorded changes), the cluster's system identifier
+-- (transaction ids are only comparable within one cluster); then, when the
+-- rollup is current,
+-- every recorded change (the customer, the writing transaction's id;
+-- customer_code NULL: a TRUNCATE).
+CREATE FUNCTION customer_analytics.rollup_changes(source_schema text DEFAULT NULL::text) RETURNS TABLE(customer_code text, xid xid8, generation bigint, rollup_state text, snapshot pg_snapshot, campaigns bigint, system_identifier bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    src text := customer_analytics._source_schema(source_schema);
+    r customer_analytics.rollups;
+    why text;
+BEGIN
+    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = src;
+    why := (customer_analytics._rollup_for_reading(src)).reason;
+    IF why IS NULL AND NOT has_table_privilege(customer_analytics._rollup_dirty_table(r.id), 'SELECT') THEN
+        why := 'no SELECT privilege on ' || customer_analytics._rollup_dirty_table(r.id);
+    END IF;
+    RETURN QUERY SELECT NULL::text, NULL::xid8, r.generation, COALESCE(why, 'current'), pg_current_snapshot(),
+                        (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = src),
+                        (SELECT x.system_identifier FROM pg_control_system() x);
+    IF why IS NULL THEN
+        RETURN QUERY EXECUTE format('SELECT x.customer_code, x.xid, NULL::bigint, NULL::text, NULL::pg_snapshot, NULL::bigint,'
+                                    ' NULL::bigint FROM %s x', customer_analytics._rollup_dirty_table(r.id));
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION customer_analytics.rollup_changes(source_schema text) IS 'On a shard: the state of the source''s rollup and the customers its triggers recorded as changed, for a coordinator''s incremental campaign refresh (README, "Past one server")';

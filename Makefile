@@ -15,8 +15,11 @@ SQL_SOURCES = $(addprefix src/sql/,header.sql catalogs.sql source_tables.sql own
 	kmeans.sql rolling_windows.sql refresh_status.sql campaigns.sql bi_views.sql rollup.sql \
 	delta_refresh.sql segmentations.sql segmentation_state.sql schedules.sql sharding.sql \
 	upgrade.sql catalog_policies.sql triggers.sql)
-DATA = $(wildcard updates/$(EXTENSION)--*.sql)
-DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+# An update script with a template (updates/*.in) takes the functions it
+# replaces from src/sql/, so that no body is written twice.
+UPDATE_TEMPLATES = $(wildcard updates/$(EXTENSION)--*.in)
+DATA = $(filter-out $(UPDATE_TEMPLATES:.in=.sql),$(wildcard updates/$(EXTENSION)--*.sql))
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql $(UPDATE_TEMPLATES:.in=.sql)
 
 TESTS = $(sort $(wildcard sql/[0-9]*.sql))
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
@@ -35,6 +38,9 @@ include $(PGXS)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) > $@
+
+updates/%.sql: updates/%.in $(SQL_SOURCES) scripts/build_update.awk
+	awk -f scripts/build_update.awk $< $(SQL_SOURCES) > $@.tmp && mv $@.tmp $@
 
 # every object depends on every header: a changed struct must rebuild its users
 $(OBJS): $(wildcard src/*.h)

@@ -71,10 +71,16 @@ fi
 # line (a crash) counts as one failure
 extra_summaries=()
 run_counted() {
-    local name=$1 out=$logs/$1.out rc=0 ok bad
+    local name=$1 rc=0
     shift
     ca_log "Running $name"
-    "$@" 2>&1 | tee "$out" || rc=$?
+    "$@" 2>&1 | tee "$logs/$name.out" || rc=$?
+    count_result "$name" "$rc"
+}
+
+# count_result NAME RC: add the "ok" / "not ok" lines of $logs/NAME.out
+count_result() {
+    local name=$1 rc=$2 out=$logs/$1.out ok bad
     ok=$(grep -cE '^ok ' "$out" || true)
     bad=$(grep -cE '^not ok ' "$out" || true)
     if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
@@ -83,14 +89,37 @@ run_counted() {
     failed=$((failed + bad))
     extra_summaries+=("$name: $ok passed, $bad failed")
 }
+
+# start_counted NAME COMMAND...: run_counted in the background (a test that
+# mostly waits, beside the others); finish_counted NAME prints and counts it
+declare -A background=()
+start_counted() {
+    local name=$1
+    shift
+    ca_log "Starting $name in the background"
+    "$@" > "$logs/$name.out" 2>&1 &
+    background[$name]=$!
+}
+finish_counted() {
+    local name=$1 rc=0
+    wait "${background[$name]}" || rc=$?
+    ca_log "Finished $name"
+    cat "$logs/$name.out"
+    count_result "$name" "$rc"
+}
+
+# pg_cron schedules by the minute: its test waits about three minutes, in
+# database postgres and ca_cron_elsewhere, while the tests on their own
+# clusters (or databases) run
+start_counted pg_cron_scheduled env PG_BIN=$PG_BIN bash test/pg_cron_scheduled.sh
 run_counted bi_client env PG_BIN=$PG_BIN /usr/bin/python3 test/bi_client.py
 run_counted jdbc_client env PG_BIN=$PG_BIN bash test/jdbc_client.sh
 run_counted dump_restore env PG_BIN=$PG_BIN bash test/dump_restore.sh
 run_counted sklearn_parity /usr/bin/python3 test/sklearn_parity.py
 run_counted logical_replication env PG_BIN=$PG_BIN bash test/logical_replication.sh
-run_counted pg_cron_scheduled env PG_BIN=$PG_BIN bash test/pg_cron_scheduled.sh
 # three shard clusters and a coordinator: the pushed-down functions equal the single node
 run_counted sharded env PG_BIN=$PG_BIN bash test/sharded.sh
+finish_counted pg_cron_scheduled
 # a bounded fuzz run (fixed seed, about a minute): 0 crashes, 0 XX000, 0 hangs
 run_counted fuzz /usr/bin/python3 test/fuzz.py
 

@@ -77,7 +77,7 @@ SELECT name FROM customer_analytics.create_campaign('up14', 'up_bi', source_sche
 SELECT target_rows FROM customer_analytics.refresh_campaign('up14');
 SELECT name, member_rows FROM customer_analytics.create_segmentation('up14s', 'up_bi', k => 2, segment => 'all', k_to => 2,
                                                                      silhouette_sample => 0, source_schema => 'fx');
-ALTER EXTENSION customer_analytics UPDATE TO '1.5';
+ALTER EXTENSION customer_analytics UPDATE;
 SELECT state, usable_here, reason FROM customer_analytics.list_rollups();
 SELECT count(*) AS changed_rows FROM (
     (SELECT * FROM before_update EXCEPT SELECT * FROM up_bi.up14_targets)

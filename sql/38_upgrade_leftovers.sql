@@ -124,7 +124,7 @@ ALTER TABLE lo_src.sales_orders ENABLE ROW LEVEL SECURITY;
 ALTER TABLE lo_src.sales_orders FORCE ROW LEVEL SECURITY;
 RESET ROLE;
 
-ALTER EXTENSION customer_analytics UPDATE TO '1.5';
+ALTER EXTENSION customer_analytics UPDATE;
 
 -- 1. the rollup's tables: the writer keeps nothing, the reader SELECT
 SELECT * FROM lo_rollup_acl('lo') ORDER BY 1;

@@ -339,7 +339,7 @@ SELECT dv_write($$UPDATE dvd.sales_orders SET order_date = '2025-10-17' WHERE or
 SELECT * FROM dv_check('dvdc', 'dvds');
 RESET ROLE;
 
--- 13. A sharded source (README, "Past one server"): coordinator schema dvh
+-- 13. A sharded source (docs/sharding.md): coordinator schema dvh
 -- whose tables are hash-partitioned by customer_code over two "shards",
 -- schemas dvh1 and dvh2 of this database reached through loopback
 -- postgres_fdw servers, each shard with its own rollup whose changes the

@@ -319,7 +319,7 @@ customer_feature_stats_installed(void)
  * one row per customer, so the planner can run partial aggregates in
  * parallel workers and the leader combines them.  Over a sharded source the
  * orders come from order_totals, grouped by the partition key itself, so
- * that each shard runs the aggregate (README, "Past one server").
+ * that each shard runs the aggregate (docs/sharding.md).
  */
 static char *
 customer_stats_query(const SourceTables *src)

@@ -62,7 +62,7 @@ extern char *source_order_items_query(const SourceTables *src, const char *scope
 /*
  * Sharded sources (sharded_source.c): whether schema's customers,
  * sales_orders and order_totals are partitioned tables (the data contract of
- * README, "Past one server"), and the order_totals relation checked.
+ * docs/sharding.md), and the order_totals relation checked.
  */
 extern void source_tables_open_sharded(SourceTables *src);
 

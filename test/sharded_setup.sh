@@ -1,5 +1,5 @@
 # test/sharded_setup.sh: a coordinator and three shard clusters holding the
-# demo data sharded by customer_code, as README "Past one server" sets them
+# demo data sharded by customer_code, as docs/sharding.md sets them
 # up; sourced by test/sharded.sh and bench/sharded.sh after test/checks.sh,
 # with PG_BIN, ROOT, WORK (the socket directory, owned by postgres) and
 # COORD_PORT set.  The shards listen on COORD_PORT + 1 .. 3, unix sockets

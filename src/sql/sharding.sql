@@ -194,7 +194,7 @@ BEGIN
                         c.name, cardinality(misplaced), sh.server, array_to_string(misplaced[1:5], ', ')
                         USING HINT = 'Move a customer between shards by deleting its rows on the old shard and inserting them on the new one '
                                      'in one transaction (an UPDATE of customer_code through the coordinator''s partitioned tables does that): '
-                                     'rows of one customer on two shards are counted apart (README, "Past one server").';
+                                     'rows of one customer on two shards are counted apart (docs/sharding.md).';
                     reason := COALESCE(reason, format('customer %s changed on server %s, which does not hold its customer_code',
                                                       misplaced[1], sh.server));
                 ELSE
@@ -280,7 +280,7 @@ CREATE FUNCTION customer_analytics._shard_user_mapping(srv oid, role oid) RETURN
 $$;
 
 -- Sharded sources (issue 14): check a coordinator schema against the data
--- contract of README, "Past one server".  customers, sales_orders,
+-- contract of docs/sharding.md.  customers, sales_orders,
 -- sales_order_lines and order_totals (one row per order, a view on each
 -- shard) hash-partitioned by customer_code with the same bounds, each bound's
 -- partitions postgres_fdw foreign tables on one server; the servers ship the
@@ -378,7 +378,7 @@ BEGIN
                     ELSE format('%s is hash-partitioned by %s, %s partitions', r.qname, r.keycol,
                                 (SELECT count(*) FROM parts p WHERE p.ord = r.ord)) END AS detail,
                CASE r.name
-                    WHEN 'order_totals' THEN 'Create the order_totals view on every shard and, here, a table PARTITION BY HASH (customer_code) of foreign tables over them (README, "Past one server").'
+                    WHEN 'order_totals' THEN 'Create the order_totals view on every shard and, here, a table PARTITION BY HASH (customer_code) of foreign tables over them (docs/sharding.md).'
                     WHEN 'sales_order_lines' THEN 'Give the lines their order''s customer_code and make the table PARTITION BY HASH (customer_code), with the same partitions as customers.'
                     ELSE format('Make %s a table PARTITION BY HASH (customer_code) whose partitions are foreign tables on the shards.', r.qname) END AS hint
           FROM rels r
@@ -386,7 +386,7 @@ BEGIN
         SELECT 1, 5, 'order_totals columns', m.missing IS NULL,
                CASE WHEN m.missing IS NULL THEN r.qname || ' has the columns the functions read'
                     ELSE r.qname || ' lacks ' || m.missing END,
-               'Add the missing columns to the order_totals view on every shard and to the coordinator''s table (README, "Past one server"): customer_features() reads quantity and product_codes.'
+               'Add the missing columns to the order_totals view on every shard and to the coordinator''s table (docs/sharding.md): customer_features() reads quantity and product_codes.'
           FROM rels r,
                LATERAL (SELECT string_agg(x.col, ', ' ORDER BY x.n) AS missing
                           FROM unnest(ARRAY['customer_code', 'order_type', 'order_number', 'delivery_route', 'order_date',
@@ -448,7 +448,7 @@ BEGIN
                     ELSE format('%I.rollup_changes on %s: campaign refreshes read each shard''s changes', schema_name, rc.servers) END,
                'On each shard: SELECT customer_analytics.enable_rollup(''cosmos_sync''); CREATE VIEW cosmos_sync.rollup_changes AS '
                'SELECT * FROM customer_analytics.rollup_changes(''cosmos_sync''). Here: a table rollup_changes PARTITION BY HASH (customer_code) '
-               'with the customers'' bounds, each partition a foreign table over that view on the customers'' server (README, "Past one server").'
+               'with the customers'' bounds, each partition a foreign table over that view on the customers'' server (docs/sharding.md).'
           FROM (SELECT c.oid AS relid,
                        (SELECT string_agg(DISTINCT s.srvname::text, ', ' ORDER BY s.srvname::text)
                           FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
@@ -513,4 +513,4 @@ BEGIN
     END IF;
 END $$;
 
-COMMENT ON FUNCTION customer_analytics.rollup_changes(source_schema text) IS 'On a shard: the state of the source''s rollup and the customers its triggers recorded as changed, for a coordinator''s incremental campaign refresh (README, "Past one server")';
+COMMENT ON FUNCTION customer_analytics.rollup_changes(source_schema text) IS 'On a shard: the state of the source''s rollup and the customers its triggers recorded as changed, for a coordinator''s incremental campaign refresh (docs/sharding.md)';

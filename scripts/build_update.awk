@@ -1,0 +1,35 @@
+# Build an update script from its template (updates/*.in) and the current
+# version's SQL sources: a template line "-- @replace NAME" becomes every
+# definition of function NAME in the sources (CREATE OR REPLACE, with its
+# COMMENT), so that an update restates no body: each is written once, in
+# src/sql/.  Usage: awk -f scripts/build_update.awk TEMPLATE SOURCES... > OUT
+FNR == 1 { file++ }
+file == 1 { template[++lines] = $0; next }
+# the sources: collect each function's definition and comment by name
+/^CREATE (FUNCTION|PROCEDURE) customer_analytics\.[a-z_0-9]+\(/ {
+    name = $3; sub(/^customer_analytics\./, "", name); sub(/\(.*/, "", name)
+    infunc = 1; text = ""
+}
+infunc {
+    line = $0
+    if (text == "") sub(/^CREATE /, "CREATE OR REPLACE ", line)
+    text = text line "\n"
+    if ($0 ~ /\$[a-z_]*\$;$/ || $0 ~ /^    AS 'MODULE_PATHNAME', '[a-z_0-9]+';$/) {
+        defs[name] = defs[name] text; infunc = 0
+    }
+    next
+}
+/^COMMENT ON (FUNCTION|PROCEDURE) customer_analytics\.[a-z_0-9]+\(/ {
+    name = $4; sub(/^customer_analytics\./, "", name); sub(/\(.*/, "", name)
+    defs[name] = defs[name] $0 "\n"
+}
+END {
+    for (i = 1; i <= lines; i++) {
+        if (template[i] ~ /^-- @replace [a-z_0-9]+$/) {
+            name = template[i]; sub(/^-- @replace /, "", name)
+            if (!(name in defs)) { print "build_update.awk: no function " name " in the sources" > "/dev/stderr"; exit 1 }
+            printf "%s\n", defs[name]
+        } else
+            print template[i]
+    }
+}

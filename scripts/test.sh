@@ -5,8 +5,9 @@
 # pg_regress suite in sql/, then the isolation specs in specs/), then the
 # BI-client tests (test/bi_client.py through psycopg2, test/jdbc_client.sh
 # through pgjdbc on its own cluster on 127.0.0.1) and the dump/restore test
-# (test/dump_restore.sh), the scikit-learn agreement of the k-means
-# functions (test/sklearn_parity.py) and a bounded fuzz run of every
+# (test/dump_restore.sh), the catalog equality of a fresh install and one
+# updated from 1.0 (test/catalog_equality.sh), the scikit-learn agreement of
+# the k-means functions (test/sklearn_parity.py) and a bounded fuzz run of every
 # function and aggregate (test/fuzz.py), and the sharded source on three
 # shard clusters and a coordinator (test/sharded.sh).  The last line counts them all: "N passed, M failed".
 #
@@ -115,6 +116,8 @@ start_counted pg_cron_scheduled env PG_BIN=$PG_BIN bash test/pg_cron_scheduled.s
 run_counted bi_client env PG_BIN=$PG_BIN /usr/bin/python3 test/bi_client.py
 run_counted jdbc_client env PG_BIN=$PG_BIN bash test/jdbc_client.sh
 run_counted dump_restore env PG_BIN=$PG_BIN bash test/dump_restore.sh
+# a fresh install and one updated from 1.0 with live objects: the same catalogs
+run_counted catalog_equality env PG_BIN=$PG_BIN bash test/catalog_equality.sh
 run_counted sklearn_parity /usr/bin/python3 test/sklearn_parity.py
 run_counted logical_replication env PG_BIN=$PG_BIN bash test/logical_replication.sh
 # three shard clusters and a coordinator: the pushed-down functions equal the single node

@@ -5,7 +5,8 @@
 # pg_regress suite in sql/, then the isolation specs in specs/), then the
 # BI-client tests (test/bi_client.py through psycopg2, test/jdbc_client.sh
 # through pgjdbc on its own cluster on 127.0.0.1) and the dump/restore test
-# (test/dump_restore.sh), the scikit-learn agreement of the k-means
+# (test/dump_restore.sh), plpgsql_check over every PL/pgSQL function on its
+# own cluster (test/plpgsql_check.sh), the scikit-learn agreement of the k-means
 # functions (test/sklearn_parity.py) and a bounded fuzz run of every
 # function and aggregate (test/fuzz.py), and the sharded source on three
 # shard clusters and a coordinator (test/sharded.sh).  The last line counts them all: "N passed, M failed".
@@ -86,6 +87,8 @@ run_counted() {
 run_counted bi_client env PG_BIN=$PG_BIN /usr/bin/python3 test/bi_client.py
 run_counted jdbc_client env PG_BIN=$PG_BIN bash test/jdbc_client.sh
 run_counted dump_restore env PG_BIN=$PG_BIN bash test/dump_restore.sh
+# plpgsql_check over every PL/pgSQL routine: no finding outside test/plpgsql_check.allow
+run_counted plpgsql_check env PG_BIN=$PG_BIN bash test/plpgsql_check.sh
 run_counted sklearn_parity /usr/bin/python3 test/sklearn_parity.py
 run_counted logical_replication env PG_BIN=$PG_BIN bash test/logical_replication.sh
 run_counted pg_cron_scheduled env PG_BIN=$PG_BIN bash test/pg_cron_scheduled.sh

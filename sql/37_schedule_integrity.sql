@@ -141,7 +141,28 @@ SELECT customer_analytics.schedule_campaign_refresh('si3', '0 6 * * *') > 0 AS s
 DELETE FROM customer_analytics.campaigns WHERE name = 'si3';
 SELECT count(*) AS si3_schedules FROM customer_analytics.refresh_schedules WHERE name = 'si3';
 SELECT count(*) AS si3_jobs FROM cron.job WHERE jobname LIKE '%si3';
+-- long names: a job name fits cron.job.jobname (63 bytes), so two campaigns
+-- whose names share their first 27 characters get a job each (pg_cron cut
+-- the names, and the second schedule took over the first's job), and
+-- unschedule and drop remove each one's own job
+SELECT name FROM customer_analytics.create_campaign('si_long_campaign_name_for_job_names_1', 'si_bi', source_schema => 'fx');
+SELECT name FROM customer_analytics.create_campaign('si_long_campaign_name_for_job_names_2', 'si_bi', source_schema => 'fx');
+SELECT customer_analytics.schedule_campaign_refresh('si_long_campaign_name_for_job_names_1', '0 6 * * *') AS long1_job \gset
+SELECT customer_analytics.schedule_campaign_refresh('si_long_campaign_name_for_job_names_2', '0 7 * * *') AS long2_job \gset
+SELECT :long1_job <> :long2_job AS a_job_each;
+SELECT jobid = :long1_job AS first, octet_length(jobname) AS name_bytes, schedule, command
+  FROM cron.job WHERE jobid IN (:long1_job, :long2_job) ORDER BY jobid;
+SELECT customer_analytics.unschedule_campaign_refresh('si_long_campaign_name_for_job_names_1');
+SELECT count(*) FILTER (WHERE jobid = :long1_job) AS first_jobs, count(*) FILTER (WHERE jobid = :long2_job) AS second_jobs
+  FROM cron.job;
+SELECT customer_analytics.drop_campaign('si_long_campaign_name_for_job_names_2');
+SELECT count(*) AS long_jobs_left FROM cron.job WHERE jobid IN (:long1_job, :long2_job);
+SELECT customer_analytics.drop_campaign('si_long_campaign_name_for_job_names_1');
 RESET ROLE;
+-- the dispatcher's job name fits too
+SELECT octet_length(customer_analytics._cron_fit_name(repeat('x', 100))) AS fitted_bytes,
+       customer_analytics._cron_fit_name(repeat('x', 100)) <> customer_analytics._cron_fit_name(repeat('x', 99) || 'y') AS distinct_names,
+       customer_analytics._cron_fit_name('short name') AS short_kept;
 DROP EXTENSION pg_cron;
 
 -- from here the dispatcher runs the schedules (no pg_cron in this database)

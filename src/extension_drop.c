@@ -87,16 +87,23 @@ extension_drop_watch(PG_FUNCTION_ARGS)
 		SPI_processed == 1)
 	{
 		/*
-		 * Only the extension's own jobs: named for a definition and running
-		 * its refresh (the 1.5 procedure, or the function before 1.5), not
-		 * any job a role gave a name like theirs.
+		 * Only the extension's own jobs: running a definition's refresh (the
+		 * 1.5 procedure, or the function before 1.5) under the name the
+		 * extension gives it (_cron_job_name(): names are ASCII, so 54
+		 * characters are 54 bytes), not any job a role gave a name like
+		 * theirs.
 		 */
 		if (SPI_execute("SELECT count(cron.unschedule(j.jobid)) FROM cron.job j,"
-						" LATERAL pg_catalog.regexp_match(j.jobname,"
-						"   '^customer_analytics refresh (campaign|segmentation) ([a-z][a-z0-9_]*)$') m"
-						" WHERE m IS NOT NULL AND j.command IN"
-						"  (pg_catalog.format('CALL customer_analytics.run_scheduled_refresh(%L, %L)', m[1], m[2]),"
-						"   pg_catalog.format('SELECT customer_analytics.refresh_%s(%L)', m[1], m[2]))",
+						" LATERAL pg_catalog.regexp_match(j.command,"
+						"   '^(?:CALL customer_analytics\\.run_scheduled_refresh\\(''|SELECT customer_analytics\\.refresh_)"
+						"(campaign|segmentation)(?:'', ''|\\('')([a-z][a-z0-9_]*)''\\)$') m,"
+						" LATERAL (SELECT 'customer_analytics refresh ' || m[1] || ' ' || m[2] AS n) f"
+						" WHERE m IS NOT NULL"
+						"  AND j.command IN (pg_catalog.format('CALL customer_analytics.run_scheduled_refresh(%L, %L)', m[1], m[2]),"
+						"                    pg_catalog.format('SELECT customer_analytics.refresh_%s(%L)', m[1], m[2]))"
+						/* the name the extension gives, or the one pg_cron cut to 63 bytes */
+						"  AND j.jobname IN (f.n, pg_catalog.left(f.n, 63),"
+						"                    pg_catalog.left(f.n, 54) || ' ' || pg_catalog.left(pg_catalog.md5(f.n), 8))",
 						false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "unscheduling customer_analytics's pg_cron jobs failed");
 		if (SPI_processed == 1)

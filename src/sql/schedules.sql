@@ -139,10 +139,22 @@ BEGIN
     RETURN job;
 END $_$;
 
+-- A pg_cron job name that fits cron.job.jobname (a name: 63 bytes): the
+-- text itself when it fits, else its first 54 bytes' worth of characters
+-- and 8 hex digits of its md5.  pg_cron cuts a longer name silently, and two
+-- definitions whose names share the first 63 bytes would share one job.
+CREATE FUNCTION customer_analytics._cron_fit_name(job text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN octet_length(job) <= 63 THEN job
+                ELSE (SELECT left(job, n) FROM generate_series(54, 0, -1) n
+                       WHERE octet_length(left(job, n)) <= 54 LIMIT 1) || ' ' || left(md5(job), 8) END
+$$;
+
 -- The pg_cron job name of a definition's scheduled refresh.
 CREATE FUNCTION customer_analytics._cron_job_name(kind text, name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT 'customer_analytics refresh ' || kind || ' ' || name $$;
+    AS $$ SELECT customer_analytics._cron_fit_name('customer_analytics refresh ' || kind || ' ' || name) $$;
 
 -- The next time a cron schedule fires after `after`, in UTC as pg_cron 1.4
 -- reads schedules (src/cron_schedule.c); NULL for @reboot; 22023 for a
@@ -208,7 +220,7 @@ DECLARE
     calls text;
 BEGIN
     SELECT string_agg(format('SELECT cron.unschedule(%L);',
-                             'customer_analytics dispatcher ' || current_database() || ' ' || d.role), ' ' ORDER BY d.role)
+                             customer_analytics._cron_fit_name('customer_analytics dispatcher ' || current_database() || ' ' || d.role)), ' ' ORDER BY d.role)
       INTO calls FROM customer_analytics.dispatcher_runs d;
     IF calls IS NOT NULL THEN
         RAISE NOTICE 'customer_analytics: the dispatcher jobs for this database in pg_cron''s database now do nothing'
@@ -309,7 +321,8 @@ BEGIN
                   JOIN (SELECT 'campaign' AS kind, c.name, c.owner FROM customer_analytics.campaigns c
                         UNION ALL
                         SELECT 'segmentation', s.name, s.owner FROM customer_analytics.segmentations s) d
-                    ON j.jobname = customer_analytics._cron_job_name(d.kind, d.name)
+                    ON j.jobname IN (customer_analytics._cron_job_name(d.kind, d.name),
+                                     left('customer_analytics refresh ' || d.kind || ' ' || d.name, 63))
                    -- the definition's refresh job (_upgrade_cron_jobs ran first), not another job of that name
                    AND j.command = customer_analytics._refresh_job_command(d.kind, d.name)
                 ON CONFLICT DO NOTHING
@@ -713,12 +726,14 @@ BEGIN
         EXECUTE $sql$
             WITH changed AS (
                 UPDATE cron.job j
-                   SET command = customer_analytics._refresh_job_command(x.m[1], x.m[2])
+                   SET command = customer_analytics._refresh_job_command(x.m[1], x.m[2]),
+                       jobname = customer_analytics._cron_job_name(x.m[1], x.m[2])
                   FROM (SELECT jobid, regexp_match(command,
                                '^SELECT customer_analytics\.refresh_(campaign|segmentation)\(''([a-z0-9_]+)''\)$') AS m
                           FROM cron.job) x
                  WHERE j.jobid = x.jobid AND x.m IS NOT NULL
-                   AND j.jobname = customer_analytics._cron_job_name(x.m[1], x.m[2])
+                   AND j.jobname IN (customer_analytics._cron_job_name(x.m[1], x.m[2]),
+                                     left('customer_analytics refresh ' || x.m[1] || ' ' || x.m[2], 63))
                 RETURNING 1)
             SELECT count(*) FROM changed
         $sql$ INTO n;
@@ -732,7 +747,7 @@ CREATE FUNCTION customer_analytics.dispatcher_command(role name DEFAULT CURRENT_
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
     SELECT format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
-                  'customer_analytics dispatcher ' || current_database() || ' ' || role, '* * * * *',
+                  customer_analytics._cron_fit_name('customer_analytics dispatcher ' || current_database() || ' ' || role), '* * * * *',
                   -- a no-op once the extension is dropped from the database:
                   -- it calls the procedure only while it is the extension's
                   -- own (not one a role with CREATE made in a new schema of

@@ -122,7 +122,11 @@ DECLARE
     long regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long'));
     owner oid := (SELECT relowner FROM pg_class WHERE oid = v);
     sh record;
-    st record;
+    st_generation bigint;
+    st_state text;
+    st_snapshot text;
+    st_campaigns bigint;
+    st_system_identifier bigint;
     old jsonb;
     codes text[];
     truncated boolean;
@@ -157,25 +161,26 @@ BEGIN
             CONTINUE;
         END IF;
         EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns, x.system_identifier'
-                       ' FROM %s x WHERE x.xid IS NULL', sh.changes) INTO st;
-        IF st.rollup_state IS DISTINCT FROM 'current' THEN
-            shard_reason := COALESCE(shard_reason, format('server %s: %s', sh.server, COALESCE(st.rollup_state, 'no status row')));
+                       ' FROM %s x WHERE x.xid IS NULL', sh.changes)
+            INTO st_generation, st_state, st_snapshot, st_campaigns, st_system_identifier;
+        IF st_state IS DISTINCT FROM 'current' THEN
+            shard_reason := COALESCE(shard_reason, format('server %s: %s', sh.server, COALESCE(st_state, 'no status row')));
             snapshots := NULL;
-        ELSIF st.campaigns > 0 THEN
+        ELSIF st_campaigns > 0 THEN
             shard_reason := COALESCE(shard_reason, format('server %s has campaigns of its own on its rollup, whose refreshes prune its changes',
                                                           sh.server));
             snapshots := NULL;
         ELSE
-            snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st.generation,
-                                                                                       'snapshot', st.snapshot,
-                                                                                       'system_identifier', st.system_identifier::text));
+            snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st_generation,
+                                                                                       'snapshot', st_snapshot,
+                                                                                       'system_identifier', st_system_identifier::text));
             old := s.shard_snapshots -> sh.server;
             IF usable AND old IS NULL THEN
                 reason := COALESCE(reason, format('server %s is new to the campaign', sh.server));
-            ELSIF usable AND (old ->> 'generation')::bigint IS DISTINCT FROM st.generation THEN
+            ELSIF usable AND (old ->> 'generation')::bigint IS DISTINCT FROM st_generation THEN
                 reason := COALESCE(reason, format('the rollup on server %s was rebuilt', sh.server));
-            ELSIF usable AND ((old ->> 'system_identifier') IS DISTINCT FROM st.system_identifier::text
-                              OR pg_snapshot_xmax((old ->> 'snapshot')::pg_snapshot) > pg_snapshot_xmax(st.snapshot::pg_snapshot)) THEN
+            ELSIF usable AND ((old ->> 'system_identifier') IS DISTINCT FROM st_system_identifier::text
+                              OR pg_snapshot_xmax((old ->> 'snapshot')::pg_snapshot) > pg_snapshot_xmax(st_snapshot::pg_snapshot)) THEN
                 -- a restored or replaced shard: its transaction ids do not
                 -- continue the ones the snapshot was taken among
                 reason := COALESCE(reason, format('server %s is another cluster or went back in time (restored?)', sh.server));

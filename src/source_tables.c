@@ -13,6 +13,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -22,6 +23,7 @@
 #include "source_tables.h"
 
 PG_FUNCTION_INFO_V1(source_trust_problem);
+PG_FUNCTION_INFO_V1(contract_columns);
 
 static const char *const source_table_names[] = {"customers", "sales_orders", "sales_order_lines"};
 
@@ -429,4 +431,53 @@ source_trust_problem(PG_FUNCTION_ARGS)
 			PG_RETURN_TEXT_P(cstring_to_text(problem));
 	}
 	PG_RETURN_NULL();
+}
+
+/* Append the names of a NULL-terminated column list to names. */
+static List *
+column_names(List *names, const ColumnSpec *columns)
+{
+	for (; columns->name != NULL; columns++)
+		names = lappend(names, (void *) columns->name);
+	return names;
+}
+
+/*
+ * _contract_columns(relation text) returns text[]: the columns the data
+ * contract requires of a source relation ('customers', 'sales_orders',
+ * 'sales_order_lines' or a sharded source's 'order_totals'), those only
+ * customer_features() reads included.  The SQL checks (check_sharded_source)
+ * read them here, so that the contract is written once.
+ */
+Datum
+contract_columns(PG_FUNCTION_ARGS)
+{
+	char	   *relation;
+	List	   *names = NIL;
+	Datum	   *elems;
+	int			n = 0;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("relation must not be NULL")));
+	relation = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strcmp(relation, "customers") == 0)
+		names = column_names(names, customer_columns);
+	else if (strcmp(relation, "sales_orders") == 0)
+		names = column_names(names, order_columns);
+	else if (strcmp(relation, "sales_order_lines") == 0)
+		names = column_names(column_names(names, line_columns), line_item_columns);
+	else if (strcmp(relation, "order_totals") == 0)
+		names = column_names(column_names(names, order_totals_columns), order_totals_item_columns);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a relation of the data contract", relation),
+				 errhint("Pass customers, sales_orders, sales_order_lines or order_totals.")));
+	elems = palloc(sizeof(Datum) * list_length(names));
+	foreach(lc, names)
+		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -284,6 +284,241 @@ CREATE FUNCTION customer_analytics._shard_user_mapping(srv oid, role oid) RETURN
      ORDER BY m.umuser DESC LIMIT 1
 $$;
 
+-- The coordinator's four contract relations (customers, sales_orders,
+-- sales_order_lines, order_totals) in schema nsp, with their partitioning.
+CREATE FUNCTION customer_analytics._shard_relations(nsp oid, schema_name text)
+RETURNS TABLE(ord integer, name text, qname text, relid oid, relkind "char", partstrat "char", partnatts smallint, keycol text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT t.ord, t.name, format('%I.%I', schema_name, t.name), c.oid, c.relkind, p.partstrat, p.partnatts,
+           (SELECT a.attname::text FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum = p.partattrs[0] AND a.attnum > 0)
+      FROM (VALUES (1, 'customers'), (2, 'sales_orders'), (3, 'sales_order_lines'), (4, 'order_totals')) t(ord, name)
+      LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = t.name
+      LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid
+$$;
+
+-- The partitions of those relations, each with its bound and, for a
+-- foreign table, its options and its server's.
+CREATE FUNCTION customer_analytics._shard_partitions(nsp oid, schema_name text)
+RETURNS TABLE(ord integer, name text, partid oid, partname text, relkind "char", bound text, ftoptions text[],
+              srvid oid, srvname text, srvoptions text[], fdwname name)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT r.ord, r.name, c.oid, format('%I.%I', pn.nspname, c.relname), c.relkind,
+           pg_get_expr(c.relpartbound, c.oid), ft.ftoptions, s.oid, s.srvname::text, s.srvoptions, w.fdwname
+      FROM customer_analytics._shard_relations(nsp, schema_name) r
+      JOIN pg_inherits i ON i.inhparent = r.relid
+      JOIN pg_class c ON c.oid = i.inhrelid
+      JOIN pg_namespace pn ON pn.oid = c.relnamespace
+      LEFT JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
+      LEFT JOIN pg_foreign_server s ON s.oid = ft.ftserver
+      LEFT JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+$$;
+
+-- The postgres_fdw servers of the partitions, with what postgres_fdw reads
+-- of each foreign partition's options (the table's own, else the server's,
+-- else its default): the partitions without remote estimates, without
+-- asynchronous scans, with a fetch_size below 1000; and whether the current
+-- role has a user mapping there.
+CREATE FUNCTION customer_analytics._shard_servers(nsp oid, schema_name text)
+RETURNS TABLE(srvid oid, srvname text, extensions text, no_estimate text, no_async text, small_fetch text, mapped boolean)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    WITH eff AS (
+        SELECT p.*,
+               COALESCE((SELECT substr(o, 21) FROM unnest(p.ftoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
+                        (SELECT substr(o, 21) FROM unnest(p.srvoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
+                        'false') AS remote_estimate,
+               COALESCE((SELECT substr(o, 15) FROM unnest(p.ftoptions) o WHERE o LIKE 'async\_capable=%'),
+                        (SELECT substr(o, 15) FROM unnest(p.srvoptions) o WHERE o LIKE 'async\_capable=%'),
+                        'false') AS async,
+               COALESCE((SELECT substr(o, 12) FROM unnest(p.ftoptions) o WHERE o LIKE 'fetch\_size=%'),
+                        (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'fetch\_size=%'),
+                        '100') AS fetch,
+               (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'extensions=%') AS extensions
+          FROM customer_analytics._shard_partitions(nsp, schema_name) p
+         WHERE p.srvid IS NOT NULL AND p.fdwname = 'postgres_fdw')
+    SELECT e.srvid, e.srvname,
+           min(e.extensions),
+           string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.remote_estimate) NOT IN ('true', 'on', '1')),
+           string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.async) NOT IN ('true', 'on', '1')),
+           string_agg(e.partname || ' (' || e.fetch || ')', ', ' ORDER BY e.partname)
+               FILTER (WHERE CASE WHEN e.fetch ~ '^\s*[0-9]{1,9}\s*$' THEN e.fetch::int < 1000 ELSE true END),
+           EXISTS (SELECT 1 FROM pg_user_mappings m
+                    WHERE m.srvid = e.srvid
+                      AND (m.umuser = 0 OR m.umuser = (SELECT ro.oid FROM pg_roles ro WHERE ro.rolname = current_user)))
+      FROM eff e GROUP BY e.srvid, e.srvname
+$_$;
+
+-- Check: each relation is hash-partitioned by customer_code alone.
+CREATE FUNCTION customer_analytics._shard_check_partition_keys(nsp oid, schema_name text)
+RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 1, r.ord, 'partition key'::text,
+           COALESCE(r.relkind = 'p' AND r.partstrat = 'h' AND r.partnatts = 1 AND r.keycol = 'customer_code', false),
+           CASE WHEN r.relid IS NULL THEN r.qname || ' does not exist'
+                WHEN r.relkind <> 'p' THEN r.qname || ' is not a partitioned table'
+                WHEN r.partstrat <> 'h' THEN r.qname || ' is partitioned by ' || CASE r.partstrat WHEN 'l' THEN 'list' ELSE 'range' END || ', not by hash'
+                WHEN r.partnatts <> 1 OR r.keycol IS NULL THEN r.qname || ' is not partitioned by one column'
+                ELSE format('%s is hash-partitioned by %s, %s partitions', r.qname, r.keycol,
+                            (SELECT count(*) FROM customer_analytics._shard_partitions(nsp, schema_name) p WHERE p.ord = r.ord)) END,
+           CASE r.name
+                WHEN 'order_totals' THEN 'Create the order_totals view on every shard and, here, a table PARTITION BY HASH (customer_code) of foreign tables over them (docs/sharding.md).'
+                WHEN 'sales_order_lines' THEN 'Give the lines their order''s customer_code and make the table PARTITION BY HASH (customer_code), with the same partitions as customers.'
+                ELSE format('Make %s a table PARTITION BY HASH (customer_code) whose partitions are foreign tables on the shards.', r.qname) END
+      FROM customer_analytics._shard_relations(nsp, schema_name) r
+$$;
+
+-- Check: order_totals has every column of the data contract (src/source_tables.c).
+CREATE FUNCTION customer_analytics._shard_check_order_totals(nsp oid, schema_name text)
+RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 1, 5, 'order_totals columns'::text, m.missing IS NULL,
+           CASE WHEN m.missing IS NULL THEN r.qname || ' has the columns the functions read'
+                ELSE r.qname || ' lacks ' || m.missing END,
+           'Add the missing columns to the order_totals view on every shard and to the coordinator''s table (docs/sharding.md): customer_features() reads quantity and product_codes.'
+      FROM customer_analytics._shard_relations(nsp, schema_name) r,
+           LATERAL (SELECT string_agg(x.col, ', ' ORDER BY x.n) AS missing
+                      FROM unnest(customer_analytics._contract_columns('order_totals')) WITH ORDINALITY x(col, n)
+                     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                        WHERE a.attrelid = r.relid AND a.attname = x.col
+                                          AND a.attnum > 0 AND NOT a.attisdropped)) m
+     WHERE r.name = 'order_totals' AND r.relid IS NOT NULL
+$$;
+
+-- Check: every partition of a partitioned relation is a postgres_fdw foreign table.
+CREATE FUNCTION customer_analytics._shard_check_foreign_partitions(nsp oid, schema_name text)
+RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 2, r.ord, 'foreign partitions'::text,
+           count(p.partid) > 0 AND bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw'),
+           CASE WHEN count(p.partid) = 0 THEN r.qname || ' has no partitions'
+                WHEN bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw')
+                THEN format('%s: %s postgres_fdw foreign tables on %s', r.qname, count(p.partid),
+                            string_agg(DISTINCT p.srvname, ', '))
+                ELSE r.qname || ': not postgres_fdw foreign tables: ' ||
+                     string_agg(p.partname, ', ' ORDER BY p.partname) FILTER (WHERE p.relkind <> 'f' OR p.fdwname IS DISTINCT FROM 'postgres_fdw') END,
+           'Attach foreign tables (CREATE FOREIGN TABLE ... PARTITION OF ... SERVER shard_n) of postgres_fdw servers as the partitions.'
+      FROM customer_analytics._shard_relations(nsp, schema_name) r
+      LEFT JOIN customer_analytics._shard_partitions(nsp, schema_name) p ON p.ord = r.ord
+     WHERE r.relkind = 'p' GROUP BY r.ord, r.qname
+$$;
+
+-- Check: every relation has the customers' partition bounds, each bound's
+-- partition on the customers' server.
+CREATE FUNCTION customer_analytics._shard_check_colocation(nsp oid, schema_name text)
+RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH parts AS (SELECT * FROM customer_analytics._shard_partitions(nsp, schema_name)),
+    coloc AS (
+        SELECT r.ord, r.name, r.qname,
+               (SELECT string_agg(CASE WHEN x.partid IS NULL
+                                       THEN format('no partition %s (customers'' is on %s)', y.bound,
+                                                   COALESCE('server ' || y.srvname, 'this server'))
+                                       WHEN y.partid IS NULL
+                                       THEN format('%s %s matches no partition of customers', x.partname, x.bound)
+                                       ELSE format('%s %s on %s, customers'' on %s', x.partname, x.bound,
+                                                   COALESCE('server ' || x.srvname, 'this server'),
+                                                   COALESCE('server ' || y.srvname, 'this server')) END,
+                                  '; ' ORDER BY COALESCE(x.bound, y.bound))
+                  FROM (SELECT * FROM parts p WHERE p.ord = r.ord) x
+                  FULL JOIN (SELECT * FROM parts p WHERE p.ord = 1) y ON x.bound = y.bound
+                 WHERE x.srvid IS DISTINCT FROM y.srvid OR x.bound IS NULL OR y.bound IS NULL) AS mismatch
+          FROM customer_analytics._shard_relations(nsp, schema_name) r WHERE r.ord > 1 AND r.relkind = 'p')
+    SELECT 3, c.ord, 'co-location'::text, c.mismatch IS NULL,
+           CASE WHEN c.mismatch IS NULL
+                THEN c.qname || ': the same partition bounds as customers, each on the customers'' server'
+                     || CASE c.name WHEN 'sales_order_lines' THEN ' (each line must carry its order''s customer_code)' ELSE '' END
+                ELSE c.qname || ': ' || c.mismatch END,
+           'Partition every table with the same modulus and remainders as customers, and put each remainder''s partitions on one server.'
+      FROM coloc c
+$$;
+
+-- Checks of each foreign server: it ships the extension's functions,
+-- estimates remotely, scans asynchronously, fetches in large batches, and
+-- maps the current role.
+CREATE FUNCTION customer_analytics._shard_check_servers(nsp oid, schema_name text)
+RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH servers AS (SELECT * FROM customer_analytics._shard_servers(nsp, schema_name))
+    SELECT 4, 1, 'extensions'::text,
+           COALESCE('customer_analytics' = ANY (SELECT btrim(x) FROM unnest(string_to_array(s.extensions, ',')) x), false),
+           format('server %s: extensions %s', s.srvname, COALESCE(quote_literal(s.extensions), 'not set')),
+           format('ALTER SERVER %I OPTIONS (ADD extensions ''customer_analytics'') (SET if it is set), after CREATE EXTENSION customer_analytics on that shard: without it no aggregate is pushed down.', s.srvname)
+      FROM servers s
+    UNION ALL
+    SELECT 4, 2, 'use_remote_estimate', s.no_estimate IS NULL,
+           format('server %s: %s', s.srvname, COALESCE('no remote estimates for ' || s.no_estimate, 'remote estimates')),
+           format('ALTER SERVER %I OPTIONS (ADD use_remote_estimate ''true''), so that the planner knows the shards'' row counts.', s.srvname)
+      FROM servers s
+    UNION ALL
+    SELECT 4, 3, 'async_capable', s.no_async IS NULL,
+           format('server %s: %s', s.srvname, COALESCE('synchronous scans of ' || s.no_async, 'asynchronous scans')),
+           format('ALTER SERVER %I OPTIONS (ADD async_capable ''true''), so that the shards work at the same time.', s.srvname)
+      FROM servers s
+    UNION ALL
+    SELECT 4, 4, 'fetch_size', s.small_fetch IS NULL,
+           format('server %s: %s', s.srvname, COALESCE('fetch_size below 1000 for ' || s.small_fetch, 'fetch_size at least 1000')),
+           format('ALTER SERVER %I OPTIONS (ADD fetch_size ''10000''): postgres_fdw''s default of 100 rows costs a round trip per 100 customers.', s.srvname)
+      FROM servers s
+    UNION ALL
+    SELECT 4, 5, 'user mapping', s.mapped,
+           format('server %s: %s', s.srvname, CASE WHEN s.mapped THEN 'a user mapping for ' || current_user ELSE 'no user mapping for ' || current_user || ' or PUBLIC' END),
+           format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ''...'', password ''...'').', current_user, s.srvname)
+      FROM servers s
+$$;
+
+-- Check: rollup_changes, when the schema has one, is partitioned over every
+-- server of the customers with the columns of rollup_changes().
+CREATE FUNCTION customer_analytics._shard_check_rollup_changes(nsp oid, schema_name text)
+RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 5, 0, 'per-shard rollups'::text, rc.problem IS NULL,
+           CASE WHEN rc.problem IS NOT NULL THEN format('%I.rollup_changes: %s', schema_name, rc.problem)
+                WHEN rc.relid IS NULL THEN format('no %I.rollup_changes: campaign refreshes recompute in full', schema_name)
+                ELSE format('%I.rollup_changes on %s: campaign refreshes read each shard''s changes', schema_name, rc.servers) END,
+           'On each shard: SELECT customer_analytics.enable_rollup(''cosmos_sync''); CREATE VIEW cosmos_sync.rollup_changes AS '
+           'SELECT * FROM customer_analytics.rollup_changes(''cosmos_sync''). Here: a table rollup_changes PARTITION BY HASH (customer_code) '
+           'with the customers'' bounds, each partition a foreign table over that view on the customers'' server (docs/sharding.md).'
+      FROM (SELECT c.oid AS relid,
+                   (SELECT string_agg(DISTINCT s.srvname::text, ', ' ORDER BY s.srvname::text)
+                      FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                      JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE i.inhparent = c.oid) AS servers,
+                   CASE WHEN c.oid IS NULL THEN NULL
+                        WHEN c.relkind <> 'p' THEN 'not a partitioned table'
+                        WHEN m.missing IS NOT NULL THEN 'lacks ' || m.missing
+                        ELSE (SELECT 'no partition on server ' || string_agg(DISTINCT p.srvname, ', ' ORDER BY p.srvname)
+                                FROM customer_analytics._shard_partitions(nsp, schema_name) p
+                               WHERE p.ord = 1 AND p.srvid IS NOT NULL
+                                 AND p.srvid NOT IN (SELECT ft.ftserver FROM pg_inherits i
+                                                       JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+                                                      WHERE i.inhparent = c.oid)) END AS problem
+              FROM (SELECT 1) one
+              LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = 'rollup_changes'
+              LEFT JOIN LATERAL (
+                  SELECT string_agg(x.col, ', ' ORDER BY x.n) AS missing
+                    FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
+                                      'system_identifier']) WITH ORDINALITY x(col, n)
+                   WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
+                                        AND a.attnum > 0 AND NOT a.attisdropped)) m ON true) rc
+$$;
+
 -- Sharded sources (issue 14): check a coordinator schema against the data
 -- contract of docs/sharding.md.  customers, sales_orders,
 -- sales_order_lines and order_totals (one row per order, a view on each
@@ -291,7 +526,8 @@ $$;
 -- partitions postgres_fdw foreign tables on one server; the servers ship the
 -- extension's functions (extensions 'customer_analytics'), estimate
 -- remotely, scan asynchronously, fetch in large batches and have a user
--- mapping for the caller.  One row per check; nothing is connected to.
+-- mapping for the caller.  One row per check (one function each); nothing
+-- is connected to.
 CREATE FUNCTION customer_analytics.check_sharded_source(source_schema text DEFAULT NULL::text) RETURNS TABLE(check_name text, ok boolean, detail text, hint text)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -309,179 +545,18 @@ BEGIN
                   HINT = 'Pass the coordinator schema holding the partitioned customers, sales_orders, sales_order_lines and order_totals.';
     END IF;
     RETURN QUERY
-    WITH tabs(ord, name) AS (
-        VALUES (1, 'customers'), (2, 'sales_orders'), (3, 'sales_order_lines'), (4, 'order_totals')),
-    rels AS (
-        SELECT t.ord, t.name, format('%I.%I', schema_name, t.name) AS qname, c.oid AS relid, c.relkind,
-               p.partstrat, p.partnatts,
-               (SELECT a.attname::text FROM pg_attribute a
-                 WHERE a.attrelid = c.oid AND a.attnum = p.partattrs[0] AND a.attnum > 0) AS keycol
-          FROM tabs t
-          LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = t.name
-          LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid),
-    parts AS (
-        SELECT r.ord, r.name, c.oid AS partid, format('%I.%I', pn.nspname, c.relname) AS partname, c.relkind,
-               pg_get_expr(c.relpartbound, c.oid) AS bound, ft.ftoptions, s.oid AS srvid, s.srvname::text AS srvname,
-               s.srvoptions, w.fdwname
-          FROM rels r
-          JOIN pg_inherits i ON i.inhparent = r.relid
-          JOIN pg_class c ON c.oid = i.inhrelid
-          JOIN pg_namespace pn ON pn.oid = c.relnamespace
-          LEFT JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
-          LEFT JOIN pg_foreign_server s ON s.oid = ft.ftserver
-          LEFT JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw),
-    -- each foreign partition's options as postgres_fdw reads them: the
-    -- table's own, else the server's, else postgres_fdw's default
-    eff AS (
-        SELECT p.*,
-               COALESCE((SELECT substr(o, 21) FROM unnest(p.ftoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
-                        (SELECT substr(o, 21) FROM unnest(p.srvoptions) o WHERE o LIKE 'use\_remote\_estimate=%'),
-                        'false') AS remote_estimate,
-               COALESCE((SELECT substr(o, 15) FROM unnest(p.ftoptions) o WHERE o LIKE 'async\_capable=%'),
-                        (SELECT substr(o, 15) FROM unnest(p.srvoptions) o WHERE o LIKE 'async\_capable=%'),
-                        'false') AS async,
-               COALESCE((SELECT substr(o, 12) FROM unnest(p.ftoptions) o WHERE o LIKE 'fetch\_size=%'),
-                        (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'fetch\_size=%'),
-                        '100') AS fetch,
-               (SELECT substr(o, 12) FROM unnest(p.srvoptions) o WHERE o LIKE 'extensions=%') AS extensions
-          FROM parts p WHERE p.srvid IS NOT NULL AND p.fdwname = 'postgres_fdw'),
-    servers AS (
-        SELECT e.srvid, e.srvname,
-               min(e.extensions) AS extensions,
-               string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.remote_estimate) NOT IN ('true', 'on', '1')) AS no_estimate,
-               string_agg(e.partname, ', ' ORDER BY e.partname) FILTER (WHERE lower(e.async) NOT IN ('true', 'on', '1')) AS no_async,
-               string_agg(e.partname || ' (' || e.fetch || ')', ', ' ORDER BY e.partname)
-                   FILTER (WHERE CASE WHEN e.fetch ~ '^\s*[0-9]{1,9}\s*$' THEN e.fetch::int < 1000 ELSE true END) AS small_fetch,
-               EXISTS (SELECT 1 FROM pg_user_mappings m
-                        WHERE m.srvid = e.srvid
-                          AND (m.umuser = 0 OR m.umuser = (SELECT ro.oid FROM pg_roles ro WHERE ro.rolname = current_user))) AS mapped
-          FROM eff e GROUP BY e.srvid, e.srvname),
-    -- partition bounds and servers that differ from the customers' ones
-    coloc AS (
-        SELECT r.ord, r.name, r.qname,
-               (SELECT string_agg(CASE WHEN x.partid IS NULL
-                                       THEN format('no partition %s (customers'' is on %s)', y.bound,
-                                                   COALESCE('server ' || y.srvname, 'this server'))
-                                       WHEN y.partid IS NULL
-                                       THEN format('%s %s matches no partition of customers', x.partname, x.bound)
-                                       ELSE format('%s %s on %s, customers'' on %s', x.partname, x.bound,
-                                                   COALESCE('server ' || x.srvname, 'this server'),
-                                                   COALESCE('server ' || y.srvname, 'this server')) END,
-                                  '; ' ORDER BY COALESCE(x.bound, y.bound))
-                  FROM (SELECT * FROM parts p WHERE p.ord = r.ord) x
-                  FULL JOIN (SELECT * FROM parts p WHERE p.ord = 1) y ON x.bound = y.bound
-                 WHERE x.srvid IS DISTINCT FROM y.srvid OR x.bound IS NULL OR y.bound IS NULL) AS mismatch
-          FROM rels r WHERE r.ord > 1 AND r.relkind = 'p')
     SELECT c.check_name, c.ok, c.detail, CASE WHEN NOT c.ok THEN c.hint END
-      FROM (
-        SELECT 1 AS o1, r.ord AS o2, 'partition key'::text AS check_name,
-               COALESCE(r.relkind = 'p' AND r.partstrat = 'h' AND r.partnatts = 1 AND r.keycol = 'customer_code', false) AS ok,
-               CASE WHEN r.relid IS NULL THEN r.qname || ' does not exist'
-                    WHEN r.relkind <> 'p' THEN r.qname || ' is not a partitioned table'
-                    WHEN r.partstrat <> 'h' THEN r.qname || ' is partitioned by ' || CASE r.partstrat WHEN 'l' THEN 'list' ELSE 'range' END || ', not by hash'
-                    WHEN r.partnatts <> 1 OR r.keycol IS NULL THEN r.qname || ' is not partitioned by one column'
-                    ELSE format('%s is hash-partitioned by %s, %s partitions', r.qname, r.keycol,
-                                (SELECT count(*) FROM parts p WHERE p.ord = r.ord)) END AS detail,
-               CASE r.name
-                    WHEN 'order_totals' THEN 'Create the order_totals view on every shard and, here, a table PARTITION BY HASH (customer_code) of foreign tables over them (docs/sharding.md).'
-                    WHEN 'sales_order_lines' THEN 'Give the lines their order''s customer_code and make the table PARTITION BY HASH (customer_code), with the same partitions as customers.'
-                    ELSE format('Make %s a table PARTITION BY HASH (customer_code) whose partitions are foreign tables on the shards.', r.qname) END AS hint
-          FROM rels r
-        UNION ALL
-        SELECT 1, 5, 'order_totals columns', m.missing IS NULL,
-               CASE WHEN m.missing IS NULL THEN r.qname || ' has the columns the functions read'
-                    ELSE r.qname || ' lacks ' || m.missing END,
-               'Add the missing columns to the order_totals view on every shard and to the coordinator''s table (docs/sharding.md): customer_features() reads quantity and product_codes.'
-          FROM rels r,
-               LATERAL (SELECT string_agg(x.col, ', ' ORDER BY x.n) AS missing
-                          FROM unnest(ARRAY['customer_code', 'order_type', 'order_number', 'delivery_route', 'order_date',
-                                            'confirmed_code', 'order_total', 'quantity', 'product_codes']) WITH ORDINALITY x(col, n)
-                         WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
-                                            WHERE a.attrelid = r.relid AND a.attname = x.col
-                                              AND a.attnum > 0 AND NOT a.attisdropped)) m
-         WHERE r.name = 'order_totals' AND r.relid IS NOT NULL
-        UNION ALL
-        SELECT 2, r.ord, 'foreign partitions',
-               count(p.partid) > 0 AND bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw'),
-               CASE WHEN count(p.partid) = 0 THEN r.qname || ' has no partitions'
-                    WHEN bool_and(p.relkind = 'f' AND p.fdwname IS NOT DISTINCT FROM 'postgres_fdw')
-                    THEN format('%s: %s postgres_fdw foreign tables on %s', r.qname, count(p.partid),
-                                string_agg(DISTINCT p.srvname, ', '))
-                    ELSE r.qname || ': not postgres_fdw foreign tables: ' ||
-                         string_agg(p.partname, ', ' ORDER BY p.partname) FILTER (WHERE p.relkind <> 'f' OR p.fdwname IS DISTINCT FROM 'postgres_fdw') END,
-               'Attach foreign tables (CREATE FOREIGN TABLE ... PARTITION OF ... SERVER shard_n) of postgres_fdw servers as the partitions.'
-          FROM rels r LEFT JOIN parts p ON p.ord = r.ord
-         WHERE r.relkind = 'p' GROUP BY r.ord, r.qname
-        UNION ALL
-        SELECT 3, c.ord, 'co-location', c.mismatch IS NULL,
-               CASE WHEN c.mismatch IS NULL
-                    THEN c.qname || ': the same partition bounds as customers, each on the customers'' server'
-                         || CASE c.name WHEN 'sales_order_lines' THEN ' (each line must carry its order''s customer_code)' ELSE '' END
-                    ELSE c.qname || ': ' || c.mismatch END,
-               'Partition every table with the same modulus and remainders as customers, and put each remainder''s partitions on one server.'
-          FROM coloc c
-        UNION ALL
-        SELECT 4, 1, 'extensions',
-               COALESCE('customer_analytics' = ANY (SELECT btrim(x) FROM unnest(string_to_array(s.extensions, ',')) x), false),
-               format('server %s: extensions %s', s.srvname, COALESCE(quote_literal(s.extensions), 'not set')),
-               format('ALTER SERVER %I OPTIONS (ADD extensions ''customer_analytics'') (SET if it is set), after CREATE EXTENSION customer_analytics on that shard: without it no aggregate is pushed down.', s.srvname)
-          FROM servers s
-        UNION ALL
-        SELECT 4, 2, 'use_remote_estimate', s.no_estimate IS NULL,
-               format('server %s: %s', s.srvname, COALESCE('no remote estimates for ' || s.no_estimate, 'remote estimates')),
-               format('ALTER SERVER %I OPTIONS (ADD use_remote_estimate ''true''), so that the planner knows the shards'' row counts.', s.srvname)
-          FROM servers s
-        UNION ALL
-        SELECT 4, 3, 'async_capable', s.no_async IS NULL,
-               format('server %s: %s', s.srvname, COALESCE('synchronous scans of ' || s.no_async, 'asynchronous scans')),
-               format('ALTER SERVER %I OPTIONS (ADD async_capable ''true''), so that the shards work at the same time.', s.srvname)
-          FROM servers s
-        UNION ALL
-        SELECT 4, 4, 'fetch_size', s.small_fetch IS NULL,
-               format('server %s: %s', s.srvname, COALESCE('fetch_size below 1000 for ' || s.small_fetch, 'fetch_size at least 1000')),
-               format('ALTER SERVER %I OPTIONS (ADD fetch_size ''10000''): postgres_fdw''s default of 100 rows costs a round trip per 100 customers.', s.srvname)
-          FROM servers s
-        UNION ALL
-        SELECT 4, 5, 'user mapping', s.mapped,
-               format('server %s: %s', s.srvname, CASE WHEN s.mapped THEN 'a user mapping for ' || current_user ELSE 'no user mapping for ' || current_user || ' or PUBLIC' END),
-               format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ''...'', password ''...'').', current_user, s.srvname)
-          FROM servers s
-        UNION ALL
-        SELECT 5, 0, 'per-shard rollups', rc.problem IS NULL,
-               CASE WHEN rc.problem IS NOT NULL THEN format('%I.rollup_changes: %s', schema_name, rc.problem)
-                    WHEN rc.relid IS NULL THEN format('no %I.rollup_changes: campaign refreshes recompute in full', schema_name)
-                    ELSE format('%I.rollup_changes on %s: campaign refreshes read each shard''s changes', schema_name, rc.servers) END,
-               'On each shard: SELECT customer_analytics.enable_rollup(''cosmos_sync''); CREATE VIEW cosmos_sync.rollup_changes AS '
-               'SELECT * FROM customer_analytics.rollup_changes(''cosmos_sync''). Here: a table rollup_changes PARTITION BY HASH (customer_code) '
-               'with the customers'' bounds, each partition a foreign table over that view on the customers'' server (docs/sharding.md).'
-          FROM (SELECT c.oid AS relid,
-                       (SELECT string_agg(DISTINCT s.srvname::text, ', ' ORDER BY s.srvname::text)
-                          FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
-                          JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE i.inhparent = c.oid) AS servers,
-                       CASE WHEN c.oid IS NULL THEN NULL
-                            WHEN c.relkind <> 'p' THEN 'not a partitioned table'
-                            WHEN EXISTS (SELECT 1 FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
-                                                                  'system_identifier']) x(col)
-                                          WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
-                                                               AND a.attnum > 0 AND NOT a.attisdropped))
-                            THEN 'lacks ' || (SELECT string_agg(x.col, ', ' ORDER BY x.n)
-                                                FROM unnest(ARRAY['customer_code', 'xid', 'generation', 'rollup_state', 'snapshot', 'campaigns',
-                                                                  'system_identifier'])
-                                                     WITH ORDINALITY x(col, n)
-                                               WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = x.col
-                                                                    AND a.attnum > 0 AND NOT a.attisdropped))
-                            ELSE (SELECT 'no partition on server ' || string_agg(DISTINCT p.srvname, ', ' ORDER BY p.srvname)
-                                    FROM parts p
-                                   WHERE p.ord = 1 AND p.srvid IS NOT NULL
-                                     AND p.srvid NOT IN (SELECT ft.ftserver FROM pg_inherits i
-                                                           JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
-                                                          WHERE i.inhparent = c.oid)) END AS problem
-                  FROM (SELECT 1) one LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = 'rollup_changes') rc
-        UNION ALL
-        SELECT 5, 1, 'pushdown', pushdown,
-               'customer_analytics.shard_pushdown is ' || CASE WHEN pushdown THEN 'on' ELSE 'off' END,
-               'SET customer_analytics.shard_pushdown = on: with it off the functions read the sharded tables as on one server.'
-      ) c
+      FROM (SELECT * FROM customer_analytics._shard_check_partition_keys(nsp, schema_name)
+            UNION ALL SELECT * FROM customer_analytics._shard_check_order_totals(nsp, schema_name)
+            UNION ALL SELECT * FROM customer_analytics._shard_check_foreign_partitions(nsp, schema_name)
+            UNION ALL SELECT * FROM customer_analytics._shard_check_colocation(nsp, schema_name)
+            UNION ALL SELECT * FROM customer_analytics._shard_check_servers(nsp, schema_name)
+            UNION ALL SELECT * FROM customer_analytics._shard_check_rollup_changes(nsp, schema_name)
+            UNION ALL
+            SELECT 5, 1, 'pushdown', pushdown,
+                   'customer_analytics.shard_pushdown is ' || CASE WHEN pushdown THEN 'on' ELSE 'off' END,
+                   'SET customer_analytics.shard_pushdown = on: with it off the functions read the sharded tables as on one server.'
+           ) c
      ORDER BY c.o1, c.o2, c.detail;
 END $_$;
 

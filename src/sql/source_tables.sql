@@ -130,3 +130,9 @@ CREATE FUNCTION customer_analytics.order_date_in_window(order_date text, order_w
     AS 'MODULE_PATHNAME', 'order_date_in_window_text';
 
 COMMENT ON FUNCTION customer_analytics.order_date_in_window(order_date text, order_window daterange, order_type text, order_number text) IS 'is the checked order_date (text YYYYMMDD) inside the window? errors like checked_order_date';
+
+-- The columns the data contract requires of a source relation, those only
+-- customer_features() reads included (src/source_tables.c).
+CREATE FUNCTION customer_analytics._contract_columns(relation text) RETURNS text[]
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'contract_columns';

@@ -525,6 +525,103 @@ END $$;
 
 -- refresh_campaign()'s work, as the campaign's owner: decide the mode (from
 -- the order changes, incremental, full), apply it, record it.
+-- After a campaign's refresh: keep its per-customer state for the next one
+-- (when its rollup is usable): the refresh state row at at_snapshot, the
+-- state tables built again unless the refresh applied the order changes to
+-- them (applied_delta), the rollup's order changes pruned; or forget both.
+CREATE FUNCTION customer_analytics._campaign_keep_state(c customer_analytics.campaigns, resolved customer_analytics.campaigns,
+                                                        r customer_analytics.rollups, rollup_usable boolean,
+                                                        at_snapshot pg_snapshot, applied_delta boolean) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    state record;
+BEGIN
+    -- (what is recorded when the state cannot be built)
+    SELECT NULL::regclass AS state, NULL::regclass AS month_state, NULL::pg_snapshot AS snapshot INTO state;
+    IF rollup_usable THEN
+        INSERT INTO customer_analytics.campaign_refresh_state AS x
+        VALUES (c.name, customer_analytics._campaign_fingerprint(c),
+                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, r.generation,
+                at_snapshot,
+                format('%I.%I', c.view_schema, c.name || '_monthly')::regclass)
+        ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
+            SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
+                generation = excluded.generation, snapshot = excluded.snapshot,
+                monthly_view = excluded.monthly_view;
+        IF applied_delta THEN
+            UPDATE customer_analytics.campaign_refresh_state x SET state_snapshot = at_snapshot
+             WHERE x.campaign = c.name;
+        ELSIF customer_analytics._campaign_state_unsupported(resolved) IS NULL
+              AND NOT customer_analytics._rollup_written_here(r) THEN
+            -- (re)built from the rollup, for the next refresh
+            PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): building the per-customer state', c.name));
+            BEGIN
+                state := customer_analytics._campaign_build_state(resolved, r);
+            EXCEPTION WHEN duplicate_table OR insufficient_privilege THEN
+                RAISE WARNING 'campaign "%" keeps no per-customer state: %', c.name, SQLERRM
+                    USING HINT = 'Its refreshes recompute the changed customers'' histories until this is fixed.';
+            END;
+            UPDATE customer_analytics.campaign_refresh_state x
+               SET state_table = state.state, month_state_table = state.month_state, state_snapshot = state.snapshot
+             WHERE x.campaign = c.name;
+        ELSE
+            -- no state for now: what the tables hold is stale
+            PERFORM customer_analytics._forget_campaign_state(c);
+        END IF;
+        PERFORM customer_analytics._prune_dirty(r);
+    ELSE
+        PERFORM customer_analytics._forget_campaign_state(c);
+        DELETE FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
+    END IF;
+
+END $$;
+
+-- After a campaign's refresh: record it (catalog row, refresh_history with
+-- its mode) and say so.
+CREATE FUNCTION customer_analytics._campaign_record_refresh(campaign text, started timestamp with time zone,
+                                                            "concurrently" boolean, mode text)
+RETURNS customer_analytics.campaigns
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c customer_analytics.campaigns := customer_analytics._record_refresh(campaign, started);
+BEGIN
+    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
+    -- the duration goes to the catalog (refresh_ms), not the message
+    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
+        c.name, CASE WHEN mode LIKE 'delta (%' THEN ' from its order changes' || substr(mode, length('delta') + 1)
+                     ELSE CASE WHEN _campaign_record_refresh.concurrently THEN ' concurrently' ELSE '' END
+                          || CASE WHEN mode = 'full (no rollup)' THEN ''
+                                  WHEN mode LIKE 'incremental (%' THEN ' incrementally' || substr(mode, length('incremental') + 1)
+                                  ELSE ' in full' || substr(mode, length('full') + 1) END END,
+        c.target_rows, c.monthly_rows;
+    RETURN c;
+END $$;
+
+-- A campaign's views computed again: REFRESH of the three, or, when the
+-- sheet's months moved (rebuild), its targets refreshed, the sheet rebuilt
+-- with the new month columns (from current_columns) and its long form
+-- refreshed.
+CREATE FUNCTION customer_analytics._campaign_recompute_views(c customer_analytics.campaigns, rebuild boolean,
+                                                             current_columns text, "concurrently" boolean) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM customer_analytics._ensure_long_view(c);
+    IF rebuild THEN
+        PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], _campaign_recompute_views.concurrently);
+        PERFORM customer_analytics._rebuild_sheet(c, current_columns);
+        PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], _campaign_recompute_views.concurrently);
+    ELSE
+        PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
+                                                  _campaign_recompute_views.concurrently);
+    END IF;
+END $$;
+
 CREATE FUNCTION customer_analytics._refresh_campaign_as_owner(campaign text, "concurrently" boolean) RETURNS customer_analytics.campaigns
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -538,9 +635,7 @@ DECLARE
     r customer_analytics.rollups;
     s customer_analytics.campaign_refresh_state;
     delta record;
-    state record;
     no_delta text;
-    mode text;
     cols record;
     rebuild boolean := false;
     rollup_usable boolean;
@@ -548,7 +643,6 @@ DECLARE
 BEGIN
     PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
     SELECT NULL::pg_snapshot AS snapshot, NULL::bigint AS changed_customers, NULL::bigint AS order_changes INTO delta;
-    SELECT NULL::regclass AS state, NULL::regclass AS month_state, NULL::pg_snapshot AS snapshot INTO state;
     -- refreshes of one source take turns (readers never wait): the dirty
     -- set is pruned below, and no other refresh may be between snapshot
     -- and state
@@ -601,73 +695,19 @@ BEGIN
         IF d.usable THEN
             d := customer_analytics._campaign_changes(c);
         END IF;
-        PERFORM customer_analytics._ensure_long_view(c);
-        IF rebuild THEN
-            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_targets'], _refresh_campaign_as_owner.concurrently);
-            PERFORM customer_analytics._rebuild_sheet(c, cols.current_columns);
-            PERFORM customer_analytics._refresh_views(c.view_schema, ARRAY[c.name || '_monthly_long'], _refresh_campaign_as_owner.concurrently);
-        ELSE
-            PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._campaign_views(c.name),
-                                                      _refresh_campaign_as_owner.concurrently);
-        END IF;
+        PERFORM customer_analytics._campaign_recompute_views(c, rebuild, old_columns,
+                                                             _refresh_campaign_as_owner.concurrently);
     END IF;
 
-    IF rollup_usable THEN
-        INSERT INTO customer_analytics.campaign_refresh_state AS x
-        VALUES (c.name, customer_analytics._campaign_fingerprint(c),
-                format('%I.%I', c.view_schema, c.name || '_targets')::regclass, r.generation,
-                COALESCE(delta.snapshot, snap),
-                format('%I.%I', c.view_schema, c.name || '_monthly')::regclass)
-        ON CONFLICT ON CONSTRAINT campaign_refresh_state_pkey DO UPDATE
-            SET fingerprint = excluded.fingerprint, targets_view = excluded.targets_view,
-                generation = excluded.generation, snapshot = excluded.snapshot,
-                monthly_view = excluded.monthly_view;
-        IF delta.snapshot IS NOT NULL THEN
-            UPDATE customer_analytics.campaign_refresh_state x SET state_snapshot = delta.snapshot
-             WHERE x.campaign = c.name;
-        ELSIF customer_analytics._campaign_state_unsupported(resolved) IS NULL
-              AND NOT customer_analytics._rollup_written_here(r) THEN
-            -- (re)built from the rollup, for the next refresh
-            PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): building the per-customer state', c.name));
-            BEGIN
-                state := customer_analytics._campaign_build_state(resolved, r);
-            EXCEPTION WHEN duplicate_table OR insufficient_privilege THEN
-                RAISE WARNING 'campaign "%" keeps no per-customer state: %', c.name, SQLERRM
-                    USING HINT = 'Its refreshes recompute the changed customers'' histories until this is fixed.';
-            END;
-            UPDATE customer_analytics.campaign_refresh_state x
-               SET state_table = state.state, month_state_table = state.month_state, state_snapshot = state.snapshot
-             WHERE x.campaign = c.name;
-        ELSE
-            -- no state for now: what the tables hold is stale
-            PERFORM customer_analytics._forget_campaign_state(c);
-        END IF;
-        PERFORM customer_analytics._prune_dirty(r);
-    ELSE
-        PERFORM customer_analytics._forget_campaign_state(c);
-        DELETE FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
-    END IF;
-
-    c := customer_analytics._record_refresh(c.name, started);
-    mode := CASE WHEN r IS NULL THEN 'full (no rollup)'
-                 WHEN delta.snapshot IS NOT NULL
-                     THEN format('delta (%s changed customers, %s order changes)', delta.changed_customers, delta.order_changes)
-                 WHEN d.usable THEN format('incremental (%s changed customers; histories recomputed: %s)',
-                                           cardinality(d.changed), no_delta)
-                 ELSE 'full (' || d.reason || ')' END;
-    PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
-    -- the duration goes to the catalog (refresh_ms), not the message
-    RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
-        c.name, CASE WHEN delta.snapshot IS NOT NULL
-                     THEN format(' from its order changes (%s changed customers, %s order changes)',
-                                 delta.changed_customers, delta.order_changes)
-                     ELSE CASE WHEN _refresh_campaign_as_owner.concurrently THEN ' concurrently' ELSE '' END
-                          || CASE WHEN r IS NULL THEN ''
-                                  WHEN d.usable THEN format(' incrementally (%s changed customers; histories recomputed: %s)',
-                                                            cardinality(d.changed), no_delta)
-                                  ELSE ' in full (' || d.reason || ')' END END,
-        c.target_rows, c.monthly_rows;
-    RETURN c;
+    PERFORM customer_analytics._campaign_keep_state(c, resolved, r, rollup_usable, COALESCE(delta.snapshot, snap),
+                                                    delta.snapshot IS NOT NULL);
+    RETURN customer_analytics._campaign_record_refresh(c.name, started, _refresh_campaign_as_owner.concurrently,
+        CASE WHEN r IS NULL THEN 'full (no rollup)'
+             WHEN delta.snapshot IS NOT NULL
+                 THEN format('delta (%s changed customers, %s order changes)', delta.changed_customers, delta.order_changes)
+             WHEN d.usable THEN format('incremental (%s changed customers; histories recomputed: %s)',
+                                       cardinality(d.changed), no_delta)
+             ELSE 'full (' || d.reason || ')' END);
 END $$;
 
 -- REFRESH each view in order (later views may read earlier ones)

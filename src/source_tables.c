@@ -24,6 +24,7 @@
 
 PG_FUNCTION_INFO_V1(source_trust_problem);
 PG_FUNCTION_INFO_V1(contract_columns);
+PG_FUNCTION_INFO_V1(source_schema_of);
 
 static const char *const source_table_names[] = {"customers", "sales_orders", "sales_order_lines"};
 
@@ -229,11 +230,22 @@ check_table(const char *schema, Oid nspid, const char *table,
 	return quote_qualified_identifier(schema, table);
 }
 
+/*
+ * The source schema a call means: its argument, else the setting (whose
+ * default is CA_DEFAULT_SOURCE_SCHEMA).  The one rule for C and, through
+ * _source_schema(), SQL.
+ */
+static const char *
+source_schema_for(const char *schema_arg)
+{
+	return schema_arg ? schema_arg : ca_source_schema;
+}
+
 SourceTables *
 source_tables_open_tables(const char *schema_arg)
 {
 	SourceTables *src = palloc0(sizeof(SourceTables));
-	const char *schema = schema_arg ? schema_arg : ca_source_schema;
+	const char *schema = source_schema_for(schema_arg);
 	Oid			nspid;
 	Oid			order_date_type = InvalidOid;
 
@@ -480,4 +492,18 @@ contract_columns(PG_FUNCTION_ARGS)
 	foreach(lc, names)
 		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * _source_schema(source_schema text) returns text: the schema a call with
+ * this argument reads (source_schema_for()); NULL when there is none.
+ */
+Datum
+source_schema_of(PG_FUNCTION_ARGS)
+{
+	const char *schema = source_schema_for(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	if (schema == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(schema));
 }

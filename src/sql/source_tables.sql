@@ -61,13 +61,11 @@ EXCEPTION WHEN insufficient_privilege THEN
     RETURN NULL;
 END $$;
 
--- The source schema a call means: the argument, else the setting, else the default.
+-- The source schema a call means: the argument, else the setting as the
+-- library accepted it (src/source_tables.c, the rule the C functions use).
 CREATE FUNCTION customer_analytics._source_schema(source_schema text) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT COALESCE(source_schema, customer_analytics._checked_setting('customer_analytics.source_schema'), 'cosmos_sync')
-$$;
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'source_schema_of';
 
 COMMENT ON FUNCTION customer_analytics._source_schema(source_schema text) IS 'internal: the source schema a call means (the argument, else customer_analytics.source_schema as the library accepted it)';
 

@@ -128,23 +128,8 @@ SET ROLE ca_st_other;
 SELECT name, schedule, last_status FROM customer_analytics.list_campaigns();
 RESET ROLE;
 
--- jobs scheduled before 1.5 (they ran the function) are changed by the
--- update to run the procedure; others are left alone
-SET ROLE ca_st_owner;
-SELECT customer_analytics.unschedule_segmentation_refresh('st_seg');
-SELECT cron.schedule('customer_analytics refresh segmentation st_seg', '0 7 * * *',
-                     $$SELECT customer_analytics.refresh_segmentation('st_seg')$$) > 0 AS old_style;
-SELECT cron.schedule('my own job', '0 8 * * *', $$SELECT customer_analytics.refresh_campaign('st1')$$) > 0 AS other;
-RESET ROLE;
-SELECT customer_analytics._upgrade_cron_jobs() AS upgraded;
-SELECT jobname, command FROM cron.job ORDER BY jobname;
--- and the update records such jobs as the definitions' schedules (st1's is
--- recorded already; 'my own job' is no definition's)
-SELECT customer_analytics._record_existing_cron_jobs() AS recorded;
-SELECT kind, name, owner, schedule, runner, run_as, job_id IS NOT NULL AS has_job FROM customer_analytics.refresh_schedules ORDER BY name;
-SET ROLE ca_st_owner;
-SELECT cron.unschedule('my own job');
-RESET ROLE;
+-- (what the update to 1.5 does with jobs scheduled before 1.5:
+-- sql/43_cron_jobs_update.sql)
 
 -- when pg_cron's jobs could not connect, scheduling warns (the test
 -- cluster runs them in background workers, so this is the check itself)

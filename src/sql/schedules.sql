@@ -304,35 +304,6 @@ BEGIN
     PERFORM set_config('customer_analytics.refresh_via', '', true);
 END $$;
 
--- Schedules made before 1.5 were pg_cron jobs only: record them.
-CREATE FUNCTION customer_analytics._record_existing_cron_jobs() RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    n bigint := 0;
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') AND has_table_privilege('cron.job', 'SELECT') THEN
-        EXECUTE $sql$
-            WITH recorded AS (
-                INSERT INTO customer_analytics.refresh_schedules (kind, name, owner, schedule, runner, run_as, job_id)
-                SELECT d.kind, d.name, d.owner, j.schedule, 'pg_cron', j.username, j.jobid
-                  FROM cron.job j
-                  JOIN (SELECT 'campaign' AS kind, c.name, c.owner FROM customer_analytics.campaigns c
-                        UNION ALL
-                        SELECT 'segmentation', s.name, s.owner FROM customer_analytics.segmentations s) d
-                    ON j.jobname IN (customer_analytics._cron_job_name(d.kind, d.name),
-                                     left('customer_analytics refresh ' || d.kind || ' ' || d.name, 63))
-                   -- the definition's refresh job (_upgrade_cron_jobs ran first), not another job of that name
-                   AND j.command = customer_analytics._refresh_job_command(d.kind, d.name)
-                ON CONFLICT DO NOTHING
-                RETURNING 1)
-            SELECT count(*) FROM recorded
-        $sql$ INTO n;
-    END IF;
-    RETURN n;
-END $_$;
-
 -- Record the caller's interrupted runs (claims whose process is gone) and
 -- clear their claims; returns how many.  SKIP LOCKED: a claim being made
 -- or cleared right now is not one.
@@ -711,34 +682,6 @@ BEGIN
         EXECUTE 'SELECT cron.unschedule($1)' USING job;
     END IF;
     RAISE NOTICE '% "%" refresh unscheduled', kind, name;
-END $_$;
-
--- Jobs scheduled before 1.5 ran the refresh function, whose failures left
--- no trace: they now run the procedure.  Returns how many jobs changed.
-CREATE FUNCTION customer_analytics._upgrade_cron_jobs() RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    n bigint := 0;
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
-        EXECUTE $sql$
-            WITH changed AS (
-                UPDATE cron.job j
-                   SET command = customer_analytics._refresh_job_command(x.m[1], x.m[2]),
-                       jobname = customer_analytics._cron_job_name(x.m[1], x.m[2])
-                  FROM (SELECT jobid, regexp_match(command,
-                               '^SELECT customer_analytics\.refresh_(campaign|segmentation)\(''([a-z0-9_]+)''\)$') AS m
-                          FROM cron.job) x
-                 WHERE j.jobid = x.jobid AND x.m IS NOT NULL
-                   AND j.jobname IN (customer_analytics._cron_job_name(x.m[1], x.m[2]),
-                                     left('customer_analytics refresh ' || x.m[1] || ' ' || x.m[2], 63))
-                RETURNING 1)
-            SELECT count(*) FROM changed
-        $sql$ INTO n;
-    END IF;
-    RETURN n;
 END $_$;
 
 -- The pg_cron call that starts role's dispatcher in this database.

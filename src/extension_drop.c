@@ -17,9 +17,19 @@
  * per-customer state tables next to its views.  Dispatcher jobs live in
  * pg_cron's database, out of reach from here: they become no-ops, and a
  * NOTICE names them for the DBA to unschedule.
+ *
+ * Messages say what happened: a DROP without CASCADE that would fail on
+ * objects depending on the extension (the campaigns' and segmentations'
+ * views, the rollups' triggers, users' objects) is refused here, naming
+ * them, in the transaction's state from before (the error undoes the
+ * unscheduling and the tables' drop); and the NOTICEs counting the removed
+ * jobs and tables come when the transaction commits, never for a DROP that
+ * fails or is rolled back.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -29,18 +39,132 @@
 PG_FUNCTION_INFO_V1(extension_drop_watch);
 
 /*
- * Run SELECT proc (no arguments) when the extension's script defines it:
- * an event trigger of an older version's script may see a newer library.
+ * What a DROP of this transaction removed (pg_cron jobs, the rollup and
+ * state tables), reported at its commit; forgotten when the (sub)transaction
+ * of the DROP aborts.
+ */
+static int64 jobs_removed = 0;
+static int64 tables_dropped = 0;
+static SubTransactionId removed_subid = InvalidSubTransactionId;
+static bool callbacks_registered = false;
+
+static void
+drop_xact_callback(XactEvent event, pg_attribute_unused() void *arg)
+{
+	int64		jobs = jobs_removed;
+	int64		tables = tables_dropped;
+
+	if (event == XACT_EVENT_PRE_PREPARE)
+		return;
+	jobs_removed = tables_dropped = 0;
+	if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_PARALLEL_PRE_COMMIT)
+		return;					/* aborted, or committed without a DROP */
+	if (jobs > 0)
+		ereport(NOTICE,
+				(errmsg("customer_analytics: %lld scheduled refresh job(s) removed from pg_cron with the extension",
+						(long long) jobs)));
+	if (tables > 0)
+		ereport(NOTICE,
+				(errmsg("customer_analytics: %lld rollup and state table(s) dropped with the extension",
+						(long long) tables)));
+}
+
+static void
+drop_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, pg_attribute_unused() void *arg)
+{
+	if (mySubid != removed_subid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		jobs_removed = tables_dropped = 0;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		removed_subid = parentSubid;
+}
+
+static void
+report_at_commit(int64 jobs, int64 tables)
+{
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(drop_xact_callback, NULL);
+		RegisterSubXactCallback(drop_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	jobs_removed += jobs;
+	tables_dropped += tables;
+	removed_subid = GetCurrentSubTransactionId();
+}
+
+/*
+ * A DROP without CASCADE fails on every object outside the extension that
+ * depends on one of its objects: the campaigns' and segmentations' views,
+ * the rollups' triggers, users' objects.  Refuse it here, naming them, the
+ * way PostgreSQL would after the work is done: what the extension drops is
+ * its members and what hangs on them (automatic and internal dependencies);
+ * an object depending on that in the normal way stops the DROP.
  */
 static void
+refuse_dependents(void)
+{
+	bool		isnull;
+	int64		n;
+
+	if (SPI_execute("WITH RECURSIVE dropped(classid, objid) AS ("
+					"  SELECT e.classid, e.objid FROM pg_catalog.pg_depend e"
+					"    JOIN pg_catalog.pg_extension x ON x.oid = e.refobjid AND x.extname = 'customer_analytics'"
+					"   WHERE e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND e.deptype = 'e'"
+					"  UNION"
+					"  SELECT d.classid, d.objid FROM pg_catalog.pg_depend d"
+					"    JOIN dropped p ON d.refclassid = p.classid AND d.refobjid = p.objid"
+					"   WHERE d.deptype IN ('a', 'i')),"
+					" blocking AS ("
+					"  SELECT DISTINCT CASE WHEN d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+					"                       THEN pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass,"
+					"                              (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid), 0)"
+					"                       ELSE pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) END AS what"
+					"    FROM pg_catalog.pg_depend d JOIN dropped p ON d.refclassid = p.classid AND d.refobjid = p.objid"
+					"   WHERE d.deptype = 'n'"
+					"     AND NOT EXISTS (SELECT FROM dropped q WHERE q.classid = d.classid AND q.objid = d.objid))"
+					" SELECT count(*), pg_catalog.string_agg(b.what, ', ' ORDER BY b.what) FILTER (WHERE b.i <= 10)"
+					"   FROM (SELECT what, pg_catalog.row_number() OVER (ORDER BY what) AS i FROM blocking) b",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "looking for objects that depend on customer_analytics failed");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (n > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop extension customer_analytics because %lld other object(s) depend on it",
+						(long long) n),
+				 errdetail("%s%s", SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+						   n > 10 ? psprintf(" and %lld more", (long long) (n - 10)) : ""),
+				 errhint("Drop every campaign and segmentation (customer_analytics.drop_campaign(), "
+						 "drop_segmentation(): they stop at your own views built on theirs) and every rollup "
+						 "(drop_rollup()), and your objects that use the extension; or DROP EXTENSION customer_analytics "
+						 "CASCADE, which drops them all and every object built on them, your own views included. "
+						 "Nothing was dropped.")));
+}
+
+/*
+ * Run SELECT proc (no arguments) when the extension's script defines it:
+ * an event trigger of an older version's script may see a newer library.
+ * Its result when it is an integer, else 0.
+ */
+static int64
 call_if_defined(const char *proc)
 {
 	char	   *check = psprintf("SELECT 1 WHERE pg_catalog.to_regprocedure('%s') IS NOT NULL", proc);
 	char	   *call = psprintf("SELECT %s", proc);
+	bool		isnull;
+	Datum		result;
 
-	if (SPI_execute(check, true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
-		SPI_execute(call, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute(check, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return 0;
+	if (SPI_execute(call, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "%s failed", call);
+	if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) != INT4OID)
+		return 0;
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt32(result);
 }
 
 /* Does this DROP name the extension customer_analytics? */
@@ -70,6 +194,8 @@ Datum
 extension_drop_watch(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata;
+	int64		jobs = 0;
+	int64		tables;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -111,13 +237,16 @@ extension_drop_watch(PG_FUNCTION_ARGS)
 			bool		isnull;
 			int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-			if (n > 0)
-				ereport(NOTICE,
-						(errmsg("customer_analytics: %lld scheduled refresh job(s) removed from pg_cron with the extension",
-								(long long) n)));
+			jobs = n;
 		}
 	}
-	call_if_defined("customer_analytics._drop_extension_tables()");
+	tables = call_if_defined("customer_analytics._drop_extension_tables()");
+	/* what depended on those tables went with them; anything else stops the DROP */
+	if (((DropStmt *) trigdata->parsetree)->behavior == DROP_RESTRICT)
+		refuse_dependents();
+	/* said at commit: the DROP may still fail or be rolled back */
+	if (jobs > 0 || tables > 0)
+		report_at_commit(jobs, tables);
 	call_if_defined("customer_analytics._dispatcher_drop_notice()");
 	SPI_finish();
 	PG_RETURN_NULL();

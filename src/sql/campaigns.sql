@@ -392,6 +392,7 @@ CREATE FUNCTION customer_analytics._check_campaign(c customer_analytics.campaign
 BEGIN
     PERFORM customer_analytics._check_view_owner('campaign', c.name, c.view_schema, c.readers,
                                                  '<name>_targets, <name>_monthly and <name>_monthly_long');
+    PERFORM customer_analytics._check_view_grants('campaign', c.owner, c.view_schema, c.readers);
     PERFORM customer_analytics._check_rolling(c.rolling);
     c := customer_analytics._campaign_resolved(c);
     IF c.revenue_window IS NULL OR isempty(c.revenue_window)
@@ -474,9 +475,12 @@ DECLARE
     rel text;
     bi regclass;
 BEGIN
-    -- readers need the schema too; it is not revoked later, other objects may need it
+    -- readers need the schema too (_check_view_grants: the owner may grant
+    -- it when a reader lacks it); it is not revoked later, other objects may need it
     FOREACH r IN ARRAY readers LOOP
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', view_schema, r);
+        IF NOT has_schema_privilege(r, view_schema, 'USAGE') THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', view_schema, r);
+        END IF;
     END LOOP;
     FOREACH v IN ARRAY views LOOP
         bi := customer_analytics._bi_view(view_schema, v);

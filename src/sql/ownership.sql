@@ -46,6 +46,42 @@ BEGIN
     END LOOP;
 END $_$;
 
+-- The grants a definition's views need, checked before anything is stored
+-- (42501, with the GRANT to run as HINT): its owner builds them in the view
+-- schema (USAGE and CREATE on it), and each reader reaches them (USAGE on
+-- the schema: readers => grants it when the owner may, that is owns the
+-- schema or holds USAGE WITH GRANT OPTION; otherwise the schema's owner does).
+CREATE FUNCTION customer_analytics._check_view_grants(kind text, owner name, view_schema text, readers text[]) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    schema_owner name := (SELECT n.nspowner::regrole::name FROM pg_namespace n WHERE n.nspname = view_schema);
+    missing text;
+    reader text;
+BEGIN
+    SELECT string_agg(p, ' and ' ORDER BY p DESC) INTO missing
+      FROM unnest(ARRAY['USAGE', 'CREATE']) p WHERE NOT has_schema_privilege(owner, view_schema, p);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'role "%" needs % on view schema "%" to build the %''s views', owner, missing, view_schema, kind
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('The schema''s owner (%s) runs: GRANT USAGE, CREATE ON SCHEMA %I TO %I;',
+                                quote_ident(schema_owner), view_schema, owner);
+    END IF;
+    FOREACH reader IN ARRAY readers LOOP
+        IF NOT has_schema_privilege(reader, view_schema, 'USAGE')
+           AND NOT has_schema_privilege(owner, view_schema, 'USAGE WITH GRANT OPTION') THEN
+            RAISE EXCEPTION 'reader "%" has no USAGE on view schema "%", and role "%" cannot grant it', reader, view_schema, owner
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('The schema''s owner (%s) runs: GRANT USAGE ON SCHEMA %I TO %I; '
+                                    'readers => grants USAGE only on a schema the %s''s owner owns.',
+                                    quote_ident(schema_owner), view_schema, reader, kind);
+        END IF;
+    END LOOP;
+END $$;
+
+COMMENT ON FUNCTION customer_analytics._check_view_grants(kind text, owner name, view_schema text, readers text[]) IS 'internal: refuse (42501, the GRANT to run as HINT) a definition whose owner lacks USAGE or CREATE on its view schema, or whose reader lacks USAGE there that the owner cannot grant';
+
 -- true when the current user is owner inside a security-restricted operation
 CREATE FUNCTION customer_analytics._in_owner_context(owner name) RETURNS boolean
     LANGUAGE c STABLE

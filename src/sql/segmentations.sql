@@ -182,6 +182,7 @@ CREATE FUNCTION customer_analytics._check_segmentation(s customer_analytics.segm
 BEGIN
     PERFORM customer_analytics._check_view_owner('segmentation', s.name, s.view_schema, s.readers,
         '<name>_model, <name>_members, <name>_profiles and <name>_elbow');
+    PERFORM customer_analytics._check_view_grants('segmentation', s.owner, s.view_schema, s.readers);
     PERFORM customer_analytics._segment_filter(s.segment, true);
     IF s.k IS NULL OR s.k < 1 OR s.k > 50 OR s.k_from IS NULL OR s.k_to IS NULL
        OR s.k_from < 1 OR s.k_to < s.k_from OR s.k_to > 50 THEN
@@ -202,7 +203,7 @@ BEGIN
     PERFORM customer_analytics._segmentation_windows(s);
 END $$;
 
-COMMENT ON FUNCTION customer_analytics._check_segmentation(s customer_analytics.segmentations) IS 'Refuse a bad segmentation definition (k, segment, options, rolling spec) with 22023 and a HINT';
+COMMENT ON FUNCTION customer_analytics._check_segmentation(s customer_analytics.segmentations) IS 'Refuse a bad segmentation definition (k, segment, options, rolling spec) with 22023 and a HINT, missing grants on the view schema with 42501';
 
 -- drop_segmentation()'s work, as the segmentation's owner: its views,
 -- feature state, history and catalog row.

@@ -52,7 +52,8 @@ END $$;
 
 -- DROP EXTENSION (its event trigger, before anything is dropped) takes the
 -- tables the extension created outside its script: every rollup's tables
--- and every campaign's and segmentation's state tables.  Returns how many it dropped.
+-- and every campaign's and segmentation's state tables.  Returns how many it
+-- dropped, for the NOTICE at commit (src/extension_drop.c).
 CREATE FUNCTION customer_analytics._drop_extension_tables() RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -79,9 +80,7 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    IF n > 0 THEN
-        RAISE NOTICE 'customer_analytics: dropping % rollup and state table(s) with the extension', n;
-    END IF;
+    -- the event trigger reports the count when the DROP commits
     RETURN n;
 END $$;
 

@@ -8,7 +8,8 @@
 --      interrupted at once, and the next run records it;
 --   3. a run whose transaction failed to commit (a shard that died
 --      mid-fetch leaves such a transaction) left its claim and lock in its
---      session: the next run in that session records it.
+--      session: the next run in that session records it;
+--   4. the dispatcher records a statement_timeout too, and stops there.
 -- The refresh is held up by the refresh lock of source fx, taken by
 -- another session (dblink).
 \set VERBOSITY terse
@@ -127,13 +128,40 @@ RESET ROLE;
 SELECT count(*) AS claim_locks_left FROM pg_locks
  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = hashtext('campaign rr1')::oid;
 
+------------------------------------------------------------------------------
+-- 4. The dispatcher: a statement_timeout is recorded, and ends the call
+------------------------------------------------------------------------------
+DROP EXTENSION pg_cron;
+SET ROLE ca_rr_analyst;
+SET client_min_messages = error;
+SELECT name FROM customer_analytics.create_campaign('rr2', 'rr_bi', source_schema => 'fx');
+SELECT name FROM customer_analytics.create_campaign('rr3', 'rr_bi', source_schema => 'fx');
+SELECT customer_analytics.schedule_campaign_refresh(name, '0 6 * * *') IS NULL AS by_dispatcher
+  FROM (VALUES ('rr2'), ('rr3')) v(name);
+SET client_min_messages = warning;
+RESET ROLE;
+UPDATE customer_analytics.refresh_schedules SET next_run = now() - interval '1 hour' WHERE name IN ('rr2', 'rr3');
+SELECT pg_temp.connect('holder');
+SELECT * FROM dblink('holder', $$SELECT pg_advisory_lock(hashtext('customer_analytics.refresh'), hashtext('fx'))::text$$) AS t(locked text);
+SET ROLE ca_rr_analyst;
+SET statement_timeout = '300ms';
+CALL customer_analytics.run_due_refreshes();
+RESET statement_timeout;
+-- rr2 recorded as failed, its claim cleared; rr3 not run, still due
+SELECT * FROM pg_temp.history('rr2');
+SELECT pg_temp.status('rr2');
+SELECT name, claimed_pid, next_run <= now() AS due FROM customer_analytics.refresh_schedules
+ WHERE name IN ('rr2', 'rr3') ORDER BY name;
+RESET ROLE;
+SELECT dblink_disconnect('holder');
+
 -- clean up
 SET ROLE ca_rr_analyst;
-SELECT customer_analytics.drop_campaign('rr1');
+SELECT customer_analytics.drop_campaign(name) FROM (VALUES ('rr1'), ('rr2'), ('rr3')) v(name);
 RESET ROLE;
-SELECT count(*) AS schedules FROM customer_analytics.refresh_schedules WHERE name = 'rr1';
+SELECT count(*) AS schedules FROM customer_analytics.refresh_schedules WHERE name LIKE 'rr_';
+DELETE FROM customer_analytics.dispatcher_runs;
 DROP EXTENSION dblink;
-DROP EXTENSION pg_cron;
 DROP SCHEMA rr_bi CASCADE;
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_rr_analyst;
 REVOKE ALL ON SCHEMA fx FROM ca_rr_analyst;

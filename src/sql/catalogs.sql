@@ -197,7 +197,7 @@ COMMENT ON COLUMN customer_analytics.refresh_schedules.job_id IS 'pg_cron: the i
 
 COMMENT ON COLUMN customer_analytics.refresh_schedules.next_run IS 'dispatcher: when the refresh is next due (in the past: no dispatcher has run since); pg_cron: NULL (list_campaigns() computes it)';
 
-COMMENT ON COLUMN customer_analytics.refresh_schedules.claimed_at IS 'dispatcher: when a dispatcher (process claimed_pid) started the refresh now running; NULL when none runs.  A claim whose process is gone is an interrupted run: list_*() show it, the next dispatcher records it';
+COMMENT ON COLUMN customer_analytics.refresh_schedules.claimed_at IS 'when the run now in progress started (process claimed_pid: a dispatcher, or a pg_cron job''s run_scheduled_refresh); NULL when none runs.  A claim whose process is gone is an interrupted run: list_*() show it, the next run of the role (dispatcher or run_scheduled_refresh) records it';
 
 CREATE SEQUENCE customer_analytics.rollup_generation_seq
     START WITH 1

@@ -84,8 +84,10 @@ CREATE FUNCTION customer_analytics._progress_phases() RETURNS jsonb
 
 COMMENT ON FUNCTION customer_analytics._progress_phases() IS 'internal: the phases reported in this transaction since the last call, with their durations ([{"phase", "ms"}]), then forgotten';
 
--- Record one refresh and prune the definition's older rows.
-CREATE FUNCTION customer_analytics._record_history(kind text, name text, owner name, started timestamp with time zone, mode text, rows bigint, error text) RETURNS void
+-- Record one refresh and prune the definition's older rows.  Its phases:
+-- those reported in this transaction, unless given (a failure recorded
+-- after its transaction was rolled back).
+CREATE FUNCTION customer_analytics._record_history(kind text, name text, owner name, started timestamp with time zone, mode text, rows bigint, error text, phases jsonb DEFAULT NULL::jsonb) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -98,7 +100,7 @@ BEGIN
             COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
             -- a pinned "today" is said, never silent (NULL mode: a failure)
             mode || COALESCE('; ' || customer_analytics._pinned_today_note(kind, name), ''),
-            rows, error IS NULL, error, customer_analytics._progress_phases());
+            rows, error IS NULL, error, COALESCE(_record_history.phases, customer_analytics._progress_phases()));
     DELETE FROM customer_analytics.refresh_history h
      WHERE h.kind = _record_history.kind AND h.name = _record_history.name
        AND h.id < (SELECT min(x.id) FROM (SELECT y.id FROM customer_analytics.refresh_history y

@@ -75,6 +75,37 @@ CREATE FUNCTION customer_analytics._claim_lock(kind text, name text, OUT key1 in
     SELECT hashtext('customer_analytics.dispatch'), hashtext(kind || ' ' || name)
 $$;
 
+-- run_scheduled_refresh's claim of a pg_cron schedule run as the caller:
+-- its start, as the dispatcher claims a run (_claim_due_refresh): the
+-- claim's lock and claimed_at/claimed_pid, committed by the caller before
+-- the refresh, cleared (_claim_clear, _claim_unlock) once its outcome is
+-- recorded; a run that ends otherwise shows as interrupted.  false (no
+-- claim, the run is not recorded before it ends): no such schedule, a run
+-- of it in progress, or a claim the caller may not write.
+CREATE FUNCTION customer_analytics._claim_scheduled_run(kind text, name text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    k record := customer_analytics._claim_lock(kind, name);
+BEGIN
+    IF NOT pg_try_advisory_lock(k.key1, k.key2) THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        UPDATE customer_analytics.refresh_schedules r SET claimed_at = clock_timestamp(), claimed_pid = pg_backend_pid()
+         WHERE r.kind = _claim_scheduled_run.kind AND r.name = _claim_scheduled_run.name
+           AND r.runner = 'pg_cron' AND r.run_as = current_user;
+        IF FOUND THEN
+            RETURN true;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        NULL;
+    END;
+    PERFORM pg_advisory_unlock(k.key1, k.key2);
+    RETURN false;
+END $$;
+
 -- Release the advisory lock a dispatcher holds while it runs a claimed
 -- refresh.
 CREATE FUNCTION customer_analytics._claim_unlock(kind text, name text) RETURNS boolean
@@ -271,12 +302,15 @@ CREATE FUNCTION customer_analytics._dispatches(kind text, name text, owner name)
                       AND r.runner = 'dispatcher' AND r.run_as = current_user)
 $_$;
 
--- What an interrupted run records as its error.
-CREATE FUNCTION customer_analytics._interrupted_error(run_as name, pid integer) RETURNS text
+-- What an interrupted run records as its error: a claim of a pg_cron
+-- schedule is its job's run_scheduled_refresh, else the dispatcher's.
+CREATE FUNCTION customer_analytics._interrupted_error(runner text, run_as name, pid integer) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT format('interrupted: the dispatcher (run_due_refreshes as %s, process %s) ended before the refresh finished',
+    SELECT format('interrupted: %s (%s as %s, process %s) ended before the refresh finished',
+                  CASE runner WHEN 'pg_cron' THEN 'the scheduled run' ELSE 'the dispatcher' END,
+                  CASE runner WHEN 'pg_cron' THEN 'run_scheduled_refresh' ELSE 'run_due_refreshes' END,
                   quote_ident(run_as), pid)
 $$;
 
@@ -304,9 +338,13 @@ BEGIN
     PERFORM set_config('customer_analytics.refresh_via', '', true);
 END $$;
 
--- Record the caller's interrupted runs (claims whose process is gone) and
--- clear their claims; returns how many.  SKIP LOCKED: a claim being made
--- or cleared right now is not one.
+-- Record the caller's interrupted runs (claims whose process is gone, the
+-- dispatcher's and run_scheduled_refresh's) and clear their claims;
+-- returns how many.  Called before a run starts, when no run of this
+-- process is in progress: a claim of this process is one whose run ended
+-- without clearing it (its transaction failed to commit), and its lock
+-- goes too.  SKIP LOCKED: a claim being made or cleared right now is not
+-- one.
 CREATE FUNCTION customer_analytics._record_interrupted_runs() RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -315,20 +353,45 @@ DECLARE
     r record;
     n int := 0;
 BEGIN
-    FOR r IN SELECT d.kind, d.name, d.owner, d.run_as, d.claimed_at, d.claimed_pid
+    FOR r IN SELECT d.kind, d.name, d.owner, d.runner, d.run_as, d.claimed_at, d.claimed_pid
                FROM customer_analytics.refresh_schedules d
-              WHERE d.runner = 'dispatcher' AND d.run_as = current_user AND d.claimed_pid IS NOT NULL
+              WHERE d.run_as = current_user AND d.claimed_pid IS NOT NULL
               ORDER BY d.kind, d.name
                 FOR UPDATE SKIP LOCKED
     LOOP
-        CONTINUE WHEN customer_analytics._claim_alive(r.kind, r.name, r.claimed_pid);
+        CONTINUE WHEN r.claimed_pid <> pg_backend_pid() AND customer_analytics._claim_alive(r.kind, r.name, r.claimed_pid);
         PERFORM customer_analytics._record_dispatch_failure(r.kind, r.name, r.owner, r.claimed_at,
-                                                            customer_analytics._interrupted_error(r.run_as, r.claimed_pid));
+                                                            customer_analytics._interrupted_error(r.runner, r.run_as, r.claimed_pid));
         UPDATE customer_analytics.refresh_schedules d SET claimed_at = NULL, claimed_pid = NULL
          WHERE d.kind = r.kind AND d.name = r.name;
+        IF r.claimed_pid = pg_backend_pid() AND customer_analytics._claim_alive(r.kind, r.name, r.claimed_pid) THEN
+            PERFORM customer_analytics._claim_unlock(r.kind, r.name);
+        END IF;
         n := n + 1;
     END LOOP;
     RETURN n;
+END $$;
+
+-- Record a scheduled refresh's failure for the definition's owner: only
+-- the owner's runs are recorded (a dropped definition has none).  phases:
+-- those of the failed refresh, when its transaction is gone.
+CREATE FUNCTION customer_analytics._record_refresh_failure(kind text, name text, started timestamp with time zone, error text, phases jsonb DEFAULT NULL::jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    definer name;
+BEGIN
+    SELECT c.owner INTO definer FROM customer_analytics.campaigns c
+     WHERE kind = 'campaign' AND c.name = _record_refresh_failure.name
+    UNION ALL
+    SELECT s.owner FROM customer_analytics.segmentations s
+     WHERE kind = 'segmentation' AND s.name = _record_refresh_failure.name;
+    IF definer IS NOT NULL AND customer_analytics._history_writable(kind, name, definer) THEN
+        PERFORM set_config('customer_analytics.refresh_via', 'scheduled', true);
+        PERFORM customer_analytics._record_history(kind, name, definer, started, NULL, NULL, error, phases);
+        PERFORM set_config('customer_analytics.refresh_via', '', true);
+    END IF;
 END $$;
 
 -- The command and job name pg_cron runs for a definition.
@@ -339,15 +402,13 @@ CREATE FUNCTION customer_analytics._refresh_job_command(kind text, name text) RE
     SELECT format('CALL customer_analytics.run_scheduled_refresh(%L, %L)', kind, name)
 $$;
 
--- Run one refresh; on failure, record it (in this transaction: the
--- refresh's own work is rolled back to the block) and return the error.
-CREATE FUNCTION customer_analytics._refresh_recording_failure(kind text, name text, OUT err_state text, OUT err_message text) RETURNS record
+-- Run one scheduled refresh; on failure (a cancel or statement_timeout
+-- too) return the error, its work rolled back to the block, recording
+-- nothing.
+CREATE FUNCTION customer_analytics._refresh_or_error(kind text, name text, OUT err_state text, OUT err_message text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    definer name;
 BEGIN
     IF kind IS NULL OR kind NOT IN ('campaign', 'segmentation') THEN
         RAISE EXCEPTION 'kind must be ''campaign'' or ''segmentation'', not %', COALESCE(quote_literal(kind), 'NULL')
@@ -356,25 +417,29 @@ BEGIN
     BEGIN
         PERFORM set_config('customer_analytics.refresh_via', 'scheduled', true);
         IF kind = 'campaign' THEN
-            PERFORM customer_analytics.refresh_campaign(_refresh_recording_failure.name);
+            PERFORM customer_analytics.refresh_campaign(_refresh_or_error.name);
         ELSE
-            PERFORM customer_analytics.refresh_segmentation(_refresh_recording_failure.name);
+            PERFORM customer_analytics.refresh_segmentation(_refresh_or_error.name);
         END IF;
         PERFORM set_config('customer_analytics.refresh_via', '', true);
-        RETURN;
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
         GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
     END;
-    -- only the owner's runs are recorded (a dropped definition has none)
-    SELECT c.owner INTO definer FROM customer_analytics.campaigns c
-     WHERE kind = 'campaign' AND c.name = _refresh_recording_failure.name
-    UNION ALL
-    SELECT s.owner FROM customer_analytics.segmentations s
-     WHERE kind = 'segmentation' AND s.name = _refresh_recording_failure.name;
-    IF definer IS NOT NULL AND customer_analytics._history_writable(kind, name, definer) THEN
-        PERFORM set_config('customer_analytics.refresh_via', 'scheduled', true);
-        PERFORM customer_analytics._record_history(kind, name, definer, started, NULL, NULL, err_state || ': ' || err_message);
-        PERFORM set_config('customer_analytics.refresh_via', '', true);
+END $$;
+
+-- Run one refresh; on failure, record it (in this transaction: the
+-- refresh's own work is rolled back to the block) and return the error.
+CREATE FUNCTION customer_analytics._refresh_recording_failure(kind text, name text, OUT err_state text, OUT err_message text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+BEGIN
+    SELECT f.err_state, f.err_message INTO err_state, err_message
+      FROM customer_analytics._refresh_or_error(kind, name) f;
+    IF err_state IS NOT NULL THEN
+        PERFORM customer_analytics._record_refresh_failure(kind, name, started, err_state || ': ' || err_message);
     END IF;
 END $$;
 
@@ -437,7 +502,7 @@ CREATE FUNCTION customer_analytics._schedule_claim(kind text, name text, owner n
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
     SELECT CASE WHEN customer_analytics._claim_alive(r.kind, r.name, r.claimed_pid) THEN 'running' ELSE 'interrupted' END,
-           customer_analytics._interrupted_error(r.run_as, r.claimed_pid), r.claimed_at
+           customer_analytics._interrupted_error(r.runner, r.run_as, r.claimed_pid), r.claimed_at
       FROM customer_analytics.refresh_schedules r
      WHERE r.kind = $1 AND r.name = $2 AND r.owner = $3 AND r.claimed_pid IS NOT NULL
 $_$;
@@ -726,6 +791,7 @@ DECLARE
     err_message text;
     passed text[] := '{}';
     failed text[] := '{}';
+    cancelled boolean := false;
 BEGIN
     PERFORM customer_analytics._dispatcher_heartbeat();
     PERFORM customer_analytics._record_interrupted_runs();
@@ -742,6 +808,7 @@ BEGIN
                 IF problem.err_state IS NULL THEN
                     failure := customer_analytics._refresh_recording_failure(claim.kind, claim.name);
                     err_message := failure.err_message;
+                    cancelled := failure.err_state OPERATOR(pg_catalog.=) '57014';
                 ELSE
                     PERFORM customer_analytics._skip_schedule(claim.kind, claim.name, claim.owner,
                                                               problem.err_state, problem.err_message);
@@ -767,6 +834,8 @@ BEGIN
         IF claim.claimed THEN
             PERFORM customer_analytics._claim_unlock(claim.kind, claim.name);
         END IF;
+        -- canceled (or its statement_timeout): recorded, and no more runs
+        EXIT WHEN cancelled;
     END LOOP;
     IF pg_catalog.cardinality(failed) OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'scheduled refresh failed: %', pg_catalog.array_to_string(failed, '; ')
@@ -779,18 +848,47 @@ END $$;
 COMMENT ON PROCEDURE customer_analytics.run_due_refreshes() IS 'The dispatcher: CALL customer_analytics.run_due_refreshes() every minute (pg_cron: see dispatcher_command()) runs the caller''s scheduled refreshes that are due, each in its own transaction after committing its claim, records every outcome (a schedule it cannot run and an earlier run that was interrupted too) and fails if any failed';
 
 -- What a pg_cron job runs.  A procedure, called with CALL outside a
--- transaction block (as pg_cron does), so that it can COMMIT the failure's
--- record before raising the error again: the job then fails in
--- cron.job_run_details and the failure stays in refresh_history.  No SET
--- clause (a procedure with one cannot COMMIT); the work is in the function.
+-- transaction block (as pg_cron does), so that every run it starts ends in
+-- refresh_history: it records interrupted runs of the caller (as the
+-- dispatcher does), then commits its claim of the run (the run's start,
+-- _claim_scheduled_run) before the refresh; on failure (a statement_timeout
+-- too) it rolls the work back, with any foreign server's transaction (a
+-- shard that died mid-refresh leaves one that cannot commit), records the
+-- failure in a transaction of its own and commits it, then raises the
+-- error again: the job then fails in cron.job_run_details and the failure
+-- stays in refresh_history.  A run that ends otherwise (its process killed,
+-- its COMMIT failing) leaves its claim: list_*() show it as interrupted,
+-- the next run records it.  No SET clause (a procedure with one cannot
+-- COMMIT); the work is in the functions.
 CREATE PROCEDURE customer_analytics.run_scheduled_refresh(IN kind text, IN name text)
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    failure record := customer_analytics._refresh_recording_failure(kind, name);
+    claimed boolean;
+    started timestamptz;
+    failure record;
+    phases jsonb;
 BEGIN
+    PERFORM customer_analytics._record_interrupted_runs();
+    claimed := customer_analytics._claim_scheduled_run(kind, name);
+    COMMIT;
+    started := pg_catalog.clock_timestamp();
+    failure := customer_analytics._refresh_or_error(kind, name);
     IF failure.err_state IS NOT NULL THEN
-        COMMIT;
+        phases := customer_analytics._progress_phases();   -- the ROLLBACK forgets them
+        ROLLBACK;
+        PERFORM customer_analytics._record_refresh_failure(kind, name, started,
+                                                           failure.err_state OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) failure.err_message,
+                                                           phases);
+    END IF;
+    IF claimed THEN
+        PERFORM customer_analytics._claim_clear(kind, name);
+    END IF;
+    COMMIT;
+    IF claimed THEN
+        PERFORM customer_analytics._claim_unlock(kind, name);
+    END IF;
+    IF failure.err_state IS NOT NULL THEN
         RAISE EXCEPTION 'scheduled refresh of % "%" failed: %', kind, name, failure.err_message
             USING ERRCODE = failure.err_state,
                   HINT = 'The failure is recorded: customer_analytics.list_' || kind || 's() shows the last status, '
@@ -798,7 +896,7 @@ BEGIN
     END IF;
 END $$;
 
-COMMENT ON PROCEDURE customer_analytics.run_scheduled_refresh(IN kind text, IN name text) IS 'What scheduled refreshes run: CALL customer_analytics.run_scheduled_refresh(''campaign'' or ''segmentation'', name) refreshes and records the outcome, a failure included (it commits the record, then raises the error again)';
+COMMENT ON PROCEDURE customer_analytics.run_scheduled_refresh(IN kind text, IN name text) IS 'What scheduled refreshes run: CALL customer_analytics.run_scheduled_refresh(''campaign'' or ''segmentation'', name) refreshes and records the outcome, a failure included (it commits its claim of the run first, rolls a failed refresh back, commits the failure''s record, then raises the error again; a run killed before it ends shows as interrupted)';
 
 -- Schedule refresh_campaign() with pg_cron (cron expression).
 CREATE FUNCTION customer_analytics.schedule_campaign_refresh(campaign text, schedule text) RETURNS bigint

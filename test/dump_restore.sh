@@ -29,6 +29,11 @@
 #   - a view left unpopulated (WITH NO DATA) refreshed by the default
 #     refresh_campaign() / refresh_segmentation() (CONCURRENTLY would fail),
 #     the history's mode saying so.
+# pg_cron jobs: a database where pg_cron runs (cron.database_name), on a
+# cluster of its own on port DUMP_RESTORE_PORT + 1, with the analyst's
+# campaign scheduled through pg_cron, restored into the new cluster: the
+# restored job still names the original server's port, list_campaigns()
+# says so, and rescheduling makes the job this server's.
 # Prints one "ok - ..." / "not ok - ..." line per check and "N passed,
 # M failed"; exits 1 on any failure.  Drops the databases at the end, and the
 # role if this script created it.
@@ -60,7 +65,7 @@ cleanup() {
     "$PG_BIN/dropdb" --if-exists --force "$DST" 2>/dev/null
     [ "$created_role" -eq 1 ] && psql_ -d postgres -c "DROP ROLE IF EXISTS $READER" 2>/dev/null
     [ "$created_analyst" -eq 1 ] && psql_ -d postgres -c "DROP ROLE IF EXISTS $ANALYST" 2>/dev/null
-    stop_clusters restored
+    stop_clusters restored origin
 }
 trap cleanup EXIT
 
@@ -74,7 +79,7 @@ if [ -z "$(q postgres "SELECT 1 FROM pg_roles WHERE rolname = '$READER'")" ]; th
     psql_ -d postgres -c "CREATE ROLE $READER" && created_role=1
 fi
 if [ -z "$(q postgres "SELECT 1 FROM pg_roles WHERE rolname = '$ANALYST'")" ]; then
-    psql_ -d postgres -c "CREATE ROLE $ANALYST NOSUPERUSER" && created_analyst=1
+    psql_ -d postgres -c "CREATE ROLE $ANALYST LOGIN" && created_analyst=1
 fi
 if "$PG_BIN/createdb" "$SRC" &&
    (cd "$ROOT" && psql_ -v scale="$SCALE" -f test/demo_data.sql -d "$SRC" >"$WORK/load.out" 2>&1) &&
@@ -286,5 +291,66 @@ check "new cluster: the history's modes say the views were refreshed without CON
     "$(qn "$DST" "SELECT string_agg(kind || ': ' || substring(mode from 'not populated: .*'), '; ' ORDER BY kind)
                    FROM (SELECT DISTINCT ON (kind) kind, mode FROM customer_analytics.refresh_history ORDER BY kind, id DESC) h")" \
     "campaign: not populated: dr_an.${AN_CAMPAIGN}_monthly; refreshed without CONCURRENTLY); segmentation: not populated: dr_an.${AN_SEG}_members; refreshed without CONCURRENTLY)"
+
+# --- restored pg_cron jobs ----------------------------------------------------
+CRON_DB=ca_dump_cron
+ORIGIN_PORT=$((NEW_PORT + 1))
+ORIGIN=(-h "$WORK" -p "$ORIGIN_PORT" -U postgres)
+qo() { psql_ "${ORIGIN[@]}" -At -d "$CRON_DB" -c "SET client_min_messages = warning" "$@"; }
+qc() { psql_ "${NEW[@]}" -At -d "$CRON_DB" -c "SET client_min_messages = warning" "$@"; }
+cron_opts="-c shared_preload_libraries=pg_cron -c cron.database_name=$CRON_DB -c cron.use_background_workers=on"
+# the new cluster again, with pg_cron in the restored database's name
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/restored" -m fast stop >/dev/null
+if start_cluster origin "$ORIGIN_PORT" "$cron_opts" &&
+   as_pg "$PG_BIN/pg_ctl" -D "$WORK/restored" -l "$WORK/restored.log" -w start \
+        -o "-k $WORK -p $NEW_PORT -c listen_addresses='' -c fsync=off $cron_opts" >/dev/null &&
+   { "$PG_BIN/psql" -X -q "${ORIGIN[@]}" -d postgres -f "$WORK/roles.sql" >/dev/null 2>&1; true; } &&
+   "$PG_BIN/createdb" "${ORIGIN[@]}" "$CRON_DB" &&
+   (cd "$ROOT" && psql_ "${ORIGIN[@]}" -v scale=0.02 -f test/demo_data.sql -d "$CRON_DB" >"$WORK/cron_load.out" 2>&1) &&
+   psql_ "${ORIGIN[@]}" -d "$CRON_DB" >"$WORK/cron_setup.out" 2>&1 <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION customer_analytics;
+CREATE EXTENSION pg_cron;
+GRANT USAGE ON SCHEMA cron TO $ANALYST;
+GRANT USAGE ON SCHEMA cosmos_sync TO $ANALYST;
+GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO $ANALYST;
+CREATE SCHEMA dr_an;
+GRANT USAGE, CREATE ON SCHEMA dr_an TO $ANALYST;
+SET ROLE $ANALYST;
+SELECT (customer_analytics.create_campaign('$AN_CAMPAIGN', 'dr_an')).name;
+SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *');
+SQL
+then
+    ok "an original cluster on port $ORIGIN_PORT, pg_cron in $CRON_DB: $ANALYST's campaign scheduled through pg_cron"
+else
+    not_ok "an original cluster on port $ORIGIN_PORT, pg_cron in $CRON_DB: $ANALYST's campaign scheduled through pg_cron" \
+        "$(cat "$WORK"/cron_*.out "$WORK/origin.log" 2>/dev/null | tail -5)"
+    finish
+fi
+job_sql="SELECT nodeport || ' ' || database FROM cron.job WHERE jobname = 'customer_analytics refresh campaign $AN_CAMPAIGN'"
+check "origin: the job connects to the origin's port" "$(qo -c "$job_sql")" "$ORIGIN_PORT $CRON_DB"
+"$PG_BIN/pg_dump" "${ORIGIN[@]}" -Fc -f "$WORK/cron.dump" "$CRON_DB" 2>"$WORK/cron_dump.err"
+"$PG_BIN/createdb" "${NEW[@]}" "$CRON_DB"
+"$PG_BIN/pg_restore" "${NEW[@]}" -d "$CRON_DB" "$WORK/cron.dump" >"$WORK/cron_restore.out" 2>&1
+status=$?
+check "pg_restore of $CRON_DB (pg_cron's database) into the new cluster: exit 0, no errors" \
+    "$status $(head -3 "$WORK/cron_restore.out" | tr '\n' ' ')" "0 "
+check "new cluster: the restored job still connects to the origin's port (pg_cron restores cron.job as it was)" \
+    "$(qc -c "$job_sql")" "$ORIGIN_PORT $CRON_DB"
+runner_sql="SELECT schedule_runner FROM customer_analytics.list_campaigns() WHERE name = '$AN_CAMPAIGN'"
+job=$(qc -c "SELECT job_id FROM customer_analytics.refresh_schedules WHERE name = '$AN_CAMPAIGN'")
+check "new cluster: list_campaigns() says the job was made for another server, and what to run" \
+    "$(qc -c "SET ROLE $ANALYST" -c "$runner_sql")" \
+    "pg_cron job $job (made for another server: it connects to localhost:$ORIGIN_PORT, database $CRON_DB; this is localhost:$NEW_PORT, database $CRON_DB: reschedule it: SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *'))"
+qc -c "SET ROLE $ANALYST" -c "SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *')" >/dev/null 2>"$WORK/reschedule.err"
+check "new cluster: rescheduling replaces the job: it connects to this server" \
+    "$(qc -c "$job_sql")|$(grep -c ERROR "$WORK/reschedule.err")" "$NEW_PORT $CRON_DB|0"
+check "new cluster: list_campaigns() shows the new job, without a note" \
+    "$(qc -c "SET ROLE $ANALYST" -c "$runner_sql")" \
+    "pg_cron job $(qc -c "SELECT job_id FROM customer_analytics.refresh_schedules WHERE name = '$AN_CAMPAIGN'")"
+check "new cluster: one job for the campaign, the one its schedule names" \
+    "$(qc -c "SELECT count(*) || ' ' || bool_and(j.jobid = r.job_id) FROM cron.job j, customer_analytics.refresh_schedules r
+                  WHERE r.name = '$AN_CAMPAIGN' AND j.jobname = 'customer_analytics refresh campaign $AN_CAMPAIGN'")" "1 true"
+check "origin: its own job is left as it was" "$(qo -c "$job_sql")" "$ORIGIN_PORT $CRON_DB"
 
 finish

@@ -14,6 +14,26 @@
 #   - refresh_campaign() works there and leaves the same rows;
 #   - new orders in the restored source tables change the numbers after a
 #     refresh (and only there: the original database is untouched).
+# The original database also holds a non-superuser analyst's campaign,
+# segmentation and schedules, and a rollup.  The same dump, restored as
+# docs/operations.md says (roles first, then pg_restore) into a new cluster
+# on another port (DUMP_RESTORE_PORT, default 5472, socket in a temp dir),
+# must bring back:
+#   - pg_restore exit 0: the analyst's views populated (REFRESH runs as the
+#     view's owner with row_security off; the catalogs have row-level
+#     security), with the original rows;
+#   - the rollup disabled, with a reason that says it was restored and what
+#     to run; rebuild_rollup() as the DBA makes it current;
+#   - the analyst's schedules, and their next run (run_scheduled_refresh)
+#     refreshing the restored database, recorded in its refresh_history;
+#   - a view left unpopulated (WITH NO DATA) refreshed by the default
+#     refresh_campaign() / refresh_segmentation() (CONCURRENTLY would fail),
+#     the history's mode saying so.
+# pg_cron jobs: a database where pg_cron runs (cron.database_name), on a
+# cluster of its own on port DUMP_RESTORE_PORT + 1, with the analyst's
+# campaign scheduled through pg_cron, restored into the new cluster: the
+# restored job still names the original server's port, list_campaigns()
+# says so, and rescheduling makes the job this server's.
 # Prints one "ok - ..." / "not ok - ..." line per check and "N passed,
 # M failed"; exits 1 on any failure.  Drops the databases at the end, and the
 # role if this script created it.
@@ -26,9 +46,15 @@ SRC=ca_dump_src
 DST=ca_dump_restored
 CAMPAIGN=dr_promo
 READER=dr_reader
+ANALYST=dr_analyst
+AN_CAMPAIGN=dr_an_promo
+AN_SEG=dr_an_seg
+NEW_PORT=${DUMP_RESTORE_PORT:-5472}
 SCALE=${DUMP_RESTORE_SCALE:-0.05}
 WORK=$(mktemp -d /tmp/ca_dump_restore.XXXXXX)
 created_role=0
+created_analyst=0
+chown postgres: "$WORK"
 
 psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 # q DB SQL: one value (or rows joined by |), errors to stderr
@@ -38,7 +64,8 @@ cleanup() {
     "$PG_BIN/dropdb" --if-exists --force "$SRC" 2>/dev/null
     "$PG_BIN/dropdb" --if-exists --force "$DST" 2>/dev/null
     [ "$created_role" -eq 1 ] && psql_ -d postgres -c "DROP ROLE IF EXISTS $READER" 2>/dev/null
-    rm -rf "$WORK"
+    [ "$created_analyst" -eq 1 ] && psql_ -d postgres -c "DROP ROLE IF EXISTS $ANALYST" 2>/dev/null
+    stop_clusters restored origin
 }
 trap cleanup EXIT
 
@@ -51,6 +78,9 @@ rows_md5() { q "$1" "SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg
 if [ -z "$(q postgres "SELECT 1 FROM pg_roles WHERE rolname = '$READER'")" ]; then
     psql_ -d postgres -c "CREATE ROLE $READER" && created_role=1
 fi
+if [ -z "$(q postgres "SELECT 1 FROM pg_roles WHERE rolname = '$ANALYST'")" ]; then
+    psql_ -d postgres -c "CREATE ROLE $ANALYST LOGIN" && created_analyst=1
+fi
 if "$PG_BIN/createdb" "$SRC" &&
    (cd "$ROOT" && psql_ -v scale="$SCALE" -f test/demo_data.sql -d "$SRC" >"$WORK/load.out" 2>&1) &&
    psql_ -d "$SRC" >"$WORK/setup.out" 2>&1 <<SQL
@@ -60,11 +90,23 @@ CREATE SCHEMA bi;
 GRANT USAGE ON SCHEMA bi TO $READER;
 SELECT customer_analytics.create_campaign('$CAMPAIGN', 'bi', readers => '{$READER}');
 SELECT customer_analytics.refresh_campaign('$CAMPAIGN');
+-- the DBA's rollup, and an analyst with the grants of the README's role table
+SELECT state FROM customer_analytics.enable_rollup('cosmos_sync', readers => '{$ANALYST}');
+GRANT USAGE ON SCHEMA cosmos_sync TO $ANALYST;
+GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO $ANALYST;
+CREATE SCHEMA dr_an;
+GRANT USAGE, CREATE ON SCHEMA dr_an TO $ANALYST;
+SET ROLE $ANALYST;
+SELECT customer_analytics.create_campaign('$AN_CAMPAIGN', 'dr_an');
+SELECT customer_analytics.create_segmentation('$AN_SEG', 'dr_an', k => 3);
+SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *');
+SELECT customer_analytics.schedule_segmentation_refresh('$AN_SEG', '0 6 * * *');
+RESET ROLE;
 SQL
 then
-    ok "database $SRC: demo data (scale $SCALE), extension, campaign $CAMPAIGN created and refreshed"
+    ok "database $SRC: demo data (scale $SCALE), extension, campaign $CAMPAIGN; $ANALYST's campaign $AN_CAMPAIGN, segmentation $AN_SEG, their schedules; a rollup"
 else
-    not_ok "database $SRC: demo data (scale $SCALE), extension, campaign $CAMPAIGN created and refreshed" \
+    not_ok "database $SRC: demo data (scale $SCALE), extension, campaign $CAMPAIGN; $ANALYST's campaign $AN_CAMPAIGN, segmentation $AN_SEG, their schedules; a rollup" \
         "$(cat "$WORK"/*.out 2>/dev/null | tail -5)"
     finish
 fi
@@ -162,5 +204,153 @@ check "$DST: after a refresh the new orders show ($newcomer becomes a target; $f
 check "$DST: the catalog records the refresh" \
     "$(q "$DST" "SELECT target_rows FROM customer_analytics.campaigns WHERE name = '$CAMPAIGN'")" "$((src_target_count + 1))"
 check "$SRC: the original database is untouched" "$(rows_md5 "$SRC" "bi.${CAMPAIGN}_targets")" "$src_targets"
+
+
+# --- the analyst's definitions, in a new cluster on another port -------------
+# What docs/operations.md says to run: the roles first (pg_dump does not
+# carry them), then pg_restore; then rebuild_rollup as the rollup's owner.
+an_views="'${AN_CAMPAIGN}_targets', '${AN_CAMPAIGN}_monthly', '${AN_CAMPAIGN}_monthly_long', '${AN_SEG}_model', '${AN_SEG}_members', '${AN_SEG}_profiles', '${AN_SEG}_elbow'"
+populated_sql="SELECT string_agg(relname || ' ' || relispopulated, ', ' ORDER BY relname) FROM pg_class
+                WHERE relnamespace = 'dr_an'::regnamespace AND relkind = 'm' AND relname IN ($an_views)"
+all_populated=$(q "$SRC" "SELECT string_agg(v || ' true', ', ' ORDER BY v) FROM unnest(ARRAY[$an_views]) v")
+check "$SRC: the analyst's views are populated" "$(q "$SRC" "$populated_sql")" "$all_populated"
+check "$DST (same cluster): the analyst's views are populated" "$(q "$DST" "$populated_sql")" "$all_populated"
+an_targets=$(rows_md5 "$SRC" "dr_an.${AN_CAMPAIGN}_targets")
+an_members=$(rows_md5 "$SRC" "dr_an.${AN_SEG}_members")
+
+NEW=(-h "$WORK" -p "$NEW_PORT" -U postgres)
+qn() { psql_ "${NEW[@]}" -At -d "$1" -c "SET client_min_messages = warning" -c "$2"; }
+# as the analyst (SET ROLE in the same session), e.g. what its schedule runs
+qa() { psql_ "${NEW[@]}" -At -d "$DST" -c "SET client_min_messages = warning" -c "SET ROLE $ANALYST" "$@"; }
+if start_cluster restored "$NEW_PORT" \
+       "-c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c cron.use_background_workers=on"; then
+    ok "a new cluster on port $NEW_PORT (socket in $WORK)"
+else
+    not_ok "a new cluster on port $NEW_PORT" "$(tail -5 "$WORK/restored.log" 2>/dev/null)"
+    finish
+fi
+"$PG_BIN/pg_dumpall" --roles-only >"$WORK/roles.sql" 2>"$WORK/roles.err"
+# (every role of the original cluster; "role postgres already exists" is expected)
+"$PG_BIN/psql" -X -q "${NEW[@]}" -d postgres -f "$WORK/roles.sql" >/dev/null 2>"$WORK/roles_load.err"
+check "new cluster: pg_dumpall --roles-only brings $ANALYST and $READER (only error: postgres exists)" \
+    "$(qn postgres "SELECT count(*) FROM pg_roles WHERE rolname IN ('$ANALYST', '$READER')"), $(grep -c ERROR "$WORK/roles_load.err")" "2, 1"
+"$PG_BIN/createdb" "${NEW[@]}" "$DST"
+"$PG_BIN/pg_restore" "${NEW[@]}" -d "$DST" "$WORK/src.dump" >"$WORK/restore_new.out" 2>&1
+status=$?
+if [ "$status" -eq 0 ] && [ ! -s "$WORK/restore_new.out" ]; then
+    ok "pg_restore into the new cluster: exit 0, no errors or warnings"
+else
+    not_ok "pg_restore into the new cluster: exit 0, no errors or warnings" \
+        "exit $status; $(head -10 "$WORK/restore_new.out" | tr '\n' ' ')"
+fi
+check "new cluster: the analyst's views are populated" "$(qn "$DST" "$populated_sql")" "$all_populated"
+check "new cluster: the analyst's targets hold the original rows" \
+    "$(psql_ "${NEW[@]}" -At -d "$DST" -c "SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg(v::text, E'\n' ORDER BY v.customer_code), '')) FROM dr_an.${AN_CAMPAIGN}_targets v")" "$an_targets"
+check "new cluster: the analyst's segmentation members hold the original rows" \
+    "$(psql_ "${NEW[@]}" -At -d "$DST" -c "SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg(v::text, E'\n' ORDER BY v.customer_code), '')) FROM dr_an.${AN_SEG}_members v")" "$an_members"
+check "new cluster: the analyst's schedules are restored" \
+    "$(qn "$DST" "SELECT string_agg(kind || ' ' || name || ' ' || schedule || ' ' || runner || ' as ' || run_as, '; ' ORDER BY kind)
+                   FROM customer_analytics.refresh_schedules")" \
+    "campaign $AN_CAMPAIGN */30 * * * * dispatcher as $ANALYST; segmentation $AN_SEG 0 6 * * * dispatcher as $ANALYST"
+# the rollup: its rows and its triggers were restored apart, so it waits for a rebuild, and says so
+check "new cluster: the rollup is disabled, the reason says it was restored and what to run" \
+    "$(qn "$DST" "SELECT state || ' | ' || reason FROM customer_analytics.list_rollups()")" \
+    "disabled | the rollup is disabled (restored from a dump: its triggers were recreated after its rows were loaded; run SELECT customer_analytics.rebuild_rollup('cosmos_sync') as role postgres): customer_analytics.rebuild_rollup() makes it current"
+
+# the schedules' next runs, as the dispatcher runs them (as the analyst)
+qa -c "CALL customer_analytics.run_scheduled_refresh('campaign', '$AN_CAMPAIGN')" \
+   -c "CALL customer_analytics.run_scheduled_refresh('segmentation', '$AN_SEG')" >/dev/null 2>"$WORK/scheduled.err"
+check "new cluster: the next scheduled runs succeed and are recorded in its refresh_history" \
+    "$(qn "$DST" "SELECT string_agg(kind || ' ' || name || ' ' || via || ' ' || succeeded, '; ' ORDER BY kind)
+                   FROM customer_analytics.refresh_history")$(cat "$WORK/scheduled.err")" \
+    "campaign $AN_CAMPAIGN scheduled true; segmentation $AN_SEG scheduled true"
+check "new cluster: list_campaigns() shows the run" \
+    "$(qn "$DST" "SELECT last_status || ' ' || schedule_runner FROM customer_analytics.list_campaigns() WHERE name = '$AN_CAMPAIGN'")" \
+    "succeeded dispatcher (run_due_refreshes as $ANALYST)"
+check "the original database's history has no run of them (the runs refreshed the restored database)" \
+    "$(q "$SRC" "SELECT count(*) FROM customer_analytics.refresh_history WHERE via = 'scheduled'")" "0"
+
+# the rollup rebuilt by its owner (the DBA): current, and read again
+check "new cluster: rebuild_rollup('cosmos_sync') makes the rollup current" \
+    "$(qn "$DST" "SELECT state FROM customer_analytics.rebuild_rollup('cosmos_sync')")|$(qn "$DST" "SELECT state || ' ' || usable_here || ' ' || COALESCE(reason, '-') FROM customer_analytics.list_rollups()")" \
+    "current|current true -"
+check "new cluster: the analyst's refresh after the rebuild works" \
+    "$(qa -c "SELECT target_rows > 0 FROM customer_analytics.refresh_campaign('$AN_CAMPAIGN')" 2>&1)" "t"
+
+# a view left unpopulated: the default refresh (CONCURRENTLY) cannot take it,
+# so it is refreshed without, and the history says so
+qa -c "REFRESH MATERIALIZED VIEW dr_an.${AN_CAMPAIGN}_monthly WITH NO DATA" >/dev/null
+check "new cluster: refresh_campaign() with its defaults refreshes an unpopulated sheet" \
+    "$(qa -c "SELECT target_rows > 0 FROM customer_analytics.refresh_campaign('$AN_CAMPAIGN')" 2>&1)|$(qn "$DST" "$populated_sql")" \
+    "t|$all_populated"
+qa -c "REFRESH MATERIALIZED VIEW dr_an.${AN_SEG}_members WITH NO DATA" >/dev/null
+check "new cluster: refresh_segmentation() with its defaults refreshes unpopulated members" \
+    "$(qa -c "SELECT member_rows > 0 FROM customer_analytics.refresh_segmentation('$AN_SEG')" 2>&1)|$(qn "$DST" "$populated_sql")" \
+    "t|$all_populated"
+check "new cluster: the history's modes say the views were refreshed without CONCURRENTLY" \
+    "$(qn "$DST" "SELECT string_agg(kind || ': ' || substring(mode from 'not populated: .*'), '; ' ORDER BY kind)
+                   FROM (SELECT DISTINCT ON (kind) kind, mode FROM customer_analytics.refresh_history ORDER BY kind, id DESC) h")" \
+    "campaign: not populated: dr_an.${AN_CAMPAIGN}_monthly; refreshed without CONCURRENTLY); segmentation: not populated: dr_an.${AN_SEG}_members; refreshed without CONCURRENTLY)"
+
+# --- restored pg_cron jobs ----------------------------------------------------
+CRON_DB=ca_dump_cron
+ORIGIN_PORT=$((NEW_PORT + 1))
+ORIGIN=(-h "$WORK" -p "$ORIGIN_PORT" -U postgres)
+qo() { psql_ "${ORIGIN[@]}" -At -d "$CRON_DB" -c "SET client_min_messages = warning" "$@"; }
+qc() { psql_ "${NEW[@]}" -At -d "$CRON_DB" -c "SET client_min_messages = warning" "$@"; }
+cron_opts="-c shared_preload_libraries=pg_cron -c cron.database_name=$CRON_DB -c cron.use_background_workers=on"
+# the new cluster again, with pg_cron in the restored database's name
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/restored" -m fast stop >/dev/null
+if start_cluster origin "$ORIGIN_PORT" "$cron_opts" &&
+   as_pg "$PG_BIN/pg_ctl" -D "$WORK/restored" -l "$WORK/restored.log" -w start \
+        -o "-k $WORK -p $NEW_PORT -c listen_addresses='' -c fsync=off $cron_opts" >/dev/null &&
+   { "$PG_BIN/psql" -X -q "${ORIGIN[@]}" -d postgres -f "$WORK/roles.sql" >/dev/null 2>&1; true; } &&
+   "$PG_BIN/createdb" "${ORIGIN[@]}" "$CRON_DB" &&
+   (cd "$ROOT" && psql_ "${ORIGIN[@]}" -v scale=0.02 -f test/demo_data.sql -d "$CRON_DB" >"$WORK/cron_load.out" 2>&1) &&
+   psql_ "${ORIGIN[@]}" -d "$CRON_DB" >"$WORK/cron_setup.out" 2>&1 <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION customer_analytics;
+CREATE EXTENSION pg_cron;
+GRANT USAGE ON SCHEMA cron TO $ANALYST;
+GRANT USAGE ON SCHEMA cosmos_sync TO $ANALYST;
+GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO $ANALYST;
+CREATE SCHEMA dr_an;
+GRANT USAGE, CREATE ON SCHEMA dr_an TO $ANALYST;
+SET ROLE $ANALYST;
+SELECT (customer_analytics.create_campaign('$AN_CAMPAIGN', 'dr_an')).name;
+SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *');
+SQL
+then
+    ok "an original cluster on port $ORIGIN_PORT, pg_cron in $CRON_DB: $ANALYST's campaign scheduled through pg_cron"
+else
+    not_ok "an original cluster on port $ORIGIN_PORT, pg_cron in $CRON_DB: $ANALYST's campaign scheduled through pg_cron" \
+        "$(cat "$WORK"/cron_*.out "$WORK/origin.log" 2>/dev/null | tail -5)"
+    finish
+fi
+job_sql="SELECT nodeport || ' ' || database FROM cron.job WHERE jobname = 'customer_analytics refresh campaign $AN_CAMPAIGN'"
+check "origin: the job connects to the origin's port" "$(qo -c "$job_sql")" "$ORIGIN_PORT $CRON_DB"
+"$PG_BIN/pg_dump" "${ORIGIN[@]}" -Fc -f "$WORK/cron.dump" "$CRON_DB" 2>"$WORK/cron_dump.err"
+"$PG_BIN/createdb" "${NEW[@]}" "$CRON_DB"
+"$PG_BIN/pg_restore" "${NEW[@]}" -d "$CRON_DB" "$WORK/cron.dump" >"$WORK/cron_restore.out" 2>&1
+status=$?
+check "pg_restore of $CRON_DB (pg_cron's database) into the new cluster: exit 0, no errors" \
+    "$status $(head -3 "$WORK/cron_restore.out" | tr '\n' ' ')" "0 "
+check "new cluster: the restored job still connects to the origin's port (pg_cron restores cron.job as it was)" \
+    "$(qc -c "$job_sql")" "$ORIGIN_PORT $CRON_DB"
+runner_sql="SELECT schedule_runner FROM customer_analytics.list_campaigns() WHERE name = '$AN_CAMPAIGN'"
+job=$(qc -c "SELECT job_id FROM customer_analytics.refresh_schedules WHERE name = '$AN_CAMPAIGN'")
+check "new cluster: list_campaigns() says the job was made for another server, and what to run" \
+    "$(qc -c "SET ROLE $ANALYST" -c "$runner_sql")" \
+    "pg_cron job $job (made for another server: it connects to localhost:$ORIGIN_PORT, database $CRON_DB; this is localhost:$NEW_PORT, database $CRON_DB: reschedule it: SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *'))"
+qc -c "SET ROLE $ANALYST" -c "SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *')" >/dev/null 2>"$WORK/reschedule.err"
+check "new cluster: rescheduling replaces the job: it connects to this server" \
+    "$(qc -c "$job_sql")|$(grep -c ERROR "$WORK/reschedule.err")" "$NEW_PORT $CRON_DB|0"
+check "new cluster: list_campaigns() shows the new job, without a note" \
+    "$(qc -c "SET ROLE $ANALYST" -c "$runner_sql")" \
+    "pg_cron job $(qc -c "SELECT job_id FROM customer_analytics.refresh_schedules WHERE name = '$AN_CAMPAIGN'")"
+check "new cluster: one job for the campaign, the one its schedule names" \
+    "$(qc -c "SELECT count(*) || ' ' || bool_and(j.jobid = r.job_id) FROM cron.job j, customer_analytics.refresh_schedules r
+                  WHERE r.name = '$AN_CAMPAIGN' AND j.jobname = 'customer_analytics refresh campaign $AN_CAMPAIGN'")" "1 true"
+check "origin: its own job is left as it was" "$(qo -c "$job_sql")" "$ORIGIN_PORT $CRON_DB"
 
 finish

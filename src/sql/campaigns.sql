@@ -272,6 +272,7 @@ END $$;
 CREATE FUNCTION customer_analytics._campaign_long_revenue(campaign text, customer_codes text[]) RETURNS TABLE(customer_code text, month date, revenue numeric, orders bigint)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $_$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
@@ -314,6 +315,7 @@ END $_$;
 CREATE FUNCTION customer_analytics._campaign_sheet_revenue(campaign text) RETURNS TABLE(customer_code text, month date, revenue numeric)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $$
     SELECT * FROM customer_analytics._campaign_sheet_revenue(campaign, NULL::date[])
 $$;
@@ -324,6 +326,7 @@ COMMENT ON FUNCTION customer_analytics._campaign_sheet_revenue(campaign text) IS
 CREATE FUNCTION customer_analytics._campaign_sheet_revenue(campaign text, sheet_months date[]) RETURNS TABLE(customer_code text, month date, revenue numeric)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $_$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));
@@ -644,8 +647,14 @@ DECLARE
     rebuild boolean := false;
     rollup_usable boolean;
     old_columns text;
+    -- views left unpopulated (by a restore): refreshed in full, without CONCURRENTLY
+    unpopulated text := customer_analytics._unpopulated_views(c.view_schema, customer_analytics._campaign_views(c.name));
+    requested boolean := _refresh_campaign_as_owner.concurrently;
 BEGIN
     PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
+    IF unpopulated IS NOT NULL THEN
+        _refresh_campaign_as_owner.concurrently := false;
+    END IF;
     SELECT NULL::pg_snapshot AS snapshot, NULL::bigint AS changed_customers, NULL::bigint AS order_changes INTO delta;
     -- refreshes of one source take turns (readers never wait): the dirty
     -- set is pruned below, and no other refresh may be between snapshot
@@ -656,6 +665,11 @@ BEGIN
     -- whether the kept rows can be reused; the changed customers are listed
     -- (a scan of the dirty rows) only if the delta path is not taken
     d := customer_analytics._campaign_changes(c, false);
+    IF unpopulated IS NOT NULL THEN
+        d.usable := false;
+        d.reason := format('not populated: %s%s', unpopulated,
+                           CASE WHEN requested THEN '; refreshed without CONCURRENTLY' ELSE '' END);
+    END IF;
     IF c.rolling IS NOT NULL THEN
         cols := customer_analytics._sheet_columns(c);
         rebuild := cols.current_columns IS DISTINCT FROM cols.wanted_columns;
@@ -669,7 +683,7 @@ BEGIN
         END IF;
     END IF;
     SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = c.source_schema;
-    rollup_usable := r IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL;
+    rollup_usable := r.id IS NOT NULL AND (customer_analytics._rollup_for_reading(c.source_schema)).rollup IS NOT NULL;
     resolved := customer_analytics._campaign_resolved(c);
     SELECT * INTO s FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name;
     -- a coordinator schema with per-shard rollups: from the shards' changes
@@ -706,7 +720,8 @@ BEGIN
     PERFORM customer_analytics._campaign_keep_state(c, resolved, r, rollup_usable, COALESCE(delta.snapshot, snap),
                                                     delta.snapshot IS NOT NULL);
     RETURN customer_analytics._campaign_record_refresh(c.name, started, _refresh_campaign_as_owner.concurrently,
-        CASE WHEN r IS NULL THEN 'full (no rollup)'
+        CASE WHEN unpopulated IS NOT NULL THEN 'full (' || d.reason || ')'
+             WHEN r IS NULL THEN 'full (no rollup)'
              WHEN delta.snapshot IS NOT NULL
                  THEN format('delta (%s changed customers, %s order changes)', delta.changed_customers, delta.order_changes)
              WHEN d.usable THEN format('incremental (%s changed customers; histories recomputed: %s)',
@@ -714,7 +729,21 @@ BEGIN
              ELSE 'full (' || d.reason || ')' END);
 END $$;
 
--- REFRESH each view in order (later views may read earlier ones)
+-- The views of a definition that are materialized views not populated (a
+-- restore whose REFRESH failed, a view made WITH NO DATA), as a list of
+-- qualified names, or NULL: REFRESH ... CONCURRENTLY refuses them.
+CREATE FUNCTION customer_analytics._unpopulated_views(view_schema text, views text[]) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT string_agg(format('%I.%I', view_schema, u.v), ', ' ORDER BY u.i)
+      FROM unnest(views) WITH ORDINALITY u(v, i)
+      JOIN pg_class c ON c.oid = to_regclass(format('%I.%I', view_schema, u.v))
+     WHERE c.relkind = 'm' AND NOT c.relispopulated
+$$;
+
+-- REFRESH each view in order (later views may read earlier ones); an
+-- unpopulated view without CONCURRENTLY, which it cannot take
 CREATE FUNCTION customer_analytics._refresh_views(view_schema text, views text[], "concurrently" boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -733,7 +762,7 @@ BEGIN
         PERFORM customer_analytics._report_progress(format('refreshing %I.%I%s (%s of %s)', view_schema, v,
             CASE WHEN _refresh_views.concurrently THEN ' concurrently' ELSE '' END, i, cardinality(views)));
         PERFORM customer_analytics._refresh_matview(format('%I.%I', view_schema, v)::regclass,
-                                                    _refresh_views.concurrently);
+            _refresh_views.concurrently AND customer_analytics._unpopulated_views(view_schema, ARRAY[v]) IS NULL);
     END LOOP;
 END $$;
 
@@ -854,6 +883,7 @@ COMMENT ON FUNCTION customer_analytics.campaign_monthly_revenue(campaign text, O
 CREATE FUNCTION customer_analytics.campaign_targets(campaign text) RETURNS TABLE(customer_code text, trade_name text, delivery_route text, shipping_address text, csm text, total_spend numeric, total_orders bigint, low_ticket_count bigint, base_sales numeric, recent_sales numeric, pct_change numeric, target_reason text, is_low_ticket boolean, is_declining boolean, last_order_date date, avg_ticket_size numeric)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $_$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign_resolved(customer_analytics._campaign_to_run(campaign));

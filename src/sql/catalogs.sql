@@ -72,12 +72,15 @@ CREATE TABLE customer_analytics.rollups (
     rebuild_ms numeric,
     rollup_rows bigint,
     rebuild_phases jsonb,
+    disabled_reason text,
     CONSTRAINT rollup_state CHECK ((state = ANY (ARRAY['current'::text, 'disabled'::text])))
 );
 
 COMMENT ON TABLE customer_analytics.rollups IS 'Order rollups: per source schema, one row per confirmed order kept current by triggers; state, generation, last rebuild';
 
 COMMENT ON COLUMN customer_analytics.rollups.rebuild_phases IS 'milliseconds per phase of the last rebuild: lock_ms (waiting for writers), triggers_ms, copy_ms (one scan of the lines), analyze_ms';
+
+COMMENT ON COLUMN customer_analytics.rollups.disabled_reason IS 'why the rollup was disabled (a write path its triggers could not follow, a restore, disable_rollup()), and what to run; NULL when current';
 
 CREATE TABLE customer_analytics.campaign_refresh_state (
     campaign text NOT NULL,
@@ -266,6 +269,8 @@ GRANT SELECT ON TABLE customer_analytics.rollups TO PUBLIC;
 GRANT UPDATE(state) ON TABLE customer_analytics.rollups TO PUBLIC;
 
 GRANT UPDATE(generation) ON TABLE customer_analytics.rollups TO PUBLIC;
+
+GRANT UPDATE(disabled_reason) ON TABLE customer_analytics.rollups TO PUBLIC;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaign_refresh_state TO PUBLIC;
 

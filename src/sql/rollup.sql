@@ -17,7 +17,8 @@ DECLARE
 BEGIN
     PERFORM customer_analytics._require_owner_context('rollup', r.source_schema, r.owner);
     PERFORM customer_analytics._rollup_drop_triggers(r);
-    UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id RETURNING * INTO r;
+    UPDATE customer_analytics.rollups x SET state = 'disabled', disabled_reason = 'disable_rollup() was run'
+     WHERE x.id = r.id RETURNING * INTO r;
     RAISE NOTICE 'order rollup of "%" disabled: functions read the source tables until customer_analytics.rebuild_rollup(%)',
         r.source_schema, quote_literal(r.source_schema);
     RETURN r;
@@ -142,7 +143,8 @@ BEGIN
     EXECUTE format('ANALYZE %s', customer_analytics._rollup_table(r.id));
     phases := phases || jsonb_build_object('analyze_ms', round(extract(epoch FROM clock_timestamp() - phase_start) * 1000, 1));
     UPDATE customer_analytics.rollups x
-       SET state = 'current', generation = nextval('customer_analytics.rollup_generation_seq'), rebuilt_at = now(),
+       SET state = 'current', disabled_reason = NULL,
+           generation = nextval('customer_analytics.rollup_generation_seq'), rebuilt_at = now(),
            rebuild_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
            rollup_rows = n, rebuild_phases = phases
      WHERE x.id = r.id
@@ -339,7 +341,8 @@ BEGIN
         RETURN;
     END IF;
     IF r.state <> 'current' THEN
-        reason := 'the rollup is ' || r.state || ': customer_analytics.rebuild_rollup() makes it current';
+        reason := 'the rollup is ' || r.state || COALESCE(' (' || r.disabled_reason || ')', '')
+                  || ': customer_analytics.rebuild_rollup() makes it current';
         RETURN;
     END IF;
     problem := customer_analytics._rollup_trigger_problem(r);
@@ -607,6 +610,7 @@ CREATE FUNCTION customer_analytics._rollup_sync_row() RETURNS trigger
 CREATE FUNCTION customer_analytics._rollup_sync_sql(rollup_id integer, op text, rel oid, rows_sql text) RETURNS text[]
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $$
 DECLARE
     r customer_analytics.rollups;
@@ -624,7 +628,7 @@ BEGIN
     END IF;
     problem := customer_analytics._rollup_source_problem(r.source_schema);
     IF problem IS NOT NULL THEN
-        UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id;
+        UPDATE customer_analytics.rollups x SET state = 'disabled', disabled_reason = problem WHERE x.id = r.id;
         RAISE WARNING 'order rollup of "%" disabled: %', r.source_schema, problem
             USING HINT = 'The functions read the source tables meanwhile. Fix the cause, then SELECT customer_analytics.rebuild_rollup('
                          || quote_literal(r.source_schema) || ').';
@@ -637,7 +641,17 @@ BEGIN
         -- later would not bring them back: the rollup waits for a rebuild
         problem := customer_analytics._rollup_trigger_problem(r);
         IF problem IS NOT NULL THEN
-            UPDATE customer_analytics.rollups x SET state = 'disabled' WHERE x.id = r.id;
+            -- a restore (pg_restore, or a dump's script: both run with
+            -- check_function_bodies off) creates the triggers one by one
+            -- after the rollup's rows and enables each ALWAYS: the first
+            -- finds the others missing.  Rows and triggers were not kept
+            -- together, so the rollup waits for a rebuild, and says why.
+            IF problem LIKE '% is missing' AND current_setting('check_function_bodies') = 'off' THEN
+                problem := format('restored from a dump: its triggers were recreated after its rows were loaded; '
+                                  'run SELECT customer_analytics.rebuild_rollup(%L) as role %I',
+                                  r.source_schema, r.owner);
+            END IF;
+            UPDATE customer_analytics.rollups x SET state = 'disabled', disabled_reason = problem WHERE x.id = r.id;
             RAISE WARNING 'order rollup of "%" disabled: %', r.source_schema, problem
                 USING HINT = 'Writes while a rollup trigger is off are not seen. The functions read the source tables until '
                              'SELECT customer_analytics.rebuild_rollup(' || quote_literal(r.source_schema) || ').';

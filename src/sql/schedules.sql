@@ -129,6 +129,38 @@ CREATE FUNCTION customer_analytics._cron_connection_problem(use_background_worke
                             'so pg_cron cannot connect to cron.host "%s" to run the job', host) END
 $$;
 
+-- Why a pg_cron job was made for another server or database, or NULL:
+-- pg_cron records where a job connects (cron.job.nodename, nodeport,
+-- database) when it is scheduled, and a restore (pg_dump carries cron.job)
+-- keeps the original server's, so the job would refresh the original.
+-- Compared with what cron.schedule() records here now: cron.host, this
+-- server's port, cron.database_name; the settings a role may not read
+-- (pg_read_all_settings) are not compared.  NULL too when the job cannot
+-- be read.
+CREATE FUNCTION customer_analytics._cron_job_elsewhere(job bigint) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    j record;
+    host text := customer_analytics._setting('cron.host');
+    port int := current_setting('port')::int;
+    db text := customer_analytics._setting('cron.database_name');
+BEGIN
+    IF job IS NULL OR NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
+       OR NOT has_schema_privilege('cron', 'USAGE') OR NOT has_table_privilege('cron.job', 'SELECT') THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT nodename, nodeport, database FROM cron.job WHERE jobid = $1' INTO j USING job;
+    IF j IS NULL OR (j.nodename, j.nodeport, j.database) IS NOT DISTINCT FROM
+                    (COALESCE(host, j.nodename), port, COALESCE(db, j.database)) THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('made for another server: it connects to %s:%s, database %s; this is %s:%s, database %s',
+                  j.nodename, j.nodeport, quote_ident(j.database), COALESCE(host, j.nodename), port,
+                  quote_ident(COALESCE(db, j.database)));
+END $_$;
+
 -- The schedule of a definition's refresh, or NULL, from the extension's own
 -- record of schedules (refresh_schedules), which every role may read:
 -- list_campaigns() works for every role without reading cron.*.  A job
@@ -550,6 +582,15 @@ BEGIN
     command := customer_analytics._refresh_job_command(kind, name);
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         runner := 'pg_cron';
+        -- cron.schedule() keeps a job's server and database: one made for
+        -- another (a restored job) is replaced
+        job := customer_analytics._cron_job_id(kind, name);
+        problem := customer_analytics._cron_job_elsewhere(job);
+        IF problem IS NOT NULL THEN
+            RAISE NOTICE '% "%": pg_cron job % was %: replaced', kind, name, job, problem;
+            PERFORM customer_analytics._release_refresh_job(kind, name, current_user, job);
+            problem := NULL;
+        END IF;
         EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
           USING customer_analytics._cron_job_name(kind, name), schedule, command;
     ELSE
@@ -702,7 +743,10 @@ CREATE FUNCTION customer_analytics._schedule_status(kind text, name text, OUT sc
            CASE r.runner WHEN 'dispatcher' THEN r.next_run
                 ELSE customer_analytics._next_run_or_null(r.schedule, now()) END,
            CASE r.runner WHEN 'dispatcher' THEN 'dispatcher (run_due_refreshes as ' || quote_ident(r.run_as) || ')'
-                ELSE 'pg_cron job ' || r.job_id END
+                ELSE 'pg_cron job ' || r.job_id
+                     || COALESCE(' (' || customer_analytics._cron_job_elsewhere(r.job_id)
+                                 || format(': reschedule it: SELECT customer_analytics.schedule_%s_refresh(%L, %L))',
+                                           r.kind, r.name, r.schedule), '') END
       FROM customer_analytics.refresh_schedules r
      WHERE r.kind = $1 AND r.name = $2
        -- made for this definition (its owner's), never a former one of that name

@@ -346,7 +346,7 @@ BEGIN
     delta := false;
     unchanged := false;
     SELECT * INTO r FROM customer_analytics.rollups y WHERE y.source_schema = s.source_schema;
-    usable := r IS NOT NULL AND (customer_analytics._rollup_for_reading(s.source_schema)).rollup IS NOT NULL;
+    usable := r.id IS NOT NULL AND (customer_analytics._rollup_for_reading(s.source_schema)).rollup IS NOT NULL;
     SELECT * INTO x FROM customer_analytics.segmentation_refresh_state y WHERE y.segmentation = s.name;
     why := CASE WHEN r IS NULL THEN 'no rollup'
                 WHEN NOT usable THEN 'the rollup is not usable'

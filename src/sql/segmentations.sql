@@ -235,17 +235,27 @@ DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
     started timestamptz := clock_timestamp();
     u record;
+    -- views left unpopulated (by a restore): refreshed without CONCURRENTLY
+    unpopulated text := customer_analytics._unpopulated_views(s.view_schema, customer_analytics._segmentation_views(s.name));
+    requested boolean := _refresh_segmentation_as_owner.concurrently;
 BEGIN
     PERFORM customer_analytics._require_owner_context('segmentation', s.name, s.owner);
+    IF unpopulated IS NOT NULL THEN
+        _refresh_segmentation_as_owner.concurrently := false;
+    END IF;
     -- refreshes of one source take turns (as campaigns'): the state's
     -- snapshot and the pruning of the order changes stay in step
     PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
     u := customer_analytics._segmentation_update_state(s);
     -- (no customer's features changed since the views were computed, nor
     -- as_of: they would come out the same)
-    IF NOT u.unchanged THEN
+    IF NOT u.unchanged OR unpopulated IS NOT NULL THEN
         PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
                                                   _refresh_segmentation_as_owner.concurrently);
+    END IF;
+    IF unpopulated IS NOT NULL THEN
+        u.mode := left(u.mode, -1) || format('; not populated: %s%s)', unpopulated,
+                      CASE WHEN requested THEN '; refreshed without CONCURRENTLY' ELSE '' END);
     END IF;
     s := customer_analytics._record_segmentation_refresh(s.name, started);
     PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started, u.mode, s.member_rows, NULL);
@@ -309,6 +319,7 @@ END $$;
 CREATE FUNCTION customer_analytics._segmentation_elbow(segmentation text) RETURNS TABLE(k integer, inertia double precision, silhouette double precision, kneedle_pick boolean, silhouette_pick boolean)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $$
 DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation_to_run(segmentation);
@@ -324,6 +335,7 @@ COMMENT ON FUNCTION customer_analytics._segmentation_elbow(segmentation text) IS
 CREATE FUNCTION customer_analytics._segmentation_profiles(segmentation text, model jsonb) RETURNS TABLE(cluster integer, customers bigint, share numeric, visits double precision, total_spend double precision, ticket_size double precision, skus double precision, total_quantity double precision, recency_days double precision, tenure_days double precision, quantity_per_visit double precision, days_per_visit double precision, skus_per_visit double precision, diff double precision, ranks jsonb)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $$
     SELECT * FROM customer_analytics._kmeans_profiles_over(model,
         format('SELECT f.features FROM customer_analytics.segmentation_features(%L) f', segmentation))
@@ -336,6 +348,7 @@ COMMENT ON FUNCTION customer_analytics._segmentation_profiles(segmentation text,
 CREATE FUNCTION customer_analytics._segmentation_to_run(segmentation text) RETURNS customer_analytics.segmentations
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $$
 DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation(segmentation);
@@ -477,6 +490,7 @@ COMMENT ON FUNCTION customer_analytics.refresh_segmentation(segmentation text, "
 CREATE FUNCTION customer_analytics.segmentation_features(segmentation text) RETURNS TABLE(customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint, total_quantity numeric, first_order date, last_order date, recency_days integer, tenure_days integer, span_days integer, quantity_per_visit double precision, days_per_visit double precision, skus_per_visit double precision, diff double precision, is_repeat boolean, features double precision[])
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
     AS $$
 DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation_to_run(segmentation);

@@ -290,6 +290,11 @@ DROP ROLE ca_dr_other;
 
 -- Random write batches, each committed, then a refresh, checked against a
 -- full recompute every time (a fixed seed: the same batches each run).
+-- A pseudo-random number in [0, 1) for a row, from its key and one draw per
+-- statement (salt): the rows get the same values whatever order a scan
+-- visits them in (vacuum and pruning move rows between runs).
+CREATE FUNCTION pg_temp.row_rand(key text, salt float8) RETURNS float8
+LANGUAGE sql IMMUTABLE AS $$ SELECT (abs(hashtext(key || ':' || salt::text)) % 1000003)::float8 / 1000003 $$;
 CREATE PROCEDURE dr_property(rounds int)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -303,8 +308,8 @@ BEGIN
         FOR j IN 1 .. 1 + floor(random() * 4)::int LOOP
             kind := floor(random() * 7)::int;
             IF kind = 0 THEN
-                UPDATE dr.sales_order_lines SET pretax_subtotal = round((random() * 2000)::numeric, 2)
-                 WHERE order_number::int % 23 = floor(random() * 23)::int;
+                UPDATE dr.sales_order_lines SET pretax_subtotal = round((pg_temp.row_rand(order_number || ':' || line_no, (SELECT random())) * 2000)::numeric, 2)
+                 WHERE order_number::int % 23 = (SELECT floor(random() * 23)::int);
             ELSIF kind = 1 THEN
                 INSERT INTO dr.sales_orders VALUES ('SO', (20000 + i * 10 + j)::text,
                     lpad((1 + floor(random() * 62))::int::text, 4, '0'), 'K1',
@@ -315,17 +320,17 @@ BEGIN
                 DELETE FROM dr.sales_orders WHERE order_number = (
                     SELECT order_number FROM dr.sales_orders ORDER BY order_number OFFSET floor(random() * 50)::int LIMIT 1);
             ELSIF kind = 3 THEN
-                UPDATE dr.sales_orders SET order_date = to_char(date '2025-06-01' + floor(random() * 230)::int, 'YYYYMMDD')
-                 WHERE order_number::int % 31 = floor(random() * 31)::int;
+                UPDATE dr.sales_orders SET order_date = to_char(date '2025-06-01' + floor(pg_temp.row_rand(order_number, (SELECT random())) * 230)::int, 'YYYYMMDD')
+                 WHERE order_number::int % 31 = (SELECT floor(random() * 31)::int);
             ELSIF kind = 4 THEN
                 UPDATE dr.sales_orders SET confirmed_code = CASE confirmed_code WHEN 'Y' THEN 'N' ELSE 'Y' END
-                 WHERE order_number::int % 29 = floor(random() * 29)::int;
+                 WHERE order_number::int % 29 = (SELECT floor(random() * 29)::int);
             ELSIF kind = 5 THEN
-                UPDATE dr.sales_orders SET customer_code = lpad((1 + floor(random() * 62))::int::text, 4, '0')
-                 WHERE order_number::int % 37 = floor(random() * 37)::int;
+                UPDATE dr.sales_orders SET customer_code = lpad((1 + floor(pg_temp.row_rand(order_number, (SELECT random())) * 62))::int::text, 4, '0')
+                 WHERE order_number::int % 37 = (SELECT floor(random() * 37)::int);
             ELSE
-                UPDATE dr.customers SET delivery_route = (ARRAY['K1', 'K2', 'T9'])[1 + floor(random() * 3)::int]
-                 WHERE customer_code::int % 13 = floor(random() * 13)::int;
+                UPDATE dr.customers SET delivery_route = (ARRAY['K1', 'K2', 'T9'])[1 + floor(pg_temp.row_rand(customer_code, (SELECT random())) * 3)::int]
+                 WHERE customer_code::int % 13 = (SELECT floor(random() * 13)::int);
             END IF;
         END LOOP;
         COMMIT;

@@ -339,6 +339,11 @@ SELECT err($$SELECT customer_analytics.refresh_segmentation('sdg', NULL)$$);
 
 -- Random write batches, each committed, then a refresh, checked against a
 -- recompute every time (a fixed seed: the same batches each run).
+-- A pseudo-random number in [0, 1) for a row, from its key and one draw per
+-- statement (salt): the rows get the same values whatever order a scan
+-- visits them in (vacuum and pruning move rows between runs).
+CREATE FUNCTION pg_temp.row_rand(key text, salt float8) RETURNS float8
+LANGUAGE sql IMMUTABLE AS $$ SELECT (abs(hashtext(key || ':' || salt::text)) % 1000003)::float8 / 1000003 $$;
 CREATE PROCEDURE sd_property(rounds int)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -352,8 +357,8 @@ BEGIN
         FOR j IN 1 .. 1 + floor(random() * 4)::int LOOP
             kind := floor(random() * 8)::int;
             IF kind = 0 THEN
-                UPDATE sd.sales_order_lines SET pretax_subtotal = round((random() * 2000)::numeric, 2)
-                 WHERE order_number::int % 23 = floor(random() * 23)::int;
+                UPDATE sd.sales_order_lines SET pretax_subtotal = round((pg_temp.row_rand(order_number || ':' || line_no, (SELECT random())) * 2000)::numeric, 2)
+                 WHERE order_number::int % 23 = (SELECT floor(random() * 23)::int);
             ELSIF kind = 1 THEN
                 INSERT INTO sd.sales_orders VALUES ('SO', (20000 + i * 10 + j)::text,
                     lpad((1 + floor(random() * 42))::int::text, 4, '0'), 'K1',
@@ -364,21 +369,21 @@ BEGIN
                 DELETE FROM sd.sales_orders WHERE order_number = (
                     SELECT order_number FROM sd.sales_orders ORDER BY order_number OFFSET floor(random() * 50)::int LIMIT 1);
             ELSIF kind = 3 THEN
-                UPDATE sd.sales_orders SET order_date = to_char(date '2025-06-01' + floor(random() * 230)::int, 'YYYYMMDD')
-                 WHERE order_number::int % 31 = floor(random() * 31)::int;
+                UPDATE sd.sales_orders SET order_date = to_char(date '2025-06-01' + floor(pg_temp.row_rand(order_number, (SELECT random())) * 230)::int, 'YYYYMMDD')
+                 WHERE order_number::int % 31 = (SELECT floor(random() * 31)::int);
             ELSIF kind = 4 THEN
                 UPDATE sd.sales_orders SET confirmed_code = CASE confirmed_code WHEN 'Y' THEN 'N' ELSE 'Y' END
-                 WHERE order_number::int % 29 = floor(random() * 29)::int;
+                 WHERE order_number::int % 29 = (SELECT floor(random() * 29)::int);
             ELSIF kind = 5 THEN
-                UPDATE sd.sales_orders SET customer_code = lpad((1 + floor(random() * 42))::int::text, 4, '0')
-                 WHERE order_number::int % 37 = floor(random() * 37)::int;
+                UPDATE sd.sales_orders SET customer_code = lpad((1 + floor(pg_temp.row_rand(order_number, (SELECT random())) * 42))::int::text, 4, '0')
+                 WHERE order_number::int % 37 = (SELECT floor(random() * 37)::int);
             ELSIF kind = 6 THEN
-                UPDATE sd.sales_order_lines SET product_code = 'R' || floor(random() * 12)::int,
-                                                quantity = CASE WHEN random() < 0.2 THEN NULL
-                                                                ELSE round((random() * 5)::numeric, 2) END
-                 WHERE order_number::int % 19 = floor(random() * 19)::int;
+                UPDATE sd.sales_order_lines SET product_code = 'R' || floor(pg_temp.row_rand(order_number || ':' || line_no, (SELECT random())) * 12)::int,
+                                                quantity = CASE WHEN pg_temp.row_rand(order_number || ':' || line_no || ':q', (SELECT random())) < 0.2 THEN NULL
+                                                                ELSE round((pg_temp.row_rand(order_number || ':' || line_no || ':n', (SELECT random())) * 5)::numeric, 2) END
+                 WHERE order_number::int % 19 = (SELECT floor(random() * 19)::int);
             ELSE
-                DELETE FROM sd.sales_order_lines WHERE order_number::int % 41 = floor(random() * 41)::int AND line_no = 2;
+                DELETE FROM sd.sales_order_lines WHERE order_number::int % 41 = (SELECT floor(random() * 41)::int) AND line_no = 2;
             END IF;
         END LOOP;
         COMMIT;

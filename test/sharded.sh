@@ -306,7 +306,7 @@ campaign_views_same "a write committed on a shard during a refresh, after the ne
 q "$(shard_port 3)" "SELECT count(*) FROM customer_analytics.disable_rollup('cosmos_sync')" >/dev/null
 refresh c2
 check "a shard whose rollup is disabled: the refresh is full, and says why" \
-    "$(last_mode c2 | sed 's/: customer_analytics.*/)/')" "full (server shard3: the rollup is disabled)"
+    "$(last_mode c2 | sed 's/: customer_analytics.*/)/')" "full (server shard3: the rollup is disabled (disable_rollup() was run))"
 check "a shard whose rollup is disabled: no shard snapshots kept" \
     "$(coord "SELECT count(*) FROM customer_analytics.campaign_refresh_state WHERE campaign = 'c2'")" "0"
 q "$(shard_port 3)" "SELECT count(*) FROM customer_analytics.rebuild_rollup('cosmos_sync')" >/dev/null

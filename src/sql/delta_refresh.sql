@@ -104,13 +104,54 @@ CREATE FUNCTION customer_analytics._campaign_data_window(c customer_analytics.ca
     SELECT range_merge(range_merge(c.spend_window, c.low_ticket_window), range_merge(c.base_window, c.recent_window))
 $$;
 
+-- The delta refresh's statements on the months of a campaign's changed
+-- customers (in month_state): dropped for customers no longer targets,
+-- adjusted by the order changes (the dirty rows `since` selects, SQL over
+-- alias x) for the others, computed for new targets; each customer whose
+-- months changed, entered or left goes to the long form's keys
+-- (pg_temp.customer_analytics_long_keys).
+CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analytics.campaigns, r customer_analytics.rollups,
+                                                              month_state regclass, since text) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT ARRAY[
+        format('WITH gone AS (DELETE FROM %s m USING pg_temp.customer_analytics_changed k WHERE m.customer_code = k.customer_code'
+               ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = m.customer_code)'
+               ' RETURNING m.customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM gone',
+               month_state),
+        format('WITH adjusted AS (UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
+               ' orders = m.orders + d.orders'
+               ' FROM (SELECT g.customer_code COLLATE "default" AS customer_code, g.month, g.revenue, g.orders'
+               '       FROM (SELECT x.customer_code COLLATE "C" AS customer_code, date_trunc(''month'', x.order_date)::date AS month,'
+               '                    sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
+               '             FROM %2$s x'
+               '            WHERE x.sign IS NOT NULL AND %4$s AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) g) d'
+               ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
+               ' ON CONFLICT DO NOTHING',
+               month_state, customer_analytics._rollup_dirty_table(r.id), c.revenue_window, since),
+        format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
+               'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
+               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)'
+               ' RETURNING customer_code)'
+               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM added'
+               ' ON CONFLICT DO NOTHING',
+               month_state, month_state, c.revenue_window, c.source_schema)]
+$_$;
+
 -- Apply the order changes committed since the state's snapshot to a
 -- campaign's state and views, as of one new snapshot, which it returns
 -- (NULL, nothing done, when there is a change it cannot follow: see
 -- _rollup_delta_guard_sql).  An order among the changes that the full
 -- computation refuses (a date it cannot read) raises its error, and
 -- nothing is applied.  c has its windows resolved; the caller holds the
--- refresh lock.
+-- refresh lock.  The steps, each a builder of its statements: the
+-- changed customers, their state (_campaign_delta_state_sql), their
+-- targets (_campaign_delta_targets_sql), their months
+-- (_campaign_delta_months_sql), the long form and the sheet
+-- (_campaign_delta_views_sql).
 CREATE FUNCTION customer_analytics._campaign_delta_refresh(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, r customer_analytics.rollups, OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -128,7 +169,6 @@ DECLARE
     targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;
     sheet regclass := format('%I.%I', c.view_schema, c.name || '_monthly')::regclass;
     long regclass := format('%I.%I', c.view_schema, c.name || '_monthly_long')::regclass;
-    changed_keys text := 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)';
 BEGIN
     -- what REFRESH ... CONCURRENTLY takes, before the snapshot: readers go
     -- on; a plain REFRESH of a view waits instead of slipping in between
@@ -151,9 +191,35 @@ BEGIN
         format('INSERT INTO pg_temp.customer_analytics_changed SELECT DISTINCT x.customer_code COLLATE "C" FROM %s x WHERE %s',
                dirty, since),
         -- (the planner's estimates for the statements below)
-        'ANALYZE pg_temp.customer_analytics_changed',
-        -- their state: counts and sums adjusted; a customer's last order
-        -- date is looked up again only when a removed order may have been it
+        'ANALYZE pg_temp.customer_analytics_changed']
+        -- their state: counts, sums and last order dates adjusted
+        || customer_analytics._campaign_delta_state_sql(c, r, state, since)
+        -- their verdicts, on the state, into the targets view
+        || customer_analytics._campaign_delta_targets_sql(c, state, targets)
+        -- their months
+        || customer_analytics._campaign_delta_months_sql(c, r, month_state, since)
+        -- the long form and the sheet, from the months
+        || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet));
+    IF snapshot IS NOT NULL THEN
+        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_changed;
+        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
+                       dirty, since, snapshot) INTO order_changes;
+    END IF;
+    PERFORM customer_analytics._drop_delta_scratch();
+END $_$;
+
+-- The delta refresh's statements on the state of a campaign's changed
+-- customers (pg_temp.customer_analytics_changed): counts and sums adjusted
+-- by the order changes (the dirty rows `since` selects, SQL over alias x),
+-- new customers added; a customer's last order date is looked up again
+-- only when a removed order may have been it; customers left with no
+-- order deleted.
+CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytics.campaigns, r customer_analytics.rollups,
+                                                             state regclass, since text) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT ARRAY[
         format('WITH d AS (SELECT o.customer_code COLLATE "default" AS customer_code, %2$s,'
                '   max(o.d) FILTER (WHERE o.sign > 0) AS added_last, max(o.d) FILTER (WHERE o.sign < 0) AS removed_last'
                '   FROM (SELECT i.customer_code COLLATE "C" AS customer_code, i.d, i.sign, %6$s'
@@ -186,58 +252,53 @@ BEGIN
                -- statement's snapshot does not see the UPDATE above); a
                -- probe of the state's key, whatever the estimates say
                ' FROM d WHERE NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
-               state, customer_analytics._campaign_state_aggregates(true), dirty, since,
+               state, customer_analytics._campaign_state_aggregates(true), customer_analytics._rollup_dirty_table(r.id), since,
                customer_analytics._campaign_data_window(c), customer_analytics._campaign_state_flags(c, true),
                customer_analytics._rollup_table(r.id), customer_analytics._campaign_state_columns()),
         format('DELETE FROM %s s USING pg_temp.customer_analytics_changed k WHERE s.customer_code = k.customer_code AND s.orders <= 0',
-               state),
-        -- their verdicts, on the state
+               state)]
+$_$;
+
+-- The delta refresh's statements on the targets of a campaign's changed
+-- customers (pg_temp.customer_analytics_changed): their verdicts computed
+-- on the state (into pg_temp.customer_analytics_targets) and their rows of
+-- the targets view replaced.
+CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analytics.campaigns, state regclass,
+                                                               targets regclass) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT ARRAY[
         format('INSERT INTO pg_temp.customer_analytics_targets %s',
-               customer_analytics._campaign_state_targets_sql(c, state, changed_keys)),
+               customer_analytics._campaign_state_targets_sql(c, state, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)')),
         'ANALYZE pg_temp.customer_analytics_targets',
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
-               targets::oid, changed_keys, 'SELECT * FROM pg_temp.customer_analytics_targets'),
-        -- the months: dropped for customers no longer targets, adjusted for
-        -- the others, computed for new targets
-        format('WITH gone AS (DELETE FROM %s m USING pg_temp.customer_analytics_changed k WHERE m.customer_code = k.customer_code'
-               ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = m.customer_code)'
-               ' RETURNING m.customer_code)'
-               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM gone',
-               month_state),
-        format('WITH adjusted AS (UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
-               ' orders = m.orders + d.orders'
-               ' FROM (SELECT g.customer_code COLLATE "default" AS customer_code, g.month, g.revenue, g.orders'
-               '       FROM (SELECT x.customer_code COLLATE "C" AS customer_code, date_trunc(''month'', x.order_date)::date AS month,'
-               '                    sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
-               '             FROM %2$s x'
-               '            WHERE x.sign IS NOT NULL AND %4$s AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) g) d'
-               ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
-               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
-               ' ON CONFLICT DO NOTHING',
-               month_state, dirty, c.revenue_window, since),
-        format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
-               'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
-               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)'
-               ' RETURNING customer_code)'
-               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM added'
-               ' ON CONFLICT DO NOTHING',
-               month_state, month_state, c.revenue_window, c.source_schema),
+               targets::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
+               'SELECT * FROM pg_temp.customer_analytics_targets')]
+$$;
+
+-- The delta refresh's statements on a campaign's long form and sheet: the
+-- rows of the customers whose months changed, entered or left
+-- (pg_temp.customer_analytics_long_keys) replaced in the long form from
+-- month_state; the rows of the changed customers
+-- (pg_temp.customer_analytics_changed) replaced in the sheet from their
+-- targets and months.
+CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytics.campaigns, month_state regclass,
+                                                             long_form regclass, sheet regclass) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT ARRAY[
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
-               long::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
+               long_form::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
                format('SELECT m.customer_code, m.month, m.revenue, m.orders FROM %s m'
                       ' JOIN pg_temp.customer_analytics_long_keys k USING (customer_code)', month_state)),
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
-               sheet::oid, changed_keys,
+               sheet::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
                customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
                    format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
-                          ' JOIN pg_temp.customer_analytics_targets t USING (customer_code))', month_state)))]);
-    IF snapshot IS NOT NULL THEN
-        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_changed;
-        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
-                       dirty, since, snapshot) INTO order_changes;
-    END IF;
-    PERFORM customer_analytics._drop_delta_scratch();
-END $_$;
+                          ' JOIN pg_temp.customer_analytics_targets t USING (customer_code))', month_state)))]
+$$;
 
 -- The sheet's rows (one per target, a column per month) from a relation of
 -- target rows and one of (customer_code, month, revenue) rows, as the

@@ -599,6 +599,72 @@ CREATE FUNCTION customer_analytics._rollup_sync_row() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'rollup_sync_row_trigger';
 
+-- The upkeep's statements after DDL on a source relation (op the command
+-- tag, CREATE TABLE or ALTER TABLE): a new partition gets the triggers; an
+-- ALTER TABLE (ATTACH, DETACH, a rewrite that changes values) changed rows
+-- no trigger saw: every order is recomputed and every customer marked
+-- changed.
+CREATE FUNCTION customer_analytics._rollup_sync_ddl_sql(r customer_analytics.rollups, op text) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._rollup_missing_triggers_sql(r)
+        || CASE WHEN op = 'ALTER TABLE' THEN ARRAY[
+               format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
+               format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
+                      customer_analytics._rollup_rows_sql(r, NULL)),
+               format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id))]
+           ELSE '{}' END
+$$;
+
+-- The upkeep's answer to a rollup it can no longer keep exact (problem, and
+-- a hint saying what to do): disabled, with a warning, rather than
+-- refusing the write.
+CREATE FUNCTION customer_analytics._rollup_sync_disable(r customer_analytics.rollups, problem text, hint text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE customer_analytics.rollups x SET state = 'disabled', disabled_reason = problem WHERE x.id = r.id;
+    RAISE WARNING 'order rollup of "%" disabled: %', r.source_schema, problem
+        USING HINT = hint;
+END $$;
+
+-- The upkeep's statements for rows written in source table tab (op INSERT,
+-- UPDATE or DELETE; rows_sql, from the row trigger, lists the keys of the
+-- row written, else the statement trigger's transition tables do).
+CREATE FUNCTION customer_analytics._rollup_sync_rows_sql(r customer_analytics.rollups, op text, tab text, rows_sql text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE
+        -- the rollup keeps no customer data; changed customers are dirty
+        WHEN tab = 'customers' THEN
+            ARRAY[format('INSERT INTO %s (customer_code) SELECT DISTINCT c FROM (%s) k WHERE c IS NOT NULL',
+                         customer_analytics._rollup_dirty_table(r.id),
+                         CASE WHEN rows_sql IS NULL THEN customer_analytics._transition_rows(op, 'customer_code::text AS c')
+                              ELSE format('SELECT customer_code::text AS c FROM (%s) x', rows_sql) END)]
+        -- orders or lines: the orders they name are recomputed from the source
+        ELSE customer_analytics._rollup_resync_sql(r,
+                 CASE WHEN rows_sql IS NULL THEN customer_analytics._transition_rows(op, 'order_type, order_number')
+                      ELSE format('SELECT order_type, order_number FROM (%s) x', rows_sql) END)
+    END
+$$;
+
+-- The upkeep's statements after a TRUNCATE of source table tab: every
+-- order may be affected: resync them all, and mark every customer dirty (a
+-- NULL code) so that campaigns recompute in full.
+CREATE FUNCTION customer_analytics._rollup_sync_truncate_sql(r customer_analytics.rollups, tab text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN tab <> 'customers' THEN ARRAY[
+               format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
+               format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
+                      customer_analytics._rollup_rows_sql(r, NULL))] ELSE '{}' END
+           || format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id))
+$$;
+
 -- What the upkeep runs for one event (rollup_trigger.c calls it as the
 -- rollup's owner and executes the statements where a statement trigger's
 -- transition tables new_rows / old_rows are visible).  op is the write
@@ -606,7 +672,8 @@ CREATE FUNCTION customer_analytics._rollup_sync_row() RETURNS trigger
 -- relation written or altered; rows_sql, from the row trigger, lists the
 -- keys of the row written, instead of the transition tables.  A rollup whose
 -- owner cannot keep it exact is disabled, with a warning, rather than
--- refusing the write.
+-- refusing the write (_rollup_sync_disable).  The statements, by event:
+-- _rollup_sync_ddl_sql, _rollup_sync_truncate_sql, _rollup_sync_rows_sql.
 CREATE FUNCTION customer_analytics._rollup_sync_sql(rollup_id integer, op text, rel oid, rows_sql text) RETURNS text[]
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -616,7 +683,6 @@ DECLARE
     r customer_analytics.rollups;
     problem text;
     tab text;
-    keys text;
 BEGIN
     SELECT * INTO r FROM customer_analytics.rollups WHERE id = rollup_id;
     IF NOT FOUND OR r.state <> 'current' THEN
@@ -628,10 +694,9 @@ BEGIN
     END IF;
     problem := customer_analytics._rollup_source_problem(r.source_schema);
     IF problem IS NOT NULL THEN
-        UPDATE customer_analytics.rollups x SET state = 'disabled', disabled_reason = problem WHERE x.id = r.id;
-        RAISE WARNING 'order rollup of "%" disabled: %', r.source_schema, problem
-            USING HINT = 'The functions read the source tables meanwhile. Fix the cause, then SELECT customer_analytics.rebuild_rollup('
-                         || quote_literal(r.source_schema) || ').';
+        PERFORM customer_analytics._rollup_sync_disable(r, problem,
+            'The functions read the source tables meanwhile. Fix the cause, then SELECT customer_analytics.rebuild_rollup('
+            || quote_literal(r.source_schema) || ').');
         RETURN '{}';
     END IF;
 
@@ -651,45 +716,17 @@ BEGIN
                                   'run SELECT customer_analytics.rebuild_rollup(%L) as role %I',
                                   r.source_schema, r.owner);
             END IF;
-            UPDATE customer_analytics.rollups x SET state = 'disabled', disabled_reason = problem WHERE x.id = r.id;
-            RAISE WARNING 'order rollup of "%" disabled: %', r.source_schema, problem
-                USING HINT = 'Writes while a rollup trigger is off are not seen. The functions read the source tables until '
-                             'SELECT customer_analytics.rebuild_rollup(' || quote_literal(r.source_schema) || ').';
+            PERFORM customer_analytics._rollup_sync_disable(r, problem,
+                'Writes while a rollup trigger is off are not seen. The functions read the source tables until '
+                'SELECT customer_analytics.rebuild_rollup(' || quote_literal(r.source_schema) || ').');
         END IF;
         RETURN '{}';
+    ELSIF op IN ('CREATE TABLE', 'ALTER TABLE') THEN
+        RETURN customer_analytics._rollup_sync_ddl_sql(r, op);
+    ELSIF op = 'TRUNCATE' THEN
+        RETURN customer_analytics._rollup_sync_truncate_sql(r, tab);
     END IF;
-    IF op IN ('CREATE TABLE', 'ALTER TABLE') THEN
-        -- a new partition gets the triggers; an ALTER TABLE (ATTACH, DETACH,
-        -- a rewrite that changes values) changed rows no trigger saw: every
-        -- order is recomputed and every customer marked changed
-        RETURN customer_analytics._rollup_missing_triggers_sql(r)
-            || CASE WHEN op = 'ALTER TABLE' THEN ARRAY[
-                   format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
-                   format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
-                          customer_analytics._rollup_rows_sql(r, NULL)),
-                   format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id))]
-               ELSE '{}' END;
-    END IF;
-    IF op = 'TRUNCATE' THEN
-        -- every order may be affected: resync them all, and mark every
-        -- customer dirty (a NULL code) so that campaigns recompute in full
-        RETURN CASE WHEN tab <> 'customers' THEN ARRAY[
-                   format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
-                   format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
-                          customer_analytics._rollup_rows_sql(r, NULL))] ELSE '{}' END
-               || format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id));
-    END IF;
-    IF tab = 'customers' THEN
-        -- the rollup keeps no customer data; changed customers are dirty
-        keys := CASE WHEN rows_sql IS NULL THEN customer_analytics._transition_rows(op, 'customer_code::text AS c')
-                     ELSE format('SELECT customer_code::text AS c FROM (%s) x', rows_sql) END;
-        RETURN ARRAY[format('INSERT INTO %s (customer_code) SELECT DISTINCT c FROM (%s) k WHERE c IS NOT NULL',
-                            customer_analytics._rollup_dirty_table(r.id), keys)];
-    END IF;
-    -- orders or lines: the orders they name are recomputed from the source
-    keys := CASE WHEN rows_sql IS NULL THEN customer_analytics._transition_rows(op, 'order_type, order_number')
-                 ELSE format('SELECT order_type, order_number FROM (%s) x', rows_sql) END;
-    RETURN customer_analytics._rollup_resync_sql(r, keys);
+    RETURN customer_analytics._rollup_sync_rows_sql(r, op, tab, rows_sql);
 END $$;
 
 -- The name of a rollup's table of orders, order_rollup_<id>.

@@ -539,38 +539,28 @@ CREATE FUNCTION customer_analytics._schedule_claim(kind text, name text, owner n
      WHERE r.kind = $1 AND r.name = $2 AND r.owner = $3 AND r.claimed_pid IS NOT NULL
 $_$;
 
--- Schedule a definition's refresh (scheduling again replaces the schedule)
--- and record it in refresh_schedules.  With pg_cron installed in this
--- database: a pg_cron job under the definition's job name, run as the
--- caller.  Elsewhere (pg_cron runs in another database, or is not used):
--- the dispatcher runs it; a WARNING says how to start one when none has run
--- for the caller lately.  Returns the pg_cron job id, or NULL.
-CREATE FUNCTION customer_analytics._schedule_refresh(kind text, name text, schedule text, command text) RETURNS bigint
-    LANGUAGE plpgsql
+-- Refuse a schedule that _schedule_refresh cannot record for a definition
+-- (kind, name) owned by `owner`: NULL, or not in cron's grammar (the same
+-- grammar for pg_cron and the dispatcher: refused here, with the field at
+-- fault), or where a schedule of another owner's definition of that name is
+-- left (the foreign keys make one only by bypassing them, as
+-- session_replication_role = replica does): not ours to replace, and not to
+-- be attached to this one.
+CREATE FUNCTION customer_analytics._schedule_require_valid(kind text, name text, schedule text, owner name) RETURNS void
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
-    job bigint;
-    runner text;
-    next_run timestamptz;
-    problem text;
     stale_owner name;
-    owner name := (SELECT c.owner FROM customer_analytics.campaigns c WHERE kind = 'campaign' AND c.name = _schedule_refresh.name
-                   UNION ALL
-                   SELECT s.owner FROM customer_analytics.segmentations s WHERE kind = 'segmentation' AND s.name = _schedule_refresh.name);
 BEGIN
     IF schedule IS NULL THEN
         RAISE EXCEPTION 'schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'A cron expression such as ''*/5 * * * *'' (every five minutes).';
     END IF;
-    -- the same grammar either way: refused here, with the field at fault
     PERFORM customer_analytics._cron_next_run(schedule, now());
-    -- a schedule of another owner's definition of that name (the foreign
-    -- keys make one only by bypassing them, as session_replication_role =
-    -- replica does): not ours to replace, and not to be attached to this one
     SELECT r.owner INTO stale_owner FROM customer_analytics.refresh_schedules r
-     WHERE r.kind = _schedule_refresh.kind AND r.name = _schedule_refresh.name;
-    IF stale_owner IS NOT NULL AND stale_owner IS DISTINCT FROM owner THEN
+     WHERE r.kind = _schedule_require_valid.kind AND r.name = _schedule_require_valid.name;
+    IF stale_owner IS NOT NULL AND stale_owner IS DISTINCT FROM _schedule_require_valid.owner THEN
         RAISE EXCEPTION '% "%" has a schedule left from a former % of that name owned by role %',
             kind, name, kind, stale_owner
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -578,32 +568,20 @@ BEGIN
                   HINT = format('Role %I (or a superuser) removes it: DELETE FROM customer_analytics.refresh_schedules WHERE kind = %L AND name = %L;',
                                 stale_owner, kind, name);
     END IF;
-    -- what the job runs: the procedure that records failures too
-    command := customer_analytics._refresh_job_command(kind, name);
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
-        runner := 'pg_cron';
-        -- cron.schedule() keeps a job's server and database: one made for
-        -- another (a restored job) is replaced
-        job := customer_analytics._cron_job_id(kind, name);
-        problem := customer_analytics._cron_job_elsewhere(job);
-        IF problem IS NOT NULL THEN
-            RAISE NOTICE '% "%": pg_cron job % was %: replaced', kind, name, job, problem;
-            PERFORM customer_analytics._release_refresh_job(kind, name, current_user, job);
-            problem := NULL;
-        END IF;
-        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
-          USING customer_analytics._cron_job_name(kind, name), schedule, command;
-    ELSE
-        runner := 'dispatcher';
-        next_run := customer_analytics._cron_next_run(schedule, now());
-    END IF;
-    INSERT INTO customer_analytics.refresh_schedules AS r
-           (kind, name, owner, schedule, runner, run_as, job_id, next_run, scheduled_at)
-    VALUES (kind, name, owner, schedule, runner, current_user, job, next_run, now())
-    ON CONFLICT ON CONSTRAINT refresh_schedules_pkey DO UPDATE
-       SET owner = excluded.owner, schedule = excluded.schedule, runner = excluded.runner,
-           run_as = excluded.run_as, job_id = excluded.job_id, next_run = excluded.next_run,
-           scheduled_at = excluded.scheduled_at;
+END $_$;
+
+-- Say that a definition's refresh is scheduled (a NOTICE naming its runner,
+-- pg_cron's job or the dispatcher's next run), and WARN when the runner
+-- will not run it: pg_cron cannot connect (_cron_connection_problem), or
+-- no dispatcher has run as the current role lately.
+CREATE FUNCTION customer_analytics._schedule_announce(kind text, name text, schedule text, runner text, job bigint,
+                                                      next_run timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    problem text;
+BEGIN
     IF runner = 'pg_cron' THEN
         RAISE NOTICE '% "%" refresh scheduled: % (pg_cron job %)', kind, name, schedule, job;
         problem := customer_analytics._cron_connection_problem(customer_analytics._setting('cron.use_background_workers'),
@@ -625,7 +603,106 @@ BEGIN
                       HINT = customer_analytics._dispatcher_hint(current_user);
         END IF;
     END IF;
+END $_$;
+
+-- Schedule a definition's refresh (scheduling again replaces the schedule)
+-- and record it in refresh_schedules.  With pg_cron installed in this
+-- database: a pg_cron job under the definition's job name, run as the
+-- caller.  Elsewhere (pg_cron runs in another database, or is not used):
+-- the dispatcher runs it; a WARNING says how to start one when none has run
+-- for the caller lately.  Returns the pg_cron job id, or NULL.  The steps:
+-- refuse what cannot be recorded (_schedule_require_valid), schedule and
+-- record, say so (_schedule_announce).
+CREATE FUNCTION customer_analytics._schedule_refresh(kind text, name text, schedule text, command text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    job bigint;
+    runner text;
+    next_run timestamptz;
+    problem text;
+    owner name := (SELECT c.owner FROM customer_analytics.campaigns c WHERE kind = 'campaign' AND c.name = _schedule_refresh.name
+                   UNION ALL
+                   SELECT s.owner FROM customer_analytics.segmentations s WHERE kind = 'segmentation' AND s.name = _schedule_refresh.name);
+BEGIN
+    PERFORM customer_analytics._schedule_require_valid(kind, name, schedule, owner);
+    -- what the job runs: the procedure that records failures too
+    command := customer_analytics._refresh_job_command(kind, name);
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        runner := 'pg_cron';
+        -- cron.schedule() keeps a job's server and database: one made for
+        -- another (a restored job) is replaced
+        job := customer_analytics._cron_job_id(kind, name);
+        problem := customer_analytics._cron_job_elsewhere(job);
+        IF problem IS NOT NULL THEN
+            RAISE NOTICE '% "%": pg_cron job % was %: replaced', kind, name, job, problem;
+            PERFORM customer_analytics._release_refresh_job(kind, name, current_user, job);
+        END IF;
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+          USING customer_analytics._cron_job_name(kind, name), schedule, command;
+    ELSE
+        runner := 'dispatcher';
+        next_run := customer_analytics._cron_next_run(schedule, now());
+    END IF;
+    INSERT INTO customer_analytics.refresh_schedules AS r
+           (kind, name, owner, schedule, runner, run_as, job_id, next_run, scheduled_at)
+    VALUES (kind, name, owner, schedule, runner, current_user, job, next_run, now())
+    ON CONFLICT ON CONSTRAINT refresh_schedules_pkey DO UPDATE
+       SET owner = excluded.owner, schedule = excluded.schedule, runner = excluded.runner,
+           run_as = excluded.run_as, job_id = excluded.job_id, next_run = excluded.next_run,
+           scheduled_at = excluded.scheduled_at;
+    PERFORM customer_analytics._schedule_announce(kind, name, schedule, runner, job, next_run);
     RETURN job;
+END $_$;
+
+-- A schedule row's run_as (sched, as the writer wrote it) must be the writer:
+-- a schedule runs as the role that makes it.
+CREATE FUNCTION customer_analytics._schedule_row_check_run_as(sched customer_analytics.refresh_schedules) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    IF sched.run_as IS DISTINCT FROM current_user THEN
+        RAISE EXCEPTION 'a schedule of % "%" written by role % runs as %, not as %',
+            sched.kind, sched.name, quote_ident(current_user), quote_ident(current_user), COALESCE(quote_ident(sched.run_as), 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A schedule runs as the role that makes it: its pg_cron job runs as that role, and so does its dispatcher.',
+                  HINT = format('To have it run as role %s, that role schedules it: customer_analytics.schedule_%s_refresh(%L, ...).',
+                                COALESCE(quote_ident(sched.run_as), 'NULL'), sched.kind, sched.name);
+    END IF;
+END $_$;
+
+-- A pg_cron schedule row's job_id and schedule (sched, as the writer wrote
+-- it) must be the writer's refresh job of the definition and that job's
+-- schedule.
+CREATE FUNCTION customer_analytics._schedule_row_check_cron_job(sched customer_analytics.refresh_schedules) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    job bigint := customer_analytics._cron_job_id(sched.kind, sched.name);
+    job_schedule text;
+BEGIN
+    IF job IS NOT NULL THEN
+        EXECUTE 'SELECT schedule FROM cron.job WHERE jobid = $1' INTO job_schedule USING job;
+    END IF;
+    IF sched.job_id IS DISTINCT FROM job THEN
+        RAISE EXCEPTION 'pg_cron job % is not the refresh job of % "%"', COALESCE(sched.job_id::text, 'NULL'), sched.kind, sched.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = CASE WHEN job IS NULL
+                                THEN format('Role %s has no pg_cron job named %L running %L.', quote_ident(current_user),
+                                            customer_analytics._cron_job_name(sched.kind, sched.name),
+                                            customer_analytics._refresh_job_command(sched.kind, sched.name))
+                                ELSE format('Its refresh job for role %s is job %s.', quote_ident(current_user), job) END,
+                  HINT = format('customer_analytics.schedule_%s_refresh() schedules it and records its job.', sched.kind);
+    END IF;
+    IF sched.schedule IS DISTINCT FROM job_schedule THEN
+        RAISE EXCEPTION 'the schedule of % "%" is its pg_cron job''s, %, not %', sched.kind, sched.name,
+            quote_literal(job_schedule), COALESCE(quote_literal(sched.schedule), 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('customer_analytics.schedule_%s_refresh(%L, %L) changes both.', sched.kind, sched.name, sched.schedule);
+    END IF;
 END $_$;
 
 -- Refuse a schedule row (or change) whose run_as, job_id or schedule is
@@ -634,14 +711,13 @@ END $_$;
 -- jobs, pg_restore loads the rows.  The dispatcher a row names, when it
 -- cannot act as the definition's owner (policy dispatcher_claims), may
 -- only claim its runs.  A row that only moves its next run or its claim
--- passes as it is.
+-- passes as it is.  The checks: the run_as (_schedule_row_check_run_as),
+-- a pg_cron row's job (_schedule_row_check_cron_job), the schedule's
+-- grammar.
 CREATE FUNCTION customer_analytics._schedule_row_guard() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
-DECLARE
-    job bigint;
-    job_schedule text;
 BEGIN
     IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
         RETURN NEW;
@@ -662,35 +738,9 @@ BEGIN
             RETURN NEW;
         END IF;
     END IF;
-    IF NEW.run_as IS DISTINCT FROM current_user THEN
-        RAISE EXCEPTION 'a schedule of % "%" written by role % runs as %, not as %',
-            NEW.kind, NEW.name, quote_ident(current_user), quote_ident(current_user), COALESCE(quote_ident(NEW.run_as), 'NULL')
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'A schedule runs as the role that makes it: its pg_cron job runs as that role, and so does its dispatcher.',
-                  HINT = format('To have it run as role %s, that role schedules it: customer_analytics.schedule_%s_refresh(%L, ...).',
-                                COALESCE(quote_ident(NEW.run_as), 'NULL'), NEW.kind, NEW.name);
-    END IF;
+    PERFORM customer_analytics._schedule_row_check_run_as(NEW);
     IF NEW.runner = 'pg_cron' THEN
-        job := customer_analytics._cron_job_id(NEW.kind, NEW.name);
-        IF job IS NOT NULL THEN
-            EXECUTE 'SELECT schedule FROM cron.job WHERE jobid = $1' INTO job_schedule USING job;
-        END IF;
-        IF NEW.job_id IS DISTINCT FROM job THEN
-            RAISE EXCEPTION 'pg_cron job % is not the refresh job of % "%"', COALESCE(NEW.job_id::text, 'NULL'), NEW.kind, NEW.name
-                USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = CASE WHEN job IS NULL
-                                    THEN format('Role %s has no pg_cron job named %L running %L.', quote_ident(current_user),
-                                                customer_analytics._cron_job_name(NEW.kind, NEW.name),
-                                                customer_analytics._refresh_job_command(NEW.kind, NEW.name))
-                                    ELSE format('Its refresh job for role %s is job %s.', quote_ident(current_user), job) END,
-                      HINT = format('customer_analytics.schedule_%s_refresh() schedules it and records its job.', NEW.kind);
-        END IF;
-        IF NEW.schedule IS DISTINCT FROM job_schedule THEN
-            RAISE EXCEPTION 'the schedule of % "%" is its pg_cron job''s, %, not %', NEW.kind, NEW.name,
-                quote_literal(job_schedule), COALESCE(quote_literal(NEW.schedule), 'NULL')
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('customer_analytics.schedule_%s_refresh(%L, %L) changes both.', NEW.kind, NEW.name, NEW.schedule);
-        END IF;
+        PERFORM customer_analytics._schedule_row_check_cron_job(NEW);
     END IF;
     IF TG_OP = 'INSERT' OR NEW.schedule IS DISTINCT FROM OLD.schedule THEN
         -- one the dispatcher can read (22023 naming the field)

@@ -105,8 +105,9 @@ $$;
 -- _rollup_delta_guard_sql).  An order among the changes that the full
 -- computation refuses (a date it cannot read) raises its error, and
 -- nothing is applied.  s is resolved; the caller holds the refresh
--- lock.  A customer's first or last order is looked up again only when a
--- removed order may have been it.
+-- lock.  The steps, each a builder of its statements: the changed
+-- customers, their product codes (_segmentation_delta_skus_sql), their
+-- features (_segmentation_delta_state_sql).
 CREATE FUNCTION customer_analytics._segmentation_delta_refresh(s customer_analytics.segmentations, x customer_analytics.segmentation_refresh_state, r customer_analytics.rollups, OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -120,8 +121,6 @@ DECLARE
     rows text := format('x.sign IS NOT NULL AND %s AND x.order_date <@ %L::daterange', since, s.feature_window);
     state regclass := x.state_table;
     sku regclass := x.sku_table;
-    lookup text := format('(SELECT %%s(r.order_date) FROM %s r WHERE r.customer_code = %%s AND r.order_date <@ %L::daterange)',
-                          customer_analytics._rollup_table(r.id), s.feature_window);
 BEGIN
     PERFORM customer_analytics._drop_segmentation_scratch();
     PERFORM customer_analytics._scratch_table('customer_analytics_seg_changed', '(customer_code text PRIMARY KEY)');
@@ -133,14 +132,40 @@ BEGIN
     snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since), ARRAY[
         -- the changed orders, read as the full computation reads them
         customer_analytics._rollup_changes_check_sql(r, since),
+        -- the changed customers
         format('INSERT INTO pg_temp.customer_analytics_seg_changed SELECT DISTINCT x.customer_code FROM %s x WHERE %s',
                dirty, rows),
-        'ANALYZE pg_temp.customer_analytics_seg_changed',
-        -- lines per product code, with their signs; a code whose count
-        -- reaches 0 leaves the customer's codes, a new one joins them
+        'ANALYZE pg_temp.customer_analytics_seg_changed']
+        -- their product codes
+        || customer_analytics._segmentation_delta_skus_sql(r, sku, rows)
+        -- their features
+        || customer_analytics._segmentation_delta_state_sql(s, r, state, rows));
+    IF snapshot IS NOT NULL THEN
+        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_seg_changed;
+        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
+                       dirty, since, snapshot) INTO order_changes;
+    END IF;
+    PERFORM customer_analytics._drop_segmentation_scratch();
+END $_$;
+
+-- The segmentation delta refresh's statements on the product codes of the
+-- changed customers: the net change of lines per (customer, product code)
+-- among the changed orders' rows (changed_rows, SQL over alias x of the
+-- rollup's dirty rows), with their signs, into
+-- pg_temp.customer_analytics_seg_skus; the change of each customer's
+-- distinct codes (a code whose count reaches 0 leaves the customer's codes,
+-- a new one joins them) into pg_temp.customer_analytics_seg_sku_counts; the
+-- sku state table (sku) adjusted.
+CREATE FUNCTION customer_analytics._segmentation_delta_skus_sql(r customer_analytics.rollups, sku regclass,
+                                                                changed_rows text) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT ARRAY[
         format('INSERT INTO pg_temp.customer_analytics_seg_skus'
                ' SELECT x.customer_code, p.code, sum(x.sign) FROM %s x, unnest(x.product_codes) p(code)'
-               ' WHERE %s AND p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(x.sign) <> 0', dirty, rows),
+               ' WHERE %s AND p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(x.sign) <> 0',
+               customer_analytics._rollup_dirty_table(r.id), changed_rows),
         'ANALYZE pg_temp.customer_analytics_seg_skus',
         format('INSERT INTO pg_temp.customer_analytics_seg_sku_counts'
                ' SELECT z.customer_code, sum(CASE WHEN k.lines IS NULL THEN 1 WHEN k.lines + z.lines <= 0 THEN -1 ELSE 0 END)'
@@ -156,8 +181,23 @@ BEGIN
                ' WHERE z.lines > 0 OR EXISTS (SELECT 1 FROM %1$s y'
                '                               WHERE y.customer_code = z.customer_code AND y.product_code = z.product_code)'
                ' ON CONFLICT (customer_code, product_code) DO UPDATE SET lines = k.lines + excluded.lines',
-               sku),
-        -- visits and sums adjusted; a sum is NULL again when no order has one
+               sku)]
+$_$;
+
+-- The segmentation delta refresh's statements on the feature state (state)
+-- of the changed customers: visits and sums adjusted by the changed orders'
+-- rows (changed_rows, SQL over alias x of the rollup's dirty rows), a sum
+-- NULL again when no order has one; new customers added; a customer's
+-- first or last order looked up again in the rollup (lookup) only when a
+-- removed order may have been it; the counts of distinct product codes
+-- adjusted (pg_temp.customer_analytics_seg_sku_counts); customers left with
+-- no visit deleted.
+CREATE FUNCTION customer_analytics._segmentation_delta_state_sql(s customer_analytics.segmentations, r customer_analytics.rollups,
+                                                                 state regclass, changed_rows text) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT ARRAY[
         format('WITH d AS (SELECT x.customer_code, sum(x.sign) AS visits, sum(x.sign * x.total) AS spend,'
                '   COALESCE(sum(x.sign) FILTER (WHERE x.total IS NOT NULL), 0) AS spend_orders,'
                '   sum(x.sign * x.quantity) AS quantity,'
@@ -190,20 +230,16 @@ BEGIN
                -- statement's snapshot does not see the UPDATE above), found
                -- by the state's key, whatever the estimates of d say
                ' FROM d WHERE NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
-               state, dirty, rows,
-               format(lookup, 'min', 's.customer_code'), format(lookup, 'max', 's.customer_code'),
-               format(lookup, 'min', 'd.customer_code'), format(lookup, 'max', 'd.customer_code')),
+               state, customer_analytics._rollup_dirty_table(r.id), changed_rows,
+               format(o.lookup, 'min', 's.customer_code'), format(o.lookup, 'max', 's.customer_code'),
+               format(o.lookup, 'min', 'd.customer_code'), format(o.lookup, 'max', 'd.customer_code')),
         format('UPDATE %s s SET skus = s.skus + c.skus FROM pg_temp.customer_analytics_seg_sku_counts c'
                ' WHERE s.customer_code = c.customer_code', state),
         format('DELETE FROM %s s USING pg_temp.customer_analytics_seg_changed c'
-               ' WHERE s.customer_code = c.customer_code AND s.visits <= 0', state)]);
-    IF snapshot IS NOT NULL THEN
-        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_seg_changed;
-        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
-                       dirty, since, snapshot) INTO order_changes;
-    END IF;
-    PERFORM customer_analytics._drop_segmentation_scratch();
-END $_$;
+               ' WHERE s.customer_code = c.customer_code AND s.visits <= 0', state)]
+      FROM (SELECT format('(SELECT %%s(r.order_date) FROM %s r WHERE r.customer_code = %%s AND r.order_date <@ %L::daterange)',
+                          customer_analytics._rollup_table(r.id), s.feature_window) AS lookup) o
+$_$;
 
 -- The rollup's orders in the feature window as rows o(customer_code, d,
 -- total, quantity, product_codes): the orders customer_features() reads.

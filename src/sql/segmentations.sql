@@ -47,7 +47,8 @@ BEGIN
 END $$;
 
 -- Create a segmentation's four materialized views (model, members, profiles,
--- elbow).
+-- elbow), then their keys and comments (_segmentation_matview_keys) and
+-- their columns' comments (_segmentation_column_comments).
 CREATE FUNCTION customer_analytics._build_segmentation_matviews(s customer_analytics.segmentations) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -56,7 +57,6 @@ DECLARE
     -- read through the owner check, as segmentation_features() does
     catalog_value text := '(customer_analytics._segmentation_to_run(%2$L)).%1$s';
     model text := format('(SELECT model FROM %I.%I)', s.view_schema, s.name || '_model');
-    col record;
 BEGIN
     PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: features and k-means model, 1 of 4)',
                                                        s.view_schema, s.name || '_model', s.name));
@@ -87,6 +87,19 @@ BEGIN
                    'SELECT * FROM customer_analytics._segmentation_elbow(%L)',
                    s.view_schema, s.name || '_elbow', s.name);
 
+    PERFORM customer_analytics._segmentation_matview_keys(s);
+    PERFORM customer_analytics._segmentation_column_comments(s);
+END $_$;
+
+-- Each of a segmentation's four views: its unique key (which REFRESH ...
+-- CONCURRENTLY needs) and its comment.
+CREATE FUNCTION customer_analytics._segmentation_matview_keys(s customer_analytics.segmentations) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    col record;
+BEGIN
     FOR col IN SELECT * FROM (VALUES
         ('_model', 'segmentation', format('k-means model of segmentation %s (k = %s, %s customers, features %s, as of %s): '
                                           'standardization, centroids, inertia, sizes',
@@ -101,6 +114,16 @@ BEGIN
         EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', s.view_schema, s.name || col.suffix,
                        col.comment || format('. Refresh: SELECT customer_analytics.refresh_segmentation(%L).', s.name));
     END LOOP;
+END $_$;
+
+-- The comments of a segmentation's views' columns.
+CREATE FUNCTION customer_analytics._segmentation_column_comments(s customer_analytics.segmentations) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    col record;
+BEGIN
     FOR col IN SELECT * FROM (VALUES
         ('_model', 'segmentation', 'segmentation name'),
         ('_model', 'model', 'kmeans_fit() model (jsonb): mean, scale, centroids, centroids_original, inertia, iterations, sizes'),

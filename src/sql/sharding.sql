@@ -105,108 +105,163 @@ BEGIN
     RETURN c;
 END $$;
 
--- What changed on each shard since the campaign's views were computed:
--- usable (else why the refresh is a full one), the changed customers, the
--- shards, and every shard's snapshot and rollup generation now, for the
--- refresh to record (NULL when some shard's changes cannot be followed).
--- s is the campaign's refresh state (NULL: none).  The status of every
--- shard is read even when the views are recomputed in full, and first:
--- it fixes the snapshot the refresh then reads that shard with.
-CREATE FUNCTION customer_analytics._shard_changes(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, OUT usable boolean, OUT reason text, OUT changed text[], OUT snapshots jsonb, OUT shards integer) RETURNS record
-    LANGUAGE plpgsql
+-- Why a campaign's views cannot be followed from the shards' changes, whatever
+-- the shards say (NULL: they can): s, its refresh state, has no shard
+-- snapshots (or is NULL), the campaign or its views changed, or the shards
+-- recorded are not all among the current ones.
+CREATE FUNCTION customer_analytics._shard_views_problem(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state) RETURNS text
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'));
     sheet regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly'));
     long regclass := to_regclass(format('%I.%I', c.view_schema, c.name || '_monthly_long'));
-    owner oid := (SELECT relowner FROM pg_class WHERE oid = v);
-    sh record;
-    st_generation bigint;
+BEGIN
+    IF s IS NULL OR s.shard_snapshots IS NULL THEN
+        RETURN 'no incremental state yet';
+    ELSIF s.fingerprint <> customer_analytics._campaign_fingerprint(c) THEN
+        RETURN 'the campaign changed';
+    ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
+        RETURN 'the targets view was rebuilt or cannot be read';
+    ELSIF NOT customer_analytics._view_reusable(sheet, s.monthly_view) OR long IS NULL THEN
+        RETURN 'the monthly views were rebuilt';
+    ELSIF EXISTS (SELECT 1 FROM jsonb_object_keys(s.shard_snapshots) k
+                   WHERE k NOT IN (SELECT x.server FROM customer_analytics._shard_rollups(c.source_schema) x)) THEN
+        RETURN 'the shards changed';
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- A shard's status, read through its partition `changes` of rollup_changes
+-- on server srv_name (oid srv): its rollup's generation, the snapshot it
+-- was read at and its cluster's system identifier; or why its changes
+-- cannot be followed (problem): the views' owner (role views_owner) would
+-- reach it through another user mapping than the current role's (the
+-- refresh's reads of a shard must share this read's connection; the status
+-- is then not read), its rollup is not current, or it has campaigns of its
+-- own on its rollup.
+CREATE FUNCTION customer_analytics._shard_status(srv_name text, srv oid, changes regclass, views_owner oid,
+                                                 OUT problem text, OUT generation bigint, OUT snapshot text,
+                                                 OUT system_identifier bigint) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
     st_state text;
-    st_snapshot text;
     st_campaigns bigint;
-    st_system_identifier bigint;
-    old jsonb;
-    codes text[];
+BEGIN
+    IF customer_analytics._shard_user_mapping(srv, (SELECT oid FROM pg_roles WHERE rolname = current_user))
+       IS DISTINCT FROM customer_analytics._shard_user_mapping(srv, views_owner) THEN
+        problem := format('server %s: the views'' owner reaches it through another user mapping than %s',
+                          srv_name, current_user);
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns, x.system_identifier'
+                   ' FROM %s x WHERE x.xid IS NULL', changes)
+        INTO generation, st_state, snapshot, st_campaigns, system_identifier;
+    IF st_state IS DISTINCT FROM 'current' THEN
+        problem := format('server %s: %s', srv_name, COALESCE(st_state, 'no status row'));
+    ELSIF st_campaigns > 0 THEN
+        problem := format('server %s has campaigns of its own on its rollup, whose refreshes prune its changes', srv_name);
+    END IF;
+END $$;
+
+-- The customers changed on a shard (server srv_name, oid srv, its partition
+-- `changes` of rollup_changes) since the campaign's views were computed:
+-- the changes its recorded status `old` (generation, snapshot,
+-- system_identifier; NULL: none) did not see, given its status now
+-- (generation, snapshot, system_identifier); or why they cannot be followed
+-- (reason, codes then NULL).  Customers whose customer_code belongs on
+-- another shard are one such reason, with a WARNING.
+CREATE FUNCTION customer_analytics._shard_changed_customers(c customer_analytics.campaigns, srv_name text, srv oid, changes regclass,
+                                                            old jsonb, generation bigint, snapshot text, system_identifier bigint,
+                                                            OUT reason text, OUT codes text[]) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    found_codes text[];
     truncated boolean;
     misplaced text[];
+BEGIN
+    IF old IS NULL THEN
+        reason := format('server %s is new to the campaign', srv_name);
+    ELSIF (old ->> 'generation')::bigint IS DISTINCT FROM generation THEN
+        reason := format('the rollup on server %s was rebuilt', srv_name);
+    ELSIF (old ->> 'system_identifier') IS DISTINCT FROM system_identifier::text
+          OR pg_snapshot_xmax((old ->> 'snapshot')::pg_snapshot) > pg_snapshot_xmax(snapshot::pg_snapshot) THEN
+        -- a restored or replaced shard: its transaction ids do not
+        -- continue the ones the snapshot was taken among
+        reason := format('server %s is another cluster or went back in time (restored?)', srv_name);
+    ELSE
+        -- the changes its snapshot then did not see
+        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FILTER (WHERE x.customer_code IS NOT NULL),'
+                       ' COALESCE(bool_or(x.customer_code IS NULL), false) FROM %s x'
+                       ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
+                       ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)',
+                       changes, old ->> 'snapshot', old ->> 'snapshot') INTO found_codes, truncated;
+        misplaced := customer_analytics._shard_misplaced(c.source_schema, srv, found_codes);
+        IF truncated THEN
+            reason := format('a source table was truncated on server %s', srv_name);
+        ELSIF cardinality(misplaced) > 0 THEN
+            RAISE WARNING 'campaign "%": % customer(s) changed on server % whose customer_code belongs on another shard: %',
+                c.name, cardinality(misplaced), srv_name, array_to_string(misplaced[1:5], ', ')
+                USING HINT = 'Move a customer between shards by deleting its rows on the old shard and inserting them on the new one '
+                             'in one transaction (an UPDATE of customer_code through the coordinator''s partitioned tables does that): '
+                             'rows of one customer on two shards are counted apart (docs/sharding.md).';
+            reason := format('customer %s changed on server %s, which does not hold its customer_code',
+                             misplaced[1], srv_name);
+        ELSE
+            codes := COALESCE(found_codes, '{}');
+        END IF;
+    END IF;
+END $$;
+
+-- What changed on each shard since the campaign's views were computed:
+-- usable (else why the refresh is a full one), the changed customers, the
+-- shards, and every shard's snapshot and rollup generation now, for the
+-- refresh to record (NULL when some shard's changes cannot be followed).
+-- s is the campaign's refresh state (NULL: none).  The status of every
+-- shard is read even when the views are recomputed in full, and first:
+-- it fixes the snapshot the refresh then reads that shard with.  The
+-- steps: the views (_shard_views_problem), then each shard's status
+-- (_shard_status) and, while the changes can be followed, its changed
+-- customers (_shard_changed_customers).
+CREATE FUNCTION customer_analytics._shard_changes(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, OUT usable boolean, OUT reason text, OUT changed text[], OUT snapshots jsonb, OUT shards integer) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    owner oid := (SELECT relowner FROM pg_class
+                   WHERE oid = to_regclass(format('%I.%I', c.view_schema, c.name || '_targets')));
+    sh record;
+    st record;
+    d record;
     shard_reason text;
 BEGIN
-    usable := true;
     changed := '{}';
     snapshots := '{}';
     shards := 0;
-    IF s IS NULL OR s.shard_snapshots IS NULL THEN
-        reason := 'no incremental state yet';
-    ELSIF s.fingerprint <> customer_analytics._campaign_fingerprint(c) THEN
-        reason := 'the campaign changed';
-    ELSIF NOT customer_analytics._view_reusable(v, s.targets_view) THEN
-        reason := 'the targets view was rebuilt or cannot be read';
-    ELSIF NOT customer_analytics._view_reusable(sheet, s.monthly_view) OR long IS NULL THEN
-        reason := 'the monthly views were rebuilt';
-    ELSIF EXISTS (SELECT 1 FROM jsonb_object_keys(s.shard_snapshots) k
-                   WHERE k NOT IN (SELECT x.server FROM customer_analytics._shard_rollups(c.source_schema) x)) THEN
-        reason := 'the shards changed';
-    END IF;
+    reason := customer_analytics._shard_views_problem(c, s);
     usable := reason IS NULL;
     FOR sh IN SELECT * FROM customer_analytics._shard_rollups(c.source_schema) LOOP
         shards := shards + 1;
-        -- the refresh's reads of a shard must share this read's connection
-        IF customer_analytics._shard_user_mapping(sh.server_id, (SELECT oid FROM pg_roles WHERE rolname = current_user))
-           IS DISTINCT FROM customer_analytics._shard_user_mapping(sh.server_id, owner) THEN
-            shard_reason := COALESCE(shard_reason, format('server %s: the views'' owner reaches it through another user mapping than %s',
-                                                          sh.server, current_user));
-            snapshots := NULL;
-            CONTINUE;
-        END IF;
-        EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns, x.system_identifier'
-                       ' FROM %s x WHERE x.xid IS NULL', sh.changes)
-            INTO st_generation, st_state, st_snapshot, st_campaigns, st_system_identifier;
-        IF st_state IS DISTINCT FROM 'current' THEN
-            shard_reason := COALESCE(shard_reason, format('server %s: %s', sh.server, COALESCE(st_state, 'no status row')));
-            snapshots := NULL;
-        ELSIF st_campaigns > 0 THEN
-            shard_reason := COALESCE(shard_reason, format('server %s has campaigns of its own on its rollup, whose refreshes prune its changes',
-                                                          sh.server));
+        st := customer_analytics._shard_status(sh.server, sh.server_id, sh.changes, owner);
+        IF st.problem IS NOT NULL THEN
+            shard_reason := COALESCE(shard_reason, st.problem);
             snapshots := NULL;
         ELSE
-            snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st_generation,
-                                                                                       'snapshot', st_snapshot,
-                                                                                       'system_identifier', st_system_identifier::text));
-            old := s.shard_snapshots -> sh.server;
-            IF usable AND old IS NULL THEN
-                reason := COALESCE(reason, format('server %s is new to the campaign', sh.server));
-            ELSIF usable AND (old ->> 'generation')::bigint IS DISTINCT FROM st_generation THEN
-                reason := COALESCE(reason, format('the rollup on server %s was rebuilt', sh.server));
-            ELSIF usable AND ((old ->> 'system_identifier') IS DISTINCT FROM st_system_identifier::text
-                              OR pg_snapshot_xmax((old ->> 'snapshot')::pg_snapshot) > pg_snapshot_xmax(st_snapshot::pg_snapshot)) THEN
-                -- a restored or replaced shard: its transaction ids do not
-                -- continue the ones the snapshot was taken among
-                reason := COALESCE(reason, format('server %s is another cluster or went back in time (restored?)', sh.server));
-            ELSIF usable THEN
-                -- the changes its snapshot then did not see
-                EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FILTER (WHERE x.customer_code IS NOT NULL),'
-                               ' COALESCE(bool_or(x.customer_code IS NULL), false) FROM %s x'
-                               ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
-                               ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)',
-                               sh.changes, old ->> 'snapshot', old ->> 'snapshot') INTO codes, truncated;
-                misplaced := customer_analytics._shard_misplaced(c.source_schema, sh.server_id, codes);
-                IF truncated THEN
-                    reason := COALESCE(reason, format('a source table was truncated on server %s', sh.server));
-                ELSIF cardinality(misplaced) > 0 THEN
-                    RAISE WARNING 'campaign "%": % customer(s) changed on server % whose customer_code belongs on another shard: %',
-                        c.name, cardinality(misplaced), sh.server, array_to_string(misplaced[1:5], ', ')
-                        USING HINT = 'Move a customer between shards by deleting its rows on the old shard and inserting them on the new one '
-                                     'in one transaction (an UPDATE of customer_code through the coordinator''s partitioned tables does that): '
-                                     'rows of one customer on two shards are counted apart (docs/sharding.md).';
-                    reason := COALESCE(reason, format('customer %s changed on server %s, which does not hold its customer_code',
-                                                      misplaced[1], sh.server));
-                ELSE
-                    changed := changed || COALESCE(codes, '{}');
-                END IF;
+            snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st.generation,
+                                                                                       'snapshot', st.snapshot,
+                                                                                       'system_identifier', st.system_identifier::text));
+            IF usable THEN
+                d := customer_analytics._shard_changed_customers(c, sh.server, sh.server_id, sh.changes, s.shard_snapshots -> sh.server,
+                                                                 st.generation, st.snapshot, st.system_identifier);
+                reason := d.reason;
+                changed := changed || d.codes;
+                usable := reason IS NULL;
             END IF;
-            usable := reason IS NULL;
         END IF;
     END LOOP;
     IF shards = 0 THEN

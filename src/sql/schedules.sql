@@ -1032,6 +1032,8 @@ BEGIN
     PERFORM customer_analytics._unschedule_refresh('campaign', c.name);
 END $$;
 
+COMMENT ON FUNCTION customer_analytics.unschedule_campaign_refresh(campaign text) IS 'Remove a campaign''s refresh schedule, and its pg_cron job when the job is the campaign''s own';
+
 -- Remove a segmentation's schedule (and its pg_cron job, when it is the
 -- segmentation's own).
 CREATE FUNCTION customer_analytics.unschedule_segmentation_refresh(segmentation text) RETURNS void
@@ -1043,3 +1045,5 @@ DECLARE
 BEGIN
     PERFORM customer_analytics._unschedule_refresh('segmentation', s.name);
 END $$;
+
+COMMENT ON FUNCTION customer_analytics.unschedule_segmentation_refresh(segmentation text) IS 'Remove a segmentation''s refresh schedule, and its pg_cron job when the job is the segmentation''s own';

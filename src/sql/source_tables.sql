@@ -115,6 +115,8 @@ CREATE FUNCTION customer_analytics.order_date_in_window_support(internal) RETURN
     LANGUAGE c STRICT
     AS 'MODULE_PATHNAME', 'order_date_in_window_support';
 
+COMMENT ON FUNCTION customer_analytics.order_date_in_window_support(internal) IS 'planner support of order_date_in_window(): estimates its selectivity from the order_date column''s statistics (not called directly)';
+
 -- Is the order_date inside the window? errors like checked_order_date.
 CREATE FUNCTION customer_analytics.order_date_in_window(order_date date, order_window daterange, order_type text, order_number text) RETURNS boolean
     LANGUAGE c IMMUTABLE COST 10 SUPPORT customer_analytics.order_date_in_window_support PARALLEL SAFE

@@ -126,6 +126,8 @@ BEGIN
                            interval '1 month') AS m;
 END $$;
 
+COMMENT ON FUNCTION customer_analytics.pivot_months(revenue_window daterange) IS 'The calendar months of revenue_window, one row each: the month, its first and last day inside the window, the sheet''s column name for it and whether it is partial (no rows for a NULL, empty or unbounded window)';
+
 -- The funnel functions read tables through SPI (so the caller's privileges
 -- and row-level security apply) and run the order scan as a query of its
 -- own, which may use parallel workers.  They are STABLE: one snapshot, same

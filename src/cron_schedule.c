@@ -277,7 +277,11 @@ day_matches(const CronSchedule *cs, int julian)
  * _cron_next_run(schedule text, after timestamptz) RETURNS timestamptz
  *
  * The first minute strictly after `after` at which the schedule fires, in
- * UTC; NULL for @reboot.  Invalid schedules raise 22023.  Eight years of
+ * UTC; NULL for @reboot, and NULL when that minute would be past the end
+ * of PostgreSQL's timestamp range (294276 AD): no run PostgreSQL can
+ * represent, so never by the clock, as for @reboot (a dispatcher's
+ * next_run <= until never picks it; list_campaigns shows no next run).
+ * Invalid schedules raise 22023.  Eight years of
  * days are searched, enough for any schedule that fires at all (29 February
  * on a given weekday recurs within 28 years, but cron ORs the two day
  * fields, so such a schedule also fires every 29 February).
@@ -318,6 +322,9 @@ cron_next_run(PG_FUNCTION_ARGS)
 	for (int d = 0; d < 366 * 8; d++, julian++)
 	{
 		CHECK_FOR_INTERRUPTS();
+		/* past the last day PostgreSQL's timestamps reach: no next run */
+		if (julian >= TIMESTAMP_END_JULIAN)
+			PG_RETURN_NULL();
 		if (!day_matches(&cs, julian))
 			continue;
 		for (int h = (d == 0 ? start_hour : 0); h < HOURS_PER_DAY; h++)

@@ -13,3 +13,26 @@ SELECT customer_analytics._cron_next_run('@yearly', '294276-06-01 00:00:00+00') 
 -- the result is a valid timestamp: it survives arithmetic and comparison
 SELECT customer_analytics._cron_next_run('* * * * *', '294276-12-31 23:59:00+00') - interval '1 minute' AS minus_a_minute;
 RESET TimeZone;
+
+-- 2. @-shorthands as pg_cron 1.4 reads them: lower case only (it compares
+-- them with strcmp), @restart being @reboot; refused otherwise with 22023
+SELECT s, customer_analytics._cron_next_run(s, '2026-03-04 05:06:07+00') AT TIME ZONE 'UTC' AS next_run
+  FROM unnest(ARRAY['@hourly', '@daily', '@midnight', '@weekly', '@monthly', '@yearly', '@annually',
+                    '@reboot', '@restart']) s;
+\set VERBOSITY default
+SELECT customer_analytics._cron_next_run('@HOURLY', now());
+\set VERBOSITY terse
+SELECT customer_analytics._cron_next_run('@Daily', now());
+SELECT customer_analytics._cron_next_run('@REBOOT', now());
+-- names of months and days are read in any case, by pg_cron as here
+SELECT customer_analytics._cron_next_run('0 6 * JAN Mon', '2026-03-04 05:06:07+00') AT TIME ZONE 'UTC' AS by_name;
+-- scheduling refuses it before anything is recorded
+SELECT name FROM customer_analytics.create_campaign('sf_promo', 'public', source_schema => 'fx');
+SELECT customer_analytics.schedule_campaign_refresh('sf_promo', '@HOURLY');
+SELECT count(*) AS schedules FROM customer_analytics.refresh_schedules WHERE name = 'sf_promo';
+-- pg_cron 1.4 itself: the same (the test cluster preloads it)
+CREATE EXTENSION pg_cron;
+SELECT cron.schedule('sf probe', '@HOURLY', 'SELECT 1');
+SELECT cron.schedule('sf probe', '@restart', 'SELECT 1') > 0 AS restart_accepted;
+SELECT cron.unschedule('sf probe');
+DROP EXTENSION pg_cron;

@@ -1,6 +1,7 @@
 -- Small fixes (issue 24, item 8): each a clear message instead of a surprise.
 -- Needs 00_setup (fixture schema fx).
 \set VERBOSITY terse
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 
 -- 1. near the end of time: a next run PostgreSQL cannot represent is NULL
@@ -36,3 +37,11 @@ SELECT cron.schedule('sf probe', '@HOURLY', 'SELECT 1');
 SELECT cron.schedule('sf probe', '@restart', 'SELECT 1') > 0 AS restart_accepted;
 SELECT cron.unschedule('sf probe');
 DROP EXTENSION pg_cron;
+
+-- 3. a segmentation has at most 50 segments: the error names the limit,
+-- the values given and why
+CREATE SCHEMA sf_seg;
+\set VERBOSITY default
+SELECT customer_analytics.create_segmentation('sf_s', 'sf_seg', k => 51, source_schema => 'fx');
+\set VERBOSITY terse
+SELECT customer_analytics.create_segmentation('sf_s', 'sf_seg', k => 4, k_to => 60, source_schema => 'fx');

@@ -45,3 +45,8 @@ CREATE SCHEMA sf_seg;
 SELECT customer_analytics.create_segmentation('sf_s', 'sf_seg', k => 51, source_schema => 'fx');
 \set VERBOSITY terse
 SELECT customer_analytics.create_segmentation('sf_s', 'sf_seg', k => 4, k_to => 60, source_schema => 'fx');
+
+-- 4. pg_dump carries the catalogs registered with pg_extension_config_dump,
+-- not refresh_history (docs/operations.md, "Backup and restore", says why)
+SELECT c.relname FROM pg_extension e, unnest(e.extconfig) r(oid), pg_class c
+ WHERE e.extname = 'customer_analytics' AND c.oid = r.oid ORDER BY 1;

@@ -193,7 +193,7 @@ BEGIN
                                sh.changes, old ->> 'snapshot', old ->> 'snapshot') INTO codes, truncated;
                 misplaced := customer_analytics._shard_misplaced(c.source_schema, sh.server_id, codes);
                 IF truncated THEN
-                    reason := COALESCE(reason, format('a source table was truncated on server %s', sh.server));
+                    reason := COALESCE(reason, format('a source table was truncated or rewritten on server %s', sh.server));
                 ELSIF cardinality(misplaced) > 0 THEN
                     RAISE WARNING 'campaign "%": % customer(s) changed on server % whose customer_code belongs on another shard: %',
                         c.name, cardinality(misplaced), sh.server, array_to_string(misplaced[1:5], ', ')

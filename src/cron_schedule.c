@@ -13,7 +13,9 @@
  * (0-7 or sun-sat, 7 being Sunday); each a comma-separated list of "*",
  * "N", "N-M", optionally followed by "/STEP" after "*" or a range; or one
  * of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly,
- * @reboot.  As in cron, when both day fields are restricted (neither
+ * @reboot, @restart, in lower case only (pg_cron 1.4 compares them with
+ * strcmp: it refuses @HOURLY; month and day names are read in any case, as
+ * there).  As in cron, when both day fields are restricted (neither
  * starts with "*") a day matches if either does.  pg_cron 1.4 evaluates
  * schedules in UTC, and so does this, whatever the session's TimeZone.
  */
@@ -201,20 +203,21 @@ parse_schedule(const char *schedule, CronSchedule *cs)
 			rest++;
 		if (*rest != '\0')
 			bad_schedule(schedule, "Nothing may follow an @ shorthand.");
-		if (len == strlen("@reboot") && pg_strncasecmp(s, "@reboot", len) == 0)
+		if ((len == strlen("@reboot") && strncmp(s, "@reboot", len) == 0) ||
+			(len == strlen("@restart") && strncmp(s, "@restart", len) == 0))
 		{
 			cs->reboot = true;
 			return;
 		}
 		for (int i = 0; i < (int) lengthof(shorthands); i++)
 		{
-			if (strlen(shorthands[i].name) == len && pg_strncasecmp(s, shorthands[i].name, len) == 0)
+			if (strlen(shorthands[i].name) == len && strncmp(s, shorthands[i].name, len) == 0)
 			{
 				parse_schedule(shorthands[i].fields, cs);
 				return;
 			}
 		}
-		bad_schedule(schedule, "Unknown @ shorthand.");
+		bad_schedule(schedule, "Unknown @ shorthand (they are written in lower case, as pg_cron reads them).");
 	}
 	while (*s != '\0')
 	{
@@ -277,7 +280,11 @@ day_matches(const CronSchedule *cs, int julian)
  * _cron_next_run(schedule text, after timestamptz) RETURNS timestamptz
  *
  * The first minute strictly after `after` at which the schedule fires, in
- * UTC; NULL for @reboot.  Invalid schedules raise 22023.  Eight years of
+ * UTC; NULL for @reboot, and NULL when that minute would be past the end
+ * of PostgreSQL's timestamp range (294276 AD): no run PostgreSQL can
+ * represent, so never by the clock, as for @reboot (a dispatcher's
+ * next_run <= until never picks it; list_campaigns shows no next run).
+ * Invalid schedules raise 22023.  Eight years of
  * days are searched, enough for any schedule that fires at all (29 February
  * on a given weekday recurs within 28 years, but cron ORs the two day
  * fields, so such a schedule also fires every 29 February).
@@ -318,6 +325,9 @@ cron_next_run(PG_FUNCTION_ARGS)
 	for (int d = 0; d < 366 * 8; d++, julian++)
 	{
 		CHECK_FOR_INTERRUPTS();
+		/* past the last day PostgreSQL's timestamps reach: no next run */
+		if (julian >= TIMESTAMP_END_JULIAN)
+			PG_RETURN_NULL();
 		if (!day_matches(&cs, julian))
 			continue;
 		for (int h = (d == 0 ? start_hour : 0); h < HOURS_PER_DAY; h++)

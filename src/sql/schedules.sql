@@ -220,13 +220,14 @@ CREATE FUNCTION customer_analytics._cron_job_name(kind text, name text) RETURNS 
     AS $$ SELECT customer_analytics._cron_fit_name('customer_analytics refresh ' || kind || ' ' || name) $$;
 
 -- The next time a cron schedule fires after `after`, in UTC as pg_cron 1.4
--- reads schedules (src/cron_schedule.c); NULL for @reboot; 22023 for a
--- schedule that cannot be read.
+-- reads schedules (src/cron_schedule.c); NULL for @reboot, and when the
+-- next run would be past the end of PostgreSQL's timestamp range (294276
+-- AD); 22023 for a schedule that cannot be read.
 CREATE FUNCTION customer_analytics._cron_next_run(schedule text, after timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'cron_next_run';
 
-COMMENT ON FUNCTION customer_analytics._cron_next_run(schedule text, after timestamp with time zone) IS 'The first minute after `after` at which a cron schedule (pg_cron 1.4 grammar, UTC) fires; NULL for @reboot';
+COMMENT ON FUNCTION customer_analytics._cron_next_run(schedule text, after timestamp with time zone) IS 'The first minute after `after` at which a cron schedule (pg_cron 1.4 grammar, UTC) fires; NULL for @reboot or past the end of the timestamp range';
 
 -- Why the caller's dispatcher cannot run this schedule (SQLSTATE and
 -- message), or NULLs when it can: its definition is gone (a schedule left

@@ -209,8 +209,10 @@ BEGIN
     PERFORM customer_analytics._segment_filter(s.segment, true);
     IF s.k IS NULL OR s.k < 1 OR s.k > 50 OR s.k_from IS NULL OR s.k_to IS NULL
        OR s.k_from < 1 OR s.k_to < s.k_from OR s.k_to > 50 THEN
-        RAISE EXCEPTION 'need 1 <= k <= 50 and 1 <= k_from <= k_to <= 50'
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'The notebook uses k = 4 and looks at k = 1 .. 10.';
+        RAISE EXCEPTION 'need 1 <= k <= 50 and 1 <= k_from <= k_to <= 50, not k = %, k_from = %, k_to = %',
+                        COALESCE(s.k::text, 'NULL'), COALESCE(s.k_from::text, 'NULL'), COALESCE(s.k_to::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A segmentation has at most 50 segments, and its elbow tries k up to 50; the notebook uses k = 4 and looks at k = 1 .. 10.';
     END IF;
     IF s.options IS NULL OR jsonb_typeof(s.options) <> 'object' THEN
         RAISE EXCEPTION 'options must be a JSON object'

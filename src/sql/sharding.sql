@@ -203,7 +203,7 @@ BEGIN
                        changes, old ->> 'snapshot', old ->> 'snapshot') INTO found_codes, truncated;
         misplaced := customer_analytics._shard_misplaced(c.source_schema, srv, found_codes);
         IF truncated THEN
-            reason := format('a source table was truncated on server %s', srv_name);
+            reason := format('a source table was truncated or rewritten on server %s', srv_name);
         ELSIF cardinality(misplaced) > 0 THEN
             RAISE WARNING 'campaign "%": % customer(s) changed on server % whose customer_code belongs on another shard: %',
                 c.name, cardinality(misplaced), srv_name, array_to_string(misplaced[1:5], ', ')

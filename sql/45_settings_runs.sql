@@ -100,6 +100,54 @@ RESET customer_analytics.as_of_date;
 RESET client_min_messages;
 RESET ROLE;
 
+------------------------------------------------------------------------------
+-- 4. The note reads the source as the refresh does, through its trust checks
+------------------------------------------------------------------------------
+-- the analyst's campaign over a source of its own
+CREATE ROLE ca_sr_other;
+CREATE SCHEMA sr_src AUTHORIZATION ca_sr_analyst;
+SET ROLE ca_sr_analyst;
+CREATE TABLE sr_src.customers AS SELECT * FROM fx.customers;
+CREATE TABLE sr_src.sales_orders AS SELECT * FROM fx.sales_orders;
+CREATE TABLE sr_src.sales_order_lines AS SELECT * FROM fx.sales_order_lines;
+SET client_min_messages = warning;
+SELECT name, target_rows FROM customer_analytics.create_campaign('sr_src', 'sr_bi', source_schema => 'sr_src');
+RESET client_min_messages;
+RESET ROLE;
+-- then its sales_orders becomes a view of another role, not trusted by the
+-- analyst, running that role's code with the reader's rights
+CREATE FUNCTION sr_src.peek() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'code of ca_sr_other ran as %', current_user;
+    RETURN true;
+END $$;
+ALTER FUNCTION sr_src.peek() OWNER TO ca_sr_other;
+ALTER TABLE sr_src.sales_orders RENAME TO sales_orders_data;
+GRANT USAGE ON SCHEMA sr_src TO ca_sr_other;
+GRANT SELECT ON sr_src.sales_orders_data TO ca_sr_other;
+CREATE VIEW sr_src.sales_orders AS SELECT * FROM sr_src.sales_orders_data WHERE sr_src.peek();
+ALTER VIEW sr_src.sales_orders OWNER TO ca_sr_other;
+GRANT SELECT ON sr_src.sales_orders TO ca_sr_analyst;
+SET ROLE ca_sr_analyst;
+-- the refresh refuses it, and so does the note itself (no code of
+-- ca_sr_other runs: no NOTICE)
+\set SHOW_CONTEXT never
+SELECT name FROM customer_analytics.refresh_campaign('sr_src');
+SELECT customer_analytics._empty_windows_note('campaign', 'sr_src');
+SELECT * FROM customer_analytics._window_has_orders('sr_src', ARRAY['[2025-01-01,2026-01-01)']::daterange[]);
+-- over the analyst's own source: each window, and the last order
+SELECT * FROM customer_analytics._window_has_orders('fx',
+    ARRAY['[2025-01-01,2026-01-01)', '[2030-01-01,2031-01-01)', 'empty', '(,)']::daterange[]);
+-- bad input
+SELECT * FROM customer_analytics._window_has_orders('fx', NULL);
+SELECT * FROM customer_analytics._window_has_orders('fx', ARRAY[NULL]::daterange[]);
+SELECT * FROM customer_analytics._window_has_orders('fx', '{}');
+\set SHOW_CONTEXT errors
+SELECT customer_analytics.drop_campaign('sr_src');
+RESET ROLE;
+DROP SCHEMA sr_src CASCADE;
+DROP ROLE ca_sr_other;
+
 -- clean up
 SET client_min_messages = warning;
 SET ROLE ca_sr_analyst;

@@ -79,10 +79,11 @@ COMMENT ON FUNCTION customer_analytics._pinned_today_note(kind text, name text) 
 -- campaign's or segmentation's windows, resolved as the build or refresh
 -- just did (a rolling window whose "today" lies after the source's last
 -- order gives 0 rows without a word otherwise), each checked for one
--- confirmed order of the stored source; a WARNING with a HINT, and
--- "no orders in spend_window, recent_window" for refresh_history.mode.
--- NULL when every window holds orders, or when the source cannot be read
--- here (the refresh itself has read it: nothing is refused for this note).
+-- confirmed order of the stored source by _window_has_orders(), which reads
+-- it as the refresh did (its trust checks, the rollup when readable, and
+-- their errors: the refresh has just read the same source); a WARNING with
+-- a HINT, and "no orders in spend_window, recent_window" for
+-- refresh_history.mode.  NULL when every window holds orders.
 CREATE FUNCTION customer_analytics._empty_windows_note(kind text, name text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -93,9 +94,10 @@ DECLARE
     src text;
     as_of date;
     windows jsonb;
-    w record;
-    empty text[] := '{}'::text[];
-    has_orders boolean;
+    names text[];
+    ranges daterange[];
+    has_orders boolean[];
+    empty text[];
     last_order date;
 BEGIN
     IF kind = 'campaign' THEN
@@ -117,28 +119,20 @@ BEGIN
           INTO as_of, windows FROM customer_analytics._segmentation_windows(s) r;
         src := s.source_schema;
     END IF;
-    BEGIN
-        FOR w IN SELECT n.key, (windows ->> n.key)::daterange AS r
-                   FROM unnest(customer_analytics._rolling_window_names() || 'feature_window'::text)
-                        WITH ORDINALITY n(key, ord)
-                  WHERE windows ->> n.key IS NOT NULL ORDER BY n.ord LOOP
-            EXECUTE format('SELECT EXISTS (SELECT FROM %I.sales_orders o WHERE o.confirmed_code = ''Y'''
-                           ' AND customer_analytics._order_date_or_null(o.order_date) OPERATOR(pg_catalog.<@) $1)', src)
-               INTO has_orders USING w.r;
-            IF NOT has_orders THEN
-                empty := empty || w.key;
-            END IF;
-        END LOOP;
-        IF cardinality(empty) = 0 THEN
-            RETURN NULL;
-        END IF;
-        EXECUTE format('SELECT max(customer_analytics._order_date_or_null(o.order_date)) FROM %I.sales_orders o'
-                       ' WHERE o.confirmed_code = ''Y''', src)
-           INTO last_order;
-    EXCEPTION WHEN OTHERS THEN
-        -- not this note's business: the refresh has read the source
+    SELECT array_agg(n.key ORDER BY n.ord), array_agg((windows ->> n.key)::daterange ORDER BY n.ord)
+      INTO names, ranges
+      FROM unnest(customer_analytics._rolling_window_names() || 'feature_window'::text) WITH ORDINALITY n(key, ord)
+     WHERE windows ->> n.key IS NOT NULL;
+    IF names IS NULL THEN
         RETURN NULL;
-    END;
+    END IF;
+    SELECT o.has_orders, o.last_order INTO has_orders, last_order
+      FROM customer_analytics._window_has_orders(src, ranges) o;
+    SELECT array_agg(names[i] ORDER BY i) INTO empty
+      FROM generate_subscripts(names, 1) i WHERE NOT has_orders[i];
+    IF empty IS NULL THEN
+        RETURN NULL;
+    END IF;
     RAISE WARNING '% "%": no orders in %', kind, name, array_to_string(empty, ', ')
         USING DETAIL = format('%s last confirmed order in %I.sales_orders is of %s.',
                               COALESCE('The windows were resolved as of ' || to_char(as_of, 'YYYY-MM-DD') || '; the', 'The'), src,

@@ -111,8 +111,11 @@ RESET customer_analytics.source_schema;
 -- dispatcher's session may SET it): recorded as pinned, like the build
 CALL customer_analytics.run_scheduled_refresh('campaign', 'ms_today');
 RESET customer_analytics.as_of_date;
--- with "today" the current date nothing is added (the mode itself depends on the date)
+-- with "today" the current date nothing is added (the mode itself depends on
+-- the date, and so does a warning of a window without orders: not shown)
+SET client_min_messages = error;
 CALL customer_analytics.run_scheduled_refresh('campaign', 'ms_today');
+SET client_min_messages = warning;
 SELECT name, via, CASE WHEN mode LIKE '%pinned%' OR name <> 'ms_today' THEN mode ELSE '(not pinned)' END AS mode
   FROM customer_analytics.refresh_history WHERE owner = 'ca_ms_owner' ORDER BY id;
 RESET client_min_messages;
@@ -126,7 +129,7 @@ RESET ROLE;
 -- refreshes do not follow the stored date (they ran at 2020-01-01 before)
 \c - ca_ms_owner
 SELECT customer_analytics._as_of_today() = current_date AS today_is_today;
-SET client_min_messages = warning;
+SET client_min_messages = error;
 CALL customer_analytics.run_scheduled_refresh('campaign', 'ms_today');
 RESET client_min_messages;
 SELECT as_of = current_date AS refreshed_at_today FROM customer_analytics.list_campaigns() WHERE name = 'ms_today';

@@ -124,12 +124,13 @@ check_as_of_date(char **newval, void **extra, GucSource source)
 	{
 		ereport(NOTICE,
 				(errmsg("customer_analytics.as_of_date applies only to the session that sets it"),
-				 errdetail("A value stored with ALTER DATABASE or ALTER ROLE is ignored when a session starts; a function's SET clause applies while the function runs.")));
+				 errdetail("A value stored with ALTER DATABASE or ALTER ROLE is refused when a session starts (a WARNING, and rolling windows keep the current date), scheduled runs included; a function's SET clause applies while the function runs."),
+				 errhint("To pin the date of a scheduled run, SET it in that session: in the pg_cron job's command (SET customer_analytics.as_of_date = '2026-01-07'; CALL customer_analytics.run_scheduled_refresh(...)) or in the dispatcher's session; remove a stored value with ALTER ROLE ... RESET customer_analytics.as_of_date (or ALTER DATABASE ... RESET).")));
 		return true;
 	}
 	GUC_check_errdetail("customer_analytics.as_of_date may only be set in a session; this value comes from %s.",
 						source_name(source));
-	GUC_check_errhint("SET customer_analytics.as_of_date in the session, or use set_config() or a function's SET clause.");
+	GUC_check_errhint("SET customer_analytics.as_of_date in the session (for a scheduled run: in the pg_cron job's command or the dispatcher's session), or use set_config() or a function's SET clause.");
 	return false;
 }
 

@@ -9,13 +9,20 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/lsyscache.h"
+#include "utils/rangetypes.h"
+#include "utils/typcache.h"
 
 #include "customer_analytics.h"
 #include "order_rollup.h"
@@ -25,6 +32,7 @@
 PG_FUNCTION_INFO_V1(source_trust_problem);
 PG_FUNCTION_INFO_V1(contract_columns);
 PG_FUNCTION_INFO_V1(source_schema_of);
+PG_FUNCTION_INFO_V1(window_has_orders);
 
 static const char *const source_table_names[] = {"customers", "sales_orders", "sales_order_lines"};
 
@@ -506,4 +514,127 @@ source_schema_of(PG_FUNCTION_ARGS)
 	if (schema == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(schema));
+}
+
+/*
+ * _window_has_orders(source_schema text, windows daterange[],
+ *					  OUT has_orders boolean[], OUT last_order date):
+ * for each window, whether the source holds a confirmed order dated in it,
+ * and the date of its last confirmed order (NULL: none).  The source is
+ * opened as every reader opens it (source_tables_open(): the trust checks,
+ * the data contract, the rollup when readable, a sharded source's
+ * order_totals) and its dates are read as the readers read them: checked,
+ * so that a malformed date raises the error a refresh raises.  One query
+ * gives the distinct order dates; the windows are tested here.
+ */
+Datum
+window_has_orders(PG_FUNCTION_ARGS)
+{
+	const char *schema_arg = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ArrayType  *windows_arr;
+	Datum	   *windows;
+	bool	   *window_nulls;
+	int			nwindows;
+	Oid			range_type;
+	TypeCacheEntry *typcache;
+	SourceTables *src;
+	const char *date_expr;
+	const char *relation;
+	char	   *query;
+	bool	   *has;
+	Datum	   *has_datums;
+	bool		have_last = false;
+	DateADT		last = 0;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("windows must not be NULL"),
+				 errhint("Pass an array of dateranges, such as ARRAY['[2025-01-01,2026-01-01)']::daterange[].")));
+	windows_arr = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(windows_arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("windows must be a one-dimensional array")));
+	range_type = ARR_ELEMTYPE(windows_arr);
+	typcache = lookup_type_cache(range_type, TYPECACHE_RANGE_INFO);
+	if (typcache->rngelemtype == NULL || typcache->rngelemtype->type_id != DATEOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("windows must be an array of dateranges")));
+	deconstruct_array(windows_arr, range_type, typcache->typlen, typcache->typbyval,
+					  typcache->typalign, &windows, &window_nulls, &nwindows);
+	for (int i = 0; i < nwindows; i++)
+		if (window_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("window %d must not be NULL", i + 1),
+					 errhint("Pass a daterange; '(,)' takes every order.")));
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("_window_has_orders() must be called where a record is accepted")));
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	/* the trust checks and the contract; ereport(ERROR) on a problem */
+	src = source_tables_open(schema_arg);
+	if (src->rollup)
+	{
+		/* one row per confirmed order; an unreadable date raises */
+		relation = src->rollup;
+		date_expr = "COALESCE(o.order_date, " ROLLUP_ORDER_DATE ")";
+		query = psprintf("SELECT %s FROM %s o GROUP BY 1", date_expr, relation);
+	}
+	else
+	{
+		SourceTables dates = *src;
+
+		if (src->order_totals)
+		{
+			dates.order_date_is_date = src->totals_date_is_date;
+			relation = src->order_totals;
+		}
+		else
+			relation = src->orders;
+		date_expr = source_order_date_expr(&dates, "o");
+		query = psprintf("SELECT %s FROM %s o WHERE o.confirmed_code = 'Y' GROUP BY 1",
+						 date_expr, relation);
+	}
+
+	has = palloc0(sizeof(bool) * Max(nwindows, 1));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "customer_analytics: reading the order dates of \"%s\" failed", src->schema);
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1, &isnull);
+		DateADT		date;
+
+		CHECK_FOR_INTERRUPTS();
+		if (isnull)
+			continue;			/* the checked dates are never NULL */
+		date = DatumGetDateADT(d);
+		if (!have_last || date > last)
+			last = date;
+		have_last = true;
+		for (int i = 0; i < nwindows; i++)
+			if (!has[i] &&
+				range_contains_elem_internal(typcache, DatumGetRangeTypeP(windows[i]), d))
+				has[i] = true;
+	}
+	SPI_finish();
+
+	has_datums = palloc(sizeof(Datum) * Max(nwindows, 1));
+	for (int i = 0; i < nwindows; i++)
+		has_datums[i] = BoolGetDatum(has[i]);
+	values[0] = PointerGetDatum(construct_array(has_datums, nwindows, BOOLOID, 1, true, TYPALIGN_CHAR));
+	values[1] = DateADTGetDatum(last);
+	nulls[1] = !have_last;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -967,9 +967,10 @@ END $$;
 COMMENT ON FUNCTION customer_analytics.drop_campaign(campaign text) IS 'Drop a campaign, its two views and its scheduled refresh';
 
 -- The campaigns, their views, windows (rolling ones resolved now), schedule
--- and next run, last refresh and refresh status (last_status,
+-- and next run (and, for a rolling campaign, the as_of and windows that run
+-- will use), last refresh and refresh status (last_status,
 -- last_success_at, last_error from refresh_history).
-CREATE FUNCTION customer_analytics.list_campaigns() RETURNS TABLE(name text, view_schema text, targets_view text, monthly_view text, source_schema text, revenue_window daterange, owner name, schedule text, refreshed_at timestamp with time zone, refresh_ms numeric, target_rows bigint, monthly_rows bigint, last_status text, last_success_at timestamp with time zone, last_error text, last_error_at timestamp with time zone, monthly_long_view text, rolling jsonb, as_of date, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, next_run timestamp with time zone, schedule_runner text)
+CREATE FUNCTION customer_analytics.list_campaigns() RETURNS TABLE(name text, view_schema text, targets_view text, monthly_view text, source_schema text, revenue_window daterange, owner name, schedule text, refreshed_at timestamp with time zone, refresh_ms numeric, target_rows bigint, monthly_rows bigint, last_status text, last_success_at timestamp with time zone, last_error text, last_error_at timestamp with time zone, monthly_long_view text, rolling jsonb, as_of date, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, next_run timestamp with time zone, schedule_runner text, next_run_as_of date, next_run_windows jsonb)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -979,15 +980,23 @@ CREATE FUNCTION customer_analytics.list_campaigns() RETURNS TABLE(name text, vie
            l.last_status, l.last_success_at, l.last_error, l.last_error_at,
            c.name || '_monthly_long', c.rolling, w.as_of, w.spend_window,
            w.low_ticket_window, w.base_window, w.recent_window,
-           r.next_run, r.runner
+           r.next_run, r.runner, n.as_of,
+           CASE WHEN n.as_of IS NOT NULL THEN
+               jsonb_build_object('spend_window', n.spend_window, 'low_ticket_window', n.low_ticket_window,
+                                  'base_window', n.base_window, 'recent_window', n.recent_window,
+                                  'revenue_window', n.revenue_window) END
       FROM customer_analytics.campaigns c
       CROSS JOIN LATERAL customer_analytics._campaign_windows(c) w
       CROSS JOIN LATERAL customer_analytics._last_refresh('campaign', c.name, c.owner) l
       LEFT JOIN LATERAL customer_analytics._schedule_status('campaign', c.name) r ON true
+      -- what the next scheduled run will use: its own date, not the caller's
+      -- "today" (nor the caller's as_of_date)
+      LEFT JOIN LATERAL customer_analytics._campaign_windows(c, customer_analytics._next_run_as_of(c.rolling, r.next_run)) n
+        ON customer_analytics._next_run_as_of(c.rolling, r.next_run) IS NOT NULL
      ORDER BY c.name
 $$;
 
-COMMENT ON FUNCTION customer_analytics.list_campaigns() IS 'The campaigns, their views, windows (rolling ones resolved now), schedule and next run, last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
+COMMENT ON FUNCTION customer_analytics.list_campaigns() IS 'The campaigns, their views, windows (rolling ones resolved now), schedule and next run (with the as_of date and windows a rolling campaign''s next run will use), last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
 
 -- Check the caller may refresh the campaign, then refresh it as its owner.
 CREATE FUNCTION customer_analytics.refresh_campaign(campaign text, "concurrently" boolean DEFAULT true) RETURNS customer_analytics.campaigns

@@ -75,6 +75,76 @@ END $$;
 
 COMMENT ON FUNCTION customer_analytics._pinned_today_note(kind text, name text) IS 'internal: what refresh_history.mode adds when a rolling definition following "today" was computed with customer_analytics.as_of_date set, else NULL';
 
+-- What a refresh record says when a window holds no orders at all: a
+-- campaign's or segmentation's windows, resolved as the build or refresh
+-- just did (a rolling window whose "today" lies after the source's last
+-- order gives 0 rows without a word otherwise), each checked for one
+-- confirmed order of the stored source by _window_has_orders(), which reads
+-- it as the refresh did (its trust checks, the rollup when readable, and
+-- their errors: the refresh has just read the same source); a WARNING with
+-- a HINT, and "no orders in spend_window, recent_window" for
+-- refresh_history.mode.  NULL when every window holds orders.
+CREATE FUNCTION customer_analytics._empty_windows_note(kind text, name text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c customer_analytics.campaigns;
+    s customer_analytics.segmentations;
+    src text;
+    as_of date;
+    windows jsonb;
+    names text[];
+    ranges daterange[];
+    has_orders boolean[];
+    empty text[];
+    last_order date;
+BEGIN
+    IF kind = 'campaign' THEN
+        SELECT * INTO c FROM customer_analytics.campaigns x WHERE x.name = _empty_windows_note.name;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        SELECT r.as_of, jsonb_build_object('spend_window', r.spend_window, 'low_ticket_window', r.low_ticket_window,
+                                           'base_window', r.base_window, 'recent_window', r.recent_window,
+                                           'revenue_window', r.revenue_window)
+          INTO as_of, windows FROM customer_analytics._campaign_windows(c) r;
+        src := c.source_schema;
+    ELSE
+        SELECT * INTO s FROM customer_analytics.segmentations x WHERE x.name = _empty_windows_note.name;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        SELECT r.as_of, jsonb_build_object('feature_window', r.feature_window)
+          INTO as_of, windows FROM customer_analytics._segmentation_windows(s) r;
+        src := s.source_schema;
+    END IF;
+    SELECT array_agg(n.key ORDER BY n.ord), array_agg((windows ->> n.key)::daterange ORDER BY n.ord)
+      INTO names, ranges
+      FROM unnest(customer_analytics._rolling_window_names() || 'feature_window'::text) WITH ORDINALITY n(key, ord)
+     WHERE windows ->> n.key IS NOT NULL;
+    IF names IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT o.has_orders, o.last_order INTO has_orders, last_order
+      FROM customer_analytics._window_has_orders(src, ranges) o;
+    SELECT array_agg(names[i] ORDER BY i) INTO empty
+      FROM generate_subscripts(names, 1) i WHERE NOT has_orders[i];
+    IF empty IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RAISE WARNING '% "%": no orders in %', kind, name, array_to_string(empty, ', ')
+        USING DETAIL = format('%s last confirmed order in %I.sales_orders is of %s.',
+                              COALESCE('The windows were resolved as of ' || to_char(as_of, 'YYYY-MM-DD') || '; the', 'The'), src,
+                              COALESCE(to_char(last_order, 'YYYY-MM-DD'), '(none)')),
+              HINT = CASE WHEN as_of IS NOT NULL AND (kind = 'campaign' AND c.rolling IS NOT NULL OR kind = 'segmentation' AND s.rolling IS NOT NULL)
+                          THEN 'A rolling window after the last order holds none until newer orders are loaded; to compute at an earlier date, SET customer_analytics.as_of_date in the session (for a scheduled run: in the job''s command or the dispatcher''s session), or give the definition a rolling spec with a pinned as_of.'
+                          ELSE format('Give it windows that hold orders (customer_analytics.alter_%s()), or load the orders of these windows.', kind) END;
+    RETURN 'no orders in ' || array_to_string(empty, ', ');
+END $$;
+
+COMMENT ON FUNCTION customer_analytics._empty_windows_note(kind text, name text) IS 'internal: at a build or refresh, warn (with a HINT) and say for refresh_history.mode which of a definition''s resolved windows hold no confirmed order at all ("no orders in spend_window"), else NULL';
+
 -- What took the time: every phase a build or refresh reports (the
 -- progress shown in pg_stat_activity) is timed, and the refresh history
 -- keeps them with the refresh.
@@ -99,7 +169,11 @@ BEGIN
     VALUES (kind, name, owner, started, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
             COALESCE(NULLIF(current_setting('customer_analytics.refresh_via', true), ''), 'function'),
             -- a pinned "today" is said, never silent (NULL mode: a failure)
-            mode || COALESCE('; ' || customer_analytics._pinned_today_note(kind, name), ''),
+            mode || COALESCE('; ' || customer_analytics._pinned_today_note(kind, name), '')
+                 -- (at a build or full refresh, which read every order anyway: a
+                 -- refresh from the changes keeps the windows it was built with)
+                 || CASE WHEN mode = 'build' OR mode LIKE 'full%'
+                         THEN COALESCE('; ' || customer_analytics._empty_windows_note(kind, name), '') ELSE '' END,
             rows, error IS NULL, error, COALESCE(_record_history.phases, customer_analytics._progress_phases()));
     DELETE FROM customer_analytics.refresh_history h
      WHERE h.kind = _record_history.kind AND h.name = _record_history.name

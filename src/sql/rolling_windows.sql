@@ -172,6 +172,22 @@ $$;
 
 COMMENT ON FUNCTION customer_analytics._rolling_as_of(rolling jsonb, at date) IS 'The as_of date of a rolling spec: at when given, else its pinned date, else today (customer_analytics.as_of_date when set)';
 
+-- The as_of a rolling definition's next scheduled run will use: the date of
+-- next_run in UTC (pg_cron reads schedules in UTC) when the spec follows
+-- "today", its pinned date otherwise; NULL for fixed windows or no next
+-- run.  (A job's command or dispatcher session that SETs
+-- customer_analytics.as_of_date computes at that date instead.)
+CREATE FUNCTION customer_analytics._next_run_as_of(rolling jsonb, next_run timestamp with time zone) RETURNS date
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN rolling IS NULL OR jsonb_typeof(rolling) <> 'object' OR next_run IS NULL OR NOT isfinite(next_run) THEN NULL
+                WHEN COALESCE(rolling ->> 'as_of', 'today') = 'today' THEN (next_run AT TIME ZONE 'UTC')::date
+                ELSE customer_analytics._rolling_as_of(rolling) END
+$$;
+
+COMMENT ON FUNCTION customer_analytics._next_run_as_of(rolling jsonb, next_run timestamp with time zone) IS 'internal: the as_of date a rolling definition''s next scheduled run (at next_run) will use: next_run''s date in UTC for "today", else the pinned date; NULL without a rolling spec or a next run';
+
 -- One bound of a rolling window: "as_of" or "month_start", optionally
 -- followed by a signed interval of whole days, months or years.
 CREATE FUNCTION customer_analytics._rolling_bound(spec text, as_of date, what text DEFAULT 'bound'::text) RETURNS date

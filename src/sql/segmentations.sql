@@ -474,7 +474,7 @@ COMMENT ON FUNCTION customer_analytics.drop_segmentation(segmentation text) IS '
 
 -- The segmentations, their views, feature window and as_of (rolling ones
 -- resolved now), rolling spec, schedule, last refresh and refresh status.
-CREATE FUNCTION customer_analytics.list_segmentations() RETURNS TABLE(name text, view_schema text, views text[], segment text, k integer, feature_window daterange, as_of date, source_schema text, owner name, schedule text, refreshed_at timestamp with time zone, refresh_ms numeric, member_rows bigint, last_status text, last_success_at timestamp with time zone, last_error text, last_error_at timestamp with time zone, rolling jsonb, next_run timestamp with time zone, schedule_runner text)
+CREATE FUNCTION customer_analytics.list_segmentations() RETURNS TABLE(name text, view_schema text, views text[], segment text, k integer, feature_window daterange, as_of date, source_schema text, owner name, schedule text, refreshed_at timestamp with time zone, refresh_ms numeric, member_rows bigint, last_status text, last_success_at timestamp with time zone, last_error text, last_error_at timestamp with time zone, rolling jsonb, next_run timestamp with time zone, schedule_runner text, next_run_as_of date, next_run_feature_window daterange)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -482,15 +482,18 @@ CREATE FUNCTION customer_analytics.list_segmentations() RETURNS TABLE(name text,
            w.feature_window, w.as_of, s.source_schema, s.owner,
            r.schedule, s.refreshed_at, s.refresh_ms, s.member_rows,
            l.last_status, l.last_success_at, l.last_error, l.last_error_at, s.rolling,
-           r.next_run, r.runner
+           r.next_run, r.runner, n.as_of, n.feature_window
       FROM customer_analytics.segmentations s
       CROSS JOIN LATERAL customer_analytics._segmentation_windows(s) w
       CROSS JOIN LATERAL customer_analytics._last_refresh('segmentation', s.name, s.owner) l
       LEFT JOIN LATERAL customer_analytics._schedule_status('segmentation', s.name) r ON true
+      -- what the next scheduled run will use (see list_campaigns())
+      LEFT JOIN LATERAL customer_analytics._segmentation_windows(s, customer_analytics._next_run_as_of(s.rolling, r.next_run)) n
+        ON customer_analytics._next_run_as_of(s.rolling, r.next_run) IS NOT NULL
      ORDER BY s.name
 $$;
 
-COMMENT ON FUNCTION customer_analytics.list_segmentations() IS 'The segmentations, their views, feature window and as_of (rolling ones resolved now), rolling spec, schedule, last refresh and refresh status';
+COMMENT ON FUNCTION customer_analytics.list_segmentations() IS 'The segmentations, their views, feature window and as_of (rolling ones resolved now), rolling spec, schedule and next run (with the as_of date and feature window a rolling segmentation''s next run will use), last refresh and refresh status';
 
 -- Check the caller may refresh the segmentation, then refresh it as its owner.
 CREATE FUNCTION customer_analytics.refresh_segmentation(segmentation text, "concurrently" boolean DEFAULT true) RETURNS customer_analytics.segmentations

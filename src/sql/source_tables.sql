@@ -136,3 +136,14 @@ COMMENT ON FUNCTION customer_analytics.order_date_in_window(order_date text, ord
 CREATE FUNCTION customer_analytics._contract_columns(relation text) RETURNS text[]
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'contract_columns';
+
+-- For each window, whether the source holds a confirmed order dated in it,
+-- and the date of its last confirmed order: read as the reading functions
+-- read the source (its trust checks and data contract, the rollup when
+-- readable, checked dates; src/source_tables.c).  What
+-- _empty_windows_note() says after a build or refresh.
+CREATE FUNCTION customer_analytics._window_has_orders(source_schema text, windows daterange[], OUT has_orders boolean[], OUT last_order date) RETURNS record
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'window_has_orders';
+
+COMMENT ON FUNCTION customer_analytics._window_has_orders(source_schema text, windows daterange[], OUT has_orders boolean[], OUT last_order date) IS 'internal: for each window, whether the source holds a confirmed order dated in it, and its last confirmed order''s date, read through the source''s trust checks (the rollup when readable)';

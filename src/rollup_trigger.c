@@ -30,7 +30,9 @@
  *     OF (new partitions get the triggers), ALTER TABLE ... ATTACH / DETACH
  *     PARTITION or ALTER COLUMN TYPE (rows changed without a write trigger:
  *     every order is recomputed), and ALTER TABLE ... ENABLE / DISABLE
- *     TRIGGER (a rollup trigger that no longer fires disables the rollup).
+ *     TRIGGER (a rollup trigger that no longer fires disables the rollup),
+ *     and ALTER TABLE ... RENAME COLUMN (a column of the data contract
+ *     renamed disables the rollup, the rename goes through).
  */
 #include "postgres.h"
 
@@ -448,6 +450,9 @@ extension_relation_owner(const char *relname)
  *     rollup's own no longer all fire, writes can go unseen from now on, so
  *     the rollup is disabled until it is rebuilt (enabling them again later
  *     cannot bring back what was missed meanwhile);
+ *   - "RENAME COLUMN": ALTER TABLE ... RENAME COLUMN changes no row, but a
+ *     column of the data contract renamed leaves the rollup unable to
+ *     follow the next write: it is disabled at once, saying what to run;
  *   - NULL: anything else (adding a column, ...) leaves rows and triggers be.
  */
 static const char *
@@ -456,6 +461,11 @@ alter_table_effect(CollectedCommand *cmd)
 	ListCell   *lc;
 	const char *effect = NULL;
 
+	/* ALTER TABLE ... RENAME COLUMN changes no row, but maybe the contract */
+	if (cmd != NULL && cmd->type == SCT_Simple && cmd->parsetree != NULL &&
+		IsA(cmd->parsetree, RenameStmt) &&
+		((RenameStmt *) cmd->parsetree)->renameType == OBJECT_COLUMN)
+		return "RENAME COLUMN";
 	if (cmd == NULL || cmd->type != SCT_AlterTable)
 		return "ALTER TABLE";	/* not the shape we know: be safe */
 	foreach(lc, cmd->d.alterTable.subcmds)

@@ -668,7 +668,8 @@ $$;
 -- What the upkeep runs for one event (rollup_trigger.c calls it as the
 -- rollup's owner and executes the statements where a statement trigger's
 -- transition tables new_rows / old_rows are visible).  op is the write
--- (INSERT, UPDATE, DELETE, TRUNCATE) or the DDL's command tag; rel is the
+-- (INSERT, UPDATE, DELETE, TRUNCATE), the DDL's command tag, ALTER TABLE
+-- TRIGGERS or RENAME COLUMN (rollup_trigger.c's alter_table_effect); rel is the
 -- relation written or altered; rows_sql, from the row trigger, lists the
 -- keys of the row written, instead of the transition tables.  A rollup whose
 -- owner cannot keep it exact is disabled, with a warning, rather than
@@ -719,6 +720,26 @@ BEGIN
             PERFORM customer_analytics._rollup_sync_disable(r, problem,
                 'Writes while a rollup trigger is off are not seen. The functions read the source tables until '
                 'SELECT customer_analytics.rebuild_rollup(' || quote_literal(r.source_schema) || ').');
+        END IF;
+        RETURN '{}';
+    ELSIF op = 'RENAME COLUMN' THEN
+        -- a column the rollup and the reading functions read renamed away
+        -- (the contract was complete while the rollup was current): the
+        -- next write could not be followed; the rename itself goes through
+        SELECT format('column %I of source table %I.%I, which the data contract requires, was renamed: '
+                      'rename it back, then run SELECT customer_analytics.rebuild_rollup(%L)',
+                      c, r.source_schema, tab, r.source_schema)
+          INTO problem
+          FROM unnest(customer_analytics._contract_columns(tab)) WITH ORDINALITY AS x(c, n)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                            WHERE a.attrelid = to_regclass(format('%I.%I', r.source_schema, tab))
+                              AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped)
+         ORDER BY x.n LIMIT 1;
+        IF problem IS NOT NULL THEN
+            PERFORM customer_analytics._rollup_sync_disable(r, problem,
+                'The functions read the source tables meanwhile, and report the missing column. '
+                'Rename the column back, then SELECT customer_analytics.rebuild_rollup('
+                || quote_literal(r.source_schema) || ').');
         END IF;
         RETURN '{}';
     ELSIF op IN ('CREATE TABLE', 'ALTER TABLE') THEN

@@ -217,7 +217,9 @@ extension_drop_watch(PG_FUNCTION_ARGS)
 		 * 1.5 procedure, or the function before 1.5) under the name the
 		 * extension gives it (_cron_job_name(): names are ASCII, so 54
 		 * characters are 54 bytes), not any job a role gave a name like
-		 * theirs.
+		 * theirs.  The name rule is written out here rather than called:
+		 * an extension installed before 1.6 has no _cron_fit_name(), and
+		 * its DROP must find its jobs too.
 		 */
 		if (SPI_execute("SELECT count(cron.unschedule(j.jobid)) FROM cron.job j,"
 						" LATERAL pg_catalog.regexp_match(j.command,"

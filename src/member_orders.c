@@ -83,12 +83,9 @@ arg_windows(FunctionCallInfo fcinfo, int argno, int *nwindows)
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("windows must be a one-dimensional array"),
 				 errhint("Pass ARRAY[measure_window, baseline_window].")));
-	typcache = lookup_type_cache(ARR_ELEMTYPE(arr), TYPECACHE_RANGE_INFO);
-	if (typcache->rngelemtype == NULL || typcache->rngelemtype->type_id != DATEOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("windows must be an array of dateranges")));
-	deconstruct_array(arr, ARR_ELEMTYPE(arr), typcache->typlen, typcache->typbyval,
+	/* the SQL signature takes daterange[] only */
+	typcache = lookup_type_cache(DATERANGEOID, TYPECACHE_RANGE_INFO);
+	deconstruct_array(arr, DATERANGEOID, typcache->typlen, typcache->typbyval,
 					  typcache->typalign, &elems, &elem_nulls, nwindows);
 	if (*nwindows == 0)
 		ereport(ERROR,
@@ -191,12 +188,18 @@ member_orders(PG_FUNCTION_ARGS)
 	Member	   *m;
 	MemoryContext rowcontext;
 
+	/* codes x windows, before anything is read or allocated (duplicates counted) */
+	if (!PG_ARGISNULL(2))
+	{
+		ArrayType  *w = PG_GETARG_ARRAYTYPE_P(2);
+
+		ca_check_limit("the number of customer-window cells of _member_orders",
+					   ncodes * ArrayGetNItems(ARR_NDIM(w), ARR_DIMS(w)),
+					   CA_MAX_MEMBER_WINDOW_CELLS,
+					   "Pass fewer customer codes per call (batches), or fewer windows.");
+	}
 	pass.windows = arg_windows(fcinfo, 2, &pass.nwindows);
 	pass.low_ticket_below = arg_amount(fcinfo, 3, "low_ticket_below");
-	/* codes x windows, before anything is allocated (duplicates counted) */
-	ca_check_limit("the number of customer-window cells of _member_orders", ncodes * pass.nwindows,
-				   CA_MAX_MEMBER_WINDOW_CELLS,
-				   "Pass fewer customer codes per call (batches), or fewer windows.");
 
 	InitMaterializedSRF(fcinfo, 0);
 	src = source_tables_open(schema);

@@ -12,12 +12,7 @@
  * tail area, kept inside a bracket (bisection when a step leaves it); the
  * normal quantile by Halley's method on erfc() from a coarse start.
  */
-#ifndef STANDALONE
 #include "postgres.h"
-#else
-#define Min(a,b) ((a)<(b)?(a):(b))
-#define Max(a,b) ((a)>(b)?(a):(b))
-#endif
 
 #include <float.h>
 #include <math.h>

@@ -91,6 +91,9 @@ SELECT err($$SELECT customer_analytics._arm_comparison_accum('{0,0}', 1, 1, true
 SELECT err($$SELECT customer_analytics._arm_comparison_accum('{0,0,0,0,0,0,0,0,0,0,0,NULL}', 1, 1, true)$$);
 SELECT err($$SELECT customer_analytics._arm_comparison_combine('{0,0,0,0,0,0,0,0,0,0,0,0}', '{{0,0,0,0,0,0},{0,0,0,0,0,0}}')$$);
 SELECT err($$SELECT customer_analytics._arm_comparison_final('{1}')$$);
+SELECT err($$SELECT customer_analytics._arm_comparison_final('{-1,0,0,0,0,0,0,0,0,0,0,0}')$$);
+SELECT err($$SELECT customer_analytics._arm_comparison_final('{0,0,0,0,0,0,1e300,0,0,0,0,0}')$$);
+SELECT err($$SELECT customer_analytics._arm_comparison_final('{2.5,0,0,0,0,0,0,0,0,0,0,0}')$$);
 SELECT err($$SELECT customer_analytics._arm_comparison_combine('{1,0,0,0,0,0,1,0,0,0,0,0}', '{1,1e308,0,1e308,0,0,0,0,0,0,0,0}')$$);
 -- called outside an aggregate, the functions leave their argument alone
 SELECT customer_analytics._arm_comparison_accum('{0,0,0,0,0,0,0,0,0,0,0,0}', 2, 1, false) AS one_holdout_row;

@@ -81,6 +81,19 @@ SELECT (customer_analytics.kmeans_fit(f, 6, '{"n_init": 2, "seed": 0}')->>'inert
 RESET client_min_messages;
 RESET customer_analytics.kmeans_bounds;
 
+-- in one transaction, the same points and parameters are fitted once (a
+-- segmentation's elbow takes its model view's fit): no DEBUG line the
+-- second time, the same model; other parameters or points are fitted
+BEGIN;
+CREATE TEMP TABLE kb_once AS
+SELECT customer_analytics.kmeans_fit(f, 6, '{"n_init": 2, "seed": 0}') AS m FROM kb_pts;
+SET LOCAL client_min_messages = debug1;
+SELECT customer_analytics.kmeans_fit(f, 6, '{"n_init": 2, "seed": 0}') = (SELECT m FROM kb_once) AS same_model FROM kb_pts;
+SELECT customer_analytics.kmeans_fit(f, 6, '{"n_init": 2, "seed": 1}') <> (SELECT m FROM kb_once) AS other_seed FROM kb_pts;
+SELECT customer_analytics.kmeans_fit(f, 6, '{"n_init": 2, "seed": 0}') <> (SELECT m FROM kb_once) AS other_points
+  FROM kb_pts WHERE i > 1;
+COMMIT;
+
 -- the elbow of both ways (k-means for each k, silhouettes, picks)
 CREATE FUNCTION pg_temp.elbow(bounds boolean) RETURNS SETOF text
 LANGUAGE plpgsql AS $$

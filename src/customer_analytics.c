@@ -47,6 +47,7 @@
 #include "utils/varlena.h"
 
 #include "customer_analytics.h"
+#include "kmeans.h"
 #include "role_trust.h"
 
 PG_MODULE_MAGIC;
@@ -216,6 +217,16 @@ _PG_init(void)
 							 "Over a sharded source, send the per-customer aggregates to the shards.",
 							 "Off: read a sharded source's tables as on one server (for comparisons and diagnosis).",
 							 &ca_shard_pushdown,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	/* kmeans_lloyd.c: the bounds change no result, only the time */
+	DefineCustomBoolVariable("customer_analytics.kmeans_bounds",
+							 "Skip the distances Hamerly's bounds make unnecessary in k-means (exact: the same result).",
+							 "Off: compute every point's distance to every centre at each iteration (for comparisons).",
+							 &ca_kmeans_bounds,
 							 true,
 							 PGC_USERSET,
 							 0,

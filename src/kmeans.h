@@ -30,7 +30,11 @@ typedef struct KMeansFit
 	double		inertia;
 	int			iterations;
 	bool		converged;
+	int64		skipped;		/* assignments decided by Hamerly's bounds */
 } KMeansFit;
+
+/* customer_analytics.kmeans_bounds: Hamerly's bounds in Lloyd's iterations */
+extern bool ca_kmeans_bounds;
 
 /* z = (x - mean) / scale, population std; a (near-)constant feature gets scale 1 */
 extern void kmeans_scaler(const double *x, int64 n, int dim, double *mean, double *scale);

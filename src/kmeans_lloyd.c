@@ -28,6 +28,7 @@
 
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "utils/float.h"
 
 #include "kmeans.h"
 
@@ -60,6 +61,11 @@ kmeans_scaler(const double *x, int64 n, int dim, double *mean, double *scale)
 			scale[j] = sqrt(var);
 	}
 }
+
+/* customer_analytics.kmeans_bounds (see Hamerly's bounds below) */
+bool		ca_kmeans_bounds = true;
+
+#define KMEANS_BOUND_SLACK 1e-10
 
 /* squared Euclidean distance */
 static inline double
@@ -117,7 +123,16 @@ search_cumsum(const double *cumsum, int64 n, double r)
 	return Min(lo, n - 1);
 }
 
-/* greedy k-means++ (scikit-learn's _kmeans_plusplus): k centres from z */
+/*
+ * greedy k-means++ (scikit-learn's _kmeans_plusplus): k centres from z.
+ *
+ * A candidate y lowers a point's distance to the chosen centres only when
+ * it is nearer than the point's nearest centre c; by the triangle
+ * inequality it is not when d(c, y) > 2 d(x, c).  Such points keep their
+ * distance without computing d(x, y) (with customer_analytics.kmeans_bounds
+ * on, and by a margin, as for Lloyd's bounds below): the same values, summed
+ * in the same order, so the same draws and centres.
+ */
 static void
 kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, double *centers)
 {
@@ -126,6 +141,10 @@ kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, do
 	double	   *cumsum = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
 	double	   *candidate = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
 	double	   *best_closest = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
+	bool		bounds = ca_kmeans_bounds && k > 1;
+	int32	   *nearest = bounds ? palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE) : NULL;
+	double	   *root = bounds ? palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE) : NULL;
+	double	   *to_candidate = palloc(sizeof(double) * k);
 	int64		first = (int64) pg_prng_uint64_range(rng, 0, n - 1);
 	double		potential = 0;
 
@@ -136,6 +155,11 @@ kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, do
 			CHECK_FOR_INTERRUPTS();
 		closest[i] = dist2(z + i * dim, centers, dim);
 		potential += closest[i];
+		if (bounds)
+		{
+			nearest[i] = 0;
+			root[i] = sqrt(closest[i]);
+		}
 	}
 
 	for (int c = 1; c < k; c++)
@@ -152,14 +176,21 @@ kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, do
 		for (int t = 0; t < trials; t++)
 		{
 			int64		id = search_cumsum(cumsum, n, pg_prng_double(rng) * potential);
+			const double *y = z + id * dim;
 			double		pot = 0;
 
+			if (bounds)
+				for (int o = 0; o < c; o++)
+					to_candidate[o] = sqrt(dist2(centers + o * dim, y, dim));
 			for (int64 i = 0; i < n; i++)
 			{
 				/* a pass over the points is up to n * CA_MAX_FEATURES operations */
 				if ((i & 0xFFF) == 0)
 					CHECK_FOR_INTERRUPTS();
-				candidate[i] = Min(closest[i], dist2(z + i * dim, z + id * dim, dim));
+				if (bounds && to_candidate[nearest[i]] * (1 - KMEANS_BOUND_SLACK) > 2 * root[i])
+					candidate[i] = closest[i];	/* y is farther than x's nearest centre */
+				else
+					candidate[i] = Min(closest[i], dist2(z + i * dim, y, dim));
 				pot += candidate[i];
 			}
 			if (best_potential < 0 || pot < best_potential)
@@ -173,6 +204,13 @@ kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, do
 			}
 		}
 		potential = best_potential;
+		if (bounds)
+			for (int64 i = 0; i < n; i++)
+				if (best_closest[i] < closest[i])
+				{
+					nearest[i] = c;
+					root[i] = sqrt(best_closest[i]);
+				}
 		memcpy(closest, best_closest, sizeof(double) * n);
 		memcpy(centers + c * dim, z + best_id * dim, sizeof(double) * dim);
 	}
@@ -180,6 +218,12 @@ kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, do
 	pfree(cumsum);
 	pfree(candidate);
 	pfree(best_closest);
+	pfree(to_candidate);
+	if (bounds)
+	{
+		pfree(nearest);
+		pfree(root);
+	}
 }
 
 /* comparator for relocation: farthest first, ties to the lower index */
@@ -251,6 +295,152 @@ relocate_empty(const double *z, int64 n, int dim, int k, const double *old_cente
 	pfree(far);
 }
 
+/*
+ * Hamerly's bounds (Hamerly 2010, "Making k-means even faster"), exact.
+ * Each point keeps an upper bound u on its distance to its assigned centre
+ * and a lower bound l on its distance to every other centre; s[c] is half
+ * the distance from centre c to its nearest other centre.  When
+ * u < max(s[a], l) the assigned centre a is strictly the nearest and the
+ * point's k distances are not computed; otherwise they are, with
+ * kmeans_nearest()'s loop (same distances, same tie rule).  So every
+ * iteration assigns every point exactly as plain Lloyd does, and the sums
+ * are taken point by point in the same order: the centres, labels and
+ * inertia are bit-identical to plain Lloyd's.
+ *
+ * The bounds are kept in floating point; a skip needs the bound to win by
+ * a margin (slack) far above their accumulated rounding error: slack is
+ * 1e-10 times the largest distance any bound was built from (the bounds'
+ * additions and subtractions each err by at most 2^-53 of that, a few
+ * hundred of them at most), so a skipped point's nearest centre is ahead
+ * by more than the distance computation's own rounding: the bounds never
+ * decide a case that kmeans_nearest() could decide otherwise.
+ *
+ * customer_analytics.kmeans_bounds = off computes every distance, as
+ * before (the regression suites compare both ways).
+ */
+
+/* kmeans_nearest(), also returning the second smallest squared distance */
+static int
+nearest2(const double *point, const double *centers, int k, int dim,
+		 double *best_d2, double *second_d2)
+{
+	int			best = 0;
+	double		bestd = dist2(point, centers, dim);
+	double		second = get_float8_infinity();
+
+	for (int c = 1; c < k; c++)
+	{
+		double		d = dist2(point, centers + c * dim, dim);
+
+		if (d < bestd)
+		{
+			second = bestd;
+			bestd = d;
+			best = c;
+		}
+		else if (d < second)
+			second = d;
+	}
+	*best_d2 = bestd;
+	*second_d2 = second;
+	return best;
+}
+
+/* The bounds of one Lloyd run. */
+typedef struct HamerlyBounds
+{
+	double	   *upper;			/* n: >= distance to the assigned centre */
+	double	   *lower;			/* n: <= distance to every other centre */
+	double	   *half;			/* k: half the distance to the nearest other centre */
+	double	   *moved;			/* k: how far each centre moved in the update */
+	double		scale;			/* largest distance a bound was built from */
+	bool		valid;			/* upper/lower hold bounds for fit->labels */
+	int64		skipped;		/* points assigned from their bounds (debugging) */
+} HamerlyBounds;
+
+/* half the distance of each centre to its nearest other centre */
+static void
+hamerly_half(HamerlyBounds *hb, const double *centers, int k, int dim)
+{
+	for (int c = 0; c < k; c++)
+		hb->half[c] = get_float8_infinity();
+	for (int c = 0; c < k; c++)
+		for (int o = c + 1; o < k; o++)
+		{
+			double		d = 0.5 * sqrt(dist2(centers + c * dim, centers + o * dim, dim));
+
+			hb->half[c] = Min(hb->half[c], d);
+			hb->half[o] = Min(hb->half[o], d);
+		}
+}
+
+/*
+ * The nearest centre of point i (as kmeans_nearest()), from its bounds when
+ * they decide it, and its bounds made current.
+ */
+static inline int
+hamerly_assign(HamerlyBounds *hb, const double *point, int64 i, int current,
+			   const double *centers, int k, int dim)
+{
+	double		slack = KMEANS_BOUND_SLACK * hb->scale;
+	double		d2,
+				second;
+	int			c;
+
+	if (hb->valid)
+	{
+		double		m = Max(hb->half[current], hb->lower[i]);
+
+		if (hb->upper[i] + slack < m)
+		{
+			hb->skipped++;
+			return current;
+		}
+		/* tighten the upper bound: one distance instead of k */
+		hb->upper[i] = sqrt(dist2(point, centers + current * dim, dim));
+		if (hb->upper[i] + slack < m)
+		{
+			hb->skipped++;
+			return current;
+		}
+	}
+	c = nearest2(point, centers, k, dim, &d2, &second);
+	hb->upper[i] = sqrt(d2);
+	hb->lower[i] = sqrt(second);
+	if (isfinite(hb->lower[i]))
+		hb->scale = Max(hb->scale, hb->lower[i]);
+	hb->scale = Max(hb->scale, hb->upper[i]);
+	return c;
+}
+
+/* After the centres moved: the points' bounds loosened by the moves. */
+static void
+hamerly_moved(HamerlyBounds *hb, int64 n, int k, const int32 *labels)
+{
+	int			far = 0,
+				far2 = -1;
+	double		total = 0;
+
+	for (int c = 1; c < k; c++)
+		if (hb->moved[c] > hb->moved[far])
+			far = c;
+	for (int c = 0; c < k; c++)
+		if (c != far && (far2 < 0 || hb->moved[c] > hb->moved[far2]))
+			far2 = c;
+	for (int c = 0; c < k; c++)
+		total = Max(total, hb->moved[c]);
+	/* every bound below stays within scale: what a bound can grow by is added */
+	hb->scale += total;
+	for (int64 i = 0; i < n; i++)
+	{
+		int			a = labels[i];
+
+		hb->upper[i] += hb->moved[a];
+		/* the other centres moved by at most the largest move but a's own */
+		hb->lower[i] -= (a == far) ? (far2 >= 0 ? hb->moved[far2] : 0) : hb->moved[far];
+	}
+}
+
 /* One Lloyd run from centers (k * dim, updated in place). */
 static void
 lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
@@ -260,8 +450,18 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 	int64	   *counts = palloc(sizeof(int64) * k);
 	int32	   *old_labels = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
 	bool		strict = false;
+	bool		bounds = ca_kmeans_bounds && k > 1;
+	HamerlyBounds hb;
 	int			iter;
 
+	memset(&hb, 0, sizeof(hb));
+	if (bounds)
+	{
+		hb.upper = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
+		hb.lower = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
+		hb.half = palloc(sizeof(double) * k);
+		hb.moved = palloc(sizeof(double) * k);
+	}
 	for (int64 i = 0; i < n; i++)
 		old_labels[i] = -1;
 	fit->converged = false;
@@ -274,13 +474,18 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 		CHECK_FOR_INTERRUPTS();
 		memset(sums, 0, sizeof(double) * k * dim);
 		memset(counts, 0, sizeof(int64) * k);
+		if (bounds)
+			hamerly_half(&hb, centers, k, dim);
 		for (int64 i = 0; i < n; i++)
 		{
 			int			c;
 
 			/* one point costs up to k * dim = KMEANS_MAX_K * CA_MAX_FEATURES operations */
 			CHECK_FOR_INTERRUPTS();
-			c = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
+			if (bounds)
+				c = hamerly_assign(&hb, z + i * dim, i, old_labels[i], centers, k, dim);
+			else
+				c = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
 
 			fit->labels[i] = c;
 			counts[c]++;
@@ -289,8 +494,12 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 			if (c != old_labels[i])
 				same = false;
 		}
+		hb.valid = bounds;
 		relocate_empty(z, n, dim, k, centers, fit->labels, sums, counts);
 		for (int c = 0; c < k; c++)
+		{
+			double		moved = 0;
+
 			for (int j = 0; j < dim; j++)
 			{
 				/* a cluster emptied by relocation keeps its sum, as scikit-learn */
@@ -298,8 +507,14 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 				double		d = v - centers[c * dim + j];
 
 				shift += d * d;
+				moved += d * d;
 				centers[c * dim + j] = v;
 			}
+			if (bounds)
+				hb.moved[c] = sqrt(moved);
+		}
+		if (bounds)
+			hamerly_moved(&hb, n, k, fit->labels);
 
 		if (same)
 		{
@@ -318,11 +533,18 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 
 	/* labels must match the final centres */
 	if (!strict)
+	{
+		if (bounds)
+			hamerly_half(&hb, centers, k, dim);
 		for (int64 i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
-			fit->labels[i] = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
+			if (bounds)
+				fit->labels[i] = hamerly_assign(&hb, z + i * dim, i, fit->labels[i], centers, k, dim);
+			else
+				fit->labels[i] = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
 		}
+	}
 
 	fit->inertia = 0;
 	memset(fit->sizes, 0, sizeof(int64) * k);
@@ -332,9 +554,17 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 		fit->sizes[fit->labels[i]]++;
 	}
 	memcpy(fit->centers, centers, sizeof(double) * k * dim);
+	fit->skipped = hb.skipped;
 	pfree(sums);
 	pfree(counts);
 	pfree(old_labels);
+	if (bounds)
+	{
+		pfree(hb.upper);
+		pfree(hb.lower);
+		pfree(hb.half);
+		pfree(hb.moved);
+	}
 }
 
 /* Best of n_init runs (or one from init) over standardized points (see kmeans.h). */
@@ -348,6 +578,8 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 	double	   *centers = palloc(sizeof(double) * k * dim);
 	KMeansFit	run;
 	int			runs = init ? 1 : opt->n_init;
+	int64		skipped = 0,
+				iterations = 0;
 
 	/* tolerance relative to the data: tol times the mean feature variance */
 	for (int j = 0; j < dim; j++)
@@ -373,6 +605,7 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 	best->inertia = -1;
 
 	pg_prng_seed(&rng, (uint64) opt->seed);
+	run.skipped = 0;
 	for (int r = 0; r < runs; r++)
 	{
 		if (init)
@@ -389,5 +622,10 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 			memcpy(best->labels, run.labels, sizeof(int32) * n);
 			memcpy(best->sizes, run.sizes, sizeof(int64) * k);
 		}
+		skipped += run.skipped;
+		iterations += run.iterations;
 	}
+	best->skipped = skipped;
+	elog(DEBUG1, "kmeans k = %d: %d runs, %lld iterations over %lld points, %lld assignments decided by bounds",
+		 k, runs, (long long) iterations, (long long) n, (long long) skipped);
 }

@@ -24,6 +24,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
@@ -392,6 +393,102 @@ check_fit_finite(const char *key, const double *v, int n)
 					 errhint("Divide the features by a constant, such as 1e6, before fitting.")));
 }
 
+/*
+ * The fits of this transaction, by their exact input: the points (in
+ * canonical order) and the aggregate's parameters.  A segmentation's
+ * refresh fits its model view's k and then the elbow's k = k_from .. k_to
+ * over the same features in one transaction: the elbow's fit of the
+ * model's k is the model view's, bit for bit, and is taken from here.
+ * Exact by construction (the inputs are compared in full, and the result
+ * is a pure function of them), and gone at the end of the transaction
+ * (its memory is in TopTransactionContext; a new transaction's lxid
+ * differs).  Points of more than FIT_CACHE_MAX_VALUES values are not kept.
+ */
+#define FIT_CACHE_MAX_VALUES (8 * 1024 * 1024)
+
+typedef struct FitCacheEntry
+{
+	Size		params_len;
+	char	   *params;
+	bool		bounds;			/* kmeans_bounds: suite 49 compares both ways */
+	Jsonb	   *model;
+	struct FitCacheEntry *next;
+} FitCacheEntry;
+
+static struct
+{
+	LocalTransactionId lxid;	/* InvalidLocalTransactionId: empty */
+	MemoryContext context;
+	int64		n;
+	int32		dim;
+	double	   *x;
+	FitCacheEntry *entries;
+}			fit_cache;
+
+/* Are the cached points those of pb, in this transaction? */
+static bool
+fit_cache_has_points(const PointBuffer *pb)
+{
+	return fit_cache.lxid == MyProc->lxid && fit_cache.lxid != InvalidLocalTransactionId &&
+		fit_cache.n == pb->n && fit_cache.dim == pb->dim &&
+		memcmp(fit_cache.x, pb->x, sizeof(double) * pb->n * pb->dim) == 0;
+}
+
+/* The model already fitted to these points with these parameters, or NULL. */
+static Jsonb *
+fit_cache_lookup(const PointBuffer *pb)
+{
+	if (!fit_cache_has_points(pb))
+		return NULL;
+	for (FitCacheEntry *e = fit_cache.entries; e; e = e->next)
+		if (e->bounds == ca_kmeans_bounds && e->params_len == pb->params_len &&
+			memcmp(e->params, pb->params, pb->params_len) == 0)
+		{
+			Jsonb	   *copy = palloc(VARSIZE(e->model));
+
+			memcpy(copy, e->model, VARSIZE(e->model));
+			return copy;
+		}
+	return NULL;
+}
+
+/* Keep the model fitted to pb's points for the rest of the transaction. */
+static void
+fit_cache_store(const PointBuffer *pb, const Jsonb *model)
+{
+	FitCacheEntry *e;
+	MemoryContext old;
+
+	if ((double) pb->n * pb->dim > FIT_CACHE_MAX_VALUES)
+		return;
+	if (!fit_cache_has_points(pb))
+	{
+		/* another transaction's context is gone with it; this one's is freed */
+		if (fit_cache.lxid == MyProc->lxid && fit_cache.context)
+			MemoryContextDelete(fit_cache.context);
+		fit_cache.lxid = InvalidLocalTransactionId;
+		fit_cache.context = AllocSetContextCreate(TopTransactionContext, "kmeans_fit results",
+												  ALLOCSET_DEFAULT_SIZES);
+		fit_cache.x = MemoryContextAllocHuge(fit_cache.context, sizeof(double) * pb->n * pb->dim);
+		memcpy(fit_cache.x, pb->x, sizeof(double) * pb->n * pb->dim);
+		fit_cache.n = pb->n;
+		fit_cache.dim = pb->dim;
+		fit_cache.entries = NULL;
+		fit_cache.lxid = MyProc->lxid;
+	}
+	old = MemoryContextSwitchTo(fit_cache.context);
+	e = palloc(sizeof(FitCacheEntry));
+	e->params_len = pb->params_len;
+	e->params = palloc(pb->params_len);
+	memcpy(e->params, pb->params, pb->params_len);
+	e->bounds = ca_kmeans_bounds;
+	e->model = palloc(VARSIZE(model));
+	memcpy(e->model, model, VARSIZE(model));
+	e->next = fit_cache.entries;
+	fit_cache.entries = e;
+	MemoryContextSwitchTo(old);
+}
+
 /* kmeans_fit final: fit the collected points, return the model (jsonb) */
 Datum
 kmeans_fit_final(PG_FUNCTION_ARGS)
@@ -405,6 +502,8 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 			   *original;
 	KMeansFit	fit;
 	StringInfoData buf;
+	Jsonb	   *cached,
+			   *result;
 	int			dim,
 				k;
 
@@ -423,6 +522,10 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 				 errhint("Choose k no larger than the number of rows.")));
 
 	pb_sort(pb);
+	/* the same points and parameters fitted before in this transaction */
+	cached = fit_cache_lookup(pb);
+	if (cached)
+		PG_RETURN_JSONB_P(cached);
 	mean = palloc(sizeof(double) * dim);
 	scale = palloc(sizeof(double) * dim);
 	kmeans_scaler(pb->x, pb->n, dim, mean, scale);
@@ -462,7 +565,9 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 					 init ? "given" : "k-means++", init ? 1 : opt.n_init, opt.max_iter, opt.tol,
 					 (long long) opt.seed);
 
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	fit_cache_store(pb, result);
+	PG_RETURN_JSONB_P(result);
 }
 
 /* ---- applying a model ------------------------------------------------- */

@@ -409,6 +409,32 @@ source_order_totals_query(const SourceTables *src, const char *scope)
 }
 
 /*
+ * One row per line of the confirmed orders whose date is in the daterange
+ * $1 and that satisfy scope (SQL over alias o): customer_code, order_type,
+ * order_number, the order's date, the line's amount; an order without lines
+ * gives one row with a NULL amount.  Nothing is grouped per order: the
+ * caller's aggregate (targeting_line_stats) sums each order's lines, so the
+ * planner can join each header to its lines in parallel workers and
+ * aggregate per customer there (a nested loop over the lines' key index,
+ * then a partial aggregate), where the totals of source_order_totals_query()
+ * are subqueries the leader runs alone (PostgreSQL 15 keeps correlated
+ * subqueries out of workers).  Only for the source tables: the rollup and a
+ * sharded source already hold one row per order.
+ */
+char *
+source_order_lines_query(const SourceTables *src, const char *scope)
+{
+	Assert(src->rollup == NULL && src->order_totals == NULL);
+	return psprintf("SELECT o.customer_code::text, o.order_type::text, o.order_number::text, %s,"
+					" l.pretax_subtotal::numeric"
+					" FROM %s o LEFT JOIN %s l"
+					" ON l.order_type = o.order_type AND l.order_number = o.order_number"
+					" WHERE o.confirmed_code = 'Y' AND %s AND %s",
+					source_order_date_expr(src, "o"), src->orders, src->lines,
+					source_order_window_expr(src, "o", "$1"), scope);
+}
+
+/*
  * As source_order_totals_query(), plus each order's sum of line quantities
  * (NULL without lines or with only NULL quantities) and the product codes of
  * its lines as text[] (NULL codes left out; NULL when none is left).  The

@@ -54,6 +54,14 @@ extern const char *source_order_window_expr(const SourceTables *src, const char 
 extern char *source_order_totals_query(const SourceTables *src, const char *scope);
 
 /*
+ * Query text: one row per line of the confirmed orders in the window $1
+ * satisfying scope (over alias o): customer_code, order_type, order_number,
+ * the order's checked date, the line's amount (NULL for an order without
+ * lines).  Source tables only (no rollup, not sharded).
+ */
+extern char *source_order_lines_query(const SourceTables *src, const char *scope);
+
+/*
  * Query text: as source_order_totals_query(), plus the order's quantity
  * (numeric) and its lines' product codes (text[], may repeat).
  */

@@ -214,13 +214,12 @@ sharded_orders_query(const TargetingPass *pass)
 	return sharded_order_totals_query(pass->src, join, scope);
 }
 
-static char *
-orders_query(const TargetingPass *pass)
+/* SQL condition over the orders o (source tables or rollup): the route customers' orders */
+static const char *
+orders_scope(const TargetingPass *pass)
 {
 	const char *scope;
 
-	if (pass->src->order_totals)
-		return sharded_orders_query(pass);
 	if (!pass->params->route_from_order)
 	{
 		/*
@@ -228,12 +227,11 @@ orders_query(const TargetingPass *pass)
 		 * planner then reads each one's orders through the customer index,
 		 * instead of every listed customer's orders before the route test.
 		 */
-		scope = psprintf("o.customer_code::text IN (SELECT c.customer_code::text FROM %s c"
-						 " WHERE c.delivery_route::text = ANY ($2)%s%s)",
-						 pass->src->customers,
-						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "",
-						 pass->params->customers ? " AND " CUSTOMER_FILTER("c") : "");
-		return source_order_totals_query(pass->src, scope);
+		return psprintf("o.customer_code::text IN (SELECT c.customer_code::text FROM %s c"
+						" WHERE c.delivery_route::text = ANY ($2)%s%s)",
+						pass->src->customers,
+						pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "",
+						pass->params->customers ? " AND " CUSTOMER_FILTER("c") : "");
 	}
 	else if (!pass->params->exclude_closed)
 		scope = "o.customer_code IS NOT NULL AND o.delivery_route::text = ANY ($2)";
@@ -245,7 +243,15 @@ orders_query(const TargetingPass *pass)
 						 pass->src->customers);
 	if (pass->params->customers)
 		scope = psprintf("%s AND " CUSTOMER_FILTER("o"), scope);
-	return source_order_totals_query(pass->src, scope);
+	return scope;
+}
+
+static char *
+orders_query(const TargetingPass *pass)
+{
+	if (pass->src->order_totals)
+		return sharded_orders_query(pass);
+	return source_order_totals_query(pass->src, orders_scope(pass));
 }
 
 /*
@@ -276,14 +282,29 @@ state_stats_query(const TargetingPass *pass)
  * The orders folded per customer by the targeting_stats aggregate, whose
  * windows and bar are the parameters $4 to $8.  Over the rollup the order
  * rows are a plain scan, so the planner can run the aggregate as partial
- * aggregates in parallel workers; over the source tables each order's
- * total is a subquery below it (source_order_totals_query()).
+ * aggregates in parallel workers.  Over the source tables (from_lines) the
+ * lines themselves go to targeting_line_stats, which sums each order's
+ * lines: the planner joins each header to its lines through the lines' key
+ * index and folds them per customer in the workers, and the leader only
+ * combines one partial state per customer and worker.  (The order totals
+ * as subqueries, as SQL objects older than that aggregate still read them,
+ * ran in the leader alone: PostgreSQL 15 keeps correlated subqueries out of
+ * parallel workers, and the time grew faster than the data.)
  */
 static char *
-customer_stats_query(const TargetingPass *pass)
+customer_stats_query(const TargetingPass *pass, bool from_lines)
 {
 	if (pass->params->stats_relation)
 		return state_stats_query(pass);
+	if (from_lines)
+		return psprintf("SELECT s.customer_code, (s.st).orders, (s.st).total, (s.st).last_order,"
+						" (s.st).spend_orders, (s.st).spend, (s.st).low_tickets, (s.st).base, (s.st).recent"
+						" FROM (SELECT o.customer_code,"
+						" customer_analytics.targeting_line_stats(o.order_type, o.order_number, o.order_date,"
+						" o.line_amount, $4, $5, $6, $7, $8) AS st"
+						" FROM (%s) o(customer_code, order_type, order_number, order_date, line_amount)"
+						" GROUP BY o.customer_code) s",
+						source_order_lines_query(pass->src, orders_scope(pass)));
 	return psprintf("SELECT s.customer_code, (s.st).orders, (s.st).total, (s.st).last_order,"
 					" (s.st).spend_orders, (s.st).spend, (s.st).low_tickets, (s.st).base, (s.st).recent"
 					" FROM (SELECT o.customer_code,"
@@ -291,6 +312,22 @@ customer_stats_query(const TargetingPass *pass)
 					" FROM (%s) o(customer_code, order_date, order_total)"
 					" GROUP BY o.customer_code) s",
 					orders_query(pass));
+}
+
+/*
+ * Read the source tables' lines into targeting_line_stats?  Not over the
+ * rollup or a sharded source (one row per order already), nor while the
+ * extension's SQL objects predate the aggregate (1.5 and older).
+ */
+static bool
+from_lines(const TargetingPass *pass)
+{
+	Oid			argtypes[9] = {TEXTOID, TEXTOID, DATEOID, NUMERICOID, DATERANGEOID,
+		DATERANGEOID, DATERANGEOID, DATERANGEOID, NUMERICOID};
+
+	if (pass->params->stats_relation || pass->src->rollup || pass->src->order_totals)
+		return false;
+	return ca_function_installed("targeting_line_stats", 9, argtypes);
 }
 
 /* false while the extension's SQL objects predate the aggregate (1.1 and older) */
@@ -392,7 +429,7 @@ targeting_run(const TargetingParams *params)
 	{
 		int			shard_settings = sharded_settings_push(pass.src);
 
-		query_stream(customer_stats_query(&pass), NPARAMS, types, values, nulls,
+		query_stream(customer_stats_query(&pass, from_lines(&pass)), NPARAMS, types, values, nulls,
 					 fold_customer_stats, &pass);
 		sharded_settings_pop(shard_settings);
 	}

@@ -20,8 +20,11 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "libpq/pqformat.h"
+#include "nodes/primnodes.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/memutils.h"
 
 #include "numeric_acc.h"
 #include "order_stats.h"
@@ -32,6 +35,8 @@ PG_FUNCTION_INFO_V1(targeting_stats_combine);
 PG_FUNCTION_INFO_V1(targeting_stats_serialize);
 PG_FUNCTION_INFO_V1(targeting_stats_deserialize);
 PG_FUNCTION_INFO_V1(targeting_stats_final);
+
+static void targeting_result_values(const OrderStats *stats, Datum *values, bool *nulls);
 
 typedef struct TargetingStatsState
 {
@@ -48,6 +53,8 @@ typedef struct WindowCache
 {
 	Datum		args[5];		/* raw copies in fn_mcxt, for comparing */
 	OrderWindows windows;		/* low_ticket_below: a plain copy in fn_mcxt */
+	Datum		seen[5];		/* the argument datums last found equal (constants) */
+	uint64		generation;		/* bumped whenever windows change */
 } WindowCache;
 
 #define ARG_ORDER_DATE	1
@@ -246,14 +253,438 @@ targeting_stats_final(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "targeting_stats_final must return a composite type");
 
-	values[0] = Int64GetDatum(state->stats.orders);
-	values[1] = NumericGetDatum(numeric_or_zero(state->stats.total));
-	values[2] = DateADTGetDatum(state->stats.last_order);
-	nulls[2] = state->stats.orders == 0;
-	values[3] = Int64GetDatum(state->stats.spend_orders);
-	values[4] = NumericGetDatum(numeric_or_zero(state->stats.spend));
-	values[5] = Int64GetDatum(state->stats.low_tickets);
-	values[6] = NumericGetDatum(numeric_or_zero(state->stats.base));
-	values[7] = NumericGetDatum(numeric_or_zero(state->stats.recent));
+	targeting_result_values(&state->stats, values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/*
+ * The targeting_line_stats aggregate: targeting_stats over the lines of the
+ * orders rather than over order totals, so that the order query needs no
+ * grouping per order (the executor joins each header to its lines and the
+ * aggregate sums them):
+ *
+ *	  targeting_line_stats(order_type, order_number, order_date, line_amount,
+ *						   spend_window, low_ticket_window, base_window,
+ *						   recent_window, low_ticket_below)
+ *
+ * One row per line of the customer's orders, with its order's key and date
+ * (an order without lines: one row with a NULL amount).  The state keeps one
+ * entry per order, the key, the date and the sum of its amounts: a line of
+ * the order of the previous row adds to that order's entry (one compare),
+ * any other starts an entry.  Where the executor delivers an order's lines
+ * one after another (a nested loop or a hash join with the headers outside,
+ * the plans of the order query) each order is one entry; where it does not
+ * (or where two parallel workers each saw part of an order), the final
+ * function sorts the entries by key and merges those of one order, so the
+ * result never depends on the plan.  Memory is one entry per order of the
+ * group, in the aggregate's context (which the hash aggregate counts against
+ * its memory limit); the final function then folds the orders exactly as
+ * targeting_stats does (order_stats_add), NULL totals as 0.  Rows with a
+ * NULL order_date are skipped, as targeting_stats skips them.  A NULL order
+ * key is an order of its own.
+ */
+PG_FUNCTION_INFO_V1(targeting_line_stats_sfunc);
+PG_FUNCTION_INFO_V1(targeting_line_stats_combine);
+PG_FUNCTION_INFO_V1(targeting_line_stats_serialize);
+PG_FUNCTION_INFO_V1(targeting_line_stats_deserialize);
+PG_FUNCTION_INFO_V1(targeting_line_stats_final);
+
+typedef struct LineOrder
+{
+	char	   *key;			/* order_type, '\0', order_number; NULL: no key */
+	int32		keylen;			/* bytes of key */
+	DateADT		order_date;
+	Numeric		total;			/* NULL: no amount yet (0) */
+} LineOrder;
+
+typedef struct TargetingLineState
+{
+	OrderWindows windows;		/* low_ticket_below lives in the aggregate context */
+	const WindowCache *checked; /* the arguments last found equal to windows */
+	uint64		checked_generation;
+	LineOrder  *orders;
+	int64		norders;
+	int64		maxorders;
+} TargetingLineState;
+
+#define LINE_ARG_ORDER_TYPE		1
+#define LINE_ARG_ORDER_NUMBER	2
+#define LINE_ARG_ORDER_DATE		3
+#define LINE_ARG_AMOUNT			4
+#define LINE_ARG_FIRST_WINDOW	5
+
+/*
+ * The datum of argument argno when the expression is a constant or a
+ * parameter (the same value behind the same pointer on every row), else 0:
+ * a computed argument can reuse an address for another value.
+ */
+static Datum
+stable_arg(FunctionCallInfo fcinfo, int argno)
+{
+	Aggref	   *aggref = AggGetAggref(fcinfo);
+	TargetEntry *tle;
+
+	/* argument 0 of the transition function is the state */
+	if (aggref == NULL || argno < 1 || argno > list_length(aggref->args))
+		return (Datum) 0;
+	tle = list_nth_node(TargetEntry, aggref->args, argno - 1);
+	if (!IsA(tle->expr, Const) &&
+		!(IsA(tle->expr, Param) && ((Param *) tle->expr)->paramkind == PARAM_EXTERN))
+		return (Datum) 0;
+	return PG_GETARG_DATUM(argno);
+}
+
+/* as call_windows(), for the line aggregate's argument positions */
+static WindowCache *
+line_call_windows(FunctionCallInfo fcinfo)
+{
+	WindowCache *cache = (WindowCache *) fcinfo->flinfo->fn_extra;
+	bool		same = cache != NULL;
+	MemoryContext old;
+
+	/*
+	 * Constant arguments (the order query passes parameters) are the same
+	 * pointers row after row: compare the bytes only when a pointer changes.
+	 */
+	for (int i = 0; i < 5 && same; i++)
+		same = !PG_ARGISNULL(LINE_ARG_FIRST_WINDOW + i) &&
+			((cache->seen[i] != (Datum) 0 &&
+			  PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + i) == cache->seen[i]) ||
+			 datumIsEqual(PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + i), cache->args[i], false, -1));
+	if (same)
+	{
+		for (int i = 0; i < 5; i++)
+			cache->seen[i] = stable_arg(fcinfo, LINE_ARG_FIRST_WINDOW + i);
+		return cache;
+	}
+
+	if (cache == NULL)
+		cache = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(WindowCache));
+	else
+	{
+		for (int i = 0; i < 5; i++)
+			pfree(DatumGetPointer(cache->args[i]));
+		pfree(cache->windows.low_ticket_below);
+	}
+	cache->windows.spend = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW, window_names[0]);
+	cache->windows.low_ticket = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW + 1, window_names[1]);
+	cache->windows.base = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW + 2, window_names[2]);
+	cache->windows.recent = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW + 3, window_names[3]);
+	(void) arg_amount(fcinfo, LINE_ARG_FIRST_WINDOW + 4, window_names[4]);
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	for (int i = 0; i < 5; i++)
+		cache->args[i] = datumCopy(PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + i), false, -1);
+	cache->windows.low_ticket_below = (Numeric) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + 4));
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < 5; i++)
+		cache->seen[i] = stable_arg(fcinfo, LINE_ARG_FIRST_WINDOW + i);
+	cache->generation++;
+	return cache;
+}
+
+static TargetingLineState *
+new_line_state(MemoryContext aggcontext, const OrderWindows *windows)
+{
+	TargetingLineState *state = MemoryContextAllocZero(aggcontext, sizeof(TargetingLineState));
+
+	state->windows = *windows;
+	state->windows.low_ticket_below = (Numeric) MemoryContextAlloc(aggcontext, VARSIZE(windows->low_ticket_below));
+	memcpy(state->windows.low_ticket_below, windows->low_ticket_below, VARSIZE(windows->low_ticket_below));
+	return state;
+}
+
+/* a new entry at the end of state's orders (its fields unset) */
+static LineOrder *
+line_order_append(MemoryContext aggcontext, TargetingLineState *state)
+{
+	if (state->norders == state->maxorders)
+	{
+		int64		newmax = Max(state->maxorders * 2, 8);
+
+		if ((Size) newmax * sizeof(LineOrder) > MaxAllocHugeSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("targeting_line_stats: too many orders in one group"),
+					 errhint("Group the rows by customer: one group holds one customer's orders.")));
+		if (state->orders == NULL)
+			state->orders = MemoryContextAllocHuge(aggcontext, newmax * sizeof(LineOrder));
+		else
+			state->orders = repalloc_huge(state->orders, newmax * sizeof(LineOrder));
+		state->maxorders = newmax;
+	}
+	return &state->orders[state->norders++];
+}
+
+/* the key of the row's order in buf (NULL when either part is NULL) */
+static bool
+row_order_key(FunctionCallInfo fcinfo, text **type, text **number)
+{
+	if (PG_ARGISNULL(LINE_ARG_ORDER_TYPE) || PG_ARGISNULL(LINE_ARG_ORDER_NUMBER))
+		return false;
+	*type = PG_GETARG_TEXT_PP(LINE_ARG_ORDER_TYPE);
+	*number = PG_GETARG_TEXT_PP(LINE_ARG_ORDER_NUMBER);
+	return true;
+}
+
+/* is the order of entry e the one of key (type, number) on order_date? */
+static bool
+same_order(const LineOrder *e, const text *type, const text *number, DateADT order_date)
+{
+	int32		tlen = VARSIZE_ANY_EXHDR(type);
+	int32		nlen = VARSIZE_ANY_EXHDR(number);
+
+	return e->key != NULL && e->order_date == order_date &&
+		e->keylen == tlen + 1 + nlen &&
+		memcmp(e->key, VARDATA_ANY(type), tlen) == 0 &&
+		memcmp(e->key + tlen + 1, VARDATA_ANY(number), nlen) == 0;
+}
+
+Datum
+targeting_line_stats_sfunc(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext = pb_aggcontext(fcinfo, "targeting_line_stats_sfunc");
+	TargetingLineState *state = PG_ARGISNULL(0) ? NULL : (TargetingLineState *) PG_GETARG_POINTER(0);
+	WindowCache *cache = line_call_windows(fcinfo);
+	DateADT		order_date;
+	text	   *type = NULL;
+	text	   *number = NULL;
+	bool		has_key;
+	LineOrder  *e;
+
+	if (state == NULL)
+		state = new_line_state(aggcontext, &cache->windows);
+	else if (state->checked != cache || state->checked_generation != cache->generation)
+		check_same_windows(&state->windows, &cache->windows);
+	state->checked = cache;
+	state->checked_generation = cache->generation;
+
+	if (PG_ARGISNULL(LINE_ARG_ORDER_DATE))
+		PG_RETURN_POINTER(state);
+	order_date = PG_GETARG_DATEADT(LINE_ARG_ORDER_DATE);
+	has_key = row_order_key(fcinfo, &type, &number);
+
+	e = state->norders > 0 ? &state->orders[state->norders - 1] : NULL;
+	if (e == NULL || !has_key || !same_order(e, type, number, order_date))
+	{
+		e = line_order_append(aggcontext, state);
+		e->key = NULL;
+		e->keylen = 0;
+		e->order_date = order_date;
+		e->total = NULL;
+		if (has_key)
+		{
+			int32		tlen = VARSIZE_ANY_EXHDR(type);
+			int32		nlen = VARSIZE_ANY_EXHDR(number);
+
+			e->keylen = tlen + 1 + nlen;
+			e->key = MemoryContextAlloc(aggcontext, e->keylen);
+			memcpy(e->key, VARDATA_ANY(type), tlen);
+			e->key[tlen] = '\0';
+			memcpy(e->key + tlen + 1, VARDATA_ANY(number), nlen);
+		}
+	}
+	if (!PG_ARGISNULL(LINE_ARG_AMOUNT))
+		numeric_accumulate(aggcontext, &e->total, PG_GETARG_NUMERIC(LINE_ARG_AMOUNT));
+	PG_RETURN_POINTER(state);
+}
+
+/* append a copy of entry src (key and total into aggcontext) to state */
+static void
+line_order_copy(MemoryContext aggcontext, TargetingLineState *state, const LineOrder *src)
+{
+	LineOrder  *e = line_order_append(aggcontext, state);
+
+	e->keylen = src->keylen;
+	e->order_date = src->order_date;
+	e->key = NULL;
+	if (src->key)
+	{
+		e->key = MemoryContextAlloc(aggcontext, Max(src->keylen, 1));
+		memcpy(e->key, src->key, src->keylen);
+	}
+	e->total = NULL;
+	if (src->total)
+		numeric_accumulate(aggcontext, &e->total, src->total);
+}
+
+Datum
+targeting_line_stats_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext = pb_aggcontext(fcinfo, "targeting_line_stats_combine");
+	TargetingLineState *a = PG_ARGISNULL(0) ? NULL : (TargetingLineState *) PG_GETARG_POINTER(0);
+	TargetingLineState *b = PG_ARGISNULL(1) ? NULL : (TargetingLineState *) PG_GETARG_POINTER(1);
+
+	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(a);
+	}
+	/* the result must live in the aggregate context: never return b itself */
+	if (a == NULL)
+		a = new_line_state(aggcontext, &b->windows);
+	else
+		check_same_windows(&a->windows, &b->windows);
+	for (int64 i = 0; i < b->norders; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		line_order_copy(aggcontext, a, &b->orders[i]);
+	}
+	PG_RETURN_POINTER(a);
+}
+
+/* layout: four windows, the bar's length and bytes, the count, then the orders */
+Datum
+targeting_line_stats_serialize(PG_FUNCTION_ARGS)
+{
+	TargetingLineState *state = (TargetingLineState *) PG_GETARG_POINTER(0);
+	Numeric		bar = state->windows.low_ticket_below;
+	StringInfoData buf;
+
+	(void) pb_aggcontext(fcinfo, "targeting_line_stats_serialize");
+	pq_begintypsend(&buf);
+	send_window(&buf, state->windows.spend);
+	send_window(&buf, state->windows.low_ticket);
+	send_window(&buf, state->windows.base);
+	send_window(&buf, state->windows.recent);
+	pq_sendint32(&buf, VARSIZE(bar));
+	pq_sendbytes(&buf, (char *) bar, VARSIZE(bar));
+	pq_sendint64(&buf, state->norders);
+	for (int64 i = 0; i < state->norders; i++)
+	{
+		const LineOrder *e = &state->orders[i];
+
+		CHECK_FOR_INTERRUPTS();
+		pq_sendint32(&buf, e->key ? e->keylen : -1);
+		if (e->key)
+			pq_sendbytes(&buf, e->key, e->keylen);
+		pq_sendint32(&buf, e->order_date);
+		numeric_send_sum(&buf, e->total);
+	}
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* The state lives in the caller's (per-row) context, as targeting_stats's. */
+Datum
+targeting_line_stats_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *image = PG_GETARG_BYTEA_PP(0);
+	TargetingLineState *state = palloc0(sizeof(TargetingLineState));
+	StringInfoData buf;
+	int32		barlen;
+	int64		n;
+
+	(void) pb_aggcontext(fcinfo, "targeting_line_stats_deserialize");
+	agg_image_reader(image, &buf);
+	state->windows.spend = get_window(&buf);
+	state->windows.low_ticket = get_window(&buf);
+	state->windows.base = get_window(&buf);
+	state->windows.recent = get_window(&buf);
+	barlen = pq_getmsgint(&buf, 4);
+	state->windows.low_ticket_below = palloc(barlen);
+	pq_copymsgbytes(&buf, (char *) state->windows.low_ticket_below, barlen);
+	n = pq_getmsgint64(&buf);
+	for (int64 i = 0; i < n; i++)
+	{
+		LineOrder  *e = line_order_append(CurrentMemoryContext, state);
+		int32		keylen = pq_getmsgint(&buf, 4);
+
+		CHECK_FOR_INTERRUPTS();
+		e->key = NULL;
+		e->keylen = 0;
+		if (keylen >= 0)
+		{
+			e->keylen = keylen;
+			e->key = palloc(Max(keylen, 1));
+			pq_copymsgbytes(&buf, e->key, keylen);
+		}
+		e->order_date = (DateADT) pq_getmsgint(&buf, 4);
+		e->total = numeric_get_sum(&buf, CurrentMemoryContext);
+	}
+	pq_getmsgend(&buf);
+	PG_RETURN_POINTER(state);
+}
+
+/* by key (no key last, never equal), then date */
+static int
+compare_line_orders(const void *pa, const void *pb)
+{
+	const LineOrder *a = (const LineOrder *) pa;
+	const LineOrder *b = (const LineOrder *) pb;
+	int			c;
+
+	if (a->key == NULL || b->key == NULL)
+		return (a->key == NULL) - (b->key == NULL);
+	c = memcmp(a->key, b->key, Min(a->keylen, b->keylen));
+	if (c != 0)
+		return c;
+	if (a->keylen != b->keylen)
+		return a->keylen < b->keylen ? -1 : 1;
+	if (a->order_date != b->order_date)
+		return a->order_date < b->order_date ? -1 : 1;
+	return 0;
+}
+
+/* the fields of the targeting_stats type, for both aggregates' final functions */
+static void
+targeting_result_values(const OrderStats *stats, Datum *values, bool *nulls)
+{
+	values[0] = Int64GetDatum(stats->orders);
+	values[1] = NumericGetDatum(numeric_or_zero(stats->total));
+	values[2] = DateADTGetDatum(stats->last_order);
+	nulls[2] = stats->orders == 0;
+	values[3] = Int64GetDatum(stats->spend_orders);
+	values[4] = NumericGetDatum(numeric_or_zero(stats->spend));
+	values[5] = Int64GetDatum(stats->low_tickets);
+	values[6] = NumericGetDatum(numeric_or_zero(stats->base));
+	values[7] = NumericGetDatum(numeric_or_zero(stats->recent));
+}
+
+/*
+ * The orders folded as targeting_stats folds them: entries of one order
+ * (same key and date) merged first.  Sorting reorders the entries only, so
+ * a second call gives the same result.
+ */
+Datum
+targeting_line_stats_final(PG_FUNCTION_ARGS)
+{
+	TargetingLineState *state;
+	TupleDesc	tupdesc;
+	OrderStats	stats;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	int64		i = 0;
+
+	(void) pb_aggcontext(fcinfo, "targeting_line_stats_final");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();		/* no rows, as sum() */
+	state = (TargetingLineState *) PG_GETARG_POINTER(0);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "targeting_line_stats_final must return a composite type");
+
+	if (state->norders > 1)
+		qsort(state->orders, state->norders, sizeof(LineOrder), compare_line_orders);
+	memset(&stats, 0, sizeof(stats));
+	while (i < state->norders)
+	{
+		const LineOrder *e = &state->orders[i];
+		Numeric		total = e->total;
+		int64		j = i + 1;
+
+		CHECK_FOR_INTERRUPTS();
+		/* the other entries of this order: parts of its lines */
+		for (; j < state->norders && e->key != NULL &&
+			 compare_line_orders(e, &state->orders[j]) == 0; j++)
+		{
+			if (state->orders[j].total == NULL)
+				continue;
+			total = total == NULL ? state->orders[j].total :
+				numeric_add_opt_error(total, state->orders[j].total, NULL);
+		}
+		order_stats_add(CurrentMemoryContext, &stats, &state->windows, e->order_date, total);
+		i = j;
+	}
+	targeting_result_values(&stats, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

@@ -57,6 +57,31 @@ CREATE FUNCTION customer_analytics._monthly_revenue_stats_sfunc(internal, date, 
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'monthly_revenue_stats_sfunc';
 
+-- The combine function of aggregate targeting_line_stats.
+CREATE FUNCTION customer_analytics._targeting_line_stats_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'targeting_line_stats_combine';
+
+-- The deserialize function of aggregate targeting_line_stats.
+CREATE FUNCTION customer_analytics._targeting_line_stats_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'targeting_line_stats_deserialize';
+
+-- The final function of aggregate targeting_line_stats.
+CREATE FUNCTION customer_analytics._targeting_line_stats_final(internal) RETURNS customer_analytics.targeting_stats
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'targeting_line_stats_final';
+
+-- The serialize function of aggregate targeting_line_stats.
+CREATE FUNCTION customer_analytics._targeting_line_stats_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'targeting_line_stats_serialize';
+
+-- The transition function of aggregate targeting_line_stats.
+CREATE FUNCTION customer_analytics._targeting_line_stats_sfunc(internal, text, text, date, numeric, daterange, daterange, daterange, daterange, numeric) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'targeting_line_stats_sfunc';
+
 -- The combine function of aggregate targeting_stats.
 CREATE FUNCTION customer_analytics._targeting_stats_combine(internal, internal) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE
@@ -160,6 +185,24 @@ CREATE AGGREGATE customer_analytics.monthly_revenue_stats(order_date date, order
 );
 
 COMMENT ON AGGREGATE customer_analytics.monthly_revenue_stats(order_date date, order_total numeric, revenue_window daterange) IS 'per-customer revenue and order count for every calendar month of revenue_window (one row per order); what monthly_revenue() pivots from';
+
+-- targeting_stats over the lines of the orders (one row per line, with its
+-- order's key and date): what target_customers() reads from the source
+-- tables, so that no step groups the lines per order.  SSPACE: about
+-- thirty orders a customer in a year's window.
+CREATE AGGREGATE customer_analytics.targeting_line_stats(order_type text, order_number text, order_date date, line_amount numeric, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, low_ticket_below numeric) (
+    SFUNC = customer_analytics._targeting_line_stats_sfunc,
+    STYPE = internal,
+    SSPACE = 1024,
+    FINALFUNC = customer_analytics._targeting_line_stats_final,
+    FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = customer_analytics._targeting_line_stats_combine,
+    SERIALFUNC = customer_analytics._targeting_line_stats_serialize,
+    DESERIALFUNC = customer_analytics._targeting_line_stats_deserialize,
+    PARALLEL = safe
+);
+
+COMMENT ON AGGREGATE customer_analytics.targeting_line_stats(order_type text, order_number text, order_date date, line_amount numeric, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, low_ticket_below numeric) IS 'targeting_stats from the order lines (one row per line with its order''s key and date; an order without lines: one row with a NULL amount); the lines of one order are summed into its total, whatever order they arrive in';
 
 -- Per-customer order counts and totals by targeting window (one row per
 -- order.

@@ -39,7 +39,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d /tmp/ca_sharded.XXXXXX)
 chown postgres: "$WORK"
-COORD_PORT=5600
+COORD_PORT=${SHARDED_PORT:-5600}   # SHARDED_PORT: another base port (4 ports from it)
 source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sharded_setup.sh"
 trap 'stop_clusters coord shard1 shard2 shard3' EXIT
@@ -50,8 +50,30 @@ sharded_load 1
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
-    "0 failed of 29"
+    "0 failed of 32"
 coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
+
+# a line written on another shard than its order (here on shard1, its order
+# on shard2): no order total counts it; check_sharded_source() finds it, on
+# the shard that holds it, and the count runs on the shard (Remote SQL)
+stray=$(coord "SELECT order_type || '|' || order_number || '|' || customer_code FROM sharded.sales_orders_2 ORDER BY 1 LIMIT 1")
+IFS='|' read -r stray_type stray_number stray_code <<<"$stray"
+q "$(shard_port 1)" "INSERT INTO cosmos_sync.sales_order_lines VALUES ('$stray_type', '$stray_number', 999, 'PSTRAY', 1, 123.45, '$stray_code')" >/dev/null
+check "a line on another shard than its order: check_sharded_source() counts it on that shard, with a hint" \
+    "$(coord "SELECT string_agg(ok || ' ' || detail || ' ' || (hint IS NOT NULL), E'\n' ORDER BY detail)
+                FROM customer_analytics.check_sharded_source('sharded') WHERE check_name = 'lines on their order''s shard'")" \
+    "false server shard1: 1 line(s) of sharded.sales_order_lines_1 whose order is not in sharded.sales_orders_1 (e.g. order $stray_type $stray_number): no order total counts them true
+true server shard2: every line of sharded.sales_order_lines_2 has its order in sharded.sales_orders_2 false
+true server shard3: every line of sharded.sales_order_lines_3 has its order in sharded.sales_orders_3 false"
+coord "SELECT hint FROM customer_analytics.check_sharded_source('sharded') WHERE NOT ok" | sed 's/^/#   hint: /'
+plan=$(coord "EXPLAIN (VERBOSE, COSTS OFF) SELECT count(*), min(l.order_type::text || ' ' || l.order_number::text)
+                FROM sharded.sales_order_lines_1 l LEFT JOIN sharded.sales_orders_1 o
+                  ON o.order_type = l.order_type AND o.order_number = l.order_number WHERE o.order_number IS NULL")
+check "... the check's anti-join and count run on the shard (one Foreign Scan, Remote SQL with LEFT JOIN and count)" \
+    "$(grep -c 'Remote SQL: SELECT count(\*).*LEFT JOIN' <<<"$plan")" "1"
+q "$(shard_port 1)" "DELETE FROM cosmos_sync.sales_order_lines WHERE line_no = 999 AND product_code = 'PSTRAY'" >/dev/null
+check "... and every check ok again once the line is gone" \
+    "$(coord "SELECT count(*) FILTER (WHERE NOT ok) FROM customer_analytics.check_sharded_source('sharded')")" "0"
 
 # same NAME CALL: the call's rows over sharded equal those over cosmos_sync
 same() {

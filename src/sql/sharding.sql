@@ -59,12 +59,24 @@ CREATE FUNCTION customer_analytics._refresh_sharded_campaign(c customer_analytic
 DECLARE
     sh record;
     mode text;
+    lim bigint;
 BEGIN
     PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): reading the shards'' changes', c.name));
     sh := customer_analytics._shard_changes(c, s);
     IF rebuild AND sh.usable THEN
         sh.usable := false;
         sh.reason := 'the sheet''s months moved';
+    END IF;
+    -- past a share of the customers, recomputing them costs more than a
+    -- full refresh (the shards' snapshots are kept: the next refresh is
+    -- incremental again)
+    IF sh.usable AND cardinality(sh.changed) > 0 THEN
+        lim := customer_analytics._shard_incremental_limit(c.source_schema, cardinality(sh.changed));
+        IF cardinality(sh.changed) > lim THEN
+            sh.usable := false;
+            sh.reason := format('%s changed customers, more than %s (customer_analytics.shard_incremental_max_fraction of the customers): a full refresh is cheaper',
+                                cardinality(sh.changed), lim);
+        END IF;
     END IF;
     IF sh.usable THEN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the changed customers', c.name));
@@ -103,6 +115,32 @@ BEGIN
                      ELSE CASE WHEN _refresh_sharded_campaign.concurrently THEN ' concurrently' ELSE '' END || ' in full (' || sh.reason || ')' END,
         c.target_rows, c.monthly_rows;
     RETURN c;
+END $$;
+
+-- How many changed customers a campaign refresh on the coordinator schema
+-- source_schema recomputes from the shards before a full refresh is
+-- cheaper: customer_analytics.shard_incremental_max_fraction of the
+-- customers (counted on the shards, one pushed-down count each, only when
+-- the changed customers could be past a limit of at least 100: below that
+-- the incremental path is always cheaper, measured in bench/README.md).
+-- changed: how many customers changed.
+CREATE FUNCTION customer_analytics._shard_incremental_limit(source_schema text, changed bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    -- the setting before the library defines it: its default
+    fraction float8 := COALESCE(current_setting('customer_analytics.shard_incremental_max_fraction', true), '0.05')::float8;
+    customers bigint;
+BEGIN
+    IF fraction >= 1 THEN
+        RETURN changed;
+    END IF;
+    IF fraction > 0 AND changed <= 100 THEN
+        RETURN 100;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %I.customers', source_schema) INTO customers;
+    RETURN CASE WHEN fraction > 0 THEN greatest(100, floor(customers * fraction)::bigint) ELSE 0 END;
 END $$;
 
 -- Why a campaign's views cannot be followed from the shards' changes, whatever
@@ -509,8 +547,8 @@ $$;
 -- error anywhere.  One row per shard: the count, and one such line's order
 -- key for an example; a shard that cannot be reached, or that the caller
 -- has no user mapping for, is reported as not checked.  The count is one
--- anti-join per shard, run on the shard (postgres_fdw ships the join and
--- the count).
+-- outer join of the shard's lines and orders, run on the shard
+-- (postgres_fdw ships the join and the aggregates: one row travels).
 CREATE FUNCTION customer_analytics._shard_check_line_placement(nsp oid, schema_name text)
 RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
     LANGUAGE plpgsql STABLE
@@ -538,9 +576,13 @@ BEGIN
             CONTINUE;
         END IF;
         BEGIN
-            EXECUTE format('SELECT count(*), min(l.order_type::text || '' '' || l.order_number::text)'
-                           ' FROM %s l LEFT JOIN %s o ON o.order_type = l.order_type AND o.order_number = l.order_number'
-                           ' WHERE o.order_number IS NULL', p.lines::regclass, p.orders::regclass)
+            -- the filter inside the aggregates: a WHERE ... IS NULL would
+            -- make an anti-join, which postgres_fdw 15 does not ship, and
+            -- every line would travel
+            EXECUTE format('SELECT count(*) FILTER (WHERE o.order_number IS NULL),'
+                           ' min(l.order_type::text || '' '' || l.order_number::text) FILTER (WHERE o.order_number IS NULL)'
+                           ' FROM %s l LEFT JOIN %s o ON o.order_type = l.order_type AND o.order_number = l.order_number',
+                           p.lines::regclass, p.orders::regclass)
                INTO n, example;
         EXCEPTION WHEN connection_exception THEN
             ok := false;

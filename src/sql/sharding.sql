@@ -137,7 +137,7 @@ BEGIN
         RETURN changed;
     END IF;
     IF fraction > 0 AND changed <= 100 THEN
-        RETURN 100;
+        RETURN 100::bigint;
     END IF;
     EXECUTE format('SELECT count(*) FROM %I.customers', source_schema) INTO customers;
     RETURN CASE WHEN fraction > 0 THEN greatest(100, floor(customers * fraction)::bigint) ELSE 0 END;

@@ -10,13 +10,16 @@
 # targeting_stats, and a sharded campaign's full refresh against its
 # incremental refresh from the per-shard rollups after a direct write of
 # 0.1 % of the lines on every shard.  Not a test: nothing here asserts
-# timing.  Ports 5620-5623, unix sockets only.
+# timing.  SHARDED_CROSSOVER (percentages of the customers, e.g. "1 5 10"):
+# also the incremental refresh against a full one after the lines of that
+# share of the customers changed.  Ports 5620-5623 (SHARDED_PORT), unix
+# sockets only.
 set -uo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-3}
-COORD_PORT=5620
+COORD_PORT=${SHARDED_PORT:-5620}   # SHARDED_PORT: another base port (4 ports from it)
 source "$ROOT/test/checks.sh"
 source "$ROOT/test/sharded_setup.sh"
 trap 'stop_clusters coord shard1 shard2 shard3' EXIT
@@ -64,6 +67,27 @@ for scale in ${SHARDED_SCALES:-1}; do
                          SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1" | tail -1)
     table+=("| $scale | refresh_campaign on the sharded source | | ${full%%,*} (full) | |")
     table+=("| $scale | refresh_campaign after 0.1 % of the lines changed on the shards | | ${incremental%%,*} (${incremental#*, }) | |")
+    # where the incremental path stops paying: PCT % of the customers'
+    # lines changed on every shard, refreshed incrementally
+    # (shard_incremental_max_fraction = 1) and in full (= 0), each the best
+    # of RUNS, alternating
+    for pct in ${SHARDED_CROSSOVER:-}; do
+        for m in 1 0; do
+            best=""
+            for _ in $(seq "$RUNS"); do
+                for s in "${SHARDS[@]}"; do
+                    q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
+                                             WHERE abs(hashtext(customer_code)) % 1000 < $pct * 10" >/dev/null
+                done
+                r=$(coord "SET customer_analytics.shard_incremental_max_fraction = $m;
+                           SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
+                           SELECT round(duration_ms) || '|' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1" | tail -1)
+                if [ -z "$best" ] || [ "${r%%|*}" -lt "${best%%|*}" ]; then best=$r; fi
+            done
+            if [ $m = 1 ]; then inc=$best; else fullr=$best; fi
+        done
+        table+=("| $scale | refresh_campaign after the lines of $pct % of the customers changed: incremental / full | | ${inc%%|*} (${inc#*|}) / ${fullr%%|*} | |")
+    done
     stop_clusters coord shard1 shard2 shard3
 done
 echo

@@ -56,6 +56,7 @@ char	   *ca_source_schema = NULL;
 bool		ca_use_rollup = true;
 bool		ca_shard_pushdown = true;
 static int	ca_refresh_history_keep = 100;
+static double ca_shard_incremental_max_fraction = 0.05;
 static char *ca_refresh_via = NULL;
 static char *ca_as_of_date = NULL;
 
@@ -228,6 +229,16 @@ _PG_init(void)
 							 "Off: compute every point's distance to every centre at each iteration (for comparisons).",
 							 &ca_kmeans_bounds,
 							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	/* read in SQL: customer_analytics._shard_incremental_limit() */
+	DefineCustomRealVariable("customer_analytics.shard_incremental_max_fraction",
+							 "Over a sharded source, the largest share of the customers a campaign refresh recomputes from the shards' changes.",
+							 "Past it the refresh recomputes the views in full, which is then cheaper (0: always in full, 1: never for this reason).",
+							 &ca_shard_incremental_max_fraction,
+							 0.05, 0.0, 1.0,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

@@ -39,7 +39,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d /tmp/ca_sharded.XXXXXX)
 chown postgres: "$WORK"
-COORD_PORT=5600
+COORD_PORT=${SHARDED_PORT:-5600}   # SHARDED_PORT: another base port (4 ports from it)
 source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sharded_setup.sh"
 trap 'stop_clusters coord shard1 shard2 shard3' EXIT
@@ -50,8 +50,30 @@ sharded_load 1
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
-    "0 failed of 29"
+    "0 failed of 32"
 coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
+
+# a line written on another shard than its order (here on shard1, its order
+# on shard2): no order total counts it; check_sharded_source() finds it, on
+# the shard that holds it, and the count runs on the shard (Remote SQL)
+stray=$(coord "SELECT order_type || '|' || order_number || '|' || customer_code FROM sharded.sales_orders_2 ORDER BY 1 LIMIT 1")
+IFS='|' read -r stray_type stray_number stray_code <<<"$stray"
+q "$(shard_port 1)" "INSERT INTO cosmos_sync.sales_order_lines VALUES ('$stray_type', '$stray_number', 999, 'PSTRAY', 1, 123.45, '$stray_code')" >/dev/null
+check "a line on another shard than its order: check_sharded_source() counts it on that shard, with a hint" \
+    "$(coord "SELECT string_agg(ok || ' ' || detail || ' ' || (hint IS NOT NULL), E'\n' ORDER BY detail)
+                FROM customer_analytics.check_sharded_source('sharded') WHERE check_name = 'lines on their order''s shard'")" \
+    "false server shard1: 1 line(s) of sharded.sales_order_lines_1 whose order is not in sharded.sales_orders_1 (e.g. order $stray_type $stray_number): no order total counts them true
+true server shard2: every line of sharded.sales_order_lines_2 has its order in sharded.sales_orders_2 false
+true server shard3: every line of sharded.sales_order_lines_3 has its order in sharded.sales_orders_3 false"
+coord "SELECT hint FROM customer_analytics.check_sharded_source('sharded') WHERE NOT ok" | sed 's/^/#   hint: /'
+plan=$(explain_call "customer_analytics.check_sharded_source('sharded')")
+remote=$(grep -E 'Remote SQL: SELECT count\(\*\) FILTER .*sales_order_lines r[0-9]+ LEFT JOIN cosmos_sync.sales_orders' <<<"$plan")
+check "... the check's join and count run on each shard (Remote SQL: the join and the count, one row back)" \
+    "$(grep -c . <<<"$remote")" "3"
+echo "#   $(head -1 <<<"$remote" | sed 's/^ *//')"
+q "$(shard_port 1)" "DELETE FROM cosmos_sync.sales_order_lines WHERE line_no = 999 AND product_code = 'PSTRAY'" >/dev/null
+check "... and every check ok again once the line is gone" \
+    "$(coord "SELECT count(*) FILTER (WHERE NOT ok) FROM customer_analytics.check_sharded_source('sharded')")" "0"
 
 # same NAME CALL: the call's rows over sharded equal those over cosmos_sync
 same() {
@@ -264,6 +286,7 @@ refresh c1
 plan=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
         -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
         -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_verbose = on" \
+        -c "SET customer_analytics.shard_incremental_max_fraction = 1" \
         -c "SET client_min_messages = log" -c "SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" 2>&1)
 mode=$(last_mode c2)
 if [[ $mode =~ ^incremental\ \(([0-9]+)\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]] && [ "${BASH_REMATCH[1]}" -gt 0 ]; then
@@ -301,6 +324,45 @@ refresh c1
 refresh c2
 echo "#   a write on shard1 committed during a refresh: that refresh $mode1, the next $(last_mode c2)"
 campaign_views_same "a write committed on a shard during a refresh, after the next refresh"
+
+# past customer_analytics.shard_incremental_max_fraction of the customers
+# the incremental path would cost more than a full refresh: full, saying
+# why, with the shards' snapshots kept (the next refresh is incremental)
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 5 WHERE customer_code LIKE '%9'" >/dev/null
+done
+coord "UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal + 5 FROM cosmos_sync.sales_orders o
+        WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%9'" >/dev/null
+refresh c1
+coord "SET customer_analytics.shard_incremental_max_fraction = 0.01;
+       SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" >/dev/null
+mode=$(last_mode c2)
+if [[ $mode =~ ^full\ \(([0-9]+)\ changed\ customers,\ more\ than\ ([0-9]+)\ \(customer_analytics.shard_incremental_max_fraction\ of\ the\ customers\):\ a\ full\ refresh\ is\ cheaper\)$ ]] \
+   && [ "${BASH_REMATCH[2]}" -eq "$(coord "SELECT greatest(100, floor(count(*) * 0.01)) FROM sharded.customers")" ] \
+   && [ "${BASH_REMATCH[1]}" -gt "${BASH_REMATCH[2]}" ]; then
+    ok "more changed customers than shard_incremental_max_fraction allows: full, saying why ($mode)"
+else
+    not_ok "more changed customers than shard_incremental_max_fraction allows: full, saying why" "$mode"
+fi
+check "... the shards' snapshots kept" \
+    "$(coord "SELECT count(*) FROM customer_analytics.campaign_refresh_state WHERE campaign = 'c2' AND shard_snapshots IS NOT NULL")" "1"
+campaign_views_same "after a full refresh past shard_incremental_max_fraction"
+refresh c2
+check "... and the next refresh is incremental" "$(last_mode c2)" "incremental (0 changed customers from 3 shard rollups)"
+for s in "${SHARDS[@]}"; do
+    q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal - 5 WHERE customer_code LIKE '%19'" >/dev/null
+done
+coord "UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal - 5 FROM cosmos_sync.sales_orders o
+        WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%19'" >/dev/null
+refresh c1
+refresh c2
+mode=$(last_mode c2)
+if [[ $mode =~ ^incremental\ \(([0-9]+)\ changed\ customers\ from\ 3\ shard\ rollups\)$ ]] && [ "${BASH_REMATCH[1]}" -gt 0 ]; then
+    ok "fewer changed customers than the default share of the customers: incremental ($mode)"
+else
+    not_ok "fewer changed customers than the default share of the customers: incremental" "$mode"
+fi
+campaign_views_same "after an incremental refresh under the default shard_incremental_max_fraction"
 
 # a shard whose rollup is disabled: full, with the reason
 q "$(shard_port 3)" "SELECT count(*) FROM customer_analytics.disable_rollup('cosmos_sync')" >/dev/null

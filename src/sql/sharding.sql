@@ -59,12 +59,24 @@ CREATE FUNCTION customer_analytics._refresh_sharded_campaign(c customer_analytic
 DECLARE
     sh record;
     mode text;
+    lim bigint;
 BEGIN
     PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): reading the shards'' changes', c.name));
     sh := customer_analytics._shard_changes(c, s);
     IF rebuild AND sh.usable THEN
         sh.usable := false;
         sh.reason := 'the sheet''s months moved';
+    END IF;
+    -- past a share of the customers, recomputing them costs more than a
+    -- full refresh (the shards' snapshots are kept: the next refresh is
+    -- incremental again)
+    IF sh.usable AND cardinality(sh.changed) > 0 THEN
+        lim := customer_analytics._shard_incremental_limit(c.source_schema, cardinality(sh.changed));
+        IF cardinality(sh.changed) > lim THEN
+            sh.usable := false;
+            sh.reason := format('%s changed customers, more than %s (customer_analytics.shard_incremental_max_fraction of the customers): a full refresh is cheaper',
+                                cardinality(sh.changed), lim);
+        END IF;
     END IF;
     IF sh.usable THEN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the changed customers', c.name));
@@ -103,6 +115,32 @@ BEGIN
                      ELSE CASE WHEN _refresh_sharded_campaign.concurrently THEN ' concurrently' ELSE '' END || ' in full (' || sh.reason || ')' END,
         c.target_rows, c.monthly_rows;
     RETURN c;
+END $$;
+
+-- How many changed customers a campaign refresh on the coordinator schema
+-- source_schema recomputes from the shards before a full refresh is
+-- cheaper: customer_analytics.shard_incremental_max_fraction of the
+-- customers (counted on the shards, one pushed-down count each, only when
+-- the changed customers could be past a limit of at least 100: below that
+-- the incremental path is always cheaper, measured in bench/README.md).
+-- changed: how many customers changed.
+CREATE FUNCTION customer_analytics._shard_incremental_limit(source_schema text, changed bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    -- the setting before the library defines it: its default
+    fraction float8 := COALESCE(current_setting('customer_analytics.shard_incremental_max_fraction', true), '0.05')::float8;
+    customers bigint;
+BEGIN
+    IF fraction >= 1 THEN
+        RETURN changed;
+    END IF;
+    IF fraction > 0 AND changed <= 100 THEN
+        RETURN 100::bigint;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %I.customers', source_schema) INTO customers;
+    RETURN CASE WHEN fraction > 0 THEN greatest(100, floor(customers * fraction)::bigint) ELSE 0 END;
 END $$;
 
 -- Why a campaign's views cannot be followed from the shards' changes, whatever
@@ -501,6 +539,72 @@ RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, 
       FROM coloc c
 $$;
 
+-- Check, on the shards (the one check that connects to them): every line
+-- of sales_order_lines is on the shard of its order.  A line whose order is
+-- not in the sales_orders partition of the same bound (written on another
+-- shard than its order, or with no order at all) is left out of its order's
+-- total by the shard's order_totals view and by the shard's rollup, with no
+-- error anywhere.  One row per shard: the count, and one such line's order
+-- key for an example; a shard that cannot be reached, or that the caller
+-- has no user mapping for, is reported as not checked.  The count is one
+-- outer join of the shard's lines and orders, run on the shard
+-- (postgres_fdw ships the join and the aggregates: one row travels).
+CREATE FUNCTION customer_analytics._shard_check_line_placement(nsp oid, schema_name text)
+RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, hint text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    p record;
+    n bigint;
+    example text;
+BEGIN
+    FOR p IN SELECT l.partid AS lines, l.partname AS lines_name, o.partid AS orders, o.partname AS orders_name,
+                    l.srvid, l.srvname
+               FROM customer_analytics._shard_partitions(nsp, schema_name) l
+               JOIN customer_analytics._shard_partitions(nsp, schema_name) o
+                 ON o.ord = 2 AND o.bound = l.bound AND o.srvid = l.srvid
+              WHERE l.ord = 3 AND l.fdwname = 'postgres_fdw'
+              ORDER BY l.srvname, l.partname LOOP
+        o1 := 3; o2 := 9; check_name := 'lines on their order''s shard';
+        hint := NULL;
+        IF customer_analytics._shard_user_mapping(p.srvid, (SELECT ro.oid FROM pg_roles ro WHERE ro.rolname = current_user)) IS NULL THEN
+            ok := false;
+            detail := format('server %s: not checked: no user mapping for %s', p.srvname, current_user);
+            hint := format('CREATE USER MAPPING FOR %I SERVER %I, then run the check again.', current_user, p.srvname);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        BEGIN
+            -- the filter inside the aggregates: a WHERE ... IS NULL would
+            -- make an anti-join, which postgres_fdw 15 does not ship, and
+            -- every line would travel
+            EXECUTE format('SELECT count(*) FILTER (WHERE o.order_number IS NULL),'
+                           ' min(l.order_type::text || '' '' || l.order_number::text) FILTER (WHERE o.order_number IS NULL)'
+                           ' FROM %s l LEFT JOIN %s o ON o.order_type = l.order_type AND o.order_number = l.order_number',
+                           p.lines::regclass, p.orders::regclass)
+               INTO n, example;
+        EXCEPTION WHEN connection_exception THEN
+            ok := false;
+            detail := format('server %s: not checked: %s', p.srvname, SQLERRM);
+            hint := format('Make server %I reachable, then run the check again.', p.srvname);
+            RETURN NEXT;
+            CONTINUE;
+        END;
+        ok := n = 0;
+        IF ok THEN
+            detail := format('server %s: every line of %s has its order in %s', p.srvname, p.lines_name, p.orders_name);
+        ELSE
+            detail := format('server %s: %s line(s) of %s whose order is not in %s (e.g. order %s): '
+                             'no order total counts them', p.srvname, n, p.lines_name, p.orders_name, example);
+            hint := format('Move each such line to the shard of its order, in one transaction: INSERT it through %I.sales_order_lines '
+                           'with its order''s customer_code, and DELETE it from %s; delete the lines whose order exists nowhere.',
+                           schema_name, p.lines_name);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $_$;
+
 -- Checks of each foreign server: it ships the extension's functions,
 -- estimates remotely, scans asynchronously, fetches in large batches, and
 -- maps the current role.
@@ -581,8 +685,9 @@ $$;
 -- partitions postgres_fdw foreign tables on one server; the servers ship the
 -- extension's functions (extensions 'customer_analytics'), estimate
 -- remotely, scan asynchronously, fetch in large batches and have a user
--- mapping for the caller.  One row per check (one function each); nothing
--- is connected to.
+-- mapping for the caller; and, on the shards themselves, every line is on
+-- its order's shard (_shard_check_line_placement, the only check that
+-- connects to them).  One row per check (one function each).
 CREATE FUNCTION customer_analytics.check_sharded_source(source_schema text DEFAULT NULL::text) RETURNS TABLE(check_name text, ok boolean, detail text, hint text)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -605,6 +710,7 @@ BEGIN
             UNION ALL SELECT * FROM customer_analytics._shard_check_order_totals(nsp, schema_name)
             UNION ALL SELECT * FROM customer_analytics._shard_check_foreign_partitions(nsp, schema_name)
             UNION ALL SELECT * FROM customer_analytics._shard_check_colocation(nsp, schema_name)
+            UNION ALL SELECT * FROM customer_analytics._shard_check_line_placement(nsp, schema_name)
             UNION ALL SELECT * FROM customer_analytics._shard_check_servers(nsp, schema_name)
             UNION ALL SELECT * FROM customer_analytics._shard_check_rollup_changes(nsp, schema_name)
             UNION ALL

@@ -263,11 +263,21 @@ state_stats_query(const TargetingPass *pass)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("per-customer state cannot serve route_source => 'order'"),
 				 errhint("Campaigns with routes from the orders are refreshed from the rollup.")));
+	/*
+	 * With a customers filter (the delta refresh's changed customers) the
+	 * state is read through its key for those customers only, never in
+	 * full: the filter is on the state's own column as well as on the
+	 * customers', as an array the planner cannot see the size of (an
+	 * InitPlan), so that it probes the key instead of scanning the state
+	 * with a hashed filter.
+	 */
 	return psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders, s.spend,"
 					" s.low_tickets, s.base, s.recent FROM %s s"
-					" WHERE s.orders > 0 AND s.customer_code IN (SELECT c.customer_code::text FROM %s c"
+					" WHERE s.orders > 0%s AND s.customer_code IN (SELECT c.customer_code::text FROM %s c"
 					" WHERE c.delivery_route::text = ANY ($2)%s%s)",
-					pass->params->stats_relation, pass->src->customers,
+					pass->params->stats_relation,
+					pass->params->customers ? " AND s.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($3)))" : "",
+					pass->src->customers,
 					pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "",
 					pass->params->customers ? " AND " CUSTOMER_FILTER("c") : "");
 }

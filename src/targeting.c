@@ -278,14 +278,16 @@ state_stats_query(const TargetingPass *pass)
 		/*
 		 * The delta refresh's changed customers: their rows of the state
 		 * through its key (CUSTOMER_KEYS), each one's route checked by a
-		 * probe of the customers' key, so that neither the state nor the
-		 * customers are read in full.
+		 * probe of the customers' key (OFFSET 0 keeps the EXISTS a
+		 * correlated probe rather than a semi join that may hash every
+		 * route customer), so that neither the state nor the customers are
+		 * read in full.
 		 */
 		return psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders, s.spend,"
 						" s.low_tickets, s.base, s.recent FROM %s s"
 						" WHERE s.orders > 0 AND " CUSTOMER_KEYS("s")
 						" AND EXISTS (SELECT 1 FROM %s c WHERE c.customer_code::text = s.customer_code"
-						" AND c.delivery_route::text = ANY ($2)%s)",
+						" AND c.delivery_route::text = ANY ($2)%s OFFSET 0)",
 						pass->params->stats_relation, pass->src->customers,
 						pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "");
 	}

@@ -109,7 +109,9 @@ $$;
 -- adjusted by the order changes (the dirty rows `since` selects, SQL over
 -- alias x) for the others, computed for new targets; each customer whose
 -- months changed, entered or left goes to the long form's keys
--- (pg_temp.customer_analytics_long_keys).
+-- (pg_temp.customer_analytics_long_keys).  Each statement probes month_state
+-- by the changed customers' keys (arrays, or NOT EXISTS ... OFFSET 0: one
+-- probe per new target, not an anti join over every month kept).
 CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analytics.campaigns, r customer_analytics.rollups,
                                                               month_state regclass, since text) RETURNS text[]
     LANGUAGE sql STABLE
@@ -134,7 +136,7 @@ CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analyti
                month_state, customer_analytics._rollup_dirty_table(r.id), c.revenue_window, since),
         format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
                'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
-               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)'
+               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code OFFSET 0)), %L::daterange, %L)'
                ' RETURNING customer_code)'
                ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM added'
                ' ON CONFLICT DO NOTHING',

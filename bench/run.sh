@@ -20,9 +20,11 @@ if command -v npm >/dev/null && [ ! -d "$CA_ROOT/bench/node_modules/nodejs-polar
     (cd "$CA_ROOT/bench" && npm install --no-package-lock --no-audit --no-fund --silent) || true
 fi
 # SHAPES: the demo data (test/demo_data.sql), the realistic shape
-# (bench/skewed_data.sql, about 20 % of the customers hold most orders), or both
+# (bench/skewed_data.sql, about 20 % of the customers hold most orders), the
+# route-heavy shape (bench/route_heavy_data.sql over the demo data: the
+# campaign's route customers hold most orders), or a list of them
 /usr/bin/python3 "$CA_ROOT/bench/bench.py" --scales "${SCALES:-1 10 30}" --runs "${RUNS:-5}" \
-    --shape "${SHAPES:-demo skewed}"
+    --shape "${SHAPES:-demo skewed routes}"
 # the rollup's cost to a subscription's apply worker (row triggers)
 bash "$CA_ROOT/bench/logical_apply.sh"
 # the functions over three shards and a coordinator (SHARDED_SCALES, default 1)

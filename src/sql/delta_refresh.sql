@@ -109,15 +109,17 @@ $$;
 -- adjusted by the order changes (the dirty rows `since` selects, SQL over
 -- alias x) for the others, computed for new targets; each customer whose
 -- months changed, entered or left goes to the long form's keys
--- (pg_temp.customer_analytics_long_keys).
+-- (pg_temp.customer_analytics_long_keys).  Each statement probes month_state
+-- by the changed customers' keys (arrays, or NOT EXISTS ... OFFSET 0: one
+-- probe per new target, not an anti join over every month kept).
 CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analytics.campaigns, r customer_analytics.rollups,
                                                               month_state regclass, since text) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
     SELECT ARRAY[
-        format('WITH gone AS (DELETE FROM %s m USING pg_temp.customer_analytics_changed k WHERE m.customer_code = k.customer_code'
-               ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = m.customer_code)'
+        format('WITH gone AS (DELETE FROM %s m WHERE m.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k'
+               ' WHERE NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = k.customer_code)))'
                ' RETURNING m.customer_code)'
                ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM gone',
                month_state),
@@ -134,7 +136,7 @@ CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analyti
                month_state, customer_analytics._rollup_dirty_table(r.id), c.revenue_window, since),
         format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
                'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
-               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code)), %L::daterange, %L)'
+               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code OFFSET 0)), %L::daterange, %L)'
                ' RETURNING customer_code)'
                ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM added'
                ' ON CONFLICT DO NOTHING',
@@ -151,7 +153,12 @@ $_$;
 -- changed customers, their state (_campaign_delta_state_sql), their
 -- targets (_campaign_delta_targets_sql), their months
 -- (_campaign_delta_months_sql), the long form and the sheet
--- (_campaign_delta_views_sql).
+-- (_campaign_delta_views_sql).  Every statement on a state table, the
+-- customers or a view is keyed by the changed customers as an array
+-- (customer_code = ANY (ARRAY(SELECT ... FROM pg_temp...))), which the
+-- planner turns into probes of the customer key whatever its estimates: the
+-- cost follows the change, not the number of customers, targets or rows
+-- of a view.
 CREATE FUNCTION customer_analytics._campaign_delta_refresh(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, r customer_analytics.rollups, OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -255,7 +262,8 @@ CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytic
                state, customer_analytics._campaign_state_aggregates(true), customer_analytics._rollup_dirty_table(r.id), since,
                customer_analytics._campaign_data_window(c), customer_analytics._campaign_state_flags(c, true),
                customer_analytics._rollup_table(r.id), customer_analytics._campaign_state_columns()),
-        format('DELETE FROM %s s USING pg_temp.customer_analytics_changed k WHERE s.customer_code = k.customer_code AND s.orders <= 0',
+        format('DELETE FROM %s s WHERE s.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k))'
+               ' AND s.orders <= 0',
                state)]
 $_$;
 
@@ -292,12 +300,12 @@ CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytic
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                long_form::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
                format('SELECT m.customer_code, m.month, m.revenue, m.orders FROM %s m'
-                      ' JOIN pg_temp.customer_analytics_long_keys k USING (customer_code)', month_state)),
+                      ' WHERE m.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k))', month_state)),
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                sheet::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
                customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
                    format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
-                          ' JOIN pg_temp.customer_analytics_targets t USING (customer_code))', month_state)))]
+                          ' WHERE m.customer_code = ANY (ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t)))', month_state)))]
 $$;
 
 -- The sheet's rows (one per target, a column per month) from a relation of

@@ -12,7 +12,7 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # concern (src/sql/); updates/ holds the older versions' scripts and the
 # update scripts, which hold only what changed.
 SQL_SOURCES = $(addprefix src/sql/,header.sql catalogs.sql source_tables.sql ownership.sql targeting.sql \
-	kmeans.sql rolling_windows.sql refresh_status.sql campaigns.sql bi_views.sql rollup.sql \
+	kmeans.sql rolling_windows.sql refresh_status.sql campaigns.sql campaign_launch.sql bi_views.sql rollup.sql \
 	delta_refresh.sql segmentations.sql segmentation_state.sql schedules.sql sharding.sql \
 	upgrade.sql catalog_policies.sql triggers.sql)
 # An update script with a template (updates/*.in) takes the functions it

@@ -11,7 +11,7 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # The current version's install script is built from one SQL file per
 # concern (src/sql/); updates/ holds the older versions' scripts and the
 # update scripts, which hold only what changed.
-SQL_SOURCES = $(addprefix src/sql/,header.sql catalogs.sql source_tables.sql ownership.sql targeting.sql \
+SQL_SOURCES = $(addprefix src/sql/,header.sql catalogs.sql source_tables.sql ownership.sql targeting.sql response_stats.sql \
 	kmeans.sql rolling_windows.sql refresh_status.sql campaigns.sql campaign_launch.sql bi_views.sql rollup.sql \
 	delta_refresh.sql segmentations.sql segmentation_state.sql schedules.sql sharding.sql \
 	upgrade.sql catalog_policies.sql triggers.sql)

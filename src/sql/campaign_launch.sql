@@ -41,7 +41,7 @@ DECLARE
     l customer_analytics.campaign_launches := customer_analytics._campaign_launch(campaign);
 BEGIN
     IF l.campaign IS NOT NULL THEN
-        RAISE EXCEPTION 'cannot % campaign "%": it was launched on %', action, campaign, l.launched_on
+        RAISE EXCEPTION 'cannot % campaign "%": it was launched on %', action, campaign, to_char(l.launched_on, 'YYYY-MM-DD')
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = format('Its %s members (%s in the holdout) are frozen so that its response can be measured.',
                                   l.treatment_members + l.holdout_members, l.holdout_members),
@@ -62,7 +62,7 @@ BEGIN
         RAISE EXCEPTION 'measure_window must be a bounded, non-empty daterange'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = format('For example measure_window => ''[%s,%s)'', or NULL for the default [launched_on, ended_on).',
-                                l.launched_on, l.launched_on + 28);
+                                to_char(l.launched_on, 'YYYY-MM-DD'), to_char(l.launched_on + 28, 'YYYY-MM-DD'));
     END IF;
     IF baseline_window IS NOT NULL AND (isempty(baseline_window) OR lower_inf(baseline_window) OR upper_inf(baseline_window)) THEN
         RAISE EXCEPTION 'baseline_window must be a bounded, non-empty daterange'
@@ -193,7 +193,7 @@ BEGIN
     PERFORM customer_analytics._build_launch_views(c, l);
     PERFORM customer_analytics._grant_readers(c.view_schema, customer_analytics._launch_views(c.name), c.readers);
     RAISE NOTICE 'campaign "%" launched on %: % in treatment, % in holdout; revenue MDE % (baseline sd %, %)',
-        c.name, l.launched_on, nt, nh, round(l.revenue_mde::numeric, 2), round(l.baseline_revenue_sd::numeric, 2),
+        c.name, to_char(l.launched_on, 'YYYY-MM-DD'), nt, nh, round(l.revenue_mde::numeric, 2), round(l.baseline_revenue_sd::numeric, 2),
         customer_analytics._window_text(l.mde_baseline_window);
     RETURN l;
 END $_$;
@@ -282,7 +282,8 @@ CREATE FUNCTION customer_analytics._launch_comparison_sql(stratified boolean, re
         '(s.a).p_value, (s.a).cuped_theta, (s.a).cuped_lift, (s.a).cuped_se, (s.a).cuped_ci_low, '
         '(s.a).cuped_ci_high, (s.a).cuped_p_value, (s.a).balance_p_value '
         'FROM (SELECT v.i, v.metric, %s, '
-        '             customer_analytics.arm_comparison(v.y::float8, v.x::float8, r.arm = ''treatment'') AS a '
+        '             customer_analytics.arm_comparison(v.y::float8, v.x::float8, r.arm = ''treatment'' '
+        '                                               ORDER BY r.customer_code COLLATE "C") AS a '
         '        FROM %s r CROSS JOIN LATERAL (VALUES (1, ''revenue''::text, r.revenue, r.baseline_revenue), '
         '                                              (2, ''orders'', r.orders::numeric, r.baseline_orders::numeric), '
         '                                              (3, ''low_tickets'', r.low_tickets::numeric, r.baseline_low_tickets::numeric)) v(i, metric, y, x) '
@@ -330,7 +331,7 @@ DECLARE
     cols text;
     refresh text := format('Refresh: SELECT customer_analytics.refresh_campaign(%L).', c.name);
     windows text := format('measurement window [launched_on %s, ended_on or today), baseline the same number of days just before',
-                           l.launched_on);
+                           to_char(l.launched_on, 'YYYY-MM-DD'));
     col record;
 BEGIN
     v := c.name || '_contact_list';
@@ -339,7 +340,7 @@ BEGIN
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
     EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
         format('Who to contact for campaign %s: its treatment arm (frozen at launch on %s; the holdout is not listed), '
-               'with the sheet''s columns as at launch. %s', c.name, l.launched_on, refresh));
+               'with the sheet''s columns as at launch. %s', c.name, to_char(l.launched_on, 'YYYY-MM-DD'), refresh));
 
     v := c.name || '_response';
     SELECT string_agg(format(', r.strata[%s] AS %I', i, s), '' ORDER BY i) INTO cols
@@ -445,7 +446,7 @@ BEGIN
         l := customer_analytics._require_launched(c.name);
     END IF;
     IF l.ended_on IS NOT NULL THEN
-        RAISE EXCEPTION 'campaign "%" already ended on %', c.name, l.ended_on
+        RAISE EXCEPTION 'campaign "%" already ended on %', c.name, to_char(l.ended_on, 'YYYY-MM-DD')
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = format('Its measurement is closed; SELECT * FROM customer_analytics.campaign_response(%L, measure_window => ...) '
                                 'measures any other window.', c.name);
@@ -455,14 +456,15 @@ BEGIN
             HINT = 'Leave it out for today.';
     END IF;
     IF ended_on <= l.launched_on THEN
-        RAISE EXCEPTION 'ended_on % is not after launched_on %', ended_on, l.launched_on
+        RAISE EXCEPTION 'ended_on % is not after launched_on %', to_char(ended_on, 'YYYY-MM-DD'), to_char(l.launched_on, 'YYYY-MM-DD')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The measurement window is [launched_on, ended_on): give a later date.';
     END IF;
     UPDATE customer_analytics.campaign_launches x SET ended_on = _end_campaign_as_owner.ended_on
      WHERE x.campaign = c.name RETURNING * INTO l;
     PERFORM customer_analytics._refresh_views(c.view_schema, customer_analytics._launch_views(c.name), true);
-    RAISE NOTICE 'campaign "%" ended on %: measured over [%, %)', c.name, l.ended_on, l.launched_on, l.ended_on;
+    RAISE NOTICE 'campaign "%" ended on %: measured over [%, %)', c.name, to_char(l.ended_on, 'YYYY-MM-DD'),
+        to_char(l.launched_on, 'YYYY-MM-DD'), to_char(l.ended_on, 'YYYY-MM-DD');
     RETURN l;
 END $$;
 

@@ -425,8 +425,10 @@ BEGIN
     PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
     -- a launched campaign's views first (the lift reads the response); its
     -- launch row and members go with the catalog row (ON DELETE CASCADE)
-    PERFORM customer_analytics._drop_views(c.view_schema,
-        ARRAY(SELECT v FROM unnest(customer_analytics._launch_views(c.name)) WITH ORDINALITY u(v, i) ORDER BY i DESC));
+    IF l.campaign IS NOT NULL THEN
+        PERFORM customer_analytics._drop_views(c.view_schema,
+            ARRAY(SELECT v FROM unnest(customer_analytics._launch_views(c.name)) WITH ORDINALITY u(v, i) ORDER BY i DESC));
+    END IF;
     PERFORM customer_analytics._drop_views(c.view_schema,
         ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
     PERFORM customer_analytics._drop_campaign_state(c);

@@ -13,7 +13,7 @@ CA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # so that two checkouts can install and test side by side)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 CA_PACKAGES=(make gcc libc6-dev postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-plpgsql-check
-             python3 python3-psycopg2 python3-numpy python3-sklearn
+             python3 python3-psycopg2 python3-numpy python3-scipy python3-sklearn
              libpostgresql-jdbc-java default-jdk-headless)
 
 ca_log() { printf '\n==> %s\n' "$*" >&2; }

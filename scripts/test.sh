@@ -10,7 +10,8 @@
 # the k-means functions (test/sklearn_parity.py) and a bounded fuzz run of every
 # (test/dump_restore.sh), plpgsql_check over every PL/pgSQL function on its
 # own cluster (test/plpgsql_check.sh), the scikit-learn agreement of the k-means
-# functions (test/sklearn_parity.py) and a bounded fuzz run of every
+# functions (test/sklearn_parity.py), the SciPy agreement of arm_comparison
+# (test/response_parity.py) and a bounded fuzz run of every
 # function and aggregate (test/fuzz.py), and the sharded source on three
 # shard clusters and a coordinator (test/sharded.sh).  The last line counts them all: "N passed, M failed".
 #
@@ -124,6 +125,8 @@ run_counted catalog_equality env PG_BIN=$PG_BIN bash test/catalog_equality.sh
 # plpgsql_check over every PL/pgSQL routine: no finding outside test/plpgsql_check.allow
 run_counted plpgsql_check env PG_BIN=$PG_BIN bash test/plpgsql_check.sh
 run_counted sklearn_parity /usr/bin/python3 test/sklearn_parity.py
+# arm_comparison and minimum_detectable_effect against SciPy on random data of many shapes
+run_counted response_parity /usr/bin/python3 test/response_parity.py
 run_counted logical_replication env PG_BIN=$PG_BIN bash test/logical_replication.sh
 # three shard clusters and a coordinator: the pushed-down functions equal the single node
 run_counted sharded env PG_BIN=$PG_BIN bash test/sharded.sh

@@ -38,6 +38,12 @@
  */
 #define CA_MAX_MONTHLY_CELLS		5000000
 
+/*
+ * _member_orders(): customer codes (as listed, duplicates included) times
+ * windows, 32 bytes a cell plus its exact sum when it has orders, as
+ * monthly_revenue()'s cells.
+ */
+#define CA_MAX_MEMBER_WINDOW_CELLS	5000000
 /* target_customers() and targeting_funnel(): delivery routes in routes. */
 #define CA_MAX_ROUTES				10000
 

@@ -144,6 +144,11 @@ SELECT count(*) AS members,
 SELECT metric, stratum, overall, n_treatment, n_holdout, round(lift::numeric, 6) AS lift,
        round(lift_pct::numeric, 6) AS lift_pct FROM lx_bi.lx_promo_lift
  ORDER BY metric, overall DESC, stratum;
+SELECT metric, round(se::numeric, 6) AS se, round(df::numeric, 6) AS df, round(p_value::numeric, 9) AS p_value,
+       round(ci_low::numeric, 4) AS ci_low, round(ci_high::numeric, 4) AS ci_high, round(cuped_theta::numeric, 9) AS theta,
+       round(cuped_lift::numeric, 6) AS cuped_lift, round(cuped_p_value::numeric, 9) AS cuped_p,
+       round(balance_p_value::numeric, 9) AS balance_p
+  FROM lx_bi.lx_promo_lift WHERE overall ORDER BY metric;
 -- by hand (plain SQL over the response): means, sds, lift, Welch's se and
 -- df, CUPED theta, lift and se, to 1e-9 relative
 WITH r AS (SELECT x.arm = 'treatment' AS t, v.metric, v.y::float8 AS y, v.x::float8 AS x

@@ -471,7 +471,7 @@ END $$;
 -- campaign_response()'s work, as the campaign's owner: the rows as a jsonb
 -- array (every float8 digit kept).
 CREATE FUNCTION customer_analytics._campaign_response_as_owner(campaign text, measure_window daterange, baseline_window daterange) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET extra_float_digits TO '3'
     SET row_security TO 'on'

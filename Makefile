@@ -25,7 +25,7 @@ TESTS = $(sort $(wildcard sql/[0-9]*.sql))
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
 REGRESS_OPTS = --inputdir=. --outputdir=.
 # isolation specs (specs/*.spec, expected/<name>.out); installcheck runs them after REGRESS
-ISOLATION = campaign_refresh campaign_create_race rollup_concurrent_writes rollup_split_writers progress delta_refresh segmentation_delta dispatcher
+ISOLATION = campaign_refresh campaign_create_race campaign_launch rollup_concurrent_writes rollup_split_writers progress delta_refresh segmentation_delta dispatcher
 
 # -Wextra for our code; PostgreSQL's headers are not -Wextra clean, so they
 # are included as system headers (gcc then ignores the duplicate -I).

@@ -91,6 +91,9 @@ SELECT err($$SELECT customer_analytics._arm_comparison_accum('{0,0}', 1, 1, true
 SELECT err($$SELECT customer_analytics._arm_comparison_accum('{0,0,0,0,0,0,0,0,0,0,0,NULL}', 1, 1, true)$$);
 SELECT err($$SELECT customer_analytics._arm_comparison_combine('{0,0,0,0,0,0,0,0,0,0,0,0}', '{{0,0,0,0,0,0},{0,0,0,0,0,0}}')$$);
 SELECT err($$SELECT customer_analytics._arm_comparison_final('{1}')$$);
+SELECT err($$SELECT customer_analytics._arm_comparison_final('{-1,0,0,0,0,0,0,0,0,0,0,0}')$$);
+SELECT err($$SELECT customer_analytics._arm_comparison_final('{0,0,0,0,0,0,1e300,0,0,0,0,0}')$$);
+SELECT err($$SELECT customer_analytics._arm_comparison_final('{2.5,0,0,0,0,0,0,0,0,0,0,0}')$$);
 SELECT err($$SELECT customer_analytics._arm_comparison_combine('{1,0,0,0,0,0,1,0,0,0,0,0}', '{1,1e308,0,1e308,0,0,0,0,0,0,0,0}')$$);
 -- called outside an aggregate, the functions leave their argument alone
 SELECT customer_analytics._arm_comparison_accum('{0,0,0,0,0,0,0,0,0,0,0,0}', 2, 1, false) AS one_holdout_row;
@@ -181,6 +184,24 @@ SELECT * FROM customer_analytics._member_orders('fx',
     '{"[2025-09-01,2025-10-01)","[2025-10-01,2025-12-01)","[2024-01-01,2024-02-01)","[2025-11-01,2025-11-01]"}',
     1000)
  ORDER BY customer_code, window_index;
+-- read from the order rollup when there is one: the same rows (the
+-- rollup's order rows, one per confirmed order, instead of the headers and
+-- lines)
+CREATE TEMP TABLE mo_tables AS
+SELECT * FROM customer_analytics._member_orders('fx',
+    '{0001001,0001007,0001008,0012,0001015,0009999}',
+    '{"[2025-09-01,2025-10-01)","[2025-10-01,2025-12-01)","[2024-01-01,2024-02-01)","[2025-11-01,2025-11-01]"}', 1000);
+SELECT rollup_rows FROM customer_analytics.enable_rollup('fx');
+CREATE TEMP TABLE mo_rollup AS
+SELECT * FROM customer_analytics._member_orders('fx',
+    '{0001001,0001007,0001008,0012,0001015,0009999}',
+    '{"[2025-09-01,2025-10-01)","[2025-10-01,2025-12-01)","[2024-01-01,2024-02-01)","[2025-11-01,2025-11-01]"}', 1000);
+SELECT (SELECT count(*) FROM mo_rollup) AS rows,
+       (SELECT count(*) FROM (TABLE mo_tables EXCEPT TABLE mo_rollup) d) AS only_tables,
+       (SELECT count(*) FROM (TABLE mo_rollup EXCEPT TABLE mo_tables) d) AS only_rollup;
+SELECT customer_analytics.drop_rollup('fx');
+DROP TABLE mo_tables, mo_rollup;
+
 -- no codes: no rows
 SELECT count(*) FROM customer_analytics._member_orders('fx', '{}', '{"[2025-01-01,2026-01-01)"}', 1000);
 

@@ -71,6 +71,8 @@ enum
 static float8 *
 state_values(ArrayType *state, const char *caller)
 {
+	float8	   *values;
+
 	if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] != STATE_LEN ||
 		ARR_HASNULL(state) || ARR_ELEMTYPE(state) != FLOAT8OID)
 		ereport(ERROR,
@@ -78,7 +80,17 @@ state_values(ArrayType *state, const char *caller)
 				 errmsg("%s: the state must be a float8 array of %d elements without NULLs",
 						caller, STATE_LEN),
 				 errhint("Call the aggregate arm_comparison(y, x, in_treatment); its state starts as '{0,0,0,0,0,0,0,0,0,0,0,0}'.")));
-	return (float8 *) ARR_DATA_PTR(state);
+	values = (float8 *) ARR_DATA_PTR(state);
+	/* the row counts: whole numbers a bigint and a float8 hold exactly */
+	for (int arm = ARM_TREATMENT; arm <= ARM_HOLDOUT; arm += ARM_HOLDOUT)
+		if (!(values[arm + S_N] >= 0 && values[arm + S_N] <= 9007199254740992.0 &&
+			  values[arm + S_N] == floor(values[arm + S_N])))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s: the state's row count %s is not a whole number between 0 and 2^53",
+							caller, float8out_internal(values[arm + S_N])),
+					 errhint("Call the aggregate arm_comparison(y, x, in_treatment); its state starts as '{0,0,0,0,0,0,0,0,0,0,0,0}'.")));
+	return values;
 }
 
 /* a copy of the state, unless called as an aggregate (then it is ours) */

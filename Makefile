@@ -12,7 +12,7 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # concern (src/sql/); updates/ holds the older versions' scripts and the
 # update scripts, which hold only what changed.
 SQL_SOURCES = $(addprefix src/sql/,header.sql catalogs.sql source_tables.sql ownership.sql targeting.sql response_stats.sql \
-	kmeans.sql rolling_windows.sql refresh_status.sql campaigns.sql bi_views.sql rollup.sql \
+	kmeans.sql rolling_windows.sql refresh_status.sql campaigns.sql campaign_launch.sql bi_views.sql rollup.sql \
 	delta_refresh.sql segmentations.sql segmentation_state.sql schedules.sql sharding.sql \
 	upgrade.sql catalog_policies.sql triggers.sql)
 # An update script with a template (updates/*.in) takes the functions it
@@ -25,7 +25,7 @@ TESTS = $(sort $(wildcard sql/[0-9]*.sql))
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
 REGRESS_OPTS = --inputdir=. --outputdir=.
 # isolation specs (specs/*.spec, expected/<name>.out); installcheck runs them after REGRESS
-ISOLATION = campaign_refresh campaign_create_race rollup_concurrent_writes rollup_split_writers progress delta_refresh segmentation_delta dispatcher
+ISOLATION = campaign_refresh campaign_create_race campaign_launch rollup_concurrent_writes rollup_split_writers progress delta_refresh segmentation_delta dispatcher
 
 # -Wextra for our code; PostgreSQL's headers are not -Wextra clean, so they
 # are included as system headers (gcc then ignores the duplicate -I).

@@ -62,6 +62,39 @@ ca_log "RFM segments"
 ca_psql -c "SELECT segment, count(*) AS customers, round(avg(total_spend)) AS avg_spend
               FROM customer_analytics.rfm_segments() GROUP BY segment ORDER BY customers DESC"
 
+ca_log "Launching promo2 on 2025-12-01 with a 10 % holdout per stratum (target reason x route)"
+ca_psql -c "SELECT launched_on, treatment_members, holdout_members, round(baseline_revenue_sd::numeric) AS baseline_sd,
+                   round(revenue_mde::numeric) AS revenue_mde
+              FROM customer_analytics.launch_campaign('promo2', launched_on => '2025-12-01', seed => 'demo')"
+ca_log "Who to contact: bi.promo2_contact_list (treatment arm only; first 10 of $(ca_psql -At -c 'SELECT count(*) FROM bi.promo2_contact_list'))"
+ca_psql -c "SELECT * FROM bi.promo2_contact_list ORDER BY customer_code LIMIT 10"
+
+ca_log "SIMULATION (not in the demo data): the promo works on about 40 % of the treatment arm,
+who each place two extra orders of 5,000 between 2025-12-01 and 2026-01-31 (order type PR)"
+ca_psql -c "INSERT INTO cosmos_sync.sales_orders
+            SELECT 'PR', 'SIM' || lpad(m.n::text, 6, '0') || x.suffix, m.customer_code, m.delivery_route,
+                   to_char(date '2025-12-01' + (abs(hashtext(m.customer_code)) % 40) + x.days, 'YYYYMMDD'), 'Y'
+              FROM (SELECT c.*, row_number() OVER (ORDER BY c.customer_code) AS n FROM bi.promo2_contact_list c
+                     WHERE abs(hashtext('promo works:' || c.customer_code)) % 5 < 2) m
+             CROSS JOIN (VALUES ('A', 0), ('B', 20)) x(suffix, days)" \
+        -c "INSERT INTO cosmos_sync.sales_order_lines
+            SELECT o.order_type, o.order_number, 1, 'PROMO', 1, 5000
+              FROM cosmos_sync.sales_orders o WHERE o.order_type = 'PR' AND o.order_number LIKE 'SIM%'"
+
+ca_log "Ending promo2 on 2026-02-01 and refreshing: measured over [2025-12-01, 2026-02-01), baseline the 62 days before"
+ca_psql -c "SELECT launched_on, ended_on FROM customer_analytics.end_campaign('promo2', '2026-02-01')" \
+        -c "SELECT name, target_rows FROM customer_analytics.refresh_campaign('promo2')"
+
+ca_log "Did the promo work? bi.promo2_lift (all members and per stratum; CUPED uses the baseline)"
+ca_psql -c "SELECT metric, stratum, n_treatment AS n_t, n_holdout AS n_h, round(mean_treatment::numeric, 1) AS mean_t,
+                   round(mean_holdout::numeric, 1) AS mean_h, round(lift::numeric, 1) AS lift,
+                   round(lift_pct::numeric, 1) AS lift_pct, round(ci_low::numeric, 1) AS ci_low,
+                   round(ci_high::numeric, 1) AS ci_high, round(p_value::numeric, 4) AS p,
+                   round(cuped_lift::numeric, 1) AS cuped_lift, round(cuped_ci_low::numeric, 1) AS cuped_ci_low,
+                   round(cuped_ci_high::numeric, 1) AS cuped_ci_high, round(cuped_p_value::numeric, 4) AS cuped_p,
+                   round(balance_p_value::numeric, 4) AS balance_p
+              FROM bi.promo2_lift ORDER BY metric DESC, overall DESC, stratum"
+
 if [ "${KEEP:-0}" = 1 ]; then
     ca_log "Cluster left running: psql -h $PGHOST -p $PGPORT -U postgres postgres
     stop it with: runuser -u postgres -- $PG_BIN/pg_ctl -D $CA_CLUSTER_DIR/data stop"

@@ -98,6 +98,9 @@ CREATE SCHEMA dr_an;
 GRANT USAGE, CREATE ON SCHEMA dr_an TO $ANALYST;
 SET ROLE $ANALYST;
 SELECT customer_analytics.create_campaign('$AN_CAMPAIGN', 'dr_an');
+SELECT customer_analytics.launch_campaign('$AN_CAMPAIGN', holdout_share => 0.2, launched_on => '2025-12-01',
+                                          seed => 'dr', stratify_by => '{}');
+SELECT customer_analytics.end_campaign('$AN_CAMPAIGN', '2026-02-01');
 SELECT customer_analytics.create_segmentation('$AN_SEG', 'dr_an', k => 3);
 SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *');
 SELECT customer_analytics.schedule_segmentation_refresh('$AN_SEG', '0 6 * * *');
@@ -209,7 +212,7 @@ check "$SRC: the original database is untouched" "$(rows_md5 "$SRC" "bi.${CAMPAI
 # --- the analyst's definitions, in a new cluster on another port -------------
 # What docs/operations.md says to run: the roles first (pg_dump does not
 # carry them), then pg_restore; then rebuild_rollup as the rollup's owner.
-an_views="'${AN_CAMPAIGN}_targets', '${AN_CAMPAIGN}_monthly', '${AN_CAMPAIGN}_monthly_long', '${AN_SEG}_model', '${AN_SEG}_members', '${AN_SEG}_profiles', '${AN_SEG}_elbow'"
+an_views="'${AN_CAMPAIGN}_targets', '${AN_CAMPAIGN}_monthly', '${AN_CAMPAIGN}_monthly_long', '${AN_SEG}_model', '${AN_SEG}_members', '${AN_SEG}_profiles', '${AN_SEG}_elbow', '${AN_CAMPAIGN}_contact_list', '${AN_CAMPAIGN}_response', '${AN_CAMPAIGN}_lift', '${AN_CAMPAIGN}_response_monthly'"
 populated_sql="SELECT string_agg(relname || ' ' || relispopulated, ', ' ORDER BY relname) FROM pg_class
                 WHERE relnamespace = 'dr_an'::regnamespace AND relkind = 'm' AND relname IN ($an_views)"
 all_populated=$(q "$SRC" "SELECT string_agg(v || ' true', ', ' ORDER BY v) FROM unnest(ARRAY[$an_views]) v")
@@ -217,6 +220,11 @@ check "$SRC: the analyst's views are populated" "$(q "$SRC" "$populated_sql")" "
 check "$DST (same cluster): the analyst's views are populated" "$(q "$DST" "$populated_sql")" "$all_populated"
 an_targets=$(rows_md5 "$SRC" "dr_an.${AN_CAMPAIGN}_targets")
 an_members=$(rows_md5 "$SRC" "dr_an.${AN_SEG}_members")
+# the analyst's launched campaign (issue 23): its frozen arms and its lift table
+arms_sql="SELECT string_agg(arm || ' ' || n, ', ' ORDER BY arm) FROM (SELECT arm, count(*) n FROM customer_analytics.campaign_members GROUP BY arm) a"
+an_arms=$(q "$SRC" "$arms_sql")
+lift_sql="SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg(v::text, E'\n' ORDER BY v.metric, v.stratum), '')) FROM dr_an.${AN_CAMPAIGN}_lift v"
+an_lift=$(q "$SRC" "$lift_sql")
 
 NEW=(-h "$WORK" -p "$NEW_PORT" -U postgres)
 qn() { psql_ "${NEW[@]}" -At -d "$1" -c "SET client_min_messages = warning" -c "$2"; }
@@ -248,6 +256,8 @@ check "new cluster: the analyst's targets hold the original rows" \
     "$(psql_ "${NEW[@]}" -At -d "$DST" -c "SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg(v::text, E'\n' ORDER BY v.customer_code), '')) FROM dr_an.${AN_CAMPAIGN}_targets v")" "$an_targets"
 check "new cluster: the analyst's segmentation members hold the original rows" \
     "$(psql_ "${NEW[@]}" -At -d "$DST" -c "SELECT count(*) || ' rows, md5 ' || md5(COALESCE(string_agg(v::text, E'\n' ORDER BY v.customer_code), '')) FROM dr_an.${AN_SEG}_members v")" "$an_members"
+check "new cluster: the analyst's launched campaign keeps its arms ($an_arms)" "$(qn "$DST" "$arms_sql")" "$an_arms"
+check "new cluster: the analyst's lift table holds the original rows" "$(qn "$DST" "$lift_sql")" "$an_lift"
 check "new cluster: the analyst's schedules are restored" \
     "$(qn "$DST" "SELECT string_agg(kind || ' ' || name || ' ' || schedule || ' ' || runner || ' as ' || run_as, '; ' ORDER BY kind)
                    FROM customer_analytics.refresh_schedules")" \

@@ -42,10 +42,15 @@ DECLARE
 BEGIN
     FOR a IN SELECT x.attname::text AS name, x.atttypid FROM pg_attribute x
               WHERE x.attrelid = mv AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum LOOP
-        IF a.name = 'target_reason' THEN
+        IF a.name = 'target_reason' AND EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = mv
+                                                   AND x.attname IN ('is_low_ticket', 'is_declining') HAVING count(*) = 2) THEN
             -- the notebook's precedence (customer_target_reason() in targeting.c)
             items := array_append(items, 'CASE WHEN m.is_low_ticket THEN ''low_ticket''::text '
                                           'WHEN m.is_declining THEN ''declining''::text END AS target_reason_code');
+        ELSIF a.name = 'target_reason' THEN
+            -- a launched campaign's response: the label only (its stratum)
+            items := array_append(items, 'CASE m.target_reason WHEN ''低客單'' THEN ''low_ticket''::text '
+                                          'WHEN ''業績下滑'' THEN ''declining''::text END AS target_reason_code');
         ELSIF a.name = 'pct_change' AND a.atttypid = 'numeric'::regtype THEN
             items := array_append(items, '(CASE WHEN abs(m.pct_change) < 1e16 THEN m.pct_change END)::numeric(18,2) AS pct_change');
             notes := notes || jsonb_build_object(a.name, 'numeric(18,2): rounded to 2 decimals');

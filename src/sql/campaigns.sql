@@ -420,8 +420,15 @@ CREATE FUNCTION customer_analytics._drop_campaign_as_owner(campaign text) RETURN
     AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign(campaign);
+    l customer_analytics.campaign_launches := customer_analytics._campaign_launch(campaign);
 BEGIN
     PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
+    -- a launched campaign's views first (the lift reads the response); its
+    -- launch row and members go with the catalog row (ON DELETE CASCADE)
+    IF l.campaign IS NOT NULL THEN
+        PERFORM customer_analytics._drop_views(c.view_schema,
+            ARRAY(SELECT v FROM unnest(customer_analytics._launch_views(c.name)) WITH ORDINALITY u(v, i) ORDER BY i DESC));
+    END IF;
     PERFORM customer_analytics._drop_views(c.view_schema,
         ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
     PERFORM customer_analytics._drop_campaign_state(c);
@@ -429,7 +436,12 @@ BEGIN
     DELETE FROM customer_analytics.campaigns WHERE name = c.name;
     RAISE NOTICE 'campaign "%" dropped with its views %, % and %', c.name,
         format('%I.%I', c.view_schema, c.name || '_targets'), format('%I.%I', c.view_schema, c.name || '_monthly'),
-        format('%I.%I', c.view_schema, c.name || '_monthly_long');
+        format('%I.%I', c.view_schema, c.name || '_monthly_long') ||
+        CASE WHEN l.campaign IS NOT NULL
+             THEN format(', and its launch: %s members and the views %s', l.treatment_members + l.holdout_members,
+                         (SELECT string_agg(format('%I.%I', c.view_schema, v), ', ')
+                            FROM unnest(customer_analytics._launch_views(c.name)) v))
+             ELSE '' END;
 END $$;
 
 -- DROP each view in order; RESTRICT: a user's own view on top of ours stops
@@ -717,6 +729,8 @@ BEGIN
                                                              _refresh_campaign_as_owner.concurrently);
     END IF;
 
+    -- a launched campaign's response views (its members never change)
+    PERFORM customer_analytics._refresh_launch_views(c, _refresh_campaign_as_owner.concurrently);
     PERFORM customer_analytics._campaign_keep_state(c, resolved, r, rollup_usable, COALESCE(delta.snapshot, snap),
                                                     delta.snapshot IS NOT NULL);
     RETURN customer_analytics._campaign_record_refresh(c.name, started, _refresh_campaign_as_owner.concurrently,
@@ -831,6 +845,8 @@ DECLARE
     c customer_analytics.campaigns := old;
     changed text[] := '{}';
 BEGIN
+    -- a launched campaign's targets are frozen as its members
+    PERFORM customer_analytics._require_not_launched(old.name, 'alter');
     c.routes := COALESCE(routes, old.routes);
     c.spend_window := COALESCE(spend_window, old.spend_window);
     c.min_spend := COALESCE(min_spend, old.min_spend);
@@ -970,7 +986,7 @@ COMMENT ON FUNCTION customer_analytics.drop_campaign(campaign text) IS 'Drop a c
 -- and next run (and, for a rolling campaign, the as_of and windows that run
 -- will use), last refresh and refresh status (last_status,
 -- last_success_at, last_error from refresh_history).
-CREATE FUNCTION customer_analytics.list_campaigns() RETURNS TABLE(name text, view_schema text, targets_view text, monthly_view text, source_schema text, revenue_window daterange, owner name, schedule text, refreshed_at timestamp with time zone, refresh_ms numeric, target_rows bigint, monthly_rows bigint, last_status text, last_success_at timestamp with time zone, last_error text, last_error_at timestamp with time zone, monthly_long_view text, rolling jsonb, as_of date, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, next_run timestamp with time zone, schedule_runner text, next_run_as_of date, next_run_windows jsonb)
+CREATE FUNCTION customer_analytics.list_campaigns() RETURNS TABLE(name text, view_schema text, targets_view text, monthly_view text, source_schema text, revenue_window daterange, owner name, schedule text, refreshed_at timestamp with time zone, refresh_ms numeric, target_rows bigint, monthly_rows bigint, last_status text, last_success_at timestamp with time zone, last_error text, last_error_at timestamp with time zone, monthly_long_view text, rolling jsonb, as_of date, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, next_run timestamp with time zone, schedule_runner text, next_run_as_of date, next_run_windows jsonb, launched_on date, ended_on date, treatment_members bigint, holdout_members bigint, lift_view text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -984,8 +1000,11 @@ CREATE FUNCTION customer_analytics.list_campaigns() RETURNS TABLE(name text, vie
            CASE WHEN n.as_of IS NOT NULL THEN
                jsonb_build_object('spend_window', n.spend_window, 'low_ticket_window', n.low_ticket_window,
                                   'base_window', n.base_window, 'recent_window', n.recent_window,
-                                  'revenue_window', n.revenue_window) END
+                                  'revenue_window', n.revenue_window) END,
+           la.launched_on, la.ended_on, la.treatment_members, la.holdout_members,
+           CASE WHEN la.campaign IS NOT NULL THEN c.name || '_lift' END
       FROM customer_analytics.campaigns c
+      LEFT JOIN customer_analytics.campaign_launches la ON la.campaign = c.name
       CROSS JOIN LATERAL customer_analytics._campaign_windows(c) w
       CROSS JOIN LATERAL customer_analytics._last_refresh('campaign', c.name, c.owner) l
       LEFT JOIN LATERAL customer_analytics._schedule_status('campaign', c.name) r ON true
@@ -996,7 +1015,7 @@ CREATE FUNCTION customer_analytics.list_campaigns() RETURNS TABLE(name text, vie
      ORDER BY c.name
 $$;
 
-COMMENT ON FUNCTION customer_analytics.list_campaigns() IS 'The campaigns, their views, windows (rolling ones resolved now), schedule and next run (with the as_of date and windows a rolling campaign''s next run will use), last refresh and refresh status (last_status, last_success_at, last_error from refresh_history)';
+COMMENT ON FUNCTION customer_analytics.list_campaigns() IS 'The campaigns, their views, windows (rolling ones resolved now), schedule and next run (with the as_of date and windows a rolling campaign''s next run will use), last refresh and refresh status (last_status, last_success_at, last_error from refresh_history), and for a launched campaign its launch and end dates, arms and lift view';
 
 -- Check the caller may refresh the campaign, then refresh it as its owner.
 CREATE FUNCTION customer_analytics.refresh_campaign(campaign text, "concurrently" boolean DEFAULT true) RETURNS customer_analytics.campaigns

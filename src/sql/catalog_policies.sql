@@ -1,6 +1,24 @@
 -- catalog_policies.sql
 --	Row-level security on the catalogs: every role reads them, only a row's owner writes it.
 
+ALTER TABLE customer_analytics.campaign_launches ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE customer_analytics.campaign_members ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY catalog_read ON customer_analytics.campaign_launches FOR SELECT USING (true);
+
+CREATE POLICY owner_writes ON customer_analytics.campaign_launches USING ((EXISTS ( SELECT 1
+   FROM customer_analytics.campaigns c
+  WHERE ((c.name = campaign_launches.campaign) AND customer_analytics._is_definition_owner(c.owner))))) WITH CHECK ((EXISTS ( SELECT 1
+   FROM customer_analytics.campaigns c
+  WHERE ((c.name = campaign_launches.campaign) AND customer_analytics._is_definition_owner(c.owner)))));
+
+CREATE POLICY owner_only ON customer_analytics.campaign_members USING ((EXISTS ( SELECT 1
+   FROM customer_analytics.campaigns c
+  WHERE ((c.name = campaign_members.campaign) AND customer_analytics._is_definition_owner(c.owner))))) WITH CHECK ((EXISTS ( SELECT 1
+   FROM customer_analytics.campaigns c
+  WHERE ((c.name = campaign_members.campaign) AND customer_analytics._is_definition_owner(c.owner)))));
+
 ALTER TABLE customer_analytics.campaign_refresh_state ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE customer_analytics.campaigns ENABLE ROW LEVEL SECURITY;

@@ -32,6 +32,46 @@ COMMENT ON TABLE customer_analytics.campaigns IS 'Promo campaigns: targeting par
 
 COMMENT ON COLUMN customer_analytics.campaigns.rolling IS 'Rolling windows: {"as_of": "today" | date, "<window>": {"from": bound, "to": bound}}, a bound being as_of or month_start with an optional signed interval; NULL: fixed windows';
 
+CREATE TABLE customer_analytics.campaign_launches (
+    campaign text NOT NULL,
+    holdout_share numeric NOT NULL,
+    launched_on date NOT NULL,
+    ended_on date,
+    seed text NOT NULL,
+    stratify_by text[] NOT NULL,
+    launched_at timestamp with time zone DEFAULT now() NOT NULL,
+    launched_by name DEFAULT CURRENT_USER NOT NULL,
+    treatment_members bigint NOT NULL,
+    holdout_members bigint NOT NULL,
+    mde_baseline_window daterange,
+    baseline_revenue_sd double precision,
+    revenue_mde double precision,
+    CONSTRAINT campaign_launch_holdout_share CHECK (((holdout_share > (0)::numeric) AND (holdout_share < (1)::numeric))),
+    CONSTRAINT campaign_launch_end CHECK (((ended_on IS NULL) OR (ended_on > launched_on)))
+);
+
+COMMENT ON TABLE customer_analytics.campaign_launches IS 'Launched campaigns: the holdout design (share, seed, strata), the measurement dates and the minimum detectable effect on revenue computed at launch; every role reads it, only the campaign''s owner writes it';
+
+COMMENT ON COLUMN customer_analytics.campaign_launches.mde_baseline_window IS 'the window of baseline revenue whose standard deviation gave revenue_mde: as many days just before launched_on as the campaign''s revenue_window';
+
+COMMENT ON COLUMN customer_analytics.campaign_launches.revenue_mde IS 'minimum detectable effect on revenue per member (5 % two-sided, 80 % power) for the arms'' sizes and baseline_revenue_sd';
+
+CREATE TABLE customer_analytics.campaign_members (
+    campaign text NOT NULL,
+    customer_code text NOT NULL,
+    arm text NOT NULL,
+    strata text[] NOT NULL,
+    trade_name text,
+    delivery_route text,
+    csm text,
+    target_reason text,
+    is_low_ticket boolean,
+    is_declining boolean,
+    CONSTRAINT campaign_member_arm CHECK ((arm = ANY (ARRAY['treatment'::text, 'holdout'::text])))
+);
+
+COMMENT ON TABLE customer_analytics.campaign_members IS 'The frozen members of each launched campaign and their arm (treatment or holdout), with their stratify_by values (strata, in stratify_by order; NULL as the empty string) and the sheet''s columns as at launch; only the campaign''s owner reads them (readers read the <name>_contact_list view: the treatment arm only)';
+
 CREATE TABLE customer_analytics.segmentations (
     name text NOT NULL,
     view_schema text NOT NULL,
@@ -211,6 +251,12 @@ CREATE SEQUENCE customer_analytics.rollup_generation_seq
 
 ALTER TABLE ONLY customer_analytics.refresh_history ALTER COLUMN id SET DEFAULT nextval('customer_analytics.refresh_history_id_seq'::regclass);
 
+ALTER TABLE ONLY customer_analytics.campaign_launches
+    ADD CONSTRAINT campaign_launches_pkey PRIMARY KEY (campaign);
+
+ALTER TABLE ONLY customer_analytics.campaign_members
+    ADD CONSTRAINT campaign_members_pkey PRIMARY KEY (campaign, customer_code);
+
 ALTER TABLE ONLY customer_analytics.campaign_refresh_state
     ADD CONSTRAINT campaign_refresh_state_pkey PRIMARY KEY (campaign);
 
@@ -246,6 +292,12 @@ ALTER TABLE ONLY customer_analytics.segmentations
 
 CREATE INDEX refresh_history_definition ON customer_analytics.refresh_history USING btree (kind, name, id);
 
+ALTER TABLE ONLY customer_analytics.campaign_launches
+    ADD CONSTRAINT campaign_launches_campaign_fkey FOREIGN KEY (campaign) REFERENCES customer_analytics.campaigns(name) ON UPDATE CASCADE ON DELETE CASCADE;
+
+ALTER TABLE ONLY customer_analytics.campaign_members
+    ADD CONSTRAINT campaign_members_campaign_fkey FOREIGN KEY (campaign) REFERENCES customer_analytics.campaign_launches(campaign) ON UPDATE CASCADE ON DELETE CASCADE;
+
 ALTER TABLE ONLY customer_analytics.campaign_refresh_state
     ADD CONSTRAINT campaign_refresh_state_campaign_fkey FOREIGN KEY (campaign) REFERENCES customer_analytics.campaigns(name) ON UPDATE CASCADE ON DELETE CASCADE;
 
@@ -261,6 +313,10 @@ ALTER TABLE ONLY customer_analytics.segmentation_refresh_state
 GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaigns TO PUBLIC;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaign_launches TO PUBLIC;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaign_members TO PUBLIC;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.segmentations TO PUBLIC;
 
@@ -290,6 +346,8 @@ GRANT USAGE ON SEQUENCE customer_analytics.rollup_generation_seq TO PUBLIC;
 -- sequence) with the extension: a restore brings the definitions back.
 SELECT pg_catalog.pg_extension_config_dump('customer_analytics.campaigns', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_analytics.segmentations', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_analytics.campaign_launches', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_analytics.campaign_members', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_analytics.rollups', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_analytics.refresh_schedules', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_analytics.rollup_generation_seq', '');

@@ -158,6 +158,36 @@ SELECT s.name, round((m.model->>'inertia')::numeric, 6) AS inertia, m.model->'si
 SELECT k, round(inertia::numeric, 6) AS inertia, round(silhouette::numeric, 6) AS silhouette, kneedle_pick, silhouette_pick
   FROM vr_bi.vr_all_elbow ORDER BY k;
 
+-- The canonical sort's shortcut (rows already in order of their features:
+-- one pass, then a counting sort by label) gives what the full sort gives:
+-- each aggregate over the same 400 rows in order, in reverse and shuffled,
+-- with duplicate rows, labels dense (0..3) or sparse and negative (the full
+-- sort), exact and sampled silhouettes; one distinct result each.
+CREATE TEMP TABLE sp AS
+SELECT i, ARRAY[(i % 7)::float8, ((i * 13) % 5)::float8 / 3, (i % 11)::float8] AS x,
+       i % 4 AS dense, (i % 4) * 100000 - 150000 AS sparse
+  FROM generate_series(1, 400) i;
+SELECT count(DISTINCT fit) AS fits, count(DISTINCT dense_exact) AS dense_exact, count(DISTINCT dense_sample) AS dense_sample,
+       count(DISTINCT sparse_exact) AS sparse_exact, count(DISTINCT sparse_sample) AS sparse_sample, count(*) AS orders
+  FROM (SELECT customer_analytics.kmeans_fit(x, 3, '{"seed": 1, "n_init": 3}' ORDER BY x)::text AS fit,
+               customer_analytics.silhouette(x, dense ORDER BY x) AS dense_exact,
+               customer_analytics.silhouette(x, dense, 50, 3 ORDER BY x) AS dense_sample,
+               customer_analytics.silhouette(x, sparse ORDER BY x) AS sparse_exact,
+               customer_analytics.silhouette(x, sparse, 50, 3 ORDER BY x) AS sparse_sample FROM sp
+        UNION ALL
+        SELECT customer_analytics.kmeans_fit(x, 3, '{"seed": 1, "n_init": 3}' ORDER BY x DESC)::text,
+               customer_analytics.silhouette(x, dense ORDER BY x DESC),
+               customer_analytics.silhouette(x, dense, 50, 3 ORDER BY x DESC),
+               customer_analytics.silhouette(x, sparse ORDER BY x DESC),
+               customer_analytics.silhouette(x, sparse, 50, 3 ORDER BY x DESC) FROM sp
+        UNION ALL
+        SELECT customer_analytics.kmeans_fit(x, 3, '{"seed": 1, "n_init": 3}' ORDER BY md5(i::text))::text,
+               customer_analytics.silhouette(x, dense ORDER BY md5(i::text)),
+               customer_analytics.silhouette(x, dense, 50, 3 ORDER BY md5(i::text)),
+               customer_analytics.silhouette(x, sparse ORDER BY md5(i::text)),
+               customer_analytics.silhouette(x, sparse, 50, 3 ORDER BY md5(i::text)) FROM sp) r;
+DROP TABLE sp;
+
 -- clean up: a fresh extension for whatever runs next
 SELECT customer_analytics.drop_segmentation('vr_all');
 SELECT customer_analytics.drop_segmentation('vr_rep');

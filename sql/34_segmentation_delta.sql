@@ -36,12 +36,14 @@ CREATE SCHEMA sd_bi;
 SELECT name, member_rows FROM customer_analytics.create_segmentation('sdg', 'sd_bi', k => 3, segment => 'all',
     feature_window => '[2025-07-01,2025-12-31]', as_of => '2026-01-07', k_to => 4, silhouette_sample => 0,
     source_schema => 'sd');
--- the four views read the features through segmentation_features(); the
--- state tables carry the segmentation's marker
+-- the four views read the features through segmentation_features() (the
+-- model, profiles and elbow inside _segmentation_model(), _profiles() and
+-- _elbow()); the state tables carry the segmentation's marker
 SELECT c.relname, obj_description(c.oid, 'pg_class') AS marker
   FROM pg_class c WHERE c.relnamespace = 'sd_bi'::regnamespace AND c.relkind = 'r' ORDER BY 1;
-SELECT count(*) FILTER (WHERE definition LIKE '%segmentation_features(%' OR definition LIKE '%_segmentation_profiles(%'
-                        OR definition LIKE '%_segmentation_elbow(%') AS views_reading_the_features,
+SELECT count(*) FILTER (WHERE definition LIKE '%_segmentation_model(%' OR definition LIKE '%_segmentation_profiles(%'
+                        OR definition LIKE '%_segmentation_elbow(%' OR definition LIKE '%segmentation_features(%')
+         AS views_reading_the_features,
        count(*) FILTER (WHERE definition LIKE '%customer_features(%') AS views_computing_them
   FROM pg_matviews WHERE schemaname = 'sd_bi';
 

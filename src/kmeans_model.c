@@ -773,17 +773,28 @@ typedef struct ModelCache
 	KMeansModel *model;
 } ModelCache;
 
-/* The parsed model of this call, reusing the last one when the value is the same. */
+/*
+ * The parsed model of this call (argument 0), reusing the last one when the
+ * value is the same.  The value is compared as it was passed: a model read
+ * from a stored view comes compressed in line, and is decompressed only
+ * when it differs from the last one (the same compressed bytes are the
+ * same model); one stored out of line is fetched and compared as before.
+ */
 static KMeansModel *
-cached_model(FunctionCallInfo fcinfo, Jsonb *model)
+cached_model(FunctionCallInfo fcinfo)
 {
 	ModelCache *cache = (ModelCache *) fcinfo->flinfo->fn_extra;
-	Size		len = VARSIZE(model);
+	struct varlena *raw = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(0));
+	struct varlena *key = VARATT_IS_EXTERNAL(raw) ? pg_detoast_datum_packed(raw) : raw;
+	Size		len = VARSIZE_ANY(key);
 	MemoryContext old;
+	Jsonb	   *model;
 
-	if (cache && cache->len == len && memcmp(cache->bytes, model, len) == 0)
+	if (cache && cache->len == len && memcmp(cache->bytes, key, len) == 0)
 		return cache->model;
 
+	/* decompressed in the call's context, parsed into the cache's */
+	model = DatumGetJsonbP(PointerGetDatum(key));
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	if (cache == NULL)
 		cache = palloc0(sizeof(ModelCache));
@@ -791,7 +802,7 @@ cached_model(FunctionCallInfo fcinfo, Jsonb *model)
 		pfree(cache->bytes);
 	cache->model = kmeans_model_parse(model);
 	cache->bytes = palloc(len);
-	memcpy(cache->bytes, model, len);
+	memcpy(cache->bytes, key, len);
 	cache->len = len;
 	fcinfo->flinfo->fn_extra = cache;
 	MemoryContextSwitchTo(old);
@@ -802,7 +813,7 @@ cached_model(FunctionCallInfo fcinfo, Jsonb *model)
 static double *
 standardized(FunctionCallInfo fcinfo, KMeansModel **model_out)
 {
-	KMeansModel *m = cached_model(fcinfo, PG_GETARG_JSONB_P(0));
+	KMeansModel *m = cached_model(fcinfo);
 	ArrayType  *features = PG_GETARG_ARRAYTYPE_P(1);
 	double	   *x;
 	double	   *z;

@@ -75,6 +75,14 @@ silhouette_sfunc(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(pb);
 }
 
+/*
+ * The most points whose pairwise distances silhouette_final keeps (n (n - 1)
+ * / 2 doubles: 36 MB for 3000): beyond, each distance is computed twice.
+ */
+#define SILHOUETTE_KEPT_POINTS 3000
+/* where d(i, j), j < i, is kept: row i's i values start at i (i - 1) / 2 */
+#define KEPT_INDEX(i, j) ((i) * ((i) - 1) / 2 + (j))
+
 /* Euclidean distance of two points */
 static double
 distance(const double *a, const double *b, int dim)
@@ -134,6 +142,7 @@ silhouette_final(PG_FUNCTION_ARGS)
 	double		total = 0;
 	int64		n,
 				dim;
+	double	   *kept = NULL;	/* d(i, j) for j < i, row by row */
 
 	if (pb == NULL || pb->n == 0)
 		PG_RETURN_NULL();
@@ -164,6 +173,15 @@ silhouette_final(PG_FUNCTION_ARGS)
 	for (int64 i = 0; i < n; i++)
 		members[cluster[i]]++;
 	sums = palloc(sizeof(double) * k);
+	/*
+	 * d(i, j) = d(j, i) bit for bit (the same squares in the same order):
+	 * up to SILHOUETTE_KEPT_POINTS points (a sample of the default 2000),
+	 * row i keeps its distances to the later rows for them to read, so each
+	 * distance is computed once; the sums still add the same values in the
+	 * same order.
+	 */
+	if (n <= SILHOUETTE_KEPT_POINTS)
+		kept = palloc_extended(sizeof(double) * (n * (n - 1) / 2), MCXT_ALLOC_HUGE);
 
 	for (int64 i = 0; i < n; i++)
 	{
@@ -175,11 +193,22 @@ silhouette_final(PG_FUNCTION_ARGS)
 		memset(sums, 0, sizeof(double) * k);
 		for (int64 j = 0; j < n; j++)
 		{
+			double		d;
+
 			/* one row is up to n * CA_MAX_FEATURES operations */
 			if ((j & 0xFFF) == 0)
 				CHECK_FOR_INTERRUPTS();
-			if (j != i)
-				sums[cluster[j]] += distance(pb->x + i * dim, pb->x + j * dim, dim);
+			if (j == i)
+				continue;
+			if (kept && j < i)
+				d = kept[KEPT_INDEX(i, j)];
+			else
+			{
+				d = distance(pb->x + i * dim, pb->x + j * dim, dim);
+				if (kept)
+					kept[KEPT_INDEX(j, i)] = d;
+			}
+			sums[cluster[j]] += d;
 		}
 		if (members[own] == 1)
 			continue;			/* s = 0 */

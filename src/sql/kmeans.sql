@@ -44,8 +44,10 @@ CREATE FUNCTION customer_analytics._kmeans_elbow_over(k_from integer, k_to integ
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 BEGIN
+    -- the features in order once: each fit's and silhouette's canonical
+    -- sort of the points then finds them sorted (src/point_buffer.c)
     RETURN QUERY EXECUTE format($q$
-    WITH f AS MATERIALIZED (SELECT cf.features FROM (%s) cf),
+    WITH f AS MATERIALIZED (SELECT cf.features FROM (%s) cf ORDER BY cf.features),
     fits AS (
         SELECT g.k, (SELECT customer_analytics.kmeans_fit(f.features, g.k, $3) FROM f) AS model
           FROM generate_series($1, $2) AS g(k)),

@@ -54,17 +54,17 @@ CREATE FUNCTION customer_analytics._build_segmentation_matviews(s customer_analy
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
-    -- read through the owner check, as segmentation_features() does
-    catalog_value text := '(customer_analytics._segmentation_to_run(%2$L)).%1$s';
     model text := format('(SELECT model FROM %I.%I)', s.view_schema, s.name || '_model');
 BEGIN
     PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: features and k-means model, 1 of 4)',
                                                        s.view_schema, s.name || '_model', s.name));
+    -- the fit through _segmentation_model(), which reads k and options once
+    -- (through the owner check): 1.5's query passed
+    -- (_segmentation_to_run(name)).k and .options to kmeans_fit, two
+    -- PL/pgSQL calls per customer
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
-                   'SELECT %L::text AS segmentation, customer_analytics.kmeans_fit(f.features, %s, %s) AS model '
-                   'FROM customer_analytics.segmentation_features(%L) f',
-                   s.view_schema, s.name || '_model', s.name,
-                   format(catalog_value, 'k', s.name), format(catalog_value, 'options', s.name), s.name);
+                   'SELECT %L::text AS segmentation, customer_analytics._segmentation_model(%L) AS model',
+                   s.view_schema, s.name || '_model', s.name, s.name);
     PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: members, 2 of 4)',
                                                        s.view_schema, s.name || '_members', s.name));
     EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
@@ -354,6 +354,22 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION customer_analytics._segmentation_elbow(segmentation text) IS 'internal: kmeans_elbow() over a segmentation''s features with its stored k range, options and sample (what <name>_elbow holds)';
+
+-- Internal: kmeans_fit() over a segmentation's features with its stored k
+-- and options, read once (what <name>_model holds).
+CREATE FUNCTION customer_analytics._segmentation_model(segmentation text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET row_security TO 'on'
+    AS $$
+DECLARE
+    s customer_analytics.segmentations := customer_analytics._segmentation_to_run(segmentation);
+BEGIN
+    RETURN (SELECT customer_analytics.kmeans_fit(f.features, s.k, s.options)
+              FROM customer_analytics.segmentation_features(s.name) f);
+END $$;
+
+COMMENT ON FUNCTION customer_analytics._segmentation_model(segmentation text) IS 'internal: kmeans_fit() over a segmentation''s features with its stored k and options, read once (what <name>_model holds)';
 
 -- A segmentation's profiles and elbow over segmentation_features(): what
 -- its _profiles and _elbow views read (from the state during a refresh).

@@ -94,7 +94,7 @@ DECLARE
     deps text := customer_analytics._user_dependents(schema, rebuild);
 BEGIN
     IF deps IS NOT NULL THEN
-        RAISE EXCEPTION 'cannot rebuild the views % of % "%" as 1.5 builds them: % depends on them',
+        RAISE EXCEPTION 'cannot rebuild the views % of % "%" as 1.6 builds them: % depends on them',
                         array_to_string(rebuild, ', '), kind, name, deps
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Drop it (customer_analytics never drops your objects), run SELECT customer_analytics.upgrade_views(); '
@@ -102,10 +102,13 @@ BEGIN
     END IF;
 END $$;
 
--- The same for a segmentation: its four views built before 1.5 (they read
--- the catalog without the owner check) are built again, with their plain
--- views; like a refresh, from the orders as they are now (recorded in the
--- catalog and the refresh history).  Returns the relations made.
+-- The same for a segmentation: its four views built otherwise than this
+-- version builds them are built again, with their plain views; like a
+-- refresh, from the orders as they are now (recorded in the catalog and the
+-- refresh history).  Before 1.5 they read the catalog without the owner
+-- check; 1.5's model view passed (_segmentation_to_run(name)).k and
+-- .options to kmeans_fit, two PL/pgSQL calls per customer, where 1.6's reads
+-- _segmentation_model().  Returns the relations made.
 CREATE FUNCTION customer_analytics._segmentation_upgrade_views(s customer_analytics.segmentations) RETURNS SETOF regclass
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -122,7 +125,7 @@ BEGIN
     -- (a missing view reads nothing)
     IF to_regclass(format('%I.%I', s.view_schema, s.name || '_members')) IS NULL
        OR NOT customer_analytics._view_reads(to_regclass(format('%I.%I', s.view_schema, s.name || '_model')),
-                                             'customer_analytics._segmentation_to_run(text)'::regprocedure)
+                                             'customer_analytics._segmentation_model(text)'::regprocedure)
        OR NOT customer_analytics._view_reads(to_regclass(format('%I.%I', s.view_schema, s.name || '_profiles')),
                                              'customer_analytics._segmentation_profiles(text, jsonb)'::regprocedure)
        OR NOT customer_analytics._view_reads(to_regclass(format('%I.%I', s.view_schema, s.name || '_elbow')),
@@ -133,7 +136,7 @@ BEGIN
         PERFORM customer_analytics._build_segmentation_views(s);
         s := customer_analytics._record_segmentation_refresh(s.name, started);
         PERFORM customer_analytics._record_history('segmentation', s.name, s.owner, started,
-                                                   'build (views built before 1.5, built again)', s.member_rows, NULL);
+                                                   'build (views built by an older version, built again)', s.member_rows, NULL);
     END IF;
     FOREACH v IN ARRAY views LOOP
         IF customer_analytics._bi_view(s.view_schema, v) IS NULL THEN
@@ -144,7 +147,7 @@ BEGIN
                    WHERE x <> ALL (before));
     IF cardinality(made) > 0 THEN
         PERFORM customer_analytics._grant_readers(s.view_schema, views, s.readers);
-        RAISE NOTICE 'segmentation "%": built % as 1.5 builds them', s.name, array_to_string(made, ', ');
+        RAISE NOTICE 'segmentation "%": built % as 1.6 builds them', s.name, array_to_string(made, ', ');
     END IF;
     RETURN QUERY SELECT unnest(made);
 END $$;
@@ -169,8 +172,8 @@ CREATE FUNCTION customer_analytics._user_dependents(schema text, names text[]) R
                 AND (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = d.objid) IN (SELECT x FROM ours))
 $$;
 
--- Does a view's query use function fn?  How the upgrade tells a view built
--- before 1.5 from one built by the 1.5 builders.
+-- Does a view's query use function fn?  How the updates tell a view an
+-- older version built from one this version's builders make.
 CREATE FUNCTION customer_analytics._view_reads(view regclass, fn regprocedure) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -209,4 +212,4 @@ BEGIN
     END LOOP;
 END $$;
 
-COMMENT ON FUNCTION customer_analytics.upgrade_views() IS 'Build, as 1.5 builds them, the current role''s campaign and segmentation views built before 1.5 that ALTER EXTENSION ... UPDATE could not (a user''s object depended on them, or the build failed); returns the relations made';
+COMMENT ON FUNCTION customer_analytics.upgrade_views() IS 'Build, as this version builds them, the current role''s campaign and segmentation views built by an older version that ALTER EXTENSION ... UPDATE could not (a user''s object depended on them, or the build failed); returns the relations made';

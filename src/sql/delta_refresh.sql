@@ -191,19 +191,30 @@ BEGIN
     PERFORM customer_analytics._scratch_table('customer_analytics_long_keys', '(customer_code text PRIMARY KEY)');
     PERFORM customer_analytics._scratch_table('customer_analytics_targets', format('(LIKE %s)', targets));
 
-    snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since),
+    -- The guard (_at_one_snapshot's) reads the changes once: it lists the
+    -- customers whose orders or own row changed, with their number of
+    -- order changes, into the scratch table as it tests them for a change
+    -- the state cannot follow.  Its test is _rollup_delta_guard_sql's
+    -- (which the segmentations' refresh uses as is): the rollup rebuilt,
+    -- a TRUNCATE's mark (no customer), a total or quantity that is not a
+    -- finite number, a row of this transaction.  When it refuses, the
+    -- list is left unused (and dropped below).  (Grouping by customer in
+    -- the "C" collation throughout: the same groups, without the database
+    -- collation's slower comparisons.)
+    snapshot := customer_analytics._at_one_snapshot(
+        format('WITH x AS (SELECT x.customer_code, x.sign,'
+               '   x.customer_code IS NULL OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'')'
+               '   OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.xid = pg_catalog.pg_current_xact_id_if_assigned() AS refused'
+               '   FROM %1$s x WHERE %2$s),'
+               ' listed AS (INSERT INTO pg_temp.customer_analytics_changed (customer_code, changes)'
+               '   SELECT x.customer_code COLLATE "C", count(*) FILTER (WHERE x.sign IS NOT NULL) FROM x'
+               '    WHERE x.customer_code IS NOT NULL GROUP BY 1)'
+               ' SELECT (SELECT r.generation <> %3$s OR r.state <> ''current'' FROM customer_analytics.rollups r WHERE r.id = %4$s)'
+               '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false)',
+               dirty, since, r.generation, r.id),
         ARRAY[
         -- the changed orders, read as the full computation reads them
         customer_analytics._rollup_changes_check_sql(r, since),
-        -- the customers whose orders or own row changed, with their
-        -- number of order changes (the refresh's count: the rows this
-        -- snapshot sees are those it applies; the guard refused rows
-        -- without a customer and rows of this transaction)
-        -- (grouping by customer in the "C" collation throughout: the same
-        -- groups, without the database collation's slower comparisons)
-        format('INSERT INTO pg_temp.customer_analytics_changed (customer_code, changes)'
-               ' SELECT x.customer_code COLLATE "C", count(*) FILTER (WHERE x.sign IS NOT NULL) FROM %s x WHERE %s GROUP BY 1',
-               dirty, since),
         -- (the planner's estimates for the statements below)
         'ANALYZE pg_temp.customer_analytics_changed']
         -- their state: counts, sums and last order dates adjusted

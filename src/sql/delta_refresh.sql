@@ -226,7 +226,7 @@ BEGIN
         -- the long form and the sheet, from the months
         || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet));
     IF snapshot IS NOT NULL THEN
-        SELECT count(*), COALESCE(sum(k.changes), 0) INTO changed_customers, order_changes
+        SELECT count(*), COALESCE(sum(k.changes), 0)::bigint INTO changed_customers, order_changes
           FROM pg_temp.customer_analytics_changed k;
     END IF;
     PERFORM customer_analytics._drop_delta_scratch();

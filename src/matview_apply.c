@@ -10,7 +10,10 @@
  * applies only those, the way CONCURRENTLY applies its diff: under
  * ExclusiveLock (readers go on reading the old rows until commit; other
  * refreshes wait), old rows deleted and new rows inserted with their index
- * entries, all WAL-logged.  PostgreSQL refuses INSERT/DELETE on a
+ * entries, all WAL-logged.  Like CONCURRENTLY's diff, a row that is the
+ * same before and after (column by column, by binary image) is left where
+ * it is: a changed customer whose rows did not change, or the months of a
+ * customer that did not change, cost a read and no write.  PostgreSQL refuses INSERT/DELETE on a
  * materialized view from SQL, so this is done with the table access method
  * and executor's index routines, as logical replication's apply does for
  * tables (execReplication.c).  Only the view's owner may do it, as only the
@@ -22,6 +25,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -30,6 +34,7 @@
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -63,64 +68,167 @@ check_row_type(Relation rel, TupleDesc desc)
 }
 
 /*
- * Delete the view's rows whose customer_code is one of keys (found through
- * the view's index by an ordinary query), as of the active snapshot.
- * Returns how many.  The keys are given as an array the planner cannot see
- * the size of (an InitPlan): it then probes the index for each key, never
- * reading the whole view with a hashed filter, whatever its estimates.
+ * The view's current rows whose customer_code is one of keys (found through
+ * the view's index by an ordinary query), as of the active snapshot: an
+ * SPI result whose first column is the row's ctid and the others its
+ * columns.  The keys are given as an array the planner cannot see the size
+ * of (an InitPlan): it then probes the index for each key, never reading
+ * the whole view with a hashed filter, whatever its estimates.
  */
-static uint64
-delete_key_rows(Relation rel, Datum keys)
+static SPITupleTable *
+key_rows(Relation rel, Datum keys)
 {
 	Oid			argtypes[1] = {TEXTARRAYOID};
 	Datum		args[1] = {keys};
-	char	   *sql = psprintf("SELECT m.ctid FROM %s m WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1)))",
+	char	   *sql = psprintf("SELECT m.ctid, m.* FROM %s m WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1)))",
 							   qualified_name(rel));
-	ItemPointerData *tids;
-	uint64		n;
 
 	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not find the rows to replace in %s", qualified_name(rel));
-	n = SPI_processed;
-	tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
+	return SPI_tuptable;
+}
 
-		tids[i] = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+/*
+ * The hash of a row's columns (attributes first .. first + natts - 1 of the
+ * SPI row) by their binary image, as datum_image_eq compares them.
+ */
+static uint32
+row_image_hash(TupleDesc view, SPITupleTable *tuptable, uint64 row, int first)
+{
+	uint32		h = 0;
+
+	for (int i = 0; i < view->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(view, i);
+		bool		isnull;
+		Datum		v = SPI_getbinval(tuptable->vals[row], tuptable->tupdesc, first + i, &isnull);
+
+		h = hash_combine(h, isnull ? 0x9e3779b9 : datum_image_hash(v, att->attbyval, att->attlen));
 	}
-	SPI_freetuptable(SPI_tuptable);
-	for (uint64 i = 0; i < n; i++)
+	return h;
+}
+
+/* Are an old row (ctid first) and a new row the same, column by column? */
+static bool
+rows_identical(TupleDesc view, SPITupleTable *old, uint64 o, SPITupleTable *new, uint64 n)
+{
+	for (int i = 0; i < view->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(view, i);
+		bool		onull;
+		bool		nnull;
+		Datum		ov = SPI_getbinval(old->vals[o], old->tupdesc, i + 2, &onull);
+		Datum		nv = SPI_getbinval(new->vals[n], new->tupdesc, i + 1, &nnull);
+
+		if (onull != nnull)
+			return false;
+		if (!onull && !datum_image_eq(ov, nv, att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Match the new rows against the old ones: an old row identical to a new
+ * row (each used once) stays where it is; the other old rows are to be
+ * deleted (old_kept false) and the other new rows inserted (new_kept
+ * false).  A hash of each old row's columns, chained per bucket.
+ */
+static void
+match_rows(TupleDesc view, SPITupleTable *old, uint64 nold, SPITupleTable *new, uint64 nnew,
+		   bool *old_kept, bool *new_kept)
+{
+	uint64		nbuckets = 1;
+	int64	   *bucket;
+	int64	   *next;
+	uint32	   *hash;
+
+	while (nbuckets < 2 * nold)
+		nbuckets <<= 1;
+	bucket = palloc(sizeof(int64) * nbuckets);
+	next = palloc(sizeof(int64) * Max(nold, 1));
+	hash = palloc(sizeof(uint32) * Max(nold, 1));
+	for (uint64 b = 0; b < nbuckets; b++)
+		bucket[b] = -1;
+	for (uint64 i = 0; i < nold; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		simple_table_tuple_delete(rel, &tids[i], GetActiveSnapshot());
+		hash[i] = row_image_hash(view, old, i, 2);
+		next[i] = bucket[hash[i] & (nbuckets - 1)];
+		bucket[hash[i] & (nbuckets - 1)] = (int64) i;
+		old_kept[i] = false;
+	}
+	for (uint64 j = 0; j < nnew; j++)
+	{
+		uint32		h;
+
+		CHECK_FOR_INTERRUPTS();
+		new_kept[j] = false;
+		if (nold == 0)
+			continue;
+		h = row_image_hash(view, new, j, 1);
+		for (int64 i = bucket[h & (nbuckets - 1)]; i >= 0; i = next[i])
+		{
+			if (!old_kept[i] && hash[i] == h && rows_identical(view, old, (uint64) i, new, j))
+			{
+				old_kept[i] = true;
+				new_kept[j] = true;
+				break;
+			}
+		}
+	}
+	pfree(bucket);
+	pfree(next);
+	pfree(hash);
+}
+
+/* Delete the old rows (ctid first) not kept, as of the active snapshot. */
+static uint64
+delete_rows(Relation rel, SPITupleTable *old, uint64 nold, const bool *old_kept)
+{
+	uint64		n = 0;
+
+	for (uint64 i = 0; i < nold; i++)
+	{
+		bool		isnull;
+		ItemPointerData tid;
+
+		CHECK_FOR_INTERRUPTS();
+		if (old_kept[i])
+			continue;
+		tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(old->vals[i], old->tupdesc, 1, &isnull));
+		simple_table_tuple_delete(rel, &tid, GetActiveSnapshot());
+		n++;
 	}
 	return n;
 }
 
-/* Insert the rows of SPI_tuptable into the view with their index entries. */
+/* Insert the new rows not kept into the view with their index entries. */
 static uint64
-insert_rows(Relation rel)
+insert_rows(Relation rel, SPITupleTable *new, uint64 nnew, const bool *new_kept)
 {
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	CommandId	cid = GetCurrentCommandId(true);
-	uint64		n = SPI_processed;
+	uint64		n = 0;
 
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
-	for (uint64 i = 0; i < n; i++)
+	for (uint64 i = 0; i < nnew; i++)
 	{
 		List	   *recheck;
 
 		CHECK_FOR_INTERRUPTS();
-		ExecStoreHeapTuple(SPI_copytuple(SPI_tuptable->vals[i]), slot, true);
+		if (new_kept[i])
+			continue;
+		ExecStoreHeapTuple(SPI_copytuple(new->vals[i]), slot, true);
 		table_tuple_insert(rel, slot, cid, 0, NULL);
 		recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 		list_free(recheck);
 		ExecClearTuple(slot);
 		ResetPerTupleExprContext(estate);
+		n++;
 	}
 	ExecCloseIndices(rri);
 	ExecDropSingleTupleTableSlot(slot);
@@ -168,10 +276,13 @@ matview_lock(PG_FUNCTION_ARGS)
 /*
  * _matview_apply(matview regclass, keys text[], rows_sql text) returns bigint
  *
- * Deletes the rows of matview whose customer_code is in keys and inserts
- * the rows rows_sql returns (which must be rows of those keys, with the
- * view's column types), as of the active snapshot.  Returns the number of
- * rows inserted.  matview must be a populated materialized view with a
+ * Makes the rows of matview whose customer_code is in keys the rows
+ * rows_sql returns (which must be rows of those keys, with the view's
+ * column types), as of the active snapshot: a current row identical
+ * (column by column, by binary image) to a new row stays as it is, the
+ * other current rows are deleted and the other new rows inserted, so that
+ * a customer whose rows did not change costs no write.  Returns the number
+ * of rows inserted.  matview must be a populated materialized view with a
  * customer_code column, owned by the current user.
  */
 Datum
@@ -181,6 +292,12 @@ matview_apply(PG_FUNCTION_ARGS)
 	Relation	rel;
 	char	   *rows_sql;
 	uint64		inserted;
+	SPITupleTable *old;
+	SPITupleTable *new;
+	uint64		nold;
+	uint64		nnew;
+	bool	   *old_kept;
+	bool	   *new_kept;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -204,14 +321,22 @@ matview_apply(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	delete_key_rows(rel, PG_GETARG_DATUM(1));
+	old = key_rows(rel, PG_GETARG_DATUM(1));
+	nold = SPI_processed;
 	if (SPI_execute(rows_sql, true, 0) != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rows_sql must be a query"),
 				 errhint("Pass a SELECT returning the new rows.")));
-	check_row_type(rel, SPI_tuptable->tupdesc);
-	inserted = insert_rows(rel);
+	new = SPI_tuptable;
+	nnew = SPI_processed;
+	check_row_type(rel, new->tupdesc);
+	/* rows that are the same before and after are left alone */
+	old_kept = palloc(sizeof(bool) * Max(nold, 1));
+	new_kept = palloc(sizeof(bool) * Max(nnew, 1));
+	match_rows(RelationGetDescr(rel), old, nold, new, nnew, old_kept, new_kept);
+	delete_rows(rel, old, nold, old_kept);
+	inserted = insert_rows(rel, new, nnew, new_kept);
 	SPI_finish();
 
 	/* the statements after this one see the new rows */

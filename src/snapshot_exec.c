@@ -54,7 +54,9 @@ run_at(const char *sql, Snapshot snapshot, bool read_only)
  *
  * Takes a snapshot, runs guard (a query returning one boolean, or NULL for
  * none) as of it, and when the guard is not true runs the statements in
- * order as of the same snapshot, each seeing the writes of the ones before.
+ * order as of the same snapshot, each seeing the writes of the ones before
+ * (the guard's too: a guard may be a SELECT whose WITH writes, as the
+ * campaign's, which lists the changed customers as it tests the changes).
  * Returns the snapshot as pg_current_snapshot() would show it, or NULL
  * (nothing run) when the guard was true.  The statements run as the
  * caller, like EXECUTE in PL/pgSQL: nothing here changes who may do what.
@@ -98,7 +100,8 @@ at_one_snapshot(PG_FUNCTION_ARGS)
 		bool		isnull = true;
 		Datum		stop = (Datum) 0;
 
-		if (run_at(text_to_cstring(PG_GETARG_TEXT_PP(0)), snapshot, true) != SPI_OK_SELECT ||
+		/* not read-only: a guard may fill a scratch table as it tests */
+		if (run_at(text_to_cstring(PG_GETARG_TEXT_PP(0)), snapshot, false) != SPI_OK_SELECT ||
 			SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 1 ||
 			SPI_gettypeid(SPI_tuptable->tupdesc, 1) != BOOLOID)
 			ereport(ERROR,

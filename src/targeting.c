@@ -125,7 +125,20 @@ fold_customer_stats(TupleTableSlot *slot, void *arg)
 
 	if (slot->tts_isnull[0])
 		return;					/* no customer to credit: the query excludes these */
-	stats = &lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->orders;
+	if (pass->params->stats_relation && pass->params->customers)
+	{
+		/*
+		 * The state's rows of listed customers (state_stats_query): a route
+		 * customer is one the customers query found.
+		 */
+		CustomerState *c = custhash_lookup(pass->customers, TextDatumGetCString(slot->tts_values[0]));
+
+		if (c == NULL)
+			return;
+		stats = &c->orders;
+	}
+	else
+		stats = &lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]))->orders;
 	stats->orders = DatumGetInt64(slot->tts_values[1]);
 	stats->total = slot_numeric_copy(slot, 2, pass->context);
 	stats->last_order = DatumGetDateADT(slot->tts_values[3]);
@@ -283,19 +296,16 @@ state_stats_query(const TargetingPass *pass)
 	{
 		/*
 		 * The delta refresh's changed customers: their rows of the state
-		 * through its key (CUSTOMER_KEYS), each one's route checked by a
-		 * probe of the customers' key (OFFSET 0 keeps the EXISTS a
-		 * correlated probe rather than a semi join that may hash every
-		 * route customer), so that neither the state nor the customers are
-		 * read in full.
+		 * through its key (CUSTOMER_KEYS), so that neither the state nor
+		 * the customers are read in full.  The route test is not probed
+		 * again here: the customers query, which runs first with the same
+		 * keys, routes and closure test, found the route customers among
+		 * them, and fold_customer_stats keeps the rows of those alone.
 		 */
 		return psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders, s.spend,"
 						" s.low_tickets, s.base, s.recent FROM %s s"
-						" WHERE s.orders > 0 AND " CUSTOMER_KEYS("s")
-						" AND EXISTS (SELECT 1 FROM %s c WHERE c.customer_code::text = s.customer_code"
-						" AND c.delivery_route::text = ANY ($2)%s OFFSET 0)",
-						pass->params->stats_relation, pass->src->customers,
-						pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "");
+						" WHERE s.orders > 0 AND " CUSTOMER_KEYS("s"),
+						pass->params->stats_relation);
 	}
 	return psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders, s.spend,"
 					" s.low_tickets, s.base, s.recent FROM %s s"

@@ -183,20 +183,38 @@ BEGIN
     PERFORM customer_analytics._matview_lock(sheet);
     PERFORM customer_analytics._matview_lock(long);
     PERFORM customer_analytics._drop_delta_scratch();
-    PERFORM customer_analytics._scratch_table('customer_analytics_changed', '(customer_code text PRIMARY KEY)');
+    -- (changes: the customer's order changes, old and new rows; emptied:
+    -- the state update found the customer left with no order)
+    PERFORM customer_analytics._scratch_table('customer_analytics_changed',
+                                              '(customer_code text PRIMARY KEY, changes bigint, emptied boolean)');
     -- the targets whose months changed, entered or left: the long form's keys
     PERFORM customer_analytics._scratch_table('customer_analytics_long_keys', '(customer_code text PRIMARY KEY)');
     PERFORM customer_analytics._scratch_table('customer_analytics_targets', format('(LIKE %s)', targets));
 
-    snapshot := customer_analytics._at_one_snapshot(customer_analytics._rollup_delta_guard_sql(r, since),
+    -- The guard (_at_one_snapshot's) reads the changes once: it lists the
+    -- customers whose orders or own row changed, with their number of
+    -- order changes, into the scratch table as it tests them for a change
+    -- the state cannot follow.  Its test is _rollup_delta_guard_sql's
+    -- (which the segmentations' refresh uses as is): the rollup rebuilt,
+    -- a TRUNCATE's mark (no customer), a total or quantity that is not a
+    -- finite number, a row of this transaction.  When it refuses, the
+    -- list is left unused (and dropped below).  (Grouping by customer in
+    -- the "C" collation throughout: the same groups, without the database
+    -- collation's slower comparisons.)
+    snapshot := customer_analytics._at_one_snapshot(
+        format('WITH x AS (SELECT x.customer_code, x.sign,'
+               '   x.customer_code IS NULL OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'')'
+               '   OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.xid = pg_catalog.pg_current_xact_id_if_assigned() AS refused'
+               '   FROM %1$s x WHERE %2$s),'
+               ' listed AS (INSERT INTO pg_temp.customer_analytics_changed (customer_code, changes)'
+               '   SELECT x.customer_code COLLATE "C", count(*) FILTER (WHERE x.sign IS NOT NULL) FROM x'
+               '    WHERE x.customer_code IS NOT NULL GROUP BY 1)'
+               ' SELECT (SELECT r.generation <> %3$s OR r.state <> ''current'' FROM customer_analytics.rollups r WHERE r.id = %4$s)'
+               '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false)',
+               dirty, since, r.generation, r.id),
         ARRAY[
         -- the changed orders, read as the full computation reads them
         customer_analytics._rollup_changes_check_sql(r, since),
-        -- the customers whose orders or own row changed
-        -- (grouping by customer in the "C" collation throughout: the same
-        -- groups, without the database collation's slower comparisons)
-        format('INSERT INTO pg_temp.customer_analytics_changed SELECT DISTINCT x.customer_code COLLATE "C" FROM %s x WHERE %s',
-               dirty, since),
         -- (the planner's estimates for the statements below)
         'ANALYZE pg_temp.customer_analytics_changed']
         -- their state: counts, sums and last order dates adjusted
@@ -208,9 +226,8 @@ BEGIN
         -- the long form and the sheet, from the months
         || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet));
     IF snapshot IS NOT NULL THEN
-        SELECT count(*) INTO changed_customers FROM pg_temp.customer_analytics_changed;
-        EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
-                       dirty, since, snapshot) INTO order_changes;
+        SELECT count(*), COALESCE(sum(k.changes), 0)::bigint INTO changed_customers, order_changes
+          FROM pg_temp.customer_analytics_changed k;
     END IF;
     PERFORM customer_analytics._drop_delta_scratch();
 END $_$;
@@ -220,7 +237,9 @@ END $_$;
 -- by the order changes (the dirty rows `since` selects, SQL over alias x),
 -- new customers added; a customer's last order date is looked up again
 -- only when a removed order may have been it; customers left with no
--- order deleted.
+-- order deleted (the update flags them in the changed customers' table:
+-- the DELETE probes the state for those alone, not for every changed
+-- customer).
 CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytics.campaigns, r customer_analytics.rollups,
                                                              state regclass, since text) RETURNS text[]
     LANGUAGE sql STABLE
@@ -246,7 +265,11 @@ CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytic
                '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN'
                '       (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = s.customer_code AND r.order_date <@ %5$L::daterange)'
                '     ELSE GREATEST(s.last_order, d.added_last) END'
-               '   FROM d WHERE s.customer_code = d.customer_code)'
+               '   FROM d WHERE s.customer_code = d.customer_code RETURNING s.customer_code, s.orders),'
+               -- the customers it leaves with no order, flagged for the
+               -- DELETE below (which then probes the state for them alone)
+               ' emptied AS (UPDATE pg_temp.customer_analytics_changed k SET emptied = true'
+               '   WHERE k.customer_code = ANY (ARRAY(SELECT u.customer_code FROM upd u WHERE u.orders <= 0)))'
                ' INSERT INTO %1$s (customer_code, %8$s, last_order)'
                ' SELECT d.customer_code, d.orders, d.total, d.spend_orders,'
                '   CASE WHEN d.spend_orders > 0 THEN d.spend END, d.low_tickets,'
@@ -257,12 +280,13 @@ CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytic
                '   ELSE d.added_last END'
                -- new customers: those the state had no row for (this
                -- statement's snapshot does not see the UPDATE above); a
-               -- probe of the state's key, whatever the estimates say
-               ' FROM d WHERE NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
+               -- probe of the state's key, whatever the estimates say; one
+               -- left with no order (added and removed since) is not added
+               ' FROM d WHERE d.orders > 0 AND NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
                state, customer_analytics._campaign_state_aggregates(true), customer_analytics._rollup_dirty_table(r.id), since,
                customer_analytics._campaign_data_window(c), customer_analytics._campaign_state_flags(c, true),
                customer_analytics._rollup_table(r.id), customer_analytics._campaign_state_columns()),
-        format('DELETE FROM %s s WHERE s.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k))'
+        format('DELETE FROM %s s WHERE s.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k WHERE k.emptied))'
                ' AND s.orders <= 0',
                state)]
 $_$;

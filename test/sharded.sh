@@ -29,7 +29,12 @@
 # check_sharded_source() is all ok here and names what a broken setup lacks;
 # a shard that is down gives an error naming it, fails refresh_campaign
 # without changing the views or the shard snapshots, and
-# run_scheduled_refresh records the failure.
+# run_scheduled_refresh records the failure; a scheduled run whose shard is
+# stopped (-m immediate) mid-fetch, or that hits statement_timeout, is
+# recorded as failed (08xxx, 57014) and list_campaigns() says so.  The
+# segmentation on the sharded source keeps its feature state from the
+# per-shard rollups: after direct writes its refresh recomputes only the
+# changed customers, on their shards, and its views equal the single node's.
 # SHARDED_BEFORE=1 also times target_customers() and customer_features()
 # with the pushdown off.
 # Prints "ok - ..." / "not ok - ..." lines and "N passed, M failed".

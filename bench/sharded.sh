@@ -33,7 +33,11 @@ for scale in ${SHARDED_SCALES:-1}; do
     WORK=$(mktemp -d /tmp/ca_bench_sharded.XXXXXX)
     chown postgres: "$WORK"
     echo "-- scale $scale: starting a coordinator and three shards, loading the demo data"
-    sharded_start "-c shared_buffers=2GB -c work_mem=64MB"
+    # the shards get the one server's work_mem: with the default 4MB each
+    # shard's per-order grouping of order_totals spilled to disk (an
+    # external merge sort); sharded target_customers() and
+    # targeting_funnel() took about 1.3x longer at scale 10 (bench/README.md)
+    sharded_start "-c shared_buffers=2GB -c work_mem=64MB" "-c work_mem=64MB"
     sharded_load "$scale" | grep -v '^ok - the same orders'
     coord "ANALYZE; CREATE TABLE public.bench_targets AS SELECT customer_code FROM customer_analytics.target_customers()" >/dev/null
     for c in "${CALLS[@]}"; do

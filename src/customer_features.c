@@ -49,6 +49,7 @@
 #include "sql_args.h"
 
 PG_FUNCTION_INFO_V1(customer_features);
+PG_FUNCTION_INFO_V1(customer_features_of);
 
 typedef struct FeatureCustomer
 {
@@ -322,7 +323,7 @@ customer_feature_stats_installed(void)
  * that each shard runs the aggregate (docs/sharding.md).
  */
 static char *
-customer_stats_query(const SourceTables *src)
+customer_stats_query(const SourceTables *src, const char *scope)
 {
 	return psprintf("SELECT s.customer_code, (s.st).visits, (s.st).spend, (s.st).quantity,"
 					" (s.st).skus, (s.st).first_order, (s.st).last_order"
@@ -332,9 +333,13 @@ customer_stats_query(const SourceTables *src)
 					" FROM (%s) o(customer_code, order_date, order_total, quantity, product_codes)"
 					" GROUP BY o.customer_code) s",
 					src->order_totals
-					? sharded_order_items_query(src, "o.customer_code IS NOT NULL")
-					: source_order_items_query(src, "o.customer_code IS NOT NULL"));
+					? sharded_order_items_query(src, scope)
+					: source_order_items_query(src, scope));
 }
+
+/* The customers a pass reads: all, or those of the text[] parameter $2. */
+#define ALL_CUSTOMERS "o.customer_code IS NOT NULL"
+#define SOME_CUSTOMERS "o.customer_code IS NOT NULL AND o.customer_code::text = ANY ($2)"
 
 /*
  * The customers of the window (a daterange datum) into pass->rows: one row
@@ -342,9 +347,12 @@ customer_stats_query(const SourceTables *src)
  * folded here.
  */
 static void
-scan_customers(FeaturePass *pass, const SourceTables *src, Datum window)
+scan_customers(FeaturePass *pass, const SourceTables *src, Datum window, Datum customers)
 {
-	Oid			types[1] = {DATERANGEOID};
+	Oid			types[2] = {DATERANGEOID, TEXTARRAYOID};
+	Datum		params[2] = {window, customers};
+	int			nparams = customers == (Datum) 0 ? 1 : 2;
+	const char *scope = customers == (Datum) 0 ? ALL_CUSTOMERS : SOME_CUSTOMERS;
 	ErrorContextCallback errcallback;
 
 	errcallback.callback = features_error_context;
@@ -364,7 +372,7 @@ scan_customers(FeaturePass *pass, const SourceTables *src, Datum window)
 		 */
 		int			shard_settings = sharded_settings_push(src);
 
-		query_stream_serial(customer_stats_query(src), 1, types, &window, NULL,
+		query_stream_serial(customer_stats_query(src, scope), nparams, types, params, NULL,
 							fold_customer_stats, pass);
 		sharded_settings_pop(shard_settings);
 	}
@@ -375,8 +383,8 @@ scan_customers(FeaturePass *pass, const SourceTables *src, Datum window)
 
 		pass->customers = featurehash_create(pass->context, 1024, NULL);
 		pass->codes = code_interner_create(pass->context);
-		query_stream(source_order_items_query(src, "o.customer_code IS NOT NULL"),
-					 1, types, &window, NULL, fold_order, pass);
+		query_stream(source_order_items_query(src, scope),
+					 nparams, types, params, NULL, fold_order, pass);
 		featurehash_start_iterate(pass->customers, &it);
 		while ((c = featurehash_iterate(pass->customers, &it)) != NULL)
 		{
@@ -464,7 +472,36 @@ customer_features(PG_FUNCTION_ARGS)
 	source_tables_check_line_items(src);
 
 	pass_init(&pass);
-	scan_customers(&pass, src, PointerGetDatum(PG_GETARG_RANGE_P(0)));
+	scan_customers(&pass, src, PointerGetDatum(PG_GETARG_RANGE_P(0)), (Datum) 0);
+	put_customers(rsinfo, &pass, as_of);
+	return (Datum) 0;
+}
+
+/*
+ * _customer_features_of(feature_window daterange, as_of date, source_schema
+ * text, customers text[]): customer_features() of these customers only (the
+ * rows customer_features() gives them), their codes in the query that reads
+ * the orders, so that over a sharded source each shard reads and folds only
+ * theirs.  A segmentation's feature state on a sharded source follows the
+ * shards' changes with it.
+ */
+Datum
+customer_features_of(PG_FUNCTION_ARGS)
+{
+	DateWindow	window = arg_date_window(fcinfo, 0, "feature_window");
+	DateADT		as_of = arg_as_of(fcinfo, 1, window);
+	const char *schema = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	ReturnSetInfo *rsinfo;
+	SourceTables *src;
+	FeaturePass pass;
+
+	arg_not_null(fcinfo, 3, "customers");
+	rsinfo = features_result(fcinfo, "_customer_features_of");
+	src = source_tables_open(schema);
+	source_tables_check_line_items(src);
+
+	pass_init(&pass);
+	scan_customers(&pass, src, PointerGetDatum(PG_GETARG_RANGE_P(0)), PG_GETARG_DATUM(3));
 	put_customers(rsinfo, &pass, as_of);
 	return (Datum) 0;
 }

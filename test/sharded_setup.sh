@@ -5,10 +5,11 @@
 # COORD_PORT set.  The shards listen on COORD_PORT + 1 .. 3, unix sockets
 # only.
 #
-# sharded_start [COORD_SETTINGS]: start the four clusters (the coordinator
-#     with COORD_SETTINGS too) and create, on each shard, the extension, the
-#     ERP tables (lines with their order's customer_code) and the
-#     order_totals view of the data contract.
+# sharded_start [COORD_SETTINGS [SHARD_SETTINGS]]: start the four clusters
+#     (the coordinator with COORD_SETTINGS too, each shard with
+#     SHARD_SETTINGS) and create, on each shard, the extension, the ERP
+#     tables (lines with their order's customer_code) and the order_totals
+#     view of the data contract.
 # sharded_load SCALE: the demo data at SCALE on the coordinator (schema
 #     cosmos_sync, the single-node answer) and the same rows in schema
 #     "sharded": hash-partitioned tables whose partitions are foreign tables
@@ -52,7 +53,7 @@ CREATE VIEW cosmos_sync.order_totals AS
 sharded_start() {
     local started=true pids s p
     start_cluster coord $COORD_PORT "-c synchronous_commit=off ${1:-}" & pids=($!)
-    for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" "-c synchronous_commit=off" & pids+=($!); done
+    for s in "${SHARDS[@]}"; do start_cluster "shard$s" "$(shard_port "$s")" "-c synchronous_commit=off ${2:-}" & pids+=($!); done
     for p in "${pids[@]}"; do wait "$p" || started=false; done
     if ! $started; then
         not_ok "coordinator and three shard clusters started"; tail -5 "$WORK"/*.log 2>/dev/null; finish

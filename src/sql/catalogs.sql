@@ -151,10 +151,13 @@ CREATE TABLE customer_analytics.segmentation_refresh_state (
     generation bigint,
     snapshot pg_snapshot,
     features_xid xid8,
-    as_of date
+    as_of date,
+    shard_snapshots jsonb
 );
 
 COMMENT ON TABLE customer_analytics.segmentation_refresh_state IS 'Per segmentation: its per-customer feature state tables, the window and snapshot they are exact for (not dumped: the first refresh after a restore rebuilds the state)';
+
+COMMENT ON COLUMN customer_analytics.segmentation_refresh_state.shard_snapshots IS 'sharded source with per-shard rollups: {"<server>": {"generation": g, "snapshot": "<the shard''s pg_snapshot>", "system_identifier": "<its cluster''s>"}}, what the feature state reflects on each shard (NULL: none)';
 
 CREATE TABLE customer_analytics.dispatcher_runs (
     role name NOT NULL,

@@ -9,6 +9,15 @@ CREATE FUNCTION customer_analytics._customer_features_from_state(state regclass,
 
 COMMENT ON FUNCTION customer_analytics._customer_features_from_state(state regclass, feature_window daterange, as_of date) IS 'internal: customer_features() derived from a segmentation''s per-customer feature state table';
 
+-- Internal: customer_features() of some customers only, their codes in the
+-- query that reads the orders (over a sharded source each shard reads and
+-- folds only theirs).
+CREATE FUNCTION customer_analytics._customer_features_of(feature_window daterange, as_of date, source_schema text, customers text[]) RETURNS TABLE(customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint, total_quantity numeric, first_order date, last_order date, recency_days integer, tenure_days integer, span_days integer, quantity_per_visit double precision, days_per_visit double precision, skus_per_visit double precision, diff double precision, is_repeat boolean, features double precision[])
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'customer_features_of';
+
+COMMENT ON FUNCTION customer_analytics._customer_features_of(feature_window daterange, as_of date, source_schema text, customers text[]) IS 'internal: customer_features() of these customers only, read from the source with their codes (a sharded segmentation''s feature state follows the shards'' changes with it)';
+
 -- Drop the segmentation delta refresh's temporary tables if this session has them.
 CREATE FUNCTION customer_analytics._drop_segmentation_scratch() RETURNS void
     LANGUAGE sql
@@ -253,6 +262,100 @@ CREATE FUNCTION customer_analytics._segmentation_rollup_orders_sql(s customer_an
                   ' WHERE o.d <@ %L::daterange)', customer_analytics._rollup_table(r.id), s.feature_window)
 $$;
 
+-- _segmentation_update_state() of a segmentation on a coordinator schema
+-- with per-shard rollups (a rollup_changes table): its feature state (the
+-- kept tables, rows as customer_features() gives them) follows the shards'
+-- changes: the customers changed on the shards since the shards' snapshots
+-- recorded with the state have their rows recomputed, the per-customer
+-- work on their shards (_customer_features_of), and replaced; else the
+-- state is computed in full from the shards (the same rows as
+-- customer_features()).  Every shard's status is read first: it fixes the
+-- snapshot the recomputation reads that shard with, recorded for the next
+-- refresh.  Past customer_analytics.shard_incremental_max_fraction of the
+-- customers, in full (the snapshots kept).  s as stored, resolved its
+-- resolved form, x its refresh state (no row: NULL fields).
+CREATE FUNCTION customer_analytics._segmentation_shard_state(s customer_analytics.segmentations, resolved customer_analytics.segmentations,
+                                                             x customer_analytics.segmentation_refresh_state,
+                                                             OUT mode text, OUT delta boolean, OUT unchanged boolean) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+    kept regclass := to_regclass(format('%I.%I', resolved.view_schema, (customer_analytics._segmentation_state_names(resolved)).state));
+    problem text;
+    sh record;
+    t record;
+    lim bigint;
+    state regclass;
+BEGIN
+    delta := false;
+    unchanged := false;
+    problem := CASE WHEN x.segmentation IS NULL OR x.shard_snapshots IS NULL THEN 'no incremental state yet'
+                    WHEN x.feature_window <> resolved.feature_window
+                        THEN CASE WHEN resolved.rolling IS NOT NULL THEN 'the feature window moved' ELSE 'the feature window changed' END
+                    WHEN kept IS NULL OR x.state_table IS DISTINCT FROM kept
+                         OR obj_description(kept, 'pg_class') IS DISTINCT FROM customer_analytics._segmentation_state_marker(resolved)
+                         OR NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = kept), 'USAGE')
+                        THEN 'the per-customer state tables were changed' END;
+    PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): reading the shards'' changes', s.name));
+    sh := customer_analytics._shard_changes_since(format('segmentation "%s"', s.name), s.source_schema,
+                                                  (SELECT oid FROM pg_roles WHERE rolname = current_user),
+                                                  x.shard_snapshots, problem);
+    -- past a share of the customers, recomputing them costs more than
+    -- computing every customer's features (the snapshots are kept)
+    IF sh.usable AND cardinality(sh.changed) > 0 THEN
+        lim := customer_analytics._shard_incremental_limit(s.source_schema, cardinality(sh.changed));
+        IF cardinality(sh.changed) > lim THEN
+            sh.usable := false;
+            sh.reason := format('%s changed customers, more than %s (customer_analytics.shard_incremental_max_fraction of the customers): a full refresh is cheaper',
+                                cardinality(sh.changed), lim);
+        END IF;
+    END IF;
+    IF sh.usable THEN
+        PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): applying the changed customers', s.name));
+        state := x.state_table;
+        IF cardinality(sh.changed) > 0 THEN
+            EXECUTE format('DELETE FROM %s s WHERE s.customer_code = ANY ($1)', state) USING sh.changed;
+            EXECUTE format('INSERT INTO %s SELECT f.customer_code, f.visits, f.total_spend, NULL, f.total_quantity,'
+                           ' NULL, f.skus, f.first_order, f.last_order'
+                           ' FROM customer_analytics._customer_features_of($1, $2, $3, $4) f', state)
+              USING resolved.feature_window, resolved.as_of, s.source_schema, sh.changed;
+        END IF;
+        delta := true;
+        unchanged := cardinality(sh.changed) = 0 AND x.as_of IS NOT DISTINCT FROM resolved.as_of;
+        mode := format('delta (%s changed customers from %s shard rollups%s)', cardinality(sh.changed), sh.shards,
+                       CASE WHEN unchanged THEN '; views unchanged' ELSE '' END);
+        UPDATE customer_analytics.segmentation_refresh_state y
+           SET shard_snapshots = sh.snapshots, features_xid = pg_current_xact_id(), as_of = resolved.as_of
+         WHERE y.segmentation = s.name;
+        RETURN;
+    END IF;
+    mode := format('full (%s)', sh.reason);
+    PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): computing the features', s.name));
+    BEGIN
+        t := customer_analytics._segmentation_state_tables(resolved, false);
+    EXCEPTION WHEN duplicate_table THEN
+        RAISE WARNING 'segmentation "%" keeps no per-customer feature state: %', s.name, SQLERRM
+            USING HINT = 'Its refreshes compute the features in full until this is fixed.';
+        t := customer_analytics._segmentation_state_tables(resolved, true);
+        sh.snapshots := NULL;
+    END;
+    EXECUTE format('TRUNCATE %s', t.state);
+    EXECUTE format('INSERT INTO %s SELECT f.customer_code, f.visits, f.total_spend, NULL, f.total_quantity,'
+                   ' NULL, f.skus, f.first_order, f.last_order'
+                   ' FROM customer_analytics.customer_features($1, $2, $3) f', t.state)
+      USING resolved.feature_window, resolved.as_of, s.source_schema;
+    INSERT INTO customer_analytics.segmentation_refresh_state AS y
+           (segmentation, feature_window, state_table, sku_table, generation, snapshot, features_xid, as_of, shard_snapshots)
+    VALUES (s.name, resolved.feature_window, t.state, NULL, NULL, NULL, pg_current_xact_id(), resolved.as_of, sh.snapshots)
+    ON CONFLICT (segmentation) DO UPDATE
+        SET feature_window = excluded.feature_window, state_table = excluded.state_table,
+            sku_table = excluded.sku_table, generation = excluded.generation,
+            snapshot = excluded.snapshot, features_xid = excluded.features_xid, as_of = excluded.as_of,
+            shard_snapshots = excluded.shard_snapshots;
+END $_$;
+
 -- The columns of a feature state table: spend_orders, quantity_orders are
 -- the orders with a total, a quantity (NULL in a state copied from
 -- customer_features(), which does not tell: its sums are taken as they are).
@@ -381,9 +484,15 @@ DECLARE
 BEGIN
     delta := false;
     unchanged := false;
+    SELECT * INTO x FROM customer_analytics.segmentation_refresh_state y WHERE y.segmentation = s.name;
+    -- a coordinator schema with per-shard rollups: the state follows the shards' changes
+    IF EXISTS (SELECT 1 FROM customer_analytics._shard_rollups(s.source_schema)) THEN
+        SELECT u.mode, u.delta, u.unchanged INTO mode, delta, unchanged
+          FROM customer_analytics._segmentation_shard_state(s, resolved, x) u;
+        RETURN;
+    END IF;
     SELECT * INTO r FROM customer_analytics.rollups y WHERE y.source_schema = s.source_schema;
     usable := r.id IS NOT NULL AND (customer_analytics._rollup_for_reading(s.source_schema)).rollup IS NOT NULL;
-    SELECT * INTO x FROM customer_analytics.segmentation_refresh_state y WHERE y.segmentation = s.name;
     why := CASE WHEN r IS NULL THEN 'no rollup'
                 WHEN NOT usable THEN 'the rollup is not usable'
                 ELSE COALESCE(customer_analytics._segmentation_state_unsupported(resolved),

@@ -207,13 +207,14 @@ BEGIN
 END $$;
 
 -- The customers changed on a shard (server srv_name, oid srv, its partition
--- `changes` of rollup_changes) since the campaign's views were computed:
--- the changes its recorded status `old` (generation, snapshot,
+-- `changes` of rollup_changes of coordinator schema source_schema) since a
+-- definition's views or state (what, e.g. campaign "c2", for messages) were
+-- computed: the changes its recorded status `old` (generation, snapshot,
 -- system_identifier; NULL: none) did not see, given its status now
 -- (generation, snapshot, system_identifier); or why they cannot be followed
 -- (reason, codes then NULL).  Customers whose customer_code belongs on
 -- another shard are one such reason, with a WARNING.
-CREATE FUNCTION customer_analytics._shard_changed_customers(c customer_analytics.campaigns, srv_name text, srv oid, changes regclass,
+CREATE FUNCTION customer_analytics._shard_changed_customers(what text, source_schema text, srv_name text, srv oid, changes regclass,
                                                             old jsonb, generation bigint, snapshot text, system_identifier bigint,
                                                             OUT reason text, OUT codes text[]) RETURNS record
     LANGUAGE plpgsql
@@ -225,7 +226,7 @@ DECLARE
     misplaced text[];
 BEGIN
     IF old IS NULL THEN
-        reason := format('server %s is new to the campaign', srv_name);
+        reason := format('server %s is new to the %s', srv_name, split_part(what, ' ', 1));
     ELSIF (old ->> 'generation')::bigint IS DISTINCT FROM generation THEN
         reason := format('the rollup on server %s was rebuilt', srv_name);
     ELSIF (old ->> 'system_identifier') IS DISTINCT FROM system_identifier::text
@@ -240,12 +241,12 @@ BEGIN
                        ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
                        ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)',
                        changes, old ->> 'snapshot', old ->> 'snapshot') INTO found_codes, truncated;
-        misplaced := customer_analytics._shard_misplaced(c.source_schema, srv, found_codes);
+        misplaced := customer_analytics._shard_misplaced(source_schema, srv, found_codes);
         IF truncated THEN
             reason := format('a source table was truncated or rewritten on server %s', srv_name);
         ELSIF cardinality(misplaced) > 0 THEN
-            RAISE WARNING 'campaign "%": % customer(s) changed on server % whose customer_code belongs on another shard: %',
-                c.name, cardinality(misplaced), srv_name, array_to_string(misplaced[1:5], ', ')
+            RAISE WARNING '%: % customer(s) changed on server % whose customer_code belongs on another shard: %',
+                what, cardinality(misplaced), srv_name, array_to_string(misplaced[1:5], ', ')
                 USING HINT = 'Move a customer between shards by deleting its rows on the old shard and inserting them on the new one '
                              'in one transaction (an UPDATE of customer_code through the coordinator''s partitioned tables does that): '
                              'rows of one customer on two shards are counted apart (docs/sharding.md).';
@@ -257,23 +258,40 @@ BEGIN
     END IF;
 END $$;
 
--- What changed on each shard since the campaign's views were computed:
--- usable (else why the refresh is a full one), the changed customers, the
--- shards, and every shard's snapshot and rollup generation now, for the
--- refresh to record (NULL when some shard's changes cannot be followed).
--- s is the campaign's refresh state (NULL: none).  The status of every
--- shard is read even when the views are recomputed in full, and first:
--- it fixes the snapshot the refresh then reads that shard with.  The
--- steps: the views (_shard_views_problem), then each shard's status
--- (_shard_status) and, while the changes can be followed, its changed
--- customers (_shard_changed_customers).
+-- What changed on each shard since a campaign's views were computed
+-- (_shard_changes_since), unless the views themselves cannot be followed
+-- (_shard_views_problem).  s is the campaign's refresh state (NULL: none).
 CREATE FUNCTION customer_analytics._shard_changes(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, OUT usable boolean, OUT reason text, OUT changed text[], OUT snapshots jsonb, OUT shards integer) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+BEGIN
+    SELECT x.usable, x.reason, x.changed, x.snapshots, x.shards INTO usable, reason, changed, snapshots, shards
+      FROM customer_analytics._shard_changes_since(
+               format('campaign "%s"', c.name), c.source_schema,
+               (SELECT relowner FROM pg_class WHERE oid = to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'))),
+               s.shard_snapshots, customer_analytics._shard_views_problem(c, s)) x;
+END $$;
+
+-- What changed on each shard of coordinator schema source_schema since the
+-- shards' snapshots recorded (recorded: {"<server>": {generation,
+-- snapshot, system_identifier}}) for a definition (what, for messages),
+-- whose views' owner is views_owner: usable (else why the refresh is a
+-- full one), the changed customers, the shards, and every shard's snapshot
+-- and rollup generation now, for the refresh to record (NULL when some
+-- shard's changes cannot be followed).  problem: why the definition's
+-- views or state cannot be followed whatever the shards say (NULL: they
+-- can).  The status of every shard is read even then, and first: it fixes
+-- the snapshot the refresh then reads that shard with.  The steps: each
+-- shard's status (_shard_status) and, while the changes can be followed,
+-- its changed customers (_shard_changed_customers).
+CREATE FUNCTION customer_analytics._shard_changes_since(what text, source_schema text, views_owner oid, recorded jsonb, problem text,
+                                                        OUT usable boolean, OUT reason text, OUT changed text[], OUT snapshots jsonb,
+                                                        OUT shards integer) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
 DECLARE
-    owner oid := (SELECT relowner FROM pg_class
-                   WHERE oid = to_regclass(format('%I.%I', c.view_schema, c.name || '_targets')));
     sh record;
     st record;
     d record;
@@ -282,11 +300,11 @@ BEGIN
     changed := '{}';
     snapshots := '{}';
     shards := 0;
-    reason := customer_analytics._shard_views_problem(c, s);
+    reason := problem;
     usable := reason IS NULL;
-    FOR sh IN SELECT * FROM customer_analytics._shard_rollups(c.source_schema) LOOP
+    FOR sh IN SELECT * FROM customer_analytics._shard_rollups(source_schema) LOOP
         shards := shards + 1;
-        st := customer_analytics._shard_status(sh.server, sh.server_id, sh.changes, owner);
+        st := customer_analytics._shard_status(sh.server, sh.server_id, sh.changes, views_owner);
         IF st.problem IS NOT NULL THEN
             shard_reason := COALESCE(shard_reason, st.problem);
             snapshots := NULL;
@@ -295,7 +313,8 @@ BEGIN
                                                                                        'snapshot', st.snapshot,
                                                                                        'system_identifier', st.system_identifier::text));
             IF usable THEN
-                d := customer_analytics._shard_changed_customers(c, sh.server, sh.server_id, sh.changes, s.shard_snapshots -> sh.server,
+                d := customer_analytics._shard_changed_customers(what, source_schema, sh.server, sh.server_id, sh.changes,
+                                                                 recorded -> sh.server,
                                                                  st.generation, st.snapshot, st.system_identifier);
                 reason := d.reason;
                 changed := changed || d.codes;
@@ -304,7 +323,7 @@ BEGIN
         END IF;
     END LOOP;
     IF shards = 0 THEN
-        shard_reason := format('%I.rollup_changes has no foreign partitions', c.source_schema);
+        shard_reason := format('%I.rollup_changes has no foreign partitions', source_schema);
         snapshots := NULL;
     END IF;
     reason := COALESCE(shard_reason, reason);

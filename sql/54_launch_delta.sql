@@ -156,6 +156,13 @@ UPDATE ld.sales_order_lines SET pretax_subtotal = 1 WHERE order_number LIKE 'E%'
 ROLLBACK;
 SELECT * FROM ld_refresh('ldc');
 
+-- more than a quarter of the members changed: recomputed in full (cheaper),
+-- then from the changed members again
+UPDATE ld.sales_order_lines SET pretax_subtotal = pretax_subtotal + 0.01 WHERE order_number LIKE 'E%' AND line_no = 1;
+SELECT * FROM ld_refresh('ldc');
+UPDATE ld.sales_order_lines SET pretax_subtotal = pretax_subtotal + 0.01 WHERE order_number IN ('E1', 'E2') AND line_no = 1;
+SELECT * FROM ld_refresh('ldc');
+
 -- refreshed by hand (a new file): the next refresh recomputes in full,
 -- then follows the changes again
 RESET ROLE;

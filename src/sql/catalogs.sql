@@ -86,7 +86,7 @@ COMMENT ON TABLE customer_analytics.campaign_launch_state IS 'Per launched campa
 
 COMMENT ON COLUMN customer_analytics.campaign_launch_state.state_snapshot IS 'the campaign''s state snapshot (campaign_refresh_state.state_snapshot) whose order changes the response rows include; NULL: none (the next refresh recomputes them in full)';
 
-COMMENT ON COLUMN customer_analytics.campaign_launch_state.applied_members IS 'members whose response rows the last refresh replaced in place (NULL: the views were recomputed in full)';
+COMMENT ON COLUMN customer_analytics.campaign_launch_state.applied_members IS 'members whose response rows the last refresh replaced in place (NULL: the views were recomputed in full; negative during a refresh: too many, recomputed in full)';
 
 CREATE TABLE customer_analytics.segmentations (
     name text NOT NULL,

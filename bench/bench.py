@@ -251,6 +251,72 @@ def timed_ms(cur, sql):
     return (time.perf_counter() - start) * 1000.0
 
 
+def launch_refresh(cur, runs, modulus, slices):
+    """refresh_campaign() of the launched campaign 'bench' after a change of
+    one in {modulus} of the orders, alternately with its response views
+    recomputed in full (forced by a REFRESH of bench_response by hand just
+    before: what every refresh did before they followed the delta) and from
+    the changed members (the delta path); a different slice of the orders
+    each time (slices(i)).  Medians of each, the changed members, and the
+    rows of the three response views that differ from a recompute after the
+    last one."""
+    out = {"full": [], "delta": [], "members": [], "modes": set()}
+    for i in range(2 * runs):
+        kind = ("full", "delta")[i % 2]
+        cur.execute(CHANGE.format(modulus=modulus, slice=slices(i)))
+        if kind == "full":
+            cur.execute("REFRESH MATERIALIZED VIEW bench_bi.bench_response")
+        out[kind].append(timed_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')"))
+        cur.execute("SELECT mode FROM customer_analytics.refresh_history WHERE kind = 'campaign' AND name = 'bench'"
+                    " ORDER BY id DESC LIMIT 1")
+        mode = cur.fetchone()[0]
+        out["modes"].add(mode.split("; ")[-1].split(" (")[0] if kind == "full" else "from changed members")
+        if kind == "delta":
+            members = mode.rsplit("from ", 1)[-1].split(" ")[0]
+            out["members"].append(int(members) if members.isdigit() else -1)
+    cur.execute(LAUNCH_DIFFERENCES)
+    out["differences"] = cur.fetchone()[0]
+    return {"full ms": statistics.median(out["full"]), "delta ms": statistics.median(out["delta"]),
+            "changed members": statistics.median(out["members"]), "differences": out["differences"],
+            "modes": sorted(out["modes"])}
+
+
+# the rows of bench's response, lift and monthly response views that differ
+# from a recompute (the response of every member, campaign_response(), the
+# months from monthly_revenue())
+LAUNCH_DIFFERENCES = """
+SELECT (SELECT count(*) FROM ((SELECT customer_code, arm, baseline_revenue, revenue, baseline_orders, orders,
+                                      baseline_low_tickets, low_tickets FROM bench_bi.bench_response
+                               EXCEPT ALL SELECT customer_code, arm, baseline_revenue, revenue, baseline_orders, orders,
+                                      baseline_low_tickets, low_tickets
+                                 FROM customer_analytics._campaign_member_response('bench', NULL, NULL))
+                              UNION ALL
+                              (SELECT customer_code, arm, baseline_revenue, revenue, baseline_orders, orders,
+                                      baseline_low_tickets, low_tickets
+                                 FROM customer_analytics._campaign_member_response('bench', NULL, NULL)
+                               EXCEPT ALL SELECT customer_code, arm, baseline_revenue, revenue, baseline_orders, orders,
+                                      baseline_low_tickets, low_tickets FROM bench_bi.bench_response)) d)
+     + (SELECT count(*) FROM ((SELECT metric, stratum, lift, p_value, cuped_lift FROM bench_bi.bench_lift
+                               EXCEPT ALL SELECT metric, stratum, lift, p_value, cuped_lift
+                                 FROM customer_analytics.campaign_response('bench'))
+                              UNION ALL
+                              (SELECT metric, stratum, lift, p_value, cuped_lift FROM customer_analytics.campaign_response('bench')
+                               EXCEPT ALL SELECT metric, stratum, lift, p_value, cuped_lift FROM bench_bi.bench_lift)) d)
+     + (SELECT count(*) FROM (
+         WITH x AS (SELECT r.month, m.arm, sum(r.revenue) AS revenue
+                      FROM customer_analytics.campaign_launches l
+                     CROSS JOIN LATERAL customer_analytics._launch_windows(l, NULL, NULL) w
+                      JOIN customer_analytics.campaign_members m ON m.campaign = l.campaign
+                      JOIN customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.campaign_members
+                                                                     WHERE campaign = 'bench'),
+                                                              daterange(lower(w.baseline), upper(w.measure)), 'cosmos_sync') r
+                        ON r.customer_code = m.customer_code
+                     WHERE l.campaign = 'bench' GROUP BY 1, 2)
+         (SELECT month, arm, revenue FROM bench_bi.bench_response_monthly EXCEPT ALL SELECT * FROM x)
+         UNION ALL (SELECT * FROM x EXCEPT ALL SELECT month, arm, revenue FROM bench_bi.bench_response_monthly)) d)
+"""
+
+
 def peak_private_mb(setup, sql):
     """Peak RssAnon of a fresh backend while it runs sql, minus its level before."""
     conn = psycopg2.connect("")
@@ -401,6 +467,10 @@ def run_scale(scale, runs):
     counts["members"] = cur.fetchone()[0]
     t["end_campaign"] = timed_ms(cur, "SELECT customer_analytics.end_campaign('bench', '2026-02-01')")
     t["refresh after launch"] = median_ms(cur, "SELECT customer_analytics.refresh_campaign('bench')", runs)
+    # after a change: the response views in full (as every refresh did
+    # before) and from the changed members, alternately in the same minutes
+    counts["launch changes"] = {label: launch_refresh(cur, runs, modulus, lambda i, m=modulus: (m - 100 - i) if m == 1000 else 50 + i)
+                                for label, modulus in (("1%", 100), ("0.1%", 1000))}
     t["response view"] = median_ms(cur, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_bi.bench_response", runs)
     t["lift view"] = median_ms(cur, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_bi.bench_lift", runs)
     t["campaign_response"] = median_ms(cur, "SELECT count(*) FROM customer_analytics.campaign_response('bench')", runs)
@@ -615,6 +685,14 @@ def main():
                 ms(t["refresh after launch"]), ms(t["response view"]), ms(t["lift view"]),
                 ms(t["campaign_response"])]
                for scale, c, t, plans, mem in results])
+        table("launched campaign (issue 23): refresh_campaign() after a change of 1 % and 0.1 % of the orders (rollup on),"
+              " the response views recomputed in full (a REFRESH of <name>_response by hand first) and from the"
+              " changed members (the delta path), alternately; medians",
+              ["scale", "change", "members", "changed members", "response views in full ms", "from changed members ms",
+               "ratio", "differences"],
+              [[scale, label, f"{c['members']:,}", ch["changed members"], ms(ch["full ms"]), ms(ch["delta ms"]),
+                f"{ch['full ms'] / ch['delta ms']:.1f}x", ch["differences"]]
+               for scale, c, t, plans, mem in results for label, ch in c["launch changes"].items()])
         shape_table("demo shape (test/demo_data.sql): the campaign's refresh by the size of the change"
                     " (medians of the runs; the 1% rows are the runs of the tables above)",
                     [(scale, c["shape"]) for scale, c, t, plans, mem in results], False)

@@ -297,10 +297,11 @@ qa -c "REFRESH MATERIALIZED VIEW dr_an.${AN_SEG}_members WITH NO DATA" >/dev/nul
 check "new cluster: refresh_segmentation() with its defaults refreshes unpopulated members" \
     "$(qa -c "SELECT member_rows > 0 FROM customer_analytics.refresh_segmentation('$AN_SEG')" 2>&1)|$(qn "$DST" "$populated_sql")" \
     "t|$all_populated"
+# (the campaign is launched: its mode ends with its response views, recomputed in full)
 check "new cluster: the history's modes say the views were refreshed without CONCURRENTLY" \
     "$(qn "$DST" "SELECT string_agg(kind || ': ' || substring(mode from 'not populated: .*'), '; ' ORDER BY kind)
                    FROM (SELECT DISTINCT ON (kind) kind, mode FROM customer_analytics.refresh_history ORDER BY kind, id DESC) h")" \
-    "campaign: not populated: dr_an.${AN_CAMPAIGN}_monthly; refreshed without CONCURRENTLY); segmentation: not populated: dr_an.${AN_SEG}_members; refreshed without CONCURRENTLY)"
+    "campaign: not populated: dr_an.${AN_CAMPAIGN}_monthly; refreshed without CONCURRENTLY); response views in full; segmentation: not populated: dr_an.${AN_SEG}_members; refreshed without CONCURRENTLY)"
 
 # --- restored pg_cron jobs ----------------------------------------------------
 CRON_DB=ca_dump_cron

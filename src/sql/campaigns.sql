@@ -432,6 +432,8 @@ BEGIN
     PERFORM customer_analytics._drop_views(c.view_schema,
         ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
     PERFORM customer_analytics._drop_campaign_state(c);
+    PERFORM customer_analytics._drop_marked_tables(c.view_schema, ARRAY[c.name || '_response_months'],
+                                                   customer_analytics._launch_months_marker(c));
     DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
     DELETE FROM customer_analytics.campaigns WHERE name = c.name;
     RAISE NOTICE 'campaign "%" dropped with its views %, % and %', c.name,
@@ -607,15 +609,19 @@ RETURNS customer_analytics.campaigns
     AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._record_refresh(campaign, started);
+    -- (a launched campaign's mode ends with what became of its response views)
+    views text := split_part(mode, '; response views', 1);
+    response text := substr(mode, length(views) + 1);
 BEGIN
     PERFORM customer_analytics._record_history('campaign', c.name, c.owner, started, mode, c.target_rows, NULL);
     -- the duration goes to the catalog (refresh_ms), not the message
     RAISE NOTICE 'campaign "%" refreshed%: % targets, % monthly rows',
-        c.name, CASE WHEN mode LIKE 'delta (%' THEN ' from its order changes' || substr(mode, length('delta') + 1)
+        c.name, CASE WHEN views LIKE 'delta (%' THEN ' from its order changes' || substr(views, length('delta') + 1)
                      ELSE CASE WHEN _campaign_record_refresh.concurrently THEN ' concurrently' ELSE '' END
-                          || CASE WHEN mode = 'full (no rollup)' THEN ''
-                                  WHEN mode LIKE 'incremental (%' THEN ' incrementally' || substr(mode, length('incremental') + 1)
-                                  ELSE ' in full' || substr(mode, length('full') + 1) END END,
+                          || CASE WHEN views = 'full (no rollup)' THEN ''
+                                  WHEN views LIKE 'incremental (%' THEN ' incrementally' || substr(views, length('incremental') + 1)
+                                  ELSE ' in full' || substr(views, length('full') + 1) END END
+                || response,
         c.target_rows, c.monthly_rows;
     RETURN c;
 END $$;
@@ -662,6 +668,7 @@ DECLARE
     -- views left unpopulated (by a restore): refreshed in full, without CONCURRENTLY
     unpopulated text := customer_analytics._unpopulated_views(c.view_schema, customer_analytics._campaign_views(c.name));
     requested boolean := _refresh_campaign_as_owner.concurrently;
+    launch_mode text;
 BEGIN
     PERFORM customer_analytics._require_owner_context('campaign', c.name, c.owner);
     IF unpopulated IS NOT NULL THEN
@@ -729,10 +736,13 @@ BEGIN
                                                              _refresh_campaign_as_owner.concurrently);
     END IF;
 
-    -- a launched campaign's response views (its members never change)
-    PERFORM customer_analytics._refresh_launch_views(c, _refresh_campaign_as_owner.concurrently);
     PERFORM customer_analytics._campaign_keep_state(c, resolved, r, rollup_usable, COALESCE(delta.snapshot, snap),
                                                     delta.snapshot IS NOT NULL);
+    -- a launched campaign's response views (its members never change), after
+    -- the state: from the changed members when the delta replaced their rows,
+    -- else in full, including the changes of the state just kept
+    launch_mode := customer_analytics._refresh_launch_views(c, _refresh_campaign_as_owner.concurrently, s, delta.snapshot,
+        (SELECT x.state_snapshot FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name));
     RETURN customer_analytics._campaign_record_refresh(c.name, started, _refresh_campaign_as_owner.concurrently,
         CASE WHEN unpopulated IS NOT NULL THEN 'full (' || d.reason || ')'
              WHEN r IS NULL THEN 'full (no rollup)'
@@ -740,7 +750,7 @@ BEGIN
                  THEN format('delta (%s changed customers, %s order changes)', delta.changed_customers, delta.order_changes)
              WHEN d.usable THEN format('incremental (%s changed customers; histories recomputed: %s)',
                                        cardinality(d.changed), no_delta)
-             ELSE 'full (' || d.reason || ')' END);
+             ELSE 'full (' || d.reason || ')' END || launch_mode);
 END $$;
 
 -- The views of a definition that are materialized views not populated (a

@@ -13,6 +13,16 @@ CREATE POLICY owner_writes ON customer_analytics.campaign_launches USING ((EXIST
    FROM customer_analytics.campaigns c
   WHERE ((c.name = campaign_launches.campaign) AND customer_analytics._is_definition_owner(c.owner)))));
 
+ALTER TABLE customer_analytics.campaign_launch_state ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY catalog_read ON customer_analytics.campaign_launch_state FOR SELECT USING (true);
+
+CREATE POLICY owner_writes ON customer_analytics.campaign_launch_state USING ((EXISTS ( SELECT 1
+   FROM customer_analytics.campaigns c
+  WHERE ((c.name = campaign_launch_state.campaign) AND customer_analytics._is_definition_owner(c.owner))))) WITH CHECK ((EXISTS ( SELECT 1
+   FROM customer_analytics.campaigns c
+  WHERE ((c.name = campaign_launch_state.campaign) AND customer_analytics._is_definition_owner(c.owner)))));
+
 CREATE POLICY owner_only ON customer_analytics.campaign_members USING ((EXISTS ( SELECT 1
    FROM customer_analytics.campaigns c
   WHERE ((c.name = campaign_members.campaign) AND customer_analytics._is_definition_owner(c.owner))))) WITH CHECK ((EXISTS ( SELECT 1

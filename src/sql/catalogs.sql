@@ -72,6 +72,22 @@ CREATE TABLE customer_analytics.campaign_members (
 
 COMMENT ON TABLE customer_analytics.campaign_members IS 'The frozen members of each launched campaign and their arm (treatment or holdout), with their stratify_by values (strata, in stratify_by order; NULL as the empty string) and the sheet''s columns as at launch; only the campaign''s owner reads them (readers read the <name>_contact_list view: the treatment arm only)';
 
+CREATE TABLE customer_analytics.campaign_launch_state (
+    campaign text NOT NULL,
+    measure_window daterange NOT NULL,
+    baseline_window daterange NOT NULL,
+    response_view oid NOT NULL,
+    response_filenode oid NOT NULL,
+    state_snapshot pg_snapshot,
+    applied_members bigint
+);
+
+COMMENT ON TABLE customer_analytics.campaign_launch_state IS 'Per launched campaign: what its <name>_response view was computed for (the windows, the view and its file), so that refresh_campaign() recomputes only the changed members'' rows after a delta refresh; not dumped (a restore recomputes the views in full)';
+
+COMMENT ON COLUMN customer_analytics.campaign_launch_state.state_snapshot IS 'the campaign''s state snapshot (campaign_refresh_state.state_snapshot) whose order changes the response rows include; NULL: none (the next refresh recomputes them in full)';
+
+COMMENT ON COLUMN customer_analytics.campaign_launch_state.applied_members IS 'members whose response rows the last refresh replaced in place (NULL: the views were recomputed in full; negative during a refresh: too many, recomputed in full)';
+
 CREATE TABLE customer_analytics.segmentations (
     name text NOT NULL,
     view_schema text NOT NULL,
@@ -260,6 +276,9 @@ ALTER TABLE ONLY customer_analytics.campaign_launches
 ALTER TABLE ONLY customer_analytics.campaign_members
     ADD CONSTRAINT campaign_members_pkey PRIMARY KEY (campaign, customer_code);
 
+ALTER TABLE ONLY customer_analytics.campaign_launch_state
+    ADD CONSTRAINT campaign_launch_state_pkey PRIMARY KEY (campaign);
+
 ALTER TABLE ONLY customer_analytics.campaign_refresh_state
     ADD CONSTRAINT campaign_refresh_state_pkey PRIMARY KEY (campaign);
 
@@ -301,6 +320,9 @@ ALTER TABLE ONLY customer_analytics.campaign_launches
 ALTER TABLE ONLY customer_analytics.campaign_members
     ADD CONSTRAINT campaign_members_campaign_fkey FOREIGN KEY (campaign) REFERENCES customer_analytics.campaign_launches(campaign) ON UPDATE CASCADE ON DELETE CASCADE;
 
+ALTER TABLE ONLY customer_analytics.campaign_launch_state
+    ADD CONSTRAINT campaign_launch_state_campaign_fkey FOREIGN KEY (campaign) REFERENCES customer_analytics.campaign_launches(campaign) ON UPDATE CASCADE ON DELETE CASCADE;
+
 ALTER TABLE ONLY customer_analytics.campaign_refresh_state
     ADD CONSTRAINT campaign_refresh_state_campaign_fkey FOREIGN KEY (campaign) REFERENCES customer_analytics.campaigns(name) ON UPDATE CASCADE ON DELETE CASCADE;
 
@@ -320,6 +342,8 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaigns TO PUBLI
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaign_launches TO PUBLIC;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaign_members TO PUBLIC;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaign_launch_state TO PUBLIC;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.segmentations TO PUBLIC;
 

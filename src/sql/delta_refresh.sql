@@ -224,7 +224,10 @@ BEGIN
         -- their months
         || customer_analytics._campaign_delta_months_sql(c, r, month_state, since)
         -- the long form and the sheet, from the months
-        || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet));
+        || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet)
+        -- a launched campaign's response rows of its changed members (hook:
+        -- no statement when not launched or recomputed in full after)
+        || customer_analytics._launch_delta_sql(c, s));
     IF snapshot IS NOT NULL THEN
         SELECT count(*), COALESCE(sum(k.changes), 0)::bigint INTO changed_customers, order_changes
           FROM pg_temp.customer_analytics_changed k;

@@ -93,7 +93,8 @@ BEGIN
         END IF;
         mode := 'full (' || sh.reason || ')';
     END IF;
-    PERFORM customer_analytics._refresh_launch_views(c, _refresh_sharded_campaign.concurrently);
+    -- (no per-customer state: the response views in full)
+    PERFORM customer_analytics._refresh_launch_views(c, _refresh_sharded_campaign.concurrently, s, NULL, NULL);
     PERFORM customer_analytics._forget_campaign_state(c);
     IF sh.snapshots IS NOT NULL THEN
         INSERT INTO customer_analytics.campaign_refresh_state AS x

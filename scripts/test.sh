@@ -27,7 +27,9 @@ esac
 
 ca_install_deps
 ca_build_install
-ca_start_cluster
+# room for pg_cron's job workers beside the parallel workers of the tests
+# running meanwhile (a job that finds no worker slot is not run)
+ca_start_cluster max_worker_processes=24
 
 ca_log "Running the regression suites and the isolation specs"
 cd "$CA_ROOT"

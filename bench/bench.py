@@ -38,6 +38,7 @@ Connection settings come from PGHOST/PGPORT/PGUSER/PGDATABASE.
 """
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import threading
@@ -277,7 +278,7 @@ def launch_refresh(cur, runs, modulus, slices):
             # refresh recomputed them in full after all (past a quarter of
             # the members changed, say): then the row says so
             members = last.rsplit("from ", 1)[-1].split(" ")[0] if "changed members" in last else ""
-            out["members"].append(int(members) if members.isdigit() else last)
+            out["members"].append(int(members) if members.isdigit() else re.sub(r"[0-9]+", "N", last))
     cur.execute(LAUNCH_DIFFERENCES)
     out["differences"] = cur.fetchone()[0]
     return {"full ms": statistics.median(out["full"]), "delta ms": statistics.median(out["delta"]),

@@ -122,14 +122,21 @@ check_same_windows(const OrderWindows *state, const OrderWindows *row)
 				 errhint("Pass constants (or the same values for every row) for the windows and the bar.")));
 }
 
+/* *dst = *src, with its own copy of the bar in aggcontext */
+static void
+copy_windows(MemoryContext aggcontext, OrderWindows *dst, const OrderWindows *src)
+{
+	*dst = *src;
+	dst->low_ticket_below = (Numeric) MemoryContextAlloc(aggcontext, VARSIZE(src->low_ticket_below));
+	memcpy(dst->low_ticket_below, src->low_ticket_below, VARSIZE(src->low_ticket_below));
+}
+
 static TargetingStatsState *
 new_state(MemoryContext aggcontext, const OrderWindows *windows)
 {
 	TargetingStatsState *state = MemoryContextAllocZero(aggcontext, sizeof(TargetingStatsState));
 
-	state->windows = *windows;
-	state->windows.low_ticket_below = (Numeric) MemoryContextAlloc(aggcontext, VARSIZE(windows->low_ticket_below));
-	memcpy(state->windows.low_ticket_below, windows->low_ticket_below, VARSIZE(windows->low_ticket_below));
+	copy_windows(aggcontext, &state->windows, windows);
 	return state;
 }
 
@@ -191,22 +198,43 @@ get_window(StringInfo buf)
 	return w;
 }
 
+/* the four windows, then the bar's length and bytes */
+static void
+send_windows(StringInfo buf, const OrderWindows *w)
+{
+	send_window(buf, w->spend);
+	send_window(buf, w->low_ticket);
+	send_window(buf, w->base);
+	send_window(buf, w->recent);
+	pq_sendint32(buf, VARSIZE(w->low_ticket_below));
+	pq_sendbytes(buf, (char *) w->low_ticket_below, VARSIZE(w->low_ticket_below));
+}
+
+/* what send_windows() wrote; the bar in CurrentMemoryContext */
+static void
+get_windows(StringInfo buf, OrderWindows *w)
+{
+	int32		barlen;
+
+	w->spend = get_window(buf);
+	w->low_ticket = get_window(buf);
+	w->base = get_window(buf);
+	w->recent = get_window(buf);
+	barlen = pq_getmsgint(buf, 4);
+	w->low_ticket_below = palloc(barlen);
+	pq_copymsgbytes(buf, (char *) w->low_ticket_below, barlen);
+}
+
 /* layout: four windows, the bar's length and bytes, then the stats */
 Datum
 targeting_stats_serialize(PG_FUNCTION_ARGS)
 {
 	TargetingStatsState *state = (TargetingStatsState *) PG_GETARG_POINTER(0);
-	Numeric		bar = state->windows.low_ticket_below;
 	StringInfoData buf;
 
 	(void) pb_aggcontext(fcinfo, "targeting_stats_serialize");
 	pq_begintypsend(&buf);
-	send_window(&buf, state->windows.spend);
-	send_window(&buf, state->windows.low_ticket);
-	send_window(&buf, state->windows.base);
-	send_window(&buf, state->windows.recent);
-	pq_sendint32(&buf, VARSIZE(bar));
-	pq_sendbytes(&buf, (char *) bar, VARSIZE(bar));
+	send_windows(&buf, &state->windows);
 	order_stats_serialize(&buf, &state->stats);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -221,17 +249,10 @@ targeting_stats_deserialize(PG_FUNCTION_ARGS)
 	bytea	   *image = PG_GETARG_BYTEA_PP(0);
 	TargetingStatsState *state = palloc0(sizeof(TargetingStatsState));
 	StringInfoData buf;
-	int32		barlen;
 
 	(void) pb_aggcontext(fcinfo, "targeting_stats_deserialize");
 	agg_image_reader(image, &buf);
-	state->windows.spend = get_window(&buf);
-	state->windows.low_ticket = get_window(&buf);
-	state->windows.base = get_window(&buf);
-	state->windows.recent = get_window(&buf);
-	barlen = pq_getmsgint(&buf, 4);
-	state->windows.low_ticket_below = palloc(barlen);
-	pq_copymsgbytes(&buf, (char *) state->windows.low_ticket_below, barlen);
+	get_windows(&buf, &state->windows);
 	order_stats_deserialize(&buf, CurrentMemoryContext, &state->stats);
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(state);
@@ -388,9 +409,7 @@ new_line_state(MemoryContext aggcontext, const OrderWindows *windows)
 {
 	TargetingLineState *state = MemoryContextAllocZero(aggcontext, sizeof(TargetingLineState));
 
-	state->windows = *windows;
-	state->windows.low_ticket_below = (Numeric) MemoryContextAlloc(aggcontext, VARSIZE(windows->low_ticket_below));
-	memcpy(state->windows.low_ticket_below, windows->low_ticket_below, VARSIZE(windows->low_ticket_below));
+	copy_windows(aggcontext, &state->windows, windows);
 	return state;
 }
 
@@ -539,17 +558,11 @@ Datum
 targeting_line_stats_serialize(PG_FUNCTION_ARGS)
 {
 	TargetingLineState *state = (TargetingLineState *) PG_GETARG_POINTER(0);
-	Numeric		bar = state->windows.low_ticket_below;
 	StringInfoData buf;
 
 	(void) pb_aggcontext(fcinfo, "targeting_line_stats_serialize");
 	pq_begintypsend(&buf);
-	send_window(&buf, state->windows.spend);
-	send_window(&buf, state->windows.low_ticket);
-	send_window(&buf, state->windows.base);
-	send_window(&buf, state->windows.recent);
-	pq_sendint32(&buf, VARSIZE(bar));
-	pq_sendbytes(&buf, (char *) bar, VARSIZE(bar));
+	send_windows(&buf, &state->windows);
 	pq_sendint64(&buf, state->norders);
 	for (int64 i = 0; i < state->norders; i++)
 	{
@@ -572,18 +585,11 @@ targeting_line_stats_deserialize(PG_FUNCTION_ARGS)
 	bytea	   *image = PG_GETARG_BYTEA_PP(0);
 	TargetingLineState *state = palloc0(sizeof(TargetingLineState));
 	StringInfoData buf;
-	int32		barlen;
 	int64		n;
 
 	(void) pb_aggcontext(fcinfo, "targeting_line_stats_deserialize");
 	agg_image_reader(image, &buf);
-	state->windows.spend = get_window(&buf);
-	state->windows.low_ticket = get_window(&buf);
-	state->windows.base = get_window(&buf);
-	state->windows.recent = get_window(&buf);
-	barlen = pq_getmsgint(&buf, 4);
-	state->windows.low_ticket_below = palloc(barlen);
-	pq_copymsgbytes(&buf, (char *) state->windows.low_ticket_below, barlen);
+	get_windows(&buf, &state->windows);
 	n = pq_getmsgint64(&buf);
 	for (int64 i = 0; i < n; i++)
 	{

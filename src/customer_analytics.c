@@ -233,7 +233,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
-	/* read in SQL: customer_analytics._shard_incremental_limit() */
+	/* read in SQL: customer_analytics._shard_incremental_refusal() */
 	DefineCustomRealVariable("customer_analytics.shard_incremental_max_fraction",
 							 "Over a sharded source, the largest share of the customers a campaign refresh recomputes from the shards' changes.",
 							 "Past it the refresh recomputes the views in full, which is then cheaper (0: always in full, 1: never for this reason).",

@@ -272,23 +272,8 @@ DECLARE
                            ELSE ARRAY(SELECT x.customer_code FROM unnest(codes) k(code)
                                         JOIN customer_analytics.campaign_members x ON x.campaign = c.name AND x.customer_code = k.code) END;
 BEGIN
-    IF codes IS NULL THEN
-        RETURN QUERY
-        WITH o AS (
-            SELECT * FROM customer_analytics._member_orders(c.source_schema, members,
-                       ARRAY[w.baseline, w.measure], c.low_ticket_below))
-        SELECT m.customer_code, m.arm, m.strata, array_to_string(m.strata, '/'),
-               COALESCE(b.revenue, 0), COALESCE(r.revenue, 0), COALESCE(b.orders, 0), COALESCE(r.orders, 0),
-               COALESCE(b.low_tickets, 0), COALESCE(r.low_tickets, 0)
-          FROM customer_analytics.campaign_members m
-          LEFT JOIN o b ON b.customer_code = m.customer_code AND b.window_index = 1
-          LEFT JOIN o r ON r.customer_code = m.customer_code AND r.window_index = 2
-         WHERE m.campaign = c.name
-         ORDER BY m.customer_code;
-        RETURN;
-    END IF;
-    -- the same rows, the members read through their key (never a filter of
-    -- every member against the list)
+    -- every member (codes NULL) or the members listed: members holds their
+    -- codes, each read through the members' key
     RETURN QUERY
     WITH o AS (
         SELECT * FROM customer_analytics._member_orders(c.source_schema, members,

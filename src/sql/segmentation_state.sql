@@ -286,7 +286,6 @@ DECLARE
     problem text;
     sh record;
     t record;
-    lim bigint;
     state regclass;
 BEGIN
     delta := false;
@@ -304,13 +303,9 @@ BEGIN
                                                   x.shard_snapshots, problem);
     -- past a share of the customers, recomputing them costs more than
     -- computing every customer's features (the snapshots are kept)
-    IF sh.usable AND cardinality(sh.changed) > 0 THEN
-        lim := customer_analytics._shard_incremental_limit(s.source_schema, cardinality(sh.changed));
-        IF cardinality(sh.changed) > lim THEN
-            sh.usable := false;
-            sh.reason := format('%s changed customers, more than %s (customer_analytics.shard_incremental_max_fraction of the customers): a full refresh is cheaper',
-                                cardinality(sh.changed), lim);
-        END IF;
+    IF sh.usable THEN
+        sh.reason := customer_analytics._shard_incremental_refusal(s.source_schema, cardinality(sh.changed));
+        sh.usable := sh.reason IS NULL;
     END IF;
     IF sh.usable THEN
         PERFORM customer_analytics._report_progress(format('refresh_segmentation(%L): applying the changed customers', s.name));

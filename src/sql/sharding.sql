@@ -59,7 +59,6 @@ CREATE FUNCTION customer_analytics._refresh_sharded_campaign(c customer_analytic
 DECLARE
     sh record;
     mode text;
-    lim bigint;
 BEGIN
     PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): reading the shards'' changes', c.name));
     sh := customer_analytics._shard_changes(c, s);
@@ -70,13 +69,9 @@ BEGIN
     -- past a share of the customers, recomputing them costs more than a
     -- full refresh (the shards' snapshots are kept: the next refresh is
     -- incremental again)
-    IF sh.usable AND cardinality(sh.changed) > 0 THEN
-        lim := customer_analytics._shard_incremental_limit(c.source_schema, cardinality(sh.changed));
-        IF cardinality(sh.changed) > lim THEN
-            sh.usable := false;
-            sh.reason := format('%s changed customers, more than %s (customer_analytics.shard_incremental_max_fraction of the customers): a full refresh is cheaper',
-                                cardinality(sh.changed), lim);
-        END IF;
+    IF sh.usable THEN
+        sh.reason := customer_analytics._shard_incremental_refusal(c.source_schema, cardinality(sh.changed));
+        sh.usable := sh.reason IS NULL;
     END IF;
     IF sh.usable THEN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the changed customers', c.name));
@@ -119,14 +114,15 @@ BEGIN
     RETURN c;
 END $$;
 
--- How many changed customers a campaign refresh on the coordinator schema
--- source_schema recomputes from the shards before a full refresh is
--- cheaper: customer_analytics.shard_incremental_max_fraction of the
--- customers (counted on the shards, one pushed-down count each, only when
--- the changed customers could be past a limit of at least 100: below that
--- the incremental path is always cheaper, measured in bench/README.md).
--- changed: how many customers changed.
-CREATE FUNCTION customer_analytics._shard_incremental_limit(source_schema text, changed bigint) RETURNS bigint
+-- Why a refresh on the coordinator schema source_schema should not recompute
+-- its changed customers from the shards (NULL: it should): they are more
+-- than customer_analytics.shard_incremental_max_fraction of the customers,
+-- where a full refresh is cheaper.  The customers are counted on the
+-- shards, one pushed-down count each, only when the changed customers could
+-- be past a limit of at least 100: below that the incremental path is
+-- always cheaper (measured in bench/README.md).  changed: how many
+-- customers changed.  Campaigns and segmentations both ask it.
+CREATE FUNCTION customer_analytics._shard_incremental_refusal(source_schema text, changed bigint) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -134,15 +130,18 @@ DECLARE
     -- the setting before the library defines it: its default
     fraction float8 := COALESCE(current_setting('customer_analytics.shard_incremental_max_fraction', true), '0.05')::float8;
     customers bigint;
+    lim bigint;
 BEGIN
-    IF fraction >= 1 THEN
-        RETURN changed;
-    END IF;
-    IF fraction > 0 AND changed <= 100 THEN
-        RETURN 100::bigint;
+    IF changed = 0 OR fraction >= 1 OR (fraction > 0 AND changed <= 100) THEN
+        RETURN NULL;
     END IF;
     EXECUTE format('SELECT count(*) FROM %I.customers', source_schema) INTO customers;
-    RETURN CASE WHEN fraction > 0 THEN greatest(100, floor(customers * fraction)::bigint) ELSE 0 END;
+    lim := CASE WHEN fraction > 0 THEN greatest(100, floor(customers * fraction)::bigint) ELSE 0 END;
+    IF changed <= lim THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('%s changed customers, more than %s (customer_analytics.shard_incremental_max_fraction of the customers): a full refresh is cheaper',
+                  changed, lim);
 END $$;
 
 -- Why a campaign's views cannot be followed from the shards' changes, whatever

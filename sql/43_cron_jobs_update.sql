@@ -6,7 +6,10 @@
 -- run the procedure and records it as the definition's schedule.  It
 -- leaves alone a job of the owner's that runs a refresh under another
 -- name, and a look-alike: a job with a definition's job name that is not
--- its refresh.  Then a fresh extension for whatever runs next.
+-- its refresh.  A job whose name pg_cron cut to 63 bytes under 1.4 (which
+-- the 1.4 -> 1.5 update looked for by its whole name, and missed) is taken
+-- over by the 1.5 -> 1.6 step.  Then a fresh extension for whatever runs
+-- next.
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
@@ -36,6 +39,10 @@ SELECT customer_analytics.schedule_campaign_refresh('cu1', '0 6 * * *') > 0 AS s
 SELECT customer_analytics.schedule_segmentation_refresh('cu_seg', '0 7 * * *') > 0 AS scheduled;
 SELECT cron.schedule('my own job', '0 8 * * *', $$SELECT customer_analytics.refresh_campaign('cu1')$$) > 0 AS other;
 SELECT cron.schedule('customer_analytics refresh campaign cu3', '0 4 * * *', $$SELECT 'not a refresh'$$) > 0 AS look_alike;
+-- a definition whose job name pg_cron cut to 63 bytes under 1.4 (the
+-- 1.4 -> 1.5 update looked for it by its whole name and missed it)
+SELECT name FROM customer_analytics.create_campaign('cu_a_campaign_name_of_forty_characters_x', 'cu_bi', source_schema => 'fx');
+SELECT customer_analytics.schedule_campaign_refresh('cu_a_campaign_name_of_forty_characters_x', '0 5 * * *') > 0 AS scheduled;
 RESET ROLE;
 SELECT jobname, username, schedule, command FROM cron.job ORDER BY jobname;
 
@@ -65,6 +72,7 @@ SET ROLE ca_cu_owner;
 SELECT customer_analytics.drop_campaign('cu1');
 SELECT customer_analytics.drop_segmentation('cu_seg');
 SELECT customer_analytics.drop_campaign('cu3');
+SELECT customer_analytics.drop_campaign('cu_a_campaign_name_of_forty_characters_x');
 SELECT jobname, command FROM cron.job ORDER BY jobname;
 SELECT cron.unschedule('my own job');
 SELECT cron.unschedule('customer_analytics refresh campaign cu3');

@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -89,40 +90,70 @@ key_rows(Relation rel, Datum keys)
 }
 
 /*
- * The hash of a row's columns (attributes first .. first + natts - 1 of the
- * SPI row) by their binary image, as datum_image_eq compares them.
+ * The rows of an SPI result deformed once: the view's columns (attributes
+ * first .. first + natts - 1 of each row) as arrays of values and null
+ * flags, natts per row, so that hashing and comparing them reads each
+ * column once (SPI_getbinval walks a row's varlena columns again for each
+ * column asked).
  */
+typedef struct DeformedRows
+{
+	Datum	   *values;
+	bool	   *nulls;
+	int			natts;
+} DeformedRows;
+
+static void
+deform_rows(SPITupleTable *tuptable, uint64 nrows, int first, int natts, DeformedRows *rows)
+{
+	int			width = tuptable->tupdesc->natts;
+	Datum	   *values = palloc(sizeof(Datum) * width);
+	bool	   *nulls = palloc(sizeof(bool) * width);
+
+	rows->natts = natts;
+	rows->values = palloc(sizeof(Datum) * Max(nrows, 1) * natts);
+	rows->nulls = palloc(sizeof(bool) * Max(nrows, 1) * natts);
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		heap_deform_tuple(tuptable->vals[r], tuptable->tupdesc, values, nulls);
+		memcpy(rows->values + r * natts, values + first - 1, sizeof(Datum) * natts);
+		memcpy(rows->nulls + r * natts, nulls + first - 1, sizeof(bool) * natts);
+	}
+	pfree(values);
+	pfree(nulls);
+}
+
+/* The hash of a deformed row's columns by their binary image, as datum_image_eq compares them. */
 static uint32
-row_image_hash(TupleDesc view, SPITupleTable *tuptable, uint64 row, int first)
+row_image_hash(TupleDesc view, const DeformedRows *rows, uint64 row)
 {
 	uint32		h = 0;
 
 	for (int i = 0; i < view->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(view, i);
-		bool		isnull;
-		Datum		v = SPI_getbinval(tuptable->vals[row], tuptable->tupdesc, first + i, &isnull);
+		uint64		k = row * rows->natts + i;
 
-		h = hash_combine(h, isnull ? 0x9e3779b9 : datum_image_hash(v, att->attbyval, att->attlen));
+		h = hash_combine(h, rows->nulls[k] ? 0x9e3779b9 :
+						 datum_image_hash(rows->values[k], att->attbyval, att->attlen));
 	}
 	return h;
 }
 
-/* Are an old row (ctid first) and a new row the same, column by column? */
+/* Are an old row and a new row the same, column by column? */
 static bool
-rows_identical(TupleDesc view, SPITupleTable *old, uint64 o, SPITupleTable *new, uint64 n)
+rows_identical(TupleDesc view, const DeformedRows *old, uint64 o, const DeformedRows *new, uint64 n)
 {
 	for (int i = 0; i < view->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(view, i);
-		bool		onull;
-		bool		nnull;
-		Datum		ov = SPI_getbinval(old->vals[o], old->tupdesc, i + 2, &onull);
-		Datum		nv = SPI_getbinval(new->vals[n], new->tupdesc, i + 1, &nnull);
+		uint64		ok = o * old->natts + i;
+		uint64		nk = n * new->natts + i;
 
-		if (onull != nnull)
+		if (old->nulls[ok] != new->nulls[nk])
 			return false;
-		if (!onull && !datum_image_eq(ov, nv, att->attbyval, att->attlen))
+		if (!old->nulls[ok] && !datum_image_eq(old->values[ok], new->values[nk], att->attbyval, att->attlen))
 			return false;
 	}
 	return true;
@@ -132,28 +163,38 @@ rows_identical(TupleDesc view, SPITupleTable *old, uint64 o, SPITupleTable *new,
  * Match the new rows against the old ones: an old row identical to a new
  * row (each used once) stays where it is; the other old rows are to be
  * deleted (old_kept false) and the other new rows inserted (new_kept
- * false).  A hash of each old row's columns, chained per bucket.
+ * false).  A hash of each old row's columns, chained per bucket; each row
+ * deformed once.
  */
 static void
-match_rows(TupleDesc view, SPITupleTable *old, uint64 nold, SPITupleTable *new, uint64 nnew,
+match_rows(TupleDesc view, SPITupleTable *old_rows, uint64 nold, SPITupleTable *new_rows, uint64 nnew,
 		   bool *old_kept, bool *new_kept)
 {
 	uint64		nbuckets = 1;
 	int64	   *bucket;
 	int64	   *next;
 	uint32	   *hash;
+	DeformedRows old;
+	DeformedRows new;
 
+	for (uint64 j = 0; j < nnew; j++)
+		new_kept[j] = false;
+	if (nold == 0)
+		return;
 	while (nbuckets < 2 * nold)
 		nbuckets <<= 1;
 	bucket = palloc(sizeof(int64) * nbuckets);
-	next = palloc(sizeof(int64) * Max(nold, 1));
-	hash = palloc(sizeof(uint32) * Max(nold, 1));
+	next = palloc(sizeof(int64) * nold);
+	hash = palloc(sizeof(uint32) * nold);
 	for (uint64 b = 0; b < nbuckets; b++)
 		bucket[b] = -1;
+	/* old rows: ctid first, then the view's columns */
+	deform_rows(old_rows, nold, 2, view->natts, &old);
+	deform_rows(new_rows, nnew, 1, view->natts, &new);
 	for (uint64 i = 0; i < nold; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		hash[i] = row_image_hash(view, old, i, 2);
+		hash[i] = row_image_hash(view, &old, i);
 		next[i] = bucket[hash[i] & (nbuckets - 1)];
 		bucket[hash[i] & (nbuckets - 1)] = (int64) i;
 		old_kept[i] = false;
@@ -163,13 +204,10 @@ match_rows(TupleDesc view, SPITupleTable *old, uint64 nold, SPITupleTable *new, 
 		uint32		h;
 
 		CHECK_FOR_INTERRUPTS();
-		new_kept[j] = false;
-		if (nold == 0)
-			continue;
-		h = row_image_hash(view, new, j, 1);
+		h = row_image_hash(view, &new, j);
 		for (int64 i = bucket[h & (nbuckets - 1)]; i >= 0; i = next[i])
 		{
-			if (!old_kept[i] && hash[i] == h && rows_identical(view, old, (uint64) i, new, j))
+			if (!old_kept[i] && hash[i] == h && rows_identical(view, &old, (uint64) i, &new, j))
 			{
 				old_kept[i] = true;
 				new_kept[j] = true;
@@ -180,6 +218,10 @@ match_rows(TupleDesc view, SPITupleTable *old, uint64 nold, SPITupleTable *new, 
 	pfree(bucket);
 	pfree(next);
 	pfree(hash);
+	pfree(old.values);
+	pfree(old.nulls);
+	pfree(new.values);
+	pfree(new.nulls);
 }
 
 /* Delete the old rows (ctid first) not kept, as of the active snapshot. */

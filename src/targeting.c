@@ -300,7 +300,8 @@ state_stats_query(const TargetingPass *pass)
 		 * the customers are read in full.  The route test is not probed
 		 * again here: the customers query, which runs first with the same
 		 * keys, routes and closure test, found the route customers among
-		 * them, and fold_customer_stats keeps the rows of those alone.
+		 * them, and targeting_run passes those alone as the keys ($3);
+		 * fold_customer_stats keeps the rows of those alone.
 		 */
 		return psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders, s.spend,"
 						" s.low_tickets, s.base, s.recent FROM %s s"
@@ -419,6 +420,32 @@ compare_codes(const void *a, const void *b)
 				  (*(CustomerState *const *) b)->code);
 }
 
+/*
+ * The codes of the customers found so far (by the customers query: the
+ * route customers among the listed ones), as a text[] in the pass's
+ * context.
+ */
+static Datum
+found_customers(TargetingPass *pass)
+{
+	MemoryContext old = MemoryContextSwitchTo(pass->context);
+	Datum	   *codes = palloc(sizeof(Datum) * Max(pass->customers->members, 1));
+	custhash_iterator it;
+	CustomerState *c;
+	int			n = 0;
+	ArrayType  *array;
+
+	custhash_start_iterate(pass->customers, &it);
+	while ((c = custhash_iterate(pass->customers, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		codes[n++] = CStringGetTextDatum(c->code);
+	}
+	array = construct_array(codes, n, TEXTOID, -1, false, TYPALIGN_INT);
+	MemoryContextSwitchTo(old);
+	return PointerGetDatum(array);
+}
+
 /* The queries' parameters, $1 to $8; $3 is NULL without a customers filter. */
 #define NPARAMS 8
 
@@ -462,7 +489,25 @@ targeting_run(const TargetingParams *params)
 	/* customer routes: know the route customers first, orders then add to them */
 	if (!params->route_from_order)
 		query_stream(customers_query(&pass), NPARAMS, types, values, nulls, fold_customer, &pass);
-	if (params->stats_relation || targeting_stats_installed())
+	if (params->stats_relation && params->customers && !params->route_from_order)
+	{
+		/*
+		 * The delta refresh's changed customers: the state is probed for
+		 * the route customers the customers query found among them, not
+		 * for every changed customer (those off the routes, often most of
+		 * them, would be read only to be dropped by fold_customer_stats).
+		 */
+		values[2] = found_customers(&pass);
+		if (pass.customers->members > 0)
+		{
+			int			shard_settings = sharded_settings_push(pass.src);
+
+			query_stream(customer_stats_query(&pass, false), NPARAMS, types, values, nulls,
+						 fold_customer_stats, &pass);
+			sharded_settings_pop(shard_settings);
+		}
+	}
+	else if (params->stats_relation || targeting_stats_installed())
 	{
 		int			shard_settings = sharded_settings_push(pass.src);
 

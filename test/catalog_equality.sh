@@ -54,8 +54,9 @@
 #                base/not null/default, range subtype, base type functions
 # Excluded, and why:
 #   - objects that are not extension members: what the live definitions
-#     made at run time (their views, materialized views and state tables in
-#     the users' schemas ce_bi and ce_own, the rollup's order_rollup_<id>,
+#     made at run time (their views and materialized views in the users'
+#     schemas ce_bi and ce_own, their state tables in the extension's
+#     schema customer_analytics_state, the rollup's order_rollup_<id>,
 #     rollup_dirty_<id>, rollup_keys_<id> tables in the extension's schema,
 #     the rollup triggers on the user's cosmos_sync tables, pg_cron's jobs)
 #     belong to the definitions, not to the extension, and the fresh
@@ -430,7 +431,8 @@ excluded=$(q "$UPGRADED" "SET search_path = pg_catalog;
                                            WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' ELSE c.relkind::text END,
                   c.oid::regclass)
       FROM pg_class c
-     WHERE c.relnamespace IN ('customer_analytics'::regnamespace, 'ce_bi'::regnamespace, 'ce_own'::regnamespace)
+     WHERE c.relnamespace IN ('customer_analytics'::regnamespace, 'customer_analytics_state'::regnamespace,
+                              'ce_bi'::regnamespace, 'ce_own'::regnamespace)
        AND c.oid NOT IN (SELECT oid FROM rels) AND c.relkind IN ('r', 'v', 'm', 'S', 'p')
     UNION ALL
     SELECT format('trigger %s on %s', t.tgname, t.tgrelid::regclass) FROM pg_trigger t
@@ -443,6 +445,18 @@ echo "# not compared: rows of the catalog tables and sequence values (user data)
 echo "#   statistics (physical); the order of ACL items and of extconfig (sets); pg_cron's objects (ca_upgraded only)"
 echo "# not compared: $(grep -c . <<<"$excluded") run-time objects of the live definitions in $UPGRADED (not extension members):"
 sed 's/^/#   /' <<<"$excluded"
+# the update moved the live definitions' state tables out of the view
+# schemas (1.5 kept them there) into customer_analytics_state, their owners'
+check "$UPGRADED: the view schemas hold no table; the state tables are in customer_analytics_state, each its definition owner's" \
+    "$(q "$UPGRADED" "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace IN ('ce_bi'::regnamespace, 'ce_own'::regnamespace)
+                                                         AND c.relkind NOT IN ('v', 'm', 'i'))
+                      || ' ' || (SELECT count(*) > 0 FROM pg_class c WHERE c.relnamespace = 'customer_analytics_state'::regnamespace
+                                                                    AND c.relkind = 'r')
+                      || ' ' || (SELECT count(*) FROM pg_class c
+                                  WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r'
+                                    AND pg_get_userbyid(c.relowner) NOT IN (SELECT owner FROM customer_analytics.campaigns
+                                                                            UNION SELECT owner FROM customer_analytics.segmentations))")" \
+    "0 true 0"
 # in the fresh database, every relation in the extension's schema is a member
 check "$FRESH: every relation in schema customer_analytics is an extension member" \
     "$(q "$FRESH" "SET search_path = pg_catalog; $COMMON

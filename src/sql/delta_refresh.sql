@@ -403,10 +403,12 @@ CREATE FUNCTION customer_analytics._campaign_state_marker(c customer_analytics.c
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT 'customer_analytics: per-customer state of campaign ' || c.name $$;
 
--- The names of a campaign's two state tables (in its view schema).
+-- The names of a campaign's two state tables (in the state schema,
+-- _state_schema()): a prefix per kind of table before the name, which is
+-- unique among campaigns, so that no two definitions' names meet.
 CREATE FUNCTION customer_analytics._campaign_state_names(c customer_analytics.campaigns, OUT state text, OUT month_state text) RETURNS record
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT c.name || '_state', c.name || '_month_state' $$;
+    AS $$ SELECT 'campaign_state_' || c.name, 'campaign_months_' || c.name $$;
 
 -- Why the state tables cannot be used for this refresh (NULL: they can):
 -- they must be the ones recorded, plain tables of the caller.
@@ -416,9 +418,12 @@ CREATE FUNCTION customer_analytics._campaign_state_problem(c customer_analytics.
     AS $$
 DECLARE
     n record := customer_analytics._campaign_state_names(c);
-    st regclass := to_regclass(format('%I.%I', c.view_schema, n.state));
-    mt regclass := to_regclass(format('%I.%I', c.view_schema, n.month_state));
+    st regclass;
+    mt regclass;
 BEGIN
+    PERFORM customer_analytics._require_state_schema('{USAGE}');
+    st := to_regclass(format('%I.%I', customer_analytics._state_schema(), n.state));
+    mt := to_regclass(format('%I.%I', customer_analytics._state_schema(), n.month_state));
     IF s.state_snapshot IS NULL THEN
         RETURN 'no per-customer state yet';
     ELSIF st IS DISTINCT FROM s.state_table OR mt IS DISTINCT FROM s.month_state_table
@@ -438,7 +443,7 @@ CREATE FUNCTION customer_analytics._campaign_state_relations(c customer_analytic
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT customer_analytics._marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+    SELECT customer_analytics._marked_tables(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
                                              customer_analytics._campaign_state_marker(c))
       FROM customer_analytics._campaign_state_names(c) n
 $$;
@@ -454,13 +459,14 @@ DECLARE
     n record := customer_analytics._campaign_state_names(c);
     marker text := customer_analytics._campaign_state_marker(c);
 BEGIN
-    PERFORM customer_analytics._require_marked_or_absent(c.view_schema, ARRAY[n.state, n.month_state], marker,
-                                                         'campaign', c.name, 'per-customer state');
-    state := customer_analytics._create_marked_table(c.view_schema, n.state,
+    PERFORM customer_analytics._require_state_schema('{USAGE,CREATE}');
+    PERFORM customer_analytics._require_marked_or_absent(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
+                                                         marker, 'campaign', c.name, 'per-customer state');
+    state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.state,
         '(customer_code text PRIMARY KEY, orders bigint NOT NULL, total numeric, last_order date,'
         ' spend_orders bigint NOT NULL, spend numeric, low_tickets bigint NOT NULL, base_orders bigint NOT NULL,'
         ' base numeric, recent_orders bigint NOT NULL, recent numeric)', marker);
-    month_state := customer_analytics._create_marked_table(c.view_schema, n.month_state,
+    month_state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.month_state,
         '(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))', marker);
 END $$;
 
@@ -497,15 +503,24 @@ CREATE FUNCTION customer_analytics._campaign_state_unsupported(c customer_analyt
 $$;
 
 -- Create the table schema.name (columns: a column list in parentheses)
--- with the marker, unless it exists; returns it.
+-- with the marker, unless it exists; returns it.  Its primary key is
+-- named pk_<name>: the state tables' names (_campaign_state_names() and
+-- the like) never start so, so no key takes the name of another
+-- definition's table.
 CREATE FUNCTION customer_analytics._create_marked_table(schema text, name text, columns text, marker text) RETURNS regclass
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    k regclass;
 BEGIN
     IF to_regclass(format('%I.%I', schema, name)) IS NULL THEN
         EXECUTE format('CREATE TABLE %I.%I %s', schema, name, columns);
         EXECUTE format('COMMENT ON TABLE %I.%I IS %L', schema, name, marker);
+        FOR k IN SELECT i.indexrelid::regclass FROM pg_index i
+                  WHERE i.indrelid = format('%I.%I', schema, name)::regclass AND i.indisprimary LOOP
+            EXECUTE format('ALTER INDEX %s RENAME TO %I', k, 'pk_' || name);
+        END LOOP;
     END IF;
     RETURN format('%I.%I', schema, name)::regclass;
 END $$;
@@ -515,7 +530,8 @@ CREATE FUNCTION customer_analytics._drop_campaign_state(c customer_analytics.cam
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT customer_analytics._drop_marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+    SELECT customer_analytics._require_state_schema('{USAGE}');
+    SELECT customer_analytics._drop_marked_tables(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
                                                   customer_analytics._campaign_state_marker(c))
       FROM customer_analytics._campaign_state_names(c) n
 $$;

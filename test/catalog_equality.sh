@@ -214,6 +214,18 @@ else
         "$(cat "$WORK/demo.out" "$WORK/stages.out" | tail -8)"
     finish
 fi
+# per-customer state kept under 1.5 beside the views (ce_bi): refreshes in
+# transactions of their own (the stages' one wrote the source tables, and a
+# refresh does not keep state in such a transaction), for the update to move
+if psql_ -d "$UPGRADED" -c "SELECT count(*) FROM customer_analytics.refresh_campaign('c11')" \
+        -c "SELECT count(*) FROM customer_analytics.refresh_segmentation('s10')" >"$WORK/state15.out" 2>&1; then
+    check "$UPGRADED: under 1.5, state tables beside the views in ce_bi" \
+        "$(q "$UPGRADED" "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
+                          WHERE relnamespace = 'ce_bi'::regnamespace AND relkind = 'r'")" \
+        "c11_month_state,c11_state,s10_features_state,s10_sku_state"
+else
+    not_ok "$UPGRADED: under 1.5, refreshes that keep state" "$(tail -5 "$WORK/state15.out")"
+fi
 # the update itself, in its own statement, to the control file's default
 if psql_ -d "$UPGRADED" -c "ALTER EXTENSION customer_analytics UPDATE" >"$WORK/update.out" 2>&1; then
     check "$UPGRADED: ALTER EXTENSION customer_analytics UPDATE reaches the default version" \
@@ -450,13 +462,13 @@ sed 's/^/#   /' <<<"$excluded"
 check "$UPGRADED: the view schemas hold no table; the state tables are in customer_analytics_state, each its definition owner's" \
     "$(q "$UPGRADED" "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace IN ('ce_bi'::regnamespace, 'ce_own'::regnamespace)
                                                          AND c.relkind NOT IN ('v', 'm', 'i'))
-                      || ' ' || (SELECT count(*) > 0 FROM pg_class c WHERE c.relnamespace = 'customer_analytics_state'::regnamespace
-                                                                    AND c.relkind = 'r')
+                      || ' ' || (SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
+                                  WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r')
                       || ' ' || (SELECT count(*) FROM pg_class c
                                   WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r'
                                     AND pg_get_userbyid(c.relowner) NOT IN (SELECT owner FROM customer_analytics.campaigns
                                                                             UNION SELECT owner FROM customer_analytics.segmentations))")" \
-    "0 true 0"
+    "0 campaign_months_c11,campaign_state_c11,segment_features_s10,segment_skus_s10 0"
 # in the fresh database, every relation in the extension's schema is a member
 check "$FRESH: every relation in schema customer_analytics is an extension member" \
     "$(q "$FRESH" "SET search_path = pg_catalog; $COMMON

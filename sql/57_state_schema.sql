@@ -119,6 +119,30 @@ SELECT customer_analytics.drop_campaign('ssx');
 RESET ROLE;
 SELECT count(*) AS squatter_kept FROM customer_analytics_state.campaign_state_ssx;
 DROP TABLE customer_analytics_state.campaign_state_ssx;
+-- every definition owner may create tables in the state schema: another
+-- analyst's table with the name and the marker of the analyst's campaign
+-- state, open to PUBLIC, is refused too (never written: the analyst's
+-- customers do not leak into it), and the campaign's drop leaves it
+CREATE ROLE ca_ss_other;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_ss_other;
+SET ROLE ca_ss_other;
+CREATE TABLE customer_analytics_state.campaign_state_ssy (customer_code text PRIMARY KEY, orders bigint NOT NULL,
+    total numeric, last_order date, spend_orders bigint NOT NULL, spend numeric, low_tickets bigint NOT NULL,
+    base_orders bigint NOT NULL, base numeric, recent_orders bigint NOT NULL, recent numeric);
+COMMENT ON TABLE customer_analytics_state.campaign_state_ssy IS 'customer_analytics: per-customer state of campaign ssy';
+GRANT ALL ON customer_analytics_state.campaign_state_ssy TO PUBLIC;
+RESET ROLE;
+SET ROLE ca_ss_analyst;
+SELECT name FROM customer_analytics.create_campaign('ssy', 'ss_bi', routes => '{K1}', source_schema => 'ss');
+SET client_min_messages = notice;
+SELECT target_rows FROM customer_analytics.refresh_campaign('ssy');
+SET client_min_messages = warning;
+SELECT customer_analytics.drop_campaign('ssy');
+RESET ROLE;
+SELECT count(*) AS written_into_the_other_table FROM customer_analytics_state.campaign_state_ssy;
+DROP TABLE customer_analytics_state.campaign_state_ssy;
+DROP OWNED BY ca_ss_other;
+DROP ROLE ca_ss_other;
 
 -- drop_campaign and drop_segmentation take their state tables
 SET ROLE ca_ss_analyst;

@@ -593,13 +593,17 @@ BEGIN
      WHERE x.campaign = c.name;
 END $$;
 
--- Those of the tables schema.names that exist and carry the marker.
+-- Those of the tables schema.names that exist, carry the marker and
+-- belong to the current role (or one it can act as): in a schema where
+-- several roles may create tables, another role's table with the same
+-- name and comment is not a definition's state.
 CREATE FUNCTION customer_analytics._marked_tables(schema text, names text[], marker text) RETURNS SETOF regclass
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT t FROM (SELECT to_regclass(format('%I.%I', schema, n)) AS t FROM unnest(names) n) x
      WHERE obj_description(t, 'pg_class') = marker
+       AND pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = x.t), 'USAGE')
 $$;
 
 -- Internal: replace the rows of the given customers in a materialized view
@@ -619,7 +623,8 @@ CREATE FUNCTION customer_analytics._matview_lock(matview regclass) RETURNS void
 COMMENT ON FUNCTION customer_analytics._matview_lock(matview regclass) IS 'internal: lock a materialized view the caller owns as _matview_apply does, until the end of the transaction';
 
 -- Refuse to take over a relation named like a state table that is not one:
--- each of schema.names must be absent or carry the marker.
+-- each of schema.names must be absent, or carry the marker and belong to
+-- the current role (or one it can act as).
 CREATE FUNCTION customer_analytics._require_marked_or_absent(schema text, names text[], marker text, kind text, name text, what text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -629,7 +634,9 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY names LOOP
         IF to_regclass(format('%I.%I', schema, t)) IS NOT NULL
-           AND obj_description(to_regclass(format('%I.%I', schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
+           AND (obj_description(to_regclass(format('%I.%I', schema, t)), 'pg_class') IS DISTINCT FROM marker
+                OR NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass(format('%I.%I', schema, t))),
+                                   'USAGE')) THEN
             RAISE EXCEPTION 'relation %.% exists and is not the state of % "%"', schema, t, kind, name
                 USING ERRCODE = 'duplicate_table',
                       HINT = format('Rename or drop that relation; the %s keeps its %s under this name.', kind, what);

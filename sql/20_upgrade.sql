@@ -16,18 +16,19 @@ SELECT target_rows FROM customer_analytics.refresh_campaign('gone');
 SELECT name FROM customer_analytics.create_segmentation('gone_seg', 'gone_bi', k => 2, segment => 'all', k_to => 2,
                                                         silhouette_sample => 0, source_schema => 'fx');
 SELECT customer_analytics._rollup_table(id) AS gone_rollup FROM customer_analytics.rollups WHERE source_schema = 'fx' \gset
-SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('gone_bi.gone_state') IS NOT NULL AS state_table,
-       to_regclass('gone_bi.gone_seg_features_state') IS NOT NULL AS feature_state_table;
+SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('customer_analytics_state.campaign_state_gone') IS NOT NULL AS state_table,
+       to_regclass('customer_analytics_state.segment_features_gone_seg') IS NOT NULL AS feature_state_table;
 -- refused while views depend on it: nothing is dropped
 SELECT left(err('DROP EXTENSION customer_analytics'), 5) AS refused;
-SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('gone_bi.gone_state') IS NOT NULL AS state_table;
+SELECT to_regclass(:'gone_rollup') IS NOT NULL AS rollup_table, to_regclass('customer_analytics_state.campaign_state_gone') IS NOT NULL AS state_table;
 SET client_min_messages = warning;
 DROP EXTENSION customer_analytics CASCADE;
 RESET client_min_messages;
-SELECT to_regclass(:'gone_rollup') IS NULL AS rollup_dropped, to_regclass('gone_bi.gone_state') IS NULL AS state_dropped,
-       to_regclass('gone_bi.gone_month_state') IS NULL AS month_state_dropped,
-       to_regclass('gone_bi.gone_seg_features_state') IS NULL AS feature_state_dropped,
-       to_regclass('gone_bi.gone_seg_sku_state') IS NULL AS sku_state_dropped;
+SELECT to_regclass(:'gone_rollup') IS NULL AS rollup_dropped, to_regclass('customer_analytics_state.campaign_state_gone') IS NULL AS state_dropped,
+       to_regclass('customer_analytics_state.campaign_months_gone') IS NULL AS month_state_dropped,
+       to_regclass('customer_analytics_state.segment_features_gone_seg') IS NULL AS feature_state_dropped,
+       to_regclass('customer_analytics_state.segment_skus_gone_seg') IS NULL AS sku_state_dropped,
+       to_regnamespace('customer_analytics_state') IS NULL AS state_schema_dropped;
 DROP SCHEMA gone_bi CASCADE;
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS customer_analytics CASCADE;
@@ -107,3 +108,71 @@ SELECT customer_analytics.drop_segmentation('up14s');
 SELECT customer_analytics.drop_campaign('up14');
 SELECT customer_analytics.drop_rollup('fx');
 DROP SCHEMA up_bi;
+
+-- 1.5 -> 1.6 with a non-superuser's live definitions (issue 24, item 6):
+-- the state tables 1.5 kept beside the views move to the schema
+-- customer_analytics_state, renamed, with their owner and rows; the owner
+-- gets USAGE and CREATE there (not as the schema's initial privileges,
+-- which pg_dump would leave out); the refreshes after the update follow
+-- the order changes from the moved state
+SET client_min_messages = warning;
+DROP EXTENSION customer_analytics CASCADE;
+CREATE EXTENSION customer_analytics VERSION '1.5';
+CREATE ROLE ca_up_analyst;
+GRANT USAGE ON SCHEMA fx TO ca_up_analyst;
+GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_up_analyst;
+CREATE SCHEMA up15_bi AUTHORIZATION ca_up_analyst;
+SELECT rollup_rows > 0 AS rollup FROM customer_analytics.enable_rollup('fx', readers => '{ca_up_analyst}');
+SET ROLE ca_up_analyst;
+SELECT name FROM customer_analytics.create_campaign('up15', 'up15_bi', source_schema => 'fx');
+SELECT target_rows FROM customer_analytics.refresh_campaign('up15');
+SELECT name FROM customer_analytics.create_segmentation('up15s', 'up15_bi', k => 2, segment => 'all', k_to => 2,
+                                                        silhouette_sample => 0, source_schema => 'fx');
+SELECT member_rows FROM customer_analytics.refresh_segmentation('up15s');
+RESET ROLE;
+-- under 1.5: the state beside the views
+SELECT relname FROM pg_class WHERE relnamespace = 'up15_bi'::regnamespace AND relkind = 'r' ORDER BY 1;
+CREATE TEMP TABLE up15_kept AS
+SELECT 'state' AS t, x::text AS r FROM up15_bi.up15_state x UNION ALL SELECT 'months', x::text FROM up15_bi.up15_month_state x
+UNION ALL SELECT 'features', x::text FROM up15_bi.up15s_features_state x UNION ALL SELECT 'skus', x::text FROM up15_bi.up15s_sku_state x;
+ALTER EXTENSION customer_analytics UPDATE;
+RESET client_min_messages;
+SELECT relname, relkind FROM pg_class WHERE relnamespace = 'up15_bi'::regnamespace AND relkind NOT IN ('v', 'm', 'i');
+SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, COALESCE(cardinality(c.relacl), 0) AS grants,
+       (SELECT string_agg(i.indexrelid::regclass::text, ', ') FROM pg_index i WHERE i.indrelid = c.oid) AS key
+  FROM pg_class c WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r' ORDER BY 1;
+SELECT count(*) AS rows_differing FROM (
+    (SELECT * FROM up15_kept EXCEPT ALL (
+        SELECT 'state', x::text FROM customer_analytics_state.campaign_state_up15 x
+        UNION ALL SELECT 'months', x::text FROM customer_analytics_state.campaign_months_up15 x
+        UNION ALL SELECT 'features', x::text FROM customer_analytics_state.segment_features_up15s x
+        UNION ALL SELECT 'skus', x::text FROM customer_analytics_state.segment_skus_up15s x))
+    UNION ALL
+    ((SELECT 'state', x::text FROM customer_analytics_state.campaign_state_up15 x
+      UNION ALL SELECT 'months', x::text FROM customer_analytics_state.campaign_months_up15 x
+      UNION ALL SELECT 'features', x::text FROM customer_analytics_state.segment_features_up15s x
+      UNION ALL SELECT 'skus', x::text FROM customer_analytics_state.segment_skus_up15s x) EXCEPT ALL SELECT * FROM up15_kept)) d;
+SELECT state_table::regclass, month_state_table::regclass FROM customer_analytics.campaign_refresh_state WHERE campaign = 'up15';
+SELECT state_table::regclass, sku_table::regclass FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 'up15s';
+SELECT has_schema_privilege('ca_up_analyst', 'customer_analytics_state', 'USAGE, CREATE') AS owner_may_keep_state,
+       (SELECT count(*) FROM pg_init_privs i WHERE i.objoid = 'customer_analytics_state'::regnamespace
+                                               AND i.classoid = 'pg_namespace'::regclass) AS initial_privileges,
+       (SELECT d.deptype FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass
+           AND d.objid = 'customer_analytics_state'::regnamespace AND d.refclassid = 'pg_extension'::regclass) AS member;
+UPDATE fx.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number = '1001';
+SET ROLE ca_up_analyst;
+SELECT target_rows FROM customer_analytics.refresh_campaign('up15');
+SELECT member_rows FROM customer_analytics.refresh_segmentation('up15s');
+RESET ROLE;
+UPDATE fx.sales_order_lines SET pretax_subtotal = pretax_subtotal - 1 WHERE order_number = '1001';
+SELECT name, split_part(mode, ' ', 1) AS mode FROM customer_analytics.refresh_history
+ WHERE id IN (SELECT max(id) FROM customer_analytics.refresh_history WHERE name IN ('up15', 'up15s') GROUP BY name) ORDER BY 1;
+SET ROLE ca_up_analyst;
+SELECT customer_analytics.drop_campaign('up15');
+SELECT customer_analytics.drop_segmentation('up15s');
+RESET ROLE;
+SELECT count(*) AS state_tables_left FROM pg_class WHERE relnamespace = 'customer_analytics_state'::regnamespace;
+SELECT customer_analytics.drop_rollup('fx');
+DROP SCHEMA up15_bi;
+DROP OWNED BY ca_up_analyst;
+DROP ROLE ca_up_analyst;

@@ -14,7 +14,9 @@ SET client_min_messages = warning;
 \pset tuples_only on
 \pset format unaligned
 CREATE ROLE ca_alice;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_alice;  -- the state of its definitions
 CREATE ROLE ca_mallory;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_mallory;  -- the state of its definitions
 CREATE ROLE ca_erp;
 GRANT USAGE ON SCHEMA fx TO ca_alice, ca_mallory, ca_erp;
 GRANT CREATE ON DATABASE contrib_regression TO ca_mallory, ca_erp;
@@ -224,7 +226,9 @@ DROP SCHEMA alice_bi, mallory_src, mallory_bi, erp_views, erp_rls CASCADE;
 REVOKE CREATE ON DATABASE contrib_regression FROM ca_mallory, ca_erp;
 REVOKE ALL ON SCHEMA fx FROM ca_alice, ca_mallory, ca_erp;
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_alice, ca_mallory, ca_erp;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_alice;
 DROP ROLE ca_alice;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_mallory;
 DROP ROLE ca_mallory;
 DROP ROLE ca_erp;
 DROP ROLE ca_reader;

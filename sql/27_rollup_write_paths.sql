@@ -80,6 +80,7 @@ SELECT rollup_ok();
 -- extension's schema: the event trigger reads the rollup catalog as its
 -- owner and gives the partition the triggers as the rollup's owner
 CREATE ROLE ca_wp_owner;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_wp_owner;  -- the state of its definitions
 GRANT CREATE, USAGE ON SCHEMA wp TO ca_wp_owner;
 ALTER TABLE wp.sales_orders OWNER TO ca_wp_owner;
 REVOKE USAGE ON SCHEMA customer_analytics FROM PUBLIC;
@@ -197,4 +198,5 @@ SELECT customer_analytics.drop_rollup('wp');
 DROP FUNCTION rollup_ok();
 DROP FUNCTION rollup_total(text);
 DROP SCHEMA wp, wp_bi CASCADE;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_wp_owner;
 DROP ROLE ca_wp_owner;

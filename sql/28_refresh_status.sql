@@ -10,6 +10,7 @@
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE ROLE ca_st_owner;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_st_owner;  -- the state of its definitions
 CREATE ROLE ca_st_other;
 GRANT USAGE ON SCHEMA fx TO ca_st_owner;
 GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_st_owner;
@@ -151,5 +152,6 @@ DROP EXTENSION pg_cron;
 DROP SCHEMA st_bi;
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_st_owner;
 REVOKE ALL ON SCHEMA fx FROM ca_st_owner;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_st_owner;
 DROP ROLE ca_st_owner;
 DROP ROLE ca_st_other;

@@ -1,5 +1,5 @@
--- Delta refresh (1.5): a campaign keeps per-customer state (<name>_state,
--- <name>_month_state) and refresh_campaign() adjusts it from the order
+-- Delta refresh (1.5): a campaign keeps per-customer state (campaign_state_<name>,
+-- campaign_months_<name> in customer_analytics_state) and refresh_campaign() adjusts it from the order
 -- changes the rollup's triggers record, then replaces only the changed
 -- customers' rows in its views.  After every kind of write, the views must
 -- be exactly (as text, scale included) what a full recompute from the
@@ -72,7 +72,7 @@ BEGIN
     m := m + (SELECT count(*) FROM dr_bi.drc_monthly) - (SELECT count(*) FROM dr_full);
     -- the state: every customer with orders in the data window, exactly
     SELECT count(*) INTO st FROM (
-        (SELECT x::text FROM dr_bi.drc_state x
+        (SELECT x::text FROM customer_analytics_state.campaign_state_drc x
          EXCEPT ALL
          SELECT ROW(o.customer_code, count(*), sum(o.amount), max(o.d),
                     count(*) FILTER (WHERE o.d <@ '[2025-01-01,2025-12-31]'::daterange),
@@ -88,14 +88,14 @@ BEGIN
                    FROM dr.sales_orders h WHERE h.confirmed_code = 'Y' AND h.customer_code IS NOT NULL) o
           WHERE o.d <@ '[2025-01-01,2026-01-07]'::daterange
           GROUP BY o.customer_code)) d;
-    st := st + (SELECT count(*) FROM dr_bi.drc_state) - (
+    st := st + (SELECT count(*) FROM customer_analytics_state.campaign_state_drc) - (
         SELECT count(DISTINCT h.customer_code) FROM dr.sales_orders h
          WHERE h.confirmed_code = 'Y' AND h.customer_code IS NOT NULL
            AND to_date(h.order_date, 'YYYYMMDD') <@ '[2025-01-01,2026-01-07]'::daterange);
     -- the months kept: the targets', as monthly_revenue() gives them
     SELECT count(*) INTO ms FROM (
-        (SELECT x::text FROM dr_bi.drc_month_state x EXCEPT ALL SELECT x::text FROM dr_months x)
-        UNION ALL (SELECT x::text FROM dr_months x EXCEPT ALL SELECT x::text FROM dr_bi.drc_month_state x)) d;
+        (SELECT x::text FROM customer_analytics_state.campaign_months_drc x EXCEPT ALL SELECT x::text FROM dr_months x)
+        UNION ALL (SELECT x::text FROM dr_months x EXCEPT ALL SELECT x::text FROM customer_analytics_state.campaign_months_drc x)) d;
     DROP TABLE dr_full, dr_months;
     IF (SELECT s.state_snapshot IS NULL FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = 'drc') THEN
         RETURN format('%s targets; rows differing: targets %s, sheet %s, long %s; no state kept',
@@ -117,8 +117,8 @@ SET client_min_messages = warning;
 SELECT dr_refresh();
 SELECT dr_exact();
 SELECT dr_refresh();
-SELECT state_snapshot IS NOT NULL AS has_state, state_table = 'dr_bi.drc_state'::regclass AS state_table,
-       month_state_table = 'dr_bi.drc_month_state'::regclass AS month_state_table
+SELECT state_snapshot IS NOT NULL AS has_state, state_table = 'customer_analytics_state.campaign_state_drc'::regclass AS state_table,
+       month_state_table = 'customer_analytics_state.campaign_months_drc'::regclass AS month_state_table
   FROM customer_analytics.campaign_refresh_state WHERE campaign = 'drc';
 
 -- amounts change on several orders
@@ -187,7 +187,7 @@ SELECT dr_exact();
 DELETE FROM dr.sales_orders WHERE customer_code = '0025';
 SELECT dr_refresh();
 SELECT dr_exact();
-SELECT count(*) AS state_rows_of_0025 FROM dr_bi.drc_state WHERE customer_code = '0025';
+SELECT count(*) AS state_rows_of_0025 FROM customer_analytics_state.campaign_state_drc WHERE customer_code = '0025';
 
 -- a plain REFRESH in between (a BI admin's) changes nothing for the state
 UPDATE dr.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number::int % 11 = 0;
@@ -250,12 +250,12 @@ SELECT (customer_analytics.refresh_campaign('dro')).target_rows;
 UPDATE dr.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number = '1001';
 SELECT (customer_analytics.refresh_campaign('dro')).target_rows;
 SELECT mode FROM customer_analytics.refresh_history WHERE name = 'dro' ORDER BY id DESC LIMIT 1;
-SELECT to_regclass('dr_bi.dro_state') IS NULL AS no_state_table;
+SELECT to_regclass('customer_analytics_state.campaign_state_dro') IS NULL AS no_state_table;
 SELECT customer_analytics.drop_campaign('dro');
 
 -- a relation already named like the state: no state, a warning, the
 -- refreshes still right
-CREATE TABLE dr_bi.drx_state (note text);
+CREATE TABLE customer_analytics_state.campaign_state_drx (note text);
 SELECT name FROM customer_analytics.create_campaign('drx', 'dr_bi', routes => '{K1,K2}', source_schema => 'dr');
 SET client_min_messages = notice;
 SELECT (customer_analytics.refresh_campaign('drx')).target_rows;
@@ -264,28 +264,29 @@ UPDATE dr.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE orde
 SELECT (customer_analytics.refresh_campaign('drx')).target_rows;
 SELECT mode FROM customer_analytics.refresh_history WHERE name = 'drx' ORDER BY id DESC LIMIT 1;
 SELECT customer_analytics.drop_campaign('drx');
-SELECT count(*) AS note_table_kept FROM dr_bi.drx_state;
+SELECT count(*) AS note_table_kept FROM customer_analytics_state.campaign_state_drx;
+DROP TABLE customer_analytics_state.campaign_state_drx;
 
 -- the in-place updates are the owner's alone
 CREATE ROLE ca_dr_other;
-GRANT USAGE ON SCHEMA dr_bi TO ca_dr_other;
-GRANT SELECT ON dr_bi.drc_targets, dr_bi.drc_state TO ca_dr_other;
+GRANT USAGE ON SCHEMA dr_bi, customer_analytics_state TO ca_dr_other;
+GRANT SELECT ON dr_bi.drc_targets, customer_analytics_state.campaign_state_drc TO ca_dr_other;
 SET ROLE ca_dr_other;
 SELECT err($$SELECT customer_analytics._matview_apply('dr_bi.drc_targets', '{0001}', 'SELECT * FROM dr_bi.drc_targets WHERE false')$$);
 SELECT err($$SELECT customer_analytics._matview_lock('dr_bi.drc_targets')$$);
 SELECT err($$SELECT customer_analytics.reset_rollup_changes('dr')$$);
 SELECT err($$SELECT count(*) FROM customer_analytics._target_customers_from_state('{K1}', '[2025-01-01,2025-12-31]', 0,
     '[2025-09-15,2026-01-07]', 3000, 3, '[2025-08-31,2025-10-30]', '[2025-10-31,2025-12-31]', 30, false,
-    'customer', 'dr', NULL, 'dr_bi.drc_state')$$);
+    'customer', 'dr', NULL, 'customer_analytics_state.campaign_state_drc')$$);
 RESET ROLE;
-SELECT err($$SELECT customer_analytics._matview_apply('dr_bi.drc_state', '{0001}', 'SELECT 1')$$);
+SELECT err($$SELECT customer_analytics._matview_apply('customer_analytics_state.campaign_state_drc', '{0001}', 'SELECT 1')$$);
 SELECT err($$SELECT customer_analytics._matview_apply('dr_bi.drc_targets', '{0001}', 'SELECT 1')$$);
 SELECT err($$SELECT customer_analytics._matview_apply('dr_bi.drc_targets', NULL, 'SELECT 1')$$);
 SELECT err($$SELECT customer_analytics._at_one_snapshot(NULL, NULL)$$);
 SELECT err($$SELECT customer_analytics._at_one_snapshot('SELECT 1', '{}')$$);
 SELECT customer_analytics._at_one_snapshot('SELECT true', '{}') IS NULL AS guard_stops;
-REVOKE ALL ON dr_bi.drc_targets, dr_bi.drc_state FROM ca_dr_other;
-REVOKE ALL ON SCHEMA dr_bi FROM ca_dr_other;
+REVOKE ALL ON dr_bi.drc_targets, customer_analytics_state.campaign_state_drc FROM ca_dr_other;
+REVOKE ALL ON SCHEMA dr_bi, customer_analytics_state FROM ca_dr_other;
 DROP ROLE ca_dr_other;
 
 -- Random write batches, each committed, then a refresh, checked against a
@@ -356,6 +357,7 @@ CALL dr_property(25);
 SELECT customer_analytics._rollup_table(id) AS dr_rollup, customer_analytics._rollup_dirty_table(id) AS dr_dirty
   FROM customer_analytics.rollups WHERE source_schema = 'dr' \gset
 CREATE ROLE ca_dr_owner;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_dr_owner;  -- the state of its definitions
 GRANT USAGE ON SCHEMA dr TO ca_dr_owner;
 GRANT SELECT ON ALL TABLES IN SCHEMA dr TO ca_dr_owner;
 GRANT SELECT ON :dr_rollup, :dr_dirty TO ca_dr_owner;
@@ -382,7 +384,7 @@ SET ROLE ca_dr_owner;
 SELECT (customer_analytics.refresh_campaign('drown')).target_rows;
 SELECT dr_own_exact();
 SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, has_table_privilege('public', c.oid, 'SELECT') AS public_reads
-  FROM pg_class c WHERE c.relnamespace = 'dr_own'::regnamespace AND c.relname LIKE 'drown%state' ORDER BY 1;
+  FROM pg_class c WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relname LIKE 'campaign%drown' ORDER BY 1;
 RESET ROLE;
 -- under row-level security on the customers (the owner sees route K1 only)
 -- the rollup, a copy, is not read for it: the refresh recomputes from the
@@ -397,7 +399,7 @@ SELECT dr_own_exact();
 SELECT count(*) AS targets_off_k1 FROM dr_own.drown_targets WHERE delivery_route <> 'K1';
 -- no incremental state is kept for it, and the state tables hold no stale rows
 SELECT count(*) AS refresh_state_rows FROM customer_analytics.campaign_refresh_state WHERE campaign = 'drown';
-SELECT (SELECT count(*) FROM dr_own.drown_state) AS state_rows, (SELECT count(*) FROM dr_own.drown_month_state) AS month_rows;
+SELECT (SELECT count(*) FROM customer_analytics_state.campaign_state_drown) AS state_rows, (SELECT count(*) FROM customer_analytics_state.campaign_months_drown) AS month_rows;
 SELECT customer_analytics.drop_campaign('drown');
 RESET ROLE;
 DROP POLICY dr_k1_only ON dr.customers;
@@ -407,11 +409,12 @@ DROP SCHEMA dr_own;
 REVOKE ALL ON :dr_rollup, :dr_dirty FROM ca_dr_owner;
 REVOKE ALL ON ALL TABLES IN SCHEMA dr FROM ca_dr_owner;
 REVOKE ALL ON SCHEMA dr FROM ca_dr_owner;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_dr_owner;
 DROP ROLE ca_dr_owner;
 
 -- dropping the campaign drops its state
 SELECT customer_analytics.drop_campaign('drc');
-SELECT to_regclass('dr_bi.drc_state') IS NULL AS state_dropped, to_regclass('dr_bi.drc_month_state') IS NULL AS months_dropped;
+SELECT to_regclass('customer_analytics_state.campaign_state_drc') IS NULL AS state_dropped, to_regclass('customer_analytics_state.campaign_months_drc') IS NULL AS months_dropped;
 RESET client_min_messages;
 SELECT customer_analytics.drop_rollup('dr');
 DROP SCHEMA dr_bi CASCADE;

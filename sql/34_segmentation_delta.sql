@@ -1,6 +1,6 @@
 -- Segmentation refresh from per-customer feature state (1.5, issue 15).
 -- refresh_segmentation() computes the features once per refresh, into
--- <name>_features_state and <name>_sku_state, adjusted from the rollup's
+-- segment_features_<name> and segment_skus_<name> (customer_analytics_state), adjusted from the rollup's
 -- order changes when it can, and the four views read them.  After every
 -- kind of write the state must equal a recompute from the source tables,
 -- the features derived from it must equal customer_features() (as row
@@ -40,7 +40,7 @@ SELECT name, member_rows FROM customer_analytics.create_segmentation('sdg', 'sd_
 -- model, profiles and elbow inside _segmentation_model(), _profiles() and
 -- _elbow()); the state tables carry the segmentation's marker
 SELECT c.relname, obj_description(c.oid, 'pg_class') AS marker
-  FROM pg_class c WHERE c.relnamespace = 'sd_bi'::regnamespace AND c.relkind = 'r' ORDER BY 1;
+  FROM pg_class c WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r' AND c.relname LIKE 'segment%sdg' ORDER BY 1;
 SELECT count(*) FILTER (WHERE definition LIKE '%_segmentation_model(%' OR definition LIKE '%_segmentation_profiles(%'
                         OR definition LIKE '%_segmentation_elbow(%' OR definition LIKE '%segmentation_features(%')
          AS views_reading_the_features,
@@ -54,7 +54,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     s customer_analytics.segmentations := customer_analytics._segmentation_resolved(
         (SELECT x FROM customer_analytics.segmentations x WHERE x.name = seg));
-    st regclass := to_regclass(format('sd_bi.%I', seg || '_features_state'));
+    st regclass := to_regclass(format('customer_analytics_state.%I', 'segment_features_' || seg));
     rs customer_analytics.segmentation_refresh_state;
     f bigint; m bigint; mo bigint; p bigint; e bigint; sdiff bigint;
 BEGIN
@@ -142,8 +142,8 @@ SELECT sd_refresh();
 SELECT sd_exact();
 SELECT phases::text LIKE '%refreshing%' AS views_refreshed
   FROM customer_analytics.refresh_history WHERE name = 'sdg' ORDER BY id DESC LIMIT 1;
-SELECT snapshot IS NOT NULL AS has_snapshot, state_table = 'sd_bi.sdg_features_state'::regclass AS state_table,
-       sku_table = 'sd_bi.sdg_sku_state'::regclass AS sku_table
+SELECT snapshot IS NOT NULL AS has_snapshot, state_table = 'customer_analytics_state.segment_features_sdg'::regclass AS state_table,
+       sku_table = 'customer_analytics_state.segment_skus_sdg'::regclass AS sku_table
   FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 'sdg';
 
 -- amounts change on several orders
@@ -219,8 +219,8 @@ SELECT sd_exact();
 DELETE FROM sd.sales_orders WHERE customer_code = '0025';
 SELECT sd_refresh();
 SELECT sd_exact();
-SELECT (SELECT count(*) FROM sd_bi.sdg_features_state WHERE customer_code = '0025') AS state_rows_0025,
-       (SELECT count(*) FROM sd_bi.sdg_sku_state WHERE customer_code = '0025') AS sku_rows_0025;
+SELECT (SELECT count(*) FROM customer_analytics_state.segment_features_sdg WHERE customer_code = '0025') AS state_rows_0025,
+       (SELECT count(*) FROM customer_analytics_state.segment_skus_sdg WHERE customer_code = '0025') AS sku_rows_0025;
 
 -- a new as_of alone is applied from the state: recency and tenure move
 SELECT customer_code, recency_days, tenure_days FROM sd_bi.sdg_members WHERE customer_code = '0001';
@@ -317,7 +317,7 @@ SELECT sd_refresh();
 -- a relation already named like the state: a warning, and the features
 -- computed once per refresh in a temporary table (no state kept, no
 -- snapshot); the views still right, the relation left alone
-CREATE TABLE sd_bi.sdx_features_state (note text);
+CREATE TABLE customer_analytics_state.segment_features_sdx (note text);
 SET client_min_messages = notice;
 SELECT name, member_rows FROM customer_analytics.create_segmentation('sdx', 'sd_bi', k => 2, segment => 'repeat',
     feature_window => '[2025-07-01,2025-12-31]', as_of => '2026-01-07', k_to => 3, silhouette_sample => 0,
@@ -327,16 +327,16 @@ UPDATE sd.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE orde
 SELECT sd_refresh('sdx');
 SELECT sd_exact('sdx');
 SELECT sku_table IS NULL AS no_sku_table, snapshot IS NULL AS no_snapshot,
-       state_table <> 'sd_bi.sdx_features_state'::regclass AS not_the_relation
+       state_table <> 'customer_analytics_state.segment_features_sdx'::regclass AS not_the_relation
   FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 'sdx';
 SELECT customer_analytics.drop_segmentation('sdx');
-SELECT count(*) AS note_table_kept FROM sd_bi.sdx_features_state;
-DROP TABLE sd_bi.sdx_features_state;
+SELECT count(*) AS note_table_kept FROM customer_analytics_state.segment_features_sdx;
+DROP TABLE customer_analytics_state.segment_features_sdx;
 
 -- errors of the state reader
 SELECT err($$SELECT count(*) FROM customer_analytics._customer_features_from_state(NULL, '[2025-07-01,2025-12-31]', '2026-01-07')$$);
 SELECT err($$SELECT count(*) FROM customer_analytics._customer_features_from_state(0, '[2025-07-01,2025-12-31]', '2026-01-07')$$);
-SELECT err($$SELECT count(*) FROM customer_analytics._customer_features_from_state('sd_bi.sdg_features_state', '[2025-07-01,2025-12-31]', '2025-06-01')$$);
+SELECT err($$SELECT count(*) FROM customer_analytics._customer_features_from_state('customer_analytics_state.segment_features_sdg', '[2025-07-01,2025-12-31]', '2025-06-01')$$);
 SELECT err($$SELECT customer_analytics.refresh_segmentation('sdg', NULL)$$);
 
 -- Random write batches, each committed, then a refresh, checked against a
@@ -412,6 +412,7 @@ CALL sd_property(20);
 SELECT customer_analytics._rollup_table(id) AS sd_rollup, customer_analytics._rollup_dirty_table(id) AS sd_dirty
   FROM customer_analytics.rollups WHERE source_schema = 'sd' \gset
 CREATE ROLE ca_sd_owner;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_sd_owner;  -- the state of its definitions
 GRANT USAGE ON SCHEMA sd TO ca_sd_owner;
 GRANT SELECT ON ALL TABLES IN SCHEMA sd TO ca_sd_owner;
 GRANT SELECT ON :sd_rollup, :sd_dirty TO ca_sd_owner;
@@ -426,7 +427,7 @@ SET ROLE ca_sd_owner;
 SELECT sd_refresh('sdo');
 SELECT sd_exact('sdo');
 SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, has_table_privilege('public', c.oid, 'SELECT') AS public_reads
-  FROM pg_class c WHERE c.relnamespace = 'sd_bi'::regnamespace AND c.relname LIKE 'sdo%state' ORDER BY 1;
+  FROM pg_class c WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relname LIKE 'segment%sdo' ORDER BY 1;
 RESET ROLE;
 UPDATE sd.sales_order_lines SET pretax_subtotal = pretax_subtotal + 3 WHERE order_number::int % 7 = 2;
 SELECT sd_refresh('sdo');
@@ -440,13 +441,14 @@ RESET ROLE;
 REVOKE ALL ON :sd_rollup, :sd_dirty FROM ca_sd_owner;
 REVOKE ALL ON ALL TABLES IN SCHEMA sd FROM ca_sd_owner;
 REVOKE ALL ON SCHEMA sd, sd_bi FROM ca_sd_owner;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_sd_owner;
 DROP ROLE ca_sd_owner;
 
 -- dropping the segmentation drops its state
 SELECT count(*) AS state_relations FROM customer_analytics.segmentations s,
        customer_analytics._segmentation_state_relations(s) WHERE s.name = 'sdg';
 SELECT customer_analytics.drop_segmentation('sdg');
-SELECT to_regclass('sd_bi.sdg_features_state') IS NULL AS state_dropped, to_regclass('sd_bi.sdg_sku_state') IS NULL AS skus_dropped;
+SELECT to_regclass('customer_analytics_state.segment_features_sdg') IS NULL AS state_dropped, to_regclass('customer_analytics_state.segment_skus_sdg') IS NULL AS skus_dropped;
 RESET client_min_messages;
 SELECT customer_analytics.drop_rollup('sd');
 DROP SCHEMA sd_bi CASCADE;

@@ -57,6 +57,7 @@ SELECT s, pg_temp.refusal(s) FROM unnest(ARRAY['every day', '*/0 * * * *', '5/2 
     '* * * mon *', '0 0 * * 8', '1,,2 * * * *', '@often', '@daily 1', '', '1234 * * * *', '* * * * * *', '0 6 * * MON-fri']) s;
 
 CREATE ROLE ca_ds_owner;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_ds_owner;  -- the state of its definitions
 CREATE ROLE ca_ds_other;
 CREATE ROLE "o'hara";
 GRANT USAGE ON SCHEMA fx TO ca_ds_owner, ca_ds_other;
@@ -159,6 +160,7 @@ DELETE FROM customer_analytics.dispatcher_runs;
 DROP SCHEMA ds_bi;
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_ds_owner, ca_ds_other;
 REVOKE ALL ON SCHEMA fx FROM ca_ds_owner, ca_ds_other;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_ds_owner;
 DROP ROLE ca_ds_owner;
 DROP ROLE ca_ds_other;
 DROP ROLE "o'hara";

@@ -29,6 +29,7 @@ SELECT rollup_rows FROM customer_analytics.enable_rollup('oc');
 SELECT customer_analytics._rollup_table(id) AS oc_rollup, customer_analytics._rollup_dirty_table(id) AS oc_dirty
   FROM customer_analytics.rollups WHERE source_schema = 'oc' \gset
 CREATE ROLE ca_oc_owner;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_oc_owner;  -- the state of its definitions
 CREATE ROLE ca_oc_stranger;
 GRANT USAGE ON SCHEMA oc TO ca_oc_owner;
 GRANT SELECT ON ALL TABLES IN SCHEMA oc TO ca_oc_owner;
@@ -59,9 +60,9 @@ SELECT (customer_analytics.refresh_campaign('ocx')).target_rows;
 -- the owner's traps, on every kind of object the extension writes for him
 CREATE INDEX ocx_targets_trap ON oc_own.ocx_targets ((oc_own.looks_immutable(customer_code)));
 CREATE INDEX ocx_monthly_trap ON oc_own.ocx_monthly ((oc_own.looks_immutable(customer_code)));
-CREATE INDEX ocx_state_trap ON oc_own.ocx_state ((oc_own.looks_immutable(customer_code)));
+CREATE INDEX ocx_state_trap ON customer_analytics_state.campaign_state_ocx ((oc_own.looks_immutable(customer_code)));
 CREATE INDEX ocs_members_trap ON oc_own.ocs_members ((oc_own.looks_immutable(customer_code)));
-CREATE INDEX ocs_state_trap ON oc_own.ocs_features_state ((oc_own.looks_immutable(customer_code)));
+CREATE INDEX ocs_state_trap ON customer_analytics_state.segment_features_ocs ((oc_own.looks_immutable(customer_code)));
 TRUNCATE oc_own.witness;
 RESET ROLE;
 
@@ -142,6 +143,7 @@ SELECT count(*) AS catalog_rows_left FROM (SELECT name FROM customer_analytics.c
 DROP SCHEMA oc_own CASCADE;
 SELECT customer_analytics.drop_rollup('oc');
 DROP SCHEMA oc CASCADE;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_oc_owner;
 DROP ROLE ca_oc_owner;
 DROP ROLE ca_oc_stranger;
 RESET client_min_messages;

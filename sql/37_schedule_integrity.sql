@@ -22,8 +22,11 @@
 SET client_min_messages = warning;
 
 CREATE ROLE ca_si_analyst;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_si_analyst;  -- the state of its definitions
 CREATE ROLE ca_si_other;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_si_other;  -- the state of its definitions
 CREATE ROLE ca_si_member;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_si_member;  -- the state of its definitions
 GRANT ca_si_analyst TO ca_si_member;
 GRANT USAGE ON SCHEMA fx TO ca_si_analyst, ca_si_other, ca_si_member;
 GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_si_analyst, ca_si_other, ca_si_member;
@@ -344,6 +347,9 @@ DROP EXTENSION dblink;
 DROP SCHEMA si_bi, si_other, si_member CASCADE;
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_si_analyst, ca_si_other, ca_si_member;
 REVOKE ALL ON SCHEMA fx FROM ca_si_analyst, ca_si_other, ca_si_member;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_si_analyst;
 DROP ROLE ca_si_analyst;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_si_other;
 DROP ROLE ca_si_other;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_si_member;
 DROP ROLE ca_si_member;

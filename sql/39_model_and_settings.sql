@@ -88,6 +88,7 @@ SELECT s, public.err(format('SELECT customer_analytics.kmeans_fit(f, 2, %L) FROM
 -- trust the database's owner; a pinned "today" said in refresh_history.
 ------------------------------------------------------------------------------
 CREATE ROLE ca_ms_owner LOGIN;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_ms_owner;  -- the state of its definitions
 GRANT USAGE ON SCHEMA fx TO ca_ms_owner;
 GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_ms_owner;
 CREATE SCHEMA ms_bi AUTHORIZATION ca_ms_owner;
@@ -149,6 +150,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION customer_analytics;
 RESET client_min_messages;
 CREATE SCHEMA ms_erp AUTHORIZATION ca_ms_dbowner;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_ms_dbowner;  -- the state of its definitions
 \c - ca_ms_dbowner
 CREATE TABLE ms_erp.customers (customer_code text, trade_name text, delivery_route text,
     shipping_address text, closure_date text, csm text);
@@ -222,4 +224,5 @@ RESET ROLE;
 DROP SCHEMA ms_bi;
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_ms_owner;
 REVOKE ALL ON SCHEMA fx FROM ca_ms_owner;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_ms_owner;
 DROP ROLE ca_ms_owner;

@@ -27,6 +27,7 @@
 \set VERBOSITY terse
 
 CREATE ROLE ca_dv_owner LOGIN;  -- LOGIN: its user mapping for the sharded source below
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_dv_owner;  -- the state of its definitions
 CREATE ROLE ca_dv_erp;
 CREATE SCHEMA dv;
 CREATE TABLE dv.customers (customer_code varchar(12), trade_name text, delivery_route varchar(4),
@@ -446,5 +447,6 @@ DROP SERVER dv_shard1, dv_shard2 CASCADE;
 DROP EXTENSION postgres_fdw;
 DROP FUNCTION dv_write(text), rolled_back(text), dv_build_sql(text, text), dv_call_sql(text, text), dv_relations(text),
     dv_published(text), dv_differs(text), dv_attack(text[]), dv_check(text[]);
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_dv_owner;
 DROP ROLE ca_dv_owner, ca_dv_erp;
 RESET client_min_messages;

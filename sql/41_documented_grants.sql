@@ -16,8 +16,8 @@ CREATE SCHEMA dg_bi;
 
 ------------------------------------------------------------------------------
 -- 1. analyst: USAGE on the source schema and SELECT on its tables; USAGE
---    and CREATE on a view schema.  Before anything is stored, each missing
---    grant is named.
+--    and CREATE on a view schema and on customer_analytics_state.  Before
+--    anything is stored, each missing grant is named.
 ------------------------------------------------------------------------------
 SET ROLE ca_dg_analyst;
 SELECT 'no grant: ' || err($$SELECT customer_analytics.create_campaign('dg', 'dg_bi', source_schema => 'fx')$$);
@@ -29,6 +29,12 @@ SELECT 'CREATE only: ' || err($$SELECT customer_analytics.create_campaign('dg', 
 SELECT 'CREATE only: ' || err($$SELECT customer_analytics.create_segmentation('dgs', 'dg_bi', source_schema => 'fx')$$);
 RESET ROLE;
 GRANT USAGE, CREATE ON SCHEMA dg_bi TO ca_dg_analyst;
+-- the definitions' state lives in the extension's schema customer_analytics_state
+SET ROLE ca_dg_analyst;
+SELECT 'no state schema grant: ' || err($$SELECT customer_analytics.create_campaign('dg', 'dg_bi', source_schema => 'fx')$$);
+SELECT 'no state schema grant: ' || err($$SELECT customer_analytics.create_segmentation('dgs', 'dg_bi', source_schema => 'fx')$$);
+RESET ROLE;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_dg_analyst;
 SET ROLE ca_dg_analyst;
 SELECT 'no source grant: ' || err($$SELECT customer_analytics.create_campaign('dg', 'dg_bi', source_schema => 'fx')$$);
 RESET ROLE;

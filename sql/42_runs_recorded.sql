@@ -16,6 +16,7 @@
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE ROLE ca_rr_analyst;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_rr_analyst;  -- the state of its definitions
 CREATE ROLE ca_rr_reader;
 GRANT USAGE ON SCHEMA fx TO ca_rr_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_rr_analyst;
@@ -165,5 +166,6 @@ DROP EXTENSION dblink;
 DROP SCHEMA rr_bi CASCADE;
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_rr_analyst;
 REVOKE ALL ON SCHEMA fx FROM ca_rr_analyst;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_rr_analyst;
 DROP ROLE ca_rr_analyst;
 DROP ROLE ca_rr_reader;

@@ -12,6 +12,7 @@ SET client_min_messages = warning;
 \pset tuples_only on
 \pset format unaligned
 CREATE ROLE ca_restore_analyst;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_restore_analyst;  -- the state of its definitions
 GRANT USAGE ON SCHEMA fx TO ca_restore_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_restore_analyst;
 CREATE SCHEMA restore_bi;

@@ -9,6 +9,7 @@
 -- 3. A build or refresh whose resolved window holds no orders at all warns,
 --    and refresh_history.mode says so.
 CREATE ROLE ca_sr_analyst LOGIN;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_sr_analyst;  -- the state of its definitions
 GRANT USAGE ON SCHEMA fx TO ca_sr_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA fx TO ca_sr_analyst;
 CREATE SCHEMA sr_bi AUTHORIZATION ca_sr_analyst;
@@ -158,4 +159,5 @@ DROP SCHEMA sr_bi CASCADE;
 DELETE FROM customer_analytics.refresh_history WHERE owner = 'ca_sr_analyst';
 REVOKE ALL ON ALL TABLES IN SCHEMA fx FROM ca_sr_analyst;
 REVOKE ALL ON SCHEMA fx FROM ca_sr_analyst;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_sr_analyst;
 DROP ROLE ca_sr_analyst;

@@ -11,6 +11,7 @@
 \set VERBOSITY terse
 SET client_min_messages = notice;
 CREATE ROLE ca_lx_analyst;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_lx_analyst;  -- the state of its definitions
 CREATE ROLE ca_lx_reader;
 CREATE ROLE ca_lx_other;
 CREATE SCHEMA lx;
@@ -285,6 +286,7 @@ SELECT count(*) AS views_left FROM pg_class WHERE relnamespace = 'lx_bi'::regnam
 
 DROP SCHEMA lx_bi;
 DROP SCHEMA lx CASCADE;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_lx_analyst;
 DROP ROLE ca_lx_analyst;
 DROP ROLE ca_lx_reader;
 DROP ROLE ca_lx_other;

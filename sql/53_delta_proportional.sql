@@ -36,13 +36,13 @@ SELECT name FROM customer_analytics.create_campaign('dpc', 'dpx_bi', routes => '
     min_spend => 2000, low_ticket_below => 1000, min_low_tickets => 2, source_schema => 'dpx');
 -- (the first refresh builds the state)
 SELECT target_rows FROM customer_analytics.refresh_campaign('dpc');
-ANALYZE dpx.customers, dpx_bi.dpc_state, dpx_bi.dpc_month_state, dpx_bi.dpc_targets,
+ANALYZE dpx.customers, customer_analytics_state.campaign_state_dpc, customer_analytics_state.campaign_months_dpc, dpx_bi.dpc_targets,
         dpx_bi.dpc_monthly, dpx_bi.dpc_monthly_long;
 
 -- the tables and views a delta refresh must not scan in full
 CREATE TEMP TABLE dp_watched AS
 SELECT c.oid AS relid, c.relname::text AS relname FROM pg_class c
- WHERE c.oid IN ('dpx.customers'::regclass, 'dpx_bi.dpc_state'::regclass, 'dpx_bi.dpc_month_state'::regclass,
+ WHERE c.oid IN ('dpx.customers'::regclass, 'customer_analytics_state.campaign_state_dpc'::regclass, 'customer_analytics_state.campaign_months_dpc'::regclass,
                  'dpx_bi.dpc_targets'::regclass, 'dpx_bi.dpc_monthly'::regclass, 'dpx_bi.dpc_monthly_long'::regclass);
 SELECT pg_stat_force_next_flush();
 CREATE TEMP TABLE dp_before AS

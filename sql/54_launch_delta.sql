@@ -1,7 +1,7 @@
 -- A launched campaign's response views follow its delta refresh (issue 23,
 -- item 4): after a delta refresh only the changed customers that are
 -- members get their <name>_response rows recomputed and replaced in place,
--- and their months in <name>_response_months; <name>_lift and
+-- and their months in launch_months_<name>; <name>_lift and
 -- <name>_response_monthly are recomputed from those.  The views fall back
 -- to the full recompute (refresh_history.mode says why) when the windows
 -- moved, the response view was refreshed by hand, the rollup is not usable
@@ -17,6 +17,7 @@
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE ROLE ca_ld_analyst;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_ld_analyst;  -- the state of its definitions
 CREATE SCHEMA ld;
 CREATE TABLE ld.customers (LIKE fx.customers);
 CREATE TABLE ld.sales_orders (LIKE fx.sales_orders);
@@ -257,9 +258,9 @@ SELECT * FROM ld_rounds
     OR differences <> 'lift 0, response 0, response_monthly 0';
 
 -- drop_campaign drops the members' months with the views
-SELECT to_regclass('ld_bi.ldc_response_months') IS NOT NULL AS months_kept;
+SELECT to_regclass('customer_analytics_state.launch_months_ldc') IS NOT NULL AS months_kept;
 SELECT customer_analytics.drop_campaign('ldc') IS NOT NULL AS dropped;
-SELECT to_regclass('ld_bi.ldc_response_months') IS NULL AS months_dropped,
+SELECT to_regclass('customer_analytics_state.launch_months_ldc') IS NULL AS months_dropped,
        (SELECT count(*) FROM customer_analytics.campaign_launch_state) AS launch_state_rows;
 RESET ROLE;
 SELECT customer_analytics.drop_rollup('ld') IS NOT NULL AS rollup_dropped;

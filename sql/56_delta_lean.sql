@@ -35,13 +35,13 @@ SELECT name FROM customer_analytics.create_campaign('dlc', 'dlx_bi', routes => '
     min_spend => 2000, low_ticket_below => 1000, min_low_tickets => 2, source_schema => 'dlx');
 -- (the first refresh builds the state)
 SELECT target_rows FROM customer_analytics.refresh_campaign('dlc');
-ANALYZE dlx.customers, dlx_bi.dlc_state, dlx_bi.dlc_month_state, dlx_bi.dlc_targets,
+ANALYZE dlx.customers, customer_analytics_state.campaign_state_dlc, customer_analytics_state.campaign_months_dlc, dlx_bi.dlc_targets,
         dlx_bi.dlc_monthly, dlx_bi.dlc_monthly_long;
 
 -- the counters of the state and the three views, before and after one refresh
 CREATE TEMP TABLE dl_watched AS
 SELECT c.oid AS relid, c.relname::text AS relname FROM pg_class c
- WHERE c.oid IN ('dlx_bi.dlc_state'::regclass, 'dlx_bi.dlc_targets'::regclass,
+ WHERE c.oid IN ('customer_analytics_state.campaign_state_dlc'::regclass, 'dlx_bi.dlc_targets'::regclass,
                  'dlx_bi.dlc_monthly'::regclass, 'dlx_bi.dlc_monthly_long'::regclass);
 CREATE TEMP TABLE dl_before (relname text, ins bigint, del bigint, fetched bigint, seq bigint);
 -- (each read of the counters follows a statement of its own that flushes
@@ -122,7 +122,7 @@ SELECT target_rows FROM customer_analytics.refresh_campaign('dlc');
 SELECT mode FROM customer_analytics.refresh_history WHERE kind = 'campaign' AND name = 'dlc' ORDER BY id DESC LIMIT 1;
 SELECT pg_stat_force_next_flush();
 SELECT relname, round(fetched / 300.0, 1) AS fetched_per_changed_customer, seq_scans
-  FROM pg_temp.dl_written() WHERE relname = 'dlc_state';
+  FROM pg_temp.dl_written() WHERE relname = 'campaign_state_dlc';
 SELECT * FROM pg_temp.dl_differences();
 
 -- a target loses all its orders (gone from the state and the views); a new
@@ -140,7 +140,7 @@ DELETE FROM dlx.sales_order_lines l USING dlx.sales_orders o
 DELETE FROM dlx.sales_orders WHERE customer_code = '00016';
 SELECT target_rows FROM customer_analytics.refresh_campaign('dlc');
 SELECT mode FROM customer_analytics.refresh_history WHERE kind = 'campaign' AND name = 'dlc' ORDER BY id DESC LIMIT 1;
-SELECT customer_code, orders FROM dlx_bi.dlc_state WHERE customer_code IN ('00016', '09001', '09002') ORDER BY 1;
+SELECT customer_code, orders FROM customer_analytics_state.campaign_state_dlc WHERE customer_code IN ('00016', '09001', '09002') ORDER BY 1;
 SELECT * FROM pg_temp.dl_differences();
 
 SELECT customer_analytics.drop_campaign('dlc');

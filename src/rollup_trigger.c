@@ -453,6 +453,9 @@ extension_relation_owner(const char *relname)
  *   - "RENAME COLUMN": ALTER TABLE ... RENAME COLUMN changes no row, but a
  *     column of the data contract renamed leaves the rollup unable to
  *     follow the next write: it is disabled at once, saying what to run;
+ *   - "RENAME TABLE": ALTER TABLE ... RENAME TO or SET SCHEMA changes no
+ *     row, but a source table renamed or moved away leaves the source
+ *     without it: the rollup is disabled at once, saying what to run;
  *   - NULL: anything else (adding a column, ...) leaves rows and triggers be.
  */
 static const char *
@@ -466,6 +469,12 @@ alter_table_effect(CollectedCommand *cmd)
 		IsA(cmd->parsetree, RenameStmt) &&
 		((RenameStmt *) cmd->parsetree)->renameType == OBJECT_COLUMN)
 		return "RENAME COLUMN";
+	/* ALTER TABLE ... RENAME TO / SET SCHEMA: maybe a source table's name */
+	if (cmd != NULL && cmd->type == SCT_Simple && cmd->parsetree != NULL &&
+		((IsA(cmd->parsetree, RenameStmt) &&
+		  ((RenameStmt *) cmd->parsetree)->renameType == OBJECT_TABLE) ||
+		 IsA(cmd->parsetree, AlterObjectSchemaStmt)))
+		return "RENAME TABLE";
 	if (cmd == NULL || cmd->type != SCT_AlterTable)
 		return "ALTER TABLE";	/* not the shape we know: be safe */
 	foreach(lc, cmd->d.alterTable.subcmds)
@@ -506,6 +515,12 @@ alter_table_effect(CollectedCommand *cmd)
  * may have no privilege on the extension's schema, and must not be able to
  * make the event trigger fail its CREATE TABLE.
  */
+#define DDL_COMMANDS_SQL \
+	"SELECT x.id, d.objid, d.command_tag, d.command" \
+	" FROM pg_catalog.pg_event_trigger_ddl_commands() d, customer_analytics.rollups x" \
+	" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass" \
+	" AND d.command_tag IN ('CREATE TABLE', 'ALTER TABLE') AND x.state = 'current'"
+
 static List *
 ddl_upkeep_requests(void)
 {
@@ -513,17 +528,27 @@ ddl_upkeep_requests(void)
 	CaRoleSwitch sw;
 	List	   *requests = NIL;
 	MemoryContext caller = CurrentMemoryContext;
+	bool		lost_known;
+	bool		lost_null;
 
 	if (!OidIsValid(catalog_owner))
 		return NIL;
 	ca_become_role(catalog_owner, &sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT x.id, d.objid, d.command_tag, d.command"
-					" FROM pg_catalog.pg_event_trigger_ddl_commands() d, customer_analytics.rollups x"
-					" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-					" AND d.command_tag IN ('CREATE TABLE', 'ALTER TABLE') AND x.state = 'current'"
-					" AND customer_analytics._rollup_source_table(x, d.objid) IS NOT NULL",
+	/*
+	 * A source table renamed away is found by the rollup's triggers on it
+	 * (_rollup_lost_table, new in 1.6: under older SQL objects, not yet).
+	 */
+	if (SPI_execute("SELECT pg_catalog.to_regprocedure("
+					"'customer_analytics._rollup_lost_table(customer_analytics.rollups, oid)') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the catalog failed");
+	lost_known = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &lost_null));
+	if (SPI_execute(lost_known ?
+					DDL_COMMANDS_SQL " AND (customer_analytics._rollup_source_table(x, d.objid) IS NOT NULL"
+					"      OR customer_analytics._rollup_lost_table(x, d.objid) IS NOT NULL)" :
+					DDL_COMMANDS_SQL " AND customer_analytics._rollup_source_table(x, d.objid) IS NOT NULL",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the DDL commands failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -539,6 +564,9 @@ ddl_upkeep_requests(void)
 		req->op = TextDatumGetCString(SPI_getbinval(row, desc, 3, &isnull));
 		if (strcmp(req->op, "ALTER TABLE") == 0)
 			req->op = alter_table_effect((CollectedCommand *) DatumGetPointer(SPI_getbinval(row, desc, 4, &isnull)));
+		/* older SQL objects know no RENAME TABLE: what they did before */
+		if (req->op != NULL && strcmp(req->op, "RENAME TABLE") == 0 && !lost_known)
+			req->op = "ALTER TABLE";
 		if (req->op != NULL)
 			requests = lappend(requests, req);
 		MemoryContextSwitchTo(spi);

@@ -54,8 +54,9 @@
 #                base/not null/default, range subtype, base type functions
 # Excluded, and why:
 #   - objects that are not extension members: what the live definitions
-#     made at run time (their views, materialized views and state tables in
-#     the users' schemas ce_bi and ce_own, the rollup's order_rollup_<id>,
+#     made at run time (their views and materialized views in the users'
+#     schemas ce_bi and ce_own, their state tables in the extension's
+#     schema customer_analytics_state, the rollup's order_rollup_<id>,
 #     rollup_dirty_<id>, rollup_keys_<id> tables in the extension's schema,
 #     the rollup triggers on the user's cosmos_sync tables, pg_cron's jobs)
 #     belong to the definitions, not to the extension, and the fresh
@@ -212,6 +213,18 @@ else
     not_ok "$UPGRADED: demo data, CREATE EXTENSION ... VERSION '1.0', live objects made under $made" \
         "$(cat "$WORK/demo.out" "$WORK/stages.out" | tail -8)"
     finish
+fi
+# per-customer state kept under 1.5 beside the views (ce_bi): refreshes in
+# transactions of their own (the stages' one wrote the source tables, and a
+# refresh does not keep state in such a transaction), for the update to move
+if psql_ -d "$UPGRADED" -c "SELECT count(*) FROM customer_analytics.refresh_campaign('c11')" \
+        -c "SELECT count(*) FROM customer_analytics.refresh_segmentation('s10')" >"$WORK/state15.out" 2>&1; then
+    check "$UPGRADED: under 1.5, state tables beside the views in ce_bi" \
+        "$(q "$UPGRADED" "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
+                          WHERE relnamespace = 'ce_bi'::regnamespace AND relkind = 'r'")" \
+        "c11_month_state,c11_state,s10_features_state,s10_sku_state"
+else
+    not_ok "$UPGRADED: under 1.5, refreshes that keep state" "$(tail -5 "$WORK/state15.out")"
 fi
 # the update itself, in its own statement, to the control file's default
 if psql_ -d "$UPGRADED" -c "ALTER EXTENSION customer_analytics UPDATE" >"$WORK/update.out" 2>&1; then
@@ -430,7 +443,8 @@ excluded=$(q "$UPGRADED" "SET search_path = pg_catalog;
                                            WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' ELSE c.relkind::text END,
                   c.oid::regclass)
       FROM pg_class c
-     WHERE c.relnamespace IN ('customer_analytics'::regnamespace, 'ce_bi'::regnamespace, 'ce_own'::regnamespace)
+     WHERE c.relnamespace IN ('customer_analytics'::regnamespace, 'customer_analytics_state'::regnamespace,
+                              'ce_bi'::regnamespace, 'ce_own'::regnamespace)
        AND c.oid NOT IN (SELECT oid FROM rels) AND c.relkind IN ('r', 'v', 'm', 'S', 'p')
     UNION ALL
     SELECT format('trigger %s on %s', t.tgname, t.tgrelid::regclass) FROM pg_trigger t
@@ -443,6 +457,18 @@ echo "# not compared: rows of the catalog tables and sequence values (user data)
 echo "#   statistics (physical); the order of ACL items and of extconfig (sets); pg_cron's objects (ca_upgraded only)"
 echo "# not compared: $(grep -c . <<<"$excluded") run-time objects of the live definitions in $UPGRADED (not extension members):"
 sed 's/^/#   /' <<<"$excluded"
+# the update moved the live definitions' state tables out of the view
+# schemas (1.5 kept them there) into customer_analytics_state, their owners'
+check "$UPGRADED: the view schemas hold no table; the state tables are in customer_analytics_state, each its definition owner's" \
+    "$(q "$UPGRADED" "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace IN ('ce_bi'::regnamespace, 'ce_own'::regnamespace)
+                                                         AND c.relkind NOT IN ('v', 'm', 'i'))
+                      || ' ' || (SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
+                                  WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r')
+                      || ' ' || (SELECT count(*) FROM pg_class c
+                                  WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r'
+                                    AND pg_get_userbyid(c.relowner) NOT IN (SELECT owner FROM customer_analytics.campaigns
+                                                                            UNION SELECT owner FROM customer_analytics.segmentations))")" \
+    "0 campaign_months_c11,campaign_state_c11,segment_features_s10,segment_skus_s10 0"
 # in the fresh database, every relation in the extension's schema is a member
 check "$FRESH: every relation in schema customer_analytics is an extension member" \
     "$(q "$FRESH" "SET search_path = pg_catalog; $COMMON

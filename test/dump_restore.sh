@@ -96,6 +96,7 @@ GRANT USAGE ON SCHEMA cosmos_sync TO $ANALYST;
 GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO $ANALYST;
 CREATE SCHEMA dr_an;
 GRANT USAGE, CREATE ON SCHEMA dr_an TO $ANALYST;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO $ANALYST;
 SET ROLE $ANALYST;
 SELECT customer_analytics.create_campaign('$AN_CAMPAIGN', 'dr_an');
 SELECT customer_analytics.launch_campaign('$AN_CAMPAIGN', holdout_share => 0.2, launched_on => '2025-12-01',
@@ -303,6 +304,25 @@ check "new cluster: the history's modes say the views were refreshed without CON
                    FROM (SELECT DISTINCT ON (kind) kind, mode FROM customer_analytics.refresh_history ORDER BY kind, id DESC) h")" \
     "campaign: not populated: dr_an.${AN_CAMPAIGN}_monthly; refreshed without CONCURRENTLY); response views in full; segmentation: not populated: dr_an.${AN_SEG}_members; refreshed without CONCURRENTLY)"
 
+# the analyst's state: restored into the extension's schema
+# customer_analytics_state (not beside the views), the analyst's; the
+# refreshes after an order change follow it (delta)
+check "new cluster: the view schema holds views only; the state tables are the analyst's, in customer_analytics_state" \
+    "$(qn "$DST" "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'dr_an'::regnamespace AND relkind NOT IN ('v', 'm', 'i'))
+                  || ' ' || (SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
+                              WHERE relnamespace = 'customer_analytics_state'::regnamespace AND relkind = 'r'
+                                AND relowner = '$ANALYST'::regrole)")" \
+    "0 campaign_months_$AN_CAMPAIGN,campaign_state_$AN_CAMPAIGN,launch_months_$AN_CAMPAIGN,segment_features_$AN_SEG,segment_skus_$AN_SEG"
+qn "$DST" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
+            WHERE (order_type, order_number) IN (SELECT order_type, order_number FROM cosmos_sync.sales_orders
+                                                  ORDER BY order_date DESC, order_number LIMIT 3)" >/dev/null
+qa -c "SELECT count(*) FROM customer_analytics.refresh_campaign('$AN_CAMPAIGN')" \
+   -c "SELECT count(*) FROM customer_analytics.refresh_segmentation('$AN_SEG')" >/dev/null 2>"$WORK/delta.err"
+check "new cluster: the analyst's refreshes after an order change follow it from the restored state (delta)" \
+    "$(qn "$DST" "SELECT string_agg(kind || ' ' || split_part(mode, ' ', 1), ', ' ORDER BY kind)
+                   FROM (SELECT DISTINCT ON (kind) kind, mode FROM customer_analytics.refresh_history ORDER BY kind, id DESC) h")$(cat "$WORK/delta.err")" \
+    "campaign delta, segmentation delta"
+
 # --- restored pg_cron jobs ----------------------------------------------------
 CRON_DB=ca_dump_cron
 ORIGIN_PORT=$((NEW_PORT + 1))
@@ -327,6 +347,7 @@ GRANT USAGE ON SCHEMA cosmos_sync TO $ANALYST;
 GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO $ANALYST;
 CREATE SCHEMA dr_an;
 GRANT USAGE, CREATE ON SCHEMA dr_an TO $ANALYST;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO $ANALYST;
 SET ROLE $ANALYST;
 SELECT (customer_analytics.create_campaign('$AN_CAMPAIGN', 'dr_an')).name;
 SELECT customer_analytics.schedule_campaign_refresh('$AN_CAMPAIGN', '*/30 * * * *');

@@ -182,7 +182,7 @@ SELECT name FROM customer_analytics.create_segmentation('fz_s1', 'bi', k => 3, k
 -- (USAGE on customer_analytics: PUBLIC's)
 GRANT USAGE ON SCHEMA cosmos_sync, fz_date, fz, bi TO ca_fuzz_analyst;
 CREATE SCHEMA fz_an;
-GRANT USAGE, CREATE ON SCHEMA fz_an TO ca_fuzz_analyst;
+GRANT USAGE, CREATE ON SCHEMA fz_an, customer_analytics_state TO ca_fuzz_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA cosmos_sync TO ca_fuzz_analyst;
 GRANT SELECT ON fz_date.customers, fz_date.sales_orders TO ca_fuzz_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA fz TO ca_fuzz_analyst;

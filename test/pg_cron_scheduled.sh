@@ -50,6 +50,7 @@ FIXTURE="
 q "CREATE EXTENSION IF NOT EXISTS pg_cron; CREATE EXTENSION IF NOT EXISTS customer_analytics;
    CREATE ROLE ca_cron_analyst LOGIN; CREATE ROLE ca_cron_other LOGIN;
    GRANT USAGE ON SCHEMA cron TO ca_cron_analyst;
+   GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_cron_analyst;
    $FIXTURE" \
     || { not_ok "fixture, pg_cron and the extension in database postgres"; finish; }
 qa "SELECT customer_analytics.create_campaign('cronc', 'cron_bi', source_schema => 'cron_src', readers => '{ca_cron_other}')" >/dev/null \

@@ -242,7 +242,7 @@ check "refresh with no change on any shard: incremental, nothing recomputed" \
 # shard's snapshot
 coord "SELECT count(*) FROM customer_analytics.refresh_segmentation('s2')" >/dev/null || not_ok "refresh_segmentation('s2') with per-shard rollups"
 check "segmentation on the sharded source, first refresh with per-shard rollups: full, its feature state kept, each shard's snapshot recorded" \
-    "$(last_mode s2) $(coord "SELECT string_agg(k, ',' ORDER BY k) || ' ' || (state_table = 'bi2.s2_features_state'::regclass)
+    "$(last_mode s2) $(coord "SELECT string_agg(k, ',' ORDER BY k) || ' ' || (state_table = 'customer_analytics_state.segment_features_s2'::regclass)
                                FROM customer_analytics.segmentation_refresh_state, jsonb_object_keys(shard_snapshots) k
                               WHERE segmentation = 's2' GROUP BY state_table")" \
     "full (no incremental state yet) shard1,shard2,shard3 true"
@@ -628,6 +628,7 @@ coord "CREATE ROLE ca_fdw_analyst LOGIN;
        GRANT USAGE ON SCHEMA sharded, cosmos_sync TO ca_fdw_analyst;
        GRANT SELECT ON ALL TABLES IN SCHEMA sharded, cosmos_sync TO ca_fdw_analyst;
        CREATE SCHEMA bi_fdw AUTHORIZATION ca_fdw_analyst;
+       GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_fdw_analyst;
        CREATE USER MAPPING FOR ca_fdw_analyst SERVER shard1 OPTIONS (user 'ca_fdw_analyst', password 'shard-secret');
        CREATE USER MAPPING FOR ca_fdw_analyst SERVER shard2 OPTIONS (user 'ca_fdw_analyst', password 'shard-secret');
        CREATE USER MAPPING FOR ca_fdw_analyst SERVER shard3 OPTIONS (user 'ca_fdw_analyst');" >/dev/null \

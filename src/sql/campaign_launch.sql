@@ -315,7 +315,7 @@ $_$;
 
 -- Revenue per month of each arm, from the baseline's first month to the
 -- measurement's last (monthly_revenue(): months cut to the windows): from
--- the members' months that refresh_campaign() keeps (<name>_response_months,
+-- the members' months that refresh_campaign() keeps (_launch_months_relation(),
 -- as of its last refresh, as the lift is as of the response view), or from
 -- the orders when that table is missing.
 CREATE FUNCTION customer_analytics._campaign_response_monthly(campaign text) RETURNS TABLE(month date, arm text, members bigint, revenue numeric, mean_revenue numeric, in_measure_window boolean)
@@ -353,18 +353,25 @@ CREATE FUNCTION customer_analytics._launch_months_marker(c customer_analytics.ca
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT 'customer_analytics: per-member months of launched campaign ' || c.name $$;
 
--- A launched campaign's per-member months table (<name>_response_months in
--- its view schema, with its marker), or NULL when missing.
+-- The name of a launched campaign's per-member months table (in the state
+-- schema, _state_schema(); prefixed as the campaign's state tables are).
+CREATE FUNCTION customer_analytics._launch_months_name(c customer_analytics.campaigns) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 'launch_months_' || c.name $$;
+
+-- A launched campaign's per-member months table (_launch_months_name() in
+-- the state schema, with its marker), or NULL when missing.
 CREATE FUNCTION customer_analytics._launch_months_relation(c customer_analytics.campaigns) RETURNS regclass
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT t FROM customer_analytics._marked_tables(c.view_schema, ARRAY[c.name || '_response_months'],
+    SELECT t FROM customer_analytics._marked_tables(customer_analytics._state_schema(),
+                                                    ARRAY[customer_analytics._launch_months_name(c)],
                                                     customer_analytics._launch_months_marker(c)) t
 $$;
 
--- Create a launched campaign's per-member months table (<name>_response_months
--- in its view schema: customer_code, month, revenue of each member as
+-- Create a launched campaign's per-member months table (_launch_months_name()
+-- in the state schema: customer_code, month, revenue of each member as
 -- monthly_revenue() gives them) unless it exists; error when another
 -- relation has the name.  Returns it.
 CREATE FUNCTION customer_analytics._launch_months_table(c customer_analytics.campaigns) RETURNS regclass
@@ -374,9 +381,11 @@ CREATE FUNCTION customer_analytics._launch_months_table(c customer_analytics.cam
 DECLARE
     marker text := customer_analytics._launch_months_marker(c);
 BEGIN
-    PERFORM customer_analytics._require_marked_or_absent(c.view_schema, ARRAY[c.name || '_response_months'], marker,
+    PERFORM customer_analytics._require_state_schema('{USAGE,CREATE}');
+    PERFORM customer_analytics._require_marked_or_absent(customer_analytics._state_schema(),
+                                                         ARRAY[customer_analytics._launch_months_name(c)], marker,
                                                          'campaign', c.name, 'members'' months');
-    RETURN customer_analytics._create_marked_table(c.view_schema, c.name || '_response_months',
+    RETURN customer_analytics._create_marked_table(customer_analytics._state_schema(), customer_analytics._launch_months_name(c),
         '(customer_code text, month date, revenue numeric, PRIMARY KEY (customer_code, month))', marker);
 END $$;
 
@@ -574,7 +583,7 @@ END $$;
 -- views in full).  The members among the changed customers
 -- (pg_temp.customer_analytics_changed) get their <name>_response rows
 -- recomputed (_campaign_member_rows) and replaced in place
--- (_matview_apply), and their months replaced in <name>_response_months;
+-- (_matview_apply), and their months replaced in _launch_months_relation();
 -- their count goes to campaign_launch_state.applied_members (negative, and
 -- nothing replaced, past _launch_delta_max_fraction of the members), with
 -- state_snapshot NULL until _refresh_launch_views records the delta's

@@ -432,7 +432,8 @@ BEGIN
     PERFORM customer_analytics._drop_views(c.view_schema,
         ARRAY[c.name || '_monthly_long', c.name || '_monthly', c.name || '_targets']);
     PERFORM customer_analytics._drop_campaign_state(c);
-    PERFORM customer_analytics._drop_marked_tables(c.view_schema, ARRAY[c.name || '_response_months'],
+    PERFORM customer_analytics._drop_marked_tables(customer_analytics._state_schema(),
+                                                   ARRAY[customer_analytics._launch_months_name(c)],
                                                    customer_analytics._launch_months_marker(c));
     DELETE FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = c.name;
     DELETE FROM customer_analytics.campaigns WHERE name = c.name;

@@ -337,6 +337,46 @@ ALTER TABLE ONLY customer_analytics.segmentation_refresh_state
 
 GRANT USAGE ON SCHEMA customer_analytics TO PUBLIC;
 
+-- The campaigns' and segmentations' per-customer state tables live here,
+-- out of the view schemas BI users browse (issue 24): a member of the
+-- extension, no privilege for PUBLIC; a definition's owner needs USAGE and
+-- CREATE on it (the DBA grants them, as for a view schema).
+CREATE SCHEMA customer_analytics_state;
+
+COMMENT ON SCHEMA customer_analytics_state IS 'customer_analytics: the per-customer state of campaigns and segmentations (internal tables, owned by each definition''s owner, granted to no one; dropped with their definition); a definition''s owner needs USAGE and CREATE here';
+
+-- The schema of every definition's state tables.
+CREATE FUNCTION customer_analytics._state_schema() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 'customer_analytics_state'::text $$;
+
+COMMENT ON FUNCTION customer_analytics._state_schema() IS 'internal: the schema of the campaigns'' and segmentations'' state tables (customer_analytics_state)';
+
+-- Refuse (42501, the GRANT to run as HINT) a definition's work as its owner
+-- (the current role) when it lacks one of privileges on the state schema:
+-- USAGE to find its state tables, CREATE to make them.
+CREATE FUNCTION customer_analytics._require_state_schema(privileges text[]) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    missing text;
+BEGIN
+    SELECT string_agg(p, ' and ' ORDER BY p DESC) INTO missing
+      FROM unnest(privileges) p WHERE NOT has_schema_privilege(customer_analytics._state_schema(), p);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'role "%" needs % on schema "%", where its campaigns and segmentations keep their state',
+                        current_user, missing, customer_analytics._state_schema()
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('The schema''s owner (%s) runs: GRANT USAGE, CREATE ON SCHEMA %I TO %I;',
+                                (SELECT n.nspowner::regrole::text FROM pg_namespace n
+                                  WHERE n.nspname = customer_analytics._state_schema()),
+                                customer_analytics._state_schema(), current_user);
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION customer_analytics._require_state_schema(privileges text[]) IS 'internal: refuse (42501, the GRANT as HINT) when the current role lacks one of the privileges on the state schema';
+
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaigns TO PUBLIC;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE customer_analytics.campaign_launches TO PUBLIC;

@@ -403,10 +403,12 @@ CREATE FUNCTION customer_analytics._campaign_state_marker(c customer_analytics.c
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT 'customer_analytics: per-customer state of campaign ' || c.name $$;
 
--- The names of a campaign's two state tables (in its view schema).
+-- The names of a campaign's two state tables (in the state schema,
+-- _state_schema()): a prefix per kind of table before the name, which is
+-- unique among campaigns, so that no two definitions' names meet.
 CREATE FUNCTION customer_analytics._campaign_state_names(c customer_analytics.campaigns, OUT state text, OUT month_state text) RETURNS record
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT c.name || '_state', c.name || '_month_state' $$;
+    AS $$ SELECT 'campaign_state_' || c.name, 'campaign_months_' || c.name $$;
 
 -- Why the state tables cannot be used for this refresh (NULL: they can):
 -- they must be the ones recorded, plain tables of the caller.
@@ -416,9 +418,12 @@ CREATE FUNCTION customer_analytics._campaign_state_problem(c customer_analytics.
     AS $$
 DECLARE
     n record := customer_analytics._campaign_state_names(c);
-    st regclass := to_regclass(format('%I.%I', c.view_schema, n.state));
-    mt regclass := to_regclass(format('%I.%I', c.view_schema, n.month_state));
+    st regclass;
+    mt regclass;
 BEGIN
+    PERFORM customer_analytics._require_state_schema('{USAGE}');
+    st := to_regclass(format('%I.%I', customer_analytics._state_schema(), n.state));
+    mt := to_regclass(format('%I.%I', customer_analytics._state_schema(), n.month_state));
     IF s.state_snapshot IS NULL THEN
         RETURN 'no per-customer state yet';
     ELSIF st IS DISTINCT FROM s.state_table OR mt IS DISTINCT FROM s.month_state_table
@@ -438,7 +443,7 @@ CREATE FUNCTION customer_analytics._campaign_state_relations(c customer_analytic
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT customer_analytics._marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+    SELECT customer_analytics._marked_tables(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
                                              customer_analytics._campaign_state_marker(c))
       FROM customer_analytics._campaign_state_names(c) n
 $$;
@@ -454,13 +459,14 @@ DECLARE
     n record := customer_analytics._campaign_state_names(c);
     marker text := customer_analytics._campaign_state_marker(c);
 BEGIN
-    PERFORM customer_analytics._require_marked_or_absent(c.view_schema, ARRAY[n.state, n.month_state], marker,
-                                                         'campaign', c.name, 'per-customer state');
-    state := customer_analytics._create_marked_table(c.view_schema, n.state,
+    PERFORM customer_analytics._require_state_schema('{USAGE,CREATE}');
+    PERFORM customer_analytics._require_marked_or_absent(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
+                                                         marker, 'campaign', c.name, 'per-customer state');
+    state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.state,
         '(customer_code text PRIMARY KEY, orders bigint NOT NULL, total numeric, last_order date,'
         ' spend_orders bigint NOT NULL, spend numeric, low_tickets bigint NOT NULL, base_orders bigint NOT NULL,'
         ' base numeric, recent_orders bigint NOT NULL, recent numeric)', marker);
-    month_state := customer_analytics._create_marked_table(c.view_schema, n.month_state,
+    month_state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.month_state,
         '(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))', marker);
 END $$;
 
@@ -497,15 +503,24 @@ CREATE FUNCTION customer_analytics._campaign_state_unsupported(c customer_analyt
 $$;
 
 -- Create the table schema.name (columns: a column list in parentheses)
--- with the marker, unless it exists; returns it.
+-- with the marker, unless it exists; returns it.  Its primary key is
+-- named pk_<name>: the state tables' names (_campaign_state_names() and
+-- the like) never start so, so no key takes the name of another
+-- definition's table.
 CREATE FUNCTION customer_analytics._create_marked_table(schema text, name text, columns text, marker text) RETURNS regclass
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    k regclass;
 BEGIN
     IF to_regclass(format('%I.%I', schema, name)) IS NULL THEN
         EXECUTE format('CREATE TABLE %I.%I %s', schema, name, columns);
         EXECUTE format('COMMENT ON TABLE %I.%I IS %L', schema, name, marker);
+        FOR k IN SELECT i.indexrelid::regclass FROM pg_index i
+                  WHERE i.indrelid = format('%I.%I', schema, name)::regclass AND i.indisprimary LOOP
+            EXECUTE format('ALTER INDEX %s RENAME TO %I', k, 'pk_' || name);
+        END LOOP;
     END IF;
     RETURN format('%I.%I', schema, name)::regclass;
 END $$;
@@ -515,7 +530,8 @@ CREATE FUNCTION customer_analytics._drop_campaign_state(c customer_analytics.cam
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT customer_analytics._drop_marked_tables(c.view_schema, ARRAY[n.state, n.month_state],
+    SELECT customer_analytics._require_state_schema('{USAGE}');
+    SELECT customer_analytics._drop_marked_tables(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
                                                   customer_analytics._campaign_state_marker(c))
       FROM customer_analytics._campaign_state_names(c) n
 $$;
@@ -577,13 +593,17 @@ BEGIN
      WHERE x.campaign = c.name;
 END $$;
 
--- Those of the tables schema.names that exist and carry the marker.
+-- Those of the tables schema.names that exist, carry the marker and
+-- belong to the current role (or one it can act as): in a schema where
+-- several roles may create tables, another role's table with the same
+-- name and comment is not a definition's state.
 CREATE FUNCTION customer_analytics._marked_tables(schema text, names text[], marker text) RETURNS SETOF regclass
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT t FROM (SELECT to_regclass(format('%I.%I', schema, n)) AS t FROM unnest(names) n) x
      WHERE obj_description(t, 'pg_class') = marker
+       AND pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = x.t), 'USAGE')
 $$;
 
 -- Internal: replace the rows of the given customers in a materialized view
@@ -603,7 +623,8 @@ CREATE FUNCTION customer_analytics._matview_lock(matview regclass) RETURNS void
 COMMENT ON FUNCTION customer_analytics._matview_lock(matview regclass) IS 'internal: lock a materialized view the caller owns as _matview_apply does, until the end of the transaction';
 
 -- Refuse to take over a relation named like a state table that is not one:
--- each of schema.names must be absent or carry the marker.
+-- each of schema.names must be absent, or carry the marker and belong to
+-- the current role (or one it can act as).
 CREATE FUNCTION customer_analytics._require_marked_or_absent(schema text, names text[], marker text, kind text, name text, what text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -613,7 +634,9 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY names LOOP
         IF to_regclass(format('%I.%I', schema, t)) IS NOT NULL
-           AND obj_description(to_regclass(format('%I.%I', schema, t)), 'pg_class') IS DISTINCT FROM marker THEN
+           AND (obj_description(to_regclass(format('%I.%I', schema, t)), 'pg_class') IS DISTINCT FROM marker
+                OR NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass(format('%I.%I', schema, t))),
+                                   'USAGE')) THEN
             RAISE EXCEPTION 'relation %.% exists and is not the state of % "%"', schema, t, kind, name
                 USING ERRCODE = 'duplicate_table',
                       HINT = format('Rename or drop that relation; the %s keeps its %s under this name.', kind, what);

@@ -48,8 +48,9 @@ END $_$;
 
 -- The grants a definition's views need, checked before anything is stored
 -- (42501, with the GRANT to run as HINT): its owner builds them in the view
--- schema (USAGE and CREATE on it), and each reader reaches them (USAGE on
--- the schema: readers => grants it when the owner may, that is owns the
+-- schema (USAGE and CREATE on it) and keeps their state in the state schema
+-- (USAGE and CREATE on _state_schema()), and each reader reaches them (USAGE
+-- on the schema: readers => grants it when the owner may, that is owns the
 -- schema or holds USAGE WITH GRANT OPTION; otherwise the schema's owner does).
 CREATE FUNCTION customer_analytics._check_view_grants(kind text, owner name, view_schema text, readers text[]) RETURNS void
     LANGUAGE plpgsql STABLE
@@ -68,6 +69,17 @@ BEGIN
                   HINT = format('The schema''s owner (%s) runs: GRANT USAGE, CREATE ON SCHEMA %I TO %I;',
                                 quote_ident(schema_owner), view_schema, owner);
     END IF;
+    SELECT string_agg(p, ' and ' ORDER BY p DESC) INTO missing
+      FROM unnest(ARRAY['USAGE', 'CREATE']) p WHERE NOT has_schema_privilege(owner, customer_analytics._state_schema(), p);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'role "%" needs % on schema "%" to keep the %''s state', owner, missing,
+                        customer_analytics._state_schema(), kind
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('The schema''s owner (%s) runs: GRANT USAGE, CREATE ON SCHEMA %I TO %I;',
+                                (SELECT n.nspowner::regrole::text FROM pg_namespace n
+                                  WHERE n.nspname = customer_analytics._state_schema()),
+                                customer_analytics._state_schema(), owner);
+    END IF;
     FOREACH reader IN ARRAY readers LOOP
         IF NOT has_schema_privilege(reader, view_schema, 'USAGE')
            AND NOT has_schema_privilege(owner, view_schema, 'USAGE WITH GRANT OPTION') THEN
@@ -80,7 +92,7 @@ BEGIN
     END LOOP;
 END $$;
 
-COMMENT ON FUNCTION customer_analytics._check_view_grants(kind text, owner name, view_schema text, readers text[]) IS 'internal: refuse (42501, the GRANT to run as HINT) a definition whose owner lacks USAGE or CREATE on its view schema, or whose reader lacks USAGE there that the owner cannot grant';
+COMMENT ON FUNCTION customer_analytics._check_view_grants(kind text, owner name, view_schema text, readers text[]) IS 'internal: refuse (42501, the GRANT to run as HINT) a definition whose owner lacks USAGE or CREATE on its view schema or on the state schema, or whose reader lacks USAGE there that the owner cannot grant';
 
 -- true when the current user is owner inside a security-restricted operation
 CREATE FUNCTION customer_analytics._in_owner_context(owner name) RETURNS boolean

@@ -581,6 +581,19 @@ CREATE FUNCTION customer_analytics._rollup_source_table(r customer_analytics.rol
            (SELECT rel UNION ALL SELECT relid FROM pg_partition_ancestors(rel))  -- none for a plain table
 $$;
 
+-- The source table a current rollup lost (renamed, or moved to another
+-- schema) whose triggers relation rel carries: the name its source schema
+-- no longer has, or NULL.
+CREATE FUNCTION customer_analytics._rollup_lost_table(r customer_analytics.rollups, rel oid) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT t FROM unnest(ARRAY['customers', 'sales_orders', 'sales_order_lines']) WITH ORDINALITY AS x(t, n)
+     WHERE to_regclass(format('%I.%I', r.source_schema, x.t)) IS NULL
+       AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = rel AND g.tgname LIKE 'customer\_analytics\_rollup\_%')
+     ORDER BY x.n LIMIT 1
+$$;
+
 -- The triggers: same name and signature as 1.1's plpgsql function for the
 -- statement trigger, so existing triggers keep pointing at it.
 CREATE FUNCTION customer_analytics._rollup_sync() RETURNS trigger
@@ -669,7 +682,8 @@ $$;
 -- rollup's owner and executes the statements where a statement trigger's
 -- transition tables new_rows / old_rows are visible).  op is the write
 -- (INSERT, UPDATE, DELETE, TRUNCATE), the DDL's command tag, ALTER TABLE
--- TRIGGERS or RENAME COLUMN (rollup_trigger.c's alter_table_effect); rel is the
+-- TRIGGERS, RENAME COLUMN or RENAME TABLE (rollup_trigger.c's
+-- alter_table_effect); rel is the
 -- relation written or altered; rows_sql, from the row trigger, lists the
 -- keys of the row written, instead of the transition tables.  A rollup whose
 -- owner cannot keep it exact is disabled, with a warning, rather than
@@ -687,6 +701,23 @@ DECLARE
 BEGIN
     SELECT * INTO r FROM customer_analytics.rollups WHERE id = rollup_id;
     IF NOT FOUND OR r.state <> 'current' THEN
+        RETURN '{}';
+    END IF;
+    IF op = 'RENAME TABLE' THEN
+        -- a source table renamed or moved to another schema (a partition's
+        -- new name is nothing to the rollup): the source lacks it, and the
+        -- writes to it under its new name would go unseen; the rename
+        -- itself goes through
+        tab := customer_analytics._rollup_lost_table(r, rel);
+        IF tab IS NOT NULL THEN
+            PERFORM customer_analytics._rollup_sync_disable(r,
+                format('source table %I.%I, which the data contract requires, was renamed or moved (it is now %s): '
+                       'rename or move it back, then run SELECT customer_analytics.rebuild_rollup(%L)',
+                       r.source_schema, tab, rel::regclass, r.source_schema),
+                'The functions read the source tables meanwhile, and report the missing table. '
+                'Rename or move the table back, then SELECT customer_analytics.rebuild_rollup('
+                || quote_literal(r.source_schema) || ').');
+        END IF;
         RETURN '{}';
     END IF;
     tab := customer_analytics._rollup_source_table(r, rel);

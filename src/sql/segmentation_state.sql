@@ -32,7 +32,8 @@ CREATE FUNCTION customer_analytics._drop_segmentation_state(s customer_analytics
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT customer_analytics._drop_marked_tables(s.view_schema, ARRAY[n.state, n.sku_state],
+    SELECT customer_analytics._require_state_schema('{USAGE}');
+    SELECT customer_analytics._drop_marked_tables(customer_analytics._state_schema(), ARRAY[n.state, n.sku_state],
                                                   customer_analytics._segmentation_state_marker(s))
       FROM customer_analytics._segmentation_state_names(s) n
 $$;
@@ -41,7 +42,7 @@ $$;
 -- of one snapshot, which it returns: the state then follows the order
 -- changes.  Otherwise from customer_features() (the source tables), with
 -- no snapshot and no sku rows: into the kept tables when the segmentation
--- has them, else into a temporary table (no state tables beside the views
+-- has them, else into a temporary table (no state tables kept for the views
 -- of a source without a rollup).  A relation that has a state table's name
 -- and is not it: a WARNING, and the temporary table.  s is resolved.
 CREATE FUNCTION customer_analytics._segmentation_build_state(s customer_analytics.segmentations, r customer_analytics.rollups, OUT state regclass, OUT sku_state regclass, OUT snapshot pg_snapshot) RETURNS record
@@ -51,6 +52,7 @@ CREATE FUNCTION customer_analytics._segmentation_build_state(s customer_analytic
 DECLARE
     t record;
 BEGIN
+    PERFORM customer_analytics._require_state_schema('{USAGE}');
     BEGIN
         t := customer_analytics._segmentation_state_tables(s,
                  r IS NULL AND NOT EXISTS (SELECT 1 FROM customer_analytics._segmentation_state_relations(s)));
@@ -101,7 +103,7 @@ CREATE FUNCTION customer_analytics._segmentation_current_state(s customer_analyt
      WHERE x.segmentation = s.name
        AND x.features_xid = pg_current_xact_id_if_assigned()
        AND x.feature_window = s.feature_window
-       AND x.state_table IN (to_regclass(format('%I.%I', s.view_schema,
+       AND x.state_table IN (to_regclass(format('%I.%I', customer_analytics._state_schema(),
                                                 (customer_analytics._segmentation_state_names(s)).state)),
                              to_regclass('pg_temp.customer_analytics_seg_state'))
        AND obj_description(x.state_table, 'pg_class') = customer_analytics._segmentation_state_marker(s)
@@ -282,7 +284,8 @@ CREATE FUNCTION customer_analytics._segmentation_shard_state(s customer_analytic
     SET jit TO 'off'
     AS $_$
 DECLARE
-    kept regclass := to_regclass(format('%I.%I', resolved.view_schema, (customer_analytics._segmentation_state_names(resolved)).state));
+    kept regclass := to_regclass(format('%I.%I', customer_analytics._state_schema(),
+                                        (customer_analytics._segmentation_state_names(resolved)).state));
     problem text;
     sh record;
     t record;
@@ -364,10 +367,12 @@ CREATE FUNCTION customer_analytics._segmentation_state_marker(s customer_analyti
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT 'customer_analytics: per-customer feature state of segmentation ' || s.name $$;
 
--- The names of a segmentation's two state tables (in its view schema).
+-- The names of a segmentation's two state tables (in the state schema,
+-- _state_schema()): a prefix per kind of table before the name, which is
+-- unique among segmentations, so that no two definitions' names meet.
 CREATE FUNCTION customer_analytics._segmentation_state_names(s customer_analytics.segmentations, OUT state text, OUT sku_state text) RETURNS record
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT s.name || '_features_state', s.name || '_sku_state' $$;
+    AS $$ SELECT 'segment_features_' || s.name, 'segment_skus_' || s.name $$;
 
 -- Why the recorded state cannot be adjusted by this refresh (NULL: it
 -- can).  s is resolved.
@@ -377,9 +382,12 @@ CREATE FUNCTION customer_analytics._segmentation_state_problem(s customer_analyt
     AS $$
 DECLARE
     n record := customer_analytics._segmentation_state_names(s);
-    st regclass := to_regclass(format('%I.%I', s.view_schema, n.state));
-    kt regclass := to_regclass(format('%I.%I', s.view_schema, n.sku_state));
+    st regclass;
+    kt regclass;
 BEGIN
+    PERFORM customer_analytics._require_state_schema('{USAGE}');
+    st := to_regclass(format('%I.%I', customer_analytics._state_schema(), n.state));
+    kt := to_regclass(format('%I.%I', customer_analytics._state_schema(), n.sku_state));
     IF x IS NULL OR x.snapshot IS NULL THEN
         RETURN 'no per-customer state yet';
     ELSIF x.generation IS DISTINCT FROM r.generation THEN
@@ -399,7 +407,7 @@ CREATE FUNCTION customer_analytics._segmentation_state_relations(s customer_anal
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT customer_analytics._marked_tables(s.view_schema, ARRAY[n.state, n.sku_state],
+    SELECT customer_analytics._marked_tables(customer_analytics._state_schema(), ARRAY[n.state, n.sku_state],
                                              customer_analytics._segmentation_state_marker(s))
       FROM customer_analytics._segmentation_state_names(s) n
 $$;
@@ -427,11 +435,12 @@ BEGIN
         sku_state := NULL;
         RETURN;
     END IF;
-    PERFORM customer_analytics._require_marked_or_absent(s.view_schema, ARRAY[n.state, n.sku_state], marker,
-                                                         'segmentation', s.name, 'per-customer feature state');
-    state := customer_analytics._create_marked_table(s.view_schema, n.state,
+    PERFORM customer_analytics._require_state_schema('{USAGE,CREATE}');
+    PERFORM customer_analytics._require_marked_or_absent(customer_analytics._state_schema(), ARRAY[n.state, n.sku_state],
+                                                         marker, 'segmentation', s.name, 'per-customer feature state');
+    state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.state,
                                                      customer_analytics._segmentation_state_columns(), marker);
-    sku_state := customer_analytics._create_marked_table(s.view_schema, n.sku_state,
+    sku_state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.sku_state,
         '(customer_code text, product_code text, lines bigint NOT NULL, PRIMARY KEY (customer_code, product_code))', marker);
 END $$;
 

@@ -35,6 +35,7 @@ SELECT o.order_type, o.order_number, l, 'P' || l, 1,
   FROM rk.sales_orders o, generate_series(1, 2) l;
 GRANT USAGE ON SCHEMA rk TO ca_rk_analyst;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA rk TO ca_rk_analyst;
+GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_rk_analyst;  -- the state of its campaign
 SELECT rollup_rows FROM customer_analytics.enable_rollup('rk', readers => '{ca_rk_analyst}');
 CREATE SCHEMA rk_bi AUTHORIZATION ca_rk_analyst;
 
@@ -79,11 +80,11 @@ GRANT ALL ON public.rk_before TO ca_rk_analyst;
 CREATE FUNCTION public.rk_mark() RETURNS void LANGUAGE sql AS $$
     DELETE FROM public.rk_before;
     INSERT INTO public.rk_before
-    SELECT COALESCE(s.idx_tup_fetch, 0), s.seq_scan FROM pg_stat_user_tables s WHERE s.relid = to_regclass('rk_bi.rkc_state');
+    SELECT COALESCE(s.idx_tup_fetch, 0), s.seq_scan FROM pg_stat_user_tables s WHERE s.relid = to_regclass('customer_analytics_state.campaign_state_rkc');
 $$;
 CREATE FUNCTION public.rk_fetched(OUT fetched bigint, OUT seq_scans bigint) LANGUAGE sql AS $$
     SELECT COALESCE(s.idx_tup_fetch, 0) - b.fetched, s.seq_scan - b.seq
-      FROM public.rk_before b, pg_stat_user_tables s WHERE s.relid = to_regclass('rk_bi.rkc_state');
+      FROM public.rk_before b, pg_stat_user_tables s WHERE s.relid = to_regclass('customer_analytics_state.campaign_state_rkc');
 $$;
 CREATE FUNCTION public.rk_mode() RETURNS text LANGUAGE sql AS $$
     SELECT mode FROM customer_analytics.refresh_history WHERE kind = 'campaign' AND name = 'rkc' ORDER BY id DESC LIMIT 1;
@@ -95,7 +96,7 @@ SELECT name FROM customer_analytics.create_campaign('rkc', 'rk_bi', routes => '{
 -- (the first refresh builds the state)
 SELECT target_rows FROM customer_analytics.refresh_campaign('rkc');
 RESET ROLE;
-ANALYZE rk.customers, rk_bi.rkc_state, rk_bi.rkc_month_state, rk_bi.rkc_targets, rk_bi.rkc_monthly, rk_bi.rkc_monthly_long;
+ANALYZE rk.customers, customer_analytics_state.campaign_state_rkc, customer_analytics_state.campaign_months_rkc, rk_bi.rkc_targets, rk_bi.rkc_monthly, rk_bi.rkc_monthly_long;
 SELECT * FROM public.rk_differences();
 
 -- 150 customers off the routes change every order: the state is probed
@@ -204,4 +205,5 @@ DROP FUNCTION public.rk_differences(), public.rk_mark(), public.rk_fetched(), pu
 DROP TABLE public.rk_before;
 DROP SCHEMA rk_bi CASCADE;
 DROP SCHEMA rk CASCADE;
+REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_rk_analyst;
 DROP ROLE ca_rk_analyst;

@@ -87,7 +87,7 @@ BEGIN
                        customer_analytics._rollup_dirty_table(r.id))
            INTO changed, everything USING s.snapshot;
         IF everything THEN
-            reason := 'a source table was truncated or rewritten (TRUNCATE, or ALTER TABLE attaching or detaching a partition or changing a column''s type)';
+            reason := customer_analytics._rollup_full_reason(r, s.snapshot);
             changed := NULL;
         ELSE
             usable := true;
@@ -712,7 +712,7 @@ BEGIN
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.customer_code IS NULL'
                    ' AND NOT pg_visible_in_snapshot(x.xid, $1))', customer_analytics._rollup_dirty_table(r.id))
        INTO truncated USING since;
-    RETURN CASE WHEN truncated THEN 'a source table was truncated or rewritten (TRUNCATE, or ALTER TABLE attaching or detaching a partition or changing a column''s type)'
+    RETURN CASE WHEN truncated THEN customer_analytics._rollup_full_reason(r, since)
                 ELSE 'an order total or quantity among the changes is not a finite number' END;
 END $_$;
 

@@ -225,8 +225,9 @@ BEGIN
 END $$;
 
 -- The dirty table's order rows: the old (-1) and new (+1) row of each
--- changed order, as the rollup held it (date, total, quantity, codes).  Added to existing rollups here,
--- and by rebuild_rollup to any that lacks them.
+-- changed order, as the rollup held it (date, total, quantity, codes), and
+-- the cause of a row marking every customer changed.  Added to existing
+-- rollups here, and by rebuild_rollup to any that lacks them.
 CREATE FUNCTION customer_analytics._rollup_add_delta_columns(r customer_analytics.rollups) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -250,6 +251,14 @@ BEGIN
                       AND a.attname = 'product_codes' AND NOT a.attisdropped) THEN
         EXECUTE format('ALTER TABLE %s ADD COLUMN quantity numeric, ADD COLUMN product_codes text[]',
                        customer_analytics._rollup_dirty_table(r.id));
+    END IF;
+    -- why every customer is marked changed (new in 1.6; NULL before)
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = customer_analytics._rollup_dirty_table(r.id)::regclass
+                      AND a.attname = 'cause' AND NOT a.attisdropped) THEN
+        EXECUTE format('ALTER TABLE %s ADD COLUMN cause text', customer_analytics._rollup_dirty_table(r.id));
+        EXECUTE format('COMMENT ON COLUMN %s.cause IS %L', customer_analytics._rollup_dirty_table(r.id),
+                       'for a row marking every customer changed (customer_code NULL): truncate (TRUNCATE of a source table) '
+                       'or rewrite (ALTER TABLE changed its rows); NULL: recorded before 1.6, or a customer''s or order''s row');
     END IF;
 END $$;
 
@@ -626,7 +635,8 @@ CREATE FUNCTION customer_analytics._rollup_sync_ddl_sql(r customer_analytics.rol
                format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
                format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
                       customer_analytics._rollup_rows_sql(r, NULL)),
-               format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id))]
+               format('INSERT INTO %s (customer_code, cause) VALUES (NULL, ''rewrite'')',
+                      customer_analytics._rollup_dirty_table(r.id))]
            ELSE '{}' END
 $$;
 
@@ -675,8 +685,36 @@ CREATE FUNCTION customer_analytics._rollup_sync_truncate_sql(r customer_analytic
                format('DELETE FROM %s', customer_analytics._rollup_table(r.id)),
                format('INSERT INTO %s %s', customer_analytics._rollup_table(r.id),
                       customer_analytics._rollup_rows_sql(r, NULL))] ELSE '{}' END
-           || format('INSERT INTO %s (customer_code) VALUES (NULL)', customer_analytics._rollup_dirty_table(r.id))
+           || format('INSERT INTO %s (customer_code, cause) VALUES (NULL, ''truncate'')',
+                     customer_analytics._rollup_dirty_table(r.id))
 $$;
+
+-- Why every customer of rollup r counts as changed since the snapshot
+-- `since`, in the words of a refresh's mode ("full (<this>)"): the causes
+-- of the dirty rows with no customer that `since` does not see, TRUNCATE
+-- (_rollup_sync_truncate_sql) or an ALTER TABLE that changed rows
+-- (_rollup_sync_ddl_sql).  The one place these words are made: the
+-- campaigns' and segmentations' refreshes call it.
+CREATE FUNCTION customer_analytics._rollup_full_reason(r customer_analytics.rollups, since pg_snapshot) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    causes text[];
+BEGIN
+    EXECUTE format('SELECT array_agg(DISTINCT COALESCE(x.cause, ''unknown'') ORDER BY COALESCE(x.cause, ''unknown'')) FROM %s x'
+                   ' WHERE x.customer_code IS NULL AND x.xid >= pg_snapshot_xmin($1) AND NOT pg_visible_in_snapshot(x.xid, $1)',
+                   customer_analytics._rollup_dirty_table(r.id))
+       INTO causes USING since;
+    RETURN CASE
+        WHEN causes = '{truncate}' THEN 'a source table was truncated'
+        WHEN causes = '{rewrite}' THEN 'a source table was rewritten: ALTER TABLE ... changed its rows'
+        WHEN causes = '{rewrite,truncate}'
+            THEN 'a source table was truncated, and one rewritten: ALTER TABLE ... changed its rows'
+        -- marks recorded before 1.6 say no cause
+        ELSE 'a source table was truncated or rewritten (TRUNCATE, or ALTER TABLE attaching or detaching a partition or changing a column''s type)'
+    END;
+END $_$;
 
 -- What the upkeep runs for one event (rollup_trigger.c calls it as the
 -- rollup's owner and executes the statements where a statement trigger's

@@ -729,6 +729,7 @@ kmeans_parallel_main(dsm_segment *seg, shm_toc *toc)
 	const pg_prng_state *states = shm_toc_lookup(toc, KMEANS_KEY_STATES, false);
 	char	   *results = shm_toc_lookup(toc, KMEANS_KEY_RESULTS, false);
 
+	(void) seg;					/* everything is in the toc */
 	run_restarts(tasks, z, states, NULL, results);
 }
 

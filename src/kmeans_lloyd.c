@@ -327,18 +327,22 @@ relocate_empty(const double *z, int64 n, int dim, int k, const double *old_cente
  * before (the regression suites compare both ways).
  */
 
-/* kmeans_nearest(), also returning the second smallest squared distance */
+/*
+ * kmeans_nearest(), also returning the second smallest squared distance;
+ * the squared distance to centre known (or -1 for none) is known_d2, the
+ * value dist2() returns for it, and is not computed again.
+ */
 static int
-nearest2(const double *point, const double *centers, int k, int dim,
+nearest2(const double *point, const double *centers, int k, int dim, int known, double known_d2,
 		 double *best_d2, double *second_d2)
 {
 	int			best = 0;
-	double		bestd = dist2(point, centers, dim);
+	double		bestd = known == 0 ? known_d2 : dist2(point, centers, dim);
 	double		second = get_float8_infinity();
 
 	for (int c = 1; c < k; c++)
 	{
-		double		d = dist2(point, centers + c * dim, dim);
+		double		d = c == known ? known_d2 : dist2(point, centers + c * dim, dim);
 
 		if (d < bestd)
 		{
@@ -391,9 +395,10 @@ hamerly_assign(HamerlyBounds *hb, const double *point, int64 i, int current,
 			   const double *centers, int k, int dim)
 {
 	double		slack = KMEANS_BOUND_SLACK * hb->scale;
-	double		d2,
+	double		d2 = 0,
 				second;
 	int			c;
+	int			known = -1;		/* the centre whose squared distance is d2 */
 
 	if (hb->valid)
 	{
@@ -405,14 +410,17 @@ hamerly_assign(HamerlyBounds *hb, const double *point, int64 i, int current,
 			return current;
 		}
 		/* tighten the upper bound: one distance instead of k */
-		hb->upper[i] = sqrt(dist2(point, centers + current * dim, dim));
+		d2 = dist2(point, centers + current * dim, dim);
+		known = current;
+		hb->upper[i] = sqrt(d2);
 		if (hb->upper[i] + slack < m)
 		{
 			hb->skipped++;
 			return current;
 		}
 	}
-	c = nearest2(point, centers, k, dim, &d2, &second);
+	/* the k distances, current's already computed */
+	c = nearest2(point, centers, k, dim, known, d2, &d2, &second);
 	hb->upper[i] = sqrt(d2);
 	hb->lower[i] = sqrt(second);
 	if (isfinite(hb->lower[i]))

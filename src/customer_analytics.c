@@ -249,7 +249,7 @@ _PG_init(void)
 							"The fewest points a k-means fit runs its restarts in parallel for.",
 							"Below it starting the workers costs more than they save.",
 							&ca_kmeans_parallel_min_points,
-							20000, 0, INT_MAX,
+							10000, 0, INT_MAX,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

@@ -602,7 +602,7 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 
 /* customer_analytics.kmeans_parallel_workers / kmeans_parallel_min_points */
 int			ca_kmeans_parallel_workers = -1;
-int			ca_kmeans_parallel_min_points = 20000;
+int			ca_kmeans_parallel_min_points = 10000;
 
 /* the state of the generator at the start of each of runs restarts */
 static void

@@ -106,7 +106,7 @@ SELECT (customer_analytics.kmeans_fit(f, 6, '{"n_init": 4, "seed": 0}')->>'inert
 RESET parallel_leader_participation;
 SELECT (customer_analytics.kmeans_fit(f, 6, '{"n_init": 4, "seed": 1}')->>'inertia')::float8 > 0 AS fitted FROM public.kp_pts;
 -- serial: below the minimum number of points, with 0 workers, for one run
--- (given initial centres), and inside a parallel query (the aggregate in a
+-- (given initial centres), for k = 1, and inside a parallel query (the aggregate in a
 -- parallel worker cannot start workers of its own)
 SET customer_analytics.kmeans_parallel_min_points = 3001;
 SELECT (customer_analytics.kmeans_fit(f, 6, '{"n_init": 4, "seed": 2}')->>'inertia')::float8 > 0 AS fitted FROM public.kp_pts;
@@ -116,6 +116,8 @@ SELECT (customer_analytics.kmeans_fit(f, 6, '{"n_init": 4, "seed": 3}')->>'inert
 RESET customer_analytics.kmeans_parallel_workers;
 SELECT (customer_analytics.kmeans_fit(f, 2, '{"init": [[0, 0, 0, 0, 0], [1, 1, 1, 1, 1]]}')->>'inertia')::float8 > 0 AS fitted
   FROM public.kp_pts;
+SET customer_analytics.kmeans_parallel_workers = 2;
+SELECT (customer_analytics.kmeans_fit(f, 1, '{"n_init": 4, "seed": 0}')->>'inertia')::float8 > 0 AS fitted_k1 FROM public.kp_pts;
 SET customer_analytics.kmeans_parallel_workers = 2;
 SET force_parallel_mode = on;
 RESET client_min_messages;

@@ -743,18 +743,18 @@ kmeans_parallel_main(dsm_segment *seg, shm_toc *toc)
 
 /*
  * How many parallel workers to ask for the restarts of a fit: none for a
- * single run, fewer than customer_analytics.kmeans_parallel_min_points
- * points, or where a parallel context cannot be created (already in
+ * single run, for k = 1 (one pass over the points per run), fewer than
+ * customer_analytics.kmeans_parallel_min_points points, or where a parallel context cannot be created (already in
  * parallel mode: inside a parallel query or a parallel worker; a
  * standalone backend; no active snapshot to hand the workers).
  */
 static int
-parallel_workers_wanted(int64 n, int runs)
+parallel_workers_wanted(int64 n, int k, int runs)
 {
 	int			workers = ca_kmeans_parallel_workers >= 0 ? ca_kmeans_parallel_workers :
 		max_parallel_workers_per_gather;
 
-	if (runs < 2 || workers <= 0 || n < ca_kmeans_parallel_min_points)
+	if (runs < 2 || k < 2 || workers <= 0 || n < ca_kmeans_parallel_min_points)
 		return 0;
 	if (!IsUnderPostmaster || IsInParallelMode() || IsParallelWorker() || !ActiveSnapshotSet())
 		return 0;
@@ -835,7 +835,7 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 	KMeansTasks tasks;
 	pg_prng_state *states = palloc(sizeof(pg_prng_state) * runs);
 	char	   *results = palloc_extended(result_stride(k, dim) * runs, MCXT_ALLOC_HUGE);
-	int			nworkers = init ? 0 : parallel_workers_wanted(n, runs);
+	int			nworkers = init ? 0 : parallel_workers_wanted(n, k, runs);
 	int			launched = -1;
 	int			best_run = -1;
 	int64		skipped = 0,

@@ -134,6 +134,17 @@ RESET force_parallel_mode;
 SELECT (SELECT model FROM kp_in_worker)::text
        = (SELECT customer_analytics.kmeans_fit(f, 6, '{"n_init": 4, "seed": 4}') FROM public.kp_pts)::text AS same_in_worker;
 
+-- a fit cancelled while its workers run leaves the session clean: the
+-- next fit starts its workers again
+SET customer_analytics.kmeans_parallel_workers = 2;
+SET statement_timeout = '30ms';
+SELECT customer_analytics.kmeans_fit(f, 10, '{"n_init": 500, "seed": 0}') FROM public.kp_pts;
+RESET statement_timeout;
+SET client_min_messages = debug1;
+SELECT (customer_analytics.kmeans_fit(f, 6, '{"n_init": 4, "seed": 5}')->>'inertia')::float8 > 0 AS fitted FROM public.kp_pts;
+RESET client_min_messages;
+RESET customer_analytics.kmeans_parallel_workers;
+
 -- the settings' bounds
 SET customer_analytics.kmeans_parallel_workers = -2;
 SET customer_analytics.kmeans_parallel_min_points = -1;

@@ -41,6 +41,7 @@
 #include "nodes/pg_list.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
+#include "postmaster/bgworker_internals.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
@@ -232,6 +233,26 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/* kmeans_lloyd.c: the workers change no result, only the time */
+	DefineCustomIntVariable("customer_analytics.kmeans_parallel_workers",
+							"Parallel workers a k-means fit runs its restarts (n_init) on.",
+							"-1: max_parallel_workers_per_gather; 0: no workers.  The leader takes restarts too "
+							"(unless parallel_leader_participation is off); the result is bit-identical either way.",
+							&ca_kmeans_parallel_workers,
+							-1, -1, MAX_PARALLEL_WORKER_LIMIT,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("customer_analytics.kmeans_parallel_min_points",
+							"The fewest points a k-means fit runs its restarts in parallel for.",
+							"Below it starting the workers costs more than they save.",
+							&ca_kmeans_parallel_min_points,
+							10000, 0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 
 	/* read in SQL: customer_analytics._shard_incremental_refusal() */
 	DefineCustomRealVariable("customer_analytics.shard_incremental_max_fraction",

@@ -25,7 +25,7 @@ typedef struct KMeansOptions
 typedef struct KMeansFit
 {
 	double	   *centers;		/* k * dim, standardized space */
-	int32	   *labels;			/* n */
+	int32	   *labels;			/* n: one run's labels (kmeans_fit_points() returns none) */
 	int64	   *sizes;			/* k */
 	double		inertia;
 	int			iterations;
@@ -36,10 +36,22 @@ typedef struct KMeansFit
 /* customer_analytics.kmeans_bounds: Hamerly's bounds in Lloyd's iterations */
 extern bool ca_kmeans_bounds;
 
+/*
+ * customer_analytics.kmeans_parallel_workers: parallel workers for a fit's
+ * restarts (-1: max_parallel_workers_per_gather; 0: serial), and
+ * customer_analytics.kmeans_parallel_min_points: fewer points run serially
+ */
+extern int	ca_kmeans_parallel_workers;
+extern int	ca_kmeans_parallel_min_points;
+
 /* z = (x - mean) / scale, population std; a (near-)constant feature gets scale 1 */
 extern void kmeans_scaler(const double *x, int64 n, int dim, double *mean, double *scale);
 
-/* Best of n_init runs (or one run from init) over standardized points z. */
+/*
+ * Best of n_init runs (or one run from init) over standardized points z:
+ * best's centres, sizes, inertia, iterations (not its labels).  The runs
+ * may go to parallel workers: the same result, bit for bit.
+ */
 extern void kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 							  const double *init, KMeansFit *best);
 

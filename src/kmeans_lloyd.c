@@ -26,8 +26,15 @@
 #include <float.h>
 #include <math.h>
 
+#include "access/parallel.h"
+#include "access/xact.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "port/atomics.h"
+#include "storage/shm_toc.h"
+#include "utils/snapmgr.h"
 #include "utils/float.h"
 
 #include "kmeans.h"
@@ -134,14 +141,15 @@ search_cumsum(const double *cumsum, int64 n, double r)
  * in the same order, so the same draws and centres.
  */
 static void
-kmeans_plusplus(const double *z, int64 n, int dim, int k, pg_prng_state *rng, double *centers)
+kmeans_plusplus(const double *z, int64 n, int dim, int k, bool use_bounds, pg_prng_state *rng,
+				double *centers)
 {
 	int			trials = 2 + (int) floor(log((double) k));
 	double	   *closest = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
 	double	   *cumsum = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
 	double	   *candidate = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
 	double	   *best_closest = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
-	bool		bounds = ca_kmeans_bounds && k > 1;
+	bool		bounds = use_bounds && k > 1;
 	int32	   *nearest = bounds ? palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE) : NULL;
 	double	   *root = bounds ? palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE) : NULL;
 	double	   *to_candidate = palloc(sizeof(double) * k);
@@ -319,18 +327,22 @@ relocate_empty(const double *z, int64 n, int dim, int k, const double *old_cente
  * before (the regression suites compare both ways).
  */
 
-/* kmeans_nearest(), also returning the second smallest squared distance */
+/*
+ * kmeans_nearest(), also returning the second smallest squared distance;
+ * the squared distance to centre known (or -1 for none) is known_d2, the
+ * value dist2() returns for it, and is not computed again.
+ */
 static int
-nearest2(const double *point, const double *centers, int k, int dim,
+nearest2(const double *point, const double *centers, int k, int dim, int known, double known_d2,
 		 double *best_d2, double *second_d2)
 {
 	int			best = 0;
-	double		bestd = dist2(point, centers, dim);
+	double		bestd = known == 0 ? known_d2 : dist2(point, centers, dim);
 	double		second = get_float8_infinity();
 
 	for (int c = 1; c < k; c++)
 	{
-		double		d = dist2(point, centers + c * dim, dim);
+		double		d = c == known ? known_d2 : dist2(point, centers + c * dim, dim);
 
 		if (d < bestd)
 		{
@@ -383,9 +395,10 @@ hamerly_assign(HamerlyBounds *hb, const double *point, int64 i, int current,
 			   const double *centers, int k, int dim)
 {
 	double		slack = KMEANS_BOUND_SLACK * hb->scale;
-	double		d2,
+	double		d2 = 0,
 				second;
 	int			c;
+	int			known = -1;		/* the centre whose squared distance is d2 */
 
 	if (hb->valid)
 	{
@@ -397,14 +410,17 @@ hamerly_assign(HamerlyBounds *hb, const double *point, int64 i, int current,
 			return current;
 		}
 		/* tighten the upper bound: one distance instead of k */
-		hb->upper[i] = sqrt(dist2(point, centers + current * dim, dim));
+		d2 = dist2(point, centers + current * dim, dim);
+		known = current;
+		hb->upper[i] = sqrt(d2);
 		if (hb->upper[i] + slack < m)
 		{
 			hb->skipped++;
 			return current;
 		}
 	}
-	c = nearest2(point, centers, k, dim, &d2, &second);
+	/* the k distances, current's already computed */
+	c = nearest2(point, centers, k, dim, known, d2, &d2, &second);
 	hb->upper[i] = sqrt(d2);
 	hb->lower[i] = sqrt(second);
 	if (isfinite(hb->lower[i]))
@@ -443,14 +459,14 @@ hamerly_moved(HamerlyBounds *hb, int64 n, int k, const int32 *labels)
 
 /* One Lloyd run from centers (k * dim, updated in place). */
 static void
-lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
+lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bool use_bounds,
 	  double *centers, KMeansFit *fit)
 {
 	double	   *sums = palloc(sizeof(double) * k * dim);
 	int64	   *counts = palloc(sizeof(int64) * k);
 	int32	   *old_labels = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
 	bool		strict = false;
-	bool		bounds = ca_kmeans_bounds && k > 1;
+	bool		bounds = use_bounds && k > 1;
 	HamerlyBounds hb;
 	int			iter;
 
@@ -567,6 +583,247 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs,
 	}
 }
 
+/*
+ * The restarts of a fit.
+ *
+ * Each of the n_init restarts is a k-means++ draw followed by Lloyd's
+ * iterations, and depends on nothing but the points, the parameters and the
+ * random generator's state at its start.  The generator is seeded once per
+ * fit (with the seed option) and each restart's k-means++ draws from it
+ * after the previous restart's: restart r starts from the state left by
+ * restarts 0 .. r - 1.  Those draws do not depend on the data (only on n, k
+ * and the number of local trials), so restart_states() replays them to find
+ * every restart's starting state without fitting anything: a restart's
+ * random numbers are fixed by its index, whichever process runs it and in
+ * whatever order.  Of the runs the one with the lowest inertia wins, ties to
+ * the lowest index, as in the serial loop.  So a fit is the same bit for bit
+ * whether its restarts run in one process or in several.
+ */
+
+/* customer_analytics.kmeans_parallel_workers / kmeans_parallel_min_points */
+int			ca_kmeans_parallel_workers = -1;
+int			ca_kmeans_parallel_min_points = 10000;
+
+/* the state of the generator at the start of each of runs restarts */
+static void
+restart_states(uint64 seed, int64 n, int k, int runs, pg_prng_state *states)
+{
+	int			trials = 2 + (int) floor(log((double) k));
+	pg_prng_state rng;
+
+	pg_prng_seed(&rng, seed);
+	for (int r = 0; r < runs; r++)
+	{
+		states[r] = rng;
+		/* kmeans_plusplus()'s draws: the first centre, then trials per centre */
+		(void) pg_prng_uint64_range(&rng, 0, n - 1);
+		for (int c = 1; c < k; c++)
+			for (int t = 0; t < trials; t++)
+				(void) pg_prng_double(&rng);
+	}
+}
+
+/* What one restart leaves for the choice of the best (centres and sizes follow). */
+typedef struct KMeansRunResult
+{
+	double		inertia;
+	int32		iterations;
+	bool		converged;
+	int64		skipped;
+} KMeansRunResult;
+
+/*
+ * The restarts of one fit: their fixed arguments, the next one to take
+ * (workers and leader take them in turn), then in the same memory (the
+ * DSM's, or the leader's for a serial fit) the points, each restart's
+ * starting generator state and each restart's result.
+ */
+typedef struct KMeansTasks
+{
+	int64		n;
+	int32		dim;
+	int32		k;
+	int32		max_iter;
+	int32		runs;
+	double		tol_abs;
+	bool		bounds;
+	pg_atomic_uint32 next;		/* the next restart to run */
+} KMeansTasks;
+
+/* the DSM's keys (shm_toc) */
+#define KMEANS_KEY_TASKS	UINT64CONST(0xCA0000000000001)
+#define KMEANS_KEY_POINTS	UINT64CONST(0xCA0000000000002)
+#define KMEANS_KEY_STATES	UINT64CONST(0xCA0000000000003)
+#define KMEANS_KEY_RESULTS	UINT64CONST(0xCA0000000000004)
+
+/* bytes of one restart's result: KMeansRunResult, centres (k * dim), sizes (k) */
+static Size
+result_stride(int k, int dim)
+{
+	return MAXALIGN(sizeof(KMeansRunResult)) + MAXALIGN(sizeof(double) * k * dim) +
+		MAXALIGN(sizeof(int64) * k);
+}
+
+static KMeansRunResult *
+run_result(char *results, int r, int k, int dim)
+{
+	return (KMeansRunResult *) (results + (Size) r * result_stride(k, dim));
+}
+
+static double *
+run_centers(char *results, int r, int k, int dim)
+{
+	return (double *) ((char *) run_result(results, r, k, dim) + MAXALIGN(sizeof(KMeansRunResult)));
+}
+
+static int64 *
+run_sizes(char *results, int r, int k, int dim)
+{
+	return (int64 *) ((char *) run_centers(results, r, k, dim) + MAXALIGN(sizeof(double) * k * dim));
+}
+
+/*
+ * Run restarts until none is left: restart r from states[r] (or from the
+ * given init), its result into results.  Pure computation on the arguments:
+ * the workers run this too.
+ */
+static void
+run_restarts(KMeansTasks *tasks, const double *z, const pg_prng_state *states,
+			 const double *init, char *results)
+{
+	int			k = tasks->k,
+				dim = tasks->dim;
+	double	   *centers = palloc(sizeof(double) * k * dim);
+	KMeansFit	run;
+
+	run.labels = palloc_extended(sizeof(int32) * tasks->n, MCXT_ALLOC_HUGE);
+	for (;;)
+	{
+		uint32		r = pg_atomic_fetch_add_u32(&tasks->next, 1);
+		KMeansRunResult *res;
+
+		if (r >= (uint32) tasks->runs)
+			break;
+		if (init)
+			memcpy(centers, init, sizeof(double) * k * dim);
+		else
+		{
+			pg_prng_state rng = states[r];
+
+			kmeans_plusplus(z, tasks->n, dim, k, tasks->bounds, &rng, centers);
+		}
+		run.centers = run_centers(results, r, k, dim);
+		run.sizes = run_sizes(results, r, k, dim);
+		run.skipped = 0;
+		lloyd(z, tasks->n, dim, k, tasks->max_iter, tasks->tol_abs, tasks->bounds, centers, &run);
+		res = run_result(results, r, k, dim);
+		res->inertia = run.inertia;
+		res->iterations = run.iterations;
+		res->converged = run.converged;
+		res->skipped = run.skipped;
+	}
+	pfree(centers);
+	pfree(run.labels);
+}
+
+/* A parallel worker of a fit: restarts from the DSM until none is left. */
+PGDLLEXPORT void kmeans_parallel_main(dsm_segment *seg, shm_toc *toc);
+
+void
+kmeans_parallel_main(dsm_segment *seg, shm_toc *toc)
+{
+	KMeansTasks *tasks = shm_toc_lookup(toc, KMEANS_KEY_TASKS, false);
+	const double *z = shm_toc_lookup(toc, KMEANS_KEY_POINTS, false);
+	const pg_prng_state *states = shm_toc_lookup(toc, KMEANS_KEY_STATES, false);
+	char	   *results = shm_toc_lookup(toc, KMEANS_KEY_RESULTS, false);
+
+	(void) seg;					/* everything is in the toc */
+	run_restarts(tasks, z, states, NULL, results);
+}
+
+/*
+ * How many parallel workers to ask for the restarts of a fit: none for a
+ * single run, for k = 1 (one pass over the points per run), fewer than
+ * customer_analytics.kmeans_parallel_min_points points, or where a parallel context cannot be created (already in
+ * parallel mode: inside a parallel query or a parallel worker; a
+ * standalone backend; no active snapshot to hand the workers).
+ */
+static int
+parallel_workers_wanted(int64 n, int k, int runs)
+{
+	int			workers = ca_kmeans_parallel_workers >= 0 ? ca_kmeans_parallel_workers :
+		max_parallel_workers_per_gather;
+
+	if (runs < 2 || k < 2 || workers <= 0 || n < ca_kmeans_parallel_min_points)
+		return 0;
+	if (!IsUnderPostmaster || IsInParallelMode() || IsParallelWorker() || !ActiveSnapshotSet())
+		return 0;
+	/* the leader takes restarts too (unless parallel_leader_participation is off) */
+	return Min(workers, parallel_leader_participation ? runs - 1 : runs);
+}
+
+/*
+ * The restarts on a parallel context of nworkers: the points, the starting
+ * states and the results in its DSM.  Returns the number of workers
+ * launched, or -1 when no DSM could be made (then nothing ran).  The
+ * results are copied to results (runs of result_stride()).
+ */
+static int
+run_restarts_parallel(KMeansTasks *fixed, const double *z, const pg_prng_state *states,
+					  int nworkers, char *results)
+{
+	ParallelContext *pcxt;
+	Size		points_size = sizeof(double) * fixed->n * fixed->dim;
+	Size		states_size = sizeof(pg_prng_state) * fixed->runs;
+	Size		results_size = result_stride(fixed->k, fixed->dim) * fixed->runs;
+	KMeansTasks *tasks;
+	double	   *shared_z;
+	pg_prng_state *shared_states;
+	char	   *shared_results;
+	int			launched;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("$libdir/customer_analytics", "kmeans_parallel_main", nworkers);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(KMeansTasks));
+	shm_toc_estimate_chunk(&pcxt->estimator, points_size);
+	shm_toc_estimate_chunk(&pcxt->estimator, states_size);
+	shm_toc_estimate_chunk(&pcxt->estimator, results_size);
+	shm_toc_estimate_keys(&pcxt->estimator, 4);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		/* no DSM (out of segments): the caller runs the restarts itself */
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return -1;
+	}
+
+	tasks = shm_toc_allocate(pcxt->toc, sizeof(KMeansTasks));
+	memcpy(tasks, fixed, sizeof(KMeansTasks));
+	pg_atomic_init_u32(&tasks->next, 0);
+	shared_z = shm_toc_allocate(pcxt->toc, points_size);
+	memcpy(shared_z, z, points_size);
+	shared_states = shm_toc_allocate(pcxt->toc, states_size);
+	memcpy(shared_states, states, states_size);
+	shared_results = shm_toc_allocate(pcxt->toc, results_size);
+	shm_toc_insert(pcxt->toc, KMEANS_KEY_TASKS, tasks);
+	shm_toc_insert(pcxt->toc, KMEANS_KEY_POINTS, shared_z);
+	shm_toc_insert(pcxt->toc, KMEANS_KEY_STATES, shared_states);
+	shm_toc_insert(pcxt->toc, KMEANS_KEY_RESULTS, shared_results);
+
+	LaunchParallelWorkers(pcxt);
+	launched = pcxt->nworkers_launched;
+	/* the leader takes restarts too; all of them when no worker started */
+	if (launched == 0 || parallel_leader_participation)
+		run_restarts(tasks, shared_z, shared_states, NULL, shared_results);
+	WaitForParallelWorkersToFinish(pcxt);
+	memcpy(results, shared_results, results_size);
+
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	return launched;
+}
+
 /* Best of n_init runs (or one from init) over standardized points (see kmeans.h). */
 void
 kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
@@ -574,10 +831,13 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 {
 	int			k = opt->k;
 	double		tol_abs = 0;
-	pg_prng_state rng;
-	double	   *centers = palloc(sizeof(double) * k * dim);
-	KMeansFit	run;
 	int			runs = init ? 1 : opt->n_init;
+	KMeansTasks tasks;
+	pg_prng_state *states = palloc(sizeof(pg_prng_state) * runs);
+	char	   *results = palloc_extended(result_stride(k, dim) * runs, MCXT_ALLOC_HUGE);
+	int			nworkers = init ? 0 : parallel_workers_wanted(n, k, runs);
+	int			launched = -1;
+	int			best_run = -1;
 	int64		skipped = 0,
 				iterations = 0;
 
@@ -596,36 +856,45 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 	}
 	tol_abs = opt->tol * tol_abs / dim;
 
-	run.centers = palloc(sizeof(double) * k * dim);
-	run.labels = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-	run.sizes = palloc(sizeof(int64) * k);
-	best->centers = palloc(sizeof(double) * k * dim);
-	best->labels = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-	best->sizes = palloc(sizeof(int64) * k);
-	best->inertia = -1;
+	memset(&tasks, 0, sizeof(tasks));
+	tasks.n = n;
+	tasks.dim = dim;
+	tasks.k = k;
+	tasks.max_iter = opt->max_iter;
+	tasks.runs = runs;
+	tasks.tol_abs = tol_abs;
+	tasks.bounds = ca_kmeans_bounds;
+	pg_atomic_init_u32(&tasks.next, 0);
+	restart_states((uint64) opt->seed, n, k, runs, states);
 
-	pg_prng_seed(&rng, (uint64) opt->seed);
-	run.skipped = 0;
+	if (nworkers > 0)
+		launched = run_restarts_parallel(&tasks, z, states, nworkers, results);
+	if (launched < 0)
+		run_restarts(&tasks, z, states, init, results);
+
+	/* the lowest inertia, ties to the lowest index: as the serial loop kept it */
 	for (int r = 0; r < runs; r++)
 	{
-		if (init)
-			memcpy(centers, init, sizeof(double) * k * dim);
-		else
-			kmeans_plusplus(z, n, dim, k, &rng, centers);
-		lloyd(z, n, dim, k, opt->max_iter, tol_abs, centers, &run);
-		if (best->inertia < 0 || run.inertia < best->inertia)
-		{
-			best->inertia = run.inertia;
-			best->iterations = run.iterations;
-			best->converged = run.converged;
-			memcpy(best->centers, run.centers, sizeof(double) * k * dim);
-			memcpy(best->labels, run.labels, sizeof(int32) * n);
-			memcpy(best->sizes, run.sizes, sizeof(int64) * k);
-		}
-		skipped += run.skipped;
-		iterations += run.iterations;
+		KMeansRunResult *res = run_result(results, r, k, dim);
+
+		if (best_run < 0 || res->inertia < run_result(results, best_run, k, dim)->inertia)
+			best_run = r;
+		skipped += res->skipped;
+		iterations += res->iterations;
 	}
+	best->inertia = run_result(results, best_run, k, dim)->inertia;
+	best->iterations = run_result(results, best_run, k, dim)->iterations;
+	best->converged = run_result(results, best_run, k, dim)->converged;
+	best->centers = palloc(sizeof(double) * k * dim);
+	memcpy(best->centers, run_centers(results, best_run, k, dim), sizeof(double) * k * dim);
+	best->sizes = palloc(sizeof(int64) * k);
+	memcpy(best->sizes, run_sizes(results, best_run, k, dim), sizeof(int64) * k);
 	best->skipped = skipped;
+	pfree(states);
+	pfree(results);
 	elog(DEBUG1, "kmeans k = %d: %d runs, %lld iterations over %lld points, %lld assignments decided by bounds",
 		 k, runs, (long long) iterations, (long long) n, (long long) skipped);
+	if (nworkers > 0)
+		elog(DEBUG1, "kmeans k = %d: the %d runs in %d parallel workers%s", k, runs, Max(launched, 0),
+			 parallel_leader_participation || launched <= 0 ? " and the leader" : "");
 }

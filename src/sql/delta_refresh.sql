@@ -16,15 +16,17 @@ CREATE FUNCTION customer_analytics._campaign_build_state(c customer_analytics.ca
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT * FROM customer_analytics._campaign_build_state_from(c,
-        format('(SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
+        format('(SELECT i.* FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
                ' customer_analytics._rollup_order_date(r.order_date, r.order_date_raw, r.order_type, r.order_number) AS d'
-               ' FROM %s r WHERE r.customer_code IS NOT NULL)', customer_analytics._rollup_table(r.id)))
+               ' FROM %s r WHERE r.customer_code IS NOT NULL) i WHERE i.d <@ %L::daterange)',
+               customer_analytics._rollup_table(r.id), customer_analytics._campaign_data_window(c)))
 $$;
 
 -- Build a campaign's state from orders (SQL of a relation of one row per
--- confirmed order with a customer: customer_code, amount (its total, 0
--- without lines), d (its date, an unreadable one raising the full
--- computation's error)), as of one snapshot, which it returns: one
+-- confirmed order with a customer in the campaign's data window
+-- (_campaign_data_window): customer_code, amount (its total, 0 without
+-- lines), d (its date, an unreadable one raising the full computation's
+-- error)), as of one snapshot, which it returns: one
 -- server's rollup (_campaign_build_state) or a coordinator's shards
 -- (_campaign_shard_build_state).  c has its windows resolved; the caller
 -- records the result.
@@ -41,13 +43,11 @@ BEGIN
         format('TRUNCATE %s, %s', state, month_state),
         format('INSERT INTO %s (customer_code, %s, last_order)'
                ' SELECT o.customer_code, %s, max(o.d)'
-               ' FROM (SELECT i.customer_code, i.d, %s'
-               '       FROM %s i'
-               '       WHERE i.d <@ %L::daterange) o'
+               ' FROM (SELECT i.customer_code, i.d, %s FROM %s i) o'
                ' GROUP BY o.customer_code',
                state, customer_analytics._campaign_state_columns(),
                customer_analytics._campaign_state_aggregates(false), customer_analytics._campaign_state_flags(c, false),
-               orders, customer_analytics._campaign_data_window(c)),
+               orders),
         format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM (%s) t), %L::daterange, %L)',
                month_state, customer_analytics._campaign_state_targets_sql(c, state, 'NULL'), c.revenue_window, c.source_schema)]);
 END $$;

@@ -1,24 +1,31 @@
 -- sharding.sql
 --	Sharded sources over postgres_fdw: the contract check, per-shard rollups and the coordinator's incremental refresh.
 
--- The orders of coordinator schema source_schema as a campaign's state
--- reads them (_campaign_build_state_from's relation: customer_code, amount,
--- d), from its order_totals: the confirmed orders with a customer, dated by
--- checked_order_date (whose error the full computation raises), on the
--- shards.  keys: SQL of a text[] of customer codes to restrict them to
--- (NULL: every customer).
-CREATE FUNCTION customer_analytics._shard_orders_sql(source_schema text, keys text) RETURNS text
+-- The orders of coordinator schema source_schema in data_window as a
+-- campaign's state reads them (_campaign_build_state_from's relation:
+-- customer_code, amount, d), from its order_totals: the confirmed orders
+-- with a customer, dated by checked_order_date and chosen by
+-- order_date_in_window as target_customers() does on the shards (whose
+-- errors the full computation raises; the latter's selectivity estimate
+-- lets the planner send the per-customer grouping to the shards, and so
+-- does the amount's CASE, which postgres_fdw ships where it does not ship
+-- COALESCE: the state's build groups on the shards, one row per customer
+-- back).  keys:
+-- SQL of a text[] of customer codes to restrict them to (NULL: every
+-- customer).
+CREATE FUNCTION customer_analytics._shard_orders_sql(source_schema text, data_window daterange, keys text) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
-    SELECT format('(SELECT o.customer_code, COALESCE(o.order_total, 0)::numeric AS amount,'
-                  ' customer_analytics.checked_order_date(o.order_date%s, o.order_type::text, o.order_number::text) AS d'
-                  ' FROM %I.order_totals o WHERE o.confirmed_code = ''Y'' AND o.customer_code IS NOT NULL%s)',
+    SELECT format('(SELECT o.customer_code, CASE WHEN o.order_total IS NULL THEN 0::numeric ELSE o.order_total::numeric END AS amount,'
+                  ' customer_analytics.checked_order_date(o.order_date%1$s, o.order_type::text, o.order_number::text) AS d'
+                  ' FROM %2$I.order_totals o WHERE o.confirmed_code = ''Y'' AND o.customer_code IS NOT NULL'
+                  ' AND customer_analytics.order_date_in_window(o.order_date%1$s, %3$L::daterange, o.order_type::text, o.order_number::text)%4$s)',
                   CASE WHEN (SELECT a.atttypid FROM pg_attribute a
                               WHERE a.attrelid = to_regclass(format('%I.order_totals', source_schema))
                                 AND a.attname = 'order_date' AND NOT a.attisdropped) = 'date'::regtype
                        THEN '' ELSE '::text' END,
-                  source_schema,
+                  source_schema, data_window,
                   CASE WHEN keys IS NOT NULL THEN format(' AND o.customer_code::text = ANY (%s)', keys) ELSE '' END)
 $_$;
 
@@ -33,7 +40,8 @@ CREATE FUNCTION customer_analytics._campaign_shard_build_state(c customer_analyt
     SET enable_partitionwise_aggregate TO 'on'
     SET enable_partitionwise_join TO 'on'
     AS $$
-    SELECT * FROM customer_analytics._campaign_build_state_from(c, customer_analytics._shard_orders_sql(c.source_schema, NULL))
+    SELECT * FROM customer_analytics._campaign_build_state_from(c,
+        customer_analytics._shard_orders_sql(c.source_schema, customer_analytics._campaign_data_window(c), NULL))
 $$;
 
 -- Land the order changes recorded on the shards of coordinator schema
@@ -41,22 +49,23 @@ $$;
 -- {snapshot, ...}}) in pg_temp.customer_analytics_shard_changes, in the
 -- shape of a rollup's dirty rows (_campaign_delta_apply's changes; xid
 -- NULL: a shard's transaction ids mean nothing here), each shard's filter
--- run on the shard; and, for the changed customers that lost an order, the
--- date of their latest order in data_window in
--- pg_temp.customer_analytics_shard_orders (the delta's orders), computed on
--- their shards.  Every read goes through the connection the shard's status
+-- run on the shard; and, for the changed customers that lost an order in
+-- data_window that may have been their latest (not before the last order
+-- date the campaign's state holds for them), the date of their latest
+-- order in data_window in pg_temp.customer_analytics_shard_orders (the
+-- delta's orders: the only customers whose last order it looks up),
+-- computed on their shards.  Every read goes through the connection the shard's status
 -- was read on (one snapshot per shard).  NULL when the shards' changes
 -- carry no order rows (rollup_changes lacks their columns), else how many
 -- order changes were landed.
-CREATE FUNCTION customer_analytics._shard_land_changes(source_schema text, recorded jsonb, data_window daterange) RETURNS bigint
+CREATE FUNCTION customer_analytics._shard_land_changes(source_schema text, recorded jsonb, data_window daterange, state regclass) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET enable_partitionwise_aggregate TO 'on'
     AS $_$
 DECLARE
-    sh record;
-    n bigint := 0::bigint;
-    k bigint;
+    n bigint;
+    fetch_sql text;
 BEGIN
     IF customer_analytics._shard_order_columns_missing(to_regclass(format('%I.rollup_changes', source_schema))) IS NOT NULL THEN
         RETURN NULL;
@@ -65,23 +74,26 @@ BEGIN
     PERFORM customer_analytics._scratch_table('customer_analytics_shard_changes',
         '(customer_code text, xid xid8, order_date date, total numeric, quantity numeric, sign smallint)');
     PERFORM customer_analytics._scratch_table('customer_analytics_shard_orders', '(customer_code text, order_date date)');
-    FOR sh IN SELECT * FROM customer_analytics._shard_rollups(source_schema) LOOP
-        EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_changes'
-                       ' SELECT x.customer_code, NULL, x.order_date, x.total, x.quantity, x.sign FROM %s x'
-                       ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
-                       ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)'
-                       ' AND x.customer_code IS NOT NULL',
-                       sh.changes, recorded -> sh.server ->> 'snapshot', recorded -> sh.server ->> 'snapshot');
-        GET DIAGNOSTICS k = ROW_COUNT;
-        n := n + k;
-    END LOOP;
+    -- one statement, a UNION ALL of the shards' partitions, each with its
+    -- shard's watermark: the shards' scans run at the same time (async
+    -- foreign scans under one Append)
+    SELECT string_agg(format('SELECT x.customer_code, NULL::xid8, x.order_date, x.total, x.quantity, x.sign FROM %s x'
+                             ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
+                             ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)'
+                             ' AND x.customer_code IS NOT NULL',
+                             sh.changes, recorded -> sh.server ->> 'snapshot', recorded -> sh.server ->> 'snapshot'),
+                      ' UNION ALL ')
+      INTO fetch_sql FROM customer_analytics._shard_rollups(source_schema) sh;
+    EXECUTE 'INSERT INTO pg_temp.customer_analytics_shard_changes ' || fetch_sql;
+    GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
         EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_orders'
-                       ' SELECT o.customer_code, max(o.d) FROM %s o WHERE o.d <@ %L::daterange GROUP BY o.customer_code',
-                       customer_analytics._shard_orders_sql(source_schema,
+                       ' SELECT o.customer_code, max(o.d) FROM %s o GROUP BY o.customer_code',
+                       customer_analytics._shard_orders_sql(source_schema, data_window,
                            format('ARRAY(SELECT DISTINCT x.customer_code FROM pg_temp.customer_analytics_shard_changes x'
-                                  ' WHERE x.sign < 0 AND x.order_date <@ %L::daterange)', data_window)),
-                       data_window);
+                                  ' LEFT JOIN %s s ON s.customer_code = x.customer_code'
+                                  ' WHERE x.sign < 0 AND x.order_date <@ %L::daterange'
+                                  ' AND (s.last_order IS NULL OR x.order_date >= s.last_order))', state, data_window)));
     END IF;
     RETURN n;
 END $_$;
@@ -166,7 +178,7 @@ BEGIN
     IF sh.usable THEN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): fetching the shards'' order changes', c.name));
         landed := customer_analytics._shard_land_changes(c.source_schema, s.shard_snapshots,
-                                                         customer_analytics._campaign_data_window(resolved));
+                                                         customer_analytics._campaign_data_window(resolved), s.state_table);
         sh.reason := CASE WHEN landed IS NULL
                           THEN format('%I.rollup_changes has no order rows (it lacks %s)', c.source_schema,
                                       customer_analytics._shard_order_columns_missing(format('%I.rollup_changes', c.source_schema)::regclass))

@@ -385,29 +385,45 @@ echo "#   a write on shard1 committed during a refresh: that refresh $mode1, the
 campaign_views_same "a write committed on a shard during a refresh, after the next refresh"
 
 # past customer_analytics.shard_incremental_max_fraction of the customers
-# the incremental path would cost more than a full refresh: full, saying
-# why, with the shards' snapshots kept (the next refresh is incremental)
+# a segmentation's refresh (which recomputes the changed customers'
+# features on their shards) would cost more than a full one: full, saying
+# why, with the shards' snapshots kept (the next refresh follows them); a
+# campaign's refresh, which applies the order changes, stays a delta
 for s in "${SHARDS[@]}"; do
     q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 5 WHERE customer_code LIKE '%9'" >/dev/null
 done
 coord "UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal + 5 FROM cosmos_sync.sales_orders o
         WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND o.customer_code LIKE '%9'" >/dev/null
 refresh c1
+coord "SELECT count(*) FROM customer_analytics.refresh_segmentation('s1')" >/dev/null
 coord "SET customer_analytics.shard_incremental_max_fraction = 0.01;
        SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" >/dev/null
 mode=$(last_mode c2)
+if [[ $mode =~ ^delta\ \(([0-9]+)\ changed\ customers,\ [0-9]+\ order\ changes\ from\ 3\ shard\ rollups\)$ ]] \
+   && [ "${BASH_REMATCH[1]}" -gt "$(coord "SELECT greatest(100, floor(count(*) * 0.01)) FROM sharded.customers")" ]; then
+    ok "a campaign past shard_incremental_max_fraction of the customers changed: still a delta of the order changes ($mode)"
+else
+    not_ok "a campaign past shard_incremental_max_fraction of the customers changed: still a delta" "$mode"
+fi
+campaign_views_same "after a delta past shard_incremental_max_fraction"
+coord "SET customer_analytics.shard_incremental_max_fraction = 0.01;
+       SELECT count(*) FROM customer_analytics.refresh_segmentation('s2')" >/dev/null
+mode=$(last_mode s2)
 if [[ $mode =~ ^full\ \(([0-9]+)\ changed\ customers,\ more\ than\ ([0-9]+)\ \(customer_analytics.shard_incremental_max_fraction\ of\ the\ customers\):\ a\ full\ refresh\ is\ cheaper\)$ ]] \
    && [ "${BASH_REMATCH[2]}" -eq "$(coord "SELECT greatest(100, floor(count(*) * 0.01)) FROM sharded.customers")" ] \
    && [ "${BASH_REMATCH[1]}" -gt "${BASH_REMATCH[2]}" ]; then
-    ok "more changed customers than shard_incremental_max_fraction allows: full, saying why ($mode)"
+    ok "a segmentation past shard_incremental_max_fraction of the customers changed: full, saying why ($mode)"
 else
-    not_ok "more changed customers than shard_incremental_max_fraction allows: full, saying why" "$mode"
+    not_ok "a segmentation past shard_incremental_max_fraction of the customers changed: full, saying why" "$mode"
 fi
 check "... the shards' snapshots kept" \
-    "$(coord "SELECT count(*) FROM customer_analytics.campaign_refresh_state WHERE campaign = 'c2' AND shard_snapshots IS NOT NULL")" "1"
-campaign_views_same "after a full refresh past shard_incremental_max_fraction"
+    "$(coord "SELECT count(*) FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 's2' AND shard_snapshots IS NOT NULL")" "1"
+compare_definitions "after a full segmentation refresh past shard_incremental_max_fraction"
+coord "SELECT count(*) FROM customer_analytics.refresh_segmentation('s2')" >/dev/null
+check "... and the next segmentation refresh follows the shards' changes again" \
+    "$(last_mode s2)" "delta (0 changed customers from 3 shard rollups; views unchanged)"
 refresh c2
-check "... and the next refresh is incremental" "$(last_mode c2)" "delta (0 changed customers, 0 order changes from 3 shard rollups)"
+check "... and the campaign's next refresh is a delta" "$(last_mode c2)" "delta (0 changed customers, 0 order changes from 3 shard rollups)"
 for s in "${SHARDS[@]}"; do
     q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal - 5 WHERE customer_code LIKE '%19'" >/dev/null
 done

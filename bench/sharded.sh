@@ -7,9 +7,10 @@
 # at scales up to SHARDED_OFF_SCALE, default 1, sharded with the pushdown
 # off, as before 1.5), the rows the shards sent for target_customers()
 # against the customers on its routes, the Remote SQL that carries
-# targeting_stats, and a sharded campaign's full refresh against its
-# incremental refresh from the per-shard rollups after a direct write of
-# 0.1 % of the lines on every shard.  Not a test: nothing here asserts
+# targeting_stats, and a sharded campaign's full refresh against its delta
+# refresh from the per-shard rollups after a direct write of 0.1 % and 1 %
+# of the lines on every shard, beside the same campaign's delta refresh on
+# one server after the same write (medians of RUNS).  Not a test: nothing here asserts
 # timing.  SHARDED_CROSSOVER (percentages of the customers, e.g. "1 5 10"):
 # also the incremental refresh against a full one after the lines of that
 # share of the customers changed.  Ports 5620-5623 (SHARDED_PORT), unix
@@ -56,21 +57,44 @@ for scale in ${SHARDED_SCALES:-1}; do
     routes=$(coord "SELECT count(*) FROM cosmos_sync.customers WHERE delivery_route IN ('K1', 'K2', 'PS')")
     echo "-- scale $scale: target_customers() sharded: the shards sent $fetched per-customer rows for $routes customers on the routes; Remote SQL (one shard):"
     grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(' <<<"$plan" | head -1 | sed 's/^ */   /'
-    # a campaign on the sharded source: full, then incremental from the
-    # per-shard rollups after a direct write on every shard
+    # a campaign on the sharded source: full, then from the per-shard
+    # rollups after a direct write on every shard; the same campaign on one
+    # server (a rollup on the coordinator's cosmos_sync) after the same write
+    # there: their delta refreshes side by side
     coord "CREATE SCHEMA bench_bi; SELECT count(*) FROM customer_analytics.create_campaign('bs', 'bench_bi', source_schema => 'sharded')" >/dev/null
     full=$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
                   SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1" | tail -1)
     sharded_rollups >/dev/null
-    coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs')" >/dev/null   # the shards' snapshots
-    for s in "${SHARDS[@]}"; do
-        q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
-                                 WHERE abs(hashtext(order_number)) % 1000 = 7" >/dev/null
+    coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs')" >/dev/null   # the shards' snapshots and the state
+    full_state=$(coord "SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1")
+    coord "SET client_min_messages = warning; SELECT count(*) FROM customer_analytics.enable_rollup('cosmos_sync');
+           CREATE SCHEMA bench_one; SELECT count(*) FROM customer_analytics.create_campaign('b1', 'bench_one', source_schema => 'cosmos_sync');
+           SELECT count(*) FROM customer_analytics.refresh_campaign('b1')" >/dev/null
+    table+=("| $scale | refresh_campaign on the sharded source | | ${full%%,*} (full); ${full_state%%,*} (full, building the per-customer state) | |")
+    # median of RUNS: the same lines changed on the shards and on one
+    # server (every order whose number hashes to the residue), then both
+    # refreshed
+    for share in "0.1|1000" "1|100"; do
+        pct=${share%%|*}; mod=${share#*|}
+        ones=(); shs=(); mode=""
+        for run in $(seq "$RUNS"); do
+            for s in "${SHARDS[@]}"; do
+                q "$(shard_port "$s")" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
+                                         WHERE abs(hashtext(order_number)) % $mod = $run" >/dev/null
+            done
+            coord "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
+                    WHERE abs(hashtext(order_number)) % $mod = $run" >/dev/null
+            ones+=("$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('b1');
+                             SELECT round(duration_ms) FROM customer_analytics.refresh_history WHERE name = 'b1' ORDER BY id DESC LIMIT 1" | tail -1)")
+            r=$(coord "SET customer_analytics.shard_incremental_max_fraction = 1;
+                       SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
+                       SELECT round(duration_ms) || '|' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1" | tail -1)
+            shs+=("${r%%|*}"); mode=${r#*|}
+        done
+        one=$(printf '%s\n' "${ones[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+        sh=$(printf '%s\n' "${shs[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+        table+=("| $scale | refresh_campaign after $pct % of the lines changed (delta; median of $RUNS) | $one | $sh ($(awk "BEGIN {printf \"%.1f\", $sh / ($one > 0 ? $one : 1)}")× one server; $mode) | |")
     done
-    incremental=$(coord "SELECT count(*) FROM customer_analytics.refresh_campaign('bs');
-                         SELECT duration_ms || ' ms, ' || mode FROM customer_analytics.refresh_history WHERE name = 'bs' ORDER BY id DESC LIMIT 1" | tail -1)
-    table+=("| $scale | refresh_campaign on the sharded source | | ${full%%,*} (full) | |")
-    table+=("| $scale | refresh_campaign after 0.1 % of the lines changed on the shards | | ${incremental%%,*} (${incremental#*, }) | |")
     # where the incremental path stops paying: PCT % of the customers'
     # lines changed on every shard, refreshed incrementally
     # (shard_incremental_max_fraction = 1) and in full (= 0), each the best

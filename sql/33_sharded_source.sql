@@ -47,8 +47,8 @@ SELECT check_name, ok, replace(detail, 'for ' || current_user, 'for CURRENT_USER
        replace(hint, 'FOR ' || quote_ident(current_user), 'FOR CURRENT_USER') AS hint
   FROM customer_analytics.check_sharded_source('Shard X');
 -- per-shard rollups: rollup_changes, when present, must be partitioned,
--- have the columns of rollup_changes() and a partition on every customers'
--- server
+-- have the columns of rollup_order_changes() and a partition on every
+-- customers' server
 CREATE TABLE "Shard X".rollup_changes (customer_code text, xid xid8);
 SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
 DROP TABLE "Shard X".rollup_changes;
@@ -56,6 +56,10 @@ CREATE TABLE "Shard X".rollup_changes (customer_code text, xid xid8, generation 
 SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
 ALTER TABLE "Shard X".rollup_changes ADD COLUMN rollup_state text, ADD COLUMN snapshot pg_snapshot, ADD COLUMN campaigns bigint,
     ADD COLUMN system_identifier bigint;
+SELECT check_name, ok, detail FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
+-- (the order rows, which a campaign's refresh applies as a delta)
+ALTER TABLE "Shard X".rollup_changes ADD COLUMN order_date date, ADD COLUMN total numeric, ADD COLUMN quantity numeric,
+    ADD COLUMN sign smallint;
 CREATE FOREIGN TABLE "Shard X".rollup_changes_0 PARTITION OF "Shard X".rollup_changes FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER sx1;
 SELECT check_name, ok, detail, hint FROM customer_analytics.check_sharded_source('Shard X') WHERE check_name = 'per-shard rollups';
 CREATE FOREIGN TABLE "Shard X".rollup_changes_1 PARTITION OF "Shard X".rollup_changes FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER sx2;
@@ -178,6 +182,10 @@ UPDATE rcx.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1
 -- the order's customer, once per recorded row (the old and the new one)
 SELECT x.customer_code, x.xid IS NULL AS status, count(*)
   FROM customer_analytics.rollup_changes('rcx') x GROUP BY 1, 2 ORDER BY 1;
+-- rollup_order_changes(): the same rows with the order's row before (-1)
+-- and after (+1): the total one more
+SELECT x.customer_code, x.sign, x.order_date, x.total, x.quantity
+  FROM customer_analytics.rollup_order_changes('rcx') x WHERE x.xid IS NOT NULL ORDER BY x.sign;
 SET client_min_messages = warning;
 SELECT count(*) FROM customer_analytics.disable_rollup('rcx');
 RESET client_min_messages;

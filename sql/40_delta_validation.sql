@@ -344,9 +344,10 @@ RESET ROLE;
 -- whose tables are hash-partitioned by customer_code over two "shards",
 -- schemas dvh1 and dvh2 of this database reached through loopback
 -- postgres_fdw servers, each shard with its own rollup whose changes the
--- coordinator reads (dvh.rollup_changes).  The campaign's refresh reads
--- the shards' changes and recomputes the changed customers there; a bad row
--- written directly on a shard must make it raise what the build raises.
+-- coordinator reads (dvh.rollup_changes, with their order rows).  The
+-- campaign's refresh applies the shards' order changes as a delta; a bad
+-- row written directly on a shard must make it raise what the build raises
+-- (its full recompute, when the delta cannot read the order's date).
 -- (The loopback servers connect to this cluster's first socket directory,
 -- as scripts/test.sh's clusters allow: local connections are trusted.)
 CREATE EXTENSION postgres_fdw;
@@ -372,7 +373,8 @@ CREATE TABLE dvh.order_totals (customer_code varchar(12), order_type varchar(4),
     delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric,
     quantity numeric, product_codes text[]) PARTITION BY HASH (customer_code);
 CREATE TABLE dvh.rollup_changes (customer_code text, xid xid8, generation bigint, rollup_state text,
-    snapshot pg_snapshot, campaigns bigint, system_identifier bigint) PARTITION BY HASH (customer_code);
+    snapshot pg_snapshot, campaigns bigint, system_identifier bigint, order_date date, total numeric, quantity numeric,
+    sign smallint) PARTITION BY HASH (customer_code);
 DO $$
 DECLARE
     t text;
@@ -393,7 +395,7 @@ BEGIN
                        '     ON l.order_type = o.order_type AND l.order_number = o.order_number'
                        '  GROUP BY o.order_type, o.order_number, o.customer_code, o.delivery_route, o.order_date, o.confirmed_code', i);
         PERFORM customer_analytics.enable_rollup(format('dvh%s', i), readers => '{ca_dv_owner}');
-        EXECUTE format('CREATE VIEW dvh%1$s.rollup_changes AS SELECT * FROM customer_analytics.rollup_changes(''dvh%1$s'')', i);
+        EXECUTE format('CREATE VIEW dvh%1$s.rollup_changes AS SELECT * FROM customer_analytics.rollup_order_changes(''dvh%1$s'')', i);
         EXECUTE format('GRANT USAGE ON SCHEMA dvh%s TO ca_dv_owner, ca_dv_erp', i);
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA dvh%s TO ca_dv_owner', i);
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA dvh%s TO ca_dv_erp', i);

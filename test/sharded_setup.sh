@@ -110,10 +110,11 @@ CREATE FOREIGN TABLE sharded.${t}_$s PARTITION OF sharded.$t FOR VALUES WITH (MO
 
 sharded_rollups() {
     local s ddl="CREATE TABLE sharded.rollup_changes (customer_code text, xid xid8, generation bigint, rollup_state text,
-    snapshot pg_snapshot, campaigns bigint, system_identifier bigint) PARTITION BY HASH (customer_code);"
+    snapshot pg_snapshot, campaigns bigint, system_identifier bigint, order_date date, total numeric, quantity numeric,
+    sign smallint) PARTITION BY HASH (customer_code);"
     for s in "${SHARDS[@]}"; do
         q "$(shard_port "$s")" "SELECT count(*) FROM customer_analytics.enable_rollup('cosmos_sync');
-            CREATE VIEW cosmos_sync.rollup_changes AS SELECT * FROM customer_analytics.rollup_changes('cosmos_sync');" >/dev/null \
+            CREATE VIEW cosmos_sync.rollup_changes AS SELECT * FROM customer_analytics.rollup_order_changes('cosmos_sync');" >/dev/null \
             || not_ok "shard$s: enable_rollup and the rollup_changes view"
         ddl+="
 CREATE FOREIGN TABLE sharded.rollup_changes_$s PARTITION OF sharded.rollup_changes FOR VALUES WITH (MODULUS 3, REMAINDER $((s - 1)))

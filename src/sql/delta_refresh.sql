@@ -12,6 +12,25 @@ COMMENT ON FUNCTION customer_analytics._at_one_snapshot(guard text, statements t
 -- Build a campaign's state from the rollup, as of one snapshot, which it
 -- returns.  c has its windows resolved; the caller records the result.
 CREATE FUNCTION customer_analytics._campaign_build_state(c customer_analytics.campaigns, r customer_analytics.rollups, OUT state regclass, OUT month_state regclass, OUT snapshot pg_snapshot) RETURNS record
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT * FROM customer_analytics._campaign_build_state_from(c,
+        format('(SELECT i.* FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
+               ' customer_analytics._rollup_order_date(r.order_date, r.order_date_raw, r.order_type, r.order_number) AS d'
+               ' FROM %s r WHERE r.customer_code IS NOT NULL) i WHERE i.d <@ %L::daterange)',
+               customer_analytics._rollup_table(r.id), customer_analytics._campaign_data_window(c)))
+$$;
+
+-- Build a campaign's state from orders (SQL of a relation of one row per
+-- confirmed order with a customer in the campaign's data window
+-- (_campaign_data_window): customer_code, amount (its total, 0 without
+-- lines), d (its date, an unreadable one raising the full computation's
+-- error)), as of one snapshot, which it returns: one
+-- server's rollup (_campaign_build_state) or a coordinator's shards
+-- (_campaign_shard_build_state).  c has its windows resolved; the caller
+-- records the result.
+CREATE FUNCTION customer_analytics._campaign_build_state_from(c customer_analytics.campaigns, orders text, OUT state regclass, OUT month_state regclass, OUT snapshot pg_snapshot) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -24,15 +43,11 @@ BEGIN
         format('TRUNCATE %s, %s', state, month_state),
         format('INSERT INTO %s (customer_code, %s, last_order)'
                ' SELECT o.customer_code, %s, max(o.d)'
-               ' FROM (SELECT i.customer_code, i.d, %s'
-               '       FROM (SELECT r.customer_code, COALESCE(r.total, 0) AS amount,'
-               '             customer_analytics._rollup_order_date(r.order_date, r.order_date_raw, r.order_type, r.order_number) AS d'
-               '             FROM %s r WHERE r.customer_code IS NOT NULL) i'
-               '       WHERE i.d <@ %L::daterange) o'
+               ' FROM (SELECT i.customer_code, i.d, %s FROM %s i) o'
                ' GROUP BY o.customer_code',
                state, customer_analytics._campaign_state_columns(),
                customer_analytics._campaign_state_aggregates(false), customer_analytics._campaign_state_flags(c, false),
-               customer_analytics._rollup_table(r.id), customer_analytics._campaign_data_window(c)),
+               orders),
         format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM (%s) t), %L::daterange, %L)',
                month_state, customer_analytics._campaign_state_targets_sql(c, state, 'NULL'), c.revenue_window, c.source_schema)]);
 END $$;
@@ -106,14 +121,14 @@ $$;
 
 -- The delta refresh's statements on the months of a campaign's changed
 -- customers (in month_state): dropped for customers no longer targets,
--- adjusted by the order changes (the dirty rows `since` selects, SQL over
--- alias x) for the others, computed for new targets; each customer whose
+-- adjusted by the order changes (changes: SQL of a relation of the signed
+-- order changes, as _campaign_delta_apply takes it) for the others, computed for new targets; each customer whose
 -- months changed, entered or left goes to the long form's keys
 -- (pg_temp.customer_analytics_long_keys).  Each statement probes month_state
 -- by the changed customers' keys (arrays, or NOT EXISTS ... OFFSET 0: one
 -- probe per new target, not an anti join over every month kept).
-CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analytics.campaigns, r customer_analytics.rollups,
-                                                              month_state regclass, since text) RETURNS text[]
+CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analytics.campaigns, changes text,
+                                                              month_state regclass) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
@@ -129,11 +144,11 @@ CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analyti
                '       FROM (SELECT x.customer_code COLLATE "C" AS customer_code, date_trunc(''month'', x.order_date)::date AS month,'
                '                    sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
                '             FROM %2$s x'
-               '            WHERE x.sign IS NOT NULL AND %4$s AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) g) d'
+               '            WHERE x.sign IS NOT NULL AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) g) d'
                ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
                ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
                ' ON CONFLICT DO NOTHING',
-               month_state, customer_analytics._rollup_dirty_table(r.id), c.revenue_window, since),
+               month_state, changes, c.revenue_window),
         format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
                'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
                ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code OFFSET 0)), %L::daterange, %L)'
@@ -144,9 +159,42 @@ CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analyti
 $_$;
 
 -- Apply the order changes committed since the state's snapshot to a
--- campaign's state and views, as of one new snapshot, which it returns
--- (NULL, nothing done, when there is a change it cannot follow: see
--- _rollup_delta_guard_sql).  An order among the changes that the full
+-- campaign's state and views, from its rollup r: _campaign_delta_apply over
+-- the rollup's dirty rows that the state's snapshot does not see.  (The
+-- first test of `since`, implied by the second, lets the xid index skip
+-- older rows, dead ones included.)
+CREATE FUNCTION customer_analytics._campaign_delta_refresh(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, r customer_analytics.rollups, OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    since text := format('x.xid >= pg_catalog.pg_snapshot_xmin(%1$L::pg_snapshot)'
+                         ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %1$L::pg_snapshot)', s.state_snapshot);
+BEGIN
+    SELECT d.snapshot, d.changed_customers, d.order_changes INTO snapshot, changed_customers, order_changes
+      FROM customer_analytics._campaign_delta_apply(c, s,
+               format('(SELECT * FROM %s x WHERE %s)', customer_analytics._rollup_dirty_table(r.id), since),
+               customer_analytics._rollup_table(r.id),
+               format('(SELECT r.generation <> %s OR r.state <> ''current'' FROM customer_analytics.rollups r WHERE r.id = %s)',
+                      r.generation, r.id),
+               ARRAY[customer_analytics._rollup_changes_check_sql(r, since)]) d;
+END $_$;
+
+-- Apply signed order changes to a campaign's state and views (from its
+-- refresh state s), as of one new snapshot, which it returns (NULL,
+-- nothing done, when there is a change it cannot follow: see
+-- _rollup_delta_guard_sql).  The one implementation of the delta, for one
+-- server's rollup (_campaign_delta_refresh) and for a coordinator over the
+-- shards' rollups (_refresh_sharded_campaign).  changes: SQL of a relation
+-- of the order changes, in the rollup's dirty table's shape (customer_code,
+-- xid, order_date, total, quantity, sign: -1 an order's row before, +1
+-- after; NULL: the customer's own row changed), read under alias x;
+-- orders: SQL of a relation (customer_code, order_date) holding the dates
+-- of the changed customers' orders (at least the latest in the data
+-- window of each that lost an order); stale: SQL of a boolean, true when
+-- the changes can no longer be followed (a rollup rebuilt since the caller
+-- looked); checks: statements run first, as of the snapshot (the changed
+-- orders read as the full computation reads them).  An order among the changes that the full
 -- computation refuses (a date it cannot read) raises its error, and
 -- nothing is applied.  c has its windows resolved; the caller holds the
 -- refresh lock.  The steps, each a builder of its statements: the
@@ -159,18 +207,12 @@ $_$;
 -- planner turns into probes of the customer key whatever its estimates: the
 -- cost follows the change, not the number of customers, targets or rows
 -- of a view.
-CREATE FUNCTION customer_analytics._campaign_delta_refresh(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, r customer_analytics.rollups, OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
+CREATE FUNCTION customer_analytics._campaign_delta_apply(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, changes text, orders text, stale text, checks text[], OUT snapshot pg_snapshot, OUT changed_customers bigint, OUT order_changes bigint) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET jit TO 'off'
     AS $_$
 DECLARE
-    dirty text := customer_analytics._rollup_dirty_table(r.id);
-    -- rows of transactions the state's snapshot does not see; the first
-    -- test (implied by the second) lets the xid index skip older rows,
-    -- dead ones included
-    since text := format('x.xid >= pg_catalog.pg_snapshot_xmin(%1$L::pg_snapshot)'
-                         ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %1$L::pg_snapshot)', s.state_snapshot);
     state regclass := s.state_table;
     month_state regclass := s.month_state_table;
     targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;
@@ -195,7 +237,7 @@ BEGIN
     -- customers whose orders or own row changed, with their number of
     -- order changes, into the scratch table as it tests them for a change
     -- the state cannot follow.  Its test is _rollup_delta_guard_sql's
-    -- (which the segmentations' refresh uses as is): the rollup rebuilt,
+    -- (which the segmentations' refresh uses as is): stale (the rollup rebuilt),
     -- a TRUNCATE's mark (no customer), a total or quantity that is not a
     -- finite number, a row of this transaction.  When it refuses, the
     -- list is left unused (and dropped below).  (Grouping by customer in
@@ -205,24 +247,23 @@ BEGIN
         format('WITH x AS (SELECT x.customer_code, x.sign,'
                '   x.customer_code IS NULL OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'')'
                '   OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.xid = pg_catalog.pg_current_xact_id_if_assigned() AS refused'
-               '   FROM %1$s x WHERE %2$s),'
+               '   FROM %1$s x),'
                ' listed AS (INSERT INTO pg_temp.customer_analytics_changed (customer_code, changes)'
                '   SELECT x.customer_code COLLATE "C", count(*) FILTER (WHERE x.sign IS NOT NULL) FROM x'
                '    WHERE x.customer_code IS NOT NULL GROUP BY 1)'
-               ' SELECT (SELECT r.generation <> %3$s OR r.state <> ''current'' FROM customer_analytics.rollups r WHERE r.id = %4$s)'
+               ' SELECT %2$s'
                '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false)',
-               dirty, since, r.generation, r.id),
-        ARRAY[
+               changes, stale),
         -- the changed orders, read as the full computation reads them
-        customer_analytics._rollup_changes_check_sql(r, since),
+        checks
         -- (the planner's estimates for the statements below)
-        'ANALYZE pg_temp.customer_analytics_changed']
+        || 'ANALYZE pg_temp.customer_analytics_changed'::text
         -- their state: counts, sums and last order dates adjusted
-        || customer_analytics._campaign_delta_state_sql(c, r, state, since)
+        || customer_analytics._campaign_delta_state_sql(c, changes, orders, state)
         -- their verdicts, on the state, into the targets view
         || customer_analytics._campaign_delta_targets_sql(c, state, targets)
         -- their months
-        || customer_analytics._campaign_delta_months_sql(c, r, month_state, since)
+        || customer_analytics._campaign_delta_months_sql(c, changes, month_state)
         -- the long form and the sheet, from the months
         || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet)
         -- a launched campaign's response rows of its changed members (hook:
@@ -237,14 +278,15 @@ END $_$;
 
 -- The delta refresh's statements on the state of a campaign's changed
 -- customers (pg_temp.customer_analytics_changed): counts and sums adjusted
--- by the order changes (the dirty rows `since` selects, SQL over alias x),
--- new customers added; a customer's last order date is looked up again
--- only when a removed order may have been it; customers left with no
+-- by the order changes (changes: SQL of a relation of the signed order
+-- changes, as _campaign_delta_apply takes it), new customers added; a
+-- customer's last order date is looked up again (in orders, a relation of
+-- (customer_code, order_date)) only when a removed order may have been it; customers left with no
 -- order deleted (the update flags them in the changed customers' table:
 -- the DELETE probes the state for those alone, not for every changed
 -- customer).
-CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytics.campaigns, r customer_analytics.rollups,
-                                                             state regclass, since text) RETURNS text[]
+CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytics.campaigns, changes text, orders text,
+                                                             state regclass) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
@@ -253,7 +295,7 @@ CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytic
                '   max(o.d) FILTER (WHERE o.sign > 0) AS added_last, max(o.d) FILTER (WHERE o.sign < 0) AS removed_last'
                '   FROM (SELECT i.customer_code COLLATE "C" AS customer_code, i.d, i.sign, %6$s'
                '         FROM (SELECT x.customer_code, x.order_date AS d, COALESCE(x.total, 0) AS amount, x.sign FROM %3$s x'
-               '               WHERE x.sign IS NOT NULL AND %4$s) i'
+               '               WHERE x.sign IS NOT NULL) i'
                '         WHERE i.d <@ %5$L::daterange OFFSET 0) o'
                '   GROUP BY o.customer_code),'
                ' upd AS (UPDATE %1$s s SET orders = s.orders + d.orders, total = s.total + d.total,'
@@ -286,9 +328,9 @@ CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytic
                -- probe of the state's key, whatever the estimates say; one
                -- left with no order (added and removed since) is not added
                ' FROM d WHERE d.orders > 0 AND NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
-               state, customer_analytics._campaign_state_aggregates(true), customer_analytics._rollup_dirty_table(r.id), since,
+               state, customer_analytics._campaign_state_aggregates(true), changes, NULL,
                customer_analytics._campaign_data_window(c), customer_analytics._campaign_state_flags(c, true),
-               customer_analytics._rollup_table(r.id), customer_analytics._campaign_state_columns()),
+               orders, customer_analytics._campaign_state_columns()),
         format('DELETE FROM %s s WHERE s.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k WHERE k.emptied))'
                ' AND s.orders <= 0',
                state)]

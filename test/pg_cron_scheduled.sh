@@ -110,7 +110,7 @@ check "DROP EXTENSION customer_analytics leaves no pg_cron job behind" \
 # as the analyst, which refreshes the campaign when it is due.
 qe()  { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -c "SET client_min_messages = error" -c "$1"; }
 qea() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d ca_cron_elsewhere -U ca_cron_analyst -c "SET client_min_messages = warning" -c "$1"; }
-q "CREATE DATABASE ca_cron_elsewhere" && qe "CREATE EXTENSION customer_analytics; $FIXTURE" \
+q "CREATE DATABASE ca_cron_elsewhere" && qe "CREATE EXTENSION customer_analytics; GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_cron_analyst; $FIXTURE" \
     && qea "SELECT customer_analytics.create_campaign('away', 'cron_bi', source_schema => 'cron_src', readers => '{ca_cron_other}')" >/dev/null \
     || { not_ok "database ca_cron_elsewhere: the extension, the fixture and a campaign"; finish; }
 warning=$(qea "SELECT customer_analytics.schedule_campaign_refresh('away', '* * * * *')" 2>&1 >/dev/null)

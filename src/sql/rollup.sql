@@ -51,10 +51,16 @@ CREATE FUNCTION customer_analytics._drop_watch() RETURNS event_trigger
 
 -- Forget the dirty rows every campaign and segmentation of the source has
 -- seen: in the snapshot of a campaign's views and, when it keeps state, of
--- its state; in the snapshot of a segmentation's feature state.
+-- its state; in the snapshot of a segmentation's feature state.  By an
+-- index scan whatever the estimates: it marks the index entries of rows
+-- dead to everyone (an aborted bulk write's, say) as such, so the next
+-- refresh's prune steps over them; a bitmap or sequential scan would visit
+-- their heap pages again at every refresh until a VACUUM.
 CREATE FUNCTION customer_analytics._prune_dirty(r customer_analytics.rollups) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
     AS $_$
 DECLARE
     oldest xid8;

@@ -24,6 +24,36 @@ EXCEPTION WHEN OTHERS THEN
         || CASE WHEN hint <> '' THEN ' | HINT: ' || hint ELSE '' END;
 END $$;
 
+-- erp_source(target, customers, routes, first_day, days, orders, extra):
+-- a generated ERP source for the suites that need volume (the delta
+-- refresh's proportionality suites): the three tables shaped as fx's, with
+-- their primary keys; customer c (codes '00001'..) on routes[1 + c % n],
+-- with orders + c % extra orders (numbered c * 100 + k) spread over days
+-- days from first_day, two lines each, amounts between 150 and 1,950.
+CREATE FUNCTION public.erp_source(target text, customers int, routes text[], first_day date, days int,
+                                  orders int, extra int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE SCHEMA %I', target);
+    EXECUTE format('CREATE TABLE %1$I.customers (LIKE fx.customers, PRIMARY KEY (customer_code));'
+                   'CREATE TABLE %1$I.sales_orders (LIKE fx.sales_orders, PRIMARY KEY (order_type, order_number));'
+                   'CREATE TABLE %1$I.sales_order_lines (LIKE fx.sales_order_lines, PRIMARY KEY (order_type, order_number, line_no))',
+                   target);
+    EXECUTE format('INSERT INTO %I.customers'
+                   ' SELECT lpad(c::text, 5, ''0''), ''Customer '' || c, ($1)[1 + c %% cardinality($1)], ''addr'', NULL, ''00'' || c %% 4'
+                   '   FROM generate_series(1, $2) c', target)
+      USING routes, customers;
+    EXECUTE format('INSERT INTO %I.sales_orders'
+                   ' SELECT ''SO'', (c * 100 + k)::text, lpad(c::text, 5, ''0''), ''K1'','
+                   '        to_char($1 + ((k * 37 + c * 11) %% $2), ''YYYYMMDD''), ''Y'''
+                   '   FROM generate_series(1, $3) c, generate_series(0, $4 - 1 + c %% $5) k', target)
+      USING first_day, days, customers, orders, extra;
+    EXECUTE format('INSERT INTO %1$I.sales_order_lines'
+                   ' SELECT o.order_type, o.order_number, l, ''P'' || l, 1,'
+                   '        round((150 + (o.order_number::bigint * 7919 %% 1800) + l * 0.25)::numeric, 2)'
+                   '   FROM %1$I.sales_orders o, generate_series(1, 2) l', target);
+END $$;
+
 CREATE SCHEMA fx;
 -- a raw sync table: no primary key, as the ERP sync delivers it
 CREATE TABLE fx.customers (customer_code varchar(12), trade_name text,

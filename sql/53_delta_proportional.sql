@@ -10,26 +10,9 @@
 -- The views still equal a full recompute.
 \set VERBOSITY terse
 
-CREATE SCHEMA dpx;
-CREATE TABLE dpx.customers (LIKE fx.customers);
-CREATE TABLE dpx.sales_orders (LIKE fx.sales_orders);
-CREATE TABLE dpx.sales_order_lines (LIKE fx.sales_order_lines);
-ALTER TABLE dpx.customers ADD PRIMARY KEY (customer_code);
-ALTER TABLE dpx.sales_orders ADD PRIMARY KEY (order_type, order_number);
-ALTER TABLE dpx.sales_order_lines ADD PRIMARY KEY (order_type, order_number, line_no);
 -- 3,000 customers on K1/K2/T9; customer c has 4 + c % 3 orders over
 -- 2025-06 .. 2026-01, two lines each
-INSERT INTO dpx.customers
-SELECT lpad(c::text, 5, '0'), 'Customer ' || c, (ARRAY['K1', 'K2', 'T9'])[1 + c % 3], 'addr', NULL, '00' || c % 4
-  FROM generate_series(1, 3000) c;
-INSERT INTO dpx.sales_orders
-SELECT 'SO', (c * 100 + k)::text, lpad(c::text, 5, '0'), 'K1',
-       to_char(date '2025-06-03' + ((k * 37 + c * 11) % 215), 'YYYYMMDD'), 'Y'
-  FROM generate_series(1, 3000) c, generate_series(0, 3 + c % 3) k;
-INSERT INTO dpx.sales_order_lines
-SELECT o.order_type, o.order_number, l, 'P' || l, 1,
-       round((150 + (o.order_number::bigint * 7919 % 1800) + l * 0.25)::numeric, 2)
-  FROM dpx.sales_orders o, generate_series(1, 2) l;
+SELECT public.erp_source('dpx', 3000, '{K1,K2,T9}', '2025-06-03', 215, 4, 3);
 SELECT rollup_rows FROM customer_analytics.enable_rollup('dpx');
 CREATE SCHEMA dpx_bi;
 SELECT name FROM customer_analytics.create_campaign('dpc', 'dpx_bi', routes => '{K1,K2}',

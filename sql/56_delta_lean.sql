@@ -8,27 +8,10 @@
 -- new customer's order between two refreshes.
 \set VERBOSITY terse
 
-CREATE SCHEMA dlx;
-CREATE TABLE dlx.customers (LIKE fx.customers);
-CREATE TABLE dlx.sales_orders (LIKE fx.sales_orders);
-CREATE TABLE dlx.sales_order_lines (LIKE fx.sales_order_lines);
-ALTER TABLE dlx.customers ADD PRIMARY KEY (customer_code);
-ALTER TABLE dlx.sales_orders ADD PRIMARY KEY (order_type, order_number);
-ALTER TABLE dlx.sales_order_lines ADD PRIMARY KEY (order_type, order_number, line_no);
 -- 3,000 customers on K1/K2/T9 (as suite 53: enough for the planner to
 -- choose at scale); customer c has 4 + c % 3 orders over
 -- 2025-06 .. 2026-01 (several months each), two lines each
-INSERT INTO dlx.customers
-SELECT lpad(c::text, 5, '0'), 'Customer ' || c, (ARRAY['K1', 'K2', 'T9'])[1 + c % 3], 'addr', NULL, '00' || c % 4
-  FROM generate_series(1, 3000) c;
-INSERT INTO dlx.sales_orders
-SELECT 'SO', (c * 100 + k)::text, lpad(c::text, 5, '0'), 'K1',
-       to_char(date '2025-06-03' + ((k * 37 + c * 11) % 215), 'YYYYMMDD'), 'Y'
-  FROM generate_series(1, 3000) c, generate_series(0, 3 + c % 3) k;
-INSERT INTO dlx.sales_order_lines
-SELECT o.order_type, o.order_number, l, 'P' || l, 1,
-       round((150 + (o.order_number::bigint * 7919 % 1800) + l * 0.25)::numeric, 2)
-  FROM dlx.sales_orders o, generate_series(1, 2) l;
+SELECT public.erp_source('dlx', 3000, '{K1,K2,T9}', '2025-06-03', 215, 4, 3);
 SELECT rollup_rows FROM customer_analytics.enable_rollup('dlx');
 CREATE SCHEMA dlx_bi;
 SELECT name FROM customer_analytics.create_campaign('dlc', 'dlx_bi', routes => '{K1,K2}',

@@ -11,28 +11,10 @@
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE ROLE ca_rk_analyst;
-CREATE SCHEMA rk;
-CREATE TABLE rk.customers (LIKE fx.customers);
-CREATE TABLE rk.sales_orders (LIKE fx.sales_orders);
-CREATE TABLE rk.sales_order_lines (LIKE fx.sales_order_lines);
-ALTER TABLE rk.customers ADD PRIMARY KEY (customer_code);
-ALTER TABLE rk.sales_orders ADD PRIMARY KEY (order_type, order_number);
-ALTER TABLE rk.sales_order_lines ADD PRIMARY KEY (order_type, order_number, line_no);
 -- 1,200 customers, a quarter of them on the campaign's routes K1/K2 (the
--- others on T9/T8); customer c has 3 + c % 4 orders over 2025-06 ..
--- 2026-01, two lines each
-INSERT INTO rk.customers
-SELECT lpad(c::text, 5, '0'), 'Customer ' || c, (ARRAY['K1', 'T9', 'K2', 'T8', 'T9', 'T8', 'T9', 'T8'])[1 + c % 8],
-       'addr', NULL, '00' || c % 4
-  FROM generate_series(1, 1200) c;
-INSERT INTO rk.sales_orders
-SELECT 'SO', (c * 100 + k)::text, lpad(c::text, 5, '0'), 'K1',
-       to_char(date '2025-06-03' + ((k * 37 + c * 11) % 215), 'YYYYMMDD'), 'Y'
-  FROM generate_series(1, 1200) c, generate_series(0, 2 + c % 4) k;
-INSERT INTO rk.sales_order_lines
-SELECT o.order_type, o.order_number, l, 'P' || l, 1,
-       round((150 + (o.order_number::bigint * 7919 % 1800) + l * 0.25)::numeric, 2)
-  FROM rk.sales_orders o, generate_series(1, 2) l;
+-- others on T9/T8); customer c has 3 + c % 4 orders over
+-- 2025-06 .. 2026-01, two lines each
+SELECT public.erp_source('rk', 1200, '{K1,T9,K2,T8,T9,T8,T9,T8}', '2025-06-03', 215, 3, 4);
 GRANT USAGE ON SCHEMA rk TO ca_rk_analyst;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA rk TO ca_rk_analyst;
 GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_rk_analyst;  -- the state of its campaign

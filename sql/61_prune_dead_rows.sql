@@ -6,24 +6,8 @@
 -- does (off here, so nothing else removes them).  Needs 00_setup (fx).
 \set VERBOSITY terse
 SET client_min_messages = warning;
-CREATE SCHEMA pd;
-CREATE TABLE pd.customers (LIKE fx.customers);
-CREATE TABLE pd.sales_orders (LIKE fx.sales_orders);
-CREATE TABLE pd.sales_order_lines (LIKE fx.sales_order_lines);
-ALTER TABLE pd.customers ADD PRIMARY KEY (customer_code);
-ALTER TABLE pd.sales_orders ADD PRIMARY KEY (order_type, order_number);
-ALTER TABLE pd.sales_order_lines ADD PRIMARY KEY (order_type, order_number, line_no);
 -- 600 customers on route K1, four orders each over 2025, two lines each
-INSERT INTO pd.customers
-SELECT lpad(c::text, 5, '0'), 'Customer ' || c, 'K1', 'addr', NULL, '00' || c % 4
-  FROM generate_series(1, 600) c;
-INSERT INTO pd.sales_orders
-SELECT 'SO', (c * 10 + k)::text, lpad(c::text, 5, '0'), 'K1',
-       to_char(date '2025-02-03' + ((k * 67 + c * 13) % 300), 'YYYYMMDD'), 'Y'
-  FROM generate_series(1, 600) c, generate_series(0, 3) k;
-INSERT INTO pd.sales_order_lines
-SELECT o.order_type, o.order_number, l, 'P' || l, 1, (200 + o.order_number::int % 900)::numeric
-  FROM pd.sales_orders o, generate_series(1, 2) l;
+SELECT public.erp_source('pd', 600, '{K1}', '2025-02-03', 300, 4, 1);
 SELECT rollup_rows FROM customer_analytics.enable_rollup('pd');
 DO $$ BEGIN
     EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = off)',
@@ -62,7 +46,7 @@ SELECT pg_stat_force_next_flush();
 SELECT pg_temp.pd_pages() - m.pages AS dirty_heap_pages_read FROM pd_mark m;
 -- and what the prune must delete it still deletes: a committed change,
 -- refreshed, leaves no dirty row behind
-UPDATE pd.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number = '10';
+UPDATE pd.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number = '100';
 SELECT target_rows FROM customer_analytics.refresh_campaign('pdc');
 SELECT mode FROM customer_analytics.refresh_history WHERE kind = 'campaign' AND name = 'pdc' ORDER BY id DESC LIMIT 1;
 CREATE FUNCTION pg_temp.pd_dirty_rows() RETURNS bigint LANGUAGE plpgsql AS $$

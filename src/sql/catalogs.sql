@@ -352,10 +352,13 @@ CREATE FUNCTION customer_analytics._state_schema() RETURNS text
 
 COMMENT ON FUNCTION customer_analytics._state_schema() IS 'internal: the schema of the campaigns'' and segmentations'' state tables (customer_analytics_state)';
 
--- Refuse (42501, the GRANT to run as HINT) a definition's work as its owner
--- (the current role) when it lacks one of privileges on the state schema:
--- USAGE to find its state tables, CREATE to make them.
-CREATE FUNCTION customer_analytics._require_state_schema(privileges text[]) RETURNS void
+-- Refuse (42501) when role lacks one of privileges on schema, which it
+-- needs for purpose (the end of the message: "to build the campaign's
+-- views"), with the GRANT its owner runs as HINT.  The one check of a
+-- schema grant: the view schemas' (_check_view_grants) and the state
+-- schema's (_require_state_schema).  (USAGE and CREATE are granted
+-- together: whoever needs one of them on these schemas needs both.)
+CREATE FUNCTION customer_analytics._require_schema_privileges(role name, schema text, privileges text[], purpose text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -363,17 +366,27 @@ DECLARE
     missing text;
 BEGIN
     SELECT string_agg(p, ' and ' ORDER BY p DESC) INTO missing
-      FROM unnest(privileges) p WHERE NOT has_schema_privilege(customer_analytics._state_schema(), p);
+      FROM unnest(privileges) p WHERE NOT has_schema_privilege(role, schema, p);
     IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'role "%" needs % on schema "%", where its campaigns and segmentations keep their state',
-                        current_user, missing, customer_analytics._state_schema()
+        RAISE EXCEPTION 'role "%" needs % on schema "%" %', role, missing, schema, purpose
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('The schema''s owner (%s) runs: GRANT USAGE, CREATE ON SCHEMA %I TO %I;',
-                                (SELECT n.nspowner::regrole::text FROM pg_namespace n
-                                  WHERE n.nspname = customer_analytics._state_schema()),
-                                customer_analytics._state_schema(), current_user);
+                                (SELECT n.nspowner::regrole::text FROM pg_namespace n WHERE n.nspname = schema),
+                                schema, role);
     END IF;
 END $$;
+
+COMMENT ON FUNCTION customer_analytics._require_schema_privileges(role name, schema text, privileges text[], purpose text) IS 'internal: refuse (42501, the GRANT as HINT) when a role lacks one of the privileges on a schema';
+
+-- Refuse (42501) when the current role lacks one of privileges on the
+-- state schema, where its definitions keep their state.
+CREATE FUNCTION customer_analytics._require_state_schema(privileges text[]) RETURNS void
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._require_schema_privileges(current_user, customer_analytics._state_schema(), privileges,
+                                                         'to keep its campaigns'' and segmentations'' state')
+$$;
 
 COMMENT ON FUNCTION customer_analytics._require_state_schema(privileges text[]) IS 'internal: refuse (42501, the GRANT as HINT) when the current role lacks one of the privileges on the state schema';
 

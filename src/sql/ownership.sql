@@ -58,28 +58,12 @@ CREATE FUNCTION customer_analytics._check_view_grants(kind text, owner name, vie
     AS $$
 DECLARE
     schema_owner name := (SELECT n.nspowner::regrole::name FROM pg_namespace n WHERE n.nspname = view_schema);
-    missing text;
     reader text;
 BEGIN
-    SELECT string_agg(p, ' and ' ORDER BY p DESC) INTO missing
-      FROM unnest(ARRAY['USAGE', 'CREATE']) p WHERE NOT has_schema_privilege(owner, view_schema, p);
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'role "%" needs % on view schema "%" to build the %''s views', owner, missing, view_schema, kind
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('The schema''s owner (%s) runs: GRANT USAGE, CREATE ON SCHEMA %I TO %I;',
-                                quote_ident(schema_owner), view_schema, owner);
-    END IF;
-    SELECT string_agg(p, ' and ' ORDER BY p DESC) INTO missing
-      FROM unnest(ARRAY['USAGE', 'CREATE']) p WHERE NOT has_schema_privilege(owner, customer_analytics._state_schema(), p);
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'role "%" needs % on schema "%" to keep the %''s state', owner, missing,
-                        customer_analytics._state_schema(), kind
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('The schema''s owner (%s) runs: GRANT USAGE, CREATE ON SCHEMA %I TO %I;',
-                                (SELECT n.nspowner::regrole::text FROM pg_namespace n
-                                  WHERE n.nspname = customer_analytics._state_schema()),
-                                customer_analytics._state_schema(), owner);
-    END IF;
+    PERFORM customer_analytics._require_schema_privileges(owner, view_schema, '{USAGE,CREATE}',
+                                                          format('to build the %s''s views', kind));
+    PERFORM customer_analytics._require_schema_privileges(owner, customer_analytics._state_schema(), '{USAGE,CREATE}',
+                                                          format('to keep the %s''s state', kind));
     FOREACH reader IN ARRAY readers LOOP
         IF NOT has_schema_privilege(reader, view_schema, 'USAGE')
            AND NOT has_schema_privilege(owner, view_schema, 'USAGE WITH GRANT OPTION') THEN

@@ -75,8 +75,10 @@ typedef struct DeltaCustomer
 	StateRow	d;				/* sums NULL over no row of their window */
 	bool		has_added;		/* max(d) of the rows with sign > 0 */
 	DateADT		added_last;
+	int64		added_at_last;	/* ... and their signed count at that date */
 	bool		has_removed;	/* ... with sign < 0 */
 	DateADT		removed_last;
+	int64		removed_at_last;
 
 	bool		in_state;		/* its state row, as read */
 	ItemPointerData ctid;		/* ... and where: the UPDATE and DELETE
@@ -178,15 +180,27 @@ fold_change(TupleTableSlot *slot, void *arg)
 		c->d.recent_orders += sign;
 		add_to_sum(pass->context, &c->d.recent, samount);
 	}
-	if (sign > 0 && (!c->has_added || d > c->added_last))
+	if (sign > 0)
 	{
-		c->has_added = true;
-		c->added_last = d;
+		if (!c->has_added || d > c->added_last)
+		{
+			c->has_added = true;
+			c->added_last = d;
+			c->added_at_last = 0;
+		}
+		if (d == c->added_last)
+			c->added_at_last += sign;
 	}
-	if (sign < 0 && (!c->has_removed || d > c->removed_last))
+	if (sign < 0)
 	{
-		c->has_removed = true;
-		c->removed_last = d;
+		if (!c->has_removed || d > c->removed_last)
+		{
+			c->has_removed = true;
+			c->removed_last = d;
+			c->removed_at_last = 0;
+		}
+		if (d == c->removed_last)
+			c->removed_at_last -= sign;
 	}
 }
 
@@ -252,6 +266,28 @@ sum_if_counted(int64 count, Numeric a, Numeric b)
 }
 
 /*
+ * Must the last order be looked up again?  The SQL delta looked it up
+ * whenever the latest order removed was no earlier than every order it
+ * knew of (GREATEST(its last order, the latest added)), which is then that
+ * date, R.  An order is still there on R, and R is the answer, when the
+ * orders on R known to be there outnumber those removed on R: the ones
+ * added on R, and one more when the state's last order was on R.  (A
+ * changed order is removed and added again with its date; an order added
+ * and then removed within the changes counts for nothing.)
+ */
+static bool
+last_order_unknown(const DeltaCustomer *c, const StateRow *old)
+{
+	int64		present = -c->removed_at_last;
+
+	if (c->has_added && c->added_last == c->removed_last)
+		present += c->added_at_last;
+	if (old != NULL && old->has_last && old->last_order == c->removed_last)
+		present += 1;
+	return present <= 0;
+}
+
+/*
  * The new state row of a changed customer (c->changed), as the SQL delta's
  * UPDATE (a row in the state) or INSERT (none) computed it; its last order
  * flagged for a look-up where a removed order may have been it.
@@ -291,7 +327,7 @@ apply_change(DeltaCustomer *c)
 		n->has_last = has_greatest;
 		n->last_order = greatest;
 		if (c->has_removed && has_greatest && c->removed_last >= greatest)
-			c->lookup_last = true;
+			c->lookup_last = last_order_unknown(c, o);
 	}
 	else
 	{
@@ -310,7 +346,7 @@ apply_change(DeltaCustomer *c)
 		n->has_last = c->has_added;
 		n->last_order = c->added_last;
 		if (c->has_removed && c->has_added && c->removed_last >= c->added_last)
-			c->lookup_last = true;
+			c->lookup_last = last_order_unknown(c, NULL);
 	}
 }
 

@@ -405,6 +405,8 @@ state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values)
 		Numeric		sums[4] = {r->total, r->spend, r->base, r->recent};
 		int			sumcols[4] = {2, 5, 8, 10};
 
+		CHECK_FOR_INTERRUPTS();
+
 		cols[0][i] = keytype == TIDOID ? PointerGetDatum(unconstify(ItemPointerData *, &c->ctid))
 			: CStringGetTextDatum(c->code);
 		cols[1][i] = Int64GetDatum(r->orders);

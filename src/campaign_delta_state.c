@@ -448,8 +448,12 @@ run_write(const char *sql, int nparams, const Oid *types, Datum *values, int exp
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql, SPI_result_code_string(ret));
 	if (expected >= 0 && SPI_processed != (uint64) expected)
-		elog(ERROR, "campaign delta: \"%s\" wrote " UINT64_FORMAT " rows, expected %d",
-			 sql, SPI_processed, expected);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the campaign's state changed while its refresh wrote it: %d rows expected, " UINT64_FORMAT " written",
+						expected, SPI_processed),
+				 errdetail("Statement: %s", sql),
+				 errhint("Write the state tables through refresh_campaign() only, and refresh again.")));
 	SPI_freeplan(plan);
 }
 

@@ -82,8 +82,8 @@ ANALYZE rk.customers, customer_analytics_state.campaign_state_rkc, customer_anal
 SELECT * FROM public.rk_differences();
 
 -- 150 customers off the routes change every order: the state is probed
--- for each of them by the update alone (1 row fetched per changed
--- customer), not again by the decisions (none of them is a route customer)
+-- once for each of them (1 row fetched per changed customer; none of them
+-- is a route customer)
 SELECT pg_stat_force_next_flush();
 SELECT public.rk_mark();
 SET ROLE ca_rk_analyst;
@@ -98,8 +98,9 @@ SELECT round(fetched / 150.0, 2) AS fetched_per_changed_customer, seq_scans FROM
 SELECT * FROM public.rk_differences();
 
 -- 300 customers change every order, 150 on the routes and 150 off them:
--- the update probes all 300, the decisions the 150 route customers alone
--- (1.5 rows fetched per changed customer)
+-- the one pass of the state update and the decisions reads the 300 rows
+-- once (1.0 row fetched per changed customer; 1.5 when the decisions
+-- probed the state again for the 150 route customers)
 SELECT pg_stat_force_next_flush();
 SELECT public.rk_mark();
 SET ROLE ca_rk_analyst;

@@ -20,6 +20,7 @@
 
 PG_FUNCTION_INFO_V1(target_customers);
 PG_FUNCTION_INFO_V1(target_customers_from_state);
+PG_FUNCTION_INFO_V1(campaign_delta_state_targets);
 
 enum
 {
@@ -111,25 +112,23 @@ target_customers(PG_FUNCTION_ARGS)
 }
 
 /*
- * _target_customers_from_state(<target_customers' arguments>, state regclass):
- * target_customers() deciding on the per-customer stats a campaign's delta
- * refresh keeps in state (its own table), instead of folding the orders.
- * The customers' attributes and routes are read as usual.
+ * The state table argument argno (regclass) of a function deciding on a
+ * campaign's state: the caller's own plain table without row-level
+ * security, as a quoted qualified name.
  */
-Datum
-target_customers_from_state(PG_FUNCTION_ARGS)
+static const char *
+state_relation_arg(FunctionCallInfo fcinfo, int argno)
 {
-	TargetingParams params;
 	Oid			state;
 	Relation	rel;
+	const char *name;
 
-	targeting_parse_args(fcinfo, &params);
-	if (PG_ARGISNULL(TARGETING_NARGS))
+	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("state must not be NULL"),
 				 errhint("Pass the campaign's state table.")));
-	state = PG_GETARG_OID(TARGETING_NARGS);
+	state = PG_GETARG_OID(argno);
 	rel = try_relation_open(state, AccessShareLock);
 	if (rel == NULL)
 		ereport(ERROR,
@@ -144,8 +143,77 @@ target_customers_from_state(PG_FUNCTION_ARGS)
 				 errhint("A campaign's state is a plain table without row-level security.")));
 	if (!pg_class_ownercheck(state, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
-	params.stats_relation = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-													   RelationGetRelationName(rel));
+	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
 	table_close(rel, NoLock);
+	return name;
+}
+
+/*
+ * _target_customers_from_state(<target_customers' arguments>, state regclass):
+ * target_customers() deciding on the per-customer stats a campaign's delta
+ * refresh keeps in state (its own table), instead of folding the orders.
+ * The customers' attributes and routes are read as usual.
+ */
+Datum
+target_customers_from_state(PG_FUNCTION_ARGS)
+{
+	TargetingParams params;
+
+	targeting_parse_args(fcinfo, &params);
+	params.stats_relation = state_relation_arg(fcinfo, TARGETING_NARGS);
+	return emit_targets(fcinfo, &params);
+}
+
+/* a text argument that must be given */
+static const char *
+sql_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name),
+				 errhint("%s", hint)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
+ * _campaign_delta_state_targets(<target_customers' arguments>, state
+ * regclass, changes text, orders text): the delta refresh's one pass over
+ * the changed customers (customers: every one, with or without order
+ * changes).  Applies the signed order changes (changes: SQL of a relation
+ * in the rollup's dirty table's shape, read under alias x) to their rows of
+ * state, looking their last order up in orders (SQL of a relation of
+ * (customer_code, order_date)) only where a removed order may have been it,
+ * writes the rows that changed back, and returns the targets among them,
+ * decided on the new rows as _target_customers_from_state() decides
+ * (campaign_delta_state.c).
+ */
+Datum
+campaign_delta_state_targets(PG_FUNCTION_ARGS)
+{
+	TargetingParams params;
+	CampaignDeltaState delta;
+
+	targeting_parse_args(fcinfo, &params);
+	if (params.customers == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("customers must not be NULL"),
+				 errhint("Pass the changed customers' codes, '{}' for none.")));
+	if (params.route_from_order)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("per-customer state cannot serve route_source => 'order'"),
+				 errhint("Campaigns with routes from the orders are refreshed from the rollup.")));
+	delta.state = state_relation_arg(fcinfo, TARGETING_NARGS);
+	delta.changes = sql_text_arg(fcinfo, TARGETING_NARGS + 1, "changes",
+								 "Pass the SQL of a relation of the signed order changes.");
+	delta.orders = sql_text_arg(fcinfo, TARGETING_NARGS + 2, "orders",
+								"Pass the SQL of a relation of (customer_code, order_date).");
+	delta.params = &params;
+	params.stats_relation = delta.state;
+	params.stats_hook = campaign_delta_state_apply;
+	params.stats_hook_arg = &delta;
 	return emit_targets(fcinfo, &params);
 }

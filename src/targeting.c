@@ -489,7 +489,13 @@ targeting_run(const TargetingParams *params)
 	/* customer routes: know the route customers first, orders then add to them */
 	if (!params->route_from_order)
 		query_stream(customers_query(&pass), NPARAMS, types, values, nulls, fold_customer, &pass);
-	if (params->stats_relation && params->customers && !params->route_from_order)
+	if (params->stats_hook)
+	{
+		/* the stats come from the hook, below, once the source is read */
+		if (params->route_from_order || params->customers == NULL || params->stats_relation == NULL)
+			elog(ERROR, "a stats hook needs customers, a state relation and routes from the customers");
+	}
+	else if (params->stats_relation && params->customers && !params->route_from_order)
 	{
 		/*
 		 * The delta refresh's changed customers: the state is probed for
@@ -521,6 +527,19 @@ targeting_run(const TargetingParams *params)
 		query_stream(customers_query(&pass), 0, NULL, NULL, NULL, fold_customer, &pass);
 
 	error_context_stack = errcallback.previous;
+
+	if (params->stats_hook)
+	{
+		/* the route customers found, each to get its stats from the hook */
+		CustomerState **found = palloc(sizeof(CustomerState *) * Max(pass.customers->members, 1));
+
+		custhash_start_iterate(pass.customers, &it);
+		while ((c = custhash_iterate(pass.customers, &it)) != NULL)
+			found[n++] = c;
+		params->stats_hook(params->stats_hook_arg, found, n, pass.context);
+		pfree(found);
+		n = 0;
+	}
 
 	result->customers = palloc(sizeof(CustomerState *) * Max(pass.customers->members, 1));
 	custhash_start_iterate(pass.customers, &it);

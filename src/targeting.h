@@ -14,6 +14,17 @@
 #include "order_stats.h"
 #include "sql_args.h"
 
+struct CustomerState;
+
+/*
+ * Fills the stats (orders) of the route customers the customers query found
+ * among params->customers, instead of a query of a state table: the delta
+ * refresh's one pass (campaign_delta_state.c).  Sums are allocated in
+ * context.  Called once, after the customers query.
+ */
+typedef void (*TargetingStatsHook) (void *arg, struct CustomerState **customers, int ncustomers,
+									MemoryContext context);
+
 typedef struct TargetingParams
 {
 	ArrayType  *routes;			/* text[], non-empty, no NULLs */
@@ -28,6 +39,9 @@ typedef struct TargetingParams
 	const char *stats_relation;	/* per-customer state table (quoted name) to
 								 * read instead of folding orders; NULL: fold */
 	DateWindow	data;			/* smallest window covering the four above */
+	TargetingStatsHook stats_hook;	/* with customers and stats_relation:
+									 * the stats of the route customers */
+	void	   *stats_hook_arg;
 } TargetingParams;
 
 /* Everything one pass learns about a customer, then the funnel's verdicts. */
@@ -66,5 +80,20 @@ extern bool customer_is_target(const CustomerState *c);
 extern const char *customer_target_reason(const CustomerState *c);
 extern Numeric customer_pct_change(const CustomerState *c);
 extern Numeric customer_avg_ticket(const CustomerState *c);
+
+/*
+ * The delta refresh's state update (campaign_delta_state.c): what
+ * campaign_delta_state_apply needs, its TargetingStatsHook argument.
+ */
+typedef struct CampaignDeltaState
+{
+	const char *state;			/* the campaign's state table, quoted name */
+	const char *changes;		/* SQL of the signed order changes (alias x) */
+	const char *orders;			/* SQL of (customer_code, order_date) rows */
+	const TargetingParams *params;	/* windows, data window, changed customers */
+} CampaignDeltaState;
+
+extern void campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers,
+									   MemoryContext context);
 
 #endif

@@ -198,8 +198,8 @@ END $_$;
 -- computation refuses (a date it cannot read) raises its error, and
 -- nothing is applied.  c has its windows resolved; the caller holds the
 -- refresh lock.  The steps, each a builder of its statements: the
--- changed customers, their state (_campaign_delta_state_sql), their
--- targets (_campaign_delta_targets_sql), their months
+-- changed customers, their state and targets in one pass
+-- (_campaign_delta_targets_sql), their months
 -- (_campaign_delta_months_sql), the long form and the sheet
 -- (_campaign_delta_views_sql).  Every statement on a state table, the
 -- customers or a view is keyed by the changed customers as an array
@@ -258,10 +258,9 @@ BEGIN
         checks
         -- (the planner's estimates for the statements below)
         || 'ANALYZE pg_temp.customer_analytics_changed'::text
-        -- their state: counts, sums and last order dates adjusted
-        || customer_analytics._campaign_delta_state_sql(c, changes, orders, state)
-        -- their verdicts, on the state, into the targets view
-        || customer_analytics._campaign_delta_targets_sql(c, state, targets)
+        -- their state (counts, sums and last order dates adjusted) and
+        -- their verdicts on it, in one pass; into the targets view
+        || customer_analytics._campaign_delta_targets_sql(c, changes, orders, state, targets)
         -- their months
         || customer_analytics._campaign_delta_months_sql(c, changes, month_state)
         -- the long form and the sheet, from the months
@@ -276,78 +275,32 @@ BEGIN
     PERFORM customer_analytics._drop_delta_scratch();
 END $_$;
 
--- The delta refresh's statements on the state of a campaign's changed
--- customers (pg_temp.customer_analytics_changed): counts and sums adjusted
--- by the order changes (changes: SQL of a relation of the signed order
--- changes, as _campaign_delta_apply takes it), new customers added; a
--- customer's last order date is looked up again (in orders, a relation of
--- (customer_code, order_date)) only when a removed order may have been it; customers left with no
--- order deleted (the update flags them in the changed customers' table:
--- the DELETE probes the state for those alone, not for every changed
--- customer).
-CREATE FUNCTION customer_analytics._campaign_delta_state_sql(c customer_analytics.campaigns, changes text, orders text,
-                                                             state regclass) RETURNS text[]
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-    SELECT ARRAY[
-        format('WITH d AS (SELECT o.customer_code COLLATE "default" AS customer_code, %2$s,'
-               '   max(o.d) FILTER (WHERE o.sign > 0) AS added_last, max(o.d) FILTER (WHERE o.sign < 0) AS removed_last'
-               '   FROM (SELECT i.customer_code COLLATE "C" AS customer_code, i.d, i.sign, %6$s'
-               '         FROM (SELECT x.customer_code, x.order_date AS d, COALESCE(x.total, 0) AS amount, x.sign FROM %3$s x'
-               '               WHERE x.sign IS NOT NULL) i'
-               '         WHERE i.d <@ %5$L::daterange OFFSET 0) o'
-               '   GROUP BY o.customer_code),'
-               ' upd AS (UPDATE %1$s s SET orders = s.orders + d.orders, total = s.total + d.total,'
-               '   spend_orders = s.spend_orders + d.spend_orders,'
-               '   spend = CASE WHEN s.spend_orders + d.spend_orders > 0 THEN COALESCE(s.spend, 0) + COALESCE(d.spend, 0) END,'
-               '   low_tickets = s.low_tickets + d.low_tickets,'
-               '   base_orders = s.base_orders + d.base_orders,'
-               '   base = CASE WHEN s.base_orders + d.base_orders > 0 THEN COALESCE(s.base, 0) + COALESCE(d.base, 0) END,'
-               '   recent_orders = s.recent_orders + d.recent_orders,'
-               '   recent = CASE WHEN s.recent_orders + d.recent_orders > 0 THEN COALESCE(s.recent, 0) + COALESCE(d.recent, 0) END,'
-               '   last_order = CASE WHEN s.orders + d.orders <= 0 THEN NULL'
-               '     WHEN d.removed_last >= GREATEST(s.last_order, d.added_last) THEN'
-               '       (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = s.customer_code AND r.order_date <@ %5$L::daterange)'
-               '     ELSE GREATEST(s.last_order, d.added_last) END'
-               '   FROM d WHERE s.customer_code = d.customer_code RETURNING s.customer_code, s.orders),'
-               -- the customers it leaves with no order, flagged for the
-               -- DELETE below (which then probes the state for them alone)
-               ' emptied AS (UPDATE pg_temp.customer_analytics_changed k SET emptied = true'
-               '   WHERE k.customer_code = ANY (ARRAY(SELECT u.customer_code FROM upd u WHERE u.orders <= 0)))'
-               ' INSERT INTO %1$s (customer_code, %8$s, last_order)'
-               ' SELECT d.customer_code, d.orders, d.total, d.spend_orders,'
-               '   CASE WHEN d.spend_orders > 0 THEN d.spend END, d.low_tickets,'
-               '   d.base_orders, CASE WHEN d.base_orders > 0 THEN d.base END,'
-               '   d.recent_orders, CASE WHEN d.recent_orders > 0 THEN d.recent END,'
-               '   CASE WHEN d.removed_last >= d.added_last THEN'
-               '   (SELECT max(r.order_date) FROM %7$s r WHERE r.customer_code = d.customer_code AND r.order_date <@ %5$L::daterange)'
-               '   ELSE d.added_last END'
-               -- new customers: those the state had no row for (this
-               -- statement's snapshot does not see the UPDATE above); a
-               -- probe of the state's key, whatever the estimates say; one
-               -- left with no order (added and removed since) is not added
-               ' FROM d WHERE d.orders > 0 AND NOT EXISTS (SELECT 1 FROM %1$s s WHERE s.customer_code = d.customer_code)',
-               state, customer_analytics._campaign_state_aggregates(true), changes, NULL,
-               customer_analytics._campaign_data_window(c), customer_analytics._campaign_state_flags(c, true),
-               orders, customer_analytics._campaign_state_columns()),
-        format('DELETE FROM %s s WHERE s.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k WHERE k.emptied))'
-               ' AND s.orders <= 0',
-               state)]
-$_$;
-
--- The delta refresh's statements on the targets of a campaign's changed
--- customers (pg_temp.customer_analytics_changed): their verdicts computed
--- on the state (into pg_temp.customer_analytics_targets) and their rows of
--- the targets view replaced.
-CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analytics.campaigns, state regclass,
-                                                               targets regclass) RETURNS text[]
+-- The delta refresh's statements on the state and the targets of a
+-- campaign's changed customers (pg_temp.customer_analytics_changed): one C
+-- pass (_campaign_delta_state_targets) that reads their order changes
+-- (changes: SQL of a relation of the signed order changes, as
+-- _campaign_delta_apply takes it) and their state rows once, adjusts the
+-- counts and sums in memory, looks a customer's last order date up again
+-- (in orders, a relation of (customer_code, order_date)) only when a
+-- removed order may have been it, writes back the rows that changed (new
+-- customers added, customers left with no order deleted) and returns the
+-- route customers' verdicts on the new rows (into
+-- pg_temp.customer_analytics_targets); then their rows of the targets view
+-- replaced.
+CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analytics.campaigns, changes text, orders text,
+                                                               state regclass, targets regclass) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT ARRAY[
-        format('INSERT INTO pg_temp.customer_analytics_targets %s',
-               customer_analytics._campaign_state_targets_sql(c, state, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)')),
+        format('INSERT INTO pg_temp.customer_analytics_targets'
+               ' SELECT * FROM customer_analytics._campaign_delta_state_targets(%L::text[], %L::daterange, %L::numeric,'
+               ' %L::daterange, %L::numeric, %L::int, %L::daterange, %L::daterange, %L::numeric, %L::boolean,'
+               ' %L::text, %L::text, ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k),'
+               ' %L::regclass, %L, %L)',
+               c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
+               c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct, c.exclude_closed,
+               c.route_source, c.source_schema, state::oid, changes, orders),
         'ANALYZE pg_temp.customer_analytics_targets',
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                targets::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
@@ -775,6 +728,18 @@ BEGIN
                    customer_analytics._rollup_dirty_table(r.id)) INTO written;
     RETURN written;
 END $$;
+
+-- Internal: a campaign's delta refresh over its changed customers
+-- (customers): their state rows adjusted by the signed order changes
+-- (changes, SQL read under alias x; orders, SQL of (customer_code,
+-- order_date) rows for the last orders looked up again) and written back,
+-- then the targets among them decided on the new rows, as
+-- _target_customers_from_state() decides.
+CREATE FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, changes text, orders text, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'campaign_delta_state_targets';
+
+COMMENT ON FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, changes text, orders text, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) IS 'internal: a campaign''s delta refresh over its changed customers: their state adjusted by the order changes and written back, the targets among them decided on it';
 
 -- Internal: target_customers() deciding on a campaign's per-customer state
 -- table instead of the orders.

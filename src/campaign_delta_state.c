@@ -1,0 +1,670 @@
+/*
+ * campaign_delta_state.c
+ *		A campaign's delta refresh: the changed customers' state adjusted by
+ *		the signed order changes in one pass, for the decisions.
+ *
+ * A campaign keeps per customer (its state table) the counts and sums
+ * target_customers() folds from the orders of the data window.  After
+ * orders change, each changed customer's row is adjusted by its change rows
+ * (-1: an order's row before, +1: after).  This pass does in memory what
+ * the statements of the SQL delta did one customer index probe at a time in
+ * each of several statements: it reads the change rows once, the changed
+ * customers' state rows once (one keyed scan), applies the signed sums as
+ * SQL's sum() and + give them (numeric arithmetic: exact, the same display
+ * scale; a sum over no order NULL), looks the last order up again only
+ * where a removed order may have been it, writes back the rows that
+ * changed (one UPDATE, one INSERT, one DELETE, each over arrays), and hands
+ * the new stats of the route customers to targeting_run(), whose decisions
+ * _target_customers_from_state() makes too.
+ *
+ * Every statement runs through SPI as the caller (the refresh runs as the
+ * campaign's owner, whose table the state is), as of the statement's
+ * snapshot (the delta's one snapshot, _at_one_snapshot): the reads before
+ * any write, the writes with a command id of their own.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "numeric_acc.h"
+#include "query_stream.h"
+#include "targeting.h"
+
+/* One state row (the columns of a campaign's state table). */
+typedef struct StateRow
+{
+	int64		orders;
+	int64		spend_orders;
+	int64		low_tickets;
+	int64		base_orders;
+	int64		recent_orders;
+	Numeric		total;			/* NULL: SQL NULL */
+	Numeric		spend;
+	Numeric		base;
+	Numeric		recent;
+	bool		has_last;
+	DateADT		last_order;
+} StateRow;
+
+typedef enum DeltaAction
+{
+	DELTA_NONE,
+	DELTA_UPDATE,
+	DELTA_INSERT,
+	DELTA_DELETE
+} DeltaAction;
+
+typedef struct DeltaCustomer
+{
+	const char *code;			/* hash key */
+	uint32		hash;
+	char		status;
+
+	/* its change rows in the data window, summed with their signs */
+	bool		changed;
+	StateRow	d;				/* sums NULL over no row of their window */
+	bool		has_added;		/* max(d) of the rows with sign > 0 */
+	DateADT		added_last;
+	int64		added_at_last;	/* ... and their signed count at that date */
+	bool		has_removed;	/* ... with sign < 0 */
+	DateADT		removed_last;
+	int64		removed_at_last;
+
+	bool		in_state;		/* its state row, as read */
+	ItemPointerData ctid;		/* ... and where: the UPDATE and DELETE
+								 * fetch it there, no second index probe */
+	StateRow	old;
+
+	DeltaAction action;
+	StateRow	new;			/* the row written (UPDATE, INSERT) */
+	bool		lookup_last;	/* new.last_order to be looked up in orders */
+} DeltaCustomer;
+
+#define SH_PREFIX		deltahash
+#define SH_ELEMENT_TYPE DeltaCustomer
+#include "code_hash.h"
+
+typedef struct DeltaPass
+{
+	const CampaignDeltaState *delta;
+	deltahash_hash *customers;
+	MemoryContext context;		/* owns the table and its contents */
+} DeltaPass;
+
+static DeltaCustomer *
+delta_customer(DeltaPass *pass, const char *code)
+{
+	DeltaCustomer *c = deltahash_lookup(pass->customers, code);
+	bool		found;
+
+	if (c)
+		return c;
+	c = deltahash_insert(pass->customers, MemoryContextStrdup(pass->context, code), &found);
+	/* simplehash sets nothing but the key and status */
+	memset(((char *) c) + offsetof(DeltaCustomer, changed), 0,
+		   sizeof(DeltaCustomer) - offsetof(DeltaCustomer, changed));
+	return c;
+}
+
+static bool
+in_window(DateADT d, DateWindow w)
+{
+	return d >= w.lo && d < w.hi;
+}
+
+/* *sum += v, a sum over no row being NULL (SQL's sum()) */
+static void
+add_to_sum(MemoryContext context, Numeric *sum, Numeric v)
+{
+	numeric_accumulate(context, sum, v);
+}
+
+/*
+ * Row of the changes query: customer_code, order_date, amount (the order's
+ * total, 0 when NULL), sign; the order date in the data window, the sign
+ * not NULL.  The sums of _campaign_state_aggregates(true) over the flags of
+ * _campaign_state_flags(c, true).
+ */
+static void
+fold_change(TupleTableSlot *slot, void *arg)
+{
+	DeltaPass  *pass = (DeltaPass *) arg;
+	const OrderWindows *w = &pass->delta->params->windows;
+	DeltaCustomer *c;
+	DateADT		d;
+	Numeric		amount;
+	Numeric		samount;
+	int32		sign;
+
+	if (slot->tts_isnull[0] || slot->tts_isnull[1] || slot->tts_isnull[3])
+		return;					/* the query excludes these */
+	c = delta_customer(pass, TextDatumGetCString(slot->tts_values[0]));
+	d = DatumGetDateADT(slot->tts_values[1]);
+	amount = DatumGetNumeric(slot->tts_values[2]);
+	sign = DatumGetInt32(slot->tts_values[3]);
+	/* sign * amount, as SQL's int * numeric gives it */
+	if (sign == 1)
+		samount = amount;
+	else if (sign == -1)
+		samount = DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(amount)));
+	else
+		samount = numeric_mul_opt_error(int64_to_numeric(sign), amount, NULL);
+
+	c->changed = true;
+	c->d.orders += sign;
+	add_to_sum(pass->context, &c->d.total, samount);
+	if (in_window(d, w->spend))
+	{
+		c->d.spend_orders += sign;
+		add_to_sum(pass->context, &c->d.spend, samount);
+	}
+	if (in_window(d, w->low_ticket) && numeric_compare(amount, w->low_ticket_below) < 0)
+		c->d.low_tickets += sign;
+	if (in_window(d, w->base))
+	{
+		c->d.base_orders += sign;
+		add_to_sum(pass->context, &c->d.base, samount);
+	}
+	if (in_window(d, w->recent))
+	{
+		c->d.recent_orders += sign;
+		add_to_sum(pass->context, &c->d.recent, samount);
+	}
+	if (sign > 0)
+	{
+		if (!c->has_added || d > c->added_last)
+		{
+			c->has_added = true;
+			c->added_last = d;
+			c->added_at_last = 0;
+		}
+		if (d == c->added_last)
+			c->added_at_last += sign;
+	}
+	if (sign < 0)
+	{
+		if (!c->has_removed || d > c->removed_last)
+		{
+			c->has_removed = true;
+			c->removed_last = d;
+			c->removed_at_last = 0;
+		}
+		if (d == c->removed_last)
+			c->removed_at_last -= sign;
+	}
+}
+
+/* Row of the state query: the state table's columns, customer_code first. */
+static void
+fold_state_row(TupleTableSlot *slot, void *arg)
+{
+	DeltaPass  *pass = (DeltaPass *) arg;
+	DeltaCustomer *c;
+
+	if (slot->tts_isnull[0])
+		return;
+	c = deltahash_lookup(pass->customers, TextDatumGetCString(slot->tts_values[0]));
+	if (c == NULL)
+		return;
+	c->in_state = true;
+	c->old.orders = DatumGetInt64(slot->tts_values[1]);
+	c->old.total = slot_numeric_copy(slot, 2, pass->context);
+	c->old.has_last = !slot->tts_isnull[3];
+	c->old.last_order = c->old.has_last ? DatumGetDateADT(slot->tts_values[3]) : 0;
+	c->old.spend_orders = DatumGetInt64(slot->tts_values[4]);
+	c->old.spend = slot_numeric_copy(slot, 5, pass->context);
+	c->old.low_tickets = DatumGetInt64(slot->tts_values[6]);
+	c->old.base_orders = DatumGetInt64(slot->tts_values[7]);
+	c->old.base = slot_numeric_copy(slot, 8, pass->context);
+	c->old.recent_orders = DatumGetInt64(slot->tts_values[9]);
+	c->old.recent = slot_numeric_copy(slot, 10, pass->context);
+	c->ctid = *(ItemPointer) DatumGetPointer(slot->tts_values[11]);
+}
+
+/* Row of the last-order query: customer_code, its latest order date or NULL. */
+static void
+fold_last_order(TupleTableSlot *slot, void *arg)
+{
+	DeltaPass  *pass = (DeltaPass *) arg;
+	DeltaCustomer *c;
+
+	if (slot->tts_isnull[0])
+		return;
+	c = deltahash_lookup(pass->customers, TextDatumGetCString(slot->tts_values[0]));
+	if (c == NULL || !c->lookup_last)
+		return;
+	c->new.has_last = !slot->tts_isnull[1];
+	c->new.last_order = c->new.has_last ? DatumGetDateADT(slot->tts_values[1]) : 0;
+}
+
+/* a + b as SQL's numeric + (NULL if either is) */
+static Numeric
+add_strict(Numeric a, Numeric b)
+{
+	if (a == NULL || b == NULL)
+		return NULL;
+	return numeric_add_opt_error(a, b, NULL);
+}
+
+/* CASE WHEN count > 0 THEN COALESCE(a, 0) + COALESCE(b, 0) END */
+static Numeric
+sum_if_counted(int64 count, Numeric a, Numeric b)
+{
+	if (count <= 0)
+		return NULL;
+	return numeric_add_opt_error(numeric_or_zero(a), numeric_or_zero(b), NULL);
+}
+
+/*
+ * Must the last order be looked up again?  The SQL delta looked it up
+ * whenever the latest order removed was no earlier than every order it
+ * knew of (GREATEST(its last order, the latest added)), which is then that
+ * date, R.  An order is still there on R, and R is the answer, when the
+ * orders on R known to be there outnumber those removed on R: the ones
+ * added on R, and one more when the state's last order was on R.  (A
+ * changed order is removed and added again with its date; an order added
+ * and then removed within the changes counts for nothing.)
+ */
+static bool
+last_order_unknown(const DeltaCustomer *c, const StateRow *old)
+{
+	int64		present = -c->removed_at_last;
+
+	if (c->has_added && c->added_last == c->removed_last)
+		present += c->added_at_last;
+	if (old != NULL && old->has_last && old->last_order == c->removed_last)
+		present += 1;
+	return present <= 0;
+}
+
+/*
+ * The new state row of a changed customer (c->changed), as the SQL delta's
+ * UPDATE (a row in the state) or INSERT (none) computed it; its last order
+ * flagged for a look-up where a removed order may have been it.
+ */
+static void
+apply_change(DeltaCustomer *c)
+{
+	StateRow   *o = &c->old;
+	StateRow   *d = &c->d;
+	StateRow   *n = &c->new;
+
+	if (c->in_state)
+	{
+		bool		has_greatest;
+		DateADT		greatest;
+
+		n->orders = o->orders + d->orders;
+		if (n->orders <= 0)
+		{
+			/* left with no order in the data window */
+			c->action = DELTA_DELETE;
+			return;
+		}
+		c->action = DELTA_UPDATE;
+		n->total = add_strict(o->total, d->total);
+		n->spend_orders = o->spend_orders + d->spend_orders;
+		n->spend = sum_if_counted(n->spend_orders, o->spend, d->spend);
+		n->low_tickets = o->low_tickets + d->low_tickets;
+		n->base_orders = o->base_orders + d->base_orders;
+		n->base = sum_if_counted(n->base_orders, o->base, d->base);
+		n->recent_orders = o->recent_orders + d->recent_orders;
+		n->recent = sum_if_counted(n->recent_orders, o->recent, d->recent);
+		/* GREATEST(s.last_order, d.added_last), NULLs left out */
+		has_greatest = o->has_last || c->has_added;
+		greatest = !o->has_last ? c->added_last :
+			!c->has_added ? o->last_order : Max(o->last_order, c->added_last);
+		n->has_last = has_greatest;
+		n->last_order = greatest;
+		if (c->has_removed && has_greatest && c->removed_last >= greatest)
+			c->lookup_last = last_order_unknown(c, o);
+	}
+	else
+	{
+		if (d->orders <= 0)
+			return;				/* added and removed since: not added */
+		c->action = DELTA_INSERT;
+		n->orders = d->orders;
+		n->total = d->total;
+		n->spend_orders = d->spend_orders;
+		n->spend = d->spend_orders > 0 ? d->spend : NULL;
+		n->low_tickets = d->low_tickets;
+		n->base_orders = d->base_orders;
+		n->base = d->base_orders > 0 ? d->base : NULL;
+		n->recent_orders = d->recent_orders;
+		n->recent = d->recent_orders > 0 ? d->recent : NULL;
+		n->has_last = c->has_added;
+		n->last_order = c->added_last;
+		if (c->has_removed && c->has_added && c->removed_last >= c->added_last)
+			c->lookup_last = last_order_unknown(c, NULL);
+	}
+}
+
+/* A one-dimensional array of n elements of type typid, NULLs where nulls[i]. */
+static Datum
+make_array(Datum *elems, bool *nulls, int n, Oid typid)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(typid, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, typid, typlen, typbyval, typalign));
+}
+
+/*
+ * The columns written, in the order of the UPDATE's and INSERT's arrays:
+ * the key ($1: the customer codes inserted, or the rows' ctids updated),
+ * then the others.
+ */
+#define STATE_COLUMNS "orders, total, last_order, spend_orders, spend," \
+	" low_tickets, base_orders, base, recent_orders, recent"
+#define NSTATE_COLUMNS 11
+#define STATE_UNNEST(keytype) "ROWS FROM (pg_catalog.unnest($1::pg_catalog." keytype "[])," \
+	" pg_catalog.unnest($2::pg_catalog.int8[]), pg_catalog.unnest($3::pg_catalog.numeric[])," \
+	" pg_catalog.unnest($4::pg_catalog.date[]), pg_catalog.unnest($5::pg_catalog.int8[])," \
+	" pg_catalog.unnest($6::pg_catalog.numeric[]), pg_catalog.unnest($7::pg_catalog.int8[])," \
+	" pg_catalog.unnest($8::pg_catalog.int8[]), pg_catalog.unnest($9::pg_catalog.numeric[])," \
+	" pg_catalog.unnest($10::pg_catalog.int8[]), pg_catalog.unnest($11::pg_catalog.numeric[]))"
+
+static const Oid state_column_types[NSTATE_COLUMNS] = {
+	TEXTOID, INT8OID, NUMERICOID, DATEOID, INT8OID, NUMERICOID, INT8OID, INT8OID, NUMERICOID, INT8OID, NUMERICOID
+};
+
+/*
+ * The rows of one action as eleven arrays (the statement's $1 to $11);
+ * types[0] is the key's: text (the codes) or tid (the rows' ctids).
+ */
+static void
+state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values)
+{
+	Datum	   *cols[NSTATE_COLUMNS];
+	bool	   *colnulls[NSTATE_COLUMNS];
+
+	for (int j = 0; j < NSTATE_COLUMNS; j++)
+	{
+		cols[j] = palloc(sizeof(Datum) * Max(n, 1));
+		colnulls[j] = palloc0(sizeof(bool) * Max(n, 1));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const DeltaCustomer *c = rows[i];
+		const StateRow *r = &c->new;
+		Numeric		sums[4] = {r->total, r->spend, r->base, r->recent};
+		int			sumcols[4] = {2, 5, 8, 10};
+
+		CHECK_FOR_INTERRUPTS();
+
+		cols[0][i] = keytype == TIDOID ? PointerGetDatum(unconstify(ItemPointerData *, &c->ctid))
+			: CStringGetTextDatum(c->code);
+		cols[1][i] = Int64GetDatum(r->orders);
+		cols[3][i] = DateADTGetDatum(r->last_order);
+		colnulls[3][i] = !r->has_last;
+		cols[4][i] = Int64GetDatum(r->spend_orders);
+		cols[6][i] = Int64GetDatum(r->low_tickets);
+		cols[7][i] = Int64GetDatum(r->base_orders);
+		cols[9][i] = Int64GetDatum(r->recent_orders);
+		for (int k = 0; k < 4; k++)
+		{
+			cols[sumcols[k]][i] = sums[k] ? NumericGetDatum(sums[k]) : (Datum) 0;
+			colnulls[sumcols[k]][i] = sums[k] == NULL;
+		}
+	}
+	for (int j = 0; j < NSTATE_COLUMNS; j++)
+		values[j] = make_array(cols[j], colnulls[j], n, j == 0 ? keytype : state_column_types[j]);
+}
+
+/*
+ * Run one write statement with its parameters as of the statement's
+ * snapshot (a command id of its own: SPI increments it).  Plans: generic
+ * (the arrays' sizes unknown), nested loops fetching each row by its ctid
+ * (hash and merge joins off: their scan of the whole state is what the
+ * delta avoids).  The rows were read as of the same snapshot, under the
+ * refresh's lock: each ctid is the row's (a row changed in between would
+ * not match, and the count below would say so).
+ */
+static void
+run_write(const char *sql, int nparams, const Oid *types, Datum *values, int expected)
+{
+	SPIPlanPtr	plan;
+	int			ret;
+
+	plan = SPI_prepare_cursor(sql, nparams, unconstify(Oid *, types), CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, values, NULL, GetActiveSnapshot(), InvalidSnapshot, false, false, 0);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql, SPI_result_code_string(ret));
+	if (expected >= 0 && SPI_processed != (uint64) expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the campaign's state changed while its refresh wrote it: %d rows expected, " UINT64_FORMAT " written",
+						expected, SPI_processed),
+				 errdetail("Statement: %s", sql),
+				 errhint("Write the state tables through refresh_campaign() only, and refresh again.")));
+	SPI_freeplan(plan);
+}
+
+static void
+write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCustomer **inserts, int ninserts,
+			DeltaCustomer **deletes, int ndeletes)
+{
+	Datum		values[NSTATE_COLUMNS];
+	int			nestlevel;
+
+	if (nupdates + ninserts + ndeletes == 0)
+		return;
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (ndeletes > 0)
+	{
+		Datum	   *ctids = palloc(sizeof(Datum) * ndeletes);
+		Oid			tidarray = TIDARRAYOID;
+
+		for (int i = 0; i < ndeletes; i++)
+			ctids[i] = PointerGetDatum(&deletes[i]->ctid);
+		values[0] = make_array(ctids, NULL, ndeletes, TIDOID);
+		run_write(psprintf("DELETE FROM %s s USING pg_catalog.unnest($1) u(ctid_) WHERE s.ctid = u.ctid_", state),
+				  1, &tidarray, values, ndeletes);
+	}
+	if (nupdates > 0)
+	{
+		Oid			types[NSTATE_COLUMNS];
+
+		state_arrays(updates, nupdates, TIDOID, values);
+		for (int j = 0; j < NSTATE_COLUMNS; j++)
+			types[j] = get_array_type(j == 0 ? TIDOID : state_column_types[j]);
+		run_write(psprintf("UPDATE %s s SET orders = u.orders, total = u.total, last_order = u.last_order,"
+						   " spend_orders = u.spend_orders, spend = u.spend, low_tickets = u.low_tickets,"
+						   " base_orders = u.base_orders, base = u.base, recent_orders = u.recent_orders,"
+						   " recent = u.recent"
+						   " FROM " STATE_UNNEST("tid") " AS u(ctid_, " STATE_COLUMNS ")"
+						   " WHERE s.ctid = u.ctid_", state),
+				  NSTATE_COLUMNS, types, values, nupdates);
+	}
+	if (ninserts > 0)
+	{
+		Oid			types[NSTATE_COLUMNS];
+
+		state_arrays(inserts, ninserts, TEXTOID, values);
+		for (int j = 0; j < NSTATE_COLUMNS; j++)
+			types[j] = get_array_type(state_column_types[j]);
+		run_write(psprintf("INSERT INTO %s (customer_code, " STATE_COLUMNS ") SELECT * FROM " STATE_UNNEST("text"),
+						   state),
+				  NSTATE_COLUMNS, types, values, ninserts);
+	}
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/* Copy a sum into context (it outlives the pass) */
+static Numeric
+numeric_copy_to(MemoryContext context, Numeric n)
+{
+	MemoryContext old;
+	Numeric		copy;
+
+	if (n == NULL)
+		return NULL;
+	old = MemoryContextSwitchTo(context);
+	copy = DatumGetNumericCopy(NumericGetDatum(n));
+	MemoryContextSwitchTo(old);
+	return copy;
+}
+
+/*
+ * TargetingStatsHook: the changed customers' state adjusted and written
+ * back; customers (the route customers among them) get their new stats,
+ * allocated in context.
+ */
+void
+campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers, MemoryContext context)
+{
+	const CampaignDeltaState *delta = (const CampaignDeltaState *) arg;
+	const TargetingParams *params = delta->params;
+	DeltaPass	pass;
+	Oid			types[2] = {DATERANGEOID, TEXTARRAYOID};
+	Datum		values[2];
+	deltahash_iterator it;
+	DeltaCustomer *c;
+	DeltaCustomer **updates,
+			  **inserts,
+			  **deletes,
+			  **lookups;
+	int			nupdates = 0,
+				ninserts = 0,
+				ndeletes = 0,
+				nlookups = 0;
+	Datum	   *codes;
+	int			ncodes = 0;
+
+	memset(&pass, 0, sizeof(pass));
+	pass.delta = delta;
+	pass.context = AllocSetContextCreate(CurrentMemoryContext, "customer_analytics campaign delta",
+										 ALLOCSET_DEFAULT_SIZES);
+	pass.customers = deltahash_create(pass.context, 1024, NULL);
+
+	/* the change rows, once: the signed sums per customer */
+	values[0] = date_window_datum(params->data);
+	query_stream_serial(psprintf("SELECT x.customer_code::pg_catalog.text, x.order_date::pg_catalog.date,"
+								 " COALESCE(x.total, 0)::pg_catalog.numeric, x.sign::pg_catalog.int4"
+								 " FROM %s x WHERE x.sign IS NOT NULL AND x.customer_code IS NOT NULL"
+								 " AND x.order_date OPERATOR(pg_catalog.<@) $1",
+								 delta->changes),
+						1, types, values, NULL, fold_change, &pass);
+
+	/* the route customers among the changed ones, with or without order changes */
+	for (int i = 0; i < ncustomers; i++)
+		(void) delta_customer(&pass, customers[i]->code);
+
+	/* their state rows, once: one keyed scan */
+	if (pass.customers->members > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(pass.context);
+
+		codes = palloc(sizeof(Datum) * pass.customers->members);
+		deltahash_start_iterate(pass.customers, &it);
+		while ((c = deltahash_iterate(pass.customers, &it)) != NULL)
+			codes[ncodes++] = CStringGetTextDatum(c->code);
+		values[1] = make_array(codes, NULL, ncodes, TEXTOID);
+		MemoryContextSwitchTo(old);
+		query_stream_serial(psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders,"
+									 " s.spend, s.low_tickets, s.base_orders, s.base, s.recent_orders, s.recent, s.ctid"
+									 " FROM %s s WHERE s.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($2)))",
+									 delta->state),
+							2, types, values, NULL, fold_state_row, &pass);
+	}
+
+	/* the new rows, in memory */
+	updates = palloc(sizeof(DeltaCustomer *) * Max(pass.customers->members, 1));
+	inserts = palloc(sizeof(DeltaCustomer *) * Max(pass.customers->members, 1));
+	deletes = palloc(sizeof(DeltaCustomer *) * Max(pass.customers->members, 1));
+	lookups = palloc(sizeof(DeltaCustomer *) * Max(pass.customers->members, 1));
+	deltahash_start_iterate(pass.customers, &it);
+	while ((c = deltahash_iterate(pass.customers, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!c->changed)
+			continue;
+		apply_change(c);
+		switch (c->action)
+		{
+			case DELTA_UPDATE:
+				updates[nupdates++] = c;
+				break;
+			case DELTA_INSERT:
+				inserts[ninserts++] = c;
+				break;
+			case DELTA_DELETE:
+				deletes[ndeletes++] = c;
+				break;
+			case DELTA_NONE:
+				break;
+		}
+		if (c->lookup_last)
+			lookups[nlookups++] = c;
+	}
+
+	/* the last order again where a removed order may have been it */
+	if (nlookups > 0)
+	{
+		codes = palloc(sizeof(Datum) * nlookups);
+		for (int i = 0; i < nlookups; i++)
+			codes[i] = CStringGetTextDatum(lookups[i]->code);
+		values[1] = make_array(codes, NULL, nlookups, TEXTOID);
+		query_stream_serial(psprintf("SELECT k.code, (SELECT pg_catalog.max(r.order_date) FROM %s r"
+									 " WHERE r.customer_code = k.code AND r.order_date OPERATOR(pg_catalog.<@) $1)"
+									 " FROM pg_catalog.unnest($2) k(code)",
+									 delta->orders),
+							2, types, values, NULL, fold_last_order, &pass);
+	}
+
+	write_state(delta->state, updates, nupdates, inserts, ninserts, deletes, ndeletes);
+
+	/* the route customers' stats: their new rows (none: no order) */
+	for (int i = 0; i < ncustomers; i++)
+	{
+		OrderStats *stats = &customers[i]->orders;
+		const StateRow *r;
+
+		CHECK_FOR_INTERRUPTS();
+		c = deltahash_lookup(pass.customers, customers[i]->code);
+		Assert(c != NULL);
+		if (c->action == DELTA_UPDATE || c->action == DELTA_INSERT)
+			r = &c->new;
+		else if (c->action == DELTA_NONE && c->in_state)
+			r = &c->old;
+		else
+			continue;			/* no row: no order in the data window */
+		if (r->orders <= 0)
+			continue;			/* as the state query's s.orders > 0 */
+		stats->orders = r->orders;
+		stats->total = numeric_copy_to(context, r->total);
+		stats->last_order = r->last_order;
+		stats->spend_orders = r->spend_orders;
+		stats->spend = numeric_copy_to(context, r->spend);
+		stats->low_tickets = r->low_tickets;
+		stats->base = numeric_copy_to(context, r->base);
+		stats->recent = numeric_copy_to(context, r->recent);
+	}
+	MemoryContextDelete(pass.context);
+}

@@ -218,6 +218,9 @@ DECLARE
     targets regclass := format('%I.%I', c.view_schema, c.name || '_targets')::regclass;
     sheet regclass := format('%I.%I', c.view_schema, c.name || '_monthly')::regclass;
     long regclass := format('%I.%I', c.view_schema, c.name || '_monthly_long')::regclass;
+    -- a launched campaign's response rows of its changed members (hook:
+    -- no statement when not launched or recomputed in full after)
+    launch text[] := customer_analytics._launch_delta_sql(c, s);
 BEGIN
     -- what REFRESH ... CONCURRENTLY takes, before the snapshot: readers go
     -- on; a plain REFRESH of a view waits instead of slipping in between
@@ -229,9 +232,6 @@ BEGIN
     -- the state update found the customer left with no order)
     PERFORM customer_analytics._scratch_table('customer_analytics_changed',
                                               '(customer_code text PRIMARY KEY, changes bigint, emptied boolean)');
-    -- the targets whose months changed, entered or left: the long form's keys
-    PERFORM customer_analytics._scratch_table('customer_analytics_long_keys', '(customer_code text PRIMARY KEY)');
-    PERFORM customer_analytics._scratch_table('customer_analytics_targets', format('(LIKE %s)', targets));
 
     -- The guard (_at_one_snapshot's) reads the changes once: it lists the
     -- customers whose orders or own row changed, with their number of
@@ -242,7 +242,10 @@ BEGIN
     -- finite number, a row of this transaction.  When it refuses, the
     -- list is left unused (and dropped below).  (Grouping by customer in
     -- the "C" collation throughout: the same groups, without the database
-    -- collation's slower comparisons.)
+    -- collation's slower comparisons.)  Its second column, nothing to do:
+    -- no change at all (and no launch statements, which record their count
+    -- of changed members even when it is 0): then none of the statements
+    -- below is planned or run, and the snapshot is returned all the same.
     snapshot := customer_analytics._at_one_snapshot(
         format('WITH x AS (SELECT x.customer_code, x.sign,'
                '   x.customer_code IS NULL OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'')'
@@ -252,10 +255,17 @@ BEGIN
                '   SELECT x.customer_code COLLATE "C", count(*) FILTER (WHERE x.sign IS NOT NULL) FROM x'
                '    WHERE x.customer_code IS NOT NULL GROUP BY 1)'
                ' SELECT %2$s'
-               '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false)',
-               changes, stale),
+               '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false),'
+               '   %3$L::boolean AND NOT EXISTS (SELECT 1 FROM x)',
+               changes, stale, cardinality(launch) = 0),
+        -- the scratch tables of the statements below, created only when
+        -- there is something to do: the targets whose months changed,
+        -- entered or left (the long form's keys), and the changed
+        -- customers' verdicts
+        ARRAY['SELECT customer_analytics._scratch_table(''customer_analytics_long_keys'', ''(customer_code text PRIMARY KEY)'')',
+              format('SELECT customer_analytics._scratch_table(''customer_analytics_targets'', %L)', format('(LIKE %s)', targets))]
         -- the changed orders, read as the full computation reads them
-        checks
+        || checks
         -- (the planner's estimates for the statements below)
         || 'ANALYZE pg_temp.customer_analytics_changed'::text
         -- their state: counts, sums and last order dates adjusted
@@ -266,9 +276,8 @@ BEGIN
         || customer_analytics._campaign_delta_months_sql(c, changes, month_state)
         -- the long form and the sheet, from the months
         || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet)
-        -- a launched campaign's response rows of its changed members (hook:
-        -- no statement when not launched or recomputed in full after)
-        || customer_analytics._launch_delta_sql(c, s));
+        -- a launched campaign's response rows of its changed members
+        || launch);
     IF snapshot IS NOT NULL THEN
         SELECT count(*), COALESCE(sum(k.changes), 0)::bigint INTO changed_customers, order_changes
           FROM pg_temp.customer_analytics_changed k;

@@ -25,6 +25,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -42,6 +43,88 @@
 
 PG_FUNCTION_INFO_V1(matview_apply);
 PG_FUNCTION_INFO_V1(matview_lock);
+PG_FUNCTION_INFO_V1(matview_applied);
+
+/*
+ * The rows each _matview_apply() added to a view (inserted minus deleted),
+ * in this transaction, not yet read by _matview_applied(): what lets a
+ * refresh keep a view's row count (its count recorded at the last refresh
+ * plus these) instead of counting the whole view again.  One entry per
+ * call, with the subtransaction it ran in: an aborted subtransaction's
+ * writes are undone, and so are its entries; the transaction's end forgets
+ * them all.  Kept in TopMemoryContext (a few per refresh).
+ */
+typedef struct AppliedRows
+{
+	Oid			relid;
+	int64		added;
+	SubTransactionId subxid;	/* where the rows were applied */
+	SubTransactionId read_in;	/* where _matview_applied() read them, or Invalid */
+	struct AppliedRows *next;
+} AppliedRows;
+
+static AppliedRows *applied_rows = NULL;
+static bool applied_callbacks = false;
+
+static void
+applied_forget(SubTransactionId from)
+{
+	AppliedRows **link = &applied_rows;
+
+	while (*link != NULL)
+	{
+		AppliedRows *a = *link;
+
+		if (from == InvalidSubTransactionId || a->subxid >= from)
+		{
+			*link = a->next;
+			pfree(a);
+			continue;
+		}
+		/* a read rolled back: the rows are to be read again */
+		if (a->read_in != InvalidSubTransactionId && a->read_in >= from)
+			a->read_in = InvalidSubTransactionId;
+		link = &a->next;
+	}
+}
+
+static void
+applied_xact_callback(XactEvent event, pg_attribute_unused() void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		applied_forget(InvalidSubTransactionId);
+}
+
+/* a subtransaction rolled back: so are the rows its calls applied (and its children's) */
+static void
+applied_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 pg_attribute_unused() SubTransactionId parentSubid, pg_attribute_unused() void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		applied_forget(mySubid);
+}
+
+static void
+applied_note(Oid relid, int64 added)
+{
+	AppliedRows *a;
+
+	if (!applied_callbacks)
+	{
+		RegisterXactCallback(applied_xact_callback, NULL);
+		RegisterSubXactCallback(applied_subxact_callback, NULL);
+		applied_callbacks = true;
+	}
+	a = MemoryContextAlloc(TopMemoryContext, sizeof(AppliedRows));
+	a->relid = relid;
+	a->added = added;
+	a->subxid = GetCurrentSubTransactionId();
+	a->read_in = InvalidSubTransactionId;
+	a->next = applied_rows;
+	applied_rows = a;
+}
 
 /* The relation's name, schema-qualified and quoted, for SQL and messages. */
 static char *
@@ -334,6 +417,7 @@ matview_apply(PG_FUNCTION_ARGS)
 	Relation	rel;
 	char	   *rows_sql;
 	uint64		inserted;
+	uint64		deleted;
 	SPITupleTable *old;
 	SPITupleTable *new;
 	uint64		nold;
@@ -377,12 +461,45 @@ matview_apply(PG_FUNCTION_ARGS)
 	old_kept = palloc(sizeof(bool) * Max(nold, 1));
 	new_kept = palloc(sizeof(bool) * Max(nnew, 1));
 	match_rows(RelationGetDescr(rel), old, nold, new, nnew, old_kept, new_kept);
-	delete_rows(rel, old, nold, old_kept);
+	deleted = delete_rows(rel, old, nold, old_kept);
 	inserted = insert_rows(rel, new, nnew, new_kept);
 	SPI_finish();
+	applied_note(relid, (int64) inserted - (int64) deleted);
 
 	/* the statements after this one see the new rows */
 	CommandCounterIncrement();
 	table_close(rel, NoLock);
 	PG_RETURN_INT64((int64) inserted);
+}
+
+/*
+ * _matview_applied(matview regclass) returns bigint
+ *
+ * The rows _matview_apply() added to matview (inserted minus deleted, so
+ * negative when it removed more) in this transaction since the last call
+ * for it (a read rolled back with its subtransaction is undone): a view's row count recorded after a refresh,
+ * plus this, is its row count now, as long as nothing else wrote to it
+ * (a REFRESH, which the caller tells by the view's catalog row).
+ */
+Datum
+matview_applied(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	int64		added = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matview must not be NULL"),
+				 errhint("Pass the materialized view whose applied rows are asked for.")));
+	relid = PG_GETARG_OID(0);
+	for (AppliedRows *a = applied_rows; a != NULL; a = a->next)
+	{
+		if (a->relid == relid && a->read_in == InvalidSubTransactionId)
+		{
+			added += a->added;
+			a->read_in = GetCurrentSubTransactionId();
+		}
+	}
+	PG_RETURN_INT64(added);
 }

@@ -242,7 +242,11 @@ BEGIN
     -- finite number, a row of this transaction.  When it refuses, the
     -- list is left unused (and dropped below).  (Grouping by customer in
     -- the "C" collation throughout: the same groups, without the database
-    -- collation's slower comparisons.)  Its second column, nothing to do:
+    -- collation's slower comparisons; the list is written in the order of
+    -- the customer keys' indexes, so that each statement's array of keys
+    -- below comes already sorted to the index scans, which sort it.  The
+    -- list is not ANALYZEd: a temporary table never analyzed is estimated
+    -- from its pages, and its key is unique.)  Its second column, nothing to do:
     -- no change at all (and no launch statements, which record their count
     -- of changed members even when it is 0): then none of the statements
     -- below is planned or run, and the snapshot is returned all the same.
@@ -252,8 +256,9 @@ BEGIN
                '   OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.xid = pg_catalog.pg_current_xact_id_if_assigned() AS refused'
                '   FROM %1$s x),'
                ' listed AS (INSERT INTO pg_temp.customer_analytics_changed (customer_code, changes)'
-               '   SELECT x.customer_code COLLATE "C", count(*) FILTER (WHERE x.sign IS NOT NULL) FROM x'
-               '    WHERE x.customer_code IS NOT NULL GROUP BY 1)'
+               '   SELECT g.customer_code, g.changes FROM (SELECT x.customer_code COLLATE "C" AS customer_code,'
+               '     count(*) FILTER (WHERE x.sign IS NOT NULL) AS changes FROM x'
+               '    WHERE x.customer_code IS NOT NULL GROUP BY 1) g ORDER BY g.customer_code COLLATE "default")'
                ' SELECT %2$s'
                '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false),'
                '   %3$L::boolean AND NOT EXISTS (SELECT 1 FROM x)',
@@ -266,8 +271,6 @@ BEGIN
               format('SELECT customer_analytics._scratch_table(''customer_analytics_targets'', %L)', format('(LIKE %s)', targets))]
         -- the changed orders, read as the full computation reads them
         || checks
-        -- (the planner's estimates for the statements below)
-        || 'ANALYZE pg_temp.customer_analytics_changed'::text
         -- their state: counts, sums and last order dates adjusted
         || customer_analytics._campaign_delta_state_sql(c, changes, orders, state)
         -- their verdicts, on the state, into the targets view

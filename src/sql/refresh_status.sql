@@ -187,8 +187,11 @@ END $$;
 -- refresh's (campaign_refresh_state.view_rows) plus the rows _matview_apply
 -- added since, as long as the view's catalog row is the version the count
 -- was recorded with (a REFRESH, by this refresh or by hand, writes a new
--- one: the view is then counted again); the counts and versions are kept
--- for the next refresh.
+-- one: the view is then counted again), and as long as the campaign's
+-- catalog row holds the same counts (anything that recorded other counts
+-- without keeping these, an older version of the extension say, has the
+-- views counted again); the counts and versions are kept for the next
+-- refresh.
 CREATE FUNCTION customer_analytics._record_refresh(campaign text, started timestamp with time zone) RETURNS customer_analytics.campaigns
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -196,8 +199,10 @@ CREATE FUNCTION customer_analytics._record_refresh(campaign text, started timest
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign(campaign);
     kept jsonb := (SELECT x.view_rows FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name);
-    t record := customer_analytics._campaign_view_rows(c.view_schema, c.name || '_targets', kept -> 'targets');
-    m record := customer_analytics._campaign_view_rows(c.view_schema, c.name || '_monthly', kept -> 'monthly');
+    t record := customer_analytics._campaign_view_rows(c.view_schema, c.name || '_targets',
+        CASE WHEN kept -> 'targets' ->> 'rows' = c.target_rows::text THEN kept -> 'targets' END);
+    m record := customer_analytics._campaign_view_rows(c.view_schema, c.name || '_monthly',
+        CASE WHEN kept -> 'monthly' ->> 'rows' = c.monthly_rows::text THEN kept -> 'monthly' END);
 BEGIN
     UPDATE customer_analytics.campaigns
        SET refreshed_at = now(),

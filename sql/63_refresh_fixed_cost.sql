@@ -240,12 +240,15 @@ SELECT public.fc_check();
 RESET ROLE;
 
 -- _matview_applied: what _matview_apply added, read once; a read or an
--- apply rolled back with its subtransaction is undone
+-- apply rolled back with its subtransaction is undone.  A customer with one
+-- row left on each side is written as an update of its row
 CREATE MATERIALIZED VIEW public.fc_mv AS SELECT customer_code::text AS customer_code, delivery_route::text AS delivery_route FROM fc.customers;
 CREATE UNIQUE INDEX ON public.fc_mv (customer_code);
 BEGIN;
 SELECT customer_analytics._matview_apply('public.fc_mv', '{00001,00002,00003}',
     $$SELECT v.* FROM (VALUES ('00001', 'K9'), ('00002', 'K9')) v(customer_code, delivery_route)$$) AS inserted;
+-- (the two customers with a row on each side: updated in place)
+SELECT pg_stat_get_xact_tuples_updated('public.fc_mv'::regclass) AS updated;
 SAVEPOINT a;
 SELECT customer_analytics._matview_applied('public.fc_mv') AS read_in_savepoint;
 ROLLBACK TO SAVEPOINT a;
@@ -256,7 +259,20 @@ ROLLBACK TO SAVEPOINT b;
 SELECT customer_analytics._matview_applied('public.fc_mv') AS after_rolled_back_apply;
 COMMIT;
 SELECT count(*) FROM public.fc_mv;
+SELECT * FROM public.fc_mv WHERE customer_code IN ('00001', '00002', '00003') ORDER BY 1;
 SELECT customer_analytics._matview_applied(NULL);
+-- several rows of a customer on each side (the long form's months): no
+-- update, which could take a key another old row still holds
+CREATE MATERIALIZED VIEW public.fc_mv2 AS
+SELECT c.customer_code::text AS customer_code, m AS month, 1 AS v FROM fc.customers c, generate_series(1, 2) m;
+CREATE UNIQUE INDEX ON public.fc_mv2 (customer_code, month);
+BEGIN;
+SELECT customer_analytics._matview_apply('public.fc_mv2', '{00001}',
+    $$SELECT v.* FROM (VALUES ('00001', 2, 5), ('00001', 3, 5)) v(customer_code, month, v)$$) AS written,
+       pg_stat_get_xact_tuples_updated('public.fc_mv2'::regclass) AS updated;
+COMMIT;
+SELECT * FROM public.fc_mv2 WHERE customer_code = '00001' ORDER BY month;
+DROP MATERIALIZED VIEW public.fc_mv2;
 
 -- _at_one_snapshot's guard: (stop, nothing to do)
 CREATE TABLE public.fc_log (n int);

@@ -10,7 +10,7 @@
  * applies only those, the way CONCURRENTLY applies its diff: under
  * ExclusiveLock (readers go on reading the old rows until commit; other
  * refreshes wait), old rows deleted and new rows inserted with their index
- * entries, all WAL-logged; an old and a new row of the same customer are
+ * entries, all WAL-logged; a customer with one old and one new row left is
  * written as an update of the old one (HOT, with no new index entry, when
  * its page has room: the view's index does not grow with every refresh).  Like CONCURRENTLY's diff, a row that is the
  * same before and after (column by column, by binary image) is left where

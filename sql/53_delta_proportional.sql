@@ -5,9 +5,9 @@
 -- through their customer keys only: their seq_scan counters
 -- (pg_stat_user_tables) do not move, while a plan chosen by the estimates
 -- alone (a Const array of 300 codes, a join on the scratch tables) scans
--- them.  (The targets view and the sheet are still counted once each, for
--- the row counts recorded in the catalog: the one pass over a view left.)
--- The views still equal a full recompute.
+-- them.  (The row counts recorded in the catalog are the last refresh's
+-- plus what the delta applied: the targets view and the sheet are not
+-- counted either.)  The views still equal a full recompute.
 \set VERBOSITY terse
 
 -- 3,000 customers on K1/K2/T9; customer c has 4 + c % 3 orders over

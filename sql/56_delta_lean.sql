@@ -26,20 +26,20 @@ CREATE TEMP TABLE dl_watched AS
 SELECT c.oid AS relid, c.relname::text AS relname FROM pg_class c
  WHERE c.oid IN ('customer_analytics_state.campaign_state_dlc'::regclass, 'dlx_bi.dlc_targets'::regclass,
                  'dlx_bi.dlc_monthly'::regclass, 'dlx_bi.dlc_monthly_long'::regclass);
-CREATE TEMP TABLE dl_before (relname text, ins bigint, del bigint, fetched bigint, seq bigint);
+CREATE TEMP TABLE dl_before (relname text, ins bigint, del bigint, fetched bigint, seq bigint, upd bigint);
 -- (each read of the counters follows a statement of its own that flushes
 -- the previous ones: SELECT pg_stat_force_next_flush())
 CREATE FUNCTION pg_temp.dl_mark() RETURNS void LANGUAGE sql AS $$
     DELETE FROM dl_before;
     INSERT INTO dl_before
-    SELECT w.relname, s.n_tup_ins, s.n_tup_del, COALESCE(s.idx_tup_fetch, 0), s.seq_scan
+    SELECT w.relname, s.n_tup_ins, s.n_tup_del, COALESCE(s.idx_tup_fetch, 0), s.seq_scan, s.n_tup_upd
       FROM dl_watched w JOIN pg_stat_user_tables s ON s.relid = w.relid;
 $$;
 CREATE FUNCTION pg_temp.dl_written(OUT relname text, OUT inserted bigint, OUT deleted bigint, OUT fetched bigint,
-                                   OUT seq_scans bigint)
+                                   OUT seq_scans bigint, OUT updated bigint)
 RETURNS SETOF record LANGUAGE sql AS $$
     SELECT b.relname, s.n_tup_ins - b.ins, s.n_tup_del - b.del, COALESCE(s.idx_tup_fetch, 0) - b.fetched,
-           s.seq_scan - b.seq
+           s.seq_scan - b.seq, s.n_tup_upd - b.upd
       FROM dl_before b JOIN dl_watched w USING (relname) JOIN pg_stat_user_tables s ON s.relid = w.relid
      ORDER BY b.relname;
 $$;
@@ -65,8 +65,9 @@ END $$;
 
 -- a target with five months in the long form: one line of its order 1600
 -- (2025-11) changes; only that month's row is replaced in the long form,
--- and its row in the targets view and the sheet (one each); the state's
--- row is updated (neither inserted nor deleted)
+-- and its row in the targets view and the sheet (one each), each updated
+-- in place (one row of the customer on each side); the state's row is
+-- updated (neither inserted nor deleted)
 SELECT t.customer_code, count(*) AS months
   FROM dlx_bi.dlc_targets t JOIN dlx_bi.dlc_monthly_long m USING (customer_code)
  WHERE t.customer_code = '00016' GROUP BY 1;
@@ -77,7 +78,7 @@ UPDATE dlx.sales_order_lines SET pretax_subtotal = pretax_subtotal + 5 WHERE ord
 SELECT target_rows FROM customer_analytics.refresh_campaign('dlc');
 SELECT mode FROM customer_analytics.refresh_history WHERE kind = 'campaign' AND name = 'dlc' ORDER BY id DESC LIMIT 1;
 SELECT pg_stat_force_next_flush();
-SELECT relname, inserted, deleted FROM pg_temp.dl_written();
+SELECT relname, inserted, deleted, updated FROM pg_temp.dl_written();
 
 -- a change that changes no row of any view (a line rewritten with its own
 -- amount): the customer is among the changes, but nothing in the views is

@@ -10,7 +10,9 @@
  * applies only those, the way CONCURRENTLY applies its diff: under
  * ExclusiveLock (readers go on reading the old rows until commit; other
  * refreshes wait), old rows deleted and new rows inserted with their index
- * entries, all WAL-logged.  Like CONCURRENTLY's diff, a row that is the
+ * entries, all WAL-logged; a customer with one old and one new row left is
+ * written as an update of the old one (HOT, with no new index entry, when
+ * its page has room: the view's index does not grow with every refresh).  Like CONCURRENTLY's diff, a row that is the
  * same before and after (column by column, by binary image) is left where
  * it is: a changed customer whose rows did not change, or the months of a
  * customer that did not change, cost a read and no write.  PostgreSQL refuses INSERT/DELETE on a
@@ -25,6 +27,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -42,6 +45,88 @@
 
 PG_FUNCTION_INFO_V1(matview_apply);
 PG_FUNCTION_INFO_V1(matview_lock);
+PG_FUNCTION_INFO_V1(matview_applied);
+
+/*
+ * The rows each _matview_apply() added to a view (inserted minus deleted),
+ * in this transaction, not yet read by _matview_applied(): what lets a
+ * refresh keep a view's row count (its count recorded at the last refresh
+ * plus these) instead of counting the whole view again.  One entry per
+ * call, with the subtransaction it ran in: an aborted subtransaction's
+ * writes are undone, and so are its entries; the transaction's end forgets
+ * them all.  Kept in TopMemoryContext (a few per refresh).
+ */
+typedef struct AppliedRows
+{
+	Oid			relid;
+	int64		added;
+	SubTransactionId subxid;	/* where the rows were applied */
+	SubTransactionId read_in;	/* where _matview_applied() read them, or Invalid */
+	struct AppliedRows *next;
+} AppliedRows;
+
+static AppliedRows *applied_rows = NULL;
+static bool applied_callbacks = false;
+
+static void
+applied_forget(SubTransactionId from)
+{
+	AppliedRows **link = &applied_rows;
+
+	while (*link != NULL)
+	{
+		AppliedRows *a = *link;
+
+		if (from == InvalidSubTransactionId || a->subxid >= from)
+		{
+			*link = a->next;
+			pfree(a);
+			continue;
+		}
+		/* a read rolled back: the rows are to be read again */
+		if (a->read_in != InvalidSubTransactionId && a->read_in >= from)
+			a->read_in = InvalidSubTransactionId;
+		link = &a->next;
+	}
+}
+
+static void
+applied_xact_callback(XactEvent event, pg_attribute_unused() void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		applied_forget(InvalidSubTransactionId);
+}
+
+/* a subtransaction rolled back: so are the rows its calls applied (and its children's) */
+static void
+applied_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 pg_attribute_unused() SubTransactionId parentSubid, pg_attribute_unused() void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		applied_forget(mySubid);
+}
+
+static void
+applied_note(Oid relid, int64 added)
+{
+	AppliedRows *a;
+
+	if (!applied_callbacks)
+	{
+		RegisterXactCallback(applied_xact_callback, NULL);
+		RegisterSubXactCallback(applied_subxact_callback, NULL);
+		applied_callbacks = true;
+	}
+	a = MemoryContextAlloc(TopMemoryContext, sizeof(AppliedRows));
+	a->relid = relid;
+	a->added = added;
+	a->subxid = GetCurrentSubTransactionId();
+	a->read_in = InvalidSubTransactionId;
+	a->next = applied_rows;
+	applied_rows = a;
+}
 
 /* The relation's name, schema-qualified and quoted, for SQL and messages. */
 static char *
@@ -168,17 +253,21 @@ rows_identical(TupleDesc view, const DeformedRows *old, uint64 o, const Deformed
  */
 static void
 match_rows(TupleDesc view, SPITupleTable *old_rows, uint64 nold, SPITupleTable *new_rows, uint64 nnew,
-		   bool *old_kept, bool *new_kept)
+		   int key, bool *old_kept, bool *new_kept, int64 *new_pair)
 {
 	uint64		nbuckets = 1;
 	int64	   *bucket;
 	int64	   *next;
 	uint32	   *hash;
+	int32	   *claims;
 	DeformedRows old;
 	DeformedRows new;
 
 	for (uint64 j = 0; j < nnew; j++)
+	{
 		new_kept[j] = false;
+		new_pair[j] = -1;
+	}
 	if (nold == 0)
 		return;
 	while (nbuckets < 2 * nold)
@@ -215,6 +304,62 @@ match_rows(TupleDesc view, SPITupleTable *old_rows, uint64 nold, SPITupleTable *
 			}
 		}
 	}
+
+	/*
+	 * The rows left on both sides, paired by customer_code when the
+	 * customer has one row left on each side (a view of one row per
+	 * customer; with several, as the long form's months, an update could
+	 * take a key another old row still holds): a pair is written as an
+	 * update of the old row, which stays HOT (no new index entry) when its
+	 * page has room and no indexed column moved.
+	 */
+	for (uint64 b = 0; b < nbuckets; b++)
+		bucket[b] = -1;
+	for (uint64 i = 0; i < nold; i++)
+	{
+		uint64		k = i * old.natts + key;
+
+		if (old_kept[i] || old.nulls[k])
+			continue;
+		hash[i] = datum_image_hash(old.values[k], TupleDescAttr(view, key)->attbyval, TupleDescAttr(view, key)->attlen);
+		next[i] = bucket[hash[i] & (nbuckets - 1)];
+		bucket[hash[i] & (nbuckets - 1)] = (int64) i;
+	}
+	for (uint64 j = 0; j < nnew; j++)
+	{
+		uint64		nk = j * new.natts + key;
+		uint32		h;
+
+		CHECK_FOR_INTERRUPTS();
+		if (new_kept[j] || new.nulls[nk])
+			continue;
+		h = datum_image_hash(new.values[nk], TupleDescAttr(view, key)->attbyval, TupleDescAttr(view, key)->attlen);
+		for (int64 i = bucket[h & (nbuckets - 1)]; i >= 0; i = next[i])
+		{
+			if (!old_kept[i] && hash[i] == h &&
+				datum_image_eq(old.values[i * old.natts + key], new.values[nk],
+							   TupleDescAttr(view, key)->attbyval, TupleDescAttr(view, key)->attlen))
+			{
+				/* a second old row of the customer: no pair */
+				new_pair[j] = new_pair[j] == -1 ? i : -2;
+			}
+		}
+	}
+	/* a second new row of the customer: no pair either */
+	claims = palloc0(sizeof(int32) * nold);
+	for (uint64 j = 0; j < nnew; j++)
+		if (new_pair[j] >= 0)
+			claims[new_pair[j]]++;
+	for (uint64 j = 0; j < nnew; j++)
+	{
+		if (new_pair[j] >= 0 && claims[new_pair[j]] != 1)
+			new_pair[j] = -1;
+		else if (new_pair[j] >= 0)
+			old_kept[new_pair[j]] = true;	/* not deleted: updated */
+		else
+			new_pair[j] = -1;
+	}
+	pfree(claims);
 	pfree(bucket);
 	pfree(next);
 	pfree(hash);
@@ -245,9 +390,14 @@ delete_rows(Relation rel, SPITupleTable *old, uint64 nold, const bool *old_kept)
 	return n;
 }
 
-/* Insert the new rows not kept into the view with their index entries. */
+/*
+ * Write the new rows not kept into the view with their index entries: an
+ * update of the old row (ctid first) it is paired with, else an insert.
+ * Returns the rows written; *updated counts the updates.
+ */
 static uint64
-insert_rows(Relation rel, SPITupleTable *new, uint64 nnew, const bool *new_kept)
+write_rows(Relation rel, SPITupleTable *old, SPITupleTable *new, uint64 nnew, const bool *new_kept,
+		   const int64 *new_pair, uint64 *updated)
 {
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
@@ -255,18 +405,39 @@ insert_rows(Relation rel, SPITupleTable *new, uint64 nnew, const bool *new_kept)
 	CommandId	cid = GetCurrentCommandId(true);
 	uint64		n = 0;
 
+	*updated = 0;
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 	for (uint64 i = 0; i < nnew; i++)
 	{
-		List	   *recheck;
+		List	   *recheck = NIL;
 
 		CHECK_FOR_INTERRUPTS();
 		if (new_kept[i])
 			continue;
 		ExecStoreHeapTuple(SPI_copytuple(new->vals[i]), slot, true);
-		table_tuple_insert(rel, slot, cid, 0, NULL);
-		recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		if (new_pair[i] >= 0)
+		{
+			bool		isnull;
+			bool		update_indexes;
+			ItemPointerData tid;
+
+			tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(old->vals[new_pair[i]], old->tupdesc, 1, &isnull));
+			simple_table_tuple_update(rel, &tid, slot, GetActiveSnapshot(), &update_indexes);
+			/*
+			 * (update false: its hint to the index, "unchanged by this
+			 * update", needs the updated columns from a range table this
+			 * executor state does not have)
+			 */
+			if (update_indexes)
+				recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			(*updated)++;
+		}
+		else
+		{
+			table_tuple_insert(rel, slot, cid, 0, NULL);
+			recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		}
 		list_free(recheck);
 		ExecClearTuple(slot);
 		ResetPerTupleExprContext(estate);
@@ -323,8 +494,9 @@ matview_lock(PG_FUNCTION_ARGS)
  * column types), as of the active snapshot: a current row identical
  * (column by column, by binary image) to a new row stays as it is, the
  * other current rows are deleted and the other new rows inserted, so that
- * a customer whose rows did not change costs no write.  Returns the number
- * of rows inserted.  matview must be a populated materialized view with a
+ * a customer whose rows did not change costs no write; an old row left and
+ * a new row of the same customer_code are written as an update of the old
+ * one.  Returns the number of rows written (inserted or updated).  matview must be a populated materialized view with a
  * customer_code column, owned by the current user.
  */
 Datum
@@ -334,12 +506,16 @@ matview_apply(PG_FUNCTION_ARGS)
 	Relation	rel;
 	char	   *rows_sql;
 	uint64		inserted;
+	uint64		deleted;
 	SPITupleTable *old;
 	SPITupleTable *new;
 	uint64		nold;
 	uint64		nnew;
 	bool	   *old_kept;
 	bool	   *new_kept;
+	int64	   *new_pair;
+	uint64		updated;
+	int			key;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -355,7 +531,8 @@ matview_apply(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("materialized view %s has not been populated", qualified_name(rel)),
 				 errhint("Refresh it in full first.")));
-	if (attnameAttNum(rel, "customer_code", false) == InvalidAttrNumber)
+	key = attnameAttNum(rel, "customer_code", false) - 1;
+	if (key < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("materialized view %s has no customer_code column", qualified_name(rel)),
@@ -376,13 +553,48 @@ matview_apply(PG_FUNCTION_ARGS)
 	/* rows that are the same before and after are left alone */
 	old_kept = palloc(sizeof(bool) * Max(nold, 1));
 	new_kept = palloc(sizeof(bool) * Max(nnew, 1));
-	match_rows(RelationGetDescr(rel), old, nold, new, nnew, old_kept, new_kept);
-	delete_rows(rel, old, nold, old_kept);
-	inserted = insert_rows(rel, new, nnew, new_kept);
+	new_pair = palloc(sizeof(int64) * Max(nnew, 1));
+	match_rows(RelationGetDescr(rel), old, nold, new, nnew, key, old_kept, new_kept, new_pair);
+	deleted = delete_rows(rel, old, nold, old_kept);
+	inserted = write_rows(rel, old, new, nnew, new_kept, new_pair, &updated);
 	SPI_finish();
+	/* (an update neither adds nor removes a row) */
+	applied_note(relid, (int64) (inserted - updated) - (int64) deleted);
 
 	/* the statements after this one see the new rows */
 	CommandCounterIncrement();
 	table_close(rel, NoLock);
 	PG_RETURN_INT64((int64) inserted);
+}
+
+/*
+ * _matview_applied(matview regclass) returns bigint
+ *
+ * The rows _matview_apply() added to matview (inserted minus deleted, so
+ * negative when it removed more) in this transaction since the last call
+ * for it (a read rolled back with its subtransaction is undone): a view's row count recorded after a refresh,
+ * plus this, is its row count now, as long as nothing else wrote to it
+ * (a REFRESH, which the caller tells by the view's catalog row).
+ */
+Datum
+matview_applied(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	int64		added = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matview must not be NULL"),
+				 errhint("Pass the materialized view whose applied rows are asked for.")));
+	relid = PG_GETARG_OID(0);
+	for (AppliedRows *a = applied_rows; a != NULL; a = a->next)
+	{
+		if (a->relid == relid && a->read_in == InvalidSubTransactionId)
+		{
+			added += a->added;
+			a->read_in = GetCurrentSubTransactionId();
+		}
+	}
+	PG_RETURN_INT64(added);
 }

@@ -56,6 +56,8 @@ PG_FUNCTION_INFO_V1(refresh_matview);
 
 static void run_unrestricted(const char *sql);
 
+bool		ca_scratch_ddl_running = false;
+
 /* the names the delta refreshes' scratch tables must start with */
 #define CA_SCRATCH_PREFIX "customer_analytics_"
 
@@ -277,8 +279,21 @@ scratch_table(PG_FUNCTION_ARGS)
 				 errhint("For example '(customer_code text PRIMARY KEY)' or '(LIKE schema.relation)'.")));
 	check_scratch_shape((CreateStmt *) raw->stmt);
 
-	/* as REFRESH ... CONCURRENTLY creates its diff table: this statement only */
-	run_unrestricted(sql.data);
+	/*
+	 * as REFRESH ... CONCURRENTLY creates its diff table: this statement
+	 * only; the rollup's DDL watch (an event trigger on CREATE TABLE) is told
+	 * that it is a scratch table, which can be no source table or partition
+	 */
+	ca_scratch_ddl_running = true;
+	PG_TRY();
+	{
+		run_unrestricted(sql.data);
+	}
+	PG_FINALLY();
+	{
+		ca_scratch_ddl_running = false;
+	}
+	PG_END_TRY();
 	PG_RETURN_OID(get_relname_relid(name, LookupExplicitNamespace("pg_temp", false)));
 }
 

@@ -25,4 +25,11 @@ typedef struct CaRoleSwitch
 extern void ca_become_role(Oid role, CaRoleSwitch *sw);
 extern void ca_restore_role(CaRoleSwitch *sw);
 
+/*
+ * True while _scratch_table runs its CREATE TEMP TABLE (a checked shape: no
+ * inheritance, no partition, nothing of a source table): the rollup's DDL
+ * watch has nothing to look at then and returns at once.
+ */
+extern bool ca_scratch_ddl_running;
+
 #endif

@@ -595,6 +595,8 @@ rollup_ddl_watch(PG_FUNCTION_ARGS)
 				 errmsg("customer_analytics._rollup_ddl_watch() must be called as an event trigger")));
 	if (upkeep_running)
 		PG_RETURN_NULL();		/* the rollup's own DDL */
+	if (ca_scratch_ddl_running)
+		PG_RETURN_NULL();		/* a refresh's scratch table (temporary, checked) */
 	foreach(lc, ddl_upkeep_requests())
 		run_upkeep_as_owner((UpkeepRequest *) lfirst(lc));
 	PG_RETURN_NULL();

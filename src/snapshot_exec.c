@@ -58,7 +58,11 @@ run_at(const char *sql, Snapshot snapshot, bool read_only)
  * (the guard's too: a guard may be a SELECT whose WITH writes, as the
  * campaign's, which lists the changed customers as it tests the changes).
  * Returns the snapshot as pg_current_snapshot() would show it, or NULL
- * (nothing run) when the guard was true.  The statements run as the
+ * (nothing run) when the guard was true.  A guard may return a second
+ * boolean, "nothing to do": when it is true (and the first is not), the
+ * statements are skipped and the snapshot returned all the same (a
+ * campaign's delta refresh with no change since its state's snapshot
+ * plans and runs none of its statements).  The statements run as the
  * caller, like EXECUTE in PL/pgSQL: nothing here changes who may do what.
  */
 Datum
@@ -99,14 +103,16 @@ at_one_snapshot(PG_FUNCTION_ARGS)
 	{
 		bool		isnull = true;
 		Datum		stop = (Datum) 0;
+		int			natts;
 
 		/* not read-only: a guard may fill a scratch table as it tests */
 		if (run_at(text_to_cstring(PG_GETARG_TEXT_PP(0)), snapshot, false) != SPI_OK_SELECT ||
-			SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 1 ||
-			SPI_gettypeid(SPI_tuptable->tupdesc, 1) != BOOLOID)
+			SPI_processed != 1 || (natts = SPI_tuptable->tupdesc->natts) < 1 || natts > 2 ||
+			SPI_gettypeid(SPI_tuptable->tupdesc, 1) != BOOLOID ||
+			(natts == 2 && SPI_gettypeid(SPI_tuptable->tupdesc, 2) != BOOLOID))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("the guard must return one row of one boolean"),
+					 errmsg("the guard must return one row of one boolean (stop), or two (stop, nothing to do)"),
 					 errhint("For example SELECT EXISTS (...).")));
 		stop = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull && DatumGetBool(stop))
@@ -114,6 +120,13 @@ at_one_snapshot(PG_FUNCTION_ARGS)
 			UnregisterSnapshot(snapshot);
 			SPI_finish();
 			PG_RETURN_NULL();
+		}
+		if (natts == 2)
+		{
+			Datum		idle = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+			if (!isnull && DatumGetBool(idle))
+				nsql = 0;		/* nothing to do: no statement is run */
 		}
 	}
 

@@ -148,7 +148,8 @@ CREATE TABLE customer_analytics.campaign_refresh_state (
     state_table oid,
     month_state_table oid,
     state_snapshot pg_snapshot,
-    shard_snapshots jsonb
+    shard_snapshots jsonb,
+    view_rows jsonb
 );
 
 COMMENT ON TABLE customer_analytics.campaign_refresh_state IS 'Per campaign: the snapshot its targets view reflects, for incremental refresh';
@@ -158,6 +159,8 @@ COMMENT ON COLUMN customer_analytics.campaign_refresh_state.monthly_view IS 'the
 COMMENT ON COLUMN customer_analytics.campaign_refresh_state.state_snapshot IS 'the snapshot the campaign''s per-customer state tables are exact as of (NULL: no state)';
 
 COMMENT ON COLUMN customer_analytics.campaign_refresh_state.shard_snapshots IS 'sharded source with per-shard rollups: {"<server>": {"generation": g, "snapshot": "<the shard''s pg_snapshot>", "system_identifier": "<its cluster''s>"}}, what the views reflect on each shard (NULL: none)';
+
+COMMENT ON COLUMN customer_analytics.campaign_refresh_state.view_rows IS 'the row counts recorded for the targets view and the sheet at the last refresh, each with the version of the view''s catalog row they hold for: {"targets": {"rows": n, "version": "..."}, "monthly": {...}} (NULL: counted again)';
 
 CREATE TABLE customer_analytics.segmentation_refresh_state (
     segmentation text NOT NULL,

@@ -183,25 +183,64 @@ BEGIN
 END $$;
 
 -- Record a campaign's refresh in its catalog row (when, how long, how many
--- rows) and return the row.
+-- rows) and return the row.  Each view's row count is kept from the last
+-- refresh's (campaign_refresh_state.view_rows) plus the rows _matview_apply
+-- added since, as long as the view's catalog row is the version the count
+-- was recorded with (a REFRESH, by this refresh or by hand, writes a new
+-- one: the view is then counted again), and as long as the campaign's
+-- catalog row holds the same counts (anything that recorded other counts
+-- without keeping these, an older version of the extension say, has the
+-- views counted again); the counts and versions are kept for the next
+-- refresh.
 CREATE FUNCTION customer_analytics._record_refresh(campaign text, started timestamp with time zone) RETURNS customer_analytics.campaigns
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     c customer_analytics.campaigns := customer_analytics._campaign(campaign);
-    n_targets bigint;
-    n_monthly bigint;
+    kept jsonb := (SELECT x.view_rows FROM customer_analytics.campaign_refresh_state x WHERE x.campaign = c.name);
+    t record := customer_analytics._campaign_view_rows(c.view_schema, c.name || '_targets',
+        CASE WHEN kept -> 'targets' ->> 'rows' = c.target_rows::text THEN kept -> 'targets' END);
+    m record := customer_analytics._campaign_view_rows(c.view_schema, c.name || '_monthly',
+        CASE WHEN kept -> 'monthly' ->> 'rows' = c.monthly_rows::text THEN kept -> 'monthly' END);
 BEGIN
-    n_targets := customer_analytics._count_rows(c.view_schema, c.name || '_targets');
-    n_monthly := customer_analytics._count_rows(c.view_schema, c.name || '_monthly');
     UPDATE customer_analytics.campaigns
        SET refreshed_at = now(),
            refresh_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
-           target_rows = n_targets, monthly_rows = n_monthly
+           target_rows = t.rows, monthly_rows = m.rows
      WHERE name = campaign
     RETURNING * INTO c;
+    UPDATE customer_analytics.campaign_refresh_state x
+       SET view_rows = jsonb_build_object('targets', jsonb_build_object('rows', t.rows, 'version', t.version),
+                                          'monthly', jsonb_build_object('rows', m.rows, 'version', m.version))
+     WHERE x.campaign = c.name AND x.view_rows IS DISTINCT FROM
+           jsonb_build_object('targets', jsonb_build_object('rows', t.rows, 'version', t.version),
+                              'monthly', jsonb_build_object('rows', m.rows, 'version', m.version));
     RETURN c;
+END $$;
+
+-- The row count of a campaign's view, and the version of its catalog row
+-- (oid, file, and the row's xmin and ctid: a REFRESH, concurrent or not,
+-- writes a new one; _matview_apply does not): kept (kept's rows plus the
+-- rows _matview_apply added since, read in every case) when kept holds the
+-- same version, else counted.
+CREATE FUNCTION customer_analytics._campaign_view_rows(view_schema text, view text, kept jsonb, OUT rows bigint, OUT version text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v regclass := to_regclass(format('%I.%I', view_schema, view));
+    added bigint;
+BEGIN
+    IF v IS NOT NULL THEN
+        SELECT format('%s/%s/%s/%s', x.oid, x.relfilenode, x.xmin, x.ctid) INTO version FROM pg_class x WHERE x.oid = v;
+        added := customer_analytics._matview_applied(v);
+    END IF;
+    IF version IS NOT NULL AND kept ->> 'version' = version AND kept ->> 'rows' IS NOT NULL THEN
+        rows := (kept ->> 'rows')::bigint + added;
+    ELSE
+        rows := customer_analytics._count_rows(view_schema, view);
+    END IF;
 END $$;
 
 -- Record a segmentation's refresh in its catalog row (when, how long, how

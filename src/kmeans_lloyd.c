@@ -74,19 +74,11 @@ bool		ca_kmeans_bounds = true;
 
 #define KMEANS_BOUND_SLACK 1e-10
 
-/* squared Euclidean distance */
+/* squared Euclidean distance (the kernel of every path: kmeans.h) */
 static inline double
 dist2(const double *a, const double *b, int dim)
 {
-	double		s = 0;
-
-	for (int j = 0; j < dim; j++)
-	{
-		double		d = a[j] - b[j];
-
-		s += d * d;
-	}
-	return s;
+	return kmeans_dist2(a, b, dim);
 }
 
 /* the nearest centre of point (ties to the lowest index), and its squared distance */

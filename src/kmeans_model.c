@@ -865,14 +865,8 @@ kmeans_predict(PG_FUNCTION_ARGS)
 	for (int c = 0; c < m->k; c++)
 	{
 		const double *center = m->centers + c * m->dim;
-		double		d = 0;
+		double		d = kmeans_dist2(z, center, m->dim);	/* as kmeans_lloyd.c's dist2() */
 
-		for (int j = 0; j < m->dim; j++)
-		{
-			double		diff = z[j] - center[j];	/* as kmeans_lloyd.c's dist2() */
-
-			d += diff * diff;
-		}
 		if (!isfinite(d))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

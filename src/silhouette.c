@@ -24,6 +24,7 @@
 #include "utils/array.h"
 
 #include "ca_limits.h"
+#include "kmeans.h"
 #include "point_buffer.h"
 
 PG_FUNCTION_INFO_V1(silhouette_sfunc);
@@ -83,19 +84,11 @@ silhouette_sfunc(PG_FUNCTION_ARGS)
 /* where d(i, j), j < i, is kept: row i's i values start at i (i - 1) / 2 */
 #define KEPT_INDEX(i, j) ((i) * ((i) - 1) / 2 + (j))
 
-/* Euclidean distance of two points */
-static double
+/* Euclidean distance of two points (k-means' kernel: kmeans.h) */
+static inline double
 distance(const double *a, const double *b, int dim)
 {
-	double		s = 0;
-
-	for (int j = 0; j < dim; j++)
-	{
-		double		d = a[j] - b[j];
-
-		s += d * d;
-	}
-	return sqrt(s);
+	return sqrt(kmeans_dist2(a, b, dim));
 }
 
 /* keep a sample of m rows (partial Fisher-Yates over the sorted points) */

@@ -81,6 +81,25 @@ dist2(const double *a, const double *b, int dim)
 	return kmeans_dist2(a, b, dim);
 }
 
+/*
+ * dst[j] += src[j], j < len: each element its own addition, as the scalar
+ * loop does them (SSE2 does two at once, the same operations: the same
+ * bits).  Written out because the compiler does not vectorize the loop it
+ * is in (a cluster's sums, which it cannot prove apart from the points).
+ */
+static inline void
+add_to(double *restrict dst, const double *restrict src, int len)
+{
+	int			j = 0;
+
+#ifdef __SSE2__
+	for (; j + 2 <= len; j += 2)
+		_mm_storeu_pd(dst + j, _mm_add_pd(_mm_loadu_pd(dst + j), _mm_loadu_pd(src + j)));
+#endif
+	for (; j < len; j++)
+		dst[j] += src[j];
+}
+
 /* the nearest centre of point (ties to the lowest index), and its squared distance */
 int
 kmeans_nearest(const double *point, const double *centers, int k, int dim, double *best_d2)
@@ -497,8 +516,8 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 
 			fit->labels[i] = c;
 			counts[c]++;
-			for (int j = 0; j < dim; j++)
-				sums[c * dim + j] += z[i * dim + j];
+			/* point by point in order, each feature's sum its own: the same sums */
+			add_to(sums + c * dim, z + i * dim, dim);
 			if (c != old_labels[i])
 				same = false;
 		}

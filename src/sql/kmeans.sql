@@ -48,7 +48,10 @@ BEGIN
     -- sort of the points then finds them sorted (src/point_buffer.c)
     RETURN QUERY EXECUTE format($q$
     WITH f AS MATERIALIZED (SELECT cf.features FROM (%s) cf ORDER BY cf.features),
-    fits AS (
+    -- each fit once: inlined, its subquery ran four times per k (the
+    -- filter, the inertia, both arguments of the silhouette), each time
+    -- aggregating every point again before finding the fit in the cache
+    fits AS MATERIALIZED (
         SELECT g.k, (SELECT customer_analytics.kmeans_fit(f.features, g.k, $3) FROM f) AS model
           FROM generate_series($1, $2) AS g(k)),
     scored AS (

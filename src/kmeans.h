@@ -59,6 +59,14 @@ extern void kmeans_scaler(const double *x, int64 n, int dim, double *mean, doubl
 extern void kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 							  const double *init, KMeansFit *best);
 
+/*
+ * kmeans_fit_points() for nfits fits over the same points at once (opts[f]
+ * each, init only for one fit): all their restarts one pool of tasks, on
+ * one parallel context; best[f] bit for bit kmeans_fit_points()'s.
+ */
+extern void kmeans_fit_points_many(const double *z, int64 n, int dim, int nfits,
+								   const KMeansOptions *opts, const double *init, KMeansFit *best);
+
 /* index of the nearest centre (ties to the lowest index) and its squared distance */
 extern int	kmeans_nearest(const double *point, const double *centers, int k, int dim,
 						   double *dist2);

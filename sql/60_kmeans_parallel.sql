@@ -97,6 +97,58 @@ END $$;
 CREATE TEMP TABLE kp_elbow_serial AS SELECT array_agg(x) AS rows FROM pg_temp.elbow(0) x;
 SELECT (SELECT array_agg(x) FROM pg_temp.elbow(2) x) = (SELECT rows FROM kp_elbow_serial) AS same_elbow;
 
+-- the elbow's fits of every k from one aggregate (_kmeans_fits: the points
+-- standardized once, the restarts of all k one pool of tasks on one
+-- parallel context) are kmeans_fit()'s for each k, bit for bit, serial and
+-- with workers: k = 1 .. 10, n_init 5 and 10, two seeds, and the grid's
+-- ties and duplicated points
+CREATE FUNCTION pg_temp.pooled(workers int) RETURNS TABLE(data text, k int, n_init int, seed int, model jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('customer_analytics.kmeans_parallel_workers', workers::text, true);
+    RETURN QUERY
+    SELECT 'blobs', m.i::int, r.n_init, s.seed, m.model
+      FROM unnest(ARRAY[5, 10]) r(n_init), generate_series(0, 1) s(seed),
+           LATERAL unnest((SELECT customer_analytics._kmeans_fits(p.f, 1, 10, jsonb_build_object('n_init', r.n_init, 'seed', s.seed))
+                             FROM public.kp_pts p)) WITH ORDINALITY m(model, i)
+    UNION ALL
+    SELECT 'grid', m.i::int, 4, s.seed, m.model
+      FROM generate_series(0, 1) s(seed),
+           LATERAL unnest((SELECT customer_analytics._kmeans_fits(p.f, 1, 10, jsonb_build_object('n_init', 4, 'seed', s.seed))
+                             FROM public.kp_grid p)) WITH ORDINALITY m(model, i);
+END $$;
+CREATE TEMP TABLE kp_pooled_serial AS SELECT * FROM pg_temp.pooled(0);
+CREATE TEMP TABLE kp_pooled_parallel AS SELECT * FROM pg_temp.pooled(2);
+SELECT count(*) AS models,
+       count(*) FILTER (WHERE a.model::text = s.model::text) AS identical_pooled_serial,
+       count(*) FILTER (WHERE b.model::text = s.model::text) AS identical_pooled_2_workers
+  FROM kp_serial s JOIN kp_pooled_serial a USING (data, k, n_init, seed) JOIN kp_pooled_parallel b USING (data, k, n_init, seed);
+-- in one transaction a fit already made (the model view's k) is taken from
+-- the cache, the others fitted together: DEBUG lines for k = 2, 3 and 5
+-- only, then one pool of their 9 restarts on the workers; the models equal
+-- kmeans_fit()'s
+BEGIN;
+SET LOCAL customer_analytics.kmeans_parallel_workers = 2;
+CREATE TEMP TABLE kp_k4 AS SELECT customer_analytics.kmeans_fit(f, 4, '{"n_init": 3, "seed": 0}') AS model FROM public.kp_pts;
+SET LOCAL client_min_messages = debug1;
+SELECT array_length(customer_analytics._kmeans_fits(f, 2, 5, '{"n_init": 3, "seed": 0}'), 1) AS models FROM public.kp_pts;
+RESET client_min_messages;
+COMMIT;
+CREATE TEMP TABLE kp_pool AS
+SELECT customer_analytics._kmeans_fits(f, 2, 5, '{"n_init": 3, "seed": 0}') AS models FROM public.kp_pts;
+SELECT p.models[1]::text = (SELECT customer_analytics.kmeans_fit(f, 2, '{"n_init": 3, "seed": 0}') FROM public.kp_pts)::text
+       AND p.models[3]::text = (SELECT model FROM kp_k4)::text
+       AND p.models[4]::text = (SELECT customer_analytics.kmeans_fit(f, 5, '{"n_init": 3, "seed": 0}') FROM public.kp_pts)::text
+       AS same_as_kmeans_fit
+  FROM kp_pool p;
+-- no rows: no models; more clusters than points: kmeans_fit's error; a bad
+-- k or option: kmeans_fit's errors
+SELECT customer_analytics._kmeans_fits(f, 1, 3, NULL) IS NULL AS no_models FROM public.kp_pts WHERE false;
+SELECT customer_analytics._kmeans_fits(f, 2, 4, NULL) FROM (SELECT f FROM public.kp_grid LIMIT 3) x;
+SELECT customer_analytics._kmeans_fits(f, 0, 4, NULL) FROM public.kp_grid;
+SELECT customer_analytics._kmeans_fits(f, 1, 4, '{"n_init": 0}') FROM public.kp_grid;
+SELECT cardinality(customer_analytics._kmeans_fits(f, 3, 2, NULL)) AS empty_range FROM public.kp_grid;
+
 -- the workers did run the restarts (else the comparisons prove nothing):
 -- the fit says so at DEBUG1
 SET client_min_messages = debug1;

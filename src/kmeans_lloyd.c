@@ -74,19 +74,30 @@ bool		ca_kmeans_bounds = true;
 
 #define KMEANS_BOUND_SLACK 1e-10
 
-/* squared Euclidean distance */
+/* squared Euclidean distance (the kernel of every path: kmeans.h) */
 static inline double
 dist2(const double *a, const double *b, int dim)
 {
-	double		s = 0;
+	return kmeans_dist2(a, b, dim);
+}
 
-	for (int j = 0; j < dim; j++)
-	{
-		double		d = a[j] - b[j];
+/*
+ * dst[j] += src[j], j < len: each element its own addition, as the scalar
+ * loop does them (SSE2 does two at once, the same operations: the same
+ * bits).  Written out because the compiler does not vectorize the loop it
+ * is in (a cluster's sums, which it cannot prove apart from the points).
+ */
+static inline void
+add_to(double *restrict dst, const double *restrict src, int len)
+{
+	int			j = 0;
 
-		s += d * d;
-	}
-	return s;
+#ifdef __SSE2__
+	for (; j + 2 <= len; j += 2)
+		_mm_storeu_pd(dst + j, _mm_add_pd(_mm_loadu_pd(dst + j), _mm_loadu_pd(src + j)));
+#endif
+	for (; j < len; j++)
+		dst[j] += src[j];
 }
 
 /* the nearest centre of point (ties to the lowest index), and its squared distance */
@@ -505,8 +516,8 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 
 			fit->labels[i] = c;
 			counts[c]++;
-			for (int j = 0; j < dim; j++)
-				sums[c * dim + j] += z[i * dim + j];
+			/* point by point in order, each feature's sum its own: the same sums */
+			add_to(sums + c * dim, z + i * dim, dim);
 			if (c != old_labels[i])
 				same = false;
 		}
@@ -598,6 +609,12 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
  * whatever order.  Of the runs the one with the lowest inertia wins, ties to
  * the lowest index, as in the serial loop.  So a fit is the same bit for bit
  * whether its restarts run in one process or in several.
+ *
+ * Several fits over the same points (the elbow's k = k_from .. k_to) share
+ * one pool of tasks, one per restart of each fit: one parallel context and
+ * its workers for all of them, not one per fit, and no worker idle at the
+ * end of one k while another k's restarts wait.  Each restart is computed
+ * exactly as in a fit of its own, so each fit's result is the same.
  */
 
 /* customer_analytics.kmeans_parallel_workers / kmeans_parallel_min_points */
@@ -633,28 +650,42 @@ typedef struct KMeansRunResult
 } KMeansRunResult;
 
 /*
- * The restarts of one fit: their fixed arguments, the next one to take
+ * The restarts of the fits: their fixed arguments, the next task to take
  * (workers and leader take them in turn), then in the same memory (the
- * DSM's, or the leader's for a serial fit) the points, each restart's
- * starting generator state and each restart's result.
+ * DSM's, or the leader's for a serial fit) the fits (KMeansGroup), the
+ * points, each task's starting generator state and each task's result.
  */
 typedef struct KMeansTasks
 {
 	int64		n;
 	int32		dim;
+	int32		max_k;			/* the largest k of the fits */
+	int32		ngroups;		/* fits */
+	int32		ntasks;			/* restarts of all fits */
+	bool		bounds;
+	pg_atomic_uint32 next;		/* the next task to run */
+} KMeansTasks;
+
+/*
+ * One fit of the pool: its tasks are first_task .. first_task + runs - 1
+ * (restart r is task first_task + r), their results at results + offset.
+ */
+typedef struct KMeansGroup
+{
 	int32		k;
 	int32		max_iter;
 	int32		runs;
-	double		tol_abs;
-	bool		bounds;
-	pg_atomic_uint32 next;		/* the next restart to run */
-} KMeansTasks;
+	int32		first_task;
+	double		tol_abs;		/* the fit's tolerance on the summed squared centre shift */
+	Size		offset;
+} KMeansGroup;
 
 /* the DSM's keys (shm_toc) */
 #define KMEANS_KEY_TASKS	UINT64CONST(0xCA0000000000001)
 #define KMEANS_KEY_POINTS	UINT64CONST(0xCA0000000000002)
 #define KMEANS_KEY_STATES	UINT64CONST(0xCA0000000000003)
 #define KMEANS_KEY_RESULTS	UINT64CONST(0xCA0000000000004)
+#define KMEANS_KEY_GROUPS	UINT64CONST(0xCA0000000000005)
 
 /* bytes of one restart's result: KMeansRunResult, centres (k * dim), sizes (k) */
 static Size
@@ -683,40 +714,49 @@ run_sizes(char *results, int r, int k, int dim)
 }
 
 /*
- * Run restarts until none is left: restart r from states[r] (or from the
- * given init), its result into results.  Pure computation on the arguments:
- * the workers run this too.
+ * Run tasks until none is left: task t is restart r of the fit whose tasks
+ * hold t, from states[t] (or from the given init, for a single fit of one
+ * run), its result into that fit's results.  Pure computation on the
+ * arguments: the workers run this too.
  */
 static void
-run_restarts(KMeansTasks *tasks, const double *z, const pg_prng_state *states,
-			 const double *init, char *results)
+run_restarts(KMeansTasks *tasks, const KMeansGroup *groups, const double *z,
+			 const pg_prng_state *states, const double *init, char *results)
 {
-	int			k = tasks->k,
-				dim = tasks->dim;
-	double	   *centers = palloc(sizeof(double) * k * dim);
+	int			dim = tasks->dim;
+	double	   *centers = palloc(sizeof(double) * tasks->max_k * dim);
 	KMeansFit	run;
 
 	run.labels = palloc_extended(sizeof(int32) * tasks->n, MCXT_ALLOC_HUGE);
 	for (;;)
 	{
-		uint32		r = pg_atomic_fetch_add_u32(&tasks->next, 1);
+		uint32		t = pg_atomic_fetch_add_u32(&tasks->next, 1);
+		const KMeansGroup *g = groups;
+		char	   *fit_results;
 		KMeansRunResult *res;
+		int			r,
+					k;
 
-		if (r >= (uint32) tasks->runs)
+		if (t >= (uint32) tasks->ntasks)
 			break;
+		while (!((uint32) g->first_task <= t && t < (uint32) (g->first_task + g->runs)))
+			g++;
+		r = t - g->first_task;
+		k = g->k;
+		fit_results = results + g->offset;
 		if (init)
 			memcpy(centers, init, sizeof(double) * k * dim);
 		else
 		{
-			pg_prng_state rng = states[r];
+			pg_prng_state rng = states[t];
 
 			kmeans_plusplus(z, tasks->n, dim, k, tasks->bounds, &rng, centers);
 		}
-		run.centers = run_centers(results, r, k, dim);
-		run.sizes = run_sizes(results, r, k, dim);
+		run.centers = run_centers(fit_results, r, k, dim);
+		run.sizes = run_sizes(fit_results, r, k, dim);
 		run.skipped = 0;
-		lloyd(z, tasks->n, dim, k, tasks->max_iter, tasks->tol_abs, tasks->bounds, centers, &run);
-		res = run_result(results, r, k, dim);
+		lloyd(z, tasks->n, dim, k, g->max_iter, g->tol_abs, tasks->bounds, centers, &run);
+		res = run_result(fit_results, r, k, dim);
 		res->inertia = run.inertia;
 		res->iterations = run.iterations;
 		res->converged = run.converged;
@@ -726,57 +766,60 @@ run_restarts(KMeansTasks *tasks, const double *z, const pg_prng_state *states,
 	pfree(run.labels);
 }
 
-/* A parallel worker of a fit: restarts from the DSM until none is left. */
+/* A parallel worker of a fit: tasks from the DSM until none is left. */
 PGDLLEXPORT void kmeans_parallel_main(dsm_segment *seg, shm_toc *toc);
 
 void
 kmeans_parallel_main(dsm_segment *seg, shm_toc *toc)
 {
 	KMeansTasks *tasks = shm_toc_lookup(toc, KMEANS_KEY_TASKS, false);
+	const KMeansGroup *groups = shm_toc_lookup(toc, KMEANS_KEY_GROUPS, false);
 	const double *z = shm_toc_lookup(toc, KMEANS_KEY_POINTS, false);
 	const pg_prng_state *states = shm_toc_lookup(toc, KMEANS_KEY_STATES, false);
 	char	   *results = shm_toc_lookup(toc, KMEANS_KEY_RESULTS, false);
 
 	(void) seg;					/* everything is in the toc */
-	run_restarts(tasks, z, states, NULL, results);
+	run_restarts(tasks, groups, z, states, NULL, results);
 }
 
 /*
- * How many parallel workers to ask for the restarts of a fit: none for a
- * single run, for k = 1 (one pass over the points per run), fewer than
- * customer_analytics.kmeans_parallel_min_points points, or where a parallel context cannot be created (already in
- * parallel mode: inside a parallel query or a parallel worker; a
- * standalone backend; no active snapshot to hand the workers).
+ * How many parallel workers to ask for the tasks of fits: none for a
+ * single task, when every fit has k = 1 (one pass over the points per run),
+ * fewer than customer_analytics.kmeans_parallel_min_points points, or where
+ * a parallel context cannot be created (already in parallel mode: inside a
+ * parallel query or a parallel worker; a standalone backend; no active
+ * snapshot to hand the workers).
  */
 static int
-parallel_workers_wanted(int64 n, int k, int runs)
+parallel_workers_wanted(int64 n, int max_k, int ntasks)
 {
 	int			workers = ca_kmeans_parallel_workers >= 0 ? ca_kmeans_parallel_workers :
 		max_parallel_workers_per_gather;
 
-	if (runs < 2 || k < 2 || workers <= 0 || n < ca_kmeans_parallel_min_points)
+	if (ntasks < 2 || max_k < 2 || workers <= 0 || n < ca_kmeans_parallel_min_points)
 		return 0;
 	if (!IsUnderPostmaster || IsInParallelMode() || IsParallelWorker() || !ActiveSnapshotSet())
 		return 0;
-	/* the leader takes restarts too (unless parallel_leader_participation is off) */
-	return Min(workers, parallel_leader_participation ? runs - 1 : runs);
+	/* the leader takes tasks too (unless parallel_leader_participation is off) */
+	return Min(workers, parallel_leader_participation ? ntasks - 1 : ntasks);
 }
 
 /*
- * The restarts on a parallel context of nworkers: the points, the starting
- * states and the results in its DSM.  Returns the number of workers
- * launched, or -1 when no DSM could be made (then nothing ran).  The
- * results are copied to results (runs of result_stride()).
+ * The tasks on a parallel context of nworkers: the fits, the points, the
+ * starting states and the results in its DSM.  Returns the number of
+ * workers launched, or -1 when no DSM could be made (then nothing ran).
+ * The results (results_size bytes) are copied to results.
  */
 static int
-run_restarts_parallel(KMeansTasks *fixed, const double *z, const pg_prng_state *states,
-					  int nworkers, char *results)
+run_restarts_parallel(KMeansTasks *fixed, const KMeansGroup *groups, const double *z,
+					  const pg_prng_state *states, int nworkers, char *results, Size results_size)
 {
 	ParallelContext *pcxt;
 	Size		points_size = sizeof(double) * fixed->n * fixed->dim;
-	Size		states_size = sizeof(pg_prng_state) * fixed->runs;
-	Size		results_size = result_stride(fixed->k, fixed->dim) * fixed->runs;
+	Size		states_size = sizeof(pg_prng_state) * fixed->ntasks;
+	Size		groups_size = sizeof(KMeansGroup) * fixed->ngroups;
 	KMeansTasks *tasks;
+	KMeansGroup *shared_groups;
 	double	   *shared_z;
 	pg_prng_state *shared_states;
 	char	   *shared_results;
@@ -785,10 +828,11 @@ run_restarts_parallel(KMeansTasks *fixed, const double *z, const pg_prng_state *
 	EnterParallelMode();
 	pcxt = CreateParallelContext("$libdir/customer_analytics", "kmeans_parallel_main", nworkers);
 	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(KMeansTasks));
+	shm_toc_estimate_chunk(&pcxt->estimator, groups_size);
 	shm_toc_estimate_chunk(&pcxt->estimator, points_size);
 	shm_toc_estimate_chunk(&pcxt->estimator, states_size);
 	shm_toc_estimate_chunk(&pcxt->estimator, results_size);
-	shm_toc_estimate_keys(&pcxt->estimator, 4);
+	shm_toc_estimate_keys(&pcxt->estimator, 5);
 	InitializeParallelDSM(pcxt);
 	if (pcxt->seg == NULL)
 	{
@@ -801,21 +845,24 @@ run_restarts_parallel(KMeansTasks *fixed, const double *z, const pg_prng_state *
 	tasks = shm_toc_allocate(pcxt->toc, sizeof(KMeansTasks));
 	memcpy(tasks, fixed, sizeof(KMeansTasks));
 	pg_atomic_init_u32(&tasks->next, 0);
+	shared_groups = shm_toc_allocate(pcxt->toc, groups_size);
+	memcpy(shared_groups, groups, groups_size);
 	shared_z = shm_toc_allocate(pcxt->toc, points_size);
 	memcpy(shared_z, z, points_size);
 	shared_states = shm_toc_allocate(pcxt->toc, states_size);
 	memcpy(shared_states, states, states_size);
 	shared_results = shm_toc_allocate(pcxt->toc, results_size);
 	shm_toc_insert(pcxt->toc, KMEANS_KEY_TASKS, tasks);
+	shm_toc_insert(pcxt->toc, KMEANS_KEY_GROUPS, shared_groups);
 	shm_toc_insert(pcxt->toc, KMEANS_KEY_POINTS, shared_z);
 	shm_toc_insert(pcxt->toc, KMEANS_KEY_STATES, shared_states);
 	shm_toc_insert(pcxt->toc, KMEANS_KEY_RESULTS, shared_results);
 
 	LaunchParallelWorkers(pcxt);
 	launched = pcxt->nworkers_launched;
-	/* the leader takes restarts too; all of them when no worker started */
+	/* the leader takes tasks too; all of them when no worker started */
 	if (launched == 0 || parallel_leader_participation)
-		run_restarts(tasks, shared_z, shared_states, NULL, shared_results);
+		run_restarts(tasks, shared_groups, shared_z, shared_states, NULL, shared_results);
 	WaitForParallelWorkersToFinish(pcxt);
 	memcpy(results, shared_results, results_size);
 
@@ -824,24 +871,12 @@ run_restarts_parallel(KMeansTasks *fixed, const double *z, const pg_prng_state *
 	return launched;
 }
 
-/* Best of n_init runs (or one from init) over standardized points (see kmeans.h). */
-void
-kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
-				  const double *init, KMeansFit *best)
+/* the tolerance of a fit over z: tol times the mean feature variance */
+static double
+tolerance(const double *z, int64 n, int dim, double tol)
 {
-	int			k = opt->k;
 	double		tol_abs = 0;
-	int			runs = init ? 1 : opt->n_init;
-	KMeansTasks tasks;
-	pg_prng_state *states = palloc(sizeof(pg_prng_state) * runs);
-	char	   *results = palloc_extended(result_stride(k, dim) * runs, MCXT_ALLOC_HUGE);
-	int			nworkers = init ? 0 : parallel_workers_wanted(n, k, runs);
-	int			launched = -1;
-	int			best_run = -1;
-	int64		skipped = 0,
-				iterations = 0;
 
-	/* tolerance relative to the data: tol times the mean feature variance */
 	for (int j = 0; j < dim; j++)
 	{
 		double		sum = 0,
@@ -854,47 +889,133 @@ kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
 			var += pow(z[i * dim + j] - sum / n, 2);
 		tol_abs += var / n;
 	}
-	tol_abs = opt->tol * tol_abs / dim;
+	return tol * tol_abs / dim;
+}
 
+/*
+ * Best of n_init runs (or one from init) of each of nfits fits over the
+ * same standardized points z, with the options opts[f] (their tol and seed
+ * may differ; init only for a single fit): best[f]'s centres, sizes,
+ * inertia, iterations (not its labels).  All their restarts are one pool
+ * of tasks, which may go to parallel workers: the same result, bit for bit,
+ * as each fit alone and serial.
+ */
+void
+kmeans_fit_points_many(const double *z, int64 n, int dim, int nfits, const KMeansOptions *opts,
+					   const double *init, KMeansFit *best)
+{
+	KMeansTasks tasks;
+	KMeansGroup *groups = palloc(sizeof(KMeansGroup) * nfits);
+	pg_prng_state *states;
+	char	   *results;
+	Size		results_size = 0;
+	int			ntasks = 0,
+				max_k = 1,
+				nworkers,
+				launched = -1;
+
+	Assert(init == NULL || nfits == 1);
 	memset(&tasks, 0, sizeof(tasks));
+	/*
+	 * The tasks of the largest k first: the longest restarts start first
+	 * and the short ones fill in at the end.  Results by fit, in fit order.
+	 */
+	for (int f = 0; f < nfits; f++)
+	{
+		groups[f].k = opts[f].k;
+		groups[f].max_iter = opts[f].max_iter;
+		groups[f].runs = init ? 1 : opts[f].n_init;
+		groups[f].offset = results_size;
+		results_size += result_stride(opts[f].k, dim) * groups[f].runs;
+		max_k = Max(max_k, opts[f].k);
+		/* the tolerance of each fit, as a fit of its own computes it (once per distinct tol) */
+		groups[f].tol_abs = (f > 0 && opts[f].tol == opts[f - 1].tol) ? groups[f - 1].tol_abs :
+			tolerance(z, n, dim, opts[f].tol);
+	}
+	/* task numbers: fits by descending k (ties in fit order) */
+	{
+		bool	   *numbered = palloc0(sizeof(bool) * nfits);
+
+		for (int done = 0; done < nfits; done++)
+		{
+			int			next = -1;
+
+			for (int f = 0; f < nfits; f++)
+				if (!numbered[f] && (next < 0 || groups[f].k > groups[next].k))
+					next = f;
+			numbered[next] = true;
+			groups[next].first_task = ntasks;
+			ntasks += groups[next].runs;
+		}
+		pfree(numbered);
+	}
+
 	tasks.n = n;
 	tasks.dim = dim;
-	tasks.k = k;
-	tasks.max_iter = opt->max_iter;
-	tasks.runs = runs;
-	tasks.tol_abs = tol_abs;
+	tasks.max_k = max_k;
+	tasks.ngroups = nfits;
+	tasks.ntasks = ntasks;
 	tasks.bounds = ca_kmeans_bounds;
 	pg_atomic_init_u32(&tasks.next, 0);
-	restart_states((uint64) opt->seed, n, k, runs, states);
+	states = palloc(sizeof(pg_prng_state) * ntasks);
+	for (int f = 0; f < nfits; f++)
+		restart_states((uint64) opts[f].seed, n, opts[f].k, groups[f].runs, states + groups[f].first_task);
+	results = palloc_extended(results_size, MCXT_ALLOC_HUGE);
 
+	nworkers = init ? 0 : parallel_workers_wanted(n, max_k, ntasks);
 	if (nworkers > 0)
-		launched = run_restarts_parallel(&tasks, z, states, nworkers, results);
+		launched = run_restarts_parallel(&tasks, groups, z, states, nworkers, results, results_size);
 	if (launched < 0)
-		run_restarts(&tasks, z, states, init, results);
+		run_restarts(&tasks, groups, z, states, init, results);
 
-	/* the lowest inertia, ties to the lowest index: as the serial loop kept it */
-	for (int r = 0; r < runs; r++)
+	for (int f = 0; f < nfits; f++)
 	{
-		KMeansRunResult *res = run_result(results, r, k, dim);
+		int			k = groups[f].k;
+		char	   *fit_results = results + groups[f].offset;
+		int			best_run = -1;
+		int64		skipped = 0,
+					iterations = 0;
 
-		if (best_run < 0 || res->inertia < run_result(results, best_run, k, dim)->inertia)
-			best_run = r;
-		skipped += res->skipped;
-		iterations += res->iterations;
+		/* the lowest inertia, ties to the lowest index: as the serial loop kept it */
+		for (int r = 0; r < groups[f].runs; r++)
+		{
+			KMeansRunResult *res = run_result(fit_results, r, k, dim);
+
+			if (best_run < 0 || res->inertia < run_result(fit_results, best_run, k, dim)->inertia)
+				best_run = r;
+			skipped += res->skipped;
+			iterations += res->iterations;
+		}
+		best[f].inertia = run_result(fit_results, best_run, k, dim)->inertia;
+		best[f].iterations = run_result(fit_results, best_run, k, dim)->iterations;
+		best[f].converged = run_result(fit_results, best_run, k, dim)->converged;
+		best[f].centers = palloc(sizeof(double) * k * dim);
+		memcpy(best[f].centers, run_centers(fit_results, best_run, k, dim), sizeof(double) * k * dim);
+		best[f].sizes = palloc(sizeof(int64) * k);
+		memcpy(best[f].sizes, run_sizes(fit_results, best_run, k, dim), sizeof(int64) * k);
+		best[f].labels = NULL;
+		best[f].skipped = skipped;
+		elog(DEBUG1, "kmeans k = %d: %d runs, %lld iterations over %lld points, %lld assignments decided by bounds",
+			 k, groups[f].runs, (long long) iterations, (long long) n, (long long) skipped);
 	}
-	best->inertia = run_result(results, best_run, k, dim)->inertia;
-	best->iterations = run_result(results, best_run, k, dim)->iterations;
-	best->converged = run_result(results, best_run, k, dim)->converged;
-	best->centers = palloc(sizeof(double) * k * dim);
-	memcpy(best->centers, run_centers(results, best_run, k, dim), sizeof(double) * k * dim);
-	best->sizes = palloc(sizeof(int64) * k);
-	memcpy(best->sizes, run_sizes(results, best_run, k, dim), sizeof(int64) * k);
-	best->skipped = skipped;
+	if (nworkers > 0)
+	{
+		if (nfits == 1)
+			elog(DEBUG1, "kmeans k = %d: the %d runs in %d parallel workers%s", groups[0].k, ntasks,
+				 Max(launched, 0), parallel_leader_participation || launched <= 0 ? " and the leader" : "");
+		else
+			elog(DEBUG1, "kmeans: the %d runs of %d fits in %d parallel workers%s", ntasks, nfits,
+				 Max(launched, 0), parallel_leader_participation || launched <= 0 ? " and the leader" : "");
+	}
 	pfree(states);
 	pfree(results);
-	elog(DEBUG1, "kmeans k = %d: %d runs, %lld iterations over %lld points, %lld assignments decided by bounds",
-		 k, runs, (long long) iterations, (long long) n, (long long) skipped);
-	if (nworkers > 0)
-		elog(DEBUG1, "kmeans k = %d: the %d runs in %d parallel workers%s", k, runs, Max(launched, 0),
-			 parallel_leader_participation || launched <= 0 ? " and the leader" : "");
+	pfree(groups);
+}
+
+/* Best of n_init runs (or one from init) over standardized points (see kmeans.h). */
+void
+kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOptions *opt,
+				  const double *init, KMeansFit *best)
+{
+	kmeans_fit_points_many(z, n, dim, 1, opt, init, best);
 }

@@ -434,15 +434,15 @@ fit_cache_has_points(const PointBuffer *pb)
 		memcmp(fit_cache.x, pb->x, sizeof(double) * pb->n * pb->dim) == 0;
 }
 
-/* The model already fitted to these points with these parameters, or NULL. */
+/* The model already fitted to these points with these parameters (kmeans_fit's blob), or NULL. */
 static Jsonb *
-fit_cache_lookup(const PointBuffer *pb)
+fit_cache_lookup(const PointBuffer *pb, const char *params, Size params_len)
 {
 	if (!fit_cache_has_points(pb))
 		return NULL;
 	for (FitCacheEntry *e = fit_cache.entries; e; e = e->next)
-		if (e->bounds == ca_kmeans_bounds && e->params_len == pb->params_len &&
-			memcmp(e->params, pb->params, pb->params_len) == 0)
+		if (e->bounds == ca_kmeans_bounds && e->params_len == params_len &&
+			memcmp(e->params, params, params_len) == 0)
 		{
 			Jsonb	   *copy = palloc(VARSIZE(e->model));
 
@@ -452,9 +452,9 @@ fit_cache_lookup(const PointBuffer *pb)
 	return NULL;
 }
 
-/* Keep the model fitted to pb's points for the rest of the transaction. */
+/* Keep the model fitted to pb's points with params for the rest of the transaction. */
 static void
-fit_cache_store(const PointBuffer *pb, const Jsonb *model)
+fit_cache_store(const PointBuffer *pb, const char *params, Size params_len, const Jsonb *model)
 {
 	FitCacheEntry *e;
 	MemoryContext old;
@@ -478,15 +478,85 @@ fit_cache_store(const PointBuffer *pb, const Jsonb *model)
 	}
 	old = MemoryContextSwitchTo(fit_cache.context);
 	e = palloc(sizeof(FitCacheEntry));
-	e->params_len = pb->params_len;
-	e->params = palloc(pb->params_len);
-	memcpy(e->params, pb->params, pb->params_len);
+	e->params_len = params_len;
+	e->params = palloc(params_len);
+	memcpy(e->params, params, params_len);
 	e->bounds = ca_kmeans_bounds;
 	e->model = palloc(VARSIZE(model));
 	memcpy(e->model, model, VARSIZE(model));
 	e->next = fit_cache.entries;
 	fit_cache.entries = e;
 	MemoryContextSwitchTo(old);
+}
+
+/* The points of pb standardized: their mean and scale, and z (n * dim) */
+static double *
+standardize_points(const PointBuffer *pb, double **mean_out, double **scale_out)
+{
+	int			dim = pb->dim;
+	double	   *mean = palloc(sizeof(double) * dim);
+	double	   *scale = palloc(sizeof(double) * dim);
+	double	   *z;
+
+	kmeans_scaler(pb->x, pb->n, dim, mean, scale);
+	check_fit_finite("mean", mean, dim);
+	check_fit_finite("scale", scale, dim);
+	z = palloc_extended(sizeof(double) * pb->n * dim, MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < pb->n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < dim; j++)
+			z[i * dim + j] = (pb->x[i * dim + j] - mean[j]) / scale[j];
+	}
+	*mean_out = mean;
+	*scale_out = scale;
+	return z;
+}
+
+/* The model value of a fit of n points */
+static Jsonb *
+fit_model(int64 n, int dim, const KMeansOptions *opt, const double *init, const double *mean,
+		  const double *scale, const KMeansFit *fit)
+{
+	int			k = opt->k;
+	double	   *original = palloc(sizeof(double) * k * dim);
+	StringInfoData buf;
+
+	for (int c = 0; c < k; c++)
+		for (int j = 0; j < dim; j++)
+			original[c * dim + j] = fit->centers[c * dim + j] * scale[j] + mean[j];
+	check_fit_finite("inertia", &fit->inertia, 1);
+	check_fit_finite("centroids", fit->centers, k * dim);
+	check_fit_finite("centroids_original", original, k * dim);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"k\": %d, \"n\": %lld, \"features\": %d", k, (long long) n, dim);
+	appendStringInfo(&buf, ", \"inertia\": %.17g, \"iterations\": %d, \"converged\": %s",
+					 fit->inertia, fit->iterations, fit->converged ? "true" : "false");
+	appendStringInfoString(&buf, ", \"sizes\": [");
+	for (int c = 0; c < k; c++)
+		appendStringInfo(&buf, "%s%lld", c ? ", " : "", (long long) fit->sizes[c]);
+	appendStringInfoChar(&buf, ']');
+	append_array(&buf, "mean", mean, dim);
+	append_array(&buf, "scale", scale, dim);
+	append_matrix(&buf, "centroids", fit->centers, k, dim);
+	append_matrix(&buf, "centroids_original", original, k, dim);
+	appendStringInfo(&buf, ", \"init\": \"%s\", \"n_init\": %d, \"max_iter\": %d, \"tol\": %.17g, \"seed\": %lld}",
+					 init ? "given" : "k-means++", init ? 1 : opt->n_init, opt->max_iter, opt->tol,
+					 (long long) opt->seed);
+	pfree(original);
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/* Error unless k is at most the number of points */
+static void
+check_k_points(int k, int64 n)
+{
+	if (n < k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k = %d is more than the %lld points to cluster", k, (long long) n),
+				 errhint("Choose k no larger than the number of rows.")));
 }
 
 /* kmeans_fit final: fit the collected points, return the model (jsonb) */
@@ -498,14 +568,10 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 	const double *init = NULL;
 	double	   *mean,
 			   *scale,
-			   *z,
-			   *original;
+			   *z;
 	KMeansFit	fit;
-	StringInfoData buf;
 	Jsonb	   *cached,
 			   *result;
-	int			dim,
-				k;
 
 	if (pb == NULL || pb->n == 0)
 		PG_RETURN_NULL();		/* no rows: no model, like avg() of nothing */
@@ -513,61 +579,170 @@ kmeans_fit_final(PG_FUNCTION_ARGS)
 	memcpy(&opt, pb->params, sizeof(opt));
 	if (opt.ninit_values > 0)
 		init = (const double *) (pb->params + sizeof(opt));
-	k = opt.k;
-	dim = pb->dim;
-	if (pb->n < k)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k = %d is more than the %lld points to cluster", k, (long long) pb->n),
-				 errhint("Choose k no larger than the number of rows.")));
+	check_k_points(opt.k, pb->n);
 
 	pb_sort(pb);
 	/* the same points and parameters fitted before in this transaction */
-	cached = fit_cache_lookup(pb);
+	cached = fit_cache_lookup(pb, pb->params, pb->params_len);
 	if (cached)
 		PG_RETURN_JSONB_P(cached);
-	mean = palloc(sizeof(double) * dim);
-	scale = palloc(sizeof(double) * dim);
-	kmeans_scaler(pb->x, pb->n, dim, mean, scale);
-	check_fit_finite("mean", mean, dim);
-	check_fit_finite("scale", scale, dim);
-	z = palloc_extended(sizeof(double) * pb->n * dim, MCXT_ALLOC_HUGE);
-	for (int64 i = 0; i < pb->n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		for (int j = 0; j < dim; j++)
-			z[i * dim + j] = (pb->x[i * dim + j] - mean[j]) / scale[j];
-	}
-
-	kmeans_fit_points(z, pb->n, dim, &opt, init, &fit);
-
-	original = palloc(sizeof(double) * k * dim);
-	for (int c = 0; c < k; c++)
-		for (int j = 0; j < dim; j++)
-			original[c * dim + j] = fit.centers[c * dim + j] * scale[j] + mean[j];
-	check_fit_finite("inertia", &fit.inertia, 1);
-	check_fit_finite("centroids", fit.centers, k * dim);
-	check_fit_finite("centroids_original", original, k * dim);
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"k\": %d, \"n\": %lld, \"features\": %d", k, (long long) pb->n, dim);
-	appendStringInfo(&buf, ", \"inertia\": %.17g, \"iterations\": %d, \"converged\": %s",
-					 fit.inertia, fit.iterations, fit.converged ? "true" : "false");
-	appendStringInfoString(&buf, ", \"sizes\": [");
-	for (int c = 0; c < k; c++)
-		appendStringInfo(&buf, "%s%lld", c ? ", " : "", (long long) fit.sizes[c]);
-	appendStringInfoChar(&buf, ']');
-	append_array(&buf, "mean", mean, dim);
-	append_array(&buf, "scale", scale, dim);
-	append_matrix(&buf, "centroids", fit.centers, k, dim);
-	append_matrix(&buf, "centroids_original", original, k, dim);
-	appendStringInfo(&buf, ", \"init\": \"%s\", \"n_init\": %d, \"max_iter\": %d, \"tol\": %.17g, \"seed\": %lld}",
-					 init ? "given" : "k-means++", init ? 1 : opt.n_init, opt.max_iter, opt.tol,
-					 (long long) opt.seed);
-
-	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
-	fit_cache_store(pb, result);
+	z = standardize_points(pb, &mean, &scale);
+	kmeans_fit_points(z, pb->n, pb->dim, &opt, init, &fit);
+	result = fit_model(pb->n, pb->dim, &opt, init, mean, scale, &fit);
+	fit_cache_store(pb, pb->params, pb->params_len, result);
 	PG_RETURN_JSONB_P(result);
+}
+
+/*
+ * _kmeans_fits(features float8[], k_from int, k_to int, options jsonb):
+ * the models of kmeans_fit(features, k, options) for k = k_from .. k_to,
+ * as a jsonb array (the elbow's fits).  The points are collected, sorted
+ * and standardized once, and the restarts of all the fits not already in
+ * this transaction's cache run as one pool of tasks (one parallel context
+ * for all of them): each model is kmeans_fit()'s for its k, bit for bit,
+ * and goes to the cache as kmeans_fit() would put it there.
+ */
+typedef struct KMeansFitsParams
+{
+	int32		k_from;
+	int32		k_to;
+	/* followed by the options jsonb (its varlena), or nothing for NULL */
+} KMeansFitsParams;
+
+PG_FUNCTION_INFO_V1(kmeans_fits_sfunc);
+PG_FUNCTION_INFO_V1(kmeans_fits_final);
+
+Datum
+kmeans_fits_sfunc(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext = pb_aggcontext(fcinfo, "_kmeans_fits");
+	PointBuffer *pb = PG_ARGISNULL(0) ? NULL : (PointBuffer *) PG_GETARG_POINTER(0);
+	Jsonb	   *options = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
+	ArrayType  *features;
+	KMeansFitsParams params;
+	Size		len;
+	char	   *blob;
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("k_from and k_to must not be NULL"),
+				 errhint("Pass the range of k to fit, such as 1 and 10.")));
+	if (PG_ARGISNULL(1))
+	{
+		/* a NULL vector is skipped, as kmeans_fit skips it */
+		if (pb)
+			PG_RETURN_POINTER(pb);
+		PG_RETURN_NULL();
+	}
+	features = PG_GETARG_ARRAYTYPE_P(1);
+	params.k_from = PG_GETARG_INT32(2);
+	params.k_to = PG_GETARG_INT32(3);
+	len = sizeof(params) + (options ? VARSIZE(options) : 0);
+	blob = palloc(len);
+	memcpy(blob, &params, sizeof(params));
+	if (options)
+		memcpy(blob + sizeof(params), options, VARSIZE(options));
+	if (pb == NULL)
+	{
+		int			dim = ArrayGetNItems(ARR_NDIM(features), ARR_DIMS(features));
+
+		/* kmeans_fit's checks of every k, on the first row as kmeans_fit does them */
+		pb_check_features(dim);
+		for (int k = params.k_from; k <= params.k_to; k++)
+		{
+			Size		one_len;
+
+			pfree(parse_options(k, options, dim, &one_len));
+		}
+		pb = pb_create(aggcontext, false, blob, len);
+	}
+	else
+		pb_check_params(pb, blob, len);
+	pfree(blob);
+	pb_add(pb, features, 0);
+	PG_RETURN_POINTER(pb);
+}
+
+Datum
+kmeans_fits_final(PG_FUNCTION_ARGS)
+{
+	PointBuffer *pb = PG_ARGISNULL(0) ? NULL : (PointBuffer *) PG_GETARG_POINTER(0);
+	KMeansFitsParams params;
+	Jsonb	   *options = NULL;
+	int			nk,
+				nfit = 0;
+	char	  **blobs;
+	Size	   *lens;
+	Datum	   *models;
+	KMeansOptions *opts;
+	int		   *fit_of;
+	bool		any_init = false;
+
+	if (pb == NULL || pb->n == 0)
+		PG_RETURN_NULL();		/* no rows: no models, as kmeans_fit */
+	memcpy(&params, pb->params, sizeof(params));
+	if (pb->params_len > sizeof(params))
+		options = (Jsonb *) (pb->params + sizeof(params));
+	nk = Max(params.k_to - params.k_from + 1, 0);
+	blobs = palloc(sizeof(char *) * Max(nk, 1));
+	lens = palloc(sizeof(Size) * Max(nk, 1));
+	models = palloc(sizeof(Datum) * Max(nk, 1));
+	opts = palloc(sizeof(KMeansOptions) * Max(nk, 1));
+	fit_of = palloc(sizeof(int) * Max(nk, 1));
+
+	/* each k's options as kmeans_fit's, in order: the first k with too few points raises */
+	for (int i = 0; i < nk; i++)
+	{
+		blobs[i] = parse_options(params.k_from + i, options, pb->dim, &lens[i]);
+		check_k_points(params.k_from + i, pb->n);
+	}
+	pb_sort(pb);
+	for (int i = 0; i < nk; i++)
+	{
+		Jsonb	   *cached = fit_cache_lookup(pb, blobs[i], lens[i]);
+
+		fit_of[i] = -1;
+		if (cached)
+			models[i] = JsonbPGetDatum(cached);
+		else
+		{
+			memcpy(&opts[nfit], blobs[i], sizeof(KMeansOptions));
+			any_init |= opts[nfit].ninit_values > 0;
+			fit_of[i] = nfit++;
+		}
+	}
+	if (nfit > 0)
+	{
+		double	   *mean,
+				   *scale,
+				   *z = standardize_points(pb, &mean, &scale);
+		KMeansFit  *fits = palloc(sizeof(KMeansFit) * nfit);
+
+		if (any_init)
+		{
+			/* given centres fit one k (the options' count): one fit at a time */
+			for (int i = 0; i < nk; i++)
+				if (fit_of[i] >= 0)
+					kmeans_fit_points(z, pb->n, pb->dim, &opts[fit_of[i]],
+									  opts[fit_of[i]].ninit_values > 0 ? (const double *) (blobs[i] + sizeof(KMeansOptions)) : NULL,
+									  &fits[fit_of[i]]);
+		}
+		else
+			kmeans_fit_points_many(z, pb->n, pb->dim, nfit, opts, NULL, fits);
+		for (int i = 0; i < nk; i++)
+			if (fit_of[i] >= 0)
+			{
+				const KMeansOptions *opt = &opts[fit_of[i]];
+				Jsonb	   *model = fit_model(pb->n, pb->dim, opt,
+											  opt->ninit_values > 0 ? (const double *) (blobs[i] + sizeof(KMeansOptions)) : NULL,
+											  mean, scale, &fits[fit_of[i]]);
+
+				fit_cache_store(pb, blobs[i], lens[i], model);
+				models[i] = JsonbPGetDatum(model);
+			}
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(models, nk, JSONBOID, -1, false, TYPALIGN_INT));
 }
 
 /* ---- applying a model ------------------------------------------------- */
@@ -865,14 +1040,8 @@ kmeans_predict(PG_FUNCTION_ARGS)
 	for (int c = 0; c < m->k; c++)
 	{
 		const double *center = m->centers + c * m->dim;
-		double		d = 0;
+		double		d = kmeans_dist2(z, center, m->dim);	/* as kmeans_lloyd.c's dist2() */
 
-		for (int j = 0; j < m->dim; j++)
-		{
-			double		diff = z[j] - center[j];	/* as kmeans_lloyd.c's dist2() */
-
-			d += diff * diff;
-		}
 		if (!isfinite(d))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

@@ -24,6 +24,7 @@
 #include "utils/array.h"
 
 #include "ca_limits.h"
+#include "kmeans.h"
 #include "point_buffer.h"
 
 PG_FUNCTION_INFO_V1(silhouette_sfunc);
@@ -83,19 +84,11 @@ silhouette_sfunc(PG_FUNCTION_ARGS)
 /* where d(i, j), j < i, is kept: row i's i values start at i (i - 1) / 2 */
 #define KEPT_INDEX(i, j) ((i) * ((i) - 1) / 2 + (j))
 
-/* Euclidean distance of two points */
-static double
+/* Euclidean distance of two points (k-means' kernel: kmeans.h) */
+static inline double
 distance(const double *a, const double *b, int dim)
 {
-	double		s = 0;
-
-	for (int j = 0; j < dim; j++)
-	{
-		double		d = a[j] - b[j];
-
-		s += d * d;
-	}
-	return sqrt(s);
+	return sqrt(kmeans_dist2(a, b, dim));
 }
 
 /* keep a sample of m rows (partial Fisher-Yates over the sorted points) */
@@ -137,6 +130,7 @@ silhouette_final(PG_FUNCTION_ARGS)
 	SilhouetteParams params;
 	int32	   *cluster;		/* dense cluster numbers 0..k-1 */
 	int64	   *members;
+	int64	   *start;
 	double	   *sums;
 	int			k = 0;
 	double		total = 0;
@@ -183,32 +177,52 @@ silhouette_final(PG_FUNCTION_ARGS)
 	if (n <= SILHOUETTE_KEPT_POINTS)
 		kept = palloc_extended(sizeof(double) * (n * (n - 1) / 2), MCXT_ALLOC_HUGE);
 
+	/* sorted by cluster: cluster c's points are start[c] .. start[c + 1] - 1 */
+	start = palloc(sizeof(int64) * (k + 1));
+	start[0] = 0;
+	for (int c = 0; c < k; c++)
+		start[c + 1] = start[c] + members[c];
+
 	for (int64 i = 0; i < n; i++)
 	{
 		int			own = cluster[i];
+		const double *xi = pb->x + i * dim;
 		double		a,
 					b = -1;
 
 		CHECK_FOR_INTERRUPTS();
-		memset(sums, 0, sizeof(double) * k);
-		for (int64 j = 0; j < n; j++)
+		/*
+		 * Cluster by cluster, the distances to its points in order (j < i
+		 * from kept, computed beyond i), summed in a register: the same
+		 * additions in the same order as one sum per cluster in memory,
+		 * without waiting on a store for each point of a cluster.
+		 */
+		for (int c = 0; c < k; c++)
 		{
-			double		d;
+			int64		from = start[c],
+						to = start[c + 1];
+			int64		below = Min(to, i);
+			double		sum = 0;
+			int64		j = from;
 
-			/* one row is up to n * CA_MAX_FEATURES operations */
-			if ((j & 0xFFF) == 0)
-				CHECK_FOR_INTERRUPTS();
-			if (j == i)
-				continue;
-			if (kept && j < i)
-				d = kept[KEPT_INDEX(i, j)];
-			else
+			if (kept)
+				for (; j < below; j++)
+					sum += kept[KEPT_INDEX(i, j)];
+			for (; j < to; j++)
 			{
-				d = distance(pb->x + i * dim, pb->x + j * dim, dim);
-				if (kept)
+				double		d;
+
+				/* one row is up to n * CA_MAX_FEATURES operations */
+				if ((j & 0xFFF) == 0)
+					CHECK_FOR_INTERRUPTS();
+				if (j == i)
+					continue;
+				d = distance(xi, pb->x + j * dim, dim);
+				if (kept && j > i)
 					kept[KEPT_INDEX(j, i)] = d;
+				sum += d;
 			}
-			sums[cluster[j]] += d;
+			sums[c] = sum;
 		}
 		if (members[own] == 1)
 			continue;			/* s = 0 */

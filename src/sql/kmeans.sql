@@ -48,9 +48,15 @@ BEGIN
     -- sort of the points then finds them sorted (src/point_buffer.c)
     RETURN QUERY EXECUTE format($q$
     WITH f AS MATERIALIZED (SELECT cf.features FROM (%s) cf ORDER BY cf.features),
-    fits AS (
-        SELECT g.k, (SELECT customer_analytics.kmeans_fit(f.features, g.k, $3) FROM f) AS model
-          FROM generate_series($1, $2) AS g(k)),
+    -- every k's kmeans_fit(f.features, k, $3) from one aggregate: the
+    -- points read and standardized once, the restarts of all k one pool of
+    -- tasks (one parallel context); MATERIALIZED, each fit is read once
+    -- (inlined, the subquery ran for the filter, the inertia and both
+    -- arguments of the silhouette)
+    fits AS MATERIALIZED (
+        SELECT ($1 + m.i - 1)::integer AS k, m.model
+          FROM unnest((SELECT customer_analytics._kmeans_fits(f.features, $1, $2, $3) FROM f))
+               WITH ORDINALITY AS m(model, i)),
     scored AS (
         SELECT fits.k, (fits.model->>'inertia')::float8 AS inertia,
                (SELECT CASE WHEN $4 = 0
@@ -72,6 +78,16 @@ END $_$;
 CREATE FUNCTION customer_analytics._kmeans_fit_final(internal) RETURNS jsonb
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'kmeans_fit_final';
+
+-- The final function of aggregate _kmeans_fits.
+CREATE FUNCTION customer_analytics._kmeans_fits_final(internal) RETURNS jsonb[]
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'kmeans_fits_final';
+
+-- The transition function of aggregate _kmeans_fits.
+CREATE FUNCTION customer_analytics._kmeans_fits_sfunc(internal, double precision[], integer, integer, jsonb) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'kmeans_fits_sfunc';
 
 -- The transition function of aggregate kmeans_fit.
 CREATE FUNCTION customer_analytics._kmeans_fit_sfunc(internal, double precision[], integer) RETURNS internal
@@ -336,6 +352,23 @@ CREATE AGGREGATE customer_analytics.kmeans_fit(features double precision[], k in
 );
 
 COMMENT ON AGGREGATE customer_analytics.kmeans_fit(features double precision[], k integer, options jsonb) IS 'k-means model (jsonb) with options n_init, max_iter, tol, seed, init (initial centroids in z-score units)';
+
+-- Internal: kmeans_fit(features, k, options) for k = k_from .. k_to, as an
+-- array of models (the elbow's fits): the points sorted and standardized
+-- once, the restarts of every k one pool of tasks; each model is
+-- kmeans_fit()'s, bit for bit (src/kmeans_model.c).
+CREATE AGGREGATE customer_analytics._kmeans_fits(features double precision[], k_from integer, k_to integer, options jsonb) (
+    SFUNC = customer_analytics._kmeans_fits_sfunc,
+    STYPE = internal,
+    FINALFUNC = customer_analytics._kmeans_fits_final,
+    FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = customer_analytics._point_buffer_combine,
+    SERIALFUNC = customer_analytics._point_buffer_serialize,
+    DESERIALFUNC = customer_analytics._point_buffer_deserialize,
+    PARALLEL = safe
+);
+
+COMMENT ON AGGREGATE customer_analytics._kmeans_fits(features double precision[], k_from integer, k_to integer, options jsonb) IS 'internal: kmeans_fit(features, k, options) for k = k_from .. k_to as an array of models, fitted together (the elbow''s fits)';
 
 -- silhouette(features, cluster [, sample_size, seed]): scikit-learn's
 -- silhouette_score (Euclidean, exact); NULL when fewer than 2 or more than

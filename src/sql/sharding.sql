@@ -318,7 +318,7 @@ END $$;
 CREATE FUNCTION customer_analytics._shard_changed_customers(what text, source_schema text, srv_name text, srv oid,
                                                             old jsonb, generation bigint, snapshot text, system_identifier bigint,
                                                             OUT reason text, OUT codes text[]) RETURNS record
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
@@ -387,8 +387,8 @@ DECLARE
     st record;
     d record;
     me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
-    readable text[] := '{}';
-    since jsonb := '{}';
+    readable text[] := '{}'::text[];
+    since jsonb := '{}'::jsonb;
     shard_reason text;
 BEGIN
     changed := '{}';

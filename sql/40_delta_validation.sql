@@ -459,6 +459,14 @@ SELECT (SELECT count(*) FROM (SELECT customer_code, xid, generation, rollup_stat
                                 FROM dvh2.rollup_changes) a) AS only_in_function,
        (SELECT count(*) FROM dvh2.rollup_changes WHERE xid IS NOT NULL) > 0 AS has_changes,
        (SELECT rollup_state FROM dvh2.rollup_changes WHERE xid IS NULL) AS state;
+-- a role granted SELECT on that view but not a reader of the rollup: no
+-- change, and its status row says why
+RESET ROLE;
+SET ROLE ca_dv_erp;
+SELECT count(*) FILTER (WHERE xid IS NOT NULL) AS changes, regexp_replace(min(rollup_state), '[0-9]+', 'N', 'g') AS state
+  FROM dvh2.rollup_changes;
+RESET ROLE;
+SET ROLE ca_dv_owner;
 
 -- cleaning up
 SELECT customer_analytics.drop_campaign(name) FROM customer_analytics.campaigns WHERE name IN ('dvc', 'dvo', 'dvdc', 'dvh');

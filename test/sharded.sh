@@ -517,6 +517,17 @@ check "... through a view over rollup_order_changes() on shard1 the refresh is a
 campaign_views_same "after a delta through a view over rollup_order_changes() on shard1"
 q "$(shard_port 1)" "SELECT customer_analytics.create_rollup_changes_view('cosmos_sync')" >/dev/null
 
+# 1.5's coordinator table, without the order rows' columns: the shards'
+# status and changes are still read (their columns NULL), and the campaign's
+# refresh is full, saying why; with the column back, a delta again
+coord "ALTER TABLE sharded.rollup_changes DROP COLUMN sign" >/dev/null
+refresh c2
+check "a rollup_changes without the order rows' columns (1.5's): the refresh is full, saying which it lacks" \
+    "$(last_mode c2)" "full (sharded.rollup_changes has no order rows (it lacks sign))"
+coord "ALTER TABLE sharded.rollup_changes ADD COLUMN sign smallint" >/dev/null
+refresh c2
+check "... with the column back, a delta again" "$(last_mode c2)" "delta (0 changed customers, 0 order changes from 3 shard rollups)"
+
 # a shard that is not the cluster the snapshots were taken on (restored from
 # a dump into another cluster, or from a backup, behind the snapshot): full
 coord "UPDATE customer_analytics.campaign_refresh_state

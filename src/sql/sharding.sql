@@ -192,10 +192,14 @@ BEGIN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): landing the order changes', c.name));
         landed := customer_analytics._shard_land_changes(c.source_schema, customer_analytics._campaign_data_window(resolved),
                                                          s.state_table);
-        sh.reason := CASE WHEN landed IS NULL
-                          THEN format('%I.rollup_changes has no order rows (it lacks %s)', c.source_schema,
-                                      customer_analytics._shard_order_columns_missing(format('%I.rollup_changes', c.source_schema)::regclass))
-                          ELSE customer_analytics._shard_changes_refused('pg_temp.customer_analytics_shard_changes') END;
+        -- (two statements: the landed changes' table, named as a regclass
+        -- constant, exists only when some were landed)
+        IF landed IS NULL THEN
+            sh.reason := format('%I.rollup_changes has no order rows (it lacks %s)', c.source_schema,
+                                customer_analytics._shard_order_columns_missing(format('%I.rollup_changes', c.source_schema)::regclass));
+        ELSE
+            sh.reason := customer_analytics._shard_changes_refused('pg_temp.customer_analytics_shard_changes');
+        END IF;
         sh.usable := sh.reason IS NULL;
     END IF;
     IF sh.usable THEN

@@ -44,22 +44,22 @@ CREATE FUNCTION customer_analytics._campaign_shard_build_state(c customer_analyt
         customer_analytics._shard_orders_sql(c.source_schema, customer_analytics._campaign_data_window(c), NULL))
 $$;
 
--- Land the order changes fetched from the shards of coordinator schema
+-- The order changes fetched from the shards of coordinator schema
 -- source_schema with their status (_shard_changes_since's
--- pg_temp.customer_analytics_shard_fetch) in
--- pg_temp.customer_analytics_shard_changes, in the shape of a rollup's
--- dirty rows (_campaign_delta_apply's changes; xid NULL: a shard's
--- transaction ids mean nothing here); and, for the changed customers that
--- lost an order in data_window that may have been their latest (not before
--- the last order date the campaign's state holds for them), the date of
--- their latest order in data_window in pg_temp.customer_analytics_shard_orders
--- (the delta's orders: the only customers whose last order it looks up):
--- from the changes when one of their orders on that date is left, else
--- computed on their shards, one statement whose grouped foreign scans run
--- at once (none when no customer needs it).  Every read goes through the
--- connection the shard's status was read on (one snapshot per shard).
--- NULL when the shards' changes carry no order rows (rollup_changes lacks
--- their columns), else how many order changes were landed.
+-- pg_temp.customer_analytics_shard_fetch), as SQL of a relation in the
+-- shape of a rollup's dirty rows (_campaign_delta_changes_sql: what
+-- _campaign_delta_apply takes), counted; and, for the changed customers
+-- that lost an order in data_window that may have been their latest (not
+-- before the last order date the campaign's state holds for them), the date
+-- of their latest order in data_window, added to that table as rows with no
+-- server (_shard_delta_orders_sql: the delta's orders, the only customers
+-- whose last order it looks up): from the changes when one of their orders
+-- on that date is left, else computed on their shards, one statement whose
+-- grouped foreign scans run at once (none when no customer needs it).
+-- Every read goes through the connection the shard's status was read on
+-- (one snapshot per shard).  NULL when the shards' changes carry no order
+-- rows (rollup_changes lacks their columns), else how many order changes
+-- were fetched.
 CREATE FUNCTION customer_analytics._shard_land_changes(source_schema text, data_window daterange, state regclass) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -68,19 +68,12 @@ CREATE FUNCTION customer_analytics._shard_land_changes(source_schema text, data_
 DECLARE
     n bigint;
     keys text[];
+    changes text := customer_analytics._shard_delta_changes_sql();
 BEGIN
     IF customer_analytics._shard_order_columns_missing(to_regclass(format('%I.rollup_changes', source_schema))) IS NOT NULL THEN
         RETURN NULL;
     END IF;
-    PERFORM customer_analytics._drop_temp_tables('customer_analytics_shard_changes', 'customer_analytics_shard_orders');
-    PERFORM customer_analytics._scratch_table('customer_analytics_shard_changes',
-        '(customer_code text, xid xid8, order_date date, total numeric, quantity numeric, sign smallint)');
-    PERFORM customer_analytics._scratch_table('customer_analytics_shard_orders', '(customer_code text, order_date date)');
-    INSERT INTO pg_temp.customer_analytics_shard_changes
-    SELECT x.customer_code, NULL::xid8, x.order_date, x.total, x.quantity, x.sign
-      FROM pg_temp.customer_analytics_shard_fetch x
-     WHERE x.xid IS NOT NULL AND x.customer_code IS NOT NULL;
-    GET DIAGNOSTICS n = ROW_COUNT;
+    EXECUTE format('SELECT count(*) FROM %s x', changes) INTO n;
     IF n > 0 THEN
         -- the customers that lost an order in the window on or after the
         -- last order date their state holds (L): when as many of their
@@ -88,30 +81,52 @@ BEGIN
         -- changed, say), one of their orders on L is left, and their latest
         -- is the later of L and their latest added order, known here;
         -- the others' latest is looked up on their shards
-        EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_orders'
-                       ' SELECT x.customer_code, GREATEST(s.last_order, max(x.order_date) FILTER (WHERE x.sign > 0))'
-                       ' FROM pg_temp.customer_analytics_shard_changes x JOIN %s s ON s.customer_code = x.customer_code'
+        EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_fetch (server, customer_code, order_date)'
+                       ' SELECT NULL, x.customer_code, GREATEST(s.last_order, max(x.order_date) FILTER (WHERE x.sign > 0))'
+                       ' FROM %s x JOIN %s s ON s.customer_code = x.customer_code'
                        ' WHERE x.sign IS NOT NULL AND x.order_date <@ %L::daterange'
                        ' GROUP BY x.customer_code, s.last_order'
                        ' HAVING max(x.order_date) FILTER (WHERE x.sign < 0) = s.last_order'
                        ' AND sum(x.sign) FILTER (WHERE x.order_date = s.last_order) >= 0',
-                       state, data_window);
-        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FROM pg_temp.customer_analytics_shard_changes x'
+                       changes, state, data_window);
+        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FROM %s x'
                        ' LEFT JOIN %s s ON s.customer_code = x.customer_code'
                        ' WHERE x.sign < 0 AND x.order_date <@ %L::daterange'
                        ' AND (s.last_order IS NULL OR x.order_date >= s.last_order)'
-                       ' AND NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_shard_orders k'
-                       '                  WHERE k.customer_code = x.customer_code)', state, data_window)
+                       ' AND NOT EXISTS (SELECT 1 FROM %s k WHERE k.customer_code = x.customer_code)',
+                       changes, state, data_window, customer_analytics._shard_delta_orders_sql())
            INTO keys;
         IF keys IS NOT NULL THEN
-            EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_orders'
-                           ' SELECT o.customer_code, max(o.d) FROM %s o GROUP BY o.customer_code',
+            EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_fetch (server, customer_code, order_date)'
+                           ' SELECT NULL, o.customer_code, max(o.d) FROM %s o GROUP BY o.customer_code',
                            customer_analytics._shard_orders_sql(source_schema, data_window, '$1'))
               USING keys;
         END IF;
     END IF;
     RETURN n;
 END $_$;
+
+-- SQL of the order changes fetched from the shards
+-- (pg_temp.customer_analytics_shard_fetch) as _campaign_delta_apply takes
+-- them, in the shape of a rollup's dirty rows (xid NULL: a shard's
+-- transaction ids mean nothing here).
+CREATE FUNCTION customer_analytics._shard_delta_changes_sql() RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT '(SELECT f.customer_code, NULL::xid8 AS xid, f.order_date, f.total, f.quantity, f.sign'
+           ' FROM pg_temp.customer_analytics_shard_fetch f WHERE f.xid IS NOT NULL AND f.customer_code IS NOT NULL)'
+$$;
+
+-- SQL of the latest order dates _shard_land_changes added to
+-- pg_temp.customer_analytics_shard_fetch (the delta's orders: customer_code,
+-- order_date).
+CREATE FUNCTION customer_analytics._shard_delta_orders_sql() RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT '(SELECT f.customer_code, f.order_date FROM pg_temp.customer_analytics_shard_fetch f WHERE f.server IS NULL)'
+$$;
 
 -- Which of the order-row columns of rollup_order_changes() the coordinator
 -- table rollup_changes lacks (NULL: none lacks, or no such table).
@@ -126,14 +141,14 @@ CREATE FUNCTION customer_analytics._shard_order_columns_missing(changes regclass
                           AND a.attnum > 0 AND NOT a.attisdropped)
 $$;
 
--- Why the order changes landed from the shards (the relation changes)
--- cannot be applied as a delta (NULL: they can), as _rollup_delta_refused says it on one server:
+-- Why the order changes fetched from the shards (changes: SQL of their
+-- relation) cannot be applied as a delta (NULL: they can), as _rollup_delta_refused says it on one server:
 -- an order total or quantity that is not a finite number, or a customer
 -- left with more order rows whose date the shard's rollup could not read
 -- than before (the full recompute raises its error, naming the order; a
 -- date broken and corrected again since is no such row: its +1 and -1
 -- cancel, and the delta goes on, as on one server).
-CREATE FUNCTION customer_analytics._shard_changes_refused(changes regclass) RETURNS text
+CREATE FUNCTION customer_analytics._shard_changes_refused(changes text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -192,20 +207,18 @@ BEGIN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): landing the order changes', c.name));
         landed := customer_analytics._shard_land_changes(c.source_schema, customer_analytics._campaign_data_window(resolved),
                                                          s.state_table);
-        -- (two statements: the landed changes' table, named as a regclass
-        -- constant, exists only when some were landed)
         IF landed IS NULL THEN
             sh.reason := format('%I.rollup_changes has no order rows (it lacks %s)', c.source_schema,
                                 customer_analytics._shard_order_columns_missing(format('%I.rollup_changes', c.source_schema)::regclass));
         ELSE
-            sh.reason := customer_analytics._shard_changes_refused('pg_temp.customer_analytics_shard_changes');
+            sh.reason := customer_analytics._shard_changes_refused(customer_analytics._shard_delta_changes_sql());
         END IF;
         sh.usable := sh.reason IS NULL;
     END IF;
     IF sh.usable THEN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the order changes', c.name));
-        delta := customer_analytics._campaign_delta_apply(resolved, s, 'pg_temp.customer_analytics_shard_changes',
-                                                          'pg_temp.customer_analytics_shard_orders', 'false', '{}');
+        delta := customer_analytics._campaign_delta_apply(resolved, s, customer_analytics._shard_delta_changes_sql(),
+                                                          customer_analytics._shard_delta_orders_sql(), 'false', '{}');
         IF delta.snapshot IS NULL THEN
             sh.usable := false;
             sh.reason := 'an order total or quantity among the changes is not a finite number';
@@ -214,8 +227,7 @@ BEGIN
                            delta.changed_customers, delta.order_changes, sh.shards);
         END IF;
     END IF;
-    PERFORM customer_analytics._drop_temp_tables('customer_analytics_shard_fetch', 'customer_analytics_shard_changes',
-                                                 'customer_analytics_shard_orders');
+    PERFORM customer_analytics._drop_temp_tables('customer_analytics_shard_fetch');
     IF NOT sh.usable THEN
         PERFORM customer_analytics._campaign_recompute_views(c, rebuild, old_columns, _refresh_sharded_campaign.concurrently);
         mode := 'full (' || sh.reason || ')';

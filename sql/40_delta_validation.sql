@@ -395,7 +395,13 @@ BEGIN
                        '     ON l.order_type = o.order_type AND l.order_number = o.order_number'
                        '  GROUP BY o.order_type, o.order_number, o.customer_code, o.delivery_route, o.order_date, o.confirmed_code', i);
         PERFORM customer_analytics.enable_rollup(format('dvh%s', i), readers => '{ca_dv_owner}');
-        EXECUTE format('CREATE VIEW dvh%1$s.rollup_changes AS SELECT * FROM customer_analytics.rollup_order_changes(''dvh%1$s'')', i);
+        -- shard 1's view over rollup_order_changes() (1.5's way), shard 2's
+        -- by create_rollup_changes_view (its filter reaches the changes' index)
+        IF i = 1 THEN
+            EXECUTE format('CREATE VIEW dvh%1$s.rollup_changes AS SELECT * FROM customer_analytics.rollup_order_changes(''dvh%1$s'')', i);
+        ELSE
+            PERFORM customer_analytics.create_rollup_changes_view(format('dvh%s', i));
+        END IF;
         EXECUTE format('GRANT USAGE ON SCHEMA dvh%s TO ca_dv_owner, ca_dv_erp', i);
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA dvh%s TO ca_dv_owner', i);
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA dvh%s TO ca_dv_erp', i);
@@ -439,10 +445,36 @@ SELECT dv_write($$DELETE FROM dvh2.customers WHERE ctid IN (SELECT max(ctid) FRO
                                                             HAVING count(*) > 1)$$) AS rows_written;
 SELECT * FROM dv_check('dvh');
 
+-- shard 2's view (create_rollup_changes_view) has the rows of
+-- rollup_order_changes() (but the snapshot, taken per statement)
+SELECT (SELECT count(*) FROM (SELECT customer_code, xid, generation, rollup_state, campaigns, system_identifier, order_date, total, quantity, sign
+                                FROM dvh2.rollup_changes
+                              EXCEPT ALL
+                              SELECT customer_code, xid, generation, rollup_state, campaigns, system_identifier, order_date, total, quantity, sign
+                                FROM customer_analytics.rollup_order_changes('dvh2')) a) AS only_in_view,
+       (SELECT count(*) FROM (SELECT customer_code, xid, generation, rollup_state, campaigns, system_identifier, order_date, total, quantity, sign
+                                FROM customer_analytics.rollup_order_changes('dvh2')
+                              EXCEPT ALL
+                              SELECT customer_code, xid, generation, rollup_state, campaigns, system_identifier, order_date, total, quantity, sign
+                                FROM dvh2.rollup_changes) a) AS only_in_function,
+       (SELECT count(*) FROM dvh2.rollup_changes WHERE xid IS NOT NULL) > 0 AS has_changes,
+       (SELECT rollup_state FROM dvh2.rollup_changes WHERE xid IS NULL) AS state;
+-- a role granted SELECT on that view but not a reader of the rollup: no
+-- change, and its status row says why
+RESET ROLE;
+SET ROLE ca_dv_erp;
+SELECT count(*) FILTER (WHERE xid IS NOT NULL) AS changes, regexp_replace(min(rollup_state), '[0-9]+', 'N', 'g') AS state
+  FROM dvh2.rollup_changes;
+RESET ROLE;
+SET ROLE ca_dv_owner;
+
 -- cleaning up
 SELECT customer_analytics.drop_campaign(name) FROM customer_analytics.campaigns WHERE name IN ('dvc', 'dvo', 'dvdc', 'dvh');
 SELECT customer_analytics.drop_segmentation(name) FROM customer_analytics.segmentations WHERE name IN ('dvs', 'dvds');
 RESET ROLE;
+-- a rollup whose changes a view of create_rollup_changes_view reads: refused, naming it
+SELECT err($$SELECT customer_analytics.drop_rollup('dvh2')$$);
+DROP VIEW dvh2.rollup_changes;
 SELECT customer_analytics.drop_rollup(s) FROM unnest(ARRAY['dv', 'dvd', 'dvh1', 'dvh2']) s;
 DROP SCHEMA dvh, dvh1, dvh2, dvd, dv, dv_bi CASCADE;
 DROP SERVER dv_shard1, dv_shard2 CASCADE;

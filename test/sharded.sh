@@ -317,11 +317,14 @@ else
 fi
 changed_expected=$(coord "SELECT count(DISTINCT customer_code) FROM cosmos_sync.customers WHERE customer_code ~ '(1|06|2|3|4|5)\$'")
 echo "#   (customers written: at most $changed_expected)"
-check "the shards' changes are read with the watermark pushed down, the changed customers and their order rows (Remote SQL)" \
-    "$(grep -E 'Remote SQL: .*pg_visible_in_snapshot' <<<"$plan" | grep -c 'rollup_changes')" "6"
-remote=$(grep -E 'Remote SQL: SELECT customer_code, order_date, total, quantity, sign FROM cosmos_sync.rollup_changes WHERE .*pg_visible_in_snapshot' <<<"$plan")
-check "... the order rows of each shard's changes travel, filtered on the shard (Remote SQL)" "$(grep -c . <<<"$remote")" "3"
+# one statement reads every shard's status and changes (its three foreign
+# scans asynchronous, under one Append): no other read of rollup_changes
+remote=$(grep -E 'Remote SQL: SELECT customer_code, xid, generation, rollup_state, snapshot, campaigns, system_identifier, order_date, total, quantity, sign FROM cosmos_sync.rollup_changes WHERE \(\(\(xid IS NULL\) OR \(\(xid >= .*pg_visible_in_snapshot' <<<"$plan")
+check "the shards' status rows and their changes since the watermark are read in one statement, each filtered on its shard (Remote SQL)" \
+    "$(grep -c . <<<"$remote") $(grep -E 'Remote SQL: .*cosmos_sync.rollup_changes' <<<"$plan" | grep -c .)" "3 3"
 echo "#   $(head -1 <<<"$remote" | sed 's/^ *//')"
+check "... its three foreign scans run at once (Async Foreign Scan)" \
+    "$(grep -cE 'Async Foreign Scan on sharded.rollup_changes_[123]' <<<"$plan")" "3"
 # the whole-history path is gone: no changed customer's orders are summed
 # again on the shards (no targeting_stats, no order_totals joined to the
 # customers by their codes), and its function is dropped
@@ -465,6 +468,65 @@ check "after reset_rollup_changes on shard1: the refresh is full, saying why" \
 campaign_views_same "after reset_rollup_changes on shard1 and a full refresh"
 refresh c2
 check "... and incremental again at the next refresh" "$(last_mode c2)" "delta (0 changed customers, 0 order changes from 3 shard rollups)"
+
+# a shard's recorded changes pile up until reset_rollup_changes (no refresh
+# on the coordinator prunes them): the refresh's filter, its snapshot of the
+# shard, reaches the xid index of the shard's table of changes through the
+# view of create_rollup_changes_view, so the shard reads the changes since
+# that snapshot, not every change recorded (through a view over
+# rollup_order_changes() it reads them all, then filters)
+rows_read() {  # REMOTE_SQL: the rows shard1 reads from its recorded changes to answer it
+    q "$(shard_port 1)" "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $1" \
+        | awk '/->|^[A-Z]/ {on = /Scan on rollup_dirty_[0-9]+ |Scan (using [a-z_0-9]+ )?on rollup_dirty_[0-9]+ |Function Scan on rollup_order_changes/}
+               on && /actual rows=/ {x = $0; sub(/.*actual rows=/, "", x); n += x + 0}
+               on && /Rows Removed by Filter:/ {x = $0; sub(/.*Filter: /, "", x); n += x + 0} END {print n + 0}'
+}
+q "$(shard_port 1)" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE line_no = 1 AND order_number LIKE '%1'" >/dev/null
+coord "UPDATE cosmos_sync.sales_order_lines l SET pretax_subtotal = l.pretax_subtotal + 1 FROM cosmos_sync.sales_orders o
+        WHERE o.order_type = l.order_type AND o.order_number = l.order_number AND l.line_no = 1 AND l.order_number LIKE '%1'
+          AND satisfies_hash_partition('sharded.customers'::regclass, 3, 0, o.customer_code)" >/dev/null
+refresh c2
+old_changes=$(q "$(shard_port 1)" "SELECT count(*) FROM cosmos_sync.rollup_changes WHERE xid IS NOT NULL")
+one=$(coord "SELECT format('order_type = %L AND order_number = %L', order_type, order_number) FROM sharded.sales_orders_1
+              WHERE confirmed_code = 'Y' AND order_number NOT LIKE '%1' ORDER BY order_number LIMIT 1")
+q "$(shard_port 1)" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 2 WHERE $one" >/dev/null
+coord "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 2 WHERE $one" >/dev/null
+plan=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p $COORD_PORT -U postgres -d postgres \
+        -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+        -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_verbose = on" \
+        -c "SET client_min_messages = log" -c "SELECT count(*) FROM customer_analytics.refresh_campaign('c2')" 2>&1)
+refresh c1
+check "after many changes on shard1 (a line of a tenth of its orders) and a refresh, one order changed: delta" \
+    "$(last_mode c2)" "delta (1 changed customers, 2 order changes from 3 shard rollups)"
+campaign_views_same "after a delta with many older changes recorded on shard1"
+remote=$(grep -E 'Remote SQL: .*FROM cosmos_sync.rollup_changes WHERE .*pg_visible_in_snapshot' <<<"$plan" | head -1 | sed 's/^ *Remote SQL: //')
+read_new=$(rows_read "$remote")
+check "... shard1 has many changes recorded (at least 1,000), and its part of the refresh's read reads 2 of them (the changed order's rows before and after) through create_rollup_changes_view's view" \
+    "$([ "$old_changes" -ge 1000 ] && echo "many") $read_new" "many 2"
+q "$(shard_port 1)" "CREATE OR REPLACE VIEW cosmos_sync.rollup_changes AS SELECT * FROM customer_analytics.rollup_order_changes('cosmos_sync')" >/dev/null
+read_all=$(rows_read "$remote")
+echo "#   shard1: $old_changes changes recorded before; rows its part of the read reads: $read_new through create_rollup_changes_view's view, $read_all through a view over rollup_order_changes()"
+check "... (a view over rollup_order_changes() would read every recorded change, then filter)" \
+    "$([ "$read_all" -gt "$old_changes" ] && echo "all")" "all"
+q "$(shard_port 1)" "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 3 WHERE $one" >/dev/null
+coord "UPDATE cosmos_sync.sales_order_lines SET pretax_subtotal = pretax_subtotal + 3 WHERE $one" >/dev/null
+refresh c2
+refresh c1
+check "... through a view over rollup_order_changes() on shard1 the refresh is a delta too" \
+    "$(last_mode c2)" "delta (1 changed customers, 2 order changes from 3 shard rollups)"
+campaign_views_same "after a delta through a view over rollup_order_changes() on shard1"
+q "$(shard_port 1)" "SELECT customer_analytics.create_rollup_changes_view('cosmos_sync')" >/dev/null
+
+# 1.5's coordinator table, without the order rows' columns: the shards'
+# status and changes are still read (their columns NULL), and the campaign's
+# refresh is full, saying why; with the column back, a delta again
+coord "ALTER TABLE sharded.rollup_changes DROP COLUMN sign" >/dev/null
+refresh c2
+check "a rollup_changes without the order rows' columns (1.5's): the refresh is full, saying which it lacks" \
+    "$(last_mode c2)" "full (sharded.rollup_changes has no order rows (it lacks sign))"
+coord "ALTER TABLE sharded.rollup_changes ADD COLUMN sign smallint" >/dev/null
+refresh c2
+check "... with the column back, a delta again" "$(last_mode c2)" "delta (0 changed customers, 0 order changes from 3 shard rollups)"
 
 # a shard that is not the cluster the snapshots were taken on (restored from
 # a dump into another cluster, or from a backup, behind the snapshot): full

@@ -15,8 +15,9 @@
 #     "sharded": hash-partitioned tables whose partitions are foreign tables
 #     on the shards.
 # sharded_rollups: per-shard rollups: each shard keeps the rollup of its
-#     cosmos_sync and exposes its changes in a view cosmos_sync.rollup_changes;
-#     the coordinator reads them through sharded.rollup_changes.
+#     cosmos_sync and exposes its changes in a view cosmos_sync.rollup_changes
+#     (create_rollup_changes_view); the coordinator reads them through
+#     sharded.rollup_changes.
 # Each prints "ok - ..." / "not ok - ..." lines and stops the run on failure.
 # explain_call CALL: the coordinator's plans for SELECT count(*) FROM CALL,
 #     nested statements included (auto_explain, verbose, actual rows).
@@ -114,11 +115,13 @@ sharded_rollups() {
     sign smallint) PARTITION BY HASH (customer_code);"
     for s in "${SHARDS[@]}"; do
         q "$(shard_port "$s")" "SELECT count(*) FROM customer_analytics.enable_rollup('cosmos_sync');
-            CREATE VIEW cosmos_sync.rollup_changes AS SELECT * FROM customer_analytics.rollup_order_changes('cosmos_sync');" >/dev/null \
+            SELECT customer_analytics.create_rollup_changes_view('cosmos_sync');" >/dev/null \
             || not_ok "shard$s: enable_rollup and the rollup_changes view"
+        # (no remote estimates: a refresh reads them once, in one statement,
+        # and an estimate costs a round trip per shard at its planning)
         ddl+="
 CREATE FOREIGN TABLE sharded.rollup_changes_$s PARTITION OF sharded.rollup_changes FOR VALUES WITH (MODULUS 3, REMAINDER $((s - 1)))
-    SERVER shard$s OPTIONS (schema_name 'cosmos_sync', table_name 'rollup_changes');"
+    SERVER shard$s OPTIONS (schema_name 'cosmos_sync', table_name 'rollup_changes', use_remote_estimate 'false');"
     done
     coord "$ddl" || not_ok "coordinator: sharded.rollup_changes over the shards' rollup_changes views"
 }

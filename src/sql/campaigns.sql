@@ -547,6 +547,42 @@ END $$;
 
 -- refresh_campaign()'s work, as the campaign's owner: decide the mode (from
 -- the order changes, incremental, full), apply it, record it.
+-- A campaign's per-customer state built again for its next refresh, from
+-- its rollup r (one server), or from the shards of its coordinator schema
+-- when r is NULL (_campaign_shard_build_state), and recorded in its
+-- refresh state row.  When the state tables cannot be created (a table of
+-- their name is in the state schema, or the campaign's owner may not
+-- create tables there) a WARNING says why and the campaign keeps no state
+-- (its refreshes then recompute the views).  resolved: c with its windows
+-- resolved; the caller holds the refresh lock and has written the row.
+CREATE FUNCTION customer_analytics._campaign_keep_built_state(c customer_analytics.campaigns, resolved customer_analytics.campaigns,
+                                                              r customer_analytics.rollups) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    state record;
+BEGIN
+    PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): building the per-customer state', c.name));
+    -- (what is recorded when the state cannot be built)
+    SELECT NULL::regclass AS state, NULL::regclass AS month_state, NULL::pg_snapshot AS snapshot INTO state;
+    BEGIN
+        IF r.id IS NULL THEN
+            state := customer_analytics._campaign_shard_build_state(resolved);
+        ELSE
+            state := customer_analytics._campaign_build_state(resolved, r);
+        END IF;
+    EXCEPTION WHEN duplicate_table OR insufficient_privilege THEN
+        RAISE WARNING 'campaign "%" keeps no per-customer state: %', c.name, SQLERRM
+            USING HINT = format('Its refreshes recompute the views in full until this is fixed: drop or rename the table named, '
+                                'or let the campaign''s owner create tables in schema %I; the next refresh builds the state.',
+                                customer_analytics._state_schema());
+    END;
+    UPDATE customer_analytics.campaign_refresh_state x
+       SET state_table = state.state, month_state_table = state.month_state, state_snapshot = state.snapshot
+     WHERE x.campaign = c.name;
+END $$;
+
 -- After a campaign's refresh: keep its per-customer state for the next one
 -- (when its rollup is usable): the refresh state row at at_snapshot, the
 -- state tables built again unless the refresh applied the order changes to
@@ -557,11 +593,7 @@ CREATE FUNCTION customer_analytics._campaign_keep_state(c customer_analytics.cam
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    state record;
 BEGIN
-    -- (what is recorded when the state cannot be built)
-    SELECT NULL::regclass AS state, NULL::regclass AS month_state, NULL::pg_snapshot AS snapshot INTO state;
     IF rollup_usable THEN
         INSERT INTO customer_analytics.campaign_refresh_state AS x
         VALUES (c.name, customer_analytics._campaign_fingerprint(c),
@@ -578,16 +610,7 @@ BEGIN
         ELSIF customer_analytics._campaign_state_unsupported(resolved) IS NULL
               AND NOT customer_analytics._rollup_written_here(r) THEN
             -- (re)built from the rollup, for the next refresh
-            PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): building the per-customer state', c.name));
-            BEGIN
-                state := customer_analytics._campaign_build_state(resolved, r);
-            EXCEPTION WHEN duplicate_table OR insufficient_privilege THEN
-                RAISE WARNING 'campaign "%" keeps no per-customer state: %', c.name, SQLERRM
-                    USING HINT = 'Its refreshes recompute the changed customers'' histories until this is fixed.';
-            END;
-            UPDATE customer_analytics.campaign_refresh_state x
-               SET state_table = state.state, month_state_table = state.month_state, state_snapshot = state.snapshot
-             WHERE x.campaign = c.name;
+            PERFORM customer_analytics._campaign_keep_built_state(c, resolved, r);
         ELSE
             -- no state for now: what the tables hold is stale
             PERFORM customer_analytics._forget_campaign_state(c);

@@ -31,8 +31,20 @@ CREATE FUNCTION customer_analytics._drop_rollup_as_owner(source_schema text) RET
     AS $$
 DECLARE
     r customer_analytics.rollups := customer_analytics._rollup(source_schema);
+    views text;
 BEGIN
     PERFORM customer_analytics._require_owner_context('rollup', r.source_schema, r.owner);
+    -- a shard's view of its changes (create_rollup_changes_view) reads the
+    -- table of changes: say so rather than DROP's dependency error
+    SELECT string_agg(DISTINCT w.ev_class::regclass::text, ', ') INTO views
+      FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid
+     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+       AND d.refobjid = to_regclass(customer_analytics._rollup_dirty_table(r.id));
+    IF views IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot drop the order rollup of "%": view % reads its recorded changes', r.source_schema, views
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('Drop the view first (DROP VIEW %s), or make it read rollup_order_changes(%L) instead.', views, r.source_schema);
+    END IF;
     PERFORM customer_analytics._rollup_drop_triggers(r);
     EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s', customer_analytics._rollup_table(r.id),
                    customer_analytics._rollup_dirty_table(r.id), customer_analytics._rollup_keys_table(r.id));

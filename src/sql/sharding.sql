@@ -44,59 +44,89 @@ CREATE FUNCTION customer_analytics._campaign_shard_build_state(c customer_analyt
         customer_analytics._shard_orders_sql(c.source_schema, customer_analytics._campaign_data_window(c), NULL))
 $$;
 
--- Land the order changes recorded on the shards of coordinator schema
--- source_schema since their snapshots recorded (recorded: {"<server>":
--- {snapshot, ...}}) in pg_temp.customer_analytics_shard_changes, in the
--- shape of a rollup's dirty rows (_campaign_delta_apply's changes; xid
--- NULL: a shard's transaction ids mean nothing here), each shard's filter
--- run on the shard; and, for the changed customers that lost an order in
--- data_window that may have been their latest (not before the last order
--- date the campaign's state holds for them), the date of their latest
--- order in data_window in pg_temp.customer_analytics_shard_orders (the
--- delta's orders: the only customers whose last order it looks up),
--- computed on their shards.  Every read goes through the connection the shard's status
--- was read on (one snapshot per shard).  NULL when the shards' changes
--- carry no order rows (rollup_changes lacks their columns), else how many
--- order changes were landed.
-CREATE FUNCTION customer_analytics._shard_land_changes(source_schema text, recorded jsonb, data_window daterange, state regclass) RETURNS bigint
+-- The order changes fetched from the shards of coordinator schema
+-- source_schema with their status (_shard_changes_since's
+-- pg_temp.customer_analytics_shard_fetch), as SQL of a relation in the
+-- shape of a rollup's dirty rows (_campaign_delta_changes_sql: what
+-- _campaign_delta_apply takes), counted; and, for the changed customers
+-- that lost an order in data_window that may have been their latest (not
+-- before the last order date the campaign's state holds for them), the date
+-- of their latest order in data_window, added to that table as rows with no
+-- server (_shard_delta_orders_sql: the delta's orders, the only customers
+-- whose last order it looks up): from the changes when one of their orders
+-- on that date is left, else computed on their shards, one statement whose
+-- grouped foreign scans run at once (none when no customer needs it).
+-- Every read goes through the connection the shard's status was read on
+-- (one snapshot per shard).  NULL when the shards' changes carry no order
+-- rows (rollup_changes lacks their columns), else how many order changes
+-- were fetched.
+CREATE FUNCTION customer_analytics._shard_land_changes(source_schema text, data_window daterange, state regclass) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET enable_partitionwise_aggregate TO 'on'
     AS $_$
 DECLARE
     n bigint;
-    fetch_sql text;
+    keys text[];
+    changes text := customer_analytics._shard_delta_changes_sql();
 BEGIN
     IF customer_analytics._shard_order_columns_missing(to_regclass(format('%I.rollup_changes', source_schema))) IS NOT NULL THEN
         RETURN NULL;
     END IF;
-    PERFORM customer_analytics._drop_temp_tables('customer_analytics_shard_changes', 'customer_analytics_shard_orders');
-    PERFORM customer_analytics._scratch_table('customer_analytics_shard_changes',
-        '(customer_code text, xid xid8, order_date date, total numeric, quantity numeric, sign smallint)');
-    PERFORM customer_analytics._scratch_table('customer_analytics_shard_orders', '(customer_code text, order_date date)');
-    -- one statement, a UNION ALL of the shards' partitions, each with its
-    -- shard's watermark: the shards' scans run at the same time (async
-    -- foreign scans under one Append)
-    SELECT string_agg(format('SELECT x.customer_code, NULL::xid8, x.order_date, x.total, x.quantity, x.sign FROM %s x'
-                             ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
-                             ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)'
-                             ' AND x.customer_code IS NOT NULL',
-                             sh.changes, recorded -> sh.server ->> 'snapshot', recorded -> sh.server ->> 'snapshot'),
-                      ' UNION ALL ')
-      INTO fetch_sql FROM customer_analytics._shard_rollups(source_schema) sh;
-    EXECUTE 'INSERT INTO pg_temp.customer_analytics_shard_changes ' || fetch_sql;
-    GET DIAGNOSTICS n = ROW_COUNT;
+    EXECUTE format('SELECT count(*) FROM %s x', changes) INTO n;
     IF n > 0 THEN
-        EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_orders'
-                       ' SELECT o.customer_code, max(o.d) FROM %s o GROUP BY o.customer_code',
-                       customer_analytics._shard_orders_sql(source_schema, data_window,
-                           format('ARRAY(SELECT DISTINCT x.customer_code FROM pg_temp.customer_analytics_shard_changes x'
-                                  ' LEFT JOIN %s s ON s.customer_code = x.customer_code'
-                                  ' WHERE x.sign < 0 AND x.order_date <@ %L::daterange'
-                                  ' AND (s.last_order IS NULL OR x.order_date >= s.last_order))', state, data_window)));
+        -- the customers that lost an order in the window on or after the
+        -- last order date their state holds (L): when as many of their
+        -- changes' rows on L were added as removed (an order's amount
+        -- changed, say), one of their orders on L is left, and their latest
+        -- is the later of L and their latest added order, known here;
+        -- the others' latest is looked up on their shards
+        EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_fetch (server, customer_code, order_date)'
+                       ' SELECT NULL, x.customer_code, GREATEST(s.last_order, max(x.order_date) FILTER (WHERE x.sign > 0))'
+                       ' FROM %s x JOIN %s s ON s.customer_code = x.customer_code'
+                       ' WHERE x.sign IS NOT NULL AND x.order_date <@ %L::daterange'
+                       ' GROUP BY x.customer_code, s.last_order'
+                       ' HAVING max(x.order_date) FILTER (WHERE x.sign < 0) = s.last_order'
+                       ' AND sum(x.sign) FILTER (WHERE x.order_date = s.last_order) >= 0',
+                       changes, state, data_window);
+        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FROM %s x'
+                       ' LEFT JOIN %s s ON s.customer_code = x.customer_code'
+                       ' WHERE x.sign < 0 AND x.order_date <@ %L::daterange'
+                       ' AND (s.last_order IS NULL OR x.order_date >= s.last_order)'
+                       ' AND NOT EXISTS (SELECT 1 FROM %s k WHERE k.customer_code = x.customer_code)',
+                       changes, state, data_window, customer_analytics._shard_delta_orders_sql())
+           INTO keys;
+        IF keys IS NOT NULL THEN
+            EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_fetch (server, customer_code, order_date)'
+                           ' SELECT NULL, o.customer_code, max(o.d) FROM %s o GROUP BY o.customer_code',
+                           customer_analytics._shard_orders_sql(source_schema, data_window, '$1'))
+              USING keys;
+        END IF;
     END IF;
     RETURN n;
 END $_$;
+
+-- SQL of the order changes fetched from the shards
+-- (pg_temp.customer_analytics_shard_fetch) as _campaign_delta_apply takes
+-- them, in the shape of a rollup's dirty rows (xid NULL: a shard's
+-- transaction ids mean nothing here).
+CREATE FUNCTION customer_analytics._shard_delta_changes_sql() RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT '(SELECT f.customer_code, NULL::xid8 AS xid, f.order_date, f.total, f.quantity, f.sign'
+           ' FROM pg_temp.customer_analytics_shard_fetch f WHERE f.xid IS NOT NULL AND f.customer_code IS NOT NULL)'
+$$;
+
+-- SQL of the latest order dates _shard_land_changes added to
+-- pg_temp.customer_analytics_shard_fetch (the delta's orders: customer_code,
+-- order_date).
+CREATE FUNCTION customer_analytics._shard_delta_orders_sql() RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT '(SELECT f.customer_code, f.order_date FROM pg_temp.customer_analytics_shard_fetch f WHERE f.server IS NULL)'
+$$;
 
 -- Which of the order-row columns of rollup_order_changes() the coordinator
 -- table rollup_changes lacks (NULL: none lacks, or no such table).
@@ -111,14 +141,14 @@ CREATE FUNCTION customer_analytics._shard_order_columns_missing(changes regclass
                           AND a.attnum > 0 AND NOT a.attisdropped)
 $$;
 
--- Why the order changes landed from the shards (the relation changes)
--- cannot be applied as a delta (NULL: they can), as _rollup_delta_refused says it on one server:
+-- Why the order changes fetched from the shards (changes: SQL of their
+-- relation) cannot be applied as a delta (NULL: they can), as _rollup_delta_refused says it on one server:
 -- an order total or quantity that is not a finite number, or a customer
 -- left with more order rows whose date the shard's rollup could not read
 -- than before (the full recompute raises its error, naming the order; a
 -- date broken and corrected again since is no such row: its +1 and -1
 -- cancel, and the delta goes on, as on one server).
-CREATE FUNCTION customer_analytics._shard_changes_refused(changes regclass) RETURNS text
+CREATE FUNCTION customer_analytics._shard_changes_refused(changes text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -154,39 +184,41 @@ DECLARE
     mode text;
     landed bigint;
     delta record;
-    state record;
+    problem text;
     launch_mode text;
     no_state text := customer_analytics._campaign_state_unsupported(resolved);
 BEGIN
     SELECT NULL::pg_snapshot AS snapshot, NULL::bigint AS changed_customers, NULL::bigint AS order_changes INTO delta;
-    PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): reading the shards'' changes', c.name));
-    sh := customer_analytics._shard_changes(c, s);
-    IF rebuild AND sh.usable THEN
-        sh.usable := false;
-        sh.reason := 'the sheet''s months moved';
-    END IF;
-    IF sh.usable THEN
-        sh.reason := COALESCE(no_state, customer_analytics._campaign_state_problem(resolved, s));
-        sh.usable := sh.reason IS NULL;
-    END IF;
+    PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): reading the shards'' status and changes', c.name));
+    -- why the views or the state cannot follow the changes, whatever the
+    -- shards say (the changes are then not fetched)
+    problem := COALESCE(customer_analytics._shard_views_problem(c, s),
+                        CASE WHEN rebuild THEN 'the sheet''s months moved' END,
+                        no_state, customer_analytics._campaign_state_problem(resolved, s));
+    sh := customer_analytics._shard_changes_since(
+              format('campaign "%s"', c.name), c.source_schema,
+              (SELECT relowner FROM pg_class WHERE oid = to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'))),
+              s.shard_snapshots, problem);
     -- (no share of the customers past which a full refresh is cheaper, as
     -- for segmentations: the delta reads the order changes, not the changed
     -- customers' histories; at scale 10, 7,887 changed customers (7.7 %)
     -- took 765 ms, a full refresh 7.4 s and 10.9 s with the state's build)
     IF sh.usable THEN
-        PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): fetching the shards'' order changes', c.name));
-        landed := customer_analytics._shard_land_changes(c.source_schema, s.shard_snapshots,
-                                                         customer_analytics._campaign_data_window(resolved), s.state_table);
-        sh.reason := CASE WHEN landed IS NULL
-                          THEN format('%I.rollup_changes has no order rows (it lacks %s)', c.source_schema,
-                                      customer_analytics._shard_order_columns_missing(format('%I.rollup_changes', c.source_schema)::regclass))
-                          ELSE customer_analytics._shard_changes_refused('pg_temp.customer_analytics_shard_changes') END;
+        PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): landing the order changes', c.name));
+        landed := customer_analytics._shard_land_changes(c.source_schema, customer_analytics._campaign_data_window(resolved),
+                                                         s.state_table);
+        IF landed IS NULL THEN
+            sh.reason := format('%I.rollup_changes has no order rows (it lacks %s)', c.source_schema,
+                                customer_analytics._shard_order_columns_missing(format('%I.rollup_changes', c.source_schema)::regclass));
+        ELSE
+            sh.reason := customer_analytics._shard_changes_refused(customer_analytics._shard_delta_changes_sql());
+        END IF;
         sh.usable := sh.reason IS NULL;
     END IF;
     IF sh.usable THEN
         PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): applying the order changes', c.name));
-        delta := customer_analytics._campaign_delta_apply(resolved, s, 'pg_temp.customer_analytics_shard_changes',
-                                                          'pg_temp.customer_analytics_shard_orders', 'false', '{}');
+        delta := customer_analytics._campaign_delta_apply(resolved, s, customer_analytics._shard_delta_changes_sql(),
+                                                          customer_analytics._shard_delta_orders_sql(), 'false', '{}');
         IF delta.snapshot IS NULL THEN
             sh.usable := false;
             sh.reason := 'an order total or quantity among the changes is not a finite number';
@@ -195,7 +227,7 @@ BEGIN
                            delta.changed_customers, delta.order_changes, sh.shards);
         END IF;
     END IF;
-    PERFORM customer_analytics._drop_temp_tables('customer_analytics_shard_changes', 'customer_analytics_shard_orders');
+    PERFORM customer_analytics._drop_temp_tables('customer_analytics_shard_fetch');
     IF NOT sh.usable THEN
         PERFORM customer_analytics._campaign_recompute_views(c, rebuild, old_columns, _refresh_sharded_campaign.concurrently);
         mode := 'full (' || sh.reason || ')';
@@ -215,17 +247,7 @@ BEGIN
         ELSIF no_state IS NULL THEN
             -- the state built again from the shards, as of the snapshots
             -- recorded (each shard's reads share its connection's)
-            PERFORM customer_analytics._report_progress(format('refresh_campaign(%L): building the per-customer state', c.name));
-            SELECT NULL::regclass AS state, NULL::regclass AS month_state, NULL::pg_snapshot AS snapshot INTO state;
-            BEGIN
-                state := customer_analytics._campaign_shard_build_state(resolved);
-            EXCEPTION WHEN duplicate_table OR insufficient_privilege THEN
-                RAISE WARNING 'campaign "%" keeps no per-customer state: %', c.name, SQLERRM
-                    USING HINT = 'Its refreshes recompute the views in full until this is fixed.';
-            END;
-            UPDATE customer_analytics.campaign_refresh_state x
-               SET state_table = state.state, month_state_table = state.month_state, state_snapshot = state.snapshot
-             WHERE x.campaign = c.name;
+            PERFORM customer_analytics._campaign_keep_built_state(c, resolved, NULL);
         ELSE
             PERFORM customer_analytics._forget_campaign_state(c);
         END IF;
@@ -300,52 +322,19 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- A shard's status, read through its partition `changes` of rollup_changes
--- on server srv_name (oid srv): its rollup's generation, the snapshot it
--- was read at and its cluster's system identifier; or why its changes
--- cannot be followed (problem): the views' owner (role views_owner) would
--- reach it through another user mapping than the current role's (the
--- refresh's reads of a shard must share this read's connection; the status
--- is then not read), its rollup is not current, or it has campaigns of its
--- own on its rollup.
-CREATE FUNCTION customer_analytics._shard_status(srv_name text, srv oid, changes regclass, views_owner oid,
-                                                 OUT problem text, OUT generation bigint, OUT snapshot text,
-                                                 OUT system_identifier bigint) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    st_state text;
-    st_campaigns bigint;
-BEGIN
-    IF customer_analytics._shard_user_mapping(srv, (SELECT oid FROM pg_roles WHERE rolname = current_user))
-       IS DISTINCT FROM customer_analytics._shard_user_mapping(srv, views_owner) THEN
-        problem := format('server %s: the views'' owner reaches it through another user mapping than %s',
-                          srv_name, current_user);
-        RETURN;
-    END IF;
-    EXECUTE format('SELECT x.generation, x.rollup_state, x.snapshot::text AS snapshot, x.campaigns, x.system_identifier'
-                   ' FROM %s x WHERE x.xid IS NULL', changes)
-        INTO generation, st_state, snapshot, st_campaigns, system_identifier;
-    IF st_state IS DISTINCT FROM 'current' THEN
-        problem := format('server %s: %s', srv_name, COALESCE(st_state, 'no status row'));
-    ELSIF st_campaigns > 0 THEN
-        problem := format('server %s has campaigns of its own on its rollup, whose refreshes prune its changes', srv_name);
-    END IF;
-END $$;
-
--- The customers changed on a shard (server srv_name, oid srv, its partition
--- `changes` of rollup_changes of coordinator schema source_schema) since a
--- definition's views or state (what, e.g. campaign "c2", for messages) were
--- computed: the changes its recorded status `old` (generation, snapshot,
--- system_identifier; NULL: none) did not see, given its status now
+-- The customers changed on a shard (server srv_name, oid srv, of
+-- coordinator schema source_schema) since a definition's views or state
+-- (what, e.g. campaign "c2", for messages) were computed: its rows of
+-- pg_temp.customer_analytics_shard_fetch that are changes (the ones its
+-- recorded status `old` (generation, snapshot, system_identifier; NULL:
+-- none) did not see, fetched with its status), given its status now
 -- (generation, snapshot, system_identifier); or why they cannot be followed
 -- (reason, codes then NULL).  Customers whose customer_code belongs on
 -- another shard are one such reason, with a WARNING.
-CREATE FUNCTION customer_analytics._shard_changed_customers(what text, source_schema text, srv_name text, srv oid, changes regclass,
+CREATE FUNCTION customer_analytics._shard_changed_customers(what text, source_schema text, srv_name text, srv oid,
                                                             old jsonb, generation bigint, snapshot text, system_identifier bigint,
                                                             OUT reason text, OUT codes text[]) RETURNS record
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
@@ -363,12 +352,11 @@ BEGIN
         -- continue the ones the snapshot was taken among
         reason := format('server %s is another cluster or went back in time (restored?)', srv_name);
     ELSE
-        -- the changes its snapshot then did not see
-        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FILTER (WHERE x.customer_code IS NOT NULL),'
-                       ' COALESCE(bool_or(x.customer_code IS NULL), false) FROM %s x'
-                       ' WHERE x.xid >= pg_catalog.pg_snapshot_xmin(%L::pg_catalog.pg_snapshot)'
-                       ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %L::pg_catalog.pg_snapshot)',
-                       changes, old ->> 'snapshot', old ->> 'snapshot') INTO found_codes, truncated;
+        -- the changes its snapshot then did not see (filtered on the shard)
+        SELECT array_agg(DISTINCT x.customer_code) FILTER (WHERE x.customer_code IS NOT NULL),
+               COALESCE(bool_or(x.customer_code IS NULL), false)
+          INTO found_codes, truncated
+          FROM pg_temp.customer_analytics_shard_fetch x WHERE x.server = srv_name AND x.xid IS NOT NULL;
         misplaced := customer_analytics._shard_misplaced(source_schema, srv, found_codes);
         IF truncated THEN
             reason := format('a source table was truncated or rewritten on server %s', srv_name);
@@ -386,21 +374,6 @@ BEGIN
     END IF;
 END $$;
 
--- What changed on each shard since a campaign's views were computed
--- (_shard_changes_since), unless the views themselves cannot be followed
--- (_shard_views_problem).  s is the campaign's refresh state (NULL: none).
-CREATE FUNCTION customer_analytics._shard_changes(c customer_analytics.campaigns, s customer_analytics.campaign_refresh_state, OUT usable boolean, OUT reason text, OUT changed text[], OUT snapshots jsonb, OUT shards integer) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    SELECT x.usable, x.reason, x.changed, x.snapshots, x.shards INTO usable, reason, changed, snapshots, shards
-      FROM customer_analytics._shard_changes_since(
-               format('campaign "%s"', c.name), c.source_schema,
-               (SELECT relowner FROM pg_class WHERE oid = to_regclass(format('%I.%I', c.view_schema, c.name || '_targets'))),
-               s.shard_snapshots, customer_analytics._shard_views_problem(c, s)) x;
-END $$;
-
 -- What changed on each shard of coordinator schema source_schema since the
 -- shards' snapshots recorded (recorded: {"<server>": {generation,
 -- snapshot, system_identifier}}) for a definition (what, for messages),
@@ -409,10 +382,16 @@ END $$;
 -- and rollup generation now, for the refresh to record (NULL when some
 -- shard's changes cannot be followed).  problem: why the definition's
 -- views or state cannot be followed whatever the shards say (NULL: they
--- can).  The status of every shard is read even then, and first: it fixes
--- the snapshot the refresh then reads that shard with.  The steps: each
--- shard's status (_shard_status) and, while the changes can be followed,
--- its changed customers (_shard_changed_customers).
+-- can).  One statement reads every shard at once (_shard_fetch_sql): its
+-- status row, which fixes the snapshot the refresh then reads that shard
+-- with, and, unless problem, its changes since its recorded snapshot,
+-- which stay in pg_temp.customer_analytics_shard_fetch for the caller
+-- (_shard_land_changes).  A shard is not read when the views' owner would
+-- reach it through another user mapping than the current role's (the
+-- refresh's reads of a shard must share this read's connection).  Then,
+-- per shard: its rollup is current and has no campaigns of its own (whose
+-- refreshes prune its changes), and its changes can be followed
+-- (_shard_changed_customers).
 CREATE FUNCTION customer_analytics._shard_changes_since(what text, source_schema text, views_owner oid, recorded jsonb, problem text,
                                                         OUT usable boolean, OUT reason text, OUT changed text[], OUT snapshots jsonb,
                                                         OUT shards integer) RETURNS record
@@ -423,6 +402,9 @@ DECLARE
     sh record;
     st record;
     d record;
+    me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
+    readable text[] := '{}'::text[];
+    since jsonb := '{}'::jsonb;
     shard_reason text;
 BEGIN
     changed := '{}';
@@ -430,19 +412,46 @@ BEGIN
     shards := 0;
     reason := problem;
     usable := reason IS NULL;
+    PERFORM customer_analytics._drop_temp_tables('customer_analytics_shard_fetch');
+    PERFORM customer_analytics._scratch_table('customer_analytics_shard_fetch',
+        '(server text, customer_code text, xid xid8, generation bigint, rollup_state text, snapshot text, campaigns bigint,'
+        ' system_identifier bigint, order_date date, total numeric, quantity numeric, sign smallint)');
     FOR sh IN SELECT * FROM customer_analytics._shard_rollups(source_schema) LOOP
         shards := shards + 1;
-        st := customer_analytics._shard_status(sh.server, sh.server_id, sh.changes, views_owner);
-        IF st.problem IS NOT NULL THEN
-            shard_reason := COALESCE(shard_reason, st.problem);
+        IF customer_analytics._shard_user_mapping(sh.server_id, me)
+           IS DISTINCT FROM customer_analytics._shard_user_mapping(sh.server_id, views_owner) THEN
+            shard_reason := COALESCE(shard_reason, format('server %s: the views'' owner reaches it through another user mapping than %s',
+                                                          sh.server, current_user));
             snapshots := NULL;
         ELSE
-            snapshots := snapshots || jsonb_build_object(sh.server, jsonb_build_object('generation', st.generation,
+            readable := readable || sh.server;
+            IF usable AND recorded -> sh.server ->> 'snapshot' IS NOT NULL THEN
+                since := since || jsonb_build_object(sh.server, recorded -> sh.server ->> 'snapshot');
+            END IF;
+        END IF;
+    END LOOP;
+    IF cardinality(readable) > 0 THEN
+        EXECUTE customer_analytics._shard_fetch_sql(source_schema, readable, since);
+    END IF;
+    FOR st IN SELECT r.server, r.server_id, f.generation, f.rollup_state, f.snapshot, f.campaigns, f.system_identifier
+                FROM customer_analytics._shard_rollups(source_schema) r
+                LEFT JOIN pg_temp.customer_analytics_shard_fetch f ON f.server = r.server AND f.xid IS NULL
+               WHERE r.server = ANY (readable)
+               ORDER BY r.server LOOP
+        IF st.rollup_state IS DISTINCT FROM 'current' THEN
+            shard_reason := COALESCE(shard_reason, format('server %s: %s', st.server, COALESCE(st.rollup_state, 'no status row')));
+            snapshots := NULL;
+        ELSIF st.campaigns > 0 THEN
+            shard_reason := COALESCE(shard_reason,
+                format('server %s has campaigns of its own on its rollup, whose refreshes prune its changes', st.server));
+            snapshots := NULL;
+        ELSE
+            snapshots := snapshots || jsonb_build_object(st.server, jsonb_build_object('generation', st.generation,
                                                                                        'snapshot', st.snapshot,
                                                                                        'system_identifier', st.system_identifier::text));
             IF usable THEN
-                d := customer_analytics._shard_changed_customers(what, source_schema, sh.server, sh.server_id, sh.changes,
-                                                                 recorded -> sh.server,
+                d := customer_analytics._shard_changed_customers(what, source_schema, st.server, st.server_id,
+                                                                 recorded -> st.server,
                                                                  st.generation, st.snapshot, st.system_identifier);
                 reason := d.reason;
                 changed := changed || d.codes;
@@ -524,6 +533,36 @@ CREATE FUNCTION customer_analytics._shard_user_mapping(srv oid, role oid) RETURN
     SELECT m.umid FROM pg_user_mappings m WHERE m.srvid = srv AND m.umuser IN (role, 0)
      ORDER BY m.umuser DESC LIMIT 1
 $$;
+
+-- The statement that reads every shard of coordinator schema source_schema
+-- at once (async foreign scans under one Append): from each partition of
+-- rollup_changes its status row and, for the shards in since (server ->
+-- the snapshot recorded for it), the changes that snapshot did not see,
+-- filtered on the shard; into pg_temp.customer_analytics_shard_fetch, each
+-- row with its server.  The order rows' columns are NULL when
+-- rollup_changes lacks them (1.5's contract).  servers: the shards to read.
+CREATE FUNCTION customer_analytics._shard_fetch_sql(source_schema text, servers text[], since jsonb) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT 'INSERT INTO pg_temp.customer_analytics_shard_fetch '
+           || string_agg(format('SELECT %L::text, x.customer_code, x.xid, x.generation, x.rollup_state, x.snapshot::text,'
+                                ' x.campaigns, x.system_identifier, %s FROM %s x WHERE x.xid IS NULL%s',
+                                sh.server,
+                                CASE WHEN customer_analytics._shard_order_columns_missing(
+                                              to_regclass(format('%I.rollup_changes', source_schema))) IS NULL
+                                     THEN 'x.order_date, x.total, x.quantity, x.sign'
+                                     ELSE 'NULL::date, NULL::numeric, NULL::numeric, NULL::smallint' END,
+                                sh.changes,
+                                CASE WHEN since ->> sh.server IS NOT NULL
+                                     THEN format(' OR (x.xid >= pg_catalog.pg_snapshot_xmin(%1$L::pg_catalog.pg_snapshot)'
+                                                 ' AND NOT pg_catalog.pg_visible_in_snapshot(x.xid, %1$L::pg_catalog.pg_snapshot))',
+                                                 since ->> sh.server)
+                                     ELSE '' END),
+                         ' UNION ALL ' ORDER BY sh.server)
+      FROM customer_analytics._shard_rollups(source_schema) sh
+     WHERE sh.server = ANY (servers)
+$_$;
 
 -- The coordinator's four contract relations (customers, sales_orders,
 -- sales_order_lines, order_totals) in schema nsp, with their partitioning.
@@ -872,6 +911,104 @@ END $_$;
 
 COMMENT ON FUNCTION customer_analytics.check_sharded_source(source_schema text) IS 'Check a coordinator schema sharded by customer_code over postgres_fdw (partitioning, co-location, foreign servers'' options, user mappings): one row per check, with a hint for each problem';
 
+-- On a shard: why the current role cannot read the recorded changes of
+-- source_schema's rollup (NULL: it can): the rollup is not current, or the
+-- role may not read its table of changes.
+CREATE FUNCTION customer_analytics._rollup_changes_problem(source_schema text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    id integer := (SELECT x.id FROM customer_analytics.rollups x WHERE x.source_schema = _rollup_changes_problem.source_schema);
+    why text := (customer_analytics._rollup_for_reading(source_schema)).reason;
+BEGIN
+    IF why IS NULL AND NOT has_table_privilege(customer_analytics._rollup_dirty_table(id), 'SELECT') THEN
+        why := 'no SELECT privilege on ' || customer_analytics._rollup_dirty_table(id);
+    END IF;
+    RETURN why;
+END $$;
+
+-- On a shard: the status row of rollup_order_changes() (customer_code and
+-- xid NULL): the rollup's generation, 'current' or why its changes cannot
+-- be followed, this transaction's snapshot, how many campaigns of this
+-- server read the source, the cluster's system identifier.
+CREATE FUNCTION customer_analytics._rollup_changes_status(source_schema text) RETURNS TABLE(customer_code text, xid xid8, generation bigint, rollup_state text, snapshot pg_snapshot, campaigns bigint, system_identifier bigint, order_date date, total numeric, quantity numeric, sign smallint)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT NULL::text, NULL::xid8, r.generation, COALESCE(customer_analytics._rollup_changes_problem(s.src), 'current'),
+           pg_current_snapshot(),
+           (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = s.src),
+           (SELECT x.system_identifier FROM pg_control_system() x),
+           NULL::date, NULL::numeric, NULL::numeric, NULL::smallint
+      FROM (SELECT customer_analytics._source_schema(source_schema) AS src) s
+      LEFT JOIN customer_analytics.rollups r ON r.source_schema = s.src
+$$;
+
+-- On a shard: true when the current role reads the recorded changes of
+-- source_schema's rollup and they are kept in table dirty (the view of
+-- create_rollup_changes_view tests it once per query, before its scan).
+CREATE FUNCTION customer_analytics._rollup_changes_readable(source_schema text, dirty regclass) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT customer_analytics._rollup_changes_problem(source_schema) IS NULL
+           AND to_regclass(customer_analytics._rollup_dirty_table(
+                   (SELECT x.id FROM customer_analytics.rollups x
+                     WHERE x.source_schema = customer_analytics._source_schema(_rollup_changes_readable.source_schema)))) = dirty
+$$;
+
+-- On a shard: (re)create the view view_name in source_schema that a
+-- coordinator's rollup_changes partition reads: the rows of
+-- rollup_order_changes(), with the recorded changes read from the rollup's
+-- table of changes in the view itself, so that the coordinator's filter
+-- (its snapshot of the shard, a WHERE on xid) reaches that table's xid
+-- index: a refresh reads the changes since its snapshot, not every change
+-- recorded since the last reset_rollup_changes.  The view reads the table
+-- as its owner (the caller), and returns the changes only to roles that
+-- may read them (else its status row says why, as rollup_order_changes()
+-- does).
+CREATE FUNCTION customer_analytics.create_rollup_changes_view(source_schema text DEFAULT NULL::text, view_name text DEFAULT 'rollup_changes'::text) RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    src text := customer_analytics._source_schema(source_schema);
+    id integer := (SELECT x.id FROM customer_analytics.rollups x WHERE x.source_schema = src);
+    dirty regclass;
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'source schema "%" has no order rollup', src
+            USING ERRCODE = 'undefined_object',
+                  HINT = format('Run SELECT customer_analytics.enable_rollup(%L) first.', src);
+    END IF;
+    dirty := customer_analytics._rollup_dirty_table(id)::regclass;
+    IF NOT has_table_privilege(dirty, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to read %, the recorded changes of the rollup of "%"', dirty, src
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Create the view as the rollup''s owner or one of its readers (enable_rollup''s readers): it reads the changes as its owner.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = dirty AND a.attname = 'sign' AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'the rollup of "%" records no order rows (it was built before 1.5)', src
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Run SELECT customer_analytics.rebuild_rollup(%L) first.', src);
+    END IF;
+    EXECUTE format('CREATE OR REPLACE VIEW %I.%I AS'
+                   ' SELECT s.customer_code, s.xid, s.generation, s.rollup_state, s.snapshot, s.campaigns, s.system_identifier,'
+                   ' s.order_date, s.total, s.quantity, s.sign FROM customer_analytics._rollup_changes_status(%L) s'
+                   ' UNION ALL'
+                   ' SELECT d.customer_code, d.xid, NULL::bigint, NULL::text, NULL::pg_catalog.pg_snapshot, NULL::bigint, NULL::bigint,'
+                   ' d.order_date, d.total, d.quantity, d.sign FROM %s d'
+                   ' WHERE customer_analytics._rollup_changes_readable(%L, %L::regclass)',
+                   src, view_name, src, dirty, src, dirty);
+    EXECUTE format('COMMENT ON VIEW %I.%I IS %L', src, view_name,
+                   format('The rollup''s status and recorded changes, read by a coordinator''s rollup_changes partition '
+                          '(customer_analytics.create_rollup_changes_view(%L, %L); docs/sharding.md)', src, view_name));
+    RETURN format('%I.%I', src, view_name)::regclass;
+END $_$;
+
+COMMENT ON FUNCTION customer_analytics.create_rollup_changes_view(source_schema text, view_name text) IS 'On a shard: create the view of the rollup''s status and recorded changes that a coordinator''s rollup_changes partition reads, with its filter reaching the changes'' xid index (docs/sharding.md)';
+
 -- On a shard: one status row (customer_code and xid NULL): the rollup's
 -- generation, 'current' or why it cannot be followed, this transaction's
 -- snapshot, how many campaigns of this server read the source (their
@@ -901,22 +1038,13 @@ CREATE FUNCTION customer_analytics.rollup_order_changes(source_schema text DEFAU
     AS $$
 DECLARE
     src text := customer_analytics._source_schema(source_schema);
-    r customer_analytics.rollups;
-    why text;
 BEGIN
-    SELECT * INTO r FROM customer_analytics.rollups x WHERE x.source_schema = src;
-    why := (customer_analytics._rollup_for_reading(src)).reason;
-    IF why IS NULL AND NOT has_table_privilege(customer_analytics._rollup_dirty_table(r.id), 'SELECT') THEN
-        why := 'no SELECT privilege on ' || customer_analytics._rollup_dirty_table(r.id);
-    END IF;
-    RETURN QUERY SELECT NULL::text, NULL::xid8, r.generation, COALESCE(why, 'current'), pg_current_snapshot(),
-                        (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = src),
-                        (SELECT x.system_identifier FROM pg_control_system() x),
-                        NULL::date, NULL::numeric, NULL::numeric, NULL::smallint;
-    IF why IS NULL THEN
+    RETURN QUERY SELECT * FROM customer_analytics._rollup_changes_status(src);
+    IF customer_analytics._rollup_changes_problem(src) IS NULL THEN
         RETURN QUERY EXECUTE format('SELECT x.customer_code, x.xid, NULL::bigint, NULL::text, NULL::pg_snapshot, NULL::bigint,'
                                     ' NULL::bigint, x.order_date, x.total, x.quantity, x.sign FROM %s x',
-                                    customer_analytics._rollup_dirty_table(r.id));
+                                    customer_analytics._rollup_dirty_table(
+                                        (SELECT r.id FROM customer_analytics.rollups r WHERE r.source_schema = src)));
     END IF;
 END $$;
 

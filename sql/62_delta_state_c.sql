@@ -15,30 +15,13 @@
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE ROLE ca_dsc_analyst;
-CREATE SCHEMA dsc;
-CREATE TABLE dsc.customers (LIKE fx.customers);
-CREATE TABLE dsc.sales_orders (LIKE fx.sales_orders);
-CREATE TABLE dsc.sales_order_lines (LIKE fx.sales_order_lines);
-ALTER TABLE dsc.customers ADD PRIMARY KEY (customer_code);
-ALTER TABLE dsc.sales_orders ADD PRIMARY KEY (order_type, order_number);
-ALTER TABLE dsc.sales_order_lines ADD PRIMARY KEY (order_type, order_number, line_no);
 -- 1,600 customers, a quarter on the campaign's routes K1/K2; customer c has
--- 2 + c % 5 orders over 2025-03 .. 2026-01 (none when c % 40 = 0), two
+-- 2 + c % 5 orders over 2025-06 .. 2026-01 (none when c % 40 = 0), two
 -- lines each
-INSERT INTO dsc.customers
-SELECT lpad(c::text, 5, '0'), 'Customer ' || c, (ARRAY['K1', 'T9', 'K2', 'T8'])[1 + c % 4] || '',
-       'addr', NULL, '00' || c % 4
-  FROM generate_series(1, 1600) c;
+SELECT public.erp_source('dsc', 1600, '{K1,T9,K2,T8}', '2025-06-03', 215, 2, 5);
 UPDATE dsc.customers SET delivery_route = 'T7' WHERE customer_code::int % 8 IN (3, 5, 7);
-INSERT INTO dsc.sales_orders
-SELECT 'SO', (c * 100 + k)::text, lpad(c::text, 5, '0'), 'K1',
-       to_char(date '2025-03-02' + ((k * 41 + c * 13) % 310), 'YYYYMMDD'), 'Y'
-  FROM generate_series(1, 1600) c, generate_series(0, 1 + c % 5) k
- WHERE c % 40 <> 0;
-INSERT INTO dsc.sales_order_lines
-SELECT o.order_type, o.order_number, l, 'P' || l, 1,
-       round((100 + (o.order_number::bigint * 7919 % 2400) + l * 0.25)::numeric, 2)
-  FROM dsc.sales_orders o, generate_series(1, 2) l;
+DELETE FROM dsc.sales_order_lines WHERE order_number::bigint / 100 % 40 = 0;
+DELETE FROM dsc.sales_orders WHERE order_number::bigint / 100 % 40 = 0;
 -- row-level security on the source: a route rep sees the K2 customers and
 -- orders alone; the analyst owns the tables (the policies do not apply to
 -- it, so the rollup, which bypasses them, serves it: a role under them

@@ -24,7 +24,7 @@ CREATE FUNCTION customer_analytics._drop_segmentation_scratch() RETURNS void
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT customer_analytics._drop_temp_tables('customer_analytics_seg_changed', 'customer_analytics_seg_skus',
-                                                'customer_analytics_seg_sku_counts')
+                                                'customer_analytics_seg_sku_counts', 'customer_analytics_seg_member_keys')
 $$;
 
 -- Drop a segmentation's state tables (those that carry its marker); returns how many.
@@ -156,7 +156,9 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
                        dirty, since, snapshot) INTO order_changes;
     END IF;
-    PERFORM customer_analytics._drop_segmentation_scratch();
+    -- the changed customers' table kept for the members view
+    -- (_refresh_segmentation_as_owner drops it)
+    PERFORM customer_analytics._drop_temp_tables('customer_analytics_seg_skus', 'customer_analytics_seg_sku_counts');
 END $_$;
 
 -- The segmentation delta refresh's statements on the product codes of the

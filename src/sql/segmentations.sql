@@ -344,7 +344,9 @@ BEGIN
                'f.recency_days, f.tenure_days, f.span_days, f.quantity_per_visit, f.days_per_visit, '
                'f.skus_per_visit, f.diff, f.features '
                'FROM customer_analytics.segmentation_features(%L) f'
-               ' WHERE f.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_seg_member_keys k))',
+               -- (a hashed semi-join: = ANY of an array of thousands of
+               -- keys compares each customer with each key)
+               ' WHERE f.customer_code IN (SELECT k.customer_code FROM pg_temp.customer_analytics_seg_member_keys k)',
                model, s.name));
     RETURN keys;
 END $_$;

@@ -287,8 +287,7 @@ BEGIN
            AND previous_as_of IS NOT DISTINCT FROM (customer_analytics._segmentation_resolved(s)).as_of
            AND to_regclass('pg_temp.customer_analytics_seg_changed') IS NOT NULL THEN
             PERFORM customer_analytics._refresh_views(s.view_schema, ARRAY[s.name || '_model'], true);
-            u.mode := left(u.mode, -1) || format('; %s members replaced in place)',
-                                                 customer_analytics._segmentation_apply_members(s));
+            PERFORM customer_analytics._segmentation_apply_members(s);
             PERFORM customer_analytics._refresh_views(s.view_schema, ARRAY[s.name || '_profiles', s.name || '_elbow'], true);
         ELSE
             PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),

@@ -24,7 +24,7 @@ CREATE FUNCTION customer_analytics._drop_segmentation_scratch() RETURNS void
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT customer_analytics._drop_temp_tables('customer_analytics_seg_changed', 'customer_analytics_seg_skus',
-                                                'customer_analytics_seg_sku_counts')
+                                                'customer_analytics_seg_sku_counts', 'customer_analytics_seg_member_keys')
 $$;
 
 -- Drop a segmentation's state tables (those that carry its marker); returns how many.
@@ -156,7 +156,9 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s x WHERE x.sign IS NOT NULL AND %s AND pg_visible_in_snapshot(x.xid, %L::pg_snapshot)',
                        dirty, since, snapshot) INTO order_changes;
     END IF;
-    PERFORM customer_analytics._drop_segmentation_scratch();
+    -- the changed customers' table kept for the members view
+    -- (_refresh_segmentation_as_owner drops it)
+    PERFORM customer_analytics._drop_temp_tables('customer_analytics_seg_skus', 'customer_analytics_seg_sku_counts');
 END $_$;
 
 -- The segmentation delta refresh's statements on the product codes of the
@@ -173,9 +175,14 @@ CREATE FUNCTION customer_analytics._segmentation_delta_skus_sql(r customer_analy
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
     SELECT ARRAY[
+        -- the rows first netted per (customer, codes): an order changed
+        -- without a change of its codes (its old and new rows) cancels out
+        -- before its codes are unnested
         format('INSERT INTO pg_temp.customer_analytics_seg_skus'
-               ' SELECT x.customer_code, p.code, sum(x.sign) FROM %s x, unnest(x.product_codes) p(code)'
-               ' WHERE %s AND p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(x.sign) <> 0',
+               ' SELECT g.customer_code, p.code, sum(g.lines)::bigint'
+               ' FROM (SELECT x.customer_code, x.product_codes, sum(x.sign) AS lines FROM %s x'
+               '       WHERE %s GROUP BY 1, 2 HAVING sum(x.sign) <> 0) g, unnest(g.product_codes) p(code)'
+               ' WHERE p.code IS NOT NULL GROUP BY 1, 2 HAVING sum(g.lines) <> 0',
                customer_analytics._rollup_dirty_table(r.id), changed_rows),
         'ANALYZE pg_temp.customer_analytics_seg_skus',
         format('INSERT INTO pg_temp.customer_analytics_seg_sku_counts'
@@ -209,15 +216,23 @@ CREATE FUNCTION customer_analytics._segmentation_delta_state_sql(s customer_anal
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
     SELECT ARRAY[
-        format('WITH d AS (SELECT x.customer_code, sum(x.sign) AS visits, sum(x.sign * x.total) AS spend,'
+        -- the rows netted per (customer, order date) first: the dates
+        -- added and removed are those whose count of orders rose or fell
+        -- (an order changed on the same date is neither, and needs no
+        -- lookup of the customer's first or last order)
+        format('WITH e AS (SELECT x.customer_code, x.order_date, sum(x.sign) AS visits, sum(x.sign * x.total) AS spend,'
                '   COALESCE(sum(x.sign) FILTER (WHERE x.total IS NOT NULL), 0) AS spend_orders,'
                '   sum(x.sign * x.quantity) AS quantity,'
-               '   COALESCE(sum(x.sign) FILTER (WHERE x.quantity IS NOT NULL), 0) AS quantity_orders,'
-               '   min(x.order_date) FILTER (WHERE x.sign > 0) AS added_first,'
-               '   max(x.order_date) FILTER (WHERE x.sign > 0) AS added_last,'
-               '   min(x.order_date) FILTER (WHERE x.sign < 0) AS removed_first,'
-               '   max(x.order_date) FILTER (WHERE x.sign < 0) AS removed_last'
-               '   FROM %2$s x WHERE %3$s GROUP BY 1),'
+               '   COALESCE(sum(x.sign) FILTER (WHERE x.quantity IS NOT NULL), 0) AS quantity_orders'
+               '   FROM %2$s x WHERE %3$s GROUP BY 1, 2),'
+               ' d AS (SELECT e.customer_code, sum(e.visits)::bigint AS visits, sum(e.spend) AS spend,'
+               '   sum(e.spend_orders)::bigint AS spend_orders, sum(e.quantity) AS quantity,'
+               '   sum(e.quantity_orders)::bigint AS quantity_orders,'
+               '   min(e.order_date) FILTER (WHERE e.visits > 0) AS added_first,'
+               '   max(e.order_date) FILTER (WHERE e.visits > 0) AS added_last,'
+               '   min(e.order_date) FILTER (WHERE e.visits < 0) AS removed_first,'
+               '   max(e.order_date) FILTER (WHERE e.visits < 0) AS removed_last'
+               '   FROM e GROUP BY 1),'
                ' upd AS (UPDATE %1$s s SET visits = s.visits + d.visits,'
                '   spend = CASE WHEN s.spend_orders + d.spend_orders > 0 THEN COALESCE(s.spend, 0) + COALESCE(d.spend, 0) END,'
                '   spend_orders = s.spend_orders + d.spend_orders,'

@@ -37,6 +37,7 @@ BEGIN
     -- (under the refreshes' lock: the order changes are pruned meanwhile)
     PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
     PERFORM customer_analytics._segmentation_update_state(s);
+    PERFORM customer_analytics._drop_segmentation_scratch();
     PERFORM customer_analytics._build_segmentation_views(s);
     PERFORM customer_analytics._grant_readers(s.view_schema, customer_analytics._segmentation_views(s.name), s.readers);
     s := customer_analytics._record_segmentation_refresh(s.name, started);
@@ -263,6 +264,7 @@ DECLARE
     -- views left unpopulated (by a restore): refreshed without CONCURRENTLY
     unpopulated text := customer_analytics._unpopulated_views(s.view_schema, customer_analytics._segmentation_views(s.name));
     requested boolean := _refresh_segmentation_as_owner.concurrently;
+    previous_as_of date;
 BEGIN
     PERFORM customer_analytics._require_owner_context('segmentation', s.name, s.owner);
     IF unpopulated IS NOT NULL THEN
@@ -271,13 +273,28 @@ BEGIN
     -- refreshes of one source take turns (as campaigns'): the state's
     -- snapshot and the pruning of the order changes stay in step
     PERFORM pg_advisory_xact_lock(hashtext('customer_analytics.refresh'), hashtext(s.source_schema));
+    SELECT x.as_of INTO previous_as_of FROM customer_analytics.segmentation_refresh_state x WHERE x.segmentation = s.name;
     u := customer_analytics._segmentation_update_state(s);
     -- (no customer's features changed since the views were computed, nor
     -- as_of: they would come out the same)
     IF NOT u.unchanged OR unpopulated IS NOT NULL THEN
-        PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
-                                                  _refresh_segmentation_as_owner.concurrently);
+        -- after a delta with the same as_of, only the changed customers'
+        -- features changed: the members view's rows replaced in place for
+        -- them and for the members whose label the new model changes
+        -- (_segmentation_apply_members), instead of a REFRESH ...
+        -- CONCURRENTLY's whole result and diff
+        IF u.delta AND unpopulated IS NULL AND _refresh_segmentation_as_owner.concurrently
+           AND previous_as_of IS NOT DISTINCT FROM (customer_analytics._segmentation_resolved(s)).as_of
+           AND to_regclass('pg_temp.customer_analytics_seg_changed') IS NOT NULL THEN
+            PERFORM customer_analytics._refresh_views(s.view_schema, ARRAY[s.name || '_model'], true);
+            PERFORM customer_analytics._segmentation_apply_members(s);
+            PERFORM customer_analytics._refresh_views(s.view_schema, ARRAY[s.name || '_profiles', s.name || '_elbow'], true);
+        ELSE
+            PERFORM customer_analytics._refresh_views(s.view_schema, customer_analytics._segmentation_views(s.name),
+                                                      _refresh_segmentation_as_owner.concurrently);
+        END IF;
     END IF;
+    PERFORM customer_analytics._drop_segmentation_scratch();
     IF unpopulated IS NOT NULL THEN
         u.mode := left(u.mode, -1) || format('; not populated: %s%s)', unpopulated,
                       CASE WHEN requested THEN '; refreshed without CONCURRENTLY' ELSE '' END);
@@ -290,6 +307,48 @@ BEGIN
         s.member_rows;
     RETURN s;
 END $$;
+
+-- The members view of a segmentation brought up to date in place after a
+-- delta refresh of its feature state (the model view already refreshed):
+-- its rows replaced (_matview_apply: readers not blocked, a row that is the
+-- same left alone) for the changed customers
+-- (pg_temp.customer_analytics_seg_changed: those entering, leaving or whose
+-- features changed) and for the members whose label under the new model
+-- differs from their row's (the model moves with any change: each member's
+-- stored features, unchanged for the others, predicted again); every other
+-- row is what a REFRESH would compute. Returns the number of keys replaced.
+CREATE FUNCTION customer_analytics._segmentation_apply_members(s customer_analytics.segmentations) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    members regclass := format('%I.%I', s.view_schema, s.name || '_members')::regclass;
+    model text := format('(SELECT v.model FROM %I.%I v)', s.view_schema, s.name || '_model');
+    keys bigint;
+BEGIN
+    PERFORM customer_analytics._report_progress(format('refreshing %s in place (segmentation %s: changed customers and changed labels)',
+                                                       members, s.name));
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_member_keys', '(customer_code text PRIMARY KEY)');
+    EXECUTE format('INSERT INTO pg_temp.customer_analytics_seg_member_keys'
+                   ' SELECT c.customer_code FROM pg_temp.customer_analytics_seg_changed c'
+                   ' UNION SELECT m.customer_code FROM %s m'
+                   ' WHERE m.cluster IS DISTINCT FROM customer_analytics.kmeans_predict(%s, m.features)',
+                   members, model);
+    GET DIAGNOSTICS keys = ROW_COUNT;
+    PERFORM customer_analytics._matview_apply(members,
+        ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_seg_member_keys k),
+        -- the columns of the view's query (_build_segmentation_matviews)
+        format('SELECT f.customer_code, customer_analytics.kmeans_predict(%s, f.features) AS cluster, '
+               'f.visits, f.total_spend, f.ticket_size, f.skus, f.total_quantity, f.first_order, f.last_order, '
+               'f.recency_days, f.tenure_days, f.span_days, f.quantity_per_visit, f.days_per_visit, '
+               'f.skus_per_visit, f.diff, f.features '
+               'FROM customer_analytics.segmentation_features(%L) f'
+               -- (a hashed semi-join: = ANY of an array of thousands of
+               -- keys compares each customer with each key)
+               ' WHERE f.customer_code IN (SELECT k.customer_code FROM pg_temp.customer_analytics_seg_member_keys k)',
+               model, s.name));
+    RETURN keys;
+END $_$;
 
 -- The features query of customer_features() for a segment.
 CREATE FUNCTION customer_analytics._segment_features_sql(segment text, feature_window daterange, as_of date, source_schema text) RETURNS text

@@ -10,26 +10,9 @@
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE ROLE ca_cm_analyst;
-CREATE SCHEMA cm;
-CREATE TABLE cm.customers (LIKE fx.customers);
-CREATE TABLE cm.sales_orders (LIKE fx.sales_orders);
-CREATE TABLE cm.sales_order_lines (LIKE fx.sales_order_lines);
-ALTER TABLE cm.customers ADD PRIMARY KEY (customer_code);
-ALTER TABLE cm.sales_orders ADD PRIMARY KEY (order_type, order_number);
-ALTER TABLE cm.sales_order_lines ADD PRIMARY KEY (order_type, order_number, line_no);
 -- 200 customers, half of them on the campaign's routes K1/K2; customer c
 -- has 3 + c % 4 orders over 2025-06 .. 2026-01, two lines each
-INSERT INTO cm.customers
-SELECT lpad(c::text, 5, '0'), 'Customer ' || c, (ARRAY['K1', 'T9', 'K2', 'T8'])[1 + c % 4], 'addr', NULL, '00' || c % 4
-  FROM generate_series(1, 200) c;
-INSERT INTO cm.sales_orders
-SELECT 'SO', (c * 100 + k)::text, lpad(c::text, 5, '0'), 'K1',
-       to_char(date '2025-06-03' + ((k * 37 + c * 11) % 215), 'YYYYMMDD'), 'Y'
-  FROM generate_series(1, 200) c, generate_series(0, 2 + c % 4) k;
-INSERT INTO cm.sales_order_lines
-SELECT o.order_type, o.order_number, l, 'P' || l, 1,
-       round((150 + (o.order_number::bigint * 7919 % 1800) + l * 0.25)::numeric, 2)
-  FROM cm.sales_orders o, generate_series(1, 2) l;
+SELECT public.erp_source('cm', 200, '{K1,T9,K2,T8}', '2025-06-03', 215, 3, 4);
 GRANT USAGE ON SCHEMA cm TO ca_cm_analyst;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA cm TO ca_cm_analyst;
 GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_cm_analyst;

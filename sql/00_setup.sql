@@ -54,6 +54,45 @@ BEGIN
                    '   FROM %1$I.sales_orders o, generate_series(1, 2) l', target);
 END $$;
 
+-- campaign_differences(campaign): a campaign's views against a recompute
+-- from its source tables (row text, EXCEPT ALL both ways), with its stored
+-- parameters: the targets view against target_customers(), the long form
+-- against monthly_revenue() of those targets, the sheet against its own
+-- definition (which reads the targets view).  Run as the campaign's owner.
+-- The delta refresh suites use it after each refresh.
+CREATE FUNCTION public.campaign_differences(campaign text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    c customer_analytics.campaigns := (SELECT x FROM customer_analytics.campaigns x WHERE x.name = campaign);
+    targets text := format('%I.%I', c.view_schema, c.name || '_targets');
+    t bigint; l bigint; s bigint;
+BEGIN
+    SET LOCAL customer_analytics.use_rollup = off;
+    CREATE TEMP TABLE campaign_differences_full ON COMMIT DROP AS
+    SELECT * FROM customer_analytics.target_customers(routes => c.routes, spend_window => c.spend_window,
+        min_spend => c.min_spend, low_ticket_window => c.low_ticket_window, low_ticket_below => c.low_ticket_below,
+        min_low_tickets => c.min_low_tickets, base_window => c.base_window, recent_window => c.recent_window,
+        decline_pct => c.decline_pct, exclude_closed => c.exclude_closed, route_source => c.route_source,
+        source_schema => c.source_schema);
+    CREATE TEMP TABLE campaign_differences_months ON COMMIT DROP AS
+    SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM campaign_differences_full),
+                                                     c.revenue_window, c.source_schema);
+    EXECUTE format('SELECT count(*) FROM ((SELECT x::text FROM %1$s x EXCEPT ALL SELECT x::text FROM campaign_differences_full x)'
+                   ' UNION ALL (SELECT x::text FROM campaign_differences_full x EXCEPT ALL SELECT x::text FROM %1$s x)) d',
+                   targets) INTO t;
+    EXECUTE format('SELECT count(*) FROM ((SELECT x::text FROM %1$I.%2$I x EXCEPT ALL SELECT x::text FROM campaign_differences_months x)'
+                   ' UNION ALL (SELECT x::text FROM campaign_differences_months x EXCEPT ALL SELECT x::text FROM %1$I.%2$I x)) d',
+                   c.view_schema, c.name || '_monthly_long') INTO l;
+    EXECUTE format('SELECT count(*) FROM ((SELECT x::text FROM %1$I.%2$I x EXCEPT ALL SELECT x::text FROM (%3$s) x)'
+                   ' UNION ALL (SELECT x::text FROM (%3$s) x EXCEPT ALL SELECT x::text FROM %1$I.%2$I x)) d',
+                   c.view_schema, c.name || '_monthly',
+                   rtrim(pg_get_viewdef(format('%I.%I', c.view_schema, c.name || '_monthly')::regclass), ';')) INTO s;
+    DROP TABLE campaign_differences_full, campaign_differences_months;
+    EXECUTE format('SELECT format(''%%s targets; rows differing: targets %%s, long form %%s, sheet %%s'', count(*), $1, $2, $3)'
+                   ' FROM %s', targets) INTO STRICT targets USING t, l, s;
+    RETURN targets;
+END $$;
+
 CREATE SCHEMA fx;
 -- a raw sync table: no primary key, as the ERP sync delivers it
 CREATE TABLE fx.customers (customer_code varchar(12), trade_name text,

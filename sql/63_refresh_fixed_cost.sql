@@ -23,38 +23,20 @@ GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_fc_analyst;
 SELECT rollup_rows FROM customer_analytics.enable_rollup('fc', readers => '{ca_fc_analyst}');
 CREATE SCHEMA fc_bi AUTHORIZATION ca_fc_analyst;
 
--- the views against a recompute from the source tables (row text): the
--- targets view against target_customers(), the long form against
--- monthly_revenue() of those targets, the sheet against its own
--- definition (which reads the targets view; as the campaign's owner); and
--- the recorded row counts against count(*) of the views
+-- the views against a recompute from the source tables (00_setup's
+-- campaign_differences), and the recorded row counts against count(*) of
+-- the views
 CREATE FUNCTION public.fc_check() RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-    t bigint; l bigint; s bigint;
     c customer_analytics.campaigns := (SELECT x FROM customer_analytics.campaigns x WHERE x.name = 'fcc');
 BEGIN
-    SET LOCAL customer_analytics.use_rollup = off;
-    CREATE TEMP TABLE fc_full ON COMMIT DROP AS
-    SELECT * FROM customer_analytics.target_customers(routes => '{K1,K2}', min_spend => 2000,
-        low_ticket_below => 1000, min_low_tickets => 2, source_schema => 'fc');
-    CREATE TEMP TABLE fc_months ON COMMIT DROP AS
-    SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fc_full), '[2025-09-01,2026-01-07]', 'fc');
-    t := (SELECT count(*) FROM ((SELECT x::text FROM fc_bi.fcc_targets x EXCEPT ALL SELECT x::text FROM fc_full x)
-                                UNION ALL (SELECT x::text FROM fc_full x EXCEPT ALL SELECT x::text FROM fc_bi.fcc_targets x)) d);
-    l := (SELECT count(*) FROM ((SELECT x::text FROM fc_bi.fcc_monthly_long x EXCEPT ALL SELECT x::text FROM fc_months x)
-                                UNION ALL (SELECT x::text FROM fc_months x EXCEPT ALL SELECT x::text FROM fc_bi.fcc_monthly_long x)) d);
-    EXECUTE format('SELECT count(*) FROM ((SELECT x::text FROM fc_bi.fcc_monthly x EXCEPT ALL SELECT x::text FROM (%1$s) x)'
-                   ' UNION ALL (SELECT x::text FROM (%1$s) x EXCEPT ALL SELECT x::text FROM fc_bi.fcc_monthly x)) d',
-                   rtrim(pg_get_viewdef('fc_bi.fcc_monthly'::regclass), ';')) INTO s;
-    DROP TABLE fc_full, fc_months;
-    RETURN format('%s targets; rows differing: targets %s, long form %s, sheet %s; recorded counts %s',
-                  (SELECT count(*) FROM fc_bi.fcc_targets), t, l, s,
-                  CASE WHEN c.target_rows = (SELECT count(*) FROM fc_bi.fcc_targets)
-                        AND c.monthly_rows = (SELECT count(*) FROM fc_bi.fcc_monthly)
-                       THEN 'equal count(*)'
-                       ELSE format('DIFFER: %s / %s recorded, %s / %s counted', c.target_rows, c.monthly_rows,
-                                   (SELECT count(*) FROM fc_bi.fcc_targets), (SELECT count(*) FROM fc_bi.fcc_monthly)) END);
+    RETURN public.campaign_differences('fcc') || '; recorded counts ' ||
+           CASE WHEN c.target_rows = (SELECT count(*) FROM fc_bi.fcc_targets)
+                 AND c.monthly_rows = (SELECT count(*) FROM fc_bi.fcc_monthly)
+                THEN 'equal count(*)'
+                ELSE format('DIFFER: %s / %s recorded, %s / %s counted', c.target_rows, c.monthly_rows,
+                            (SELECT count(*) FROM fc_bi.fcc_targets), (SELECT count(*) FROM fc_bi.fcc_monthly)) END;
 END $$;
 -- the calls to the functions that tell the fixed cost, since fc_mark() in
 -- the same transaction (track_functions = all: the backend's counts not yet

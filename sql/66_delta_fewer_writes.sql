@@ -19,31 +19,8 @@ GRANT USAGE, CREATE ON SCHEMA customer_analytics_state TO ca_cm_analyst;
 SELECT rollup_rows FROM customer_analytics.enable_rollup('cm', readers => '{ca_cm_analyst}');
 CREATE SCHEMA cm_bi AUTHORIZATION ca_cm_analyst;
 
--- the views against a recompute from the source tables (row text): the
--- targets view against target_customers(), the long form against
--- monthly_revenue() of those targets, the sheet against its own definition
-CREATE FUNCTION public.cm_check() RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    t bigint; l bigint; s bigint;
-BEGIN
-    SET LOCAL customer_analytics.use_rollup = off;
-    CREATE TEMP TABLE cm_full ON COMMIT DROP AS
-    SELECT * FROM customer_analytics.target_customers(routes => '{K1,K2}', min_spend => 2000,
-        low_ticket_below => 1000, min_low_tickets => 2, source_schema => 'cm');
-    CREATE TEMP TABLE cm_months ON COMMIT DROP AS
-    SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM cm_full), '[2025-09-01,2026-01-07]', 'cm');
-    t := (SELECT count(*) FROM ((SELECT x::text FROM cm_bi.cmc_targets x EXCEPT ALL SELECT x::text FROM cm_full x)
-                                UNION ALL (SELECT x::text FROM cm_full x EXCEPT ALL SELECT x::text FROM cm_bi.cmc_targets x)) d);
-    l := (SELECT count(*) FROM ((SELECT x::text FROM cm_bi.cmc_monthly_long x EXCEPT ALL SELECT x::text FROM cm_months x)
-                                UNION ALL (SELECT x::text FROM cm_months x EXCEPT ALL SELECT x::text FROM cm_bi.cmc_monthly_long x)) d);
-    EXECUTE format('SELECT count(*) FROM ((SELECT x::text FROM cm_bi.cmc_monthly x EXCEPT ALL SELECT x::text FROM (%1$s) x)'
-                   ' UNION ALL (SELECT x::text FROM (%1$s) x EXCEPT ALL SELECT x::text FROM cm_bi.cmc_monthly x)) d',
-                   rtrim(pg_get_viewdef('cm_bi.cmc_monthly'::regclass), ';')) INTO s;
-    DROP TABLE cm_full, cm_months;
-    RETURN format('%s targets; rows differing: targets %s, long form %s, sheet %s',
-                  (SELECT count(*) FROM cm_bi.cmc_targets), t, l, s);
-END $$;
+-- the views against a recompute from the source tables (00_setup)
+CREATE FUNCTION public.cm_check() RETURNS text LANGUAGE sql AS $$ SELECT public.campaign_differences('cmc') $$;
 CREATE FUNCTION public.cm_mode() RETURNS text LANGUAGE sql AS $$
     SELECT split_part(mode, ' (', 1) FROM customer_analytics.refresh_history
      WHERE kind = 'campaign' AND name = 'cmc' ORDER BY id DESC LIMIT 1;

@@ -330,7 +330,10 @@ kmeans_silhouettes_sfunc(PG_FUNCTION_ARGS)
 
 			if (VARSIZE(models) != VARSIZE(st->models) ||
 				memcmp(models, st->models, VARSIZE(models)) != 0)
-				pb_check_params(st->pb, NULL, 0);	/* the same error as other parameters */
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the aggregate's parameters must be the same for every row"),
+						 errhint("Pass the models as one array for all rows, such as a scalar subquery.")));
 		}
 	}
 	pb_add(st->pb, PG_GETARG_ARRAYTYPE_P(1), 0);

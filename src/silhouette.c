@@ -21,7 +21,10 @@
 
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
 
 #include "ca_limits.h"
 #include "kmeans.h"
@@ -35,6 +38,19 @@ typedef struct SilhouetteParams
 	int64		sample_size;	/* 0: every point */
 	int64		seed;
 } SilhouetteParams;
+
+/* a sample size given to silhouette(): 2 .. CA_MAX_SILHOUETTE_POINTS */
+static void
+check_sample_size(int64 sample_size)
+{
+	if (sample_size < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample_size must be at least 2, not %lld", (long long) sample_size),
+				 errhint("A few thousand points estimate the score well; leave it out for the exact score.")));
+	ca_check_limit("silhouette sample_size", sample_size, CA_MAX_SILHOUETTE_POINTS,
+				   "A sample of a few thousand points estimates the score well, such as sample_size 2000.");
+}
 
 /* silhouette(features float8[], cluster int [, sample_size int, seed bigint]): transition */
 Datum
@@ -53,13 +69,7 @@ silhouette_sfunc(PG_FUNCTION_ARGS)
 					 errhint("Leave both out for the exact score.")));
 		params.sample_size = PG_GETARG_INT32(3);
 		params.seed = PG_GETARG_INT64(4);
-		if (params.sample_size < 2)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("sample_size must be at least 2, not %lld", (long long) params.sample_size),
-					 errhint("A few thousand points estimate the score well; leave it out for the exact score.")));
-		ca_check_limit("silhouette sample_size", params.sample_size, CA_MAX_SILHOUETTE_POINTS,
-					   "A sample of a few thousand points estimates the score well, such as sample_size 2000.");
+		check_sample_size(params.sample_size);
 	}
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 	{
@@ -122,12 +132,15 @@ sample_points(PointBuffer *pb, int64 m, int64 seed)
 	pb->n = m;
 }
 
-/* silhouette final: the mean silhouette of the points (or of the sample) */
-Datum
-silhouette_final(PG_FUNCTION_ARGS)
+/*
+ * The mean silhouette of pb's labelled points (or of the sample params
+ * asks for): false when undefined (NULL).  pb is sorted (and sampled) in
+ * place, in its own memory context.  silhouette() and _kmeans_silhouettes()
+ * both end here, so their scores are the same bits.
+ */
+static bool
+silhouette_of(PointBuffer *pb, SilhouetteParams params, double *result)
 {
-	PointBuffer *pb = PG_ARGISNULL(0) ? NULL : (PointBuffer *) PG_GETARG_POINTER(0);
-	SilhouetteParams params;
 	int32	   *cluster;		/* dense cluster numbers 0..k-1 */
 	int64	   *members;
 	int64	   *start;
@@ -138,9 +151,8 @@ silhouette_final(PG_FUNCTION_ARGS)
 				dim;
 	double	   *kept = NULL;	/* d(i, j) for j < i, row by row */
 
-	if (pb == NULL || pb->n == 0)
-		PG_RETURN_NULL();
-	memcpy(&params, pb->params, sizeof(params));
+	if (pb->n == 0)
+		return false;
 	/* the n^2 loop below, refused before any work (a sample is bounded in the sfunc) */
 	if (params.sample_size == 0)
 		ca_check_limit("the number of points of an exact silhouette", pb->n, CA_MAX_SILHOUETTE_POINTS,
@@ -161,7 +173,7 @@ silhouette_final(PG_FUNCTION_ARGS)
 	for (int64 i = 0; i < n; i++)
 		cluster[i] = (i > 0 && pb->label[i] == pb->label[i - 1]) ? cluster[i - 1] : k++;
 	if (k < 2 || k > n - 1)
-		PG_RETURN_NULL();		/* undefined, as silhouette_score refuses it */
+		return false;			/* undefined, as silhouette_score refuses it */
 
 	members = palloc0(sizeof(int64) * k);
 	for (int64 i = 0; i < n; i++)
@@ -233,5 +245,241 @@ silhouette_final(PG_FUNCTION_ARGS)
 		if (Max(a, b) > 0)
 			total += (b - a) / Max(a, b);
 	}
-	PG_RETURN_FLOAT8(total / n);
+	*result = total / n;
+	return true;
+}
+
+/* silhouette final: the mean silhouette of the points (or of the sample) */
+Datum
+silhouette_final(PG_FUNCTION_ARGS)
+{
+	PointBuffer *pb = PG_ARGISNULL(0) ? NULL : (PointBuffer *) PG_GETARG_POINTER(0);
+	SilhouetteParams params;
+	double		score;
+
+	if (pb == NULL || pb->n == 0)
+		PG_RETURN_NULL();
+	memcpy(&params, pb->params, sizeof(params));
+	if (!silhouette_of(pb, params, &score))
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(score);
+}
+
+
+/*
+ * _kmeans_silhouettes(features float8[], models jsonb[], sample_size int,
+ * seed bigint) -> float8[]: for each model, what
+ *
+ *   silhouette(kmeans_standardize(model, features), kmeans_predict(model, features)
+ *              [, sample_size, seed])
+ *
+ * returns over the same rows (sample_size 0: the exact form), bit for bit:
+ * the same z-scores and nearest centres (kmeans_model.c's arithmetic), the
+ * same points handed to the same silhouette_of().  The elbow's silhouettes
+ * in one pass over the features instead of two function calls per row and
+ * k, the z-scores computed once when the models share their mean and scale
+ * (the elbow's do: every k is fitted on the same points).  A NULL model
+ * gives a NULL element.
+ */
+PG_FUNCTION_INFO_V1(kmeans_silhouettes_sfunc);
+PG_FUNCTION_INFO_V1(kmeans_silhouettes_final);
+
+typedef struct SilhouettesState
+{
+	PointBuffer *pb;			/* the raw features, unlabelled; params: SilhouetteParams */
+	ArrayType  *models;			/* jsonb[], a copy in the aggregate's context */
+	Datum		models_arg;		/* the argument as first passed (a constant: compared by pointer first) */
+} SilhouettesState;
+
+Datum
+kmeans_silhouettes_sfunc(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext = pb_aggcontext(fcinfo, "_kmeans_silhouettes");
+	SilhouettesState *st = PG_ARGISNULL(0) ? NULL : (SilhouettesState *) PG_GETARG_POINTER(0);
+	SilhouetteParams params;
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("models, sample_size and seed must not be NULL"),
+				 errhint("Pass sample_size 0 for the exact scores.")));
+	params.sample_size = PG_GETARG_INT32(3);
+	params.seed = PG_GETARG_INT64(4);
+	if (PG_ARGISNULL(1))
+	{
+		if (st)
+			PG_RETURN_POINTER(st);
+		PG_RETURN_NULL();
+	}
+	if (st == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(aggcontext);
+
+		st = palloc0(sizeof(SilhouettesState));
+		st->pb = pb_create(aggcontext, false, &params, sizeof(params));
+		st->models = PG_GETARG_ARRAYTYPE_P_COPY(2);
+		st->models_arg = PG_GETARG_DATUM(2);
+		MemoryContextSwitchTo(old);
+	}
+	else
+	{
+		pb_check_params(st->pb, &params, sizeof(params));
+		if (PG_GETARG_DATUM(2) != st->models_arg)
+		{
+			ArrayType  *models = PG_GETARG_ARRAYTYPE_P(2);
+
+			if (VARSIZE(models) != VARSIZE(st->models) ||
+				memcmp(models, st->models, VARSIZE(models)) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the aggregate's parameters must be the same for every row"),
+						 errhint("Pass the models as one array for all rows, such as a scalar subquery.")));
+		}
+	}
+	pb_add(st->pb, PG_GETARG_ARRAYTYPE_P(1), 0);
+	PG_RETURN_POINTER(st);
+}
+
+/*
+ * z = (x - mean) / scale for the n points, as kmeans_model.c's
+ * standardized() computes and checks it (its errors, row by row).
+ */
+static void
+standardize_all(const PointBuffer *pb, const KMeansModel *m, double *z)
+{
+	int			dim = pb->dim;
+
+	if (m->dim != dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features has %d values, the model was fitted on %d", dim, m->dim),
+				 errhint("Pass the same features, in the same order, as to kmeans_fit().")));
+	for (int64 i = 0; i < pb->n; i++)
+	{
+		const double *x = pb->x + i * dim;
+		double	   *zi = z + i * dim;
+
+		if ((i & 0xFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < dim; j++)
+		{
+			zi[j] = (x[j] - m->mean[j]) / m->scale[j];
+			if (!isfinite(zi[j]))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("z-score of features[%d] is out of range", j + 1),
+						 errdetail("(%g - mean %g) / scale %g is too large for float8.",
+								   x[j], m->mean[j], m->scale[j])));
+		}
+	}
+}
+
+/* the nearest centre of each z-score, as kmeans_predict() finds it */
+static void
+predict_all(const double *z, int64 n, const KMeansModel *m, int32 *label)
+{
+	for (int64 i = 0; i < n; i++)
+	{
+		const double *zi = z + i * m->dim;
+		int			best = 0;
+		double		bestd = 0;
+
+		if ((i & 0xFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int c = 0; c < m->k; c++)
+		{
+			double		d = kmeans_dist2(zi, m->centers + c * m->dim, m->dim);
+
+			if (!isfinite(d))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("squared distance from the features to centroid %d is out of range", c),
+						 errdetail("model->'centroids'->%d is too far from the features' z-scores for float8.", c)));
+			if (c == 0 || d < bestd)
+			{
+				bestd = d;
+				best = c;
+			}
+		}
+		label[i] = best;
+	}
+}
+
+Datum
+kmeans_silhouettes_final(PG_FUNCTION_ARGS)
+{
+	SilhouettesState *st = PG_ARGISNULL(0) ? NULL : (SilhouettesState *) PG_GETARG_POINTER(0);
+	PointBuffer *raw;
+	SilhouetteParams params;
+	Datum	   *models;
+	bool	   *model_nulls;
+	int			nmodels;
+	Datum	   *scores;
+	bool	   *score_nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+	double	   *z = NULL;		/* the z-scores of the last model's mean and scale */
+	const KMeansModel *z_of = NULL;
+	bool		checked = false;
+	MemoryContext scratch,
+				old;
+
+	if (st == NULL || st->pb->n == 0)
+		PG_RETURN_NULL();
+	raw = st->pb;
+	memcpy(&params, raw->params, sizeof(params));
+	deconstruct_array(st->models, JSONBOID, -1, false, TYPALIGN_INT, &models, &model_nulls, &nmodels);
+	scores = palloc0(sizeof(Datum) * Max(nmodels, 1));
+	score_nulls = palloc(sizeof(bool) * Max(nmodels, 1));
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "_kmeans_silhouettes",
+									ALLOCSET_DEFAULT_SIZES);
+
+	for (int f = 0; f < nmodels; f++)
+	{
+		KMeansModel *m;
+		PointBuffer *pb;
+		double		score;
+
+		score_nulls[f] = true;
+		if (model_nulls[f])
+			continue;
+		/* silhouette()'s transition checks its sample size on its first row */
+		if (!checked && params.sample_size != 0)
+			check_sample_size(params.sample_size);
+		checked = true;
+		m = kmeans_model_parse(DatumGetJsonbP(models[f]));
+		if (z == NULL || z_of->dim != m->dim ||
+			memcmp(z_of->mean, m->mean, sizeof(double) * m->dim) != 0 ||
+			memcmp(z_of->scale, m->scale, sizeof(double) * m->dim) != 0)
+		{
+			if (z)
+				pfree(z);
+			z = palloc_extended(sizeof(double) * raw->n * raw->dim, MCXT_ALLOC_HUGE);
+			standardize_all(raw, m, z);
+			z_of = m;
+		}
+
+		/* the points silhouette() would have been given, in input order */
+		MemoryContextReset(scratch);
+		old = MemoryContextSwitchTo(scratch);
+		pb = pb_create(scratch, true, &params, sizeof(params));
+		pb->dim = raw->dim;
+		pb->n = pb->cap = raw->n;
+		pb->x = palloc_extended(sizeof(double) * raw->n * raw->dim, MCXT_ALLOC_HUGE);
+		memcpy(pb->x, z, sizeof(double) * raw->n * raw->dim);
+		pb->label = palloc_extended(sizeof(int32) * raw->n, MCXT_ALLOC_HUGE);
+		predict_all(z, raw->n, m, pb->label);
+		if (silhouette_of(pb, params, &score))
+		{
+			scores[f] = Float8GetDatum(score);
+			score_nulls[f] = false;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	MemoryContextDelete(scratch);
+	dims[0] = nmodels;
+	if (nmodels == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(FLOAT8OID));
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(scores, score_nulls, 1, dims, lbs, FLOAT8OID,
+											 sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

@@ -57,15 +57,17 @@ BEGIN
         SELECT ($1 + m.i - 1)::integer AS k, m.model
           FROM unnest((SELECT customer_analytics._kmeans_fits(f.features, $1, $2, $3) FROM f))
                WITH ORDINALITY AS m(model, i)),
+    -- every k's silhouette(kmeans_standardize(model, f.features),
+    -- kmeans_predict(model, f.features) [, $4, 0]), the same bits, from one
+    -- pass over the features (the z-scores computed once: every model has
+    -- the same mean and scale)
+    sil AS MATERIALIZED (
+        SELECT customer_analytics._kmeans_silhouettes(f.features,
+                   (SELECT array_agg(fits.model ORDER BY fits.k) FROM fits), $4, 0) AS s
+          FROM f),
     scored AS (
         SELECT fits.k, (fits.model->>'inertia')::float8 AS inertia,
-               (SELECT CASE WHEN $4 = 0
-                            THEN customer_analytics.silhouette(customer_analytics.kmeans_standardize(fits.model, f.features),
-                                                               customer_analytics.kmeans_predict(fits.model, f.features))
-                            ELSE customer_analytics.silhouette(customer_analytics.kmeans_standardize(fits.model, f.features),
-                                                               customer_analytics.kmeans_predict(fits.model, f.features),
-                                                               $4, 0) END
-                  FROM f) AS silhouette
+               (SELECT sil.s[fits.k - $1 + 1] FROM sil) AS silhouette
           FROM fits WHERE fits.model IS NOT NULL)
     SELECT s.k, s.inertia, s.silhouette,
            s.k = customer_analytics.kneedle((SELECT array_agg(x.k ORDER BY x.k) FROM scored x),
@@ -88,6 +90,16 @@ CREATE FUNCTION customer_analytics._kmeans_fits_final(internal) RETURNS jsonb[]
 CREATE FUNCTION customer_analytics._kmeans_fits_sfunc(internal, double precision[], integer, integer, jsonb) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'kmeans_fits_sfunc';
+
+-- The final function of aggregate _kmeans_silhouettes.
+CREATE FUNCTION customer_analytics._kmeans_silhouettes_final(internal) RETURNS double precision[]
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'kmeans_silhouettes_final';
+
+-- The transition function of aggregate _kmeans_silhouettes.
+CREATE FUNCTION customer_analytics._kmeans_silhouettes_sfunc(internal, double precision[], jsonb[], integer, bigint) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'kmeans_silhouettes_sfunc';
 
 -- The transition function of aggregate kmeans_fit.
 CREATE FUNCTION customer_analytics._kmeans_fit_sfunc(internal, double precision[], integer) RETURNS internal
@@ -369,6 +381,18 @@ CREATE AGGREGATE customer_analytics._kmeans_fits(features double precision[], k_
 );
 
 COMMENT ON AGGREGATE customer_analytics._kmeans_fits(features double precision[], k_from integer, k_to integer, options jsonb) IS 'internal: kmeans_fit(features, k, options) for k = k_from .. k_to as an array of models, fitted together (the elbow''s fits)';
+
+-- _kmeans_silhouettes(features, models, sample_size, seed): every model's
+-- silhouette over the same features, as the elbow asks for them.
+CREATE AGGREGATE customer_analytics._kmeans_silhouettes(features double precision[], models jsonb[], sample_size integer, seed bigint) (
+    SFUNC = customer_analytics._kmeans_silhouettes_sfunc,
+    STYPE = internal,
+    FINALFUNC = customer_analytics._kmeans_silhouettes_final,
+    FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = safe
+);
+
+COMMENT ON AGGREGATE customer_analytics._kmeans_silhouettes(features double precision[], models jsonb[], sample_size integer, seed bigint) IS 'internal: for each model, silhouette(kmeans_standardize(model, features), kmeans_predict(model, features)[, sample_size, seed]) bit for bit (sample_size 0: exact), in one pass over the features (the elbow''s silhouettes)';
 
 -- silhouette(features, cluster [, sample_size, seed]): scikit-learn's
 -- silhouette_score (Euclidean, exact); NULL when fewer than 2 or more than

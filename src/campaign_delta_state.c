@@ -122,13 +122,6 @@ in_window(DateADT d, DateWindow w)
 	return d >= w.lo && d < w.hi;
 }
 
-/* *sum += v, a sum over no row being NULL (SQL's sum()) */
-static void
-add_to_sum(MemoryContext context, Numeric *sum, Numeric v)
-{
-	numeric_accumulate(context, sum, v);
-}
-
 /*
  * Row of the changes query: customer_code, order_date, amount (the order's
  * total, 0 when NULL), sign; the order date in the data window, the sign
@@ -162,23 +155,23 @@ fold_change(TupleTableSlot *slot, void *arg)
 
 	c->changed = true;
 	c->d.orders += sign;
-	add_to_sum(pass->context, &c->d.total, samount);
+	numeric_accumulate(pass->context, &c->d.total, samount);
 	if (in_window(d, w->spend))
 	{
 		c->d.spend_orders += sign;
-		add_to_sum(pass->context, &c->d.spend, samount);
+		numeric_accumulate(pass->context, &c->d.spend, samount);
 	}
 	if (in_window(d, w->low_ticket) && numeric_compare(amount, w->low_ticket_below) < 0)
 		c->d.low_tickets += sign;
 	if (in_window(d, w->base))
 	{
 		c->d.base_orders += sign;
-		add_to_sum(pass->context, &c->d.base, samount);
+		numeric_accumulate(pass->context, &c->d.base, samount);
 	}
 	if (in_window(d, w->recent))
 	{
 		c->d.recent_orders += sign;
-		add_to_sum(pass->context, &c->d.recent, samount);
+		numeric_accumulate(pass->context, &c->d.recent, samount);
 	}
 	if (sign > 0)
 	{

@@ -228,14 +228,13 @@ BEGIN
     PERFORM customer_analytics._matview_lock(sheet);
     PERFORM customer_analytics._matview_lock(long);
     PERFORM customer_analytics._drop_delta_scratch();
-    -- (changes: the customer's order changes, old and new rows; emptied:
-    -- the state update found the customer left with no order.  One row per
+    -- (changes: the customer's order changes, old and new rows.  One row per
     -- customer, as the guard groups them; no index: every statement reads
     -- the list whole, as an array of keys or a hashed join, and an index
     -- written row by row cost as much as the guard's read of the changes
     -- (8,246 customers: 40-70 ms against 18-27 without, under load))
     PERFORM customer_analytics._scratch_table('customer_analytics_changed',
-                                              '(customer_code text NOT NULL, changes bigint, emptied boolean)');
+                                              '(customer_code text NOT NULL, changes bigint)');
 
     -- The guard (_at_one_snapshot's) reads the changes once: it lists the
     -- customers whose orders or own row changed, with their number of

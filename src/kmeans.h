@@ -163,5 +163,7 @@ typedef struct KMeansModel
 } KMeansModel;
 
 extern KMeansModel *kmeans_model_parse(Jsonb *model);
+extern void kmeans_zscores(const KMeansModel *m, const double *x, double *z, int first);
+extern int	kmeans_nearest_centroid(const KMeansModel *m, const double *z);
 
 #endif

@@ -1007,7 +1007,21 @@ standardized(FunctionCallInfo fcinfo, KMeansModel **model_out)
 				 errhint("Pass the same features, in the same order, as to kmeans_fit().")));
 	x = (double *) ARR_DATA_PTR(features);
 	z = palloc(sizeof(double) * n);
-	for (int j = 0; j < n; j++)
+	kmeans_zscores(m, x, z, ARR_LBOUND(features)[0]);
+	*model_out = m;
+	return z;
+}
+
+/*
+ * z = the z-scores of one point's features x under model m (features
+ * numbered from first in the errors), refusing a feature that is not a
+ * finite number and a z-score that overflows float8.  kmeans_predict's,
+ * kmeans_standardize's and the elbow's silhouettes' standardization.
+ */
+void
+kmeans_zscores(const KMeansModel *m, const double *x, double *z, int first)
+{
+	for (int j = 0; j < m->dim; j++)
 	{
 		if (!isfinite(x[j]))
 			ereport(ERROR,
@@ -1019,28 +1033,27 @@ standardized(FunctionCallInfo fcinfo, KMeansModel **model_out)
 		if (!isfinite(z[j]))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("z-score of features[%d] is out of range", ARR_LBOUND(features)[0] + j),
+					 errmsg("z-score of features[%d] is out of range", first + j),
 					 errdetail("(%g - mean %g) / scale %g is too large for float8.",
 							   x[j], m->mean[j], m->scale[j])));
 	}
-	*model_out = m;
-	return z;
 }
 
-/* kmeans_predict(model jsonb, features float8[]) -> int (0-based cluster) */
-Datum
-kmeans_predict(PG_FUNCTION_ARGS)
+/*
+ * The nearest centroid of z-scores z (ties to the lowest number, as
+ * kmeans_lloyd.c's assignment), refusing a distance that overflowed (every
+ * point would get centroid 0 else).  kmeans_predict's and the elbow's
+ * silhouettes' labels.
+ */
+int
+kmeans_nearest_centroid(const KMeansModel *m, const double *z)
 {
-	KMeansModel *m;
-	double	   *z = standardized(fcinfo, &m);
 	int			best = 0;
 	double		bestd = 0;
 
-	/* kmeans_nearest(), refusing a distance that overflowed (label 0 for every row, else) */
 	for (int c = 0; c < m->k; c++)
 	{
-		const double *center = m->centers + c * m->dim;
-		double		d = kmeans_dist2(z, center, m->dim);	/* as kmeans_lloyd.c's dist2() */
+		double		d = kmeans_dist2(z, m->centers + c * m->dim, m->dim);
 
 		if (!isfinite(d))
 			ereport(ERROR,
@@ -1053,7 +1066,17 @@ kmeans_predict(PG_FUNCTION_ARGS)
 			best = c;
 		}
 	}
-	PG_RETURN_INT32(best);
+	return best;
+}
+
+/* kmeans_predict(model jsonb, features float8[]) -> int (0-based cluster) */
+Datum
+kmeans_predict(PG_FUNCTION_ARGS)
+{
+	KMeansModel *m;
+	double	   *z = standardized(fcinfo, &m);
+
+	PG_RETURN_INT32(kmeans_nearest_centroid(m, z));
 }
 
 /* kmeans_standardize(model jsonb, features float8[]) -> float8[] (z-scores) */

@@ -340,10 +340,7 @@ kmeans_silhouettes_sfunc(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
-/*
- * z = (x - mean) / scale for the n points, as kmeans_model.c's
- * standardized() computes and checks it (its errors, row by row).
- */
+/* z = (x - mean) / scale for the n points (kmeans_zscores, row by row) */
 static void
 standardize_all(const PointBuffer *pb, const KMeansModel *m, double *z)
 {
@@ -356,21 +353,9 @@ standardize_all(const PointBuffer *pb, const KMeansModel *m, double *z)
 				 errhint("Pass the same features, in the same order, as to kmeans_fit().")));
 	for (int64 i = 0; i < pb->n; i++)
 	{
-		const double *x = pb->x + i * dim;
-		double	   *zi = z + i * dim;
-
 		if ((i & 0xFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		for (int j = 0; j < dim; j++)
-		{
-			zi[j] = (x[j] - m->mean[j]) / m->scale[j];
-			if (!isfinite(zi[j]))
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("z-score of features[%d] is out of range", j + 1),
-						 errdetail("(%g - mean %g) / scale %g is too large for float8.",
-								   x[j], m->mean[j], m->scale[j])));
-		}
+		kmeans_zscores(m, pb->x + i * dim, z + i * dim, 1);
 	}
 }
 
@@ -380,28 +365,9 @@ predict_all(const double *z, int64 n, const KMeansModel *m, int32 *label)
 {
 	for (int64 i = 0; i < n; i++)
 	{
-		const double *zi = z + i * m->dim;
-		int			best = 0;
-		double		bestd = 0;
-
 		if ((i & 0xFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		for (int c = 0; c < m->k; c++)
-		{
-			double		d = kmeans_dist2(zi, m->centers + c * m->dim, m->dim);
-
-			if (!isfinite(d))
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("squared distance from the features to centroid %d is out of range", c),
-						 errdetail("model->'centroids'->%d is too far from the features' z-scores for float8.", c)));
-			if (c == 0 || d < bestd)
-			{
-				bestd = d;
-				best = c;
-			}
-		}
-		label[i] = best;
+		label[i] = kmeans_nearest_centroid(m, z + i * m->dim);
 	}
 }
 

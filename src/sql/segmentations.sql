@@ -47,6 +47,23 @@ BEGIN
     RETURN s;
 END $$;
 
+-- The query of a segmentation's members view (without its ORDER BY):
+-- each customer's features (alias f) and its cluster under model, SQL of
+-- the model's jsonb.  The view's definition (_build_segmentation_matviews)
+-- and its rows brought up to date in place (_segmentation_apply_members).
+CREATE FUNCTION customer_analytics._segmentation_members_sql(s customer_analytics.segmentations, model text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT format('SELECT f.customer_code, customer_analytics.kmeans_predict(%s, f.features) AS cluster, '
+                  'f.visits, f.total_spend, f.ticket_size, f.skus, f.total_quantity, f.first_order, f.last_order, '
+                  'f.recency_days, f.tenure_days, f.span_days, f.quantity_per_visit, f.days_per_visit, '
+                  'f.skus_per_visit, f.diff, f.features '
+                  'FROM customer_analytics.segmentation_features(%L) f', model, s.name)
+$_$;
+
+COMMENT ON FUNCTION customer_analytics._segmentation_members_sql(s customer_analytics.segmentations, model text) IS 'internal: the query of a segmentation''s members view over a model';
+
 -- Create a segmentation's four materialized views (model, members, profiles,
 -- elbow), then their keys and comments (_segmentation_matview_keys) and
 -- their columns' comments (_segmentation_column_comments).
@@ -68,13 +85,8 @@ BEGIN
                    s.view_schema, s.name || '_model', s.name, s.name);
     PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: members, 2 of 4)',
                                                        s.view_schema, s.name || '_members', s.name));
-    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS '
-                   'SELECT f.customer_code, customer_analytics.kmeans_predict(%s, f.features) AS cluster, '
-                   'f.visits, f.total_spend, f.ticket_size, f.skus, f.total_quantity, f.first_order, f.last_order, '
-                   'f.recency_days, f.tenure_days, f.span_days, f.quantity_per_visit, f.days_per_visit, '
-                   'f.skus_per_visit, f.diff, f.features '
-                   'FROM customer_analytics.segmentation_features(%L) f ORDER BY f.customer_code',
-                   s.view_schema, s.name || '_members', model, s.name);
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS %s ORDER BY f.customer_code',
+                   s.view_schema, s.name || '_members', customer_analytics._segmentation_members_sql(s, model));
     PERFORM customer_analytics._report_progress(format('building %I.%I (segmentation %s: cluster profiles, 3 of 4)',
                                                        s.view_schema, s.name || '_profiles', s.name));
     -- profiles and elbow over segmentation_features() too: during
@@ -337,16 +349,10 @@ BEGIN
     GET DIAGNOSTICS keys = ROW_COUNT;
     PERFORM customer_analytics._matview_apply(members,
         ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_seg_member_keys k),
-        -- the columns of the view's query (_build_segmentation_matviews)
-        format('SELECT f.customer_code, customer_analytics.kmeans_predict(%s, f.features) AS cluster, '
-               'f.visits, f.total_spend, f.ticket_size, f.skus, f.total_quantity, f.first_order, f.last_order, '
-               'f.recency_days, f.tenure_days, f.span_days, f.quantity_per_visit, f.days_per_visit, '
-               'f.skus_per_visit, f.diff, f.features '
-               'FROM customer_analytics.segmentation_features(%L) f'
-               -- (a hashed semi-join: = ANY of an array of thousands of
-               -- keys compares each customer with each key)
-               ' WHERE f.customer_code IN (SELECT k.customer_code FROM pg_temp.customer_analytics_seg_member_keys k)',
-               model, s.name));
+        -- the view's query for those keys (a hashed semi-join: = ANY of
+        -- an array of thousands of keys compares each customer with each key)
+        customer_analytics._segmentation_members_sql(s, model)
+        || ' WHERE f.customer_code IN (SELECT k.customer_code FROM pg_temp.customer_analytics_seg_member_keys k)');
     RETURN keys;
 END $_$;
 

@@ -67,6 +67,12 @@ extern void kmeans_fit_points(const double *z, int64 n, int dim, const KMeansOpt
 extern void kmeans_fit_points_many(const double *z, int64 n, int dim, int nfits,
 								   const KMeansOptions *opts, const double *init, KMeansFit *best);
 
+/*
+ * Parallel workers for ntasks tasks over n points, by the fits' settings
+ * (kmeans_parallel_workers, kmeans_parallel_min_points) and checks (0: serial)
+ */
+extern int	kmeans_parallel_workers_for(int64 n, int ntasks);
+
 /* index of the nearest centre (ties to the lowest index) and its squared distance */
 extern int	kmeans_nearest(const double *point, const double *centers, int k, int dim,
 						   double *dist2);

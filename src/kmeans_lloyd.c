@@ -805,6 +805,16 @@ parallel_workers_wanted(int64 n, int max_k, int ntasks)
 }
 
 /*
+ * How many parallel workers to ask for ntasks other tasks over n points
+ * (the elbow's silhouettes, one per model): the fits' settings and checks.
+ */
+int
+kmeans_parallel_workers_for(int64 n, int ntasks)
+{
+	return parallel_workers_wanted(n, 2, ntasks);
+}
+
+/*
  * The tasks on a parallel context of nworkers: the fits, the points, the
  * starting states and the results in its DSM.  Returns the number of
  * workers launched, or -1 when no DSM could be made (then nothing ran).

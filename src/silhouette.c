@@ -19,8 +19,13 @@
 
 #include <math.h>
 
+#include "access/parallel.h"
+#include "access/xact.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "port/atomics.h"
+#include "storage/shm_toc.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -371,6 +376,184 @@ predict_all(const double *z, int64 n, const KMeansModel *m, int32 *label)
 	}
 }
 
+/*
+ * One model's silhouette over the z-scores z (n points): the points
+ * silhouette() would have been given, in input order, labelled as
+ * kmeans_predict() labels them, handed to silhouette_of() in a scratch
+ * context of their own (reset here).  Pure computation on its arguments:
+ * parallel workers run it too.
+ */
+static bool
+model_silhouette(const double *z, int64 n, int dim, const KMeansModel *m, SilhouetteParams params,
+				 MemoryContext scratch, double *score)
+{
+	PointBuffer *pb;
+	bool		defined;
+	MemoryContext old;
+
+	MemoryContextReset(scratch);
+	old = MemoryContextSwitchTo(scratch);
+	pb = pb_create(scratch, true, &params, sizeof(params));
+	pb->dim = dim;
+	pb->n = pb->cap = n;
+	pb->x = palloc_extended(sizeof(double) * n * dim, MCXT_ALLOC_HUGE);
+	memcpy(pb->x, z, sizeof(double) * n * dim);
+	pb->label = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+	predict_all(z, n, m, pb->label);
+	defined = silhouette_of(pb, params, score);
+	MemoryContextSwitchTo(old);
+	return defined;
+}
+
+/*
+ * The models' silhouettes on parallel workers (the fits' settings:
+ * customer_analytics.kmeans_parallel_workers and _min_points): one task
+ * per model, taken in turn by the workers and the leader, each computed by
+ * model_silhouette() exactly as the serial loop does, its score into its
+ * own slot: the same scores, bit for bit, whichever process computed them.
+ * Only when every model has the same mean and scale (one array of z-scores
+ * in the DSM), as the elbow's do.
+ */
+typedef struct SilhouetteTasks
+{
+	int64		n;
+	int32		dim;
+	int32		ntasks;
+	SilhouetteParams params;
+	pg_atomic_uint32 next;		/* the next task to run */
+} SilhouetteTasks;
+
+/* one task: a model's k and where its centres are in the DSM's centres */
+typedef struct SilhouetteTask
+{
+	int32		k;
+	Size		centers;		/* offset in doubles */
+} SilhouetteTask;
+
+typedef struct SilhouetteResult
+{
+	double		score;
+	bool		defined;
+} SilhouetteResult;
+
+#define SIL_KEY_TASKS		UINT64CONST(0xCA0000000000011)
+#define SIL_KEY_TASK		UINT64CONST(0xCA0000000000012)
+#define SIL_KEY_POINTS		UINT64CONST(0xCA0000000000013)
+#define SIL_KEY_CENTERS		UINT64CONST(0xCA0000000000014)
+#define SIL_KEY_RESULTS		UINT64CONST(0xCA0000000000015)
+
+/* tasks until none is left (the leader and the workers) */
+static void
+run_silhouette_tasks(SilhouetteTasks *tasks, const SilhouetteTask *task, const double *z,
+					 const double *centers, SilhouetteResult *results)
+{
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "_kmeans_silhouettes task",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		uint32		t = pg_atomic_fetch_add_u32(&tasks->next, 1);
+		KMeansModel m;
+
+		if (t >= (uint32) tasks->ntasks)
+			break;
+		memset(&m, 0, sizeof(m));
+		m.k = task[t].k;
+		m.dim = tasks->dim;
+		m.centers = (double *) centers + task[t].centers;
+		results[t].defined = model_silhouette(z, tasks->n, tasks->dim, &m, tasks->params, scratch,
+											  &results[t].score);
+	}
+	MemoryContextDelete(scratch);
+}
+
+PGDLLEXPORT void kmeans_silhouettes_parallel_main(dsm_segment *seg, shm_toc *toc);
+
+void
+kmeans_silhouettes_parallel_main(dsm_segment *seg, shm_toc *toc)
+{
+	(void) seg;					/* everything is in the toc */
+	run_silhouette_tasks(shm_toc_lookup(toc, SIL_KEY_TASKS, false),
+						 shm_toc_lookup(toc, SIL_KEY_TASK, false),
+						 shm_toc_lookup(toc, SIL_KEY_POINTS, false),
+						 shm_toc_lookup(toc, SIL_KEY_CENTERS, false),
+						 shm_toc_lookup(toc, SIL_KEY_RESULTS, false));
+}
+
+/*
+ * The silhouettes of the models m[0 .. nm - 1] (all of z's mean and scale)
+ * on nworkers parallel workers and the leader, into results.  False when
+ * no DSM could be made (nothing ran).
+ */
+static bool
+silhouettes_parallel(const double *z, int64 n, int dim, KMeansModel **m, int nm, SilhouetteParams params,
+					 int nworkers, SilhouetteResult *results)
+{
+	ParallelContext *pcxt;
+	Size		points_size = sizeof(double) * n * dim;
+	Size		ncenters = 0;
+	SilhouetteTasks *tasks;
+	SilhouetteTask *task;
+	double	   *shared_z,
+			   *centers;
+	SilhouetteResult *shared_results;
+
+	for (int t = 0; t < nm; t++)
+		ncenters += (Size) m[t]->k * dim;
+	EnterParallelMode();
+	pcxt = CreateParallelContext("$libdir/customer_analytics", "kmeans_silhouettes_parallel_main", nworkers);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SilhouetteTasks));
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SilhouetteTask) * nm);
+	shm_toc_estimate_chunk(&pcxt->estimator, points_size);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(double) * ncenters);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SilhouetteResult) * nm);
+	shm_toc_estimate_keys(&pcxt->estimator, 5);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return false;
+	}
+	tasks = shm_toc_allocate(pcxt->toc, sizeof(SilhouetteTasks));
+	tasks->n = n;
+	tasks->dim = dim;
+	tasks->ntasks = nm;
+	tasks->params = params;
+	pg_atomic_init_u32(&tasks->next, 0);
+	task = shm_toc_allocate(pcxt->toc, sizeof(SilhouetteTask) * nm);
+	centers = shm_toc_allocate(pcxt->toc, sizeof(double) * ncenters);
+	ncenters = 0;
+	for (int t = 0; t < nm; t++)
+	{
+		task[t].k = m[t]->k;
+		task[t].centers = ncenters;
+		memcpy(centers + ncenters, m[t]->centers, sizeof(double) * m[t]->k * dim);
+		ncenters += (Size) m[t]->k * dim;
+	}
+	shared_z = shm_toc_allocate(pcxt->toc, points_size);
+	memcpy(shared_z, z, points_size);
+	shared_results = shm_toc_allocate(pcxt->toc, sizeof(SilhouetteResult) * nm);
+	memset(shared_results, 0, sizeof(SilhouetteResult) * nm);
+	shm_toc_insert(pcxt->toc, SIL_KEY_TASKS, tasks);
+	shm_toc_insert(pcxt->toc, SIL_KEY_TASK, task);
+	shm_toc_insert(pcxt->toc, SIL_KEY_POINTS, shared_z);
+	shm_toc_insert(pcxt->toc, SIL_KEY_CENTERS, centers);
+	shm_toc_insert(pcxt->toc, SIL_KEY_RESULTS, shared_results);
+
+	LaunchParallelWorkers(pcxt);
+	/* the leader takes tasks too; all of them when no worker started */
+	if (pcxt->nworkers_launched == 0 || parallel_leader_participation)
+		run_silhouette_tasks(tasks, task, shared_z, centers, shared_results);
+	WaitForParallelWorkersToFinish(pcxt);
+	memcpy(results, shared_results, sizeof(SilhouetteResult) * nm);
+	elog(DEBUG1, "_kmeans_silhouettes: %d models in %d parallel workers%s", nm, pcxt->nworkers_launched,
+		 parallel_leader_participation || pcxt->nworkers_launched == 0 ? " and the leader" : "");
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	return true;
+}
+
 Datum
 kmeans_silhouettes_final(PG_FUNCTION_ARGS)
 {
@@ -386,9 +569,11 @@ kmeans_silhouettes_final(PG_FUNCTION_ARGS)
 	int			lbs[1] = {1};
 	double	   *z = NULL;		/* the z-scores of the last model's mean and scale */
 	const KMeansModel *z_of = NULL;
+	KMeansModel **parsed;
 	bool		checked = false;
-	MemoryContext scratch,
-				old;
+	int			nm = 0,
+				nworkers;
+	MemoryContext scratch;
 
 	if (st == NULL || st->pb->n == 0)
 		PG_RETURN_NULL();
@@ -397,23 +582,89 @@ kmeans_silhouettes_final(PG_FUNCTION_ARGS)
 	deconstruct_array(st->models, JSONBOID, -1, false, TYPALIGN_INT, &models, &model_nulls, &nmodels);
 	scores = palloc0(sizeof(Datum) * Max(nmodels, 1));
 	score_nulls = palloc(sizeof(bool) * Max(nmodels, 1));
+	parsed = palloc0(sizeof(KMeansModel *) * Max(nmodels, 1));
 	scratch = AllocSetContextCreate(CurrentMemoryContext, "_kmeans_silhouettes",
 									ALLOCSET_DEFAULT_SIZES);
 
+	/*
+	 * On parallel workers when there are enough points and every model has
+	 * the same scaling (one array of z-scores): the models parsed and the
+	 * checks made first, in model order; an exact silhouette's limit
+	 * refused here, as the serial loop's first model would.  Otherwise the
+	 * serial loop below, as before.
+	 */
 	for (int f = 0; f < nmodels; f++)
 	{
-		KMeansModel *m;
-		PointBuffer *pb;
-		double		score;
-
 		score_nulls[f] = true;
+		if (!model_nulls[f])
+			nm++;
+	}
+	nworkers = nm > 1 ? kmeans_parallel_workers_for(raw->n, nm) : 0;
+	for (int f = 0; nworkers > 0 && f < nmodels; f++)
+	{
 		if (model_nulls[f])
 			continue;
 		/* silhouette()'s transition checks its sample size on its first row */
 		if (!checked && params.sample_size != 0)
 			check_sample_size(params.sample_size);
 		checked = true;
-		m = kmeans_model_parse(DatumGetJsonbP(models[f]));
+		parsed[f] = kmeans_model_parse(DatumGetJsonbP(models[f]));
+		if (z_of == NULL)
+			z_of = parsed[f];
+		if (z_of->dim != raw->dim || parsed[f]->dim != raw->dim ||
+			memcmp(z_of->mean, parsed[f]->mean, sizeof(double) * raw->dim) != 0 ||
+			memcmp(z_of->scale, parsed[f]->scale, sizeof(double) * raw->dim) != 0)
+			nworkers = 0;
+	}
+	if (nworkers > 0 && params.sample_size == 0)
+		ca_check_limit("the number of points of an exact silhouette", raw->n, CA_MAX_SILHOUETTE_POINTS,
+					   "Pass a sample size, such as silhouette(features, cluster, 2000, 0): "
+					   "a repeatable sample of 2000 points.");
+	if (nworkers > 0)
+	{
+		KMeansModel **m = palloc(sizeof(KMeansModel *) * nm);
+		SilhouetteResult *results = palloc0(sizeof(SilhouetteResult) * nm);
+		int			t = 0;
+
+		z = palloc_extended(sizeof(double) * raw->n * raw->dim, MCXT_ALLOC_HUGE);
+		standardize_all(raw, z_of, z);
+		for (int f = 0; f < nmodels; f++)
+			if (parsed[f])
+				m[t++] = parsed[f];
+		if (silhouettes_parallel(z, raw->n, raw->dim, m, nm, params, nworkers, results))
+		{
+			t = 0;
+			for (int f = 0; f < nmodels; f++)
+			{
+				if (!parsed[f])
+					continue;
+				if (results[t].defined)
+				{
+					scores[f] = Float8GetDatum(results[t].score);
+					score_nulls[f] = false;
+				}
+				t++;
+			}
+		}
+		else
+			nworkers = 0;		/* no DSM: the serial loop below */
+		pfree(z);
+		z = NULL;
+		z_of = NULL;
+	}
+
+	for (int f = 0; nworkers == 0 && f < nmodels; f++)
+	{
+		KMeansModel *m;
+		double		score;
+
+		if (model_nulls[f])
+			continue;
+		/* silhouette()'s transition checks its sample size on its first row */
+		if (!checked && params.sample_size != 0)
+			check_sample_size(params.sample_size);
+		checked = true;
+		m = parsed[f] ? parsed[f] : kmeans_model_parse(DatumGetJsonbP(models[f]));
 		if (z == NULL || z_of->dim != m->dim ||
 			memcmp(z_of->mean, m->mean, sizeof(double) * m->dim) != 0 ||
 			memcmp(z_of->scale, m->scale, sizeof(double) * m->dim) != 0)
@@ -424,23 +675,11 @@ kmeans_silhouettes_final(PG_FUNCTION_ARGS)
 			standardize_all(raw, m, z);
 			z_of = m;
 		}
-
-		/* the points silhouette() would have been given, in input order */
-		MemoryContextReset(scratch);
-		old = MemoryContextSwitchTo(scratch);
-		pb = pb_create(scratch, true, &params, sizeof(params));
-		pb->dim = raw->dim;
-		pb->n = pb->cap = raw->n;
-		pb->x = palloc_extended(sizeof(double) * raw->n * raw->dim, MCXT_ALLOC_HUGE);
-		memcpy(pb->x, z, sizeof(double) * raw->n * raw->dim);
-		pb->label = palloc_extended(sizeof(int32) * raw->n, MCXT_ALLOC_HUGE);
-		predict_all(z, raw->n, m, pb->label);
-		if (silhouette_of(pb, params, &score))
+		if (model_silhouette(z, raw->n, raw->dim, m, params, scratch, &score))
 		{
 			scores[f] = Float8GetDatum(score);
 			score_nulls[f] = false;
 		}
-		MemoryContextSwitchTo(old);
 	}
 	MemoryContextDelete(scratch);
 	dims[0] = nmodels;

@@ -24,7 +24,8 @@ CREATE FUNCTION customer_analytics._drop_segmentation_scratch() RETURNS void
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT customer_analytics._drop_temp_tables('customer_analytics_seg_changed', 'customer_analytics_seg_skus',
-                                                'customer_analytics_seg_sku_counts', 'customer_analytics_seg_member_keys')
+                                                'customer_analytics_seg_sku_counts', 'customer_analytics_seg_member_keys',
+                                                'customer_analytics_seg_features')
 $$;
 
 -- Drop a segmentation's state tables (those that carry its marker); returns how many.

@@ -290,6 +290,8 @@ BEGIN
     -- (no customer's features changed since the views were computed, nor
     -- as_of: they would come out the same)
     IF NOT u.unchanged OR unpopulated IS NOT NULL THEN
+        -- the features read from the state once for the four views
+        PERFORM customer_analytics._segmentation_features_scratch(s);
         -- after a delta with the same as_of, only the changed customers'
         -- features changed: the members view's rows replaced in place for
         -- them and for the members whose label the new model changes
@@ -319,6 +321,43 @@ BEGIN
         s.member_rows;
     RETURN s;
 END $$;
+
+-- During refresh_segmentation(), after its feature state was brought up to
+-- date: the segmentation's features read from the state once, into a
+-- scratch table (dropped with the refresh's other scratch tables) that
+-- segmentation_features() returns for the rest of the transaction while
+-- its marker matches; the model, members, profiles and elbow views would
+-- otherwise each read them from the state again.  The rows come in the
+-- state's order, as segmentation_features() returned them.  Returns the
+-- number of rows, or NULL (nothing done) when the state is not current.
+CREATE FUNCTION customer_analytics._segmentation_features_scratch(s customer_analytics.segmentations) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    r customer_analytics.segmentations := customer_analytics._segmentation_resolved(s);
+    n bigint;
+BEGIN
+    PERFORM customer_analytics._drop_temp_tables('customer_analytics_seg_features');
+    IF customer_analytics._segmentation_current_state(r) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM customer_analytics._scratch_table('customer_analytics_seg_features',
+        '(customer_code text, visits bigint, total_spend numeric, ticket_size numeric, skus bigint,'
+        ' total_quantity numeric, first_order date, last_order date, recency_days integer, tenure_days integer,'
+        ' span_days integer, quantity_per_visit double precision, days_per_visit double precision,'
+        ' skus_per_visit double precision, diff double precision, is_repeat boolean, features double precision[])');
+    -- (no marker yet: this read is the state's)
+    INSERT INTO pg_temp.customer_analytics_seg_features SELECT * FROM customer_analytics.segmentation_features(r.name);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- the marker segmentation_features() checks (the same format there)
+    EXECUTE format('COMMENT ON TABLE pg_temp.customer_analytics_seg_features IS %L',
+                   format('customer_analytics: features of segmentation %s (%s, as of %s, segment %s)',
+                          r.name, r.feature_window, r.as_of, r.segment));
+    RETURN n;
+END $_$;
+
+COMMENT ON FUNCTION customer_analytics._segmentation_features_scratch(s customer_analytics.segmentations) IS 'internal: during refresh_segmentation(), the segmentation''s features read from its current feature state once into a scratch table that segmentation_features() returns for the four views; NULL when the state is not current';
 
 -- The members view of a segmentation brought up to date in place after a
 -- delta refresh of its feature state (the model view already refreshed):
@@ -613,6 +652,15 @@ BEGIN
     -- during refresh_segmentation() (its transaction): from the feature
     -- state it brought up to date, computed once for the four views
     IF state IS NOT NULL THEN
+        -- read from the state once per refresh: the scratch table
+        -- _segmentation_features_scratch() filled, when its marker (the same
+        -- format there) says it holds these features
+        IF obj_description(to_regclass('pg_temp.customer_analytics_seg_features'), 'pg_class')
+           = format('customer_analytics: features of segmentation %s (%s, as of %s, segment %s)',
+                    s.name, s.feature_window, s.as_of, s.segment) THEN
+            RETURN QUERY SELECT cf.* FROM pg_temp.customer_analytics_seg_features cf;
+            RETURN;
+        END IF;
         RETURN QUERY SELECT cf.* FROM customer_analytics._customer_features_from_state(state, s.feature_window, s.as_of) cf
                       WHERE CASE s.segment WHEN 'all' THEN true WHEN 'repeat' THEN cf.is_repeat ELSE NOT cf.is_repeat END;
         RETURN;

@@ -13,9 +13,14 @@
  * SQL's sum() and + give them (numeric arithmetic: exact, the same display
  * scale; a sum over no order NULL), looks the last order up again only
  * where a removed order may have been it, writes back the rows that
- * changed (one UPDATE, one INSERT, one DELETE, each over arrays), and hands
- * the new stats of the route customers to targeting_run(), whose decisions
- * _target_customers_from_state() makes too.
+ * changed (one statement: an UPDATE, an INSERT, a DELETE, each over
+ * arrays), and hands the route customers among them, with their new stats,
+ * to targeting_run(), whose decisions _target_customers_from_state() makes
+ * too.  The state also keeps what the decisions read of each customer's
+ * row of the customers (whether it is a route customer, its name, route,
+ * address and CSM): the customers are read only for the customers whose
+ * own row changed, those new to the state, and rows that do not know them
+ * (settle_attrs).
  *
  * Every statement runs through SPI as the caller (the refresh runs as the
  * campaign's owner, whose table the state is), as of the statement's

@@ -143,16 +143,23 @@ SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, COALESCE(cardinality(c.r
   FROM pg_class c WHERE c.relnamespace = 'customer_analytics_state'::regnamespace AND c.relkind = 'r' ORDER BY 1;
 SELECT count(*) AS rows_differing FROM (
     (SELECT * FROM up15_kept EXCEPT ALL (
-        SELECT 'state', x::text FROM customer_analytics_state.campaign_state_up15 x
+        SELECT 'state', ROW(x.customer_code, x.orders, x.total, x.last_order, x.spend_orders, x.spend, x.low_tickets, x.base_orders, x.base, x.recent_orders, x.recent)::text FROM customer_analytics_state.campaign_state_up15 x
         UNION ALL SELECT 'months', x::text FROM customer_analytics_state.campaign_months_up15 x
         UNION ALL SELECT 'features', x::text FROM customer_analytics_state.segment_features_up15s x
         UNION ALL SELECT 'skus', x::text FROM customer_analytics_state.segment_skus_up15s x))
     UNION ALL
-    ((SELECT 'state', x::text FROM customer_analytics_state.campaign_state_up15 x
+    ((SELECT 'state', ROW(x.customer_code, x.orders, x.total, x.last_order, x.spend_orders, x.spend, x.low_tickets, x.base_orders, x.base, x.recent_orders, x.recent)::text FROM customer_analytics_state.campaign_state_up15 x
       UNION ALL SELECT 'months', x::text FROM customer_analytics_state.campaign_months_up15 x
       UNION ALL SELECT 'features', x::text FROM customer_analytics_state.segment_features_up15s x
       UNION ALL SELECT 'skus', x::text FROM customer_analytics_state.segment_skus_up15s x) EXCEPT ALL SELECT * FROM up15_kept)) d;
 SELECT state_table::regclass, month_state_table::regclass FROM customer_analytics.campaign_refresh_state WHERE campaign = 'up15';
+-- the rows kept so far get 1.6's columns of the route customers NULL (read
+-- again from the customers on the customer's next change), and the table
+-- its fillfactor
+SELECT count(*) AS state_rows, count(*) FILTER (WHERE x.route_customer IS NULL AND x.trade_name IS NULL AND x.delivery_route IS NULL
+                                                AND x.shipping_address IS NULL AND x.csm IS NULL) AS attributes_unknown,
+       (SELECT c.reloptions FROM pg_class c WHERE c.oid = 'customer_analytics_state.campaign_state_up15'::regclass) AS options
+  FROM customer_analytics_state.campaign_state_up15 x;
 SELECT state_table::regclass, sku_table::regclass FROM customer_analytics.segmentation_refresh_state WHERE segmentation = 'up15s';
 SELECT has_schema_privilege('ca_up_analyst', 'customer_analytics_state', 'USAGE, CREATE') AS owner_may_keep_state,
        (SELECT count(*) FROM pg_init_privs i WHERE i.objoid = 'customer_analytics_state'::regnamespace

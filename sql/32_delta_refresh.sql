@@ -72,7 +72,7 @@ BEGIN
     m := m + (SELECT count(*) FROM dr_bi.drc_monthly) - (SELECT count(*) FROM dr_full);
     -- the state: every customer with orders in the data window, exactly
     SELECT count(*) INTO st FROM (
-        (SELECT x::text FROM customer_analytics_state.campaign_state_drc x
+        (SELECT ROW(x.customer_code, x.orders, x.total, x.last_order, x.spend_orders, x.spend, x.low_tickets, x.base_orders, x.base, x.recent_orders, x.recent)::text FROM customer_analytics_state.campaign_state_drc x
          EXCEPT ALL
          SELECT ROW(o.customer_code, count(*), sum(o.amount), max(o.d),
                     count(*) FILTER (WHERE o.d <@ '[2025-01-01,2025-12-31]'::daterange),

@@ -13,9 +13,14 @@
  * SQL's sum() and + give them (numeric arithmetic: exact, the same display
  * scale; a sum over no order NULL), looks the last order up again only
  * where a removed order may have been it, writes back the rows that
- * changed (one UPDATE, one INSERT, one DELETE, each over arrays), and hands
- * the new stats of the route customers to targeting_run(), whose decisions
- * _target_customers_from_state() makes too.
+ * changed (one statement: an UPDATE, an INSERT, a DELETE, each over
+ * arrays), and hands the route customers among them, with their new stats,
+ * to targeting_run(), whose decisions _target_customers_from_state() makes
+ * too.  The state also keeps what the decisions read of each customer's
+ * row of the customers (whether it is a route customer, its name, route,
+ * address and CSM): the customers are read only for the customers whose
+ * own row changed, those new to the state, and rows that do not know them
+ * (settle_attrs).
  *
  * Every statement runs through SPI as the caller (the refresh runs as the
  * campaign's owner, whose table the state is), as of the statement's
@@ -26,6 +31,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
 #include "utils/array.h"
@@ -55,6 +61,27 @@ typedef struct StateRow
 	bool		has_last;
 	DateADT		last_order;
 } StateRow;
+
+/*
+ * What the decisions read of a customer's row of the customers, kept in its
+ * state row: whether it is one of the campaign's route customers (on its
+ * routes, and open where closed customers are excluded) and its attributes.
+ */
+typedef enum RouteKnown
+{
+	ROUTE_UNKNOWN,				/* route_customer NULL: read the customers */
+	ROUTE_YES,
+	ROUTE_NO
+} RouteKnown;
+
+typedef struct RouteAttrs
+{
+	RouteKnown	route;
+	char	   *trade_name;		/* NULL: SQL NULL */
+	char	   *delivery_route;
+	char	   *shipping_address;
+	char	   *csm;
+} RouteAttrs;
 
 typedef enum DeltaAction
 {
@@ -88,6 +115,13 @@ typedef struct DeltaCustomer
 	DeltaAction action;
 	StateRow	new;			/* the row written (UPDATE, INSERT) */
 	bool		lookup_last;	/* new.last_order to be looked up in orders */
+
+	/* its row of the customers (route_customer and attributes) */
+	bool		own_row;		/* changed (a change row with no sign) */
+	RouteAttrs	old_attrs;		/* as the state row holds them */
+	bool		probe;			/* to be read from the customers */
+	bool		probe_found;	/* ... and found there, on the routes */
+	RouteAttrs	attrs;			/* as written and decided on */
 } DeltaCustomer;
 
 #define SH_PREFIX		deltahash
@@ -99,7 +133,10 @@ typedef struct DeltaPass
 	const CampaignDeltaState *delta;
 	deltahash_hash *customers;
 	MemoryContext context;		/* owns the table and its contents */
+	const char *schema;			/* the source schema (messages) */
 } DeltaPass;
+
+static Numeric numeric_copy_to(MemoryContext context, Numeric n);
 
 static DeltaCustomer *
 delta_customer(DeltaPass *pass, const char *code)
@@ -139,9 +176,17 @@ fold_change(TupleTableSlot *slot, void *arg)
 	Numeric		samount;
 	int32		sign;
 
-	if (slot->tts_isnull[0] || slot->tts_isnull[1] || slot->tts_isnull[3])
+	if (slot->tts_isnull[0])
 		return;					/* the query excludes these */
 	c = delta_customer(pass, TextDatumGetCString(slot->tts_values[0]));
+	if (slot->tts_isnull[3])
+	{
+		/* no sign: the customer's own row changed (added, updated, deleted) */
+		c->own_row = true;
+		return;
+	}
+	if (slot->tts_isnull[1])
+		return;					/* the query excludes these */
 	d = DatumGetDateADT(slot->tts_values[1]);
 	amount = DatumGetNumeric(slot->tts_values[2]);
 	sign = DatumGetInt32(slot->tts_values[3]);
@@ -197,7 +242,19 @@ fold_change(TupleTableSlot *slot, void *arg)
 	}
 }
 
-/* Row of the state query: the state table's columns, customer_code first. */
+/* A text column of the row, copied into context (NULL for SQL NULL) */
+static char *
+text_copy(TupleTableSlot *slot, int attno, MemoryContext context)
+{
+	if (slot->tts_isnull[attno])
+		return NULL;
+	return MemoryContextStrdup(context, TextDatumGetCString(slot->tts_values[attno]));
+}
+
+/*
+ * Row of the state query: the state table's columns, customer_code first,
+ * the row's ctid, then route_customer and the attributes.
+ */
 static void
 fold_state_row(TupleTableSlot *slot, void *arg)
 {
@@ -222,6 +279,12 @@ fold_state_row(TupleTableSlot *slot, void *arg)
 	c->old.recent_orders = DatumGetInt64(slot->tts_values[9]);
 	c->old.recent = slot_numeric_copy(slot, 10, pass->context);
 	c->ctid = *(ItemPointer) DatumGetPointer(slot->tts_values[11]);
+	c->old_attrs.route = slot->tts_isnull[12] ? ROUTE_UNKNOWN :
+		DatumGetBool(slot->tts_values[12]) ? ROUTE_YES : ROUTE_NO;
+	c->old_attrs.trade_name = text_copy(slot, 13, pass->context);
+	c->old_attrs.delivery_route = text_copy(slot, 14, pass->context);
+	c->old_attrs.shipping_address = text_copy(slot, 15, pass->context);
+	c->old_attrs.csm = text_copy(slot, 16, pass->context);
 }
 
 /* Row of the last-order query: customer_code, its latest order date or NULL. */
@@ -359,29 +422,53 @@ make_array(Datum *elems, bool *nulls, int n, Oid typid)
 
 /*
  * The columns written, in the order of the UPDATE's and INSERT's arrays:
- * the key ($1: the customer codes inserted, or the rows' ctids updated),
- * then the others.
+ * the key (the customer codes inserted, or the rows' ctids updated), then
+ * the others.
  */
-#define STATE_COLUMNS "orders, total, last_order, spend_orders, spend," \
-	" low_tickets, base_orders, base, recent_orders, recent"
-#define NSTATE_COLUMNS 11
-#define STATE_UNNEST(keytype) "ROWS FROM (pg_catalog.unnest($1::pg_catalog." keytype "[])," \
-	" pg_catalog.unnest($2::pg_catalog.int8[]), pg_catalog.unnest($3::pg_catalog.numeric[])," \
-	" pg_catalog.unnest($4::pg_catalog.date[]), pg_catalog.unnest($5::pg_catalog.int8[])," \
-	" pg_catalog.unnest($6::pg_catalog.numeric[]), pg_catalog.unnest($7::pg_catalog.int8[])," \
-	" pg_catalog.unnest($8::pg_catalog.int8[]), pg_catalog.unnest($9::pg_catalog.numeric[])," \
-	" pg_catalog.unnest($10::pg_catalog.int8[]), pg_catalog.unnest($11::pg_catalog.numeric[]))"
-
+#define NSTATE_COLUMNS 16
+static const char *const state_column_names[NSTATE_COLUMNS] = {
+	NULL, "orders", "total", "last_order", "spend_orders", "spend", "low_tickets", "base_orders", "base",
+	"recent_orders", "recent", "route_customer", "trade_name", "delivery_route", "shipping_address", "csm"
+};
 static const Oid state_column_types[NSTATE_COLUMNS] = {
-	TEXTOID, INT8OID, NUMERICOID, DATEOID, INT8OID, NUMERICOID, INT8OID, INT8OID, NUMERICOID, INT8OID, NUMERICOID
+	TEXTOID, INT8OID, NUMERICOID, DATEOID, INT8OID, NUMERICOID, INT8OID, INT8OID, NUMERICOID, INT8OID, NUMERICOID,
+	BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID
+};
+static const char *const state_column_typnames[NSTATE_COLUMNS] = {
+	"text", "int8", "numeric", "date", "int8", "numeric", "int8", "int8", "numeric", "int8", "numeric",
+	"bool", "text", "text", "text", "text"
 };
 
 /*
- * The rows of one action as eleven arrays (the statement's $1 to $11);
- * types[0] is the key's: text (the codes) or tid (the rows' ctids).
+ * ROWS FROM (unnest($first::keytype[]), unnest($first+1::int8[]), ...) AS
+ * u(key, <the columns>)
  */
 static void
-state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values)
+append_state_unnest(StringInfo sql, int first, const char *keytype, const char *key)
+{
+	appendStringInfoString(sql, "ROWS FROM (");
+	for (int j = 0; j < NSTATE_COLUMNS; j++)
+		appendStringInfo(sql, "%spg_catalog.unnest($%d::pg_catalog.%s[])", j > 0 ? ", " : "", first + j,
+						 j == 0 ? keytype : state_column_typnames[j]);
+	appendStringInfo(sql, ") AS u(%s", key);
+	for (int j = 1; j < NSTATE_COLUMNS; j++)
+		appendStringInfo(sql, ", %s", state_column_names[j]);
+	appendStringInfoChar(sql, ')');
+}
+
+static Datum
+text_or_null(const char *s, bool *isnull)
+{
+	*isnull = s == NULL;
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/*
+ * The rows of one action as sixteen arrays (values[0] to values[15]);
+ * keytype is the key's: text (the codes) or tid (the rows' ctids).
+ */
+static void
+state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values, Oid *types)
 {
 	Datum	   *cols[NSTATE_COLUMNS];
 	bool	   *colnulls[NSTATE_COLUMNS];
@@ -395,6 +482,7 @@ state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values)
 	{
 		const DeltaCustomer *c = rows[i];
 		const StateRow *r = &c->new;
+		const RouteAttrs *a = &c->attrs;
 		Numeric		sums[4] = {r->total, r->spend, r->base, r->recent};
 		int			sumcols[4] = {2, 5, 8, 10};
 
@@ -414,51 +502,79 @@ state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values)
 			cols[sumcols[k]][i] = sums[k] ? NumericGetDatum(sums[k]) : (Datum) 0;
 			colnulls[sumcols[k]][i] = sums[k] == NULL;
 		}
+		cols[11][i] = BoolGetDatum(a->route == ROUTE_YES);
+		colnulls[11][i] = a->route == ROUTE_UNKNOWN;
+		cols[12][i] = text_or_null(a->trade_name, &colnulls[12][i]);
+		cols[13][i] = text_or_null(a->delivery_route, &colnulls[13][i]);
+		cols[14][i] = text_or_null(a->shipping_address, &colnulls[14][i]);
+		cols[15][i] = text_or_null(a->csm, &colnulls[15][i]);
 	}
 	for (int j = 0; j < NSTATE_COLUMNS; j++)
-		values[j] = make_array(cols[j], colnulls[j], n, j == 0 ? keytype : state_column_types[j]);
+	{
+		Oid			elemtype = j == 0 ? keytype : state_column_types[j];
+
+		values[j] = make_array(cols[j], colnulls[j], n, elemtype);
+		types[j] = get_array_type(elemtype);
+	}
 }
 
 /*
- * Run one write statement with its parameters as of the statement's
- * snapshot (a command id of its own: SPI increments it).  Plans: generic
- * (the arrays' sizes unknown), nested loops fetching each row by its ctid
- * (hash and merge joins off: their scan of the whole state is what the
- * delta avoids).  The rows were read as of the same snapshot, under the
- * refresh's lock: each ctid is the row's (a row changed in between would
- * not match, and the count below would say so).
+ * The state's writes in one statement with its parameters, as of the
+ * statement's snapshot (a command id of its own: SPI increments it): the
+ * rows left with no order deleted, the changed rows updated (both by the
+ * ctid they were read at, a parameterized Tid Scan: no second probe of the
+ * key), the new customers inserted.  Plan: generic (the arrays' sizes
+ * unknown), nested loops fetching each row by its ctid (hash and merge
+ * joins off: their scan of the whole state is what the delta avoids).  The
+ * rows were read as of the same snapshot, under the refresh's lock: each
+ * ctid is the row's (a row changed in between would not match, and the
+ * counts would say so).  An update changes no indexed column (the key is
+ * customer_code alone), so that the state's fillfactor leaves room for
+ * HOT updates, with no new index entry.
  */
-static void
-run_write(const char *sql, int nparams, const Oid *types, Datum *values, int expected)
-{
-	SPIPlanPtr	plan;
-	int			ret;
-
-	plan = SPI_prepare_cursor(sql, nparams, unconstify(Oid *, types), CURSOR_OPT_GENERIC_PLAN);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	ret = SPI_execute_snapshot(plan, values, NULL, GetActiveSnapshot(), InvalidSnapshot, false, false, 0);
-	if (ret < 0)
-		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql, SPI_result_code_string(ret));
-	if (expected >= 0 && SPI_processed != (uint64) expected)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("the campaign's state changed while its refresh wrote it: %d rows expected, " UINT64_FORMAT " written",
-						expected, SPI_processed),
-				 errdetail("Statement: %s", sql),
-				 errhint("Write the state tables through refresh_campaign() only, and refresh again.")));
-	SPI_freeplan(plan);
-}
-
 static void
 write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCustomer **inserts, int ninserts,
 			DeltaCustomer **deletes, int ndeletes)
 {
-	Datum		values[NSTATE_COLUMNS];
+	Datum		values[1 + 2 * NSTATE_COLUMNS];
+	Oid			types[1 + 2 * NSTATE_COLUMNS];
+	Datum	   *ctids;
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+	int			ret;
 	int			nestlevel;
+	int64		written[3];
+	int64		expected[3] = {ndeletes, nupdates, ninserts};
 
 	if (nupdates + ninserts + ndeletes == 0)
 		return;
+
+	ctids = palloc(sizeof(Datum) * Max(ndeletes, 1));
+	for (int i = 0; i < ndeletes; i++)
+		ctids[i] = PointerGetDatum(&deletes[i]->ctid);
+	values[0] = make_array(ctids, NULL, ndeletes, TIDOID);
+	types[0] = TIDARRAYOID;
+	state_arrays(updates, nupdates, TIDOID, values + 1, types + 1);
+	state_arrays(inserts, ninserts, TEXTOID, values + 1 + NSTATE_COLUMNS, types + 1 + NSTATE_COLUMNS);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "WITH gone AS (DELETE FROM %s s USING pg_catalog.unnest($1) u(ctid_)"
+					 " WHERE s.ctid = u.ctid_ RETURNING 1),"
+					 " changed AS (UPDATE %s s SET ", state, state);
+	for (int j = 1; j < NSTATE_COLUMNS; j++)
+		appendStringInfo(&sql, "%s%s = u.%s", j > 1 ? ", " : "", state_column_names[j], state_column_names[j]);
+	appendStringInfoString(&sql, " FROM ");
+	append_state_unnest(&sql, 2, "tid", "ctid_");
+	appendStringInfo(&sql, " WHERE s.ctid = u.ctid_ RETURNING 1),"
+					 " added AS (INSERT INTO %s (customer_code", state);
+	for (int j = 1; j < NSTATE_COLUMNS; j++)
+		appendStringInfo(&sql, ", %s", state_column_names[j]);
+	appendStringInfoString(&sql, ") SELECT * FROM ");
+	append_state_unnest(&sql, 2 + NSTATE_COLUMNS, "text", "customer_code");
+	appendStringInfoString(&sql, " RETURNING 1)"
+						   " SELECT (SELECT pg_catalog.count(*) FROM gone), (SELECT pg_catalog.count(*) FROM changed),"
+						   " (SELECT pg_catalog.count(*) FROM added)");
+
 	nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -468,45 +584,189 @@ write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCusto
 							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (ndeletes > 0)
+	plan = SPI_prepare_cursor(sql.data, 1 + 2 * NSTATE_COLUMNS, types, CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, values, NULL, GetActiveSnapshot(), InvalidSnapshot, false, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql.data, SPI_result_code_string(ret));
+	for (int k = 0; k < 3; k++)
 	{
-		Datum	   *ctids = palloc(sizeof(Datum) * ndeletes);
-		Oid			tidarray = TIDARRAYOID;
+		bool		isnull;
 
-		for (int i = 0; i < ndeletes; i++)
-			ctids[i] = PointerGetDatum(&deletes[i]->ctid);
-		values[0] = make_array(ctids, NULL, ndeletes, TIDOID);
-		run_write(psprintf("DELETE FROM %s s USING pg_catalog.unnest($1) u(ctid_) WHERE s.ctid = u.ctid_", state),
-				  1, &tidarray, values, ndeletes);
+		written[k] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, k + 1, &isnull));
+		if (isnull || written[k] != expected[k])
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the campaign's state changed while its refresh wrote it: "
+							INT64_FORMAT " rows deleted, " INT64_FORMAT " updated, " INT64_FORMAT
+							" inserted; " INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT " expected",
+							written[0], written[1], written[2], expected[0], expected[1], expected[2]),
+					 errdetail("Statement: %s", sql.data),
+					 errhint("Write the state tables through refresh_campaign() only, and refresh again.")));
 	}
-	if (nupdates > 0)
-	{
-		Oid			types[NSTATE_COLUMNS];
-
-		state_arrays(updates, nupdates, TIDOID, values);
-		for (int j = 0; j < NSTATE_COLUMNS; j++)
-			types[j] = get_array_type(j == 0 ? TIDOID : state_column_types[j]);
-		run_write(psprintf("UPDATE %s s SET orders = u.orders, total = u.total, last_order = u.last_order,"
-						   " spend_orders = u.spend_orders, spend = u.spend, low_tickets = u.low_tickets,"
-						   " base_orders = u.base_orders, base = u.base, recent_orders = u.recent_orders,"
-						   " recent = u.recent"
-						   " FROM " STATE_UNNEST("tid") " AS u(ctid_, " STATE_COLUMNS ")"
-						   " WHERE s.ctid = u.ctid_", state),
-				  NSTATE_COLUMNS, types, values, nupdates);
-	}
-	if (ninserts > 0)
-	{
-		Oid			types[NSTATE_COLUMNS];
-
-		state_arrays(inserts, ninserts, TEXTOID, values);
-		for (int j = 0; j < NSTATE_COLUMNS; j++)
-			types[j] = get_array_type(state_column_types[j]);
-		run_write(psprintf("INSERT INTO %s (customer_code, " STATE_COLUMNS ") SELECT * FROM " STATE_UNNEST("text"),
-						   state),
-				  NSTATE_COLUMNS, types, values, ninserts);
-	}
+	SPI_freeplan(plan);
 	SPI_finish();
 	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * Row of the customers query over the customers to read there
+ * (c->probe): customer_code, trade_name, delivery_route,
+ * shipping_address, csm of a route customer.
+ */
+static void
+fold_route_customer(TupleTableSlot *slot, void *arg)
+{
+	DeltaPass  *pass = (DeltaPass *) arg;
+	DeltaCustomer *c;
+
+	if (slot->tts_isnull[0])
+		return;
+	c = deltahash_lookup(pass->customers, TextDatumGetCString(slot->tts_values[0]));
+	if (c == NULL || !c->probe)
+		return;
+	if (c->probe_found)
+		targeting_duplicate_customer(pass->schema, c->code);
+	c->probe_found = true;
+	c->attrs.route = ROUTE_YES;
+	c->attrs.trade_name = text_copy(slot, 1, pass->context);
+	c->attrs.delivery_route = text_copy(slot, 2, pass->context);
+	c->attrs.shipping_address = text_copy(slot, 3, pass->context);
+	c->attrs.csm = text_copy(slot, 4, pass->context);
+}
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return (a == NULL) ? b == NULL : (b != NULL && strcmp(a, b) == 0);
+}
+
+static bool
+same_attrs(const RouteAttrs *a, const RouteAttrs *b)
+{
+	return a->route == b->route && same_text(a->trade_name, b->trade_name) &&
+		same_text(a->delivery_route, b->delivery_route) &&
+		same_text(a->shipping_address, b->shipping_address) && same_text(a->csm, b->csm);
+}
+
+/* Will the customer have a state row after this refresh? */
+static bool
+keeps_row(const DeltaCustomer *c)
+{
+	return c->action == DELTA_UPDATE || c->action == DELTA_INSERT ||
+		(c->action == DELTA_NONE && c->in_state);
+}
+
+/*
+ * The route customer and attributes of each changed customer with a state
+ * row after this refresh: those its state row holds, unless its own row of
+ * the customers changed (a change row with no sign: the rollup's triggers
+ * write one for every customer added, updated or deleted, and a TRUNCATE
+ * or a rewrite of the customers makes the refresh a full one), it is new
+ * to the state, or its row does not know them (a state kept by 1.5): those
+ * are read from the customers, with the route and closure tests of
+ * target_customers() (hook->customers_query, one keyed scan).  A customer
+ * whose own row changed is read even with no state row, for the duplicate
+ * test of target_customers().  A row whose attributes changed is written
+ * (an UPDATE without order changes, if need be).  Returns how many were
+ * read.
+ */
+static int
+settle_attrs(DeltaPass *pass, const TargetingHookPass *hook, DeltaCustomer **updates, int *nupdates)
+{
+	deltahash_iterator it;
+	DeltaCustomer *c;
+	Datum	   *codes;
+	int			nprobes = 0;
+
+	codes = palloc(sizeof(Datum) * Max(pass->customers->members, 1));
+	deltahash_start_iterate(pass->customers, &it);
+	while ((c = deltahash_iterate(pass->customers, &it)) != NULL)
+	{
+		bool		keeps = keeps_row(c);
+
+		CHECK_FOR_INTERRUPTS();
+		c->attrs = c->old_attrs;
+		c->probe = c->own_row || (keeps && (!c->in_state || c->old_attrs.route == ROUTE_UNKNOWN));
+		if (c->probe)
+			codes[nprobes++] = CStringGetTextDatum(c->code);
+	}
+	if (nprobes > 0)
+	{
+		const TargetingParams *params = pass->delta->params;
+		Oid			types[3] = {DATERANGEOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		values[3];
+
+		values[0] = date_window_datum(params->data);
+		values[1] = PointerGetDatum(params->routes);
+		values[2] = make_array(codes, NULL, nprobes, TEXTOID);
+		pass->schema = hook->schema;
+		query_stream(hook->customers_query, 3, types, values, NULL, fold_route_customer, pass);
+	}
+
+	deltahash_start_iterate(pass->customers, &it);
+	while ((c = deltahash_iterate(pass->customers, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!c->probe)
+			continue;
+		if (!c->probe_found)
+		{
+			memset(&c->attrs, 0, sizeof(c->attrs));
+			c->attrs.route = ROUTE_NO;
+		}
+		/* a kept row with no order change whose attributes changed */
+		if (c->action == DELTA_NONE && c->in_state && !same_attrs(&c->attrs, &c->old_attrs))
+		{
+			c->action = DELTA_UPDATE;
+			c->new = c->old;
+			updates[(*nupdates)++] = c;
+		}
+	}
+	return nprobes;
+}
+
+/*
+ * The route customers among the changed ones to targeting_run's pass, with
+ * their attributes and their new stats (old ones when no order of theirs
+ * changed; none when they have no order left in the data window: no row).
+ */
+static void
+emit_route_customers(DeltaPass *pass, const TargetingHookPass *hook)
+{
+	deltahash_iterator it;
+	DeltaCustomer *c;
+
+	deltahash_start_iterate(pass->customers, &it);
+	while ((c = deltahash_iterate(pass->customers, &it)) != NULL)
+	{
+		CustomerState *t;
+		OrderStats *stats;
+		const StateRow *r;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!keeps_row(c) || c->attrs.route != ROUTE_YES)
+			continue;
+		r = c->action == DELTA_NONE ? &c->old : &c->new;
+		t = hook->add(hook->pass, c->code);
+		t->in_customers = true;
+		t->trade_name = c->attrs.trade_name ? MemoryContextStrdup(hook->context, c->attrs.trade_name) : NULL;
+		t->delivery_route = c->attrs.delivery_route ? MemoryContextStrdup(hook->context, c->attrs.delivery_route) : NULL;
+		t->shipping_address = c->attrs.shipping_address ? MemoryContextStrdup(hook->context, c->attrs.shipping_address) : NULL;
+		t->csm = c->attrs.csm ? MemoryContextStrdup(hook->context, c->attrs.csm) : NULL;
+		if (r->orders <= 0)
+			continue;			/* as the state query's s.orders > 0 */
+		stats = &t->orders;
+		stats->orders = r->orders;
+		stats->total = numeric_copy_to(hook->context, r->total);
+		stats->last_order = r->last_order;
+		stats->spend_orders = r->spend_orders;
+		stats->spend = numeric_copy_to(hook->context, r->spend);
+		stats->low_tickets = r->low_tickets;
+		stats->base = numeric_copy_to(hook->context, r->base);
+		stats->recent = numeric_copy_to(hook->context, r->recent);
+	}
 }
 
 /* Copy a sum into context (it outlives the pass) */
@@ -526,11 +786,11 @@ numeric_copy_to(MemoryContext context, Numeric n)
 
 /*
  * TargetingStatsHook: the changed customers' state adjusted and written
- * back; customers (the route customers among them) get their new stats,
- * allocated in context.
+ * back; the route customers among them, with their attributes and new
+ * stats, added to the targeting pass (hook).
  */
 void
-campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers, MemoryContext context)
+campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 {
 	const CampaignDeltaState *delta = (const CampaignDeltaState *) arg;
 	const TargetingParams *params = delta->params;
@@ -549,6 +809,8 @@ campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers,
 				nlookups = 0;
 	Datum	   *codes;
 	int			ncodes = 0;
+	Datum	   *listed;
+	int			nlisted;
 
 	memset(&pass, 0, sizeof(pass));
 	pass.delta = delta;
@@ -556,18 +818,25 @@ campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers,
 										 ALLOCSET_DEFAULT_SIZES);
 	pass.customers = deltahash_create(pass.context, 1024, NULL);
 
-	/* the change rows, once: the signed sums per customer */
+	/*
+	 * the change rows, once: the signed sums per customer, and the customers
+	 * whose own row changed (no sign)
+	 */
 	values[0] = date_window_datum(params->data);
 	query_stream_serial(psprintf("SELECT x.customer_code::pg_catalog.text, x.order_date::pg_catalog.date,"
 								 " COALESCE(x.total, 0)::pg_catalog.numeric, x.sign::pg_catalog.int4"
-								 " FROM %s x WHERE x.sign IS NOT NULL AND x.customer_code IS NOT NULL"
-								 " AND x.order_date OPERATOR(pg_catalog.<@) $1",
+								 " FROM %s x WHERE x.customer_code IS NOT NULL"
+								 " AND (x.sign IS NULL OR x.order_date OPERATOR(pg_catalog.<@) $1)",
 								 delta->changes),
 						1, types, values, NULL, fold_change, &pass);
 
-	/* the route customers among the changed ones, with or without order changes */
-	for (int i = 0; i < ncustomers; i++)
-		(void) delta_customer(&pass, customers[i]->code);
+	/* every changed customer, with or without order changes */
+	deconstruct_array(params->customers, TEXTOID, -1, false, TYPALIGN_INT, &listed, NULL, &nlisted);
+	for (int i = 0; i < nlisted; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		(void) delta_customer(&pass, TextDatumGetCString(listed[i]));
+	}
 
 	/* their state rows, once: one keyed scan */
 	if (pass.customers->members > 0)
@@ -581,7 +850,8 @@ campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers,
 		values[1] = make_array(codes, NULL, ncodes, TEXTOID);
 		MemoryContextSwitchTo(old);
 		query_stream_serial(psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders,"
-									 " s.spend, s.low_tickets, s.base_orders, s.base, s.recent_orders, s.recent, s.ctid"
+									 " s.spend, s.low_tickets, s.base_orders, s.base, s.recent_orders, s.recent, s.ctid,"
+									 " s.route_customer, s.trade_name, s.delivery_route, s.shipping_address, s.csm"
 									 " FROM %s s WHERE s.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($2)))",
 									 delta->state),
 							2, types, values, NULL, fold_state_row, &pass);
@@ -617,6 +887,9 @@ campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers,
 			lookups[nlookups++] = c;
 	}
 
+	/* the route customers and their attributes: the state's, or read again */
+	(void) settle_attrs(&pass, hook, updates, &nupdates);
+
 	/* the last order again where a removed order may have been it */
 	if (nlookups > 0)
 	{
@@ -633,31 +906,6 @@ campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers,
 
 	write_state(delta->state, updates, nupdates, inserts, ninserts, deletes, ndeletes);
 
-	/* the route customers' stats: their new rows (none: no order) */
-	for (int i = 0; i < ncustomers; i++)
-	{
-		OrderStats *stats = &customers[i]->orders;
-		const StateRow *r;
-
-		CHECK_FOR_INTERRUPTS();
-		c = deltahash_lookup(pass.customers, customers[i]->code);
-		Assert(c != NULL);
-		if (c->action == DELTA_UPDATE || c->action == DELTA_INSERT)
-			r = &c->new;
-		else if (c->action == DELTA_NONE && c->in_state)
-			r = &c->old;
-		else
-			continue;			/* no row: no order in the data window */
-		if (r->orders <= 0)
-			continue;			/* as the state query's s.orders > 0 */
-		stats->orders = r->orders;
-		stats->total = numeric_copy_to(context, r->total);
-		stats->last_order = r->last_order;
-		stats->spend_orders = r->spend_orders;
-		stats->spend = numeric_copy_to(context, r->spend);
-		stats->low_tickets = r->low_tickets;
-		stats->base = numeric_copy_to(context, r->base);
-		stats->recent = numeric_copy_to(context, r->recent);
-	}
+	emit_route_customers(&pass, hook);
 	MemoryContextDelete(pass.context);
 }

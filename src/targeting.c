@@ -62,15 +62,29 @@ lookup_or_add(TargetingPass *pass, const char *code)
 	return c;
 }
 
-static void
-report_duplicate_customer(TargetingPass *pass, const char *code)
+/* The error of a customer code found twice among the route customers */
+void
+targeting_duplicate_customer(const char *schema, const char *code)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("customer_code \"%s\" appears more than once in %s.customers",
-					code, pass->src->schema),
+					code, schema),
 			 errhint("customer_code must identify one customer: remove the duplicate row, "
 					 "or point source_schema at a view that keeps one row per customer.")));
+}
+
+static void
+report_duplicate_customer(TargetingPass *pass, const char *code)
+{
+	targeting_duplicate_customer(pass->src->schema, code);
+}
+
+/* TargetingHookPass.add */
+static CustomerState *
+hook_add_customer(void *arg, const char *code)
+{
+	return lookup_or_add((TargetingPass *) arg, code);
 }
 
 /*
@@ -486,12 +500,15 @@ targeting_run(const TargetingParams *params)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	/* customer routes: know the route customers first, orders then add to them */
-	if (!params->route_from_order)
+	/*
+	 * customer routes: know the route customers first, orders then add to
+	 * them (with a stats hook, the hook finds them)
+	 */
+	if (!params->route_from_order && !params->stats_hook)
 		query_stream(customers_query(&pass), NPARAMS, types, values, nulls, fold_customer, &pass);
 	if (params->stats_hook)
 	{
-		/* the stats come from the hook, below, once the source is read */
+		/* the route customers and their stats come from the hook, below */
 		if (params->route_from_order || params->customers == NULL || params->stats_relation == NULL)
 			elog(ERROR, "a stats hook needs customers, a state relation and routes from the customers");
 	}
@@ -530,15 +547,17 @@ targeting_run(const TargetingParams *params)
 
 	if (params->stats_hook)
 	{
-		/* the route customers found, each to get its stats from the hook */
-		CustomerState **found = palloc(sizeof(CustomerState *) * Max(pass.customers->members, 1));
+		/* the route customers, their attributes and stats from the hook */
+		TargetingHookPass hook;
 
-		custhash_start_iterate(pass.customers, &it);
-		while ((c = custhash_iterate(pass.customers, &it)) != NULL)
-			found[n++] = c;
-		params->stats_hook(params->stats_hook_arg, found, n, pass.context);
-		pfree(found);
-		n = 0;
+		hook.add = hook_add_customer;
+		hook.pass = &pass;
+		hook.customers_query = customers_query(&pass);
+		hook.schema = pass.src->schema;
+		hook.context = pass.context;
+		error_context_stack = &errcallback;
+		params->stats_hook(params->stats_hook_arg, &hook);
+		error_context_stack = errcallback.previous;
 	}
 
 	result->customers = palloc(sizeof(CustomerState *) * Max(pass.customers->members, 1));

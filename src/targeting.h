@@ -17,13 +17,31 @@
 struct CustomerState;
 
 /*
- * Fills the stats (orders) of the route customers the customers query found
- * among params->customers, instead of a query of a state table: the delta
- * refresh's one pass (campaign_delta_state.c).  Sums are allocated in
- * context.  Called once, after the customers query.
+ * What targeting_run() hands its stats hook: the pass to add the route
+ * customers to (add: finds or adds a customer, its attributes and stats
+ * zeroed), the customers query of the listed customers ($2: the routes,
+ * $3: the codes; the route and closure tests of target_customers()) and
+ * the source schema's name (for messages), and the memory context of the
+ * pass (strings and sums of the customers added live there).
  */
-typedef void (*TargetingStatsHook) (void *arg, struct CustomerState **customers, int ncustomers,
-									MemoryContext context);
+typedef struct TargetingHookPass
+{
+	struct CustomerState *(*add) (void *pass, const char *code);
+	void	   *pass;
+	const char *customers_query;
+	const char *schema;
+	MemoryContext context;
+} TargetingHookPass;
+
+/*
+ * Finds the route customers among params->customers and fills their
+ * attributes (in_customers, trade_name, ...) and stats (orders) instead of
+ * the customers query and a query of a state table: the delta refresh's one
+ * pass (campaign_delta_state.c), which keeps the route customers'
+ * attributes in the campaign's state.  Called once, after the source
+ * tables are opened; no customers query runs.
+ */
+typedef void (*TargetingStatsHook) (void *arg, const TargetingHookPass *hook);
 
 typedef struct TargetingParams
 {
@@ -40,7 +58,7 @@ typedef struct TargetingParams
 								 * read instead of folding orders; NULL: fold */
 	DateWindow	data;			/* smallest window covering the four above */
 	TargetingStatsHook stats_hook;	/* with customers and stats_relation:
-									 * the stats of the route customers */
+									 * the route customers and their stats */
 	void	   *stats_hook_arg;
 } TargetingParams;
 
@@ -76,6 +94,7 @@ typedef struct TargetingResult
 extern void targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params);
 extern TargetingResult *targeting_run(const TargetingParams *params);
 
+extern void targeting_duplicate_customer(const char *schema, const char *code) pg_attribute_noreturn();
 extern bool customer_is_target(const CustomerState *c);
 extern const char *customer_target_reason(const CustomerState *c);
 extern Numeric customer_pct_change(const CustomerState *c);
@@ -93,7 +112,6 @@ typedef struct CampaignDeltaState
 	const TargetingParams *params;	/* windows, data window, changed customers */
 } CampaignDeltaState;
 
-extern void campaign_delta_state_apply(void *arg, CustomerState **customers, int ncustomers,
-									   MemoryContext context);
+extern void campaign_delta_state_apply(void *arg, const TargetingHookPass *hook);
 
 #endif

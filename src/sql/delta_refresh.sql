@@ -26,7 +26,8 @@ $$;
 -- confirmed order with a customer in the campaign's data window
 -- (_campaign_data_window): customer_code, amount (its total, 0 without
 -- lines), d (its date, an unreadable one raising the full computation's
--- error)), as of one snapshot, which it returns: one
+-- error)) and the route customers' rows of the customers
+-- (_campaign_route_customers_sql), as of one snapshot, which it returns: one
 -- server's rollup (_campaign_build_state) or a coordinator's shards
 -- (_campaign_shard_build_state).  c has its windows resolved; the caller
 -- records the result.
@@ -41,13 +42,16 @@ BEGIN
     month_state := t.month_state;
     snapshot := customer_analytics._at_one_snapshot(NULL, ARRAY[
         format('TRUNCATE %s, %s', state, month_state),
-        format('INSERT INTO %s (customer_code, %s, last_order)'
-               ' SELECT o.customer_code, %s, max(o.d)'
-               ' FROM (SELECT i.customer_code, i.d, %s FROM %s i) o'
-               ' GROUP BY o.customer_code',
+        format('INSERT INTO %s (customer_code, %s, last_order, route_customer, trade_name, delivery_route,'
+               ' shipping_address, csm)'
+               ' SELECT g.*, a.customer_code IS NOT NULL, a.trade_name, a.delivery_route, a.shipping_address, a.csm'
+               ' FROM (SELECT o.customer_code, %s, max(o.d)'
+               '       FROM (SELECT i.customer_code, i.d, %s FROM %s i) o'
+               '       GROUP BY o.customer_code) g'
+               ' LEFT JOIN (%s) a ON a.customer_code = g.customer_code',
                state, customer_analytics._campaign_state_columns(),
                customer_analytics._campaign_state_aggregates(false), customer_analytics._campaign_state_flags(c, false),
-               orders),
+               orders, customer_analytics._campaign_route_customers_sql(c)),
         format('INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY(SELECT t.customer_code FROM (%s) t), %L::daterange, %L)',
                month_state, customer_analytics._campaign_state_targets_sql(c, state, 'NULL'), c.revenue_window, c.source_schema)]);
 END $$;
@@ -400,6 +404,24 @@ CREATE FUNCTION customer_analytics._campaign_state_columns() RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT 'orders, total, spend_orders, spend, low_tickets, base_orders, base, recent_orders, recent' $$;
 
+-- SQL of the campaign's route customers (on its routes, and open where it
+-- excludes closed customers), one row per customer code: customer_code,
+-- trade_name, delivery_route, shipping_address, csm, as target_customers()
+-- reads them (its customers query, targeting.c); the attributes the state
+-- keeps per customer.  A code found twice is kept once here: the build's
+-- decisions, which run after it, raise target_customers()'s error for it.
+CREATE FUNCTION customer_analytics._campaign_route_customers_sql(c customer_analytics.campaigns) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT format('SELECT DISTINCT ON (1) c.customer_code::text AS customer_code, c.trade_name::text AS trade_name,'
+                  ' c.delivery_route::text AS delivery_route, c.shipping_address::text AS shipping_address,'
+                  ' c.csm::text AS csm FROM %I.customers c'
+                  ' WHERE c.customer_code IS NOT NULL AND c.delivery_route::text = ANY (%L::text[])%s',
+                  c.source_schema, c.routes,
+                  CASE WHEN c.exclude_closed THEN ' AND COALESCE(pg_catalog.btrim(c.closure_date::text), '''') = ''''' ELSE '' END)
+$$;
+
 -- What _campaign_state_aggregates() reads of an order row i(d date, amount
 -- numeric[, sign]): its (signed) amount and the campaign's windows it falls
 -- in.  Computed once per row (the delta refresh keeps them in a subquery
@@ -480,10 +502,16 @@ BEGIN
     PERFORM customer_analytics._require_state_schema('{USAGE,CREATE}');
     PERFORM customer_analytics._require_marked_or_absent(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
                                                          marker, 'campaign', c.name, 'per-customer state');
+    -- (route_customer and the attributes: what the delta refresh decides
+    -- on of the customers (_campaign_route_customers_sql), NULL: to be read
+    -- from the customers (a row kept by 1.5); the fillfactor leaves room on
+    -- each page for the delta refresh's updates to stay HOT: they change no
+    -- indexed column)
     state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.state,
         '(customer_code text PRIMARY KEY, orders bigint NOT NULL, total numeric, last_order date,'
         ' spend_orders bigint NOT NULL, spend numeric, low_tickets bigint NOT NULL, base_orders bigint NOT NULL,'
-        ' base numeric, recent_orders bigint NOT NULL, recent numeric)', marker);
+        ' base numeric, recent_orders bigint NOT NULL, recent numeric, route_customer boolean, trade_name text,'
+        ' delivery_route text, shipping_address text, csm text) WITH (fillfactor = 75)', marker);
     month_state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.month_state,
         '(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))', marker);
 END $$;

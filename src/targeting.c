@@ -21,6 +21,7 @@
 
 #include "customer_analytics.h"
 #include "numeric_acc.h"
+#include "order_line_totals.h"
 #include "query_stream.h"
 #include "sharded_source.h"
 #include "source_tables.h"
@@ -30,6 +31,14 @@
 #define SH_ELEMENT_TYPE CustomerState
 #include "code_hash.h"
 
+/* an order of the scoped orders query, waiting for its total */
+typedef struct ScannedOrder
+{
+	CustomerState *customer;
+	DateADT		order_date;
+	int32		key;			/* position in the key list; -1: no key */
+} ScannedOrder;
+
 typedef struct TargetingPass
 {
 	const TargetingParams *params;
@@ -37,6 +46,12 @@ typedef struct TargetingPass
 	custhash_hash *customers;
 	MemoryContext context;		/* owns the hash table and its contents */
 	int64		uncoded_customers;
+
+	/* scan_orders_fold(): the scoped orders and their keys */
+	ScannedOrder *orders;
+	int64		norders;
+	int64		maxorders;
+	OrderKeyList *keys;
 } TargetingPass;
 
 static char *
@@ -278,6 +293,111 @@ orders_query(const TargetingPass *pass)
 }
 
 /*
+ * Row of the scoped orders query (source_scoped_orders_query): customer_code,
+ * order_type, order_number, order date.  As the rows of the lines query
+ * reach targeting_line_stats grouped by customer: a row with a customer
+ * credits the customer (with its orders, if any), one with a NULL date is
+ * no order, an order with a NULL key part has no lines.
+ */
+static void
+scan_orders_fold(TupleTableSlot *slot, void *arg)
+{
+	TargetingPass *pass = (TargetingPass *) arg;
+	CustomerState *c;
+	ScannedOrder *o;
+
+	if (slot->tts_isnull[0])
+		return;					/* no customer to credit: the query excludes these */
+	c = lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]));
+	if (slot->tts_isnull[3])
+		return;
+	if (pass->norders == pass->maxorders)
+	{
+		int64		newmax = Max(pass->maxorders * 2, 1024);
+
+		if ((Size) newmax * sizeof(ScannedOrder) > MaxAllocHugeSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many orders in the data window to total from one scan of the lines")));
+		pass->orders = pass->orders
+			? repalloc_huge(pass->orders, newmax * sizeof(ScannedOrder))
+			: MemoryContextAllocHuge(pass->context, newmax * sizeof(ScannedOrder));
+		pass->maxorders = newmax;
+	}
+	o = &pass->orders[pass->norders++];
+	o->customer = c;
+	o->order_date = DatumGetDateADT(slot->tts_values[3]);
+	o->key = -1;
+	if (!slot->tts_isnull[1] && !slot->tts_isnull[2])
+		o->key = order_key_list_add(pass->keys, DatumGetTextPP(slot->tts_values[1]),
+									DatumGetTextPP(slot->tts_values[2]));
+}
+
+/* the one row of the lines query: the totals of the listed orders */
+typedef struct LineTotals
+{
+	TargetingPass *pass;
+	Numeric    *sums;			/* per listed order; NULL: no amount */
+} LineTotals;
+
+static void
+scan_totals_fold(TupleTableSlot *slot, void *arg)
+{
+	LineTotals *totals = (LineTotals *) arg;
+
+	totals->sums = order_line_totals_read(slot->tts_isnull[0] ? NULL
+										  : DatumGetByteaPP(slot->tts_values[0]),
+										  order_key_list_length(totals->pass->keys),
+										  totals->pass->context);
+}
+
+/*
+ * Over the source tables without a customers filter: the scoped orders (one
+ * row each, their keys listed), then one scan of every line, each line
+ * added to its listed order's total by the _order_line_totals aggregate in
+ * parallel workers, then the orders folded per customer as
+ * targeting_line_stats folds them.  The lines are read as the floor reads
+ * them (one sequential scan, split between the workers), with a hash lookup
+ * per order rather than a B-tree descent per order, and no join: the cost
+ * grows with the lines, where one index probe per order grew faster.  Not
+ * for a customers filter (its few customers' lines are cheaper to probe).
+ * false, nothing credited, when the scoped orders hold a key twice: the
+ * per-customer aggregate then decides what a repeated header means.
+ */
+static bool
+scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
+				const Oid *types, int nparams)
+{
+	Oid			bytea_type = BYTEAOID;
+	Datum		image;
+	LineTotals	totals;
+
+	pass->keys = order_key_list_create(pass->context, source_order_keys_unique(pass->src));
+	query_stream(source_scoped_orders_query(pass->src, orders_scope(pass)), nparams, types, values,
+				 nulls, scan_orders_fold, pass);
+	if (order_key_list_has_duplicates(pass->keys))
+		return false;
+
+	image = PointerGetDatum(order_key_list_image(pass->keys));
+	totals.pass = pass;
+	totals.sums = NULL;
+	query_stream_params(source_line_totals_query(pass->src), 1, &bytea_type, &image, NULL,
+						scan_totals_fold, &totals);
+	if (totals.sums == NULL)
+		elog(ERROR, "the lines query returned no row");
+	for (int64 i = 0; i < pass->norders; i++)
+	{
+		ScannedOrder *o = &pass->orders[i];
+
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		order_stats_add(pass->context, &o->customer->orders, &pass->params->windows, o->order_date,
+						o->key >= 0 ? totals.sums[o->key] : NULL);
+	}
+	return true;
+}
+
+/*
  * The per-customer stats as a campaign's state table keeps them (the same
  * fields targeting_stats returns, adjusted from order changes by the delta
  * refresh), restricted to the route customers as orders_query() restricts
@@ -366,6 +486,18 @@ from_lines(const TargetingPass *pass)
 	if (pass->params->stats_relation || pass->src->rollup || pass->src->order_totals)
 		return false;
 	return ca_function_installed("targeting_line_stats", 9, argtypes);
+}
+
+/*
+ * Total the source tables' lines by one scan (scan_lines_pass)?  As
+ * from_lines(), and only while the _order_line_totals aggregate is installed.
+ */
+static bool
+scan_lines_installed(const TargetingPass *pass)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, NUMERICOID, BYTEAOID};
+
+	return from_lines(pass) && ca_function_installed("_order_line_totals", 4, argtypes);
 }
 
 /* false while the extension's SQL objects predate the aggregate (1.1 and older) */
@@ -512,6 +644,11 @@ targeting_run(const TargetingParams *params)
 						 fold_customer_stats, &pass);
 			sharded_settings_pop(shard_settings);
 		}
+	}
+	else if (params->customers == NULL && scan_lines_installed(&pass) &&
+			 scan_lines_pass(&pass, values, nulls, types, NPARAMS))
+	{
+		/* the orders' stats are in the customers' states */
 	}
 	else if (params->stats_relation || targeting_stats_installed())
 	{

@@ -34,7 +34,8 @@
 /* an order of the scoped orders query, waiting for its total */
 typedef struct ScannedOrder
 {
-	CustomerState *customer;
+	CustomerState *customer;	/* valid until a customer is added (entries move) */
+	const char *code;			/* its key, which outlives a growth */
 	DateADT		order_date;
 	int32		key;			/* position in the key list; -1: no key */
 } ScannedOrder;
@@ -326,6 +327,7 @@ scan_orders_fold(TupleTableSlot *slot, void *arg)
 	}
 	o = &pass->orders[pass->norders++];
 	o->customer = c;
+	o->code = c->code;
 	o->order_date = DatumGetDateADT(slot->tts_values[3]);
 	o->key = -1;
 	if (!slot->tts_isnull[1] && !slot->tts_isnull[2])
@@ -371,10 +373,25 @@ scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
 	Oid			bytea_type = BYTEAOID;
 	Datum		image;
 	LineTotals	totals;
+	uint32		members = pass->customers->members;
 
 	pass->keys = order_key_list_create(pass->context, source_order_keys_unique(pass->src));
+
 	query_stream(source_scoped_orders_query(pass->src, orders_scope(pass)), nparams, types, values,
 				 nulls, scan_orders_fold, pass);
+	/*
+	 * customers added (routes from the orders) may have moved the entries:
+	 * simplehash moves them when it grows and when an insertion displaces them
+	 */
+	if (pass->customers->members != members)
+	{
+		for (int64 i = 0; i < pass->norders; i++)
+		{
+			if ((i & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			pass->orders[i].customer = custhash_lookup(pass->customers, pass->orders[i].code);
+		}
+	}
 	if (order_key_list_has_duplicates(pass->keys))
 		return false;
 

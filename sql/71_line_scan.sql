@@ -9,7 +9,8 @@
 -- NULL amounts, amounts beyond the exact int64 fast path (huge, with a
 -- digit below 1e-8, NaN), negative amounts, lines stored out of order,
 -- lines of unlisted orders, serial and parallel plans, and a source whose
--- orders hold a key twice (no unique index: the per-order query decides).
+-- orders hold a key twice (no unique index: the per-order query decides)
+-- or too many for work_mem (the per-order query too).
 -- Needs 00_setup (public.err).
 \set VERBOSITY terse
 \pset tuples_only on
@@ -32,7 +33,7 @@ INSERT INTO lsc.sales_orders
 SELECT (ARRAY['SA','SO'])[1 + o % 2], lpad(o::text, 8, '0'), lpad((1 + (o * 7) % 30)::text, 4, '0'),
        (ARRAY['K1','X9'])[1 + o % 5 / 4],
        to_char(date '2025-01-01' + (o * 13) % 372, 'YYYYMMDD'), CASE WHEN o % 11 = 0 THEN 'N' ELSE 'Y' END
-  FROM generate_series(1, 1200) o;
+  FROM generate_series(1, 3000) o;
 -- the lines, 0 to 6 per order, in a shuffled order (not grouped by order)
 INSERT INTO lsc.sales_order_lines
 SELECT o.order_type, o.order_number, n, 'P' || n, 1,
@@ -111,6 +112,22 @@ SELECT 'line scans', pg_stat_get_xact_numscans('lsc.sales_order_lines'::regclass
        pg_stat_get_xact_numscans('lsc.sales_order_lines_pkey'::regclass) - pkey
   FROM lsc_scans;
 COMMIT;
+-- past the memory a hash table may take (64 bytes per listed order and
+-- process against work_mem times hash_mem_multiplier), the per-order query
+SET work_mem = '64kB';
+SET hash_mem_multiplier = 1;
+BEGIN;
+CREATE TEMP TABLE lsc_scans2 AS
+SELECT pg_stat_get_xact_numscans('lsc.sales_order_lines_pkey'::regclass) AS pkey;
+CREATE TEMP TABLE lsc_small AS
+SELECT t::text AS r FROM customer_analytics.target_customers(source_schema => 'lsc', min_spend => 0,
+    min_low_tickets => 1) t;
+SELECT 'small work_mem', pg_stat_get_xact_numscans('lsc.sales_order_lines_pkey'::regclass) - pkey > 0,
+       (SELECT count(*) FROM (SELECT r FROM lsc_small EXCEPT ALL SELECT r FROM lsc_old) d)
+  FROM lsc_scans2;
+COMMIT;
+RESET work_mem;
+RESET hash_mem_multiplier;
 -- serial equals parallel
 CREATE TEMP TABLE lsc_serial AS
 SELECT t::text AS r FROM customer_analytics.target_customers(source_schema => 'lsc', min_spend => 0,

@@ -141,21 +141,7 @@ key_lookup(keyhash_hash *tb, OrderKey k)
 	return e ? e->idx : -1;
 }
 
-/*
- * A running sum of numeric amounts: exact, in an int64 of units of 1e-8
- * while the amounts have no digit below that and the sum fits (the common
- * case: no allocation per line), else in a Numeric; the largest display
- * scale seen, which numeric addition gives the sum.
- */
-typedef struct LineSum
-{
-	int64		fast;			/* units of 1e-8 */
-	Numeric		slow;			/* NULL: 0 */
-	int16		dscale;
-	bool		any;			/* an amount was added */
-} LineSum;
-
-#define FAST_SCALE_DIGITS 2		/* NBASE digits below the point: 1e-8 */
+#define FAST_SCALE_DIGITS 2		/* NBASE digits below the point: LINE_SUM_UNIT */
 
 typedef struct LineTotalsState
 {
@@ -241,7 +227,7 @@ read_uint16(const char *p)
  * 1e-8 in *units and its display scale in *dscale; false when it is NaN or
  * infinite, has a digit below 1e-8, or does not fit.
  */
-static bool
+bool
 numeric_to_units(Datum amount, int64 *units, int *dscale)
 {
 	struct varlena *v = (struct varlena *) PG_DETOAST_DATUM_PACKED(amount);
@@ -304,7 +290,7 @@ numeric_to_units(Datum amount, int64 *units, int *dscale)
  * zero digits stripped; the short header where it fits; zero positive with
  * weight 0): byte for byte what numeric addition of the amounts returns.
  */
-static Numeric
+Numeric
 units_to_numeric(int64 units, int dscale, MemoryContext context)
 {
 	uint16		digits[8];
@@ -421,8 +407,8 @@ sum_add_sum(MemoryContext context, LineSum *a, const LineSum *b)
 }
 
 /* the sum as a Numeric in context; NULL when nothing was added */
-static Numeric
-sum_result(const LineSum *sum, MemoryContext context)
+Numeric
+line_sum_numeric(const LineSum *sum, MemoryContext context)
 {
 	Numeric		fast;
 
@@ -835,31 +821,21 @@ order_key_list_image(OrderKeyList *list)
 }
 
 /*
- * The aggregate's result read into totals (one per listed order, NULL where
- * no line had an amount), allocated in context.
+ * The aggregate's result read into one sum per listed order (!any where no
+ * line had an amount), allocated in context.
  */
-Numeric *
+LineSum *
 order_line_totals_read(bytea *result, int32 norders, MemoryContext context)
 {
-	Numeric    *totals = MemoryContextAllocHuge(context, sizeof(Numeric) * Max(norders, 1));
-	LineSum    *sums;
+	LineSum    *sums = MemoryContextAllocHuge(context, sizeof(LineSum) * Max(norders, 1));
 	StringInfoData buf;
 
-	memset(totals, 0, sizeof(Numeric) * Max(norders, 1));
-	if (result == NULL)
-		return totals;
-	sums = MemoryContextAllocHuge(context, sizeof(LineSum) * Max(norders, 1));
 	memset(sums, 0, sizeof(LineSum) * Max(norders, 1));
+	if (result == NULL)
+		return sums;
 	agg_image_reader(result, &buf);
 	if ((int32) pq_getmsgint(&buf, 4) != norders)
 		bad_image();
 	read_sums(&buf, norders, sums, context);
-	for (int32 i = 0; i < norders; i++)
-	{
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		totals[i] = sum_result(&sums[i], context);
-	}
-	pfree(sums);
-	return totals;
+	return sums;
 }

@@ -14,7 +14,9 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "lib/stringinfo.h"
+#include "executor/nodeHash.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -335,11 +337,14 @@ scan_orders_fold(TupleTableSlot *slot, void *arg)
 									DatumGetTextPP(slot->tts_values[2]));
 }
 
+/* memory of the line scan per listed order and process, bytes (see scan_lines_pass) */
+#define LINE_SCAN_ORDER_BYTES 64
+
 /* the one row of the lines query: the totals of the listed orders */
 typedef struct LineTotals
 {
 	TargetingPass *pass;
-	Numeric    *sums;			/* per listed order; NULL: no amount */
+	LineSum    *sums;			/* per listed order */
 } LineTotals;
 
 static void
@@ -353,6 +358,92 @@ scan_totals_fold(TupleTableSlot *slot, void *arg)
 										  totals->pass->context);
 }
 
+#define FAST_TOTAL	0
+#define FAST_SPEND	1
+#define FAST_BASE	2
+#define FAST_RECENT 3
+
+/* customer c's sum i plus an order total of units with scale dscale */
+static void
+fast_add(TargetingPass *pass, CustomerState *c, int i, int64 units, int dscale)
+{
+	int64		sum;
+
+	if (pg_add_s64_overflow(c->fast[i].units, units, &sum))
+	{
+		/* the sum so far to the Numeric one, then start again */
+		Numeric    *slow[4] = {&c->orders.total, &c->orders.spend, &c->orders.base, &c->orders.recent};
+
+		numeric_accumulate(pass->context, slow[i],
+						   units_to_numeric(c->fast[i].units, c->fast[i].dscale, pass->context));
+		sum = units;
+	}
+	c->fast[i].units = sum;
+	c->fast[i].dscale = Max(c->fast[i].dscale, dscale);
+	c->fast[i].any = true;
+}
+
+static inline bool
+in_date_window(DateADT d, DateWindow w)
+{
+	return d >= w.lo && d < w.hi;
+}
+
+/*
+ * order_stats_add() for an order whose total is units (of 1e-8) with scale
+ * dscale, into the customer's int64 sums: the same counts, and sums that
+ * fast_flush() makes the same Numerics (exact additions; the largest scale).
+ * bar: low_ticket_below in units, when it has an exact one.
+ */
+static void
+fast_order_add(TargetingPass *pass, CustomerState *c, DateADT order_date, int64 units, int dscale,
+			   bool bar_exact, int64 bar)
+{
+	const OrderWindows *w = &pass->params->windows;
+	OrderStats *stats = &c->orders;
+
+	if (stats->orders == 0 || order_date > stats->last_order)
+		stats->last_order = order_date;
+	stats->orders++;
+	fast_add(pass, c, FAST_TOTAL, units, dscale);
+	if (in_date_window(order_date, w->spend))
+	{
+		stats->spend_orders++;
+		fast_add(pass, c, FAST_SPEND, units, dscale);
+	}
+	if (in_date_window(order_date, w->low_ticket) &&
+		(bar_exact ? units < bar
+		 : numeric_compare(units_to_numeric(units, dscale, pass->context), w->low_ticket_below) < 0))
+		stats->low_tickets++;
+	if (in_date_window(order_date, w->base))
+		fast_add(pass, c, FAST_BASE, units, dscale);
+	if (in_date_window(order_date, w->recent))
+		fast_add(pass, c, FAST_RECENT, units, dscale);
+}
+
+/* every customer's int64 sums added to its Numeric ones */
+static void
+fast_flush(TargetingPass *pass)
+{
+	custhash_iterator it;
+	CustomerState *c;
+
+	custhash_start_iterate(pass->customers, &it);
+	while ((c = custhash_iterate(pass->customers, &it)) != NULL)
+	{
+		Numeric    *slow[4] = {&c->orders.total, &c->orders.spend, &c->orders.base, &c->orders.recent};
+
+		CHECK_FOR_INTERRUPTS();
+		for (int i = 0; i < 4; i++)
+		{
+			if (c->fast[i].any)
+				numeric_accumulate(pass->context, slow[i],
+								   units_to_numeric(c->fast[i].units, c->fast[i].dscale, pass->context));
+			c->fast[i].any = false;
+		}
+	}
+}
+
 /*
  * Over the source tables without a customers filter: the scoped orders (one
  * row each, their keys listed), then one scan of every line, each line
@@ -363,8 +454,9 @@ scan_totals_fold(TupleTableSlot *slot, void *arg)
  * per order rather than a B-tree descent per order, and no join: the cost
  * grows with the lines, where one index probe per order grew faster.  Not
  * for a customers filter (its few customers' lines are cheaper to probe).
- * false, nothing credited, when the scoped orders hold a key twice: the
- * per-customer aggregate then decides what a repeated header means.
+ * false, nothing credited, when the scoped orders hold a key twice (the
+ * per-customer aggregate then decides what a repeated header means) or
+ * need more memory than a hash table may take.
  */
 static bool
 scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
@@ -374,6 +466,9 @@ scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
 	Datum		image;
 	LineTotals	totals;
 	uint32		members = pass->customers->members;
+	bool		bar_exact;
+	int64		bar;
+	int			bar_scale;
 
 	pass->keys = order_key_list_create(pass->context, source_order_keys_unique(pass->src));
 
@@ -395,6 +490,16 @@ scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
 	if (order_key_list_has_duplicates(pass->keys))
 		return false;
 
+	/*
+	 * Each process of the scan keeps about LINE_SCAN_ORDER_BYTES per listed
+	 * order (its key's hash entry and offset, a bit of the bitmap, its
+	 * running sum), which no executor node spills: past the memory a hash
+	 * table may take (work_mem times hash_mem_multiplier) the per-customer
+	 * aggregate, which spills, reads the lines instead.
+	 */
+	if ((double) order_key_list_length(pass->keys) * LINE_SCAN_ORDER_BYTES > (double) get_hash_memory_limit())
+		return false;
+
 	image = PointerGetDatum(order_key_list_image(pass->keys));
 	totals.pass = pass;
 	totals.sums = NULL;
@@ -402,15 +507,29 @@ scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
 						scan_totals_fold, &totals);
 	if (totals.sums == NULL)
 		elog(ERROR, "the lines query returned no row");
+
+	/*
+	 * Each order folded as targeting_line_stats folds it (order_stats_add; no
+	 * line or no amount: 0), in int64 sums where its total is exact in them
+	 * (no allocation per order), else in Numerics.
+	 */
+	bar_exact = numeric_to_units(NumericGetDatum(pass->params->windows.low_ticket_below), &bar, &bar_scale);
 	for (int64 i = 0; i < pass->norders; i++)
 	{
 		ScannedOrder *o = &pass->orders[i];
+		const LineSum *sum = o->key >= 0 ? &totals.sums[o->key] : NULL;
 
 		if ((i & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		order_stats_add(pass->context, &o->customer->orders, &pass->params->windows, o->order_date,
-						o->key >= 0 ? totals.sums[o->key] : NULL);
+		if (sum == NULL || !sum->any)
+			fast_order_add(pass, o->customer, o->order_date, 0, 0, bar_exact, bar);
+		else if (sum->slow == NULL)
+			fast_order_add(pass, o->customer, o->order_date, sum->fast, sum->dscale, bar_exact, bar);
+		else
+			order_stats_add(pass->context, &o->customer->orders, &pass->params->windows, o->order_date,
+							line_sum_numeric(sum, pass->context));
 	}
+	fast_flush(pass);
 	return true;
 }
 

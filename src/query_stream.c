@@ -73,7 +73,7 @@ stream_destroy(DestReceiver *self pg_attribute_unused())
 static void
 stream(const char *sql, int nparams, const Oid *paramtypes,
 	   const Datum *paramvalues, const bool *paramnulls,
-	   QueryRowCallback callback, void *arg, int cursor_options)
+	   QueryRowCallback callback, void *arg, int cursor_options, bool const_params)
 {
 	StreamReceiver receiver;
 	SPIExecuteOptions options;
@@ -104,7 +104,7 @@ stream(const char *sql, int nparams, const Oid *paramtypes,
 			prm->value = paramvalues[i];
 			prm->isnull = paramnulls != NULL && paramnulls[i];
 			/* constants: the one-shot plan may be specialised to them */
-			prm->pflags = PARAM_FLAG_CONST;
+			prm->pflags = const_params ? PARAM_FLAG_CONST : 0;
 			prm->ptype = paramtypes[i];
 		}
 	}
@@ -147,7 +147,21 @@ query_stream(const char *sql, int nparams, const Oid *paramtypes,
 			 QueryRowCallback callback, void *arg)
 {
 	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg,
-		   CURSOR_OPT_PARALLEL_OK);
+		   CURSOR_OPT_PARALLEL_OK, true);
+}
+
+/*
+ * As query_stream(), the parameters left as parameters: a large value (a
+ * list of order keys) then reaches parallel workers once, in binary, rather
+ * than as a constant in the text of the plan each worker parses.
+ */
+void
+query_stream_params(const char *sql, int nparams, const Oid *paramtypes,
+					const Datum *paramvalues, const bool *paramnulls,
+					QueryRowCallback callback, void *arg)
+{
+	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg,
+		   CURSOR_OPT_PARALLEL_OK, false);
 }
 
 void
@@ -155,7 +169,7 @@ query_stream_serial(const char *sql, int nparams, const Oid *paramtypes,
 					const Datum *paramvalues, const bool *paramnulls,
 					QueryRowCallback callback, void *arg)
 {
-	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg, 0);
+	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg, 0, true);
 }
 
 Numeric

@@ -32,6 +32,16 @@ extern void query_stream_serial(const char *sql,
 								QueryRowCallback callback, void *arg);
 
 /*
+ * The same, the parameters kept as parameters rather than constants of the
+ * plan: for a large value that parallel workers read (it then reaches them
+ * in binary, not in the plan's text).
+ */
+extern void query_stream_params(const char *sql,
+								int nparams, const Oid *paramtypes,
+								const Datum *paramvalues, const bool *paramnulls,
+								QueryRowCallback callback, void *arg);
+
+/*
  * A numeric column of the row, copied into context so that it outlives the
  * row (and is never a short varlena); NULL for SQL NULL.
  */

@@ -14,13 +14,16 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "lib/stringinfo.h"
+#include "executor/nodeHash.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "customer_analytics.h"
 #include "numeric_acc.h"
+#include "order_line_totals.h"
 #include "query_stream.h"
 #include "sharded_source.h"
 #include "source_tables.h"
@@ -30,6 +33,15 @@
 #define SH_ELEMENT_TYPE CustomerState
 #include "code_hash.h"
 
+/* an order of the scoped orders query, waiting for its total */
+typedef struct ScannedOrder
+{
+	CustomerState *customer;	/* valid until a customer is added (entries move) */
+	const char *code;			/* its key, which outlives a growth */
+	DateADT		order_date;
+	int32		key;			/* position in the key list; -1: no key */
+} ScannedOrder;
+
 typedef struct TargetingPass
 {
 	const TargetingParams *params;
@@ -37,6 +49,12 @@ typedef struct TargetingPass
 	custhash_hash *customers;
 	MemoryContext context;		/* owns the hash table and its contents */
 	int64		uncoded_customers;
+
+	/* scan_orders_fold(): the scoped orders and their keys */
+	ScannedOrder *orders;
+	int64		norders;
+	int64		maxorders;
+	OrderKeyList *keys;
 } TargetingPass;
 
 static char *
@@ -292,6 +310,244 @@ orders_query(const TargetingPass *pass)
 }
 
 /*
+ * Row of the scoped orders query (source_scoped_orders_query): customer_code,
+ * order_type, order_number, order date.  As the rows of the lines query
+ * reach targeting_line_stats grouped by customer: a row with a customer
+ * credits the customer (with its orders, if any), one with a NULL date is
+ * no order, an order with a NULL key part has no lines.
+ */
+static void
+scan_orders_fold(TupleTableSlot *slot, void *arg)
+{
+	TargetingPass *pass = (TargetingPass *) arg;
+	CustomerState *c;
+	ScannedOrder *o;
+
+	if (slot->tts_isnull[0])
+		return;					/* no customer to credit: the query excludes these */
+	c = lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]));
+	if (slot->tts_isnull[3])
+		return;
+	if (pass->norders == pass->maxorders)
+	{
+		int64		newmax = Max(pass->maxorders * 2, 1024);
+
+		if ((Size) newmax * sizeof(ScannedOrder) > MaxAllocHugeSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many orders in the data window to total from one scan of the lines")));
+		pass->orders = pass->orders
+			? repalloc_huge(pass->orders, newmax * sizeof(ScannedOrder))
+			: MemoryContextAllocHuge(pass->context, newmax * sizeof(ScannedOrder));
+		pass->maxorders = newmax;
+	}
+	o = &pass->orders[pass->norders++];
+	o->customer = c;
+	o->code = c->code;
+	o->order_date = DatumGetDateADT(slot->tts_values[3]);
+	o->key = -1;
+	if (!slot->tts_isnull[1] && !slot->tts_isnull[2])
+		o->key = order_key_list_add(pass->keys, DatumGetTextPP(slot->tts_values[1]),
+									DatumGetTextPP(slot->tts_values[2]));
+}
+
+/* memory of the line scan per listed order and process, bytes (see scan_lines_pass) */
+#define LINE_SCAN_ORDER_BYTES 64
+
+/* the one row of the lines query: the totals of the listed orders */
+typedef struct LineTotals
+{
+	TargetingPass *pass;
+	LineSum    *sums;			/* per listed order */
+} LineTotals;
+
+static void
+scan_totals_fold(TupleTableSlot *slot, void *arg)
+{
+	LineTotals *totals = (LineTotals *) arg;
+
+	totals->sums = order_line_totals_read(slot->tts_isnull[0] ? NULL
+										  : DatumGetByteaPP(slot->tts_values[0]),
+										  order_key_list_length(totals->pass->keys),
+										  totals->pass->context);
+}
+
+#define FAST_TOTAL	0
+#define FAST_SPEND	1
+#define FAST_BASE	2
+#define FAST_RECENT 3
+
+/* customer c's sum i plus an order total of units with scale dscale */
+static void
+fast_add(TargetingPass *pass, CustomerState *c, int i, int64 units, int dscale)
+{
+	int64		sum;
+
+	if (pg_add_s64_overflow(c->fast[i].units, units, &sum))
+	{
+		/* the sum so far to the Numeric one, then start again */
+		Numeric    *slow[4] = {&c->orders.total, &c->orders.spend, &c->orders.base, &c->orders.recent};
+
+		numeric_accumulate(pass->context, slow[i],
+						   units_to_numeric(c->fast[i].units, c->fast[i].dscale, pass->context));
+		sum = units;
+	}
+	c->fast[i].units = sum;
+	c->fast[i].dscale = Max(c->fast[i].dscale, dscale);
+	c->fast[i].any = true;
+}
+
+static inline bool
+in_date_window(DateADT d, DateWindow w)
+{
+	return d >= w.lo && d < w.hi;
+}
+
+/*
+ * order_stats_add() for an order whose total is units (of 1e-8) with scale
+ * dscale, into the customer's int64 sums: the same counts, and sums that
+ * fast_flush() makes the same Numerics (exact additions; the largest scale).
+ * bar: low_ticket_below in units, when it has an exact one.
+ */
+static void
+fast_order_add(TargetingPass *pass, CustomerState *c, DateADT order_date, int64 units, int dscale,
+			   bool bar_exact, int64 bar)
+{
+	const OrderWindows *w = &pass->params->windows;
+	OrderStats *stats = &c->orders;
+
+	if (stats->orders == 0 || order_date > stats->last_order)
+		stats->last_order = order_date;
+	stats->orders++;
+	fast_add(pass, c, FAST_TOTAL, units, dscale);
+	if (in_date_window(order_date, w->spend))
+	{
+		stats->spend_orders++;
+		fast_add(pass, c, FAST_SPEND, units, dscale);
+	}
+	if (in_date_window(order_date, w->low_ticket) &&
+		(bar_exact ? units < bar
+		 : numeric_compare(units_to_numeric(units, dscale, pass->context), w->low_ticket_below) < 0))
+		stats->low_tickets++;
+	if (in_date_window(order_date, w->base))
+		fast_add(pass, c, FAST_BASE, units, dscale);
+	if (in_date_window(order_date, w->recent))
+		fast_add(pass, c, FAST_RECENT, units, dscale);
+}
+
+/* every customer's int64 sums added to its Numeric ones */
+static void
+fast_flush(TargetingPass *pass)
+{
+	custhash_iterator it;
+	CustomerState *c;
+
+	custhash_start_iterate(pass->customers, &it);
+	while ((c = custhash_iterate(pass->customers, &it)) != NULL)
+	{
+		Numeric    *slow[4] = {&c->orders.total, &c->orders.spend, &c->orders.base, &c->orders.recent};
+
+		CHECK_FOR_INTERRUPTS();
+		for (int i = 0; i < 4; i++)
+		{
+			if (c->fast[i].any)
+				numeric_accumulate(pass->context, slow[i],
+								   units_to_numeric(c->fast[i].units, c->fast[i].dscale, pass->context));
+			c->fast[i].any = false;
+		}
+	}
+}
+
+/*
+ * Over the source tables without a customers filter: the scoped orders (one
+ * row each, their keys listed), then one scan of every line, each line
+ * added to its listed order's total by the _order_line_totals aggregate in
+ * parallel workers, then the orders folded per customer as
+ * targeting_line_stats folds them.  The lines are read as the floor reads
+ * them (one sequential scan, split between the workers), with a hash lookup
+ * per order rather than a B-tree descent per order, and no join: the cost
+ * grows with the lines, where one index probe per order grew faster.  Not
+ * for a customers filter (its few customers' lines are cheaper to probe).
+ * false, nothing credited, when the scoped orders hold a key twice (the
+ * per-customer aggregate then decides what a repeated header means) or
+ * need more memory than a hash table may take.
+ */
+static bool
+scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
+				const Oid *types, int nparams)
+{
+	Oid			bytea_type = BYTEAOID;
+	Datum		image;
+	LineTotals	totals;
+	uint32		members = pass->customers->members;
+	bool		bar_exact;
+	int64		bar;
+	int			bar_scale;
+
+	pass->keys = order_key_list_create(pass->context, source_order_keys_unique(pass->src));
+
+	query_stream(source_scoped_orders_query(pass->src, orders_scope(pass)), nparams, types, values,
+				 nulls, scan_orders_fold, pass);
+	/*
+	 * customers added (routes from the orders) may have moved the entries:
+	 * simplehash moves them when it grows and when an insertion displaces them
+	 */
+	if (pass->customers->members != members)
+	{
+		for (int64 i = 0; i < pass->norders; i++)
+		{
+			if ((i & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			pass->orders[i].customer = custhash_lookup(pass->customers, pass->orders[i].code);
+		}
+	}
+	if (order_key_list_has_duplicates(pass->keys))
+		return false;
+
+	/*
+	 * Each process of the scan keeps about LINE_SCAN_ORDER_BYTES per listed
+	 * order (its key's hash entry and offset, a bit of the bitmap, its
+	 * running sum), which no executor node spills: past the memory a hash
+	 * table may take (work_mem times hash_mem_multiplier) the per-customer
+	 * aggregate, which spills, reads the lines instead.
+	 */
+	if ((double) order_key_list_length(pass->keys) * LINE_SCAN_ORDER_BYTES > (double) get_hash_memory_limit())
+		return false;
+
+	image = PointerGetDatum(order_key_list_image(pass->keys));
+	totals.pass = pass;
+	totals.sums = NULL;
+	query_stream_params(source_line_totals_query(pass->src), 1, &bytea_type, &image, NULL,
+						scan_totals_fold, &totals);
+	if (totals.sums == NULL)
+		elog(ERROR, "the lines query returned no row");
+
+	/*
+	 * Each order folded as targeting_line_stats folds it (order_stats_add; no
+	 * line or no amount: 0), in int64 sums where its total is exact in them
+	 * (no allocation per order), else in Numerics.
+	 */
+	bar_exact = numeric_to_units(NumericGetDatum(pass->params->windows.low_ticket_below), &bar, &bar_scale);
+	for (int64 i = 0; i < pass->norders; i++)
+	{
+		ScannedOrder *o = &pass->orders[i];
+		const LineSum *sum = o->key >= 0 ? &totals.sums[o->key] : NULL;
+
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (sum == NULL || !sum->any)
+			fast_order_add(pass, o->customer, o->order_date, 0, 0, bar_exact, bar);
+		else if (sum->slow == NULL)
+			fast_order_add(pass, o->customer, o->order_date, sum->fast, sum->dscale, bar_exact, bar);
+		else
+			order_stats_add(pass->context, &o->customer->orders, &pass->params->windows, o->order_date,
+							line_sum_numeric(sum, pass->context));
+	}
+	fast_flush(pass);
+	return true;
+}
+
+/*
  * The per-customer stats as a campaign's state table keeps them (the same
  * fields targeting_stats returns, adjusted from order changes by the delta
  * refresh), restricted to the route customers as orders_query() restricts
@@ -380,6 +636,18 @@ from_lines(const TargetingPass *pass)
 	if (pass->params->stats_relation || pass->src->rollup || pass->src->order_totals)
 		return false;
 	return ca_function_installed("targeting_line_stats", 9, argtypes);
+}
+
+/*
+ * Total the source tables' lines by one scan (scan_lines_pass)?  As
+ * from_lines(), and only while the _order_line_totals aggregate is installed.
+ */
+static bool
+scan_lines_installed(const TargetingPass *pass)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, NUMERICOID, BYTEAOID};
+
+	return from_lines(pass) && ca_function_installed("_order_line_totals", 4, argtypes);
 }
 
 /* false while the extension's SQL objects predate the aggregate (1.1 and older) */
@@ -529,6 +797,11 @@ targeting_run(const TargetingParams *params)
 						 fold_customer_stats, &pass);
 			sharded_settings_pop(shard_settings);
 		}
+	}
+	else if (params->customers == NULL && scan_lines_installed(&pass) &&
+			 scan_lines_pass(&pass, values, nulls, types, NPARAMS))
+	{
+		/* the orders' stats are in the customers' states */
 	}
 	else if (params->stats_relation || targeting_stats_installed())
 	{

@@ -80,6 +80,17 @@ typedef struct CustomerState
 	bool		spend_ok;		/* verdicts, set after the pass */
 	bool		low_ticket;
 	bool		declining;
+
+	/*
+	 * The line scan's sums of exact order totals (targeting.c), added to
+	 * orders' Numeric sums at its end: total, spend, base, recent.
+	 */
+	struct
+	{
+		int64		units;		/* of 1e-8 */
+		int16		dscale;
+		bool		any;
+	}			fast[4];
 } CustomerState;
 
 typedef struct TargetingResult

@@ -57,6 +57,31 @@ CREATE FUNCTION customer_analytics._monthly_revenue_stats_sfunc(internal, date, 
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'monthly_revenue_stats_sfunc';
 
+-- The combine function of aggregate _order_line_totals.
+CREATE FUNCTION customer_analytics._order_line_totals_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'order_line_totals_combine';
+
+-- The deserialize function of aggregate _order_line_totals.
+CREATE FUNCTION customer_analytics._order_line_totals_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'order_line_totals_deserialize';
+
+-- The final function of aggregate _order_line_totals.
+CREATE FUNCTION customer_analytics._order_line_totals_final(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'order_line_totals_final';
+
+-- The serialize function of aggregate _order_line_totals.
+CREATE FUNCTION customer_analytics._order_line_totals_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'order_line_totals_serialize';
+
+-- The transition function of aggregate _order_line_totals.
+CREATE FUNCTION customer_analytics._order_line_totals_sfunc(internal, text, text, numeric, bytea) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'order_line_totals_sfunc';
+
 -- The combine function of aggregate targeting_line_stats.
 CREATE FUNCTION customer_analytics._targeting_line_stats_combine(internal, internal) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE
@@ -190,6 +215,21 @@ COMMENT ON AGGREGATE customer_analytics.monthly_revenue_stats(order_date date, o
 -- order's key and date): what target_customers() reads from the source
 -- tables, so that no step groups the lines per order.  SSPACE: about
 -- thirty orders a customer in a year's window.
+-- The totals of a list of orders from one scan of the lines (target_customers
+-- over the source tables).
+CREATE AGGREGATE customer_analytics._order_line_totals(order_type text, order_number text, line_amount numeric, orders bytea) (
+    SFUNC = customer_analytics._order_line_totals_sfunc,
+    STYPE = internal,
+    SSPACE = 1048576,
+    FINALFUNC = customer_analytics._order_line_totals_final,
+    COMBINEFUNC = customer_analytics._order_line_totals_combine,
+    SERIALFUNC = customer_analytics._order_line_totals_serialize,
+    DESERIALFUNC = customer_analytics._order_line_totals_deserialize,
+    PARALLEL = safe
+);
+
+COMMENT ON AGGREGATE customer_analytics._order_line_totals(order_type text, order_number text, line_amount numeric, orders bytea) IS 'internal: the sum of line_amount per order of the list orders (order keys, each once; the same value on every row), from the lines in any order, one hash lookup per run of lines of one order; a bytea of (position, total) pairs';
+
 CREATE AGGREGATE customer_analytics.targeting_line_stats(order_type text, order_number text, order_date date, line_amount numeric, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, low_ticket_below numeric) (
     SFUNC = customer_analytics._targeting_line_stats_sfunc,
     STYPE = internal,

@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "common/hashfn.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -53,6 +54,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -100,19 +102,20 @@ rollup_owner(int32 rollup_id)
  * promises, and retry.
  */
 static void
-run_statement(const char *sql)
+run_statement(const char *sql, int nparams, Oid *paramtypes, Datum *params)
 {
 	int			rc;
 
 	if (!IsolationUsesXactSnapshot())
-		rc = SPI_execute(sql, false, 0);
+		rc = nparams > 0 ? SPI_execute_with_args(sql, nparams, paramtypes, params, NULL, false, 0)
+			: SPI_execute(sql, false, 0);
 	else
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+		SPIPlanPtr	plan = SPI_prepare(sql, nparams, paramtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for rollup statement: %s", SPI_result_code_string(SPI_result));
-		rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+		rc = SPI_execute_snapshot(plan, params, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
 		SPI_freeplan(plan);
 	}
 	if (rc < 0)
@@ -122,11 +125,12 @@ run_statement(const char *sql)
 /*
  * Ask customer_analytics.<generator>(args) for the statements of one piece
  * of upkeep, and run them in this SPI connection (where a statement
- * trigger's transition tables are registered).
+ * trigger's transition tables are registered), with the parameters $1...
+ * (params) they may refer to: the applied rows' keys, from the row trigger.
  */
 static void
 run_generated_statements(const char *generator_call, int nargs, Oid *argtypes, Datum *args,
-						 const char *nulls_arg)
+						 const char *nulls_arg, int nparams, Oid *paramtypes, Datum *params)
 {
 	bool		isnull;
 	Datum		value;
@@ -148,7 +152,7 @@ run_generated_statements(const char *generator_call, int nargs, Oid *argtypes, D
 		if (nulls[i])
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		run_statement(TextDatumGetCString(elems[i]));
+		run_statement(TextDatumGetCString(elems[i]), nparams, paramtypes, params);
 	}
 }
 
@@ -159,7 +163,9 @@ typedef struct UpkeepRequest
 	TriggerData *trigdata;		/* statement trigger: its transition tables */
 	const char *op;				/* INSERT, UPDATE, DELETE, TRUNCATE or DDL */
 	Oid			relid;			/* the relation written or altered */
-	const char *rows_sql;		/* row trigger: the keys, as a VALUES query */
+	const char *rows_sql;		/* row trigger: the keys, as a query of $1, $2 */
+	int			nkeys;			/* row trigger: 1 or 2 key arrays (text[]) */
+	Datum		keys[2];		/* ... $1 and $2 of rows_sql */
 } UpkeepRequest;
 
 /*
@@ -201,6 +207,7 @@ run_upkeep_as_owner_guts(UpkeepRequest *req)
 	Oid			argtypes[4] = {INT4OID, TEXTOID, OIDOID, TEXTOID};
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			key_types[2] = {TEXTARRAYOID, TEXTARRAYOID};
 
 	/* a rollup dropped while its triggers stayed: nothing to keep */
 	if (!OidIsValid(owner))
@@ -219,7 +226,7 @@ run_upkeep_as_owner_guts(UpkeepRequest *req)
 	else
 		nulls[3] = 'n';
 	run_generated_statements("SELECT customer_analytics._rollup_sync_sql($1, $2, $3, $4)",
-							 4, argtypes, args, nulls);
+							 4, argtypes, args, nulls, req->nkeys, key_types, req->keys);
 	SPI_finish();
 	ca_restore_role(&sw);
 }
@@ -264,22 +271,34 @@ rollup_sync_trigger(PG_FUNCTION_ARGS)
 /*
  * Keys of rows applied by logical replication in this transaction, waiting
  * for the deferred flush trigger (or for a batch to fill).  Allocated in
- * TopTransactionContext, forgotten at the end of every transaction.
+ * TopTransactionContext, forgotten at the end of every transaction.  Each
+ * key is remembered once (pending_seen): an order's header and its lines,
+ * and an UPDATE's old and new row, name it once, so that the flush at the
+ * commit recomputes it once, with all its lines.
  */
 typedef struct PendingKey
 {
+	/* the hash key: the fields below up to relid */
 	int32		rollup_id;
-	Oid			relid;			/* a relation of the source table written */
 	bool		is_order;		/* order keys, or a customer code */
 	char	   *key1;			/* order_type or customer_code; NULL for SQL NULL */
 	char	   *key2;			/* order_number */
+	/* the entry */
+	Oid			relid;			/* a relation of the source table written */
 } PendingKey;
 
-static List *pending_keys = NIL;
+static List *pending_keys = NIL;	/* PendingKey *, in the order first seen */
+static HTAB *pending_seen = NULL;	/* the same keys, to remember each once */
 static bool pending_callback_registered = false;
 
-/* a flush once this many keys wait, to bound the memory of a huge transaction */
-#define PENDING_FLUSH_KEYS	10000
+/*
+ * A flush before the commit once this many distinct keys wait, to bound
+ * the memory of a huge transaction (about 100 bytes a key).  Until then
+ * the commit's flush recomputes each order once: a flush every 10,000
+ * applied rows (1.5) recomputed orders before their lines had arrived, and
+ * again after.
+ */
+#define PENDING_FLUSH_KEYS	100000
 
 /* Forget the pending keys when the transaction ends, whichever way. */
 static void
@@ -289,55 +308,132 @@ pending_keys_reset(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		pending_keys = NIL;
+		pending_seen = NULL;	/* freed with TopTransactionContext */
+	}
 }
 
-/* Append one key column's value as a quoted literal or NULL. */
-static void
-append_literal(StringInfo buf, const char *value)
+/* pending_seen's hash of a key: its rollup, kind and both values */
+static uint32
+pending_key_hash(const void *key, Size keysize)
 {
-	appendStringInfoString(buf, value ? quote_literal_cstr(value) : "NULL");
-	appendStringInfoString(buf, "::text");
+	const PendingKey *k = (const PendingKey *) key;
+	uint32		h = hash_uint32((uint32) k->rollup_id) ^ (k->is_order ? 0x9e3779b9 : 0);
+
+	(void) keysize;
+	if (k->key1)
+		h = hash_combine(h, hash_bytes((const unsigned char *) k->key1, strlen(k->key1)));
+	if (k->key2)
+		h = hash_combine(h, hash_bytes((const unsigned char *) k->key2, strlen(k->key2)) + 1);
+	return h;
 }
 
-/* Remember the key columns of one applied row. */
+/* two values equal, NULL equal to NULL only */
+static bool
+same_value(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/* pending_seen's comparison: 0 when two keys are the same */
+static int
+pending_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const PendingKey *a = (const PendingKey *) key1;
+	const PendingKey *b = (const PendingKey *) key2;
+
+	(void) keysize;
+	return (a->rollup_id == b->rollup_id && a->is_order == b->is_order &&
+			same_value(a->key1, b->key1) && same_value(a->key2, b->key2)) ? 0 : 1;
+}
+
+/* Remember the key columns of one applied row, unless they already wait. */
 static void
 remember_key(int32 rollup_id, Relation rel, HeapTuple tuple, bool is_order)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	PendingKey *key = palloc0(sizeof(PendingKey));
+	PendingKey	probe = {0};
+	PendingKey *key;
+	bool		found;
 
-	key->rollup_id = rollup_id;
-	key->relid = RelationGetRelid(rel);
-	key->is_order = is_order;
-	key->key1 = SPI_getvalue(tuple, desc, SPI_fnumber(desc, is_order ? "order_type" : "customer_code"));
+	if (pending_seen == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = offsetof(PendingKey, relid);
+		ctl.entrysize = sizeof(PendingKey);
+		ctl.hash = pending_key_hash;
+		ctl.match = pending_key_match;
+		ctl.hcxt = TopTransactionContext;
+		pending_seen = hash_create("customer_analytics pending rollup keys", 1024, &ctl,
+								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	probe.rollup_id = rollup_id;
+	probe.is_order = is_order;
+	probe.key1 = SPI_getvalue(tuple, desc, SPI_fnumber(desc, is_order ? "order_type" : "customer_code"));
 	if (is_order)
-		key->key2 = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "order_number"));
-	pending_keys = lappend(pending_keys, key);
+		probe.key2 = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "order_number"));
+	key = hash_search(pending_seen, &probe, HASH_ENTER, &found);
+	if (!found)
+	{
+		key->relid = RelationGetRelid(rel);
+		pending_keys = lappend(pending_keys, key);
+	}
+	else
+	{
+		if (probe.key1)
+			pfree(probe.key1);
+		if (probe.key2)
+			pfree(probe.key2);
+	}
 	MemoryContextSwitchTo(old);
+}
+
+/* An array of text from the n values (NULL for SQL NULL) of values. */
+static Datum
+text_array(char **values, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = values[i] == NULL;
+		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(values[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
  * Bring the rollup up to date for every pending key: one upkeep per rollup
- * and kind of key (orders, customers), the keys as a VALUES query of quoted
- * literals, instead of one upkeep per applied row.
+ * and kind of key (orders, customers), instead of one upkeep per applied
+ * row.  The keys reach its statements as text arrays, parameters $1 (and
+ * $2) unnested: a short statement to parse and plan whatever the number of
+ * keys, planned on the arrays' true length (a VALUES list of quoted
+ * literals, 1.5's, cost more to parse and plan than to run).
  */
 static void
 flush_pending_keys(void)
 {
 	List	   *keys = pending_keys;
+	HTAB	   *seen = pending_seen;	/* holds the keys: freed once done */
 
 	pending_keys = NIL;
+	pending_seen = NULL;
 	while (keys != NIL)
 	{
 		PendingKey *first = (PendingKey *) linitial(keys);
 		List	   *rest = NIL;
-		StringInfoData rows;
 		ListCell   *lc;
+		char	  **key1 = palloc(sizeof(char *) * list_length(keys));
+		char	  **key2 = palloc(sizeof(char *) * list_length(keys));
+		int			n = 0;
 		UpkeepRequest req = {0};
 
-		initStringInfo(&rows);
 		foreach(lc, keys)
 		{
 			PendingKey *key = (PendingKey *) lfirst(lc);
@@ -347,23 +443,31 @@ flush_pending_keys(void)
 				rest = lappend(rest, key);
 				continue;
 			}
-			appendStringInfoString(&rows, rows.len > 0 ? ", (" : "(");
-			append_literal(&rows, key->key1);
-			if (key->is_order)
-			{
-				appendStringInfoString(&rows, ", ");
-				append_literal(&rows, key->key2);
-			}
-			appendStringInfoChar(&rows, ')');
+			key1[n] = key->key1;
+			key2[n] = key->key2;
+			n++;
 		}
 		req.rollup_id = first->rollup_id;
 		req.op = "UPDATE";
 		req.relid = first->relid;
-		req.rows_sql = psprintf("SELECT * FROM (VALUES %s) v(%s)", rows.data,
-								first->is_order ? "order_type, order_number" : "customer_code");
+		req.keys[0] = text_array(key1, n);
+		if (first->is_order)
+		{
+			req.keys[1] = text_array(key2, n);
+			req.nkeys = 2;
+			req.rows_sql = "SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+				" pg_catalog.unnest($2::pg_catalog.text[])) AS v(order_type, order_number)";
+		}
+		else
+		{
+			req.nkeys = 1;
+			req.rows_sql = "SELECT * FROM pg_catalog.unnest($1::pg_catalog.text[]) AS v(customer_code)";
+		}
 		run_upkeep_as_owner(&req);
 		keys = rest;
 	}
+	if (seen != NULL)
+		hash_destroy(seen);
 }
 
 /*

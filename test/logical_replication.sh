@@ -22,8 +22,8 @@ set -uo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 WORK=$(mktemp -d /tmp/ca_logrep.XXXXXX)
 chown postgres: "$WORK"
-PUB_PORT=5441
-SUB_PORT=5442
+# LOGREP_PORTS: the publisher's and subscriber's ports (default 5441 5442)
+read -r PUB_PORT SUB_PORT <<< "${LOGREP_PORTS:-5441 5442}"
 source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 trap 'stop_clusters pub sub' EXIT
 # both clusters allow logical decoding (publisher and subscriber)
@@ -126,6 +126,22 @@ pub "DELETE FROM cosmos_sync.sales_order_lines WHERE order_number = '81' AND lin
      DELETE FROM cosmos_sync.sales_orders WHERE order_number = '82';
      UPDATE cosmos_sync.customers SET delivery_route = 'K1' WHERE customer_code = '0009';"
 verify "deletes and a customer changed"
+# one applied transaction of 6,000 new orders, then a line for each (12,000
+# applied rows): the apply worker's upkeep recomputes each order once, at
+# the commit, after its lines have arrived (1.5 flushed every 10,000 applied
+# rows: the orders were recomputed without their lines, then 2,000 of them
+# again, 10,000 rows in the dirty table where 6,000 say it all)
+dirty=$(sub "SELECT customer_analytics._rollup_dirty_table(id) FROM customer_analytics.rollups")
+dirty_before=$(sub "SELECT count(*) FROM $dirty")
+pub "BEGIN;
+     INSERT INTO cosmos_sync.sales_orders
+       SELECT 'SO', 'B' || g, lpad((g % 30 + 1)::text, 4, '0'), 'K1', to_char(date '2025-09-01' + g % 120, 'YYYYMMDD'), 'Y'
+         FROM generate_series(1, 6000) g;
+     INSERT INTO cosmos_sync.sales_order_lines SELECT 'SO', 'B' || g, 1, 'P' || (g % 6), 1, 10 + g % 90 FROM generate_series(1, 6000) g;
+     COMMIT;"
+verify "one transaction of 6,000 new orders and then their lines"
+check "the apply worker's upkeep recomputed each of the 6,000 orders once (rows added to the dirty table)" \
+    "$(sub "SELECT count(*) - $dirty_before FROM $dirty")" "6000"
 pub "BEGIN; TRUNCATE cosmos_sync.sales_order_lines;
      INSERT INTO cosmos_sync.sales_order_lines
        SELECT 'SO', (c * 10 + o)::text, 1, 'P1', 1, 100 * c FROM generate_series(1, 30) c, generate_series(1, 3) o;

@@ -109,12 +109,17 @@ same "customer_features(feature_window, as_of)" \
 
 # the internal queries' plans, as auto_explain logs them to the client
 plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
-remote=$(grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(' <<<"$plan")
-check "target_customers(): every shard runs targeting_stats grouped by customer (Remote SQL)" \
+remote=$(grep -E 'Remote SQL: .*customer_analytics\.targeting_line_stats\(' <<<"$plan")
+check "target_customers(): every shard folds its lines with targeting_line_stats grouped by customer (Remote SQL)" \
     "$(grep -c 'GROUP BY' <<<"$remote")" "3"
 echo "#   $(head -1 <<<"$remote" | sed 's/^ *//')"
+# the shard reads order_lines (no per-order grouping) joined to its
+# customers with the route test in the join, so that its planner keeps the
+# route customers before it reads their orders' lines
+check "... over order_lines joined to the customers on the routes, not order_totals (Remote SQL)" \
+    "$(grep -E 'FROM \(cosmos_sync\.order_lines r[0-9]+ INNER JOIN cosmos_sync\.customers r[0-9]+ ON .*delivery_route::text = ANY ' <<<"$remote" | grep -c .) $(grep -c 'order_totals' <<<"$remote")" "3 0"
 # the rows the shards sent for the per-customer query: its Foreign Scans' actual rows
-stats_plan=$(awk '/Query Text: .*targeting_stats/ {on = 1} /Query Text:/ && !/targeting_stats/ {on = 0} on' <<<"$plan")
+stats_plan=$(awk '/Query Text: .*targeting_(line_)?stats/ {on = 1} /Query Text:/ && !/targeting_(line_)?stats/ {on = 0} on' <<<"$plan")
 fetched=$(grep -E 'Foreign Scan' <<<"$stats_plan" | grep -oE 'rows=[0-9]+ loops' | grep -oE '[0-9]+' | awk "{s += \$1} END {print s}")
 route_customers=$(coord "SELECT count(*) FROM cosmos_sync.customers WHERE delivery_route IN ('K1', 'K2', 'PS')")
 if [ -n "$fetched" ] && [ "$fetched" -le "$route_customers" ]; then
@@ -137,6 +142,18 @@ fi
 plan=$(explain_call "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => 'sharded')")
 check "monthly_revenue(): every shard runs monthly_revenue_stats grouped by customer (Remote SQL)" \
     "$(grep -E 'Remote SQL: .*customer_analytics\.monthly_revenue_stats\(' <<<"$plan" | grep -c 'GROUP BY')" "3"
+# a coordinator schema set up for 1.5 has no order_lines: targeting reads
+# order_totals (targeting_stats per customer on the shards), with the same
+# rows
+coord "ALTER TABLE sharded.order_lines RENAME TO order_lines_off" >/dev/null
+same "target_customers() without order_lines (1.5's contract)" "customer_analytics.target_customers(source_schema => '@')"
+same "target_customers(route_source => 'order', exclude_closed) without order_lines" \
+    "customer_analytics.target_customers(route_source => 'order', exclude_closed => true, min_spend => 500, source_schema => '@')"
+same "targeting_funnel() without order_lines" "customer_analytics.targeting_funnel(source_schema => '@')"
+plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
+check "... without order_lines every shard runs targeting_stats over order_totals grouped by customer (Remote SQL)" \
+    "$(grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(.*FROM \(cosmos_sync\.order_totals ' <<<"$plan" | grep -c 'GROUP BY')" "3"
+coord "ALTER TABLE sharded.order_lines_off RENAME TO order_lines" >/dev/null
 check "the caller's partitionwise settings are unchanged afterwards" \
     "$(coord "SET enable_partitionwise_join = off;
               CREATE TEMP TABLE t AS SELECT * FROM customer_analytics.target_customers(source_schema => 'sharded');
@@ -328,8 +345,8 @@ check "... its three foreign scans run at once (Async Foreign Scan)" \
 # the whole-history path is gone: no changed customer's orders are summed
 # again on the shards (no targeting_stats, no order_totals joined to the
 # customers by their codes), and its function is dropped
-check "the delta recomputes no customer's history on the shards (no targeting_stats or per-customer order_totals join in any Remote SQL)" \
-    "$(grep -E 'Remote SQL: ' <<<"$plan" | grep -cE 'targeting_stats\(|order_totals r[0-9]+ INNER JOIN cosmos_sync.customers')" "0"
+check "the delta recomputes no customer's history on the shards (no targeting_stats, targeting_line_stats or per-customer order_totals or order_lines join in any Remote SQL)" \
+    "$(grep -E 'Remote SQL: ' <<<"$plan" | grep -cE 'targeting_(line_)?stats\(|order_(totals|lines) r[0-9]+ INNER JOIN cosmos_sync.customers')" "0"
 check "... and the whole-history apply (_campaign_shard_apply) is gone" \
     "$(coord "SELECT count(*) FROM pg_proc WHERE proname = '_campaign_shard_apply'")" "0"
 # the campaign's per-customer state on the coordinator, adjusted by the

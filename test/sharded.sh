@@ -58,8 +58,24 @@ sharded_load 1
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
-    "0 failed of 32"
+    "0 failed of 35"
 coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
+# order_lines is checked like the other contract relations when present:
+# partitioned by customer_code, its partitions foreign tables co-located
+# with the customers'
+check "check_sharded_source(): order_lines partitioned by customer_code, foreign, co-located" \
+    "$(coord "SELECT string_agg(check_name || ' ' || ok, ', ' ORDER BY check_name) FROM customer_analytics.check_sharded_source('sharded')
+               WHERE detail LIKE 'sharded.order_lines%'")" \
+    "co-location true, foreign partitions true, partition key true"
+coord "ALTER TABLE sharded.order_lines DETACH PARTITION sharded.order_lines_3;
+       CREATE FOREIGN TABLE sharded.order_lines_3x PARTITION OF sharded.order_lines FOR VALUES WITH (MODULUS 3, REMAINDER 2)
+           SERVER shard1 OPTIONS (schema_name 'cosmos_sync', table_name 'order_lines')" >/dev/null
+check "... an order_lines partition on another server than the customers' of its bound: co-location not ok, with a hint" \
+    "$(coord "SELECT ok || ' ' || detail || ' ' || (hint IS NOT NULL) FROM customer_analytics.check_sharded_source('sharded')
+               WHERE check_name = 'co-location' AND detail LIKE 'sharded.order_lines%'")" \
+    "false sharded.order_lines: sharded.order_lines_3x FOR VALUES WITH (modulus 3, remainder 2) on server shard1, customers' on server shard3 true"
+coord "DROP FOREIGN TABLE sharded.order_lines_3x;
+       ALTER TABLE sharded.order_lines ATTACH PARTITION sharded.order_lines_3 FOR VALUES WITH (MODULUS 3, REMAINDER 2)" >/dev/null
 
 # a line written on another shard than its order (here on shard1, its order
 # on shard2): no order total counts it; check_sharded_source() finds it, on
@@ -146,6 +162,10 @@ check "monthly_revenue(): every shard runs monthly_revenue_stats grouped by cust
 # order_totals (targeting_stats per customer on the shards), with the same
 # rows
 coord "ALTER TABLE sharded.order_lines RENAME TO order_lines_off" >/dev/null
+check "... check_sharded_source() without order_lines: every check ok, none of them about order_lines (optional)" \
+    "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) || ', ' || count(*) FILTER (WHERE detail LIKE '%sharded.order_lines%')
+                FROM customer_analytics.check_sharded_source('sharded')")" \
+    "0 failed of 32, 0"
 same "target_customers() without order_lines (1.5's contract)" "customer_analytics.target_customers(source_schema => '@')"
 same "target_customers(route_source => 'order', exclude_closed) without order_lines" \
     "customer_analytics.target_customers(route_source => 'order', exclude_closed => true, min_spend => 500, source_schema => '@')"

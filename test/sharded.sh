@@ -8,13 +8,16 @@
 # (unix sockets in a temp dir, no TCP, ports 5600-5603).  The coordinator
 # holds the scale-1 demo data in cosmos_sync (the single-node answer) and the
 # same rows sharded in schema "sharded": customers, sales_orders,
-# sales_order_lines (with their order's customer_code) and order_totals
-# hash-partitioned by customer_code, each partition a foreign table on a
-# shard, where order_totals is a view of one row per order (README, "Past
+# sales_order_lines (with their order's customer_code), order_totals and
+# order_lines hash-partitioned by customer_code, each partition a foreign
+# table on a shard, where order_totals is a view of one row per order and
+# order_lines one of a row per line with its order's header (README, "Past
 # one server").  Then: target_customers(), targeting_funnel(),
 # monthly_revenue() and customer_features() over the sharded schema equal
-# the single-node rows (EXCEPT ALL both ways), the Remote SQL carries
-# targeting_stats, customer_feature_stats and monthly_revenue_stats, the
+# the single-node rows (EXCEPT ALL both ways), with order_lines and without
+# it (1.5's contract); the Remote SQL carries targeting_line_stats over
+# order_lines joined to the route customers (targeting_stats over
+# order_totals without it), customer_feature_stats and monthly_revenue_stats, the
 # shards send at most one row per customer, the caller's planner settings
 # are left alone; a campaign and a segmentation on each source have the same
 # views, built and refreshed after writes made directly on the shards, and a

@@ -7,7 +7,7 @@
 # at scales up to SHARDED_OFF_SCALE, default 1, sharded with the pushdown
 # off, as before 1.5), the rows the shards sent for target_customers()
 # against the customers on its routes, the Remote SQL that carries
-# targeting_stats, and a sharded campaign's full refresh against its delta
+# targeting_line_stats, and a sharded campaign's full refresh against its delta
 # refresh from the per-shard rollups after a direct write of 0.1 % and 1 %
 # of the lines on every shard, beside the same campaign's delta refresh on
 # one server after the same write (medians of RUNS).  Not a test: nothing here asserts
@@ -52,11 +52,11 @@ for scale in ${SHARDED_SCALES:-1}; do
         table+=("| $scale | ${label//@/source} | $one | $sharded | $off |")
     done
     plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
-    stats_plan=$(awk '/Query Text: .*targeting_stats/ {on = 1} /Query Text:/ && !/targeting_stats/ {on = 0} on' <<<"$plan")
+    stats_plan=$(awk '/Query Text: .*targeting_(line_)?stats/ {on = 1} /Query Text:/ && !/targeting_(line_)?stats/ {on = 0} on' <<<"$plan")
     fetched=$(grep -E 'Foreign Scan' <<<"$stats_plan" | grep -oE 'rows=[0-9]+ loops' | grep -oE '[0-9]+' | awk '{s += $1} END {print s}')
     routes=$(coord "SELECT count(*) FROM cosmos_sync.customers WHERE delivery_route IN ('K1', 'K2', 'PS')")
     echo "-- scale $scale: target_customers() sharded: the shards sent $fetched per-customer rows for $routes customers on the routes; Remote SQL (one shard):"
-    grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(' <<<"$plan" | head -1 | sed 's/^ */   /'
+    grep -E 'Remote SQL: .*customer_analytics\.targeting_(line_)?stats\(' <<<"$plan" | head -1 | sed 's/^ */   /'
     # a campaign on the sharded source: full, then from the per-shard
     # rollups after a direct write on every shard; the same campaign on one
     # server (a rollup on the coordinator's cosmos_sync) after the same write

@@ -57,6 +57,31 @@ sharded_order_items_query(const SourceTables *src, const char *scope)
 	return order_totals_query(src, ", o.quantity::numeric, o.product_codes::text[]", "", scope);
 }
 
+/*
+ * One row per line of the confirmed orders in the window $1 satisfying scope
+ * (alias o over order_lines, joined as join says): customer_code (the
+ * partition key, uncast), order_type, order_number, the order's checked
+ * date, the line's amount (NULL for an order without lines), the rows of
+ * source_order_lines_query().  The shard's order_lines is a view joining
+ * its headers to their lines without grouping, so the route test on the
+ * customers (a join by the partition key) filters the orders before their
+ * lines are read, and the per-customer aggregate over it (targeting_line_stats)
+ * ships whole: each shard folds its route customers' lines, as one server's
+ * parallel workers do, and sends one row per customer.
+ */
+char *
+sharded_order_lines_query(const SourceTables *src, const char *join, const char *scope)
+{
+	SourceTables lines = *src;
+
+	Assert(src->order_lines != NULL);
+	lines.order_date_is_date = src->order_lines_date_is_date;
+	return psprintf("SELECT o.customer_code, o.order_type::text, o.order_number::text, %s,"
+					" o.line_amount::numeric FROM %s o%s WHERE o.confirmed_code = 'Y' AND %s AND %s",
+					source_order_date_expr(&lines, "o"), src->order_lines, join,
+					source_order_window_expr(&lines, "o", "$1"), scope);
+}
+
 int
 sharded_settings_push(const SourceTables *src)
 {

@@ -27,6 +27,14 @@ extern char *sharded_order_totals_query(const SourceTables *src, const char *joi
 extern char *sharded_order_items_query(const SourceTables *src, const char *scope);
 
 /*
+ * As source_order_lines_query() over a sharded source's order_lines (alias
+ * o; join pasted after it as in sharded_order_totals_query()): one row per
+ * line, customer_code uncast.  Only when src->order_lines is set.
+ */
+extern char *sharded_order_lines_query(const SourceTables *src, const char *join,
+									   const char *scope);
+
+/*
  * Planner settings for a query over a sharded source: partitionwise join
  * and aggregate on until sharded_settings_pop(); nothing when src is not
  * sharded.  Returns the GUC nest level to pass to sharded_settings_pop().

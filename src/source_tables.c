@@ -86,6 +86,22 @@ static const ColumnSpec order_totals_columns[] = {
 };
 
 /*
+ * The sharded source's shard-local line relation (1.6), one row per line
+ * with its order's header (an order without lines: one row, a NULL amount),
+ * which targeting folds per customer on the shards (targeting_line_stats)
+ */
+static const ColumnSpec order_lines_columns[] = {
+	{"customer_code", COL_TEXT},
+	{"order_type", COL_ANY},
+	{"order_number", COL_ANY},
+	{"delivery_route", COL_TEXT},
+	{"order_date", COL_DATE},
+	{"confirmed_code", COL_TEXT},
+	{"line_amount", COL_AMOUNT},
+	{NULL, COL_ANY}
+};
+
+/*
  * order_totals columns only customer_features() reads: the order's sum of
  * line quantities and its lines' product codes
  */
@@ -304,7 +320,11 @@ is_partitioned(Oid nspid, const char *table)
  * check_sharded_source() verifies; the queries are right whatever the
  * partitioning, only their pushdown depends on it).  Then order_totals is
  * checked like the source tables and read instead of the order headers and
- * lines, unless customer_analytics.shard_pushdown is off.
+ * lines, unless customer_analytics.shard_pushdown is off.  A partitioned
+ * order_lines (1.6's contract; optional, 1.5's coordinators have none) is
+ * checked too: targeting reads it instead of order_totals, so that each
+ * shard folds its route customers' lines per customer without grouping
+ * every order first.
  */
 void
 source_tables_open_sharded(SourceTables *src)
@@ -320,6 +340,13 @@ source_tables_open_sharded(SourceTables *src)
 	src->order_totals = check_table(src->schema, nspid, "order_totals",
 									order_totals_columns, &date_type);
 	src->totals_date_is_date = (date_type == DATEOID);
+	if (is_partitioned(nspid, "order_lines"))
+	{
+		date_type = InvalidOid;
+		src->order_lines = check_table(src->schema, nspid, "order_lines",
+									   order_lines_columns, &date_type);
+		src->order_lines_date_is_date = (date_type == DATEOID);
+	}
 	ereport(DEBUG1,
 			(errmsg_internal("customer_analytics: source \"%s\" is sharded: reading %s",
 							 src->schema, src->order_totals)));

@@ -21,6 +21,11 @@ typedef struct SourceTables
 	const char *order_totals;	/* sharded source: quoted "schema"."order_totals",
 								 * one row per order, else NULL (sharded_source.c) */
 	bool		totals_date_is_date;	/* order_totals.order_date is a date */
+	const char *order_lines;	/* sharded source: quoted "schema"."order_lines",
+								 * one row per line with its order's header,
+								 * or NULL when the schema has none (1.5's
+								 * contract): targeting then reads order_totals */
+	bool		order_lines_date_is_date;	/* order_lines.order_date is a date */
 } SourceTables;
 
 /*
@@ -80,7 +85,8 @@ extern char *source_order_items_query(const SourceTables *src, const char *scope
 /*
  * Sharded sources (sharded_source.c): whether schema's customers,
  * sales_orders and order_totals are partitioned tables (the data contract of
- * docs/sharding.md), and the order_totals relation checked.
+ * docs/sharding.md), and the order_totals relation checked; and whether it
+ * has a partitioned order_lines too (checked when it has).
  */
 extern void source_tables_open_sharded(SourceTables *src);
 

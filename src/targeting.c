@@ -242,9 +242,11 @@ customers_query(const TargetingPass *pass)
  * anti-joins), so each shard joins and aggregates its own customers.  A
  * duplicated route customer, which the join would count twice, is an error
  * of the customers query that runs first; a closed one only removes rows.
+ * lines: one row per line from order_lines (targeting_line_stats folds
+ * them), else one per order from order_totals.
  */
 static char *
-sharded_orders_query(const TargetingPass *pass)
+sharded_orders_query(const TargetingPass *pass, bool lines)
 {
 	const char *join = "";
 	const char *scope;
@@ -255,17 +257,21 @@ sharded_orders_query(const TargetingPass *pass)
 		scope = psprintf("c.delivery_route::text = ANY ($2)%s%s",
 						 pass->params->exclude_closed ? " AND " OPEN_CUSTOMER : "",
 						 pass->params->customers ? " AND " CUSTOMER_FILTER("c") : "");
-		return sharded_order_totals_query(pass->src, join, scope);
 	}
-	scope = "o.customer_code IS NOT NULL AND o.delivery_route::text = ANY ($2)";
-	if (pass->params->exclude_closed)
+	else
 	{
-		join = psprintf(" LEFT JOIN %s c ON c.customer_code = o.customer_code AND NOT " OPEN_CUSTOMER,
-						pass->src->customers);
-		scope = psprintf("%s AND c.customer_code IS NULL", scope);
+		scope = "o.customer_code IS NOT NULL AND o.delivery_route::text = ANY ($2)";
+		if (pass->params->exclude_closed)
+		{
+			join = psprintf(" LEFT JOIN %s c ON c.customer_code = o.customer_code AND NOT " OPEN_CUSTOMER,
+							pass->src->customers);
+			scope = psprintf("%s AND c.customer_code IS NULL", scope);
+		}
+		if (pass->params->customers)
+			scope = psprintf("%s AND " CUSTOMER_FILTER("o"), scope);
 	}
-	if (pass->params->customers)
-		scope = psprintf("%s AND " CUSTOMER_FILTER("o"), scope);
+	if (lines)
+		return sharded_order_lines_query(pass->src, join, scope);
 	return sharded_order_totals_query(pass->src, join, scope);
 }
 
@@ -305,7 +311,7 @@ static char *
 orders_query(const TargetingPass *pass)
 {
 	if (pass->src->order_totals)
-		return sharded_orders_query(pass);
+		return sharded_orders_query(pass, false);
 	return source_order_totals_query(pass->src, orders_scope(pass));
 }
 
@@ -612,7 +618,8 @@ customer_stats_query(const TargetingPass *pass, bool from_lines)
 						" o.line_amount, $4, $5, $6, $7, $8) AS st"
 						" FROM (%s) o(customer_code, order_type, order_number, order_date, line_amount)"
 						" GROUP BY o.customer_code) s",
-						source_order_lines_query(pass->src, orders_scope(pass)));
+						pass->src->order_totals ? sharded_orders_query(pass, true)
+						: source_order_lines_query(pass->src, orders_scope(pass)));
 	return psprintf("SELECT s.customer_code, (s.st).orders, (s.st).total, (s.st).last_order,"
 					" (s.st).spend_orders, (s.st).spend, (s.st).low_tickets, (s.st).base, (s.st).recent"
 					" FROM (SELECT o.customer_code,"
@@ -623,8 +630,10 @@ customer_stats_query(const TargetingPass *pass, bool from_lines)
 }
 
 /*
- * Read the source tables' lines into targeting_line_stats?  Not over the
- * rollup or a sharded source (one row per order already), nor while the
+ * Read the lines into targeting_line_stats?  Over the source tables, and
+ * over a sharded source whose schema has order_lines (each shard then folds
+ * its customers' lines); not over the rollup (one row per order already), a
+ * sharded source with order_totals alone (1.5's contract), nor while the
  * extension's SQL objects predate the aggregate (1.5 and older).
  */
 static bool
@@ -633,7 +642,8 @@ from_lines(const TargetingPass *pass)
 	Oid			argtypes[9] = {TEXTOID, TEXTOID, DATEOID, NUMERICOID, DATERANGEOID,
 		DATERANGEOID, DATERANGEOID, DATERANGEOID, NUMERICOID};
 
-	if (pass->params->stats_relation || pass->src->rollup || pass->src->order_totals)
+	if (pass->params->stats_relation || pass->src->rollup ||
+		(pass->src->order_totals && pass->src->order_lines == NULL))
 		return false;
 	return ca_function_installed("targeting_line_stats", 9, argtypes);
 }

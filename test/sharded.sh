@@ -8,13 +8,16 @@
 # (unix sockets in a temp dir, no TCP, ports 5600-5603).  The coordinator
 # holds the scale-1 demo data in cosmos_sync (the single-node answer) and the
 # same rows sharded in schema "sharded": customers, sales_orders,
-# sales_order_lines (with their order's customer_code) and order_totals
-# hash-partitioned by customer_code, each partition a foreign table on a
-# shard, where order_totals is a view of one row per order (README, "Past
+# sales_order_lines (with their order's customer_code), order_totals and
+# order_lines hash-partitioned by customer_code, each partition a foreign
+# table on a shard, where order_totals is a view of one row per order and
+# order_lines one of a row per line with its order's header (README, "Past
 # one server").  Then: target_customers(), targeting_funnel(),
 # monthly_revenue() and customer_features() over the sharded schema equal
-# the single-node rows (EXCEPT ALL both ways), the Remote SQL carries
-# targeting_stats, customer_feature_stats and monthly_revenue_stats, the
+# the single-node rows (EXCEPT ALL both ways), with order_lines and without
+# it (1.5's contract); the Remote SQL carries targeting_line_stats over
+# order_lines joined to the route customers (targeting_stats over
+# order_totals without it), customer_feature_stats and monthly_revenue_stats, the
 # shards send at most one row per customer, the caller's planner settings
 # are left alone; a campaign and a segmentation on each source have the same
 # views, built and refreshed after writes made directly on the shards, and a
@@ -58,8 +61,24 @@ sharded_load 1
 
 check "check_sharded_source('sharded'): every check ok" \
     "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) FROM customer_analytics.check_sharded_source('sharded')")" \
-    "0 failed of 32"
+    "0 failed of 35"
 coord "SELECT check_name, detail FROM customer_analytics.check_sharded_source('sharded') WHERE check_name IN ('partition key', 'extensions')" | sed 's/^/#   /'
+# order_lines is checked like the other contract relations when present:
+# partitioned by customer_code, its partitions foreign tables co-located
+# with the customers'
+check "check_sharded_source(): order_lines partitioned by customer_code, foreign, co-located" \
+    "$(coord "SELECT string_agg(check_name || ' ' || ok, ', ' ORDER BY check_name) FROM customer_analytics.check_sharded_source('sharded')
+               WHERE detail LIKE 'sharded.order_lines%'")" \
+    "co-location true, foreign partitions true, partition key true"
+coord "ALTER TABLE sharded.order_lines DETACH PARTITION sharded.order_lines_3;
+       CREATE FOREIGN TABLE sharded.order_lines_3x PARTITION OF sharded.order_lines FOR VALUES WITH (MODULUS 3, REMAINDER 2)
+           SERVER shard1 OPTIONS (schema_name 'cosmos_sync', table_name 'order_lines')" >/dev/null
+check "... an order_lines partition on another server than the customers' of its bound: co-location not ok, with a hint" \
+    "$(coord "SELECT ok || ' ' || detail || ' ' || (hint IS NOT NULL) FROM customer_analytics.check_sharded_source('sharded')
+               WHERE check_name = 'co-location' AND detail LIKE 'sharded.order_lines%'")" \
+    "false sharded.order_lines: sharded.order_lines_3x FOR VALUES WITH (modulus 3, remainder 2) on server shard1, customers' on server shard3 true"
+coord "DROP FOREIGN TABLE sharded.order_lines_3x;
+       ALTER TABLE sharded.order_lines ATTACH PARTITION sharded.order_lines_3 FOR VALUES WITH (MODULUS 3, REMAINDER 2)" >/dev/null
 
 # a line written on another shard than its order (here on shard1, its order
 # on shard2): no order total counts it; check_sharded_source() finds it, on
@@ -109,12 +128,17 @@ same "customer_features(feature_window, as_of)" \
 
 # the internal queries' plans, as auto_explain logs them to the client
 plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
-remote=$(grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(' <<<"$plan")
-check "target_customers(): every shard runs targeting_stats grouped by customer (Remote SQL)" \
+remote=$(grep -E 'Remote SQL: .*customer_analytics\.targeting_line_stats\(' <<<"$plan")
+check "target_customers(): every shard folds its lines with targeting_line_stats grouped by customer (Remote SQL)" \
     "$(grep -c 'GROUP BY' <<<"$remote")" "3"
 echo "#   $(head -1 <<<"$remote" | sed 's/^ *//')"
+# the shard reads order_lines (no per-order grouping) joined to its
+# customers with the route test in the join, so that its planner keeps the
+# route customers before it reads their orders' lines
+check "... over order_lines joined to the customers on the routes, not order_totals (Remote SQL)" \
+    "$(grep -E 'FROM \(cosmos_sync\.order_lines r[0-9]+ INNER JOIN cosmos_sync\.customers r[0-9]+ ON .*delivery_route::text = ANY ' <<<"$remote" | grep -c .) $(grep -c 'order_totals' <<<"$remote")" "3 0"
 # the rows the shards sent for the per-customer query: its Foreign Scans' actual rows
-stats_plan=$(awk '/Query Text: .*targeting_stats/ {on = 1} /Query Text:/ && !/targeting_stats/ {on = 0} on' <<<"$plan")
+stats_plan=$(awk '/Query Text: .*targeting_(line_)?stats/ {on = 1} /Query Text:/ && !/targeting_(line_)?stats/ {on = 0} on' <<<"$plan")
 fetched=$(grep -E 'Foreign Scan' <<<"$stats_plan" | grep -oE 'rows=[0-9]+ loops' | grep -oE '[0-9]+' | awk "{s += \$1} END {print s}")
 route_customers=$(coord "SELECT count(*) FROM cosmos_sync.customers WHERE delivery_route IN ('K1', 'K2', 'PS')")
 if [ -n "$fetched" ] && [ "$fetched" -le "$route_customers" ]; then
@@ -137,6 +161,22 @@ fi
 plan=$(explain_call "customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM customer_analytics.target_customers()), source_schema => 'sharded')")
 check "monthly_revenue(): every shard runs monthly_revenue_stats grouped by customer (Remote SQL)" \
     "$(grep -E 'Remote SQL: .*customer_analytics\.monthly_revenue_stats\(' <<<"$plan" | grep -c 'GROUP BY')" "3"
+# a coordinator schema set up for 1.5 has no order_lines: targeting reads
+# order_totals (targeting_stats per customer on the shards), with the same
+# rows
+coord "ALTER TABLE sharded.order_lines RENAME TO order_lines_off" >/dev/null
+check "... check_sharded_source() without order_lines: every check ok, none of them about order_lines (optional)" \
+    "$(coord "SELECT count(*) FILTER (WHERE NOT ok) || ' failed of ' || count(*) || ', ' || count(*) FILTER (WHERE detail LIKE '%sharded.order_lines%')
+                FROM customer_analytics.check_sharded_source('sharded')")" \
+    "0 failed of 32, 0"
+same "target_customers() without order_lines (1.5's contract)" "customer_analytics.target_customers(source_schema => '@')"
+same "target_customers(route_source => 'order', exclude_closed) without order_lines" \
+    "customer_analytics.target_customers(route_source => 'order', exclude_closed => true, min_spend => 500, source_schema => '@')"
+same "targeting_funnel() without order_lines" "customer_analytics.targeting_funnel(source_schema => '@')"
+plan=$(explain_call "customer_analytics.target_customers(source_schema => 'sharded')")
+check "... without order_lines every shard runs targeting_stats over order_totals grouped by customer (Remote SQL)" \
+    "$(grep -E 'Remote SQL: .*customer_analytics\.targeting_stats\(.*FROM \(cosmos_sync\.order_totals ' <<<"$plan" | grep -c 'GROUP BY')" "3"
+coord "ALTER TABLE sharded.order_lines_off RENAME TO order_lines" >/dev/null
 check "the caller's partitionwise settings are unchanged afterwards" \
     "$(coord "SET enable_partitionwise_join = off;
               CREATE TEMP TABLE t AS SELECT * FROM customer_analytics.target_customers(source_schema => 'sharded');
@@ -328,8 +368,8 @@ check "... its three foreign scans run at once (Async Foreign Scan)" \
 # the whole-history path is gone: no changed customer's orders are summed
 # again on the shards (no targeting_stats, no order_totals joined to the
 # customers by their codes), and its function is dropped
-check "the delta recomputes no customer's history on the shards (no targeting_stats or per-customer order_totals join in any Remote SQL)" \
-    "$(grep -E 'Remote SQL: ' <<<"$plan" | grep -cE 'targeting_stats\(|order_totals r[0-9]+ INNER JOIN cosmos_sync.customers')" "0"
+check "the delta recomputes no customer's history on the shards (no targeting_stats, targeting_line_stats or per-customer order_totals or order_lines join in any Remote SQL)" \
+    "$(grep -E 'Remote SQL: ' <<<"$plan" | grep -cE 'targeting_(line_)?stats\(|order_(totals|lines) r[0-9]+ INNER JOIN cosmos_sync.customers')" "0"
 check "... and the whole-history apply (_campaign_shard_apply) is gone" \
     "$(coord "SELECT count(*) FROM pg_proc WHERE proname = '_campaign_shard_apply'")" "0"
 # the campaign's per-customer state on the coordinator, adjusted by the

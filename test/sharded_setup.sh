@@ -9,7 +9,7 @@
 #     (the coordinator with COORD_SETTINGS too, each shard with
 #     SHARD_SETTINGS) and create, on each shard, the extension, the ERP
 #     tables (lines with their order's customer_code) and the order_totals
-#     view of the data contract.
+#     and order_lines views of the data contract.
 # sharded_load SCALE: the demo data at SCALE on the coordinator (schema
 #     cosmos_sync, the single-node answer) and the same rows in schema
 #     "sharded": hash-partitioned tables whose partitions are foreign tables
@@ -49,7 +49,12 @@ CREATE VIEW cosmos_sync.order_totals AS
            array_agg(l.product_code::text) FILTER (WHERE l.product_code IS NOT NULL) AS product_codes
       FROM cosmos_sync.sales_orders o
       LEFT JOIN cosmos_sync.sales_order_lines l ON l.order_type = o.order_type AND l.order_number = o.order_number
-     GROUP BY o.order_type, o.order_number, o.customer_code, o.delivery_route, o.order_date, o.confirmed_code;"
+     GROUP BY o.order_type, o.order_number, o.customer_code, o.delivery_route, o.order_date, o.confirmed_code;
+CREATE VIEW cosmos_sync.order_lines AS
+    SELECT o.customer_code, o.order_type, o.order_number, o.delivery_route, o.order_date, o.confirmed_code,
+           l.pretax_subtotal AS line_amount
+      FROM cosmos_sync.sales_orders o
+      LEFT JOIN cosmos_sync.sales_order_lines l ON l.order_type = o.order_type AND l.order_number = o.order_number;"
 
 sharded_start() {
     local started=true pids s p
@@ -63,7 +68,7 @@ sharded_start() {
     for s in "${SHARDS[@]}"; do
         q "$(shard_port "$s")" "$SHARD_DDL" || { not_ok "shard$s: extension, tables and order_totals view"; finish; }
     done
-    ok "each shard: the extension, the ERP tables and the order_totals view"
+    ok "each shard: the extension, the ERP tables and the order_totals and order_lines views"
 }
 
 sharded_load() {
@@ -82,14 +87,18 @@ CREATE TABLE sharded.sales_order_lines (order_type varchar(4) NOT NULL, order_nu
     customer_code varchar(12)) PARTITION BY HASH (customer_code);
 CREATE TABLE sharded.order_totals (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
     delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), order_total numeric,
-    quantity numeric, product_codes text[]) PARTITION BY HASH (customer_code);"
+    quantity numeric, product_codes text[]) PARTITION BY HASH (customer_code);
+CREATE TABLE sharded.order_lines (customer_code varchar(12), order_type varchar(4), order_number varchar(12),
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1), line_amount numeric)
+    PARTITION BY HASH (customer_code);"
     for s in "${SHARDS[@]}"; do
         ddl+="
 CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
     OPTIONS (host '$WORK', port '$(shard_port "$s")', dbname 'postgres', extensions 'customer_analytics',
-             use_remote_estimate 'true', async_capable 'true', fetch_size '10000', batch_size '1000');
+             use_remote_estimate 'true', async_capable 'true', fetch_size '10000', batch_size '1000',
+             options '-c cursor_tuple_fraction=1');
 CREATE USER MAPPING FOR postgres SERVER shard$s OPTIONS (user 'postgres');"
-        for t in customers sales_orders sales_order_lines order_totals; do
+        for t in customers sales_orders sales_order_lines order_totals order_lines; do
             ddl+="
 CREATE FOREIGN TABLE sharded.${t}_$s PARTITION OF sharded.$t FOR VALUES WITH (MODULUS 3, REMAINDER $((s - 1)))
     SERVER shard$s OPTIONS (schema_name 'cosmos_sync', table_name '$t');"

@@ -565,7 +565,9 @@ CREATE FUNCTION customer_analytics._shard_fetch_sql(source_schema text, servers 
 $_$;
 
 -- The coordinator's four contract relations (customers, sales_orders,
--- sales_order_lines, order_totals) in schema nsp, with their partitioning.
+-- sales_order_lines, order_totals) in schema nsp, with their partitioning,
+-- and order_lines (1.6) when the schema has one: optional (targeting reads
+-- order_totals without it), it is checked like the others when present.
 CREATE FUNCTION customer_analytics._shard_relations(nsp oid, schema_name text)
 RETURNS TABLE(ord integer, name text, qname text, relid oid, relkind "char", partstrat "char", partnatts smallint, keycol text)
     LANGUAGE sql STABLE
@@ -574,9 +576,11 @@ RETURNS TABLE(ord integer, name text, qname text, relid oid, relkind "char", par
     SELECT t.ord, t.name, format('%I.%I', schema_name, t.name), c.oid, c.relkind, p.partstrat, p.partnatts,
            (SELECT a.attname::text FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum = p.partattrs[0] AND a.attnum > 0)
-      FROM (VALUES (1, 'customers'), (2, 'sales_orders'), (3, 'sales_order_lines'), (4, 'order_totals')) t(ord, name)
+      FROM (VALUES (1, 'customers'), (2, 'sales_orders'), (3, 'sales_order_lines'), (4, 'order_totals'),
+                   (6, 'order_lines')) t(ord, name)
       LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = t.name
       LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid
+     WHERE t.name <> 'order_lines' OR c.oid IS NOT NULL
 $$;
 
 -- The partitions of those relations, each with its bound and, for a
@@ -650,6 +654,7 @@ RETURNS TABLE(o1 integer, o2 integer, check_name text, ok boolean, detail text, 
                             (SELECT count(*) FROM customer_analytics._shard_partitions(nsp, schema_name) p WHERE p.ord = r.ord)) END,
            CASE r.name
                 WHEN 'order_totals' THEN 'Create the order_totals view on every shard and, here, a table PARTITION BY HASH (customer_code) of foreign tables over them (docs/sharding.md).'
+                WHEN 'order_lines' THEN 'Make order_lines a table PARTITION BY HASH (customer_code) of foreign tables over the order_lines view of every shard (docs/sharding.md), or drop it: targeting then reads order_totals.'
                 WHEN 'sales_order_lines' THEN 'Give the lines their order''s customer_code and make the table PARTITION BY HASH (customer_code), with the same partitions as customers.'
                 ELSE format('Make %s a table PARTITION BY HASH (customer_code) whose partitions are foreign tables on the shards.', r.qname) END
       FROM customer_analytics._shard_relations(nsp, schema_name) r

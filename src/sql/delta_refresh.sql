@@ -203,7 +203,12 @@ BEGIN
     -- (which the segmentations' refresh uses as is): stale (the rollup rebuilt),
     -- a TRUNCATE's mark (no customer), a total or quantity that is not a
     -- finite number, a row of this transaction.  When it refuses, the
-    -- list is left unused (and dropped below).  (Grouping by customer in
+    -- list is left unused (and dropped below).  The change rows are read
+    -- in one aggregate per customer that also tests them (a customer_code
+    -- NULL is a group of its own), not kept in a CTE read three times; a
+    -- number is finite when it has a scale (scale() is NULL for NaN and
+    -- the infinities: one look at its header, not three comparisons); this
+    -- transaction's id is read once.  (Grouping by customer in
     -- the "C" collation throughout: the same groups, without the database
     -- collation's slower comparisons; the list is written in the order of
     -- the customer keys' indexes, so that each statement's array of keys
@@ -214,17 +219,19 @@ BEGIN
     -- of changed members even when it is 0): then none of the statements
     -- below is planned or run, and the snapshot is returned all the same.
     snapshot := customer_analytics._at_one_snapshot(
-        format('WITH x AS (SELECT x.customer_code, x.sign,'
-               '   x.customer_code IS NULL OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'')'
-               '   OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.xid = pg_catalog.pg_current_xact_id_if_assigned() AS refused'
-               '   FROM %1$s x),'
+        format('WITH g AS (SELECT x.customer_code COLLATE "C" AS customer_code,'
+               '   count(*) FILTER (WHERE x.sign IS NOT NULL) AS changes,'
+               '   bool_or(x.customer_code IS NULL'
+               '     OR pg_catalog.scale(x.total) IS NULL AND x.total IS NOT NULL'
+               '     OR pg_catalog.scale(x.quantity) IS NULL AND x.quantity IS NOT NULL'
+               '     OR x.xid = (SELECT pg_catalog.pg_current_xact_id_if_assigned())) AS refused'
+               '   FROM %1$s x GROUP BY 1),'
                ' listed AS (INSERT INTO pg_temp.customer_analytics_changed (customer_code, changes)'
-               '   SELECT g.customer_code, g.changes FROM (SELECT x.customer_code COLLATE "C" AS customer_code,'
-               '     count(*) FILTER (WHERE x.sign IS NOT NULL) AS changes FROM x'
-               '    WHERE x.customer_code IS NOT NULL GROUP BY 1) g ORDER BY g.customer_code COLLATE "default")'
+               '   SELECT g.customer_code, g.changes FROM g WHERE g.customer_code IS NOT NULL'
+               '    ORDER BY g.customer_code COLLATE "default")'
                ' SELECT %2$s'
-               '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false),'
-               '   %3$L::boolean AND NOT EXISTS (SELECT 1 FROM x)',
+               '     OR COALESCE((SELECT bool_or(g.refused) FROM g), false),'
+               '   %3$L::boolean AND NOT EXISTS (SELECT 1 FROM g)',
                changes, stale, cardinality(launch) = 0),
         -- the scratch tables of the statements below, created only when
         -- there is something to do: the targets whose months changed,

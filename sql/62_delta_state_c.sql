@@ -232,18 +232,23 @@ SELECT public.dsc_check();
 -- the pass's own argument checks
 SELECT * FROM customer_analytics._campaign_delta_state_targets('{K1}', '[2025-01-01,2026-01-01)', 1000,
     '[2025-09-15,2026-01-08)', 3000, 3, '[2025-08-31,2025-10-31)', '[2025-10-31,2026-01-01)', 30, false,
-    'customer', 'dsc', NULL, 'customer_analytics_state.campaign_state_dscc', 'pg_temp.none', 'pg_temp.none');
+    'customer', 'dsc', NULL, 'customer_analytics_state.campaign_state_dscc', 'pg_temp.none', 'pg_temp.none', NULL, NULL, NULL);
 SELECT * FROM customer_analytics._campaign_delta_state_targets('{K1}', '[2025-01-01,2026-01-01)', 1000,
     '[2025-09-15,2026-01-08)', 3000, 3, '[2025-08-31,2025-10-31)', '[2025-10-31,2026-01-01)', 30, false,
-    'customer', 'dsc', '{}', 'customer_analytics_state.campaign_state_dscc', NULL, 'pg_temp.none');
+    'customer', 'dsc', '{}', 'customer_analytics_state.campaign_state_dscc', NULL, 'pg_temp.none', NULL, NULL, NULL);
 SELECT * FROM customer_analytics._campaign_delta_state_targets('{K1}', '[2025-01-01,2026-01-01)', 1000,
     '[2025-09-15,2026-01-08)', 3000, 3, '[2025-08-31,2025-10-31)', '[2025-10-31,2026-01-01)', 30, false,
-    'order', 'dsc', '{}', 'customer_analytics_state.campaign_state_dscc', 'pg_temp.none', 'pg_temp.none');
+    'order', 'dsc', '{}', 'customer_analytics_state.campaign_state_dscc', 'pg_temp.none', 'pg_temp.none', NULL, NULL, NULL);
+-- (a month state without its revenue window and long form's keys)
+SELECT * FROM customer_analytics._campaign_delta_state_targets('{K1}', '[2025-01-01,2026-01-01)', 1000,
+    '[2025-09-15,2026-01-08)', 3000, 3, '[2025-08-31,2025-10-31)', '[2025-10-31,2026-01-01)', 30, false,
+    'customer', 'dsc', '{}', 'customer_analytics_state.campaign_state_dscc', 'pg_temp.none', 'pg_temp.none',
+    'customer_analytics_state.campaign_state_dscc', NULL, NULL);
 -- (not the owner of the state table)
 SET ROLE ca_dsc_analyst;
 SELECT * FROM customer_analytics._campaign_delta_state_targets('{K1}', '[2025-01-01,2026-01-01)', 1000,
     '[2025-09-15,2026-01-08)', 3000, 3, '[2025-08-31,2025-10-31)', '[2025-10-31,2026-01-01)', 30, false,
-    'customer', 'dsc', '{}', 'public.dsc_before', 'pg_temp.none', 'pg_temp.none');
+    'customer', 'dsc', '{}', 'public.dsc_before', 'pg_temp.none', 'pg_temp.none', NULL, NULL, NULL);
 RESET ROLE;
 
 SET ROLE ca_dsc_analyst;

@@ -160,6 +160,8 @@ END $$;
 -- reader runs once in the refresh's transaction (it ran once per view: 4),
 -- the scratch table is gone after it, and the views are exact
 UPDATE so.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number::int % 7 = 0;
+-- (the counts of earlier transactions flushed first: pending ones would add up)
+SELECT pg_stat_force_next_flush();
 BEGIN;
 SET LOCAL track_functions = 'all';
 SELECT (customer_analytics.refresh_segmentation('sos')).member_rows;
@@ -195,6 +197,8 @@ DROP TABLE IF EXISTS pg_temp.customer_analytics_seg_features;
 
 -- a refresh without CONCURRENTLY (every view REFRESHed) reads it once too
 UPDATE so.sales_order_lines SET pretax_subtotal = pretax_subtotal + 1 WHERE order_number::int % 13 = 0;
+-- (the counts of earlier transactions flushed first: pending ones would add up)
+SELECT pg_stat_force_next_flush();
 BEGIN;
 SET LOCAL track_functions = 'all';
 SELECT (customer_analytics.refresh_segmentation('sos', concurrently => false)).member_rows;

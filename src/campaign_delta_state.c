@@ -20,7 +20,11 @@
  * row of the customers (whether it is a route customer, its name, route,
  * address and CSM): the customers are read only for the customers whose
  * own row changed, those new to the state, and rows that do not know them
- * (settle_attrs).
+ * (settle_attrs).  The same read of the change rows sums them per customer
+ * and month of the campaign's revenue window; after the decisions,
+ * campaign_delta_months_apply() writes the changed customers' months from
+ * these sums (the month statements of the SQL delta read the change rows
+ * again and probed the months three times).
  *
  * Every statement runs through SPI as the caller (the refresh runs as the
  * campaign's owner, whose table the state is), as of the statement's
@@ -36,6 +40,7 @@
 #include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -138,6 +143,42 @@ typedef struct DeltaPass
 
 static Numeric numeric_copy_to(MemoryContext context, Numeric n);
 
+/*
+ * The months: a changed customer's change rows in the revenue window, summed
+ * per month with their signs (as the SQL delta's grouping by customer and
+ * date_trunc('month', order_date) did), kept from the read of the changes
+ * until the verdicts (campaign_delta_months_apply).
+ */
+typedef struct MonthDelta
+{
+	DateADT		month;			/* its first day */
+	Numeric		revenue;		/* sum(sign * total) */
+	int64		orders;			/* sum(sign) */
+} MonthDelta;
+
+typedef struct MonthCustomer
+{
+	const char *code;			/* hash key */
+	uint32		hash;
+	char		status;
+
+	int			nmonths;
+	int			maxmonths;
+	MonthDelta *months;
+	bool		has_rows;		/* a target with rows in month_state, as read */
+	bool		listed;			/* in the long form's keys */
+} MonthCustomer;
+
+#define SH_PREFIX		monthhash
+#define SH_ELEMENT_TYPE MonthCustomer
+#include "code_hash.h"
+
+typedef struct DeltaMonths
+{
+	MemoryContext context;		/* owns the table and its contents */
+	monthhash_hash *customers;
+} DeltaMonths;
+
 static DeltaCustomer *
 delta_customer(DeltaPass *pass, const char *code)
 {
@@ -159,11 +200,70 @@ in_window(DateADT d, DateWindow w)
 	return d >= w.lo && d < w.hi;
 }
 
+static MonthCustomer *
+month_customer(DeltaMonths *months, const char *code)
+{
+	MonthCustomer *m = monthhash_lookup(months->customers, code);
+	bool		found;
+
+	if (m)
+		return m;
+	m = monthhash_insert(months->customers, MemoryContextStrdup(months->context, code), &found);
+	/* simplehash sets nothing but the key and status */
+	memset(((char *) m) + offsetof(MonthCustomer, nmonths), 0,
+		   sizeof(MonthCustomer) - offsetof(MonthCustomer, nmonths));
+	return m;
+}
+
+/* date_trunc('month', d)::date */
+static DateADT
+month_of(DateADT d)
+{
+	int			year,
+				month,
+				day;
+
+	if (DATE_NOT_FINITE(d))
+		return d;
+	j2date(d + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+	return date2j(year, month, 1) - POSTGRES_EPOCH_JDATE;
+}
+
+/* One change row in the revenue window: its month's signed sums. */
+static void
+fold_month_change(DeltaMonths *months, const char *code, DateADT d, Numeric samount, int32 sign)
+{
+	MonthCustomer *m = month_customer(months, code);
+	DateADT		month = month_of(d);
+	MonthDelta *md = NULL;
+
+	for (int i = 0; i < m->nmonths; i++)
+		if (m->months[i].month == month)
+			md = &m->months[i];
+	if (md == NULL)
+	{
+		if (m->nmonths == m->maxmonths)
+		{
+			m->maxmonths = Max(4, m->maxmonths * 2);
+			m->months = m->months == NULL
+				? MemoryContextAlloc(months->context, sizeof(MonthDelta) * m->maxmonths)
+				: repalloc(m->months, sizeof(MonthDelta) * m->maxmonths);
+		}
+		md = &m->months[m->nmonths++];
+		md->month = month;
+		md->revenue = NULL;
+		md->orders = 0;
+	}
+	md->orders += sign;
+	numeric_accumulate(months->context, &md->revenue, samount);
+}
+
 /*
  * Row of the changes query: customer_code, order_date, amount (the order's
- * total, 0 when NULL), sign; the order date in the data window, the sign
- * not NULL.  The sums of _campaign_state_aggregates(true) over the flags of
- * _campaign_state_flags(c, true).
+ * total, 0 when NULL), sign, in the data window, in the revenue window; the
+ * order date in either window, the sign not NULL.  The sums of
+ * _campaign_state_aggregates(true) over the flags of
+ * _campaign_state_flags(c, true); the months' sums (fold_month_change).
  */
 static void
 fold_change(TupleTableSlot *slot, void *arg)
@@ -171,6 +271,7 @@ fold_change(TupleTableSlot *slot, void *arg)
 	DeltaPass  *pass = (DeltaPass *) arg;
 	const OrderWindows *w = &pass->delta->params->windows;
 	DeltaCustomer *c;
+	const char *code;
 	DateADT		d;
 	Numeric		amount;
 	Numeric		samount;
@@ -178,11 +279,11 @@ fold_change(TupleTableSlot *slot, void *arg)
 
 	if (slot->tts_isnull[0])
 		return;					/* the query excludes these */
-	c = delta_customer(pass, TextDatumGetCString(slot->tts_values[0]));
+	code = TextDatumGetCString(slot->tts_values[0]);
 	if (slot->tts_isnull[3])
 	{
 		/* no sign: the customer's own row changed (added, updated, deleted) */
-		c->own_row = true;
+		delta_customer(pass, code)->own_row = true;
 		return;
 	}
 	if (slot->tts_isnull[1])
@@ -198,6 +299,11 @@ fold_change(TupleTableSlot *slot, void *arg)
 	else
 		samount = numeric_mul_opt_error(int64_to_numeric(sign), amount, NULL);
 
+	if (!slot->tts_isnull[5] && DatumGetBool(slot->tts_values[5]))
+		fold_month_change(pass->delta->months, code, d, samount, sign);
+	if (slot->tts_isnull[4] || !DatumGetBool(slot->tts_values[4]))
+		return;					/* in the revenue window only */
+	c = delta_customer(pass, code);
 	c->changed = true;
 	c->d.orders += sign;
 	numeric_accumulate(pass->context, &c->d.total, samount);
@@ -519,6 +625,39 @@ state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values, Oid *types
 }
 
 /*
+ * Run one of the months' write statements with its parameters as of the
+ * statement's snapshot (a command id of its own: SPI increments it).
+ * Plans: generic
+ * (the arrays' sizes unknown), nested loops fetching each row by its ctid
+ * (hash and merge joins off: their scan of the whole state is what the
+ * delta avoids).  The rows were read as of the same snapshot, under the
+ * refresh's lock: each ctid is the row's (a row changed in between would
+ * not match, and the count below would say so).
+ */
+static void
+run_write(const char *sql, int nparams, const Oid *types, Datum *values, int expected)
+{
+	SPIPlanPtr	plan;
+	int			ret;
+
+	plan = SPI_prepare_cursor(sql, nparams, unconstify(Oid *, types), CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, values, NULL, GetActiveSnapshot(), InvalidSnapshot, false, false, 0);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql, SPI_result_code_string(ret));
+	if (expected >= 0 && SPI_processed != (uint64) expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the campaign's state changed while its refresh wrote it: %d rows expected, " UINT64_FORMAT " written",
+						expected, SPI_processed),
+				 errdetail("Statement: %s", sql),
+				 errhint("Write the state tables through refresh_campaign() only, and refresh again.")));
+	SPI_freeplan(plan);
+}
+
+
+/*
  * The state's writes in one statement with its parameters, as of the
  * statement's snapshot (a command id of its own: SPI increments it): the
  * rows left with no order deleted, the changed rows updated (both by the
@@ -819,16 +958,32 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 	pass.customers = deltahash_create(pass.context, 1024, NULL);
 
 	/*
-	 * the change rows, once: the signed sums per customer, and the customers
-	 * whose own row changed (no sign)
+	 * the change rows, once: the signed sums per customer (and month), and
+	 * the customers whose own row changed (no sign)
 	 */
 	values[0] = date_window_datum(params->data);
-	query_stream_serial(psprintf("SELECT x.customer_code::pg_catalog.text, x.order_date::pg_catalog.date,"
-								 " COALESCE(x.total, 0)::pg_catalog.numeric, x.sign::pg_catalog.int4"
-								 " FROM %s x WHERE x.customer_code IS NOT NULL"
-								 " AND (x.sign IS NULL OR x.order_date OPERATOR(pg_catalog.<@) $1)",
-								 delta->changes),
-						1, types, values, NULL, fold_change, &pass);
+	if (delta->months != NULL)
+	{
+		Oid			change_types[2] = {DATERANGEOID, DATERANGEOID};
+		Datum		change_values[2] = {values[0], delta->revenue_window};
+
+		query_stream_serial(psprintf("SELECT x.customer_code::pg_catalog.text, x.order_date::pg_catalog.date,"
+									 " COALESCE(x.total, 0)::pg_catalog.numeric, x.sign::pg_catalog.int4,"
+									 " x.order_date OPERATOR(pg_catalog.<@) $1, x.order_date OPERATOR(pg_catalog.<@) $2"
+									 " FROM %s x WHERE x.customer_code IS NOT NULL"
+									 " AND (x.sign IS NULL OR x.order_date OPERATOR(pg_catalog.<@) $1"
+									 " OR x.order_date OPERATOR(pg_catalog.<@) $2)",
+									 delta->changes),
+							2, change_types, change_values, NULL, fold_change, &pass);
+	}
+	else
+		query_stream_serial(psprintf("SELECT x.customer_code::pg_catalog.text, x.order_date::pg_catalog.date,"
+									 " COALESCE(x.total, 0)::pg_catalog.numeric, x.sign::pg_catalog.int4,"
+									 " true, false"
+									 " FROM %s x WHERE x.customer_code IS NOT NULL"
+									 " AND (x.sign IS NULL OR x.order_date OPERATOR(pg_catalog.<@) $1)",
+									 delta->changes),
+							1, types, values, NULL, fold_change, &pass);
 
 	/* every changed customer, with or without order changes */
 	deconstruct_array(params->customers, TEXTOID, -1, false, TYPALIGN_INT, &listed, NULL, &nlisted);
@@ -908,4 +1063,273 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 
 	emit_route_customers(&pass, hook);
 	MemoryContextDelete(pass.context);
+}
+
+/*
+ * The months of a campaign's delta refresh, after the verdicts.  What the
+ * SQL delta's three statements on month_state did, each reading the change
+ * rows or probing month_state again: the changed customers' rows of
+ * month_state read once (one keyed scan, with their ctids); a customer's
+ * rows dropped when it is no longer a target; a target's rows of the
+ * months its changes touch adjusted (orders + the signed count, revenue +
+ * the signed sum, 0 when no order is left in the month), fetched by ctid;
+ * the rows of a new target (no row yet) computed by monthly_revenue(); each
+ * customer whose rows were dropped, adjusted or added listed in the long
+ * form's keys.  The month sums come from the pass's read of the changes
+ * (fold_month_change).
+ */
+DeltaMonths *
+campaign_delta_months_create(MemoryContext context)
+{
+	DeltaMonths *months = MemoryContextAllocZero(context, sizeof(DeltaMonths));
+
+	months->context = AllocSetContextCreate(context, "customer_analytics campaign delta months",
+											ALLOCSET_DEFAULT_SIZES);
+	months->customers = monthhash_create(months->context, 256, NULL);
+	return months;
+}
+
+typedef struct MonthPass
+{
+	DeltaMonths *months;
+	const TargetingResult *result;
+	int			maxrows;		/* of each list below, grown as needed */
+	int			ndeletes;
+	Datum	   *deletes;		/* ctids (copies) */
+	int			nupdates;
+	Datum	   *update_ctids;
+	Datum	   *update_revenue;
+	bool	   *update_revenue_nulls;
+	Datum	   *update_orders;
+	bool	   *update_orders_nulls;
+	int			nkeys;
+	int			maxkeys;
+	Datum	   *keys;			/* the long form's keys (text) */
+} MonthPass;
+
+static int
+compare_code_to_customer(const void *key, const void *elem)
+{
+	return strcmp((const char *) key, (*(CustomerState *const *) elem)->code);
+}
+
+/* a target among the verdicts? (result->customers is sorted bytewise) */
+static bool
+is_target(const TargetingResult *result, const char *code)
+{
+	CustomerState **c = bsearch(code, result->customers, result->ncustomers,
+								sizeof(CustomerState *), compare_code_to_customer);
+
+	return c != NULL && customer_is_target(*c);
+}
+
+static void
+list_long_key(MonthPass *mp, MonthCustomer *m)
+{
+	if (m->listed)
+		return;
+	m->listed = true;
+	if (mp->nkeys == mp->maxkeys)
+	{
+		mp->maxkeys *= 2;
+		mp->keys = repalloc(mp->keys, sizeof(Datum) * mp->maxkeys);
+	}
+	mp->keys[mp->nkeys++] = PointerGetDatum(cstring_to_text(m->code));
+}
+
+static void
+grow_month_rows(MonthPass *mp)
+{
+	mp->maxrows *= 2;
+	mp->deletes = repalloc(mp->deletes, sizeof(Datum) * mp->maxrows);
+	mp->update_ctids = repalloc(mp->update_ctids, sizeof(Datum) * mp->maxrows);
+	mp->update_revenue = repalloc(mp->update_revenue, sizeof(Datum) * mp->maxrows);
+	mp->update_revenue_nulls = repalloc(mp->update_revenue_nulls, sizeof(bool) * mp->maxrows);
+	mp->update_orders = repalloc(mp->update_orders, sizeof(Datum) * mp->maxrows);
+	mp->update_orders_nulls = repalloc(mp->update_orders_nulls, sizeof(bool) * mp->maxrows);
+}
+
+static Datum
+ctid_copy(MemoryContext context, Datum ctid)
+{
+	ItemPointer copy = MemoryContextAlloc(context, sizeof(ItemPointerData));
+
+	ItemPointerCopy((ItemPointer) DatumGetPointer(ctid), copy);
+	return PointerGetDatum(copy);
+}
+
+/* Row of the month state query: customer_code, month, revenue, orders, ctid. */
+static void
+fold_month_row(TupleTableSlot *slot, void *arg)
+{
+	MonthPass  *mp = (MonthPass *) arg;
+	MemoryContext old;
+	const char *code;
+	MonthCustomer *m;
+	DateADT		month;
+	const MonthDelta *md = NULL;
+
+	if (slot->tts_isnull[0] || slot->tts_isnull[1])
+		return;					/* the key's columns: never NULL */
+	code = TextDatumGetCString(slot->tts_values[0]);	/* (the row's context) */
+	month = DatumGetDateADT(slot->tts_values[1]);
+	/* what is kept of the row, in the months' context */
+	old = MemoryContextSwitchTo(mp->months->context);
+	m = month_customer(mp->months, code);
+	if (mp->ndeletes == mp->maxrows || mp->nupdates == mp->maxrows)
+		grow_month_rows(mp);
+	if (!is_target(mp->result, code))
+	{
+		/* no longer a target: its months go */
+		mp->deletes[mp->ndeletes++] = ctid_copy(mp->months->context, slot->tts_values[4]);
+		list_long_key(mp, m);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	m->has_rows = true;
+	for (int i = 0; i < m->nmonths && md == NULL; i++)
+		if (m->months[i].month == month)
+			md = &m->months[i];
+	if (md != NULL)
+	{
+		/*
+		 * orders = m.orders + d.orders, revenue = CASE WHEN m.orders +
+		 * d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END, NULLs as SQL's
+		 */
+		Numeric		revenue;
+		int			n = mp->nupdates++;
+
+		mp->update_orders_nulls[n] = slot->tts_isnull[3];
+		mp->update_orders[n] = slot->tts_isnull[3] ? (Datum) 0
+			: Int64GetDatum(DatumGetInt64(slot->tts_values[3]) + md->orders);
+		if (!slot->tts_isnull[3] && DatumGetInt64(mp->update_orders[n]) > 0)
+			revenue = slot->tts_isnull[2] ? NULL
+				: numeric_add_opt_error(DatumGetNumeric(slot->tts_values[2]), md->revenue, NULL);
+		else
+			revenue = int64_to_numeric(0);
+		mp->update_revenue_nulls[n] = revenue == NULL;
+		mp->update_revenue[n] = revenue ? NumericGetDatum(revenue) : (Datum) 0;
+		mp->update_ctids[n] = ctid_copy(mp->months->context, slot->tts_values[4]);
+		/* as the SQL's UPDATE ... RETURNING listed it: a month row matched */
+		list_long_key(mp, m);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The months of the changed customers after the verdicts (result): read,
+ * then written back (DELETE and UPDATE by ctid, the new targets' INSERT
+ * with the long form's keys), the writes run as write_state's are.
+ */
+void
+campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResult *result)
+{
+	const TargetingParams *params = delta->params;
+	DeltaMonths *months = delta->months;
+	MonthPass	mp;
+	MemoryContext old;
+	Datum		values[3];
+	Oid			types[3];
+	Datum	   *targets;
+	int			ntargets = 0;
+	int			nestlevel;
+
+	memset(&mp, 0, sizeof(mp));
+	mp.months = months;
+	mp.result = result;
+	old = MemoryContextSwitchTo(months->context);
+	mp.maxrows = 64;
+	mp.deletes = palloc(sizeof(Datum) * mp.maxrows);
+	mp.update_ctids = palloc(sizeof(Datum) * mp.maxrows);
+	mp.update_revenue = palloc(sizeof(Datum) * mp.maxrows);
+	mp.update_revenue_nulls = palloc(sizeof(bool) * mp.maxrows);
+	mp.update_orders = palloc(sizeof(Datum) * mp.maxrows);
+	mp.update_orders_nulls = palloc(sizeof(bool) * mp.maxrows);
+	mp.maxkeys = 64;
+	mp.keys = palloc(sizeof(Datum) * mp.maxkeys);
+	MemoryContextSwitchTo(old);
+
+	/* the changed customers' rows of month_state, once: one keyed scan */
+	if (ArrayGetNItems(ARR_NDIM(params->customers), ARR_DIMS(params->customers)) > 0)
+	{
+		types[0] = TEXTARRAYOID;
+		values[0] = PointerGetDatum(params->customers);
+		query_stream_serial(psprintf("SELECT m.customer_code, m.month, m.revenue, m.orders, m.ctid FROM %s m"
+									 " WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1)))",
+									 delta->month_state),
+							1, types, values, NULL, fold_month_row, &mp);
+	}
+
+	/* the new targets: no row yet */
+	targets = palloc(sizeof(Datum) * Max(result->ncustomers, 1));
+	for (int i = 0; i < result->ncustomers; i++)
+	{
+		const CustomerState *c = result->customers[i];
+		MonthCustomer *m;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!customer_is_target(c))
+			continue;
+		m = monthhash_lookup(months->customers, c->code);
+		if (m == NULL || !m->has_rows)
+			targets[ntargets++] = CStringGetTextDatum(c->code);
+	}
+
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (mp.ndeletes > 0)
+	{
+		types[0] = TIDARRAYOID;
+		values[0] = make_array(mp.deletes, NULL, mp.ndeletes, TIDOID);
+		run_write(psprintf("DELETE FROM %s m USING pg_catalog.unnest($1) u(ctid_) WHERE m.ctid = u.ctid_",
+						   delta->month_state),
+				  1, types, values, mp.ndeletes);
+	}
+	if (mp.nupdates > 0)
+	{
+		types[0] = TIDARRAYOID;
+		types[1] = get_array_type(NUMERICOID);
+		types[2] = get_array_type(INT8OID);
+		values[0] = make_array(mp.update_ctids, NULL, mp.nupdates, TIDOID);
+		values[1] = make_array(mp.update_revenue, mp.update_revenue_nulls, mp.nupdates, NUMERICOID);
+		values[2] = make_array(mp.update_orders, mp.update_orders_nulls, mp.nupdates, INT8OID);
+		run_write(psprintf("UPDATE %s m SET revenue = u.revenue, orders = u.orders"
+						   " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]),"
+						   " pg_catalog.unnest($2::pg_catalog.numeric[]), pg_catalog.unnest($3::pg_catalog.int8[]))"
+						   " AS u(ctid_, revenue, orders) WHERE m.ctid = u.ctid_", delta->month_state),
+				  3, types, values, mp.nupdates);
+	}
+	/* the new targets' months, and the long form's keys */
+	types[0] = TEXTARRAYOID;
+	values[0] = make_array(mp.keys, NULL, mp.nkeys, TEXTOID);
+	if (ntargets > 0)
+	{
+		types[1] = TEXTARRAYOID;
+		values[1] = make_array(targets, NULL, ntargets, TEXTOID);
+		types[2] = DATERANGEOID;
+		values[2] = delta->revenue_window;
+		/* (the source schema as a literal: NULL, the GUC's, is no parameter here) */
+		run_write(psprintf("WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue($2, $3, %s)"
+						   " RETURNING customer_code)"
+						   " INSERT INTO %s (customer_code) SELECT pg_catalog.unnest($1)"
+						   " UNION SELECT a.customer_code FROM added a ON CONFLICT DO NOTHING",
+						   delta->month_state,
+						   params->source_schema ? quote_literal_cstr(params->source_schema) : "NULL::pg_catalog.text",
+						   delta->long_keys),
+				  3, types, values, -1);
+	}
+	else if (mp.nkeys > 0)
+		run_write(psprintf("INSERT INTO %s (customer_code) SELECT pg_catalog.unnest($1) ON CONFLICT DO NOTHING",
+						   delta->long_keys),
+				  1, types, values, -1);
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+	MemoryContextDelete(months->context);
 }

@@ -51,8 +51,9 @@ set_text(Datum *values, bool *nulls, int col, const char *s)
 }
 
 /* Run the funnel with params and return one row per target. */
+/* ... and, with delta, the delta refresh's months applied on the verdicts. */
 static Datum
-emit_targets(FunctionCallInfo fcinfo, const TargetingParams *p)
+emit_targets_delta(FunctionCallInfo fcinfo, const TargetingParams *p, const CampaignDeltaState *delta)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TargetingParams params = *p;
@@ -64,6 +65,8 @@ emit_targets(FunctionCallInfo fcinfo, const TargetingParams *p)
 			 rsinfo->setDesc->natts, NUM_COLUMNS);
 
 	result = targeting_run(&params);
+	if (delta != NULL && delta->month_state != NULL)
+		campaign_delta_months_apply(delta, result);
 
 	for (int i = 0; i < result->ncustomers; i++)
 	{
@@ -100,6 +103,12 @@ emit_targets(FunctionCallInfo fcinfo, const TargetingParams *p)
 	}
 
 	return (Datum) 0;
+}
+
+static Datum
+emit_targets(FunctionCallInfo fcinfo, const TargetingParams *p)
+{
+	return emit_targets_delta(fcinfo, p, NULL);
 }
 
 Datum
@@ -179,15 +188,20 @@ sql_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, const char *h
 
 /*
  * _campaign_delta_state_targets(<target_customers' arguments>, state
- * regclass, changes text, orders text): the delta refresh's one pass over
- * the changed customers (customers: every one, with or without order
- * changes).  Applies the signed order changes (changes: SQL of a relation
- * in the rollup's dirty table's shape, read under alias x) to their rows of
- * state, looking their last order up in orders (SQL of a relation of
- * (customer_code, order_date)) only where a removed order may have been it,
- * writes the rows that changed back, and returns the targets among them,
- * decided on the new rows as _target_customers_from_state() decides
- * (campaign_delta_state.c).
+ * regclass, changes text, orders text, month_state regclass,
+ * revenue_window daterange, long_keys regclass): the delta refresh's one
+ * pass over the changed customers (customers: every one, with or without
+ * order changes).  Applies the signed order changes (changes: SQL of a
+ * relation in the rollup's dirty table's shape, read under alias x) to
+ * their rows of state, looking their last order up in orders (SQL of a
+ * relation of (customer_code, order_date)) only where a removed order may
+ * have been it, writes the rows that changed back, and returns the targets
+ * among them, decided on the new rows as _target_customers_from_state()
+ * decides (campaign_delta_state.c).  With month_state (else NULL), the same
+ * read of the changes also gives their months in revenue_window: the
+ * changed customers' rows of month_state are dropped (no longer targets),
+ * adjusted, or computed (new targets), and their keys listed in long_keys
+ * (one column, customer_code).
  */
 Datum
 campaign_delta_state_targets(PG_FUNCTION_ARGS)
@@ -212,8 +226,25 @@ campaign_delta_state_targets(PG_FUNCTION_ARGS)
 	delta.orders = sql_text_arg(fcinfo, TARGETING_NARGS + 2, "orders",
 								"Pass the SQL of a relation of (customer_code, order_date).");
 	delta.params = &params;
+	delta.month_state = NULL;
+	delta.revenue_window = (Datum) 0;
+	delta.long_keys = NULL;
+	delta.months = NULL;
+	/* (a declaration without the months' arguments: none) */
+	if (PG_NARGS() >= TARGETING_NARGS + 6 && !PG_ARGISNULL(TARGETING_NARGS + 3))
+	{
+		delta.month_state = state_relation_arg(fcinfo, TARGETING_NARGS + 3);
+		if (PG_ARGISNULL(TARGETING_NARGS + 4) || PG_ARGISNULL(TARGETING_NARGS + 5))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("revenue_window and long_keys must not be NULL with a month_state"),
+					 errhint("Pass the campaign's revenue window and the long form's key table, or month_state => NULL.")));
+		delta.revenue_window = PG_GETARG_DATUM(TARGETING_NARGS + 4);
+		delta.long_keys = state_relation_arg(fcinfo, TARGETING_NARGS + 5);
+		delta.months = campaign_delta_months_create(CurrentMemoryContext);
+	}
 	params.stats_relation = delta.state;
 	params.stats_hook = campaign_delta_state_apply;
 	params.stats_hook_arg = &delta;
-	return emit_targets(fcinfo, &params);
+	return emit_targets_delta(fcinfo, &params, &delta);
 }

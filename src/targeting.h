@@ -121,8 +121,15 @@ typedef struct CampaignDeltaState
 	const char *changes;		/* SQL of the signed order changes (alias x) */
 	const char *orders;			/* SQL of (customer_code, order_date) rows */
 	const TargetingParams *params;	/* windows, data window, changed customers */
+	/* the months (campaign_delta_months_apply); month_state NULL: none */
+	const char *month_state;	/* the campaign's month state, quoted name */
+	Datum		revenue_window; /* daterange */
+	const char *long_keys;		/* table of the long form's keys, quoted name */
+	struct DeltaMonths *months; /* the change rows per customer and month */
 } CampaignDeltaState;
 
 extern void campaign_delta_state_apply(void *arg, const TargetingHookPass *hook);
+extern struct DeltaMonths *campaign_delta_months_create(MemoryContext context);
+extern void campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResult *result);
 
 #endif

@@ -62,9 +62,12 @@ targeting_parse_args(FunctionCallInfo fcinfo, TargetingParams *params)
 
 	/* customers came with 1.1: a 1.0 declaration (before the update) has one argument less */
 	/* (_target_customers_from_state() has the state relation after them) */
-	/* (_campaign_delta_state_targets() the state, the changes and the orders) */
+	/* (_campaign_delta_state_targets() the state, the changes and the
+	 * orders, then the month state, the revenue window and the long form's
+	 * keys) */
 	Assert(PG_NARGS() == NUM_TARGETING_ARGS || PG_NARGS() == ARG_CUSTOMERS ||
-		   PG_NARGS() == NUM_TARGETING_ARGS + 1 || PG_NARGS() == NUM_TARGETING_ARGS + 3);
+		   PG_NARGS() == NUM_TARGETING_ARGS + 1 || PG_NARGS() == NUM_TARGETING_ARGS + 3 ||
+		   PG_NARGS() == NUM_TARGETING_ARGS + 6);
 	memset(params, 0, sizeof(*params));
 
 	params->routes = arg_text_array(fcinfo, ARG_ROUTES, arg_names[ARG_ROUTES], false,

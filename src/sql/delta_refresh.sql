@@ -123,45 +123,6 @@ CREATE FUNCTION customer_analytics._campaign_data_window(c customer_analytics.ca
     SELECT range_merge(range_merge(c.spend_window, c.low_ticket_window), range_merge(c.base_window, c.recent_window))
 $$;
 
--- The delta refresh's statements on the months of a campaign's changed
--- customers (in month_state): dropped for customers no longer targets,
--- adjusted by the order changes (changes: SQL of a relation of the signed
--- order changes, as _campaign_delta_apply takes it) for the others, computed for new targets; each customer whose
--- months changed, entered or left goes to the long form's keys
--- (pg_temp.customer_analytics_long_keys).  Each statement probes month_state
--- by the changed customers' keys (arrays, or NOT EXISTS ... OFFSET 0: one
--- probe per new target, not an anti join over every month kept).
-CREATE FUNCTION customer_analytics._campaign_delta_months_sql(c customer_analytics.campaigns, changes text,
-                                                              month_state regclass) RETURNS text[]
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-    SELECT ARRAY[
-        format('WITH gone AS (DELETE FROM %s m WHERE m.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k'
-               ' WHERE NOT EXISTS (SELECT 1 FROM pg_temp.customer_analytics_targets t WHERE t.customer_code = k.customer_code)))'
-               ' RETURNING m.customer_code)'
-               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM gone',
-               month_state),
-        format('WITH adjusted AS (UPDATE %1$s m SET revenue = CASE WHEN m.orders + d.orders > 0 THEN m.revenue + d.revenue ELSE 0 END,'
-               ' orders = m.orders + d.orders'
-               ' FROM (SELECT g.customer_code COLLATE "default" AS customer_code, g.month, g.revenue, g.orders'
-               '       FROM (SELECT x.customer_code COLLATE "C" AS customer_code, date_trunc(''month'', x.order_date)::date AS month,'
-               '                    sum(x.sign * COALESCE(x.total, 0)) AS revenue, sum(x.sign) AS orders'
-               '             FROM %2$s x'
-               '            WHERE x.sign IS NOT NULL AND x.order_date <@ %3$L::daterange GROUP BY 1, 2) g) d'
-               ' WHERE m.customer_code = d.customer_code AND m.month = d.month RETURNING m.customer_code)'
-               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM adjusted'
-               ' ON CONFLICT DO NOTHING',
-               month_state, changes, c.revenue_window),
-        format('WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue(ARRAY('
-               'SELECT t.customer_code FROM pg_temp.customer_analytics_targets t'
-               ' WHERE NOT EXISTS (SELECT 1 FROM %s m WHERE m.customer_code = t.customer_code OFFSET 0)), %L::daterange, %L)'
-               ' RETURNING customer_code)'
-               ' INSERT INTO pg_temp.customer_analytics_long_keys SELECT DISTINCT customer_code FROM added'
-               ' ON CONFLICT DO NOTHING',
-               month_state, month_state, c.revenue_window, c.source_schema)]
-$_$;
-
 -- Apply the order changes committed since the state's snapshot to a
 -- campaign's state and views, from its rollup r: _campaign_delta_apply over
 -- the rollup's dirty rows that the state's snapshot does not see.  (The
@@ -202,9 +163,8 @@ END $_$;
 -- computation refuses (a date it cannot read) raises its error, and
 -- nothing is applied.  c has its windows resolved; the caller holds the
 -- refresh lock.  The steps, each a builder of its statements: the
--- changed customers, their state and targets in one pass
--- (_campaign_delta_targets_sql), their months
--- (_campaign_delta_months_sql), the long form and the sheet
+-- changed customers, their state, targets and months in one pass
+-- (_campaign_delta_targets_sql), the long form and the sheet
 -- (_campaign_delta_views_sql).  Every statement on a state table, the
 -- customers or a view is keyed by the changed customers as an array
 -- (customer_code = ANY (ARRAY(SELECT ... FROM pg_temp...))), which the
@@ -247,7 +207,12 @@ BEGIN
     -- (which the segmentations' refresh uses as is): stale (the rollup rebuilt),
     -- a TRUNCATE's mark (no customer), a total or quantity that is not a
     -- finite number, a row of this transaction.  When it refuses, the
-    -- list is left unused (and dropped below).  (Grouping by customer in
+    -- list is left unused (and dropped below).  The change rows are read
+    -- in one aggregate per customer that also tests them (a customer_code
+    -- NULL is a group of its own), not kept in a CTE read three times; a
+    -- number is finite when it has a scale (scale() is NULL for NaN and
+    -- the infinities: one look at its header, not three comparisons); this
+    -- transaction's id is read once.  (Grouping by customer in
     -- the "C" collation throughout: the same groups, without the database
     -- collation's slower comparisons; the list is written in the order of
     -- the customer keys' indexes, so that each statement's array of keys
@@ -258,17 +223,19 @@ BEGIN
     -- of changed members even when it is 0): then none of the statements
     -- below is planned or run, and the snapshot is returned all the same.
     snapshot := customer_analytics._at_one_snapshot(
-        format('WITH x AS (SELECT x.customer_code, x.sign,'
-               '   x.customer_code IS NULL OR x.total IN (''NaN'', ''Infinity'', ''-Infinity'')'
-               '   OR x.quantity IN (''NaN'', ''Infinity'', ''-Infinity'') OR x.xid = pg_catalog.pg_current_xact_id_if_assigned() AS refused'
-               '   FROM %1$s x),'
+        format('WITH g AS (SELECT x.customer_code COLLATE "C" AS customer_code,'
+               '   count(*) FILTER (WHERE x.sign IS NOT NULL) AS changes,'
+               '   bool_or(x.customer_code IS NULL'
+               '     OR pg_catalog.scale(x.total) IS NULL AND x.total IS NOT NULL'
+               '     OR pg_catalog.scale(x.quantity) IS NULL AND x.quantity IS NOT NULL'
+               '     OR x.xid = (SELECT pg_catalog.pg_current_xact_id_if_assigned())) AS refused'
+               '   FROM %1$s x GROUP BY 1),'
                ' listed AS (INSERT INTO pg_temp.customer_analytics_changed (customer_code, changes)'
-               '   SELECT g.customer_code, g.changes FROM (SELECT x.customer_code COLLATE "C" AS customer_code,'
-               '     count(*) FILTER (WHERE x.sign IS NOT NULL) AS changes FROM x'
-               '    WHERE x.customer_code IS NOT NULL GROUP BY 1) g ORDER BY g.customer_code COLLATE "default")'
+               '   SELECT g.customer_code, g.changes FROM g WHERE g.customer_code IS NOT NULL'
+               '    ORDER BY g.customer_code COLLATE "default")'
                ' SELECT %2$s'
-               '     OR COALESCE((SELECT bool_or(x.refused) FROM x), false),'
-               '   %3$L::boolean AND NOT EXISTS (SELECT 1 FROM x)',
+               '     OR COALESCE((SELECT bool_or(g.refused) FROM g), false),'
+               '   %3$L::boolean AND NOT EXISTS (SELECT 1 FROM g)',
                changes, stale, cardinality(launch) = 0),
         -- the scratch tables of the statements below, created only when
         -- there is something to do: the targets whose months changed,
@@ -278,11 +245,9 @@ BEGIN
               format('SELECT customer_analytics._scratch_table(''customer_analytics_targets'', %L)', format('(LIKE %s)', targets))]
         -- the changed orders, read as the full computation reads them
         || checks
-        -- their state (counts, sums and last order dates adjusted) and
-        -- their verdicts on it, in one pass; into the targets view
-        || customer_analytics._campaign_delta_targets_sql(c, changes, orders, state, targets)
-        -- their months
-        || customer_analytics._campaign_delta_months_sql(c, changes, month_state)
+        -- their state (counts, sums and last order dates adjusted), their
+        -- verdicts on it and their months, in one pass; into the targets view
+        || customer_analytics._campaign_delta_targets_sql(c, changes, orders, state, month_state, targets)
         -- the long form and the sheet, from the months
         || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet)
         -- a launched campaign's response rows of its changed members
@@ -294,20 +259,26 @@ BEGIN
     PERFORM customer_analytics._drop_delta_scratch();
 END $_$;
 
--- The delta refresh's statements on the state and the targets of a
--- campaign's changed customers (pg_temp.customer_analytics_changed): one C
--- pass (_campaign_delta_state_targets) that reads their order changes
--- (changes: SQL of a relation of the signed order changes, as
--- _campaign_delta_apply takes it) and their state rows once, adjusts the
--- counts and sums in memory, looks a customer's last order date up again
--- (in orders, a relation of (customer_code, order_date)) only when a
--- removed order may have been it, writes back the rows that changed (new
--- customers added, customers left with no order deleted) and returns the
--- route customers' verdicts on the new rows (into
+-- The delta refresh's statements on the state, the targets and the months
+-- of a campaign's changed customers (pg_temp.customer_analytics_changed):
+-- one C pass (_campaign_delta_state_targets) that reads their order
+-- changes (changes: SQL of a relation of the signed order changes, as
+-- _campaign_delta_apply takes it; those of the data window and of the
+-- revenue window) and their state rows once, adjusts the counts and sums
+-- in memory, looks a customer's last order date up again (in orders, a
+-- relation of (customer_code, order_date)) only when a removed order may
+-- have been it, writes back the rows that changed (new customers added,
+-- customers left with no order deleted), decides on the new rows, then
+-- reads their rows of month_state once and writes back their months
+-- (dropped for customers no longer targets, adjusted by the changes of
+-- each month, computed for new targets; each customer whose months
+-- changed, entered or left listed in pg_temp.customer_analytics_long_keys)
+-- and returns the route customers' verdicts (into
 -- pg_temp.customer_analytics_targets); then their rows of the targets view
 -- replaced.
 CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analytics.campaigns, changes text, orders text,
-                                                               state regclass, targets regclass) RETURNS text[]
+                                                               state regclass, month_state regclass,
+                                                               targets regclass) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -316,10 +287,10 @@ CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analyt
                ' SELECT * FROM customer_analytics._campaign_delta_state_targets(%L::text[], %L::daterange, %L::numeric,'
                ' %L::daterange, %L::numeric, %L::int, %L::daterange, %L::daterange, %L::numeric, %L::boolean,'
                ' %L::text, %L::text, ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k),'
-               ' %L::regclass, %L, %L)',
+               ' %L::regclass, %L, %L, %L::regclass, %L::daterange, ''pg_temp.customer_analytics_long_keys''::regclass)',
                c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
                c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct, c.exclude_closed,
-               c.route_source, c.source_schema, state::oid, changes, orders),
+               c.route_source, c.source_schema, state::oid, changes, orders, month_state::oid, c.revenue_window),
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                targets::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
                'SELECT * FROM pg_temp.customer_analytics_targets')]
@@ -794,12 +765,15 @@ END $$;
 -- (changes, SQL read under alias x; orders, SQL of (customer_code,
 -- order_date) rows for the last orders looked up again) and written back,
 -- then the targets among them decided on the new rows, as
--- _target_customers_from_state() decides.
-CREATE FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, changes text, orders text, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) RETURNS SETOF record
+-- _target_customers_from_state() decides; with month_state (else NULL),
+-- their rows of it adjusted by the same changes in revenue_window (dropped
+-- for customers no longer targets, computed for new targets) and the
+-- customers whose months changed, entered or left listed in long_keys.
+CREATE FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, changes text, orders text, month_state regclass, revenue_window daterange, long_keys regclass, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) RETURNS SETOF record
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'campaign_delta_state_targets';
 
-COMMENT ON FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, changes text, orders text, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) IS 'internal: a campaign''s delta refresh over its changed customers: their state adjusted by the order changes and written back, the targets among them decided on it';
+COMMENT ON FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, changes text, orders text, month_state regclass, revenue_window daterange, long_keys regclass, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) IS 'internal: a campaign''s delta refresh over its changed customers: their state adjusted by the order changes and written back, the targets among them decided on it, their months adjusted';
 
 -- Internal: target_customers() deciding on a campaign's per-customer state
 -- table instead of the orders.

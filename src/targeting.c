@@ -650,14 +650,17 @@ from_lines(const TargetingPass *pass)
 
 /*
  * Total the source tables' lines by one scan (scan_lines_pass)?  As
- * from_lines(), and only while the _order_line_totals aggregate is installed.
+ * from_lines(), over one server's source tables only (a sharded source's
+ * shards fold their own lines, see sharded_orders_query), and only while the
+ * _order_line_totals aggregate is installed.
  */
 static bool
 scan_lines_installed(const TargetingPass *pass)
 {
 	Oid			argtypes[4] = {TEXTOID, TEXTOID, NUMERICOID, BYTEAOID};
 
-	return from_lines(pass) && ca_function_installed("_order_line_totals", 4, argtypes);
+	return pass->src->order_totals == NULL && from_lines(pass) &&
+		ca_function_installed("_order_line_totals", 4, argtypes);
 }
 
 /* false while the extension's SQL objects predate the aggregate (1.1 and older) */

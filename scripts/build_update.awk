@@ -23,12 +23,20 @@ infunc {
     name = $4; sub(/^customer_analytics\./, "", name); sub(/\(.*/, "", name)
     defs[name] = defs[name] $0 "\n"
 }
+# a name listed on several lines is defined once, at its last line: after
+# every function its current body calls (the order SQL-language bodies need)
 END {
+    for (i = 1; i <= lines; i++)
+        if (template[i] ~ /^-- @replace [a-z_0-9]+$/) {
+            name = template[i]; sub(/^-- @replace /, "", name)
+            last[name] = i
+        }
     for (i = 1; i <= lines; i++) {
         if (template[i] ~ /^-- @replace [a-z_0-9]+$/) {
             name = template[i]; sub(/^-- @replace /, "", name)
             if (!(name in defs)) { print "build_update.awk: no function " name " in the sources" > "/dev/stderr"; exit 1 }
-            printf "%s\n", defs[name]
+            if (last[name] == i)
+                printf "%s\n", defs[name]
         } else
             print template[i]
     }

@@ -375,8 +375,12 @@ def inner_plans(cur, setup, sql):
     cur.execute("SET auto_explain.log_min_duration = -1")
     plans = [n for n in conn.notices if "Gather" in n or "Scan" in n]
     del conn.notices[:]
-    # the order scan is the longest plan
-    return max(plans, key=len).strip() if plans else "(no plan logged)"
+
+    def duration(notice):
+        m = re.search(r"duration: ([0-9.]+) ms", notice)
+        return float(m.group(1)) if m else 0.0
+    # the scan of the orders or lines is the plan that ran longest
+    return max(plans, key=duration).strip() if plans else "(no plan logged)"
 
 
 def reload_lines_ms(cur, percent):

@@ -261,3 +261,20 @@ DROP SCHEMA dsc_bi CASCADE;
 DROP SCHEMA dsc CASCADE;
 REVOKE ALL ON SCHEMA customer_analytics_state FROM ca_dsc_analyst;
 DROP ROLE ca_dsc_analyst, ca_dsc_rep;
+
+-- the rule "must the last order be looked up again" as SQL calls it (the
+-- sharded landing): (the state's last order, the latest added date and how
+-- many added on it, the latest removed date and how many removed on it)
+SELECT x.case_, customer_analytics._campaign_last_order_unknown(x.state_last, x.added_last, x.added_at, x.removed_last, x.removed_at) AS unknown
+  FROM (VALUES ('the last order removed, nothing added', '2025-10-01'::date, NULL::date, NULL::bigint, '2025-10-01'::date, 1::bigint),
+               ('an earlier order removed', '2025-10-01', NULL, NULL, '2025-09-01', 1),
+               ('the last order changed (removed, added again)', '2025-10-01', '2025-10-01', 1, '2025-10-01', 1),
+               ('two removed on the last date, one added back', '2025-10-01', '2025-10-01', 1, '2025-10-01', 2),
+               ('no state row: added and removed on one date', NULL, '2025-11-01', 1, '2025-11-01', 1),
+               ('no state row, nothing added', NULL, NULL, NULL, '2025-11-01', 1),
+               ('the last order removed, a later one added', '2025-10-01', '2025-12-01', 1, '2025-10-01', 1),
+               ('two removed on the latest added date, one added', '2025-10-01', '2025-12-01', 1, '2025-12-01', 2),
+               ('nothing removed', '2025-10-01', '2025-12-01', 1, NULL, NULL)) x(case_, state_last, added_last, added_at, removed_last, removed_at);
+-- counts past bigint: an error, not a wrapped sum
+SELECT customer_analytics._campaign_last_order_unknown('2025-10-01', '2025-10-01', 9223372036854775807, '2025-10-01', -1);
+SELECT customer_analytics._campaign_last_order_unknown(NULL, '2025-10-01', 1, '2025-10-01', -9223372036854775808);

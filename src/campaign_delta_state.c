@@ -34,6 +34,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -50,6 +51,8 @@
 #include "numeric_acc.h"
 #include "query_stream.h"
 #include "targeting.h"
+
+PG_FUNCTION_INFO_V1(campaign_last_order_unknown);
 
 /* One state row (the columns of a campaign's state table). */
 typedef struct StateRow
@@ -428,25 +431,69 @@ sum_if_counted(int64 count, Numeric a, Numeric b)
 }
 
 /*
- * Must the last order be looked up again?  The SQL delta looked it up
- * whenever the latest order removed was no earlier than every order it
- * knew of (GREATEST(its last order, the latest added)), which is then that
- * date, R.  An order is still there on R, and R is the answer, when the
- * orders on R known to be there outnumber those removed on R: the ones
- * added on R, and one more when the state's last order was on R.  (A
- * changed order is removed and added again with its date; an order added
- * and then removed within the changes counts for nothing.)
+ * Must a changed customer's last order be looked up again?  Only where its
+ * latest removed order (R, removed_last) is no earlier than every order the
+ * delta knows of: GREATEST(the state's last order, the latest added), NULLs
+ * left out; none known, nothing to look up.  An order is still there on R,
+ * and R is the answer, when the orders on R known to be there outnumber
+ * those removed on R: the ones added on R, and one more when the state's
+ * last order was on R.  (A changed order is removed and added again with
+ * its date; an order added and then removed within the changes counts for
+ * nothing.)  The one statement of the rule: the C pass applies it to each
+ * changed customer, and a sharded campaign's landing of its shards' changes
+ * (_shard_land_changes, through _campaign_last_order_unknown) to choose the
+ * customers whose latest order it fetches from their shards.
  */
 static bool
-last_order_unknown(const DeltaCustomer *c, const StateRow *old)
+last_order_unknown(bool has_state_last, DateADT state_last,
+				   bool has_added, DateADT added_last, int64 added_at_last,
+				   bool has_removed, DateADT removed_last, int64 removed_at_last)
 {
-	int64		present = -c->removed_at_last;
+	DateADT		greatest;
+	int64		present;
 
-	if (c->has_added && c->added_last == c->removed_last)
-		present += c->added_at_last;
-	if (old != NULL && old->has_last && old->last_order == c->removed_last)
-		present += 1;
+	if (!has_removed || (!has_state_last && !has_added))
+		return false;
+	greatest = !has_state_last ? added_last :
+		!has_added ? state_last : Max(state_last, added_last);
+	if (removed_last < greatest)
+		return false;
+	if (pg_sub_s64_overflow(0, removed_at_last, &present) ||
+		(has_added && added_last == removed_last &&
+		 pg_add_s64_overflow(present, added_at_last, &present)) ||
+		(has_state_last && state_last == removed_last &&
+		 pg_add_s64_overflow(present, 1, &present)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("order counts out of range: %lld added, %lld removed",
+						(long long) added_at_last, (long long) removed_at_last),
+				 errhint("Pass the numbers of orders added and removed on the latest dates.")));
 	return present <= 0;
+}
+
+/* last_order_unknown() for a changed customer, old its state row (NULL: none) */
+static bool
+customer_last_order_unknown(const DeltaCustomer *c, const StateRow *old)
+{
+	return last_order_unknown(old != NULL && old->has_last, old != NULL ? old->last_order : 0,
+							  c->has_added, c->added_last, c->added_at_last,
+							  c->has_removed, c->removed_last, c->removed_at_last);
+}
+
+/*
+ * _campaign_last_order_unknown(state_last, added_last, added_at_last,
+ * removed_last, removed_at_last): last_order_unknown() from SQL, a NULL
+ * date meaning none (no last order in the state, nothing added or removed),
+ * a NULL count none.
+ */
+Datum
+campaign_last_order_unknown(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(last_order_unknown(!PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_DATEADT(0),
+									  !PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_DATEADT(1),
+									  PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
+									  !PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0 : PG_GETARG_DATEADT(3),
+									  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4)));
 }
 
 /*
@@ -488,8 +535,7 @@ apply_change(DeltaCustomer *c)
 			!c->has_added ? o->last_order : Max(o->last_order, c->added_last);
 		n->has_last = has_greatest;
 		n->last_order = greatest;
-		if (c->has_removed && has_greatest && c->removed_last >= greatest)
-			c->lookup_last = last_order_unknown(c, o);
+		c->lookup_last = customer_last_order_unknown(c, o);
 	}
 	else
 	{
@@ -507,8 +553,7 @@ apply_change(DeltaCustomer *c)
 		n->recent = d->recent_orders > 0 ? d->recent : NULL;
 		n->has_last = c->has_added;
 		n->last_order = c->added_last;
-		if (c->has_removed && c->has_added && c->removed_last >= c->added_last)
-			c->lookup_last = last_order_unknown(c, NULL);
+		c->lookup_last = customer_last_order_unknown(c, NULL);
 	}
 }
 

@@ -760,6 +760,17 @@ BEGIN
     RETURN written;
 END $$;
 
+-- Internal: must a changed customer's last order be looked up again
+-- (true), given the last order its campaign state holds, the latest date of
+-- an order added and of one removed by the changes (NULL: none) and how
+-- many orders were added and removed on those dates?  The rule of the delta
+-- refresh's C pass, for a sharded campaign's landing of its shards' changes.
+CREATE FUNCTION customer_analytics._campaign_last_order_unknown(state_last date, added_last date, added_at_last bigint, removed_last date, removed_at_last bigint) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'campaign_last_order_unknown';
+
+COMMENT ON FUNCTION customer_analytics._campaign_last_order_unknown(state_last date, added_last date, added_at_last bigint, removed_last date, removed_at_last bigint) IS 'internal: must a changed customer''s last order be looked up again after its order changes (the delta refresh''s rule, shared with the sharded landing)';
+
 -- Internal: a campaign's delta refresh over its changed customers
 -- (customers): their state rows adjusted by the signed order changes
 -- (changes, SQL read under alias x; orders, SQL of (customer_code,

@@ -49,13 +49,12 @@ $$;
 -- pg_temp.customer_analytics_shard_fetch), as SQL of a relation in the
 -- shape of a rollup's dirty rows (_campaign_delta_changes_sql: what
 -- _campaign_delta_apply takes), counted; and, for the changed customers
--- that lost an order in data_window that may have been their latest (not
--- before the last order date the campaign's state holds for them), the date
--- of their latest order in data_window, added to that table as rows with no
--- server (_shard_delta_orders_sql: the delta's orders, the only customers
--- whose last order it looks up): from the changes when one of their orders
--- on that date is left, else computed on their shards, one statement whose
--- grouped foreign scans run at once (none when no customer needs it).
+-- whose latest order in data_window the changes leave unknown (the delta's
+-- rule, _campaign_last_order_unknown, over the last order date the
+-- campaign's state holds for them), that order's date computed on their
+-- shards, one statement whose grouped foreign scans run at once (none when
+-- no customer needs it), added to that table as rows with no server
+-- (_shard_delta_orders_sql: the delta's orders).
 -- Every read goes through the connection the shard's status was read on
 -- (one snapshot per shard).  NULL when the shards' changes carry no order
 -- rows (rollup_changes lacks their columns), else how many order changes
@@ -75,26 +74,32 @@ BEGIN
     END IF;
     EXECUTE format('SELECT count(*) FROM %s x', changes) INTO n;
     IF n > 0 THEN
-        -- the customers that lost an order in the window on or after the
-        -- last order date their state holds (L): when as many of their
-        -- changes' rows on L were added as removed (an order's amount
-        -- changed, say), one of their orders on L is left, and their latest
-        -- is the later of L and their latest added order, known here;
-        -- the others' latest is looked up on their shards
-        EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_fetch (server, customer_code, order_date)'
-                       ' SELECT NULL, x.customer_code, GREATEST(s.last_order, max(x.order_date) FILTER (WHERE x.sign > 0))'
-                       ' FROM %s x JOIN %s s ON s.customer_code = x.customer_code'
-                       ' WHERE x.sign IS NOT NULL AND x.order_date <@ %L::daterange'
-                       ' GROUP BY x.customer_code, s.last_order'
-                       ' HAVING max(x.order_date) FILTER (WHERE x.sign < 0) = s.last_order'
-                       ' AND sum(x.sign) FILTER (WHERE x.order_date = s.last_order) >= 0',
-                       changes, state, data_window);
-        EXECUTE format('SELECT array_agg(DISTINCT x.customer_code) FROM %s x'
-                       ' LEFT JOIN %s s ON s.customer_code = x.customer_code'
-                       ' WHERE x.sign < 0 AND x.order_date <@ %L::daterange'
-                       ' AND (s.last_order IS NULL OR x.order_date >= s.last_order)'
-                       ' AND NOT EXISTS (SELECT 1 FROM %s k WHERE k.customer_code = x.customer_code)',
-                       changes, state, data_window, customer_analytics._shard_delta_orders_sql())
+        -- the changed customers whose latest order the changes leave
+        -- unknown, by the delta's own rule (_campaign_last_order_unknown:
+        -- the C pass looks up exactly these, or fewer where it deletes the
+        -- customer's row): their latest order in the window looked up on
+        -- their shards; the others' the pass knows from the state and the
+        -- changes
+        EXECUTE format('SELECT array_agg(c.customer_code) FROM ('
+                       ' SELECT w.customer_code, min(w.added_last) AS added_last,'
+                       '        (sum(w.added) FILTER (WHERE w.order_date = w.added_last))::bigint AS added_at_last,'
+                       '        min(w.removed_last) AS removed_last,'
+                       '        (sum(w.removed) FILTER (WHERE w.order_date = w.removed_last))::bigint AS removed_at_last'
+                       '   FROM (SELECT d.*,'
+                       '                max(d.order_date) FILTER (WHERE d.added IS NOT NULL) OVER (PARTITION BY d.customer_code) AS added_last,'
+                       '                max(d.order_date) FILTER (WHERE d.removed IS NOT NULL) OVER (PARTITION BY d.customer_code) AS removed_last'
+                       '           FROM (SELECT x.customer_code, x.order_date,'
+                       '                        sum(x.sign) FILTER (WHERE x.sign > 0) AS added,'
+                       '                        -sum(x.sign) FILTER (WHERE x.sign < 0) AS removed'
+                       '                   FROM %s x'
+                       '                  WHERE x.sign IS NOT NULL AND x.customer_code IS NOT NULL AND x.order_date <@ %L::daterange'
+                       '                  GROUP BY x.customer_code, x.order_date) d) w'
+                       '  GROUP BY w.customer_code'
+                       '  HAVING min(w.removed_last) IS NOT NULL) c'
+                       ' LEFT JOIN %s s ON s.customer_code = c.customer_code'
+                       ' WHERE customer_analytics._campaign_last_order_unknown(s.last_order, c.added_last, c.added_at_last,'
+                       '                                                      c.removed_last, c.removed_at_last)',
+                       changes, data_window, state)
            INTO keys;
         IF keys IS NOT NULL THEN
             EXECUTE format('INSERT INTO pg_temp.customer_analytics_shard_fetch (server, customer_code, order_date)'

@@ -7,6 +7,9 @@
 --    (a scratch table that segmentation_features() returns to the four
 --    views), not once per view: the state's reader runs once, and the four
 --    views still equal a fresh computation of their queries.
+-- 3. The elbow's view refreshed before the model's (its fits include the
+--    model's k, which the model then takes from the fit cache): the order
+--    of the recorded phases.
 \set VERBOSITY terse
 
 -- 1. 3,000 points in 5 features (six blobs), a grid with ties and each
@@ -172,6 +175,18 @@ COMMIT;
 SELECT mode ~ '^delta' AS delta FROM customer_analytics.refresh_history
  WHERE kind = 'segmentation' AND name = 'sos' ORDER BY id DESC LIMIT 1;
 SELECT pg_temp.so_exact('sos') AS views;
+-- the elbow's view is refreshed before the model's: the elbow's fits
+-- (k = 1 .. 10 in one pool of restarts) include the model's k, which the
+-- model view's kmeans_fit() then takes from the transaction's fit cache
+-- instead of fitting it alone (the views exact above)
+CREATE FUNCTION pg_temp.so_phases() RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(COALESCE(substring(p.phase ->> 'phase' FROM '^refreshing so_bi\.sos_([a-z]+)'), p.phase ->> 'phase'),
+                      ' | ' ORDER BY p.n)
+      FROM (SELECT h.phases FROM customer_analytics.refresh_history h
+             WHERE h.kind = 'segmentation' AND h.name = 'sos' ORDER BY h.id DESC LIMIT 1) h,
+           jsonb_array_elements(h.phases) WITH ORDINALITY p(phase, n)
+$$;
+SELECT pg_temp.so_phases() AS phases;
 
 -- a scratch table of that name made beforehand, with the marker and other
 -- rows, is not read: the refresh drops it before reading the state (and
@@ -206,6 +221,7 @@ SELECT pg_stat_get_xact_function_calls('customer_analytics._customer_features_fr
        AS state_reads;
 COMMIT;
 SELECT pg_temp.so_exact('sos') AS views;
+SELECT pg_temp.so_phases() AS phases;
 RESET client_min_messages;
 
 SELECT customer_analytics.drop_segmentation('sos');

@@ -670,17 +670,45 @@ state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values, Oid *types
 }
 
 /*
- * Run one of the months' write statements with its parameters as of the
- * statement's snapshot (a command id of its own: SPI increments it).
- * Plans: generic
- * (the arrays' sizes unknown), nested loops fetching each row by its ctid
- * (hash and merge joins off: their scan of the whole state is what the
- * delta avoids).  The rows were read as of the same snapshot, under the
- * refresh's lock: each ctid is the row's (a row changed in between would
- * not match, and the count below would say so).
+ * The settings of the pass's keyed writes, in an SPI connection of their
+ * own: plans that fetch each row by its ctid in nested loops (hash and
+ * merge joins off: their scan of a whole table is what the delta avoids).
+ * Returns the GUC nest level to give end_keyed_writes().
  */
+static int
+begin_keyed_writes(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return nestlevel;
+}
+
+/* The end of begin_keyed_writes(): the connection closed, the settings restored. */
 static void
-run_write(const char *sql, int nparams, const Oid *types, Datum *values, int expected)
+end_keyed_writes(int nestlevel)
+{
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * Run one write statement with its parameters as of the statement's
+ * snapshot (a command id of its own: SPI increments it), its plan generic
+ * (the arrays' sizes unknown); returns SPI's result code.  The rows were
+ * read as of the same snapshot, under the refresh's lock: each ctid is the
+ * row's (a row changed in between would not match, and the caller's count
+ * of the rows written would say so).
+ */
+static int
+execute_keyed(const char *sql, int nparams, const Oid *types, Datum *values)
 {
 	SPIPlanPtr	plan;
 	int			ret;
@@ -691,6 +719,15 @@ run_write(const char *sql, int nparams, const Oid *types, Datum *values, int exp
 	ret = SPI_execute_snapshot(plan, values, NULL, GetActiveSnapshot(), InvalidSnapshot, false, false, 0);
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql, SPI_result_code_string(ret));
+	SPI_freeplan(plan);
+	return ret;
+}
+
+/* One of the months' writes (execute_keyed), expected rows written (-1: any). */
+static void
+run_write(const char *sql, int nparams, const Oid *types, Datum *values, int expected)
+{
+	(void) execute_keyed(sql, nparams, types, values);
 	if (expected >= 0 && SPI_processed != (uint64) expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -698,9 +735,7 @@ run_write(const char *sql, int nparams, const Oid *types, Datum *values, int exp
 						expected, SPI_processed),
 				 errdetail("Statement: %s", sql),
 				 errhint("Write the state tables through refresh_campaign() only, and refresh again.")));
-	SPI_freeplan(plan);
 }
-
 
 /*
  * The state's writes in one statement with its parameters, as of the
@@ -724,7 +759,6 @@ write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCusto
 	Oid			types[1 + 2 * NSTATE_COLUMNS];
 	Datum	   *ctids;
 	StringInfoData sql;
-	SPIPlanPtr	plan;
 	int			ret;
 	int			nestlevel;
 	int64		written[3];
@@ -759,19 +793,8 @@ write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCusto
 						   " SELECT (SELECT pg_catalog.count(*) FROM gone), (SELECT pg_catalog.count(*) FROM changed),"
 						   " (SELECT pg_catalog.count(*) FROM added)");
 
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare_cursor(sql.data, 1 + 2 * NSTATE_COLUMNS, types, CURSOR_OPT_GENERIC_PLAN);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
-	ret = SPI_execute_snapshot(plan, values, NULL, GetActiveSnapshot(), InvalidSnapshot, false, false, 0);
+	nestlevel = begin_keyed_writes();
+	ret = execute_keyed(sql.data, 1 + 2 * NSTATE_COLUMNS, types, values);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql.data, SPI_result_code_string(ret));
 	for (int k = 0; k < 3; k++)
@@ -789,9 +812,7 @@ write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCusto
 					 errdetail("Statement: %s", sql.data),
 					 errhint("Write the state tables through refresh_campaign() only, and refresh again.")));
 	}
-	SPI_freeplan(plan);
-	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+	end_keyed_writes(nestlevel);
 }
 
 /*
@@ -1320,15 +1341,7 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 			targets[ntargets++] = CStringGetTextDatum(c->code);
 	}
 
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	nestlevel = begin_keyed_writes();
 	if (mp.ndeletes > 0)
 	{
 		types[0] = TIDARRAYOID;
@@ -1374,7 +1387,6 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 		run_write(psprintf("INSERT INTO %s (customer_code) SELECT pg_catalog.unnest($1) ON CONFLICT DO NOTHING",
 						   delta->long_keys),
 				  1, types, values, -1);
-	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+	end_keyed_writes(nestlevel);
 	MemoryContextDelete(months->context);
 }

@@ -197,12 +197,6 @@ delta_customer(DeltaPass *pass, const char *code)
 	return c;
 }
 
-static bool
-in_window(DateADT d, DateWindow w)
-{
-	return d >= w.lo && d < w.hi;
-}
-
 static MonthCustomer *
 month_customer(DeltaMonths *months, const char *code)
 {
@@ -310,19 +304,19 @@ fold_change(TupleTableSlot *slot, void *arg)
 	c->changed = true;
 	c->d.orders += sign;
 	numeric_accumulate(pass->context, &c->d.total, samount);
-	if (in_window(d, w->spend))
+	if (date_in_window(d, w->spend))
 	{
 		c->d.spend_orders += sign;
 		numeric_accumulate(pass->context, &c->d.spend, samount);
 	}
-	if (in_window(d, w->low_ticket) && numeric_compare(amount, w->low_ticket_below) < 0)
+	if (date_in_window(d, w->low_ticket) && numeric_compare(amount, w->low_ticket_below) < 0)
 		c->d.low_tickets += sign;
-	if (in_window(d, w->base))
+	if (date_in_window(d, w->base))
 	{
 		c->d.base_orders += sign;
 		numeric_accumulate(pass->context, &c->d.base, samount);
 	}
-	if (in_window(d, w->recent))
+	if (date_in_window(d, w->recent))
 	{
 		c->d.recent_orders += sign;
 		numeric_accumulate(pass->context, &c->d.recent, samount);

@@ -9,12 +9,6 @@
 #include "numeric_acc.h"
 #include "order_stats.h"
 
-static bool
-in_window(DateADT d, DateWindow w)
-{
-	return d >= w.lo && d < w.hi;
-}
-
 void
 order_stats_add(MemoryContext context, OrderStats *stats,
 				const OrderWindows *windows, DateADT order_date, Numeric total)
@@ -27,17 +21,17 @@ order_stats_add(MemoryContext context, OrderStats *stats,
 	stats->orders++;
 	numeric_accumulate(context, &stats->total, total);
 
-	if (in_window(order_date, windows->spend))
+	if (date_in_window(order_date, windows->spend))
 	{
 		stats->spend_orders++;
 		numeric_accumulate(context, &stats->spend, total);
 	}
-	if (in_window(order_date, windows->low_ticket) &&
+	if (date_in_window(order_date, windows->low_ticket) &&
 		numeric_compare(total, windows->low_ticket_below) < 0)
 		stats->low_tickets++;
-	if (in_window(order_date, windows->base))
+	if (date_in_window(order_date, windows->base))
 		numeric_accumulate(context, &stats->base, total);
-	if (in_window(order_date, windows->recent))
+	if (date_in_window(order_date, windows->recent))
 		numeric_accumulate(context, &stats->recent, total);
 }
 

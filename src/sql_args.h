@@ -17,6 +17,13 @@ typedef struct DateWindow
 	DateADT		hi;
 } DateWindow;
 
+/* Whether day d is in the window w. */
+static inline bool
+date_in_window(DateADT d, DateWindow w)
+{
+	return d >= w.lo && d < w.hi;
+}
+
 extern void arg_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 extern DateWindow arg_date_window(FunctionCallInfo fcinfo, int argno, const char *name);
 /* The window as a daterange Datum, [lo, hi), e.g. for a query parameter. */

@@ -403,12 +403,6 @@ fast_add(TargetingPass *pass, CustomerState *c, int i, int64 units, int dscale)
 	c->fast[i].any = true;
 }
 
-static inline bool
-in_date_window(DateADT d, DateWindow w)
-{
-	return d >= w.lo && d < w.hi;
-}
-
 /*
  * order_stats_add() for an order whose total is units (of 1e-8) with scale
  * dscale, into the customer's int64 sums: the same counts, and sums that
@@ -426,18 +420,18 @@ fast_order_add(TargetingPass *pass, CustomerState *c, DateADT order_date, int64 
 		stats->last_order = order_date;
 	stats->orders++;
 	fast_add(pass, c, FAST_TOTAL, units, dscale);
-	if (in_date_window(order_date, w->spend))
+	if (date_in_window(order_date, w->spend))
 	{
 		stats->spend_orders++;
 		fast_add(pass, c, FAST_SPEND, units, dscale);
 	}
-	if (in_date_window(order_date, w->low_ticket) &&
+	if (date_in_window(order_date, w->low_ticket) &&
 		(bar_exact ? units < bar
 		 : numeric_compare(units_to_numeric(units, dscale, pass->context), w->low_ticket_below) < 0))
 		stats->low_tickets++;
-	if (in_date_window(order_date, w->base))
+	if (date_in_window(order_date, w->base))
 		fast_add(pass, c, FAST_BASE, units, dscale);
-	if (in_date_window(order_date, w->recent))
+	if (date_in_window(order_date, w->recent))
 		fast_add(pass, c, FAST_RECENT, units, dscale);
 }
 

@@ -131,6 +131,65 @@ SELECT c.call, pg_temp.differ(replace(c.call, '@', 'fx'), replace(c.call, '@', '
     ($$customer_analytics.customer_features(source_schema => '@')$$),
     ($$customer_analytics.customer_features('[2025-06-01,2025-09-30]', '2025-10-01', '@')$$)
   ) c(call);
+-- monthly_revenue() (issue 25): one branch per partition of order_totals,
+-- each with only the codes that partition can hold (hashed as tuple
+-- routing does: the same split as the customers' rows, whose partitions
+-- have the same bounds); a code listed twice and one nobody has still get
+-- their one row a month, with the fixture's figures
+SET client_min_messages = debug1;
+SELECT count(*) FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxp');
+RESET client_min_messages;
+SELECT tableoid::regclass AS partition, count(*) FROM fxp.customers GROUP BY 1 ORDER BY 1;
+SELECT pg_temp.differ(
+    $$customer_analytics.monthly_revenue(ARRAY['0001003', 'NOSUCH', '0001003'] || ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fx')$$,
+    $$customer_analytics.monthly_revenue(ARRAY['0001003', 'NOSUCH', '0001003'] || ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxp')$$) AS rows_differing;
+SELECT count(*), count(DISTINCT customer_code) FROM customer_analytics.monthly_revenue(ARRAY['0001003', 'NOSUCH', '0001003'], '[2025-01-01,2026-01-07]', 'fxp');
+-- row security on a partition (its policies would apply if it were read on
+-- its own): the parent with the whole list, no per-partition branches
+ALTER TABLE fxp.order_totals_1 ENABLE ROW LEVEL SECURITY;
+SET client_min_messages = debug1;
+SELECT count(*) FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxp');
+RESET client_min_messages;
+ALTER TABLE fxp.order_totals_1 DISABLE ROW LEVEL SECURITY;
+-- partitions of different moduli (2, 4, 4): a code goes where routing puts it
+CREATE SCHEMA fxq;
+CREATE TABLE fxq.customers (LIKE fx.customers) PARTITION BY HASH (customer_code);
+CREATE TABLE fxq.customers_all PARTITION OF fxq.customers FOR VALUES WITH (MODULUS 1, REMAINDER 0);
+CREATE TABLE fxq.sales_orders (LIKE fx.sales_orders) PARTITION BY HASH (customer_code);
+CREATE TABLE fxq.sales_orders_all PARTITION OF fxq.sales_orders FOR VALUES WITH (MODULUS 1, REMAINDER 0);
+CREATE TABLE fxq.sales_order_lines (LIKE fxp.sales_order_lines) PARTITION BY HASH (customer_code);
+CREATE TABLE fxq.sales_order_lines_all PARTITION OF fxq.sales_order_lines FOR VALUES WITH (MODULUS 1, REMAINDER 0);
+CREATE TABLE fxq.order_totals (LIKE fxp.order_totals) PARTITION BY HASH (customer_code);
+CREATE TABLE fxq.order_totals_2_0 PARTITION OF fxq.order_totals FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE fxq.order_totals_4_1 PARTITION OF fxq.order_totals FOR VALUES WITH (MODULUS 4, REMAINDER 1);
+CREATE TABLE fxq.order_totals_4_3 PARTITION OF fxq.order_totals FOR VALUES WITH (MODULUS 4, REMAINDER 3);
+INSERT INTO fxq.customers SELECT * FROM fx.customers;
+INSERT INTO fxq.sales_orders SELECT * FROM fx.sales_orders;
+INSERT INTO fxq.sales_order_lines SELECT * FROM fxp.sales_order_lines;
+INSERT INTO fxq.order_totals SELECT * FROM fxp.order_totals;
+SELECT count(*) FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxq');
+SET client_min_messages = debug1;
+SELECT count(*) FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxq');
+RESET client_min_messages;
+SELECT tableoid::regclass AS partition, count(DISTINCT customer_code) FROM fxq.order_totals GROUP BY 1 ORDER BY 1;
+SELECT pg_temp.differ(
+    $$customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fx')$$,
+    $$customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxq')$$) AS rows_differing;
+-- not hash-partitioned on customer_code alone: the whole list, same rows
+ALTER TABLE fxq.order_totals RENAME TO order_totals_hash;
+CREATE TABLE fxq.order_totals (LIKE fxp.order_totals) PARTITION BY LIST (order_type);
+CREATE TABLE fxq.order_totals_any PARTITION OF fxq.order_totals DEFAULT;
+INSERT INTO fxq.order_totals SELECT * FROM fxp.order_totals;
+SELECT count(*) FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxq');
+SET client_min_messages = debug1;
+SELECT count(*) FROM customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxq');
+RESET client_min_messages;
+SELECT pg_temp.differ(
+    $$customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fx')$$,
+    $$customer_analytics.monthly_revenue(ARRAY(SELECT customer_code FROM fx.customers), '[2025-01-01,2026-01-07]', 'fxq')$$) AS rows_differing;
+SET client_min_messages = warning;
+DROP SCHEMA fxq CASCADE;
+RESET client_min_messages;
 -- customer_features() groups customer_feature_stats per partition too
 SET client_min_messages = debug1;
 SELECT count(*) FROM customer_analytics.customer_features(source_schema => 'fxp');

@@ -17,6 +17,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -116,18 +117,95 @@ monthly_revenue_stats_installed(void)
 	return ca_function_installed("monthly_revenue_stats", 3, argtypes);
 }
 
-/* The listed customers' orders ($2) in the window ($1), grouped per customer. */
+/*
+ * The listed customers' orders (codes: the parameter named, as "$2") in the
+ * window ($1), grouped per customer.
+ */
 static char *
-customer_months_query(const SourceTables *src)
+customer_months_grouped(const SourceTables *src, const char *codes)
 {
-	return psprintf("SELECT s.customer_code, (s.m).revenue, (s.m).orders"
-					" FROM (SELECT o.customer_code,"
+	char	   *scope = psprintf("o.customer_code::text = ANY (%s)", codes);
+
+	return psprintf("SELECT o.customer_code,"
 					" customer_analytics.monthly_revenue_stats(o.order_date, o.order_total, $1) AS m"
 					" FROM (%s) o(customer_code, order_date, order_total)"
-					" GROUP BY o.customer_code) s",
+					" GROUP BY o.customer_code",
 					src->order_totals
-					? sharded_order_totals_query(src, "", "o.customer_code::text = ANY ($2)")
-					: source_order_totals_query(src, "o.customer_code::text = ANY ($2)"));
+					? sharded_order_totals_query(src, "", scope)
+					: source_order_totals_query(src, scope));
+}
+
+/* The grouped rows (one query, or branches under UNION ALL) as the fold reads them. */
+static char *
+customer_months_query(const char *grouped)
+{
+	return psprintf("SELECT s.customer_code, (s.m).revenue, (s.m).orders FROM (%s) s", grouped);
+}
+
+/*
+ * Over a sharded source, the customers' months from one branch per
+ * partition of order_totals given codes, each reading that partition with
+ * only its codes ($2, $3, ...), under UNION ALL (one projection above it):
+ * each shard's Remote SQL, and postgres_fdw's remote EXPLAINs while the
+ * query is planned, carry that shard's codes instead of the whole list
+ * (bench/README.md, issue 25), and the branches stay foreign scans directly
+ * under the Append, scanned asynchronously.  (The parent with each branch's
+ * codes would be pruned to the same partition, but as an Append of one
+ * child, which the planner does not scan asynchronously.)  The branches'
+ * customers are disjoint, so each still gets one row.  false (nothing run)
+ * when the list cannot be split that way (sharded_codes_by_partition()):
+ * the caller then filters the parent on the whole list.
+ */
+static bool
+stream_sharded_months(const SourceTables *src, DateWindow window, ArrayType *codes,
+					  MonthlyPass *pass)
+{
+	Datum	   *elems;
+	int			nelems;
+	int			nparts;
+	List	   *parts;
+	ListCell   *lc;
+	StringInfoData sql;
+	StringInfoData counts;
+	Oid		   *types;
+	Datum	   *values;
+	int			nparams = 1;
+
+	deconstruct_array(codes, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+	parts = sharded_codes_by_partition(src, elems, nelems, &nparts);
+	if (parts == NIL)
+		return false;
+
+	types = palloc(sizeof(Oid) * (list_length(parts) + 1));
+	values = palloc(sizeof(Datum) * (list_length(parts) + 1));
+	types[0] = DATERANGEOID;
+	values[0] = date_window_datum(window);
+	initStringInfo(&sql);
+	initStringInfo(&counts);
+	foreach(lc, parts)
+	{
+		ShardCodes *part = (ShardCodes *) lfirst(lc);
+		SourceTables one = *src;
+
+		one.order_totals = part->relation;
+		types[nparams] = TEXTARRAYOID;
+		values[nparams] = PointerGetDatum(part->codes);
+		nparams++;
+		if (nparams > 2)
+		{
+			appendStringInfoString(&sql, " UNION ALL ");
+			appendStringInfoString(&counts, ", ");
+		}
+		appendStringInfoString(&sql, customer_months_grouped(&one, psprintf("$%d", nparams)));
+		appendStringInfo(&counts, "%s %d", part->relation,
+						 ArrayGetNItems(ARR_NDIM(part->codes), ARR_DIMS(part->codes)));
+	}
+	ereport(DEBUG1,
+			(errmsg_internal("customer_analytics: monthly_revenue(): %d customer codes in %d of the %d partitions of %s (%s)",
+							 nelems, list_length(parts), nparts, src->order_totals, counts.data)));
+	query_stream(customer_months_query(sql.data), nparams, types, values, NULL,
+				 fold_customer_months, pass);
+	return true;
 }
 
 /* qsort comparator: customers by code, byte order */
@@ -195,8 +273,10 @@ monthly_revenue(PG_FUNCTION_ARGS)
 		{
 			int			shard_settings = sharded_settings_push(src);
 
-			query_stream(customer_months_query(src), 2, types, values, NULL,
-						 fold_customer_months, &pass);
+			if (src->order_totals == NULL ||
+				!stream_sharded_months(src, window, codes, &pass))
+				query_stream(customer_months_query(customer_months_grouped(src, "$2")), 2, types, values, NULL,
+							 fold_customer_months, &pass);
 			sharded_settings_pop(shard_settings);
 		}
 		else

@@ -20,7 +20,21 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "sharded_source.h"
 
@@ -80,6 +94,116 @@ sharded_order_lines_query(const SourceTables *src, const char *join, const char 
 					" o.line_amount::numeric FROM %s o%s WHERE o.confirmed_code = 'Y' AND %s AND %s",
 					source_order_date_expr(&lines, "o"), src->order_lines, join,
 					source_order_window_expr(&lines, "o", "$1"), scope);
+}
+
+/*
+ * Whether the caller may read partition partid of order_totals on its own
+ * as it reads it through the parent: SELECT on it, and no row security on
+ * it (a partition's policies apply only when it is read directly; the
+ * parent's were checked by the caller).
+ */
+static bool
+partition_readable(Oid partid)
+{
+	HeapTuple	tuple;
+	bool		rls;
+
+	if (pg_class_aclcheck(partid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return false;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(partid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	rls = ((Form_pg_class) GETSTRUCT(tuple))->relrowsecurity;
+	ReleaseSysCache(tuple);
+	return !rls;
+}
+
+/*
+ * The listed customer codes (text, no NULLs) split by the partition of
+ * order_totals that can hold their rows: a List of ShardCodes, one per
+ * partition given at least one code, in the partitions' order; *nparts the
+ * partition count.  NIL when that split cannot be read partition by
+ * partition as the parent would be: order_totals not hash-partitioned on
+ * customer_code alone with a text or varchar key, row security on it or on
+ * a partition, or a partition the caller may not read on its own.  The hash
+ * is the partition key's own support function and collation, as tuple
+ * routing computes it, so a code lands in the one partition that can hold
+ * its rows (a code no partition takes has no rows and is left out).
+ */
+List *
+sharded_codes_by_partition(const SourceTables *src, Datum *codes, int ncodes, int *nparts)
+{
+	Oid			nspid = get_namespace_oid(src->schema, false);
+	Oid			relid = get_relname_relid("order_totals", nspid);
+	Relation	rel;
+	PartitionKey key;
+	PartitionDesc desc;
+	ArrayBuildState **parts;
+	List	   *result = NIL;
+	int			modulus;
+	char	   *keyname;
+	bool		usable;
+
+	*nparts = 0;
+	if (!OidIsValid(relid))
+		return NIL;
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE || rel->rd_rel->relrowsecurity)
+	{
+		table_close(rel, AccessShareLock);
+		return NIL;
+	}
+	key = RelationGetPartitionKey(rel);
+	keyname = key->partnatts == 1 && key->partattrs[0] > 0
+		? get_attname(relid, key->partattrs[0], false) : NULL;
+	desc = RelationGetPartitionDesc(rel, true);
+	usable = key->strategy == PARTITION_STRATEGY_HASH && keyname != NULL &&
+		strcmp(keyname, "customer_code") == 0 &&
+		(key->parttypid[0] == TEXTOID || key->parttypid[0] == VARCHAROID) &&
+		desc->nparts > 0;
+	for (int p = 0; usable && p < desc->nparts; p++)
+		usable = partition_readable(desc->oids[p]);
+	if (!usable)
+	{
+		table_close(rel, AccessShareLock);
+		return NIL;
+	}
+
+	modulus = get_hash_partition_greatest_modulus(desc->boundinfo);
+	parts = palloc0(sizeof(ArrayBuildState *) * desc->nparts);
+	for (int i = 0; i < ncodes; i++)
+	{
+		bool		isnull = false;
+		uint64		hash;
+		int			part;
+
+		CHECK_FOR_INTERRUPTS();
+		hash = compute_partition_hash_value(1, key->partsupfunc, key->partcollation,
+											&codes[i], &isnull);
+		part = desc->boundinfo->indexes[hash % modulus];
+		if (part < 0)
+			continue;			/* no partition for this remainder: no rows */
+		if (parts[part] == NULL)
+			parts[part] = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+		accumArrayResult(parts[part], codes[i], false, TEXTOID, CurrentMemoryContext);
+	}
+	*nparts = desc->nparts;
+	for (int p = 0; p < desc->nparts; p++)
+	{
+		Oid			partid = desc->oids[p];
+		ShardCodes *sc;
+
+		if (parts[p] == NULL)
+			continue;
+		sc = palloc(sizeof(ShardCodes));
+		sc->relation = quote_qualified_identifier(get_namespace_name(get_rel_namespace(partid)),
+												  get_rel_name(partid));
+		sc->codes = DatumGetArrayTypeP(makeArrayResult(parts[p], CurrentMemoryContext));
+		result = lappend(result, sc);
+	}
+	/* the lock stays until the end of the transaction, as the query's own */
+	table_close(rel, NoLock);
+	return result;
 }
 
 int

@@ -6,6 +6,8 @@
 #ifndef SHARDED_SOURCE_H
 #define SHARDED_SOURCE_H
 
+#include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "source_tables.h"
 
 /*
@@ -33,6 +35,27 @@ extern char *sharded_order_items_query(const SourceTables *src, const char *scop
  */
 extern char *sharded_order_lines_query(const SourceTables *src, const char *join,
 									   const char *scope);
+
+/*
+ * One partition of a sharded source's order_totals and the listed customer
+ * codes whose rows it can hold (sharded_codes_by_partition()).
+ */
+typedef struct ShardCodes
+{
+	const char *relation;		/* quoted, schema-qualified partition */
+	ArrayType  *codes;			/* text[] */
+} ShardCodes;
+
+/*
+ * The customer codes (text Datums, no NULLs) split by the partition of the
+ * sharded source's order_totals that can hold their rows: a List of
+ * ShardCodes, one per partition given a code; *nparts is set to the number
+ * of partitions.  NIL when the partitions cannot be read one by one as the
+ * parent is (not hash-partitioned on customer_code alone, row security, a
+ * partition the caller may not read): read the parent then.
+ */
+extern List *sharded_codes_by_partition(const SourceTables *src, Datum *codes, int ncodes,
+										int *nparts);
 
 /*
  * Planner settings for a query over a sharded source: partitionwise join

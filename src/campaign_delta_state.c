@@ -13,10 +13,11 @@
  * SQL's sum() and + give them (numeric arithmetic: exact, the same display
  * scale; a sum over no order NULL), looks the last order up again only
  * where a removed order may have been it, writes back the rows that
- * changed (one statement: an UPDATE, an INSERT, a DELETE, each over
- * arrays), and hands the route customers among them, with their new stats,
- * to targeting_run(), whose decisions _target_customers_from_state() makes
- * too.  The state also keeps what the decisions read of each customer's
+ * changed (through the table AM and the indexes, keyed_write.c; where the
+ * table does not allow it, one statement: an UPDATE, an INSERT, a DELETE,
+ * each over arrays), and hands the route customers among them, with their
+ * new stats, to targeting_run(), whose decisions
+ * _target_customers_from_state() makes too.  The state also keeps what the decisions read of each customer's
  * row of the customers (whether it is a route customer, its name, route,
  * address and CSM): the customers are read only for the customers whose
  * own row changed, those new to the state, and rows that do not know them
@@ -48,6 +49,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "keyed_write.h"
 #include "numeric_acc.h"
 #include "query_stream.h"
 #include "targeting.h"
@@ -568,11 +570,11 @@ make_array(Datum *elems, bool *nulls, int n, Oid typid)
 /*
  * The columns written, in the order of the UPDATE's and INSERT's arrays:
  * the key (the customer codes inserted, or the rows' ctids updated), then
- * the others.
+ * the others; the state table's columns (keyed_writer_open).
  */
 #define NSTATE_COLUMNS 16
 static const char *const state_column_names[NSTATE_COLUMNS] = {
-	NULL, "orders", "total", "last_order", "spend_orders", "spend", "low_tickets", "base_orders", "base",
+	"customer_code", "orders", "total", "last_order", "spend_orders", "spend", "low_tickets", "base_orders", "base",
 	"recent_orders", "recent", "route_customer", "trade_name", "delivery_route", "shipping_address", "csm"
 };
 static const Oid state_column_types[NSTATE_COLUMNS] = {
@@ -608,6 +610,37 @@ text_or_null(const char *s, bool *isnull)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
+/* A changed customer's new state row as its columns' values (the key: its code) */
+static void
+state_row_values(const DeltaCustomer *c, Datum *values, bool *nulls)
+{
+	const StateRow *r = &c->new;
+	const RouteAttrs *a = &c->attrs;
+	Numeric		sums[4] = {r->total, r->spend, r->base, r->recent};
+	int			sumcols[4] = {2, 5, 8, 10};
+
+	memset(nulls, 0, sizeof(bool) * NSTATE_COLUMNS);
+	values[0] = CStringGetTextDatum(c->code);
+	values[1] = Int64GetDatum(r->orders);
+	values[3] = DateADTGetDatum(r->last_order);
+	nulls[3] = !r->has_last;
+	values[4] = Int64GetDatum(r->spend_orders);
+	values[6] = Int64GetDatum(r->low_tickets);
+	values[7] = Int64GetDatum(r->base_orders);
+	values[9] = Int64GetDatum(r->recent_orders);
+	for (int k = 0; k < 4; k++)
+	{
+		values[sumcols[k]] = sums[k] ? NumericGetDatum(sums[k]) : (Datum) 0;
+		nulls[sumcols[k]] = sums[k] == NULL;
+	}
+	values[11] = BoolGetDatum(a->route == ROUTE_YES);
+	nulls[11] = a->route == ROUTE_UNKNOWN;
+	values[12] = text_or_null(a->trade_name, &nulls[12]);
+	values[13] = text_or_null(a->delivery_route, &nulls[13]);
+	values[14] = text_or_null(a->shipping_address, &nulls[14]);
+	values[15] = text_or_null(a->csm, &nulls[15]);
+}
+
 /*
  * The rows of one action as sixteen arrays (values[0] to values[15]);
  * keytype is the key's: text (the codes) or tid (the rows' ctids).
@@ -625,34 +658,18 @@ state_arrays(DeltaCustomer **rows, int n, Oid keytype, Datum *values, Oid *types
 	}
 	for (int i = 0; i < n; i++)
 	{
-		const DeltaCustomer *c = rows[i];
-		const StateRow *r = &c->new;
-		const RouteAttrs *a = &c->attrs;
-		Numeric		sums[4] = {r->total, r->spend, r->base, r->recent};
-		int			sumcols[4] = {2, 5, 8, 10};
+		Datum		row[NSTATE_COLUMNS];
+		bool		rownulls[NSTATE_COLUMNS];
 
 		CHECK_FOR_INTERRUPTS();
-
-		cols[0][i] = keytype == TIDOID ? PointerGetDatum(unconstify(ItemPointerData *, &c->ctid))
-			: CStringGetTextDatum(c->code);
-		cols[1][i] = Int64GetDatum(r->orders);
-		cols[3][i] = DateADTGetDatum(r->last_order);
-		colnulls[3][i] = !r->has_last;
-		cols[4][i] = Int64GetDatum(r->spend_orders);
-		cols[6][i] = Int64GetDatum(r->low_tickets);
-		cols[7][i] = Int64GetDatum(r->base_orders);
-		cols[9][i] = Int64GetDatum(r->recent_orders);
-		for (int k = 0; k < 4; k++)
+		state_row_values(rows[i], row, rownulls);
+		if (keytype == TIDOID)
+			row[0] = PointerGetDatum(&rows[i]->ctid);
+		for (int j = 0; j < NSTATE_COLUMNS; j++)
 		{
-			cols[sumcols[k]][i] = sums[k] ? NumericGetDatum(sums[k]) : (Datum) 0;
-			colnulls[sumcols[k]][i] = sums[k] == NULL;
+			cols[j][i] = row[j];
+			colnulls[j][i] = rownulls[j];
 		}
-		cols[11][i] = BoolGetDatum(a->route == ROUTE_YES);
-		colnulls[11][i] = a->route == ROUTE_UNKNOWN;
-		cols[12][i] = text_or_null(a->trade_name, &colnulls[12][i]);
-		cols[13][i] = text_or_null(a->delivery_route, &colnulls[13][i]);
-		cols[14][i] = text_or_null(a->shipping_address, &colnulls[14][i]);
-		cols[15][i] = text_or_null(a->csm, &colnulls[15][i]);
 	}
 	for (int j = 0; j < NSTATE_COLUMNS; j++)
 	{
@@ -732,7 +749,53 @@ run_write(const char *sql, int nparams, const Oid *types, Datum *values, int exp
 }
 
 /*
- * The state's writes in one statement with its parameters, as of the
+ * The state's writes through the table AM (keyed_write.c), when its table
+ * allows it (else false, nothing written): the rows left with no order
+ * deleted and the changed rows updated at the ctids they were read at (an
+ * update changes no indexed column, the key being customer_code alone, so
+ * that it is HOT where the state's fillfactor left room on the page: no new
+ * index entry), the new customers inserted; the same rows as the statement
+ * of write_state() writes, with the privileges it needs.
+ */
+static bool
+write_state_direct(Oid relid, DeltaCustomer **updates, int nupdates, DeltaCustomer **inserts, int ninserts,
+				   DeltaCustomer **deletes, int ndeletes)
+{
+	KeyedWriter *w;
+	MemoryContext rowcontext;
+	MemoryContext old;
+	Datum		values[NSTATE_COLUMNS];
+	bool		nulls[NSTATE_COLUMNS];
+
+	w = keyed_writer_open(relid, NSTATE_COLUMNS, state_column_names, state_column_types,
+						  ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE);
+	if (w == NULL)
+		return false;
+	rowcontext = AllocSetContextCreate(CurrentMemoryContext, "customer_analytics state row",
+									   ALLOCSET_SMALL_SIZES);
+	for (int i = 0; i < ndeletes; i++)
+		keyed_writer_delete(w, &deletes[i]->ctid);
+	for (int i = 0; i < nupdates + ninserts; i++)
+	{
+		DeltaCustomer *c = i < nupdates ? updates[i] : inserts[i - nupdates];
+
+		old = MemoryContextSwitchTo(rowcontext);
+		state_row_values(c, values, nulls);
+		if (i < nupdates)
+			keyed_writer_update(w, &c->ctid, values, nulls);
+		else
+			keyed_writer_insert(w, values, nulls);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcontext);
+	}
+	MemoryContextDelete(rowcontext);
+	keyed_writer_close(w);
+	return true;
+}
+
+/*
+ * The state's writes: through the table AM (write_state_direct) where the
+ * table allows it; else in one statement with its parameters, as of the
  * statement's snapshot (a command id of its own: SPI increments it): the
  * rows left with no order deleted, the changed rows updated (both by the
  * ctid they were read at, a parameterized Tid Scan: no second probe of the
@@ -746,7 +809,7 @@ run_write(const char *sql, int nparams, const Oid *types, Datum *values, int exp
  * HOT updates, with no new index entry.
  */
 static void
-write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCustomer **inserts, int ninserts,
+write_state(const char *state, Oid relid, DeltaCustomer **updates, int nupdates, DeltaCustomer **inserts, int ninserts,
 			DeltaCustomer **deletes, int ndeletes)
 {
 	Datum		values[1 + 2 * NSTATE_COLUMNS];
@@ -760,6 +823,12 @@ write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCusto
 
 	if (nupdates + ninserts + ndeletes == 0)
 		return;
+	nestlevel = begin_keyed_writes();
+	if (write_state_direct(relid, updates, nupdates, inserts, ninserts, deletes, ndeletes))
+	{
+		end_keyed_writes(nestlevel);
+		return;
+	}
 
 	ctids = palloc(sizeof(Datum) * Max(ndeletes, 1));
 	for (int i = 0; i < ndeletes; i++)
@@ -787,7 +856,6 @@ write_state(const char *state, DeltaCustomer **updates, int nupdates, DeltaCusto
 						   " SELECT (SELECT pg_catalog.count(*) FROM gone), (SELECT pg_catalog.count(*) FROM changed),"
 						   " (SELECT pg_catalog.count(*) FROM added)");
 
-	nestlevel = begin_keyed_writes();
 	ret = execute_keyed(sql.data, 1 + 2 * NSTATE_COLUMNS, types, values);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql.data, SPI_result_code_string(ret));
@@ -1119,7 +1187,7 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 							2, types, values, NULL, fold_last_order, &pass);
 	}
 
-	write_state(delta->state, updates, nupdates, inserts, ninserts, deletes, ndeletes);
+	write_state(delta->state, delta->state_relid, updates, nupdates, inserts, ninserts, deletes, ndeletes);
 
 	emit_route_customers(&pass, hook);
 	MemoryContextDelete(pass.context);
@@ -1132,10 +1200,11 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
  * month_state read once (one keyed scan, with their ctids); a customer's
  * rows dropped when it is no longer a target; a target's rows of the
  * months its changes touch adjusted (orders + the signed count, revenue +
- * the signed sum, 0 when no order is left in the month), fetched by ctid;
- * the rows of a new target (no row yet) computed by monthly_revenue(); each
- * customer whose rows were dropped, adjusted or added listed in the long
- * form's keys.  The month sums come from the pass's read of the changes
+ * the signed sum, 0 when no order is left in the month), fetched by ctid
+ * (the deletes and updates through the table AM where month_state allows
+ * it, write_months_direct); the rows of a new target (no row yet) computed
+ * by monthly_revenue(); each customer whose rows were dropped, adjusted or
+ * added listed in the long form's keys.  The month sums come from the pass's read of the changes
  * (fold_month_change).
  */
 DeltaMonths *
@@ -1158,6 +1227,8 @@ typedef struct MonthPass
 	Datum	   *deletes;		/* ctids (copies) */
 	int			nupdates;
 	Datum	   *update_ctids;
+	Datum	   *update_codes;	/* (text: the row's key, kept as it is) */
+	Datum	   *update_months;
 	Datum	   *update_revenue;
 	bool	   *update_revenue_nulls;
 	Datum	   *update_orders;
@@ -1203,6 +1274,8 @@ grow_month_rows(MonthPass *mp)
 	mp->maxrows *= 2;
 	mp->deletes = repalloc(mp->deletes, sizeof(Datum) * mp->maxrows);
 	mp->update_ctids = repalloc(mp->update_ctids, sizeof(Datum) * mp->maxrows);
+	mp->update_codes = repalloc(mp->update_codes, sizeof(Datum) * mp->maxrows);
+	mp->update_months = repalloc(mp->update_months, sizeof(Datum) * mp->maxrows);
 	mp->update_revenue = repalloc(mp->update_revenue, sizeof(Datum) * mp->maxrows);
 	mp->update_revenue_nulls = repalloc(mp->update_revenue_nulls, sizeof(bool) * mp->maxrows);
 	mp->update_orders = repalloc(mp->update_orders, sizeof(Datum) * mp->maxrows);
@@ -1270,10 +1343,43 @@ fold_month_row(TupleTableSlot *slot, void *arg)
 		mp->update_revenue_nulls[n] = revenue == NULL;
 		mp->update_revenue[n] = revenue ? NumericGetDatum(revenue) : (Datum) 0;
 		mp->update_ctids[n] = ctid_copy(mp->months->context, slot->tts_values[4]);
+		mp->update_codes[n] = PointerGetDatum(cstring_to_text(code));
+		mp->update_months[n] = DateADTGetDatum(month);
 		/* as the SQL's UPDATE ... RETURNING listed it: a month row matched */
 		list_long_key(mp, m);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The months' deletes and updates through the table AM (keyed_write.c),
+ * when month_state allows it (else false, nothing written): the rows at
+ * the ctids they were read at, the updated ones whole (their key as read,
+ * so HOT where the page has room), as the statements of
+ * campaign_delta_months_apply() write them, with the privileges they need.
+ */
+static bool
+write_months_direct(Oid relid, const MonthPass *mp)
+{
+	static const char *const names[4] = {"customer_code", "month", "revenue", "orders"};
+	static const Oid types[4] = {TEXTOID, DATEOID, NUMERICOID, INT8OID};
+	KeyedWriter *w;
+
+	w = keyed_writer_open(relid, 4, names, types,
+						  ACL_SELECT | (mp->ndeletes > 0 ? ACL_DELETE : 0) | (mp->nupdates > 0 ? ACL_UPDATE : 0));
+	if (w == NULL)
+		return false;
+	for (int i = 0; i < mp->ndeletes; i++)
+		keyed_writer_delete(w, (ItemPointer) DatumGetPointer(mp->deletes[i]));
+	for (int i = 0; i < mp->nupdates; i++)
+	{
+		Datum		values[4] = {mp->update_codes[i], mp->update_months[i], mp->update_revenue[i], mp->update_orders[i]};
+		bool		nulls[4] = {false, false, mp->update_revenue_nulls[i], mp->update_orders_nulls[i]};
+
+		keyed_writer_update(w, (ItemPointer) DatumGetPointer(mp->update_ctids[i]), values, nulls);
+	}
+	keyed_writer_close(w);
+	return true;
 }
 
 /*
@@ -1301,6 +1407,8 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 	mp.maxrows = 64;
 	mp.deletes = palloc(sizeof(Datum) * mp.maxrows);
 	mp.update_ctids = palloc(sizeof(Datum) * mp.maxrows);
+	mp.update_codes = palloc(sizeof(Datum) * mp.maxrows);
+	mp.update_months = palloc(sizeof(Datum) * mp.maxrows);
 	mp.update_revenue = palloc(sizeof(Datum) * mp.maxrows);
 	mp.update_revenue_nulls = palloc(sizeof(bool) * mp.maxrows);
 	mp.update_orders = palloc(sizeof(Datum) * mp.maxrows);
@@ -1336,6 +1444,8 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 	}
 
 	nestlevel = begin_keyed_writes();
+	if (mp.ndeletes + mp.nupdates == 0 || write_months_direct(delta->month_state_relid, &mp))
+		mp.ndeletes = mp.nupdates = 0;	/* (written) */
 	if (mp.ndeletes > 0)
 	{
 		types[0] = TIDARRAYOID;

@@ -221,12 +221,14 @@ campaign_delta_state_targets(PG_FUNCTION_ARGS)
 				 errmsg("per-customer state cannot serve route_source => 'order'"),
 				 errhint("Campaigns with routes from the orders are refreshed from the rollup.")));
 	delta.state = state_relation_arg(fcinfo, TARGETING_NARGS);
+	delta.state_relid = PG_GETARG_OID(TARGETING_NARGS);
 	delta.changes = sql_text_arg(fcinfo, TARGETING_NARGS + 1, "changes",
 								 "Pass the SQL of a relation of the signed order changes.");
 	delta.orders = sql_text_arg(fcinfo, TARGETING_NARGS + 2, "orders",
 								"Pass the SQL of a relation of (customer_code, order_date).");
 	delta.params = &params;
 	delta.month_state = NULL;
+	delta.month_state_relid = InvalidOid;
 	delta.revenue_window = (Datum) 0;
 	delta.long_keys = NULL;
 	delta.months = NULL;
@@ -234,6 +236,7 @@ campaign_delta_state_targets(PG_FUNCTION_ARGS)
 	if (PG_NARGS() >= TARGETING_NARGS + 6 && !PG_ARGISNULL(TARGETING_NARGS + 3))
 	{
 		delta.month_state = state_relation_arg(fcinfo, TARGETING_NARGS + 3);
+		delta.month_state_relid = PG_GETARG_OID(TARGETING_NARGS + 3);
 		if (PG_ARGISNULL(TARGETING_NARGS + 4) || PG_ARGISNULL(TARGETING_NARGS + 5))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -118,11 +118,13 @@ extern Numeric customer_avg_ticket(const CustomerState *c);
 typedef struct CampaignDeltaState
 {
 	const char *state;			/* the campaign's state table, quoted name */
+	Oid			state_relid;	/* ... and its OID */
 	const char *changes;		/* SQL of the signed order changes (alias x) */
 	const char *orders;			/* SQL of (customer_code, order_date) rows */
 	const TargetingParams *params;	/* windows, data window, changed customers */
 	/* the months (campaign_delta_months_apply); month_state NULL: none */
 	const char *month_state;	/* the campaign's month state, quoted name */
+	Oid			month_state_relid;	/* ... and its OID */
 	Datum		revenue_window; /* daterange */
 	const char *long_keys;		/* table of the long form's keys, quoted name */
 	struct DeltaMonths *months; /* the change rows per customer and month */

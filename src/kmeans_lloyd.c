@@ -354,15 +354,16 @@ nearest2(const double *point, const double *centers, int k, int dim, int known, 
 	for (int c = 1; c < k; c++)
 	{
 		double		d = c == known ? known_d2 : dist2(point, centers + c * dim, dim);
+		bool		nearer = d < bestd;
 
-		if (d < bestd)
-		{
-			second = bestd;
-			bestd = d;
-			best = c;
-		}
-		else if (d < second)
-			second = d;
+		/*
+		 * if d < bestd: second = bestd, bestd = d, best = c; else if d <
+		 * second: second = d.  Written as selects (no branch to mispredict
+		 * on the order of the distances): the same values.
+		 */
+		second = nearer ? bestd : (d < second ? d : second);
+		bestd = nearer ? d : bestd;
+		best = nearer ? c : best;
 	}
 	*best_d2 = bestd;
 	*second_d2 = second;
@@ -399,45 +400,87 @@ hamerly_half(HamerlyBounds *hb, const double *centers, int k, int dim)
 
 /*
  * The nearest centre of point i (as kmeans_nearest()), from its bounds when
- * they decide it, and its bounds made current.
+ * they decide it, and its bounds made current.  The bounds' arrays come as
+ * restrict pointers and their scale and the counter of decided points by
+ * reference: inlined into a pass over the points, they stay in registers
+ * (a store of one point's bound does not make the compiler reload them).
  */
-static inline int
-hamerly_assign(HamerlyBounds *hb, const double *point, int64 i, int current,
-			   const double *centers, int k, int dim)
+static pg_attribute_always_inline int
+hamerly_assign(double *restrict upper, double *restrict lower, const double *restrict half,
+			   double *scale, int64 *skipped, bool valid, const double *point, int64 i,
+			   int current, const double *centers, int k, int dim)
 {
-	double		slack = KMEANS_BOUND_SLACK * hb->scale;
 	double		d2 = 0,
 				second;
 	int			c;
 	int			known = -1;		/* the centre whose squared distance is d2 */
 
-	if (hb->valid)
+	if (valid)
 	{
-		double		m = Max(hb->half[current], hb->lower[i]);
+		double		slack = KMEANS_BOUND_SLACK * *scale;
+		double		m = Max(half[current], lower[i]);
+		double		u;
 
-		if (hb->upper[i] + slack < m)
+		if (upper[i] + slack < m)
 		{
-			hb->skipped++;
+			(*skipped)++;
 			return current;
 		}
 		/* tighten the upper bound: one distance instead of k */
 		d2 = dist2(point, centers + current * dim, dim);
 		known = current;
-		hb->upper[i] = sqrt(d2);
-		if (hb->upper[i] + slack < m)
+		u = sqrt(d2);
+		upper[i] = u;
+		if (u + slack < m)
 		{
-			hb->skipped++;
+			(*skipped)++;
 			return current;
 		}
 	}
 	/* the k distances, current's already computed */
 	c = nearest2(point, centers, k, dim, known, d2, &d2, &second);
-	hb->upper[i] = sqrt(d2);
-	hb->lower[i] = sqrt(second);
-	if (isfinite(hb->lower[i]))
-		hb->scale = Max(hb->scale, hb->lower[i]);
-	hb->scale = Max(hb->scale, hb->upper[i]);
+	upper[i] = sqrt(d2);
+	lower[i] = sqrt(second);
+	if (isfinite(lower[i]))
+		*scale = Max(*scale, lower[i]);
+	*scale = Max(*scale, upper[i]);
 	return c;
+}
+
+/*
+ * One assignment pass of Lloyd's iteration with Hamerly's bounds: for every
+ * point in order, hamerly_assign(), then its label, its cluster's count and
+ * sum (point by point in order, as the plain pass).  Returns whether every
+ * point kept its label.
+ */
+static bool
+hamerly_pass(HamerlyBounds *hb, const double *restrict z, int64 n, int dim, int k,
+			 const double *restrict centers, const int32 *restrict old_labels,
+			 int32 *restrict labels, double *restrict sums, int64 *restrict counts)
+{
+	double		scale = hb->scale;
+	int64		skipped = hb->skipped;
+	bool		same = true;
+
+	for (int64 i = 0; i < n; i++)
+	{
+		const double *x = z + i * dim;
+		int			c;
+
+		/* one point costs up to k * dim = KMEANS_MAX_K * CA_MAX_FEATURES operations */
+		CHECK_FOR_INTERRUPTS();
+		c = hamerly_assign(hb->upper, hb->lower, hb->half, &scale, &skipped, hb->valid, x, i,
+						   old_labels[i], centers, k, dim);
+		labels[i] = c;
+		counts[c]++;
+		/* point by point in order, each feature's sum its own: the same sums */
+		add_to(sums + c * dim, x, dim);
+		if (c != old_labels[i])
+			same = false;
+	}
+	hb->scale = scale;
+	hb->skipped = skipped;
+	return same;
 }
 
 /* After the centres moved: the points' bounds loosened by the moves. */
@@ -503,24 +546,23 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 		memset(counts, 0, sizeof(int64) * k);
 		if (bounds)
 			hamerly_half(&hb, centers, k, dim);
-		for (int64 i = 0; i < n; i++)
-		{
-			int			c;
+		if (bounds)
+			same = hamerly_pass(&hb, z, n, dim, k, centers, old_labels, fit->labels, sums, counts);
+		else
+			for (int64 i = 0; i < n; i++)
+			{
+				int			c;
 
-			/* one point costs up to k * dim = KMEANS_MAX_K * CA_MAX_FEATURES operations */
-			CHECK_FOR_INTERRUPTS();
-			if (bounds)
-				c = hamerly_assign(&hb, z + i * dim, i, old_labels[i], centers, k, dim);
-			else
+				/* one point costs up to k * dim = KMEANS_MAX_K * CA_MAX_FEATURES operations */
+				CHECK_FOR_INTERRUPTS();
 				c = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
-
-			fit->labels[i] = c;
-			counts[c]++;
-			/* point by point in order, each feature's sum its own: the same sums */
-			add_to(sums + c * dim, z + i * dim, dim);
-			if (c != old_labels[i])
-				same = false;
-		}
+				fit->labels[i] = c;
+				counts[c]++;
+				/* point by point in order, each feature's sum its own: the same sums */
+				add_to(sums + c * dim, z + i * dim, dim);
+				if (c != old_labels[i])
+					same = false;
+			}
 		hb.valid = bounds;
 		relocate_empty(z, n, dim, k, centers, fit->labels, sums, counts);
 		for (int c = 0; c < k; c++)
@@ -561,16 +603,20 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 	/* labels must match the final centres */
 	if (!strict)
 	{
+		double		scale = hb.scale;
+
 		if (bounds)
 			hamerly_half(&hb, centers, k, dim);
 		for (int64 i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
 			if (bounds)
-				fit->labels[i] = hamerly_assign(&hb, z + i * dim, i, fit->labels[i], centers, k, dim);
+				fit->labels[i] = hamerly_assign(hb.upper, hb.lower, hb.half, &scale, &hb.skipped,
+												hb.valid, z + i * dim, i, fit->labels[i], centers, k, dim);
 			else
 				fit->labels[i] = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
 		}
+		hb.scale = scale;
 	}
 
 	fit->inertia = 0;

@@ -37,6 +37,7 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -46,6 +47,7 @@
 PG_FUNCTION_INFO_V1(matview_apply);
 PG_FUNCTION_INFO_V1(matview_lock);
 PG_FUNCTION_INFO_V1(matview_applied);
+PG_FUNCTION_INFO_V1(matview_touched);
 
 /*
  * The rows each _matview_apply() added to a view (inserted minus deleted),
@@ -62,6 +64,7 @@ typedef struct AppliedRows
 	int64		added;
 	SubTransactionId subxid;	/* where the rows were applied */
 	SubTransactionId read_in;	/* where _matview_applied() read them, or Invalid */
+	ArrayType  *touched;		/* the keys of the rows written or deleted (text[]) */
 	struct AppliedRows *next;
 } AppliedRows;
 
@@ -80,6 +83,7 @@ applied_forget(SubTransactionId from)
 		if (from == InvalidSubTransactionId || a->subxid >= from)
 		{
 			*link = a->next;
+			pfree(a->touched);
 			pfree(a);
 			continue;
 		}
@@ -109,7 +113,7 @@ applied_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 static void
-applied_note(Oid relid, int64 added)
+applied_note(Oid relid, int64 added, ArrayType *touched)
 {
 	AppliedRows *a;
 
@@ -124,6 +128,8 @@ applied_note(Oid relid, int64 added)
 	a->added = added;
 	a->subxid = GetCurrentSubTransactionId();
 	a->read_in = InvalidSubTransactionId;
+	a->touched = (ArrayType *) MemoryContextAlloc(TopMemoryContext, VARSIZE(touched));
+	memcpy(a->touched, touched, VARSIZE(touched));
 	a->next = applied_rows;
 	applied_rows = a;
 }
@@ -154,23 +160,78 @@ check_row_type(Relation rel, TupleDesc desc)
 }
 
 /*
+ * The prepared statement of key_rows() per view, kept for the session
+ * (SPI_keepplan: the plan cache plans it again when the view, its indexes
+ * or the search_path change), so that a refresh does not parse and plan it
+ * again.  An entry is used only for the view it was made for, under the
+ * name it was made with: a view renamed, or dropped and made again, gets a
+ * new statement.  A few entries (a campaign's three views), the oldest
+ * replaced when full.
+ */
+#define KEY_ROWS_PLANS 12
+
+typedef struct KeyRowsPlan
+{
+	Oid			relid;
+	char	   *name;			/* qualified, quoted (TopMemoryContext) */
+	SPIPlanPtr	plan;
+} KeyRowsPlan;
+
+static KeyRowsPlan key_rows_plans[KEY_ROWS_PLANS];
+static int	key_rows_next = 0;
+
+/* The kept statement of key_rows() for rel (named name), prepared once. */
+static SPIPlanPtr
+key_rows_plan(Relation rel, const char *name)
+{
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	KeyRowsPlan *slot;
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < KEY_ROWS_PLANS; i++)
+		if (key_rows_plans[i].plan != NULL && key_rows_plans[i].relid == RelationGetRelid(rel) &&
+			strcmp(key_rows_plans[i].name, name) == 0)
+			return key_rows_plans[i].plan;
+	plan = SPI_prepare(psprintf("SELECT m.ctid, m.* FROM %s m"
+								" WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1)))", name),
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the search of the rows to replace in %s: %s",
+			 name, SPI_result_code_string(SPI_result));
+	slot = &key_rows_plans[key_rows_next];
+	key_rows_next = (key_rows_next + 1) % KEY_ROWS_PLANS;
+	if (slot->plan != NULL)
+	{
+		SPI_freeplan(slot->plan);
+		pfree(slot->name);
+		slot->plan = NULL;
+	}
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the search of the rows to replace in %s", name);
+	slot->relid = RelationGetRelid(rel);
+	slot->name = MemoryContextStrdup(TopMemoryContext, name);
+	slot->plan = plan;
+	return plan;
+}
+
+/*
  * The view's current rows whose customer_code is one of keys (found through
- * the view's index by an ordinary query), as of the active snapshot: an
- * SPI result whose first column is the row's ctid and the others its
- * columns.  The keys are given as an array the planner cannot see the size
- * of (an InitPlan): it then probes the index for each key, never reading
- * the whole view with a hashed filter, whatever its estimates.
+ * the view's index by an ordinary query, prepared once per session), as of
+ * the active snapshot: an SPI result whose first column is the row's ctid
+ * and the others its columns.  The keys are given as an array the planner
+ * cannot see the size of (an InitPlan): it then probes the index for each
+ * key, never reading the whole view with a hashed filter, whatever its
+ * estimates (the same plan whatever the keys, so one kept for the session
+ * is the one each call would make).
  */
 static SPITupleTable *
 key_rows(Relation rel, Datum keys)
 {
-	Oid			argtypes[1] = {TEXTARRAYOID};
+	char	   *name = qualified_name(rel);
 	Datum		args[1] = {keys};
-	char	   *sql = psprintf("SELECT m.ctid, m.* FROM %s m WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1)))",
-							   qualified_name(rel));
 
-	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not find the rows to replace in %s", qualified_name(rel));
+	if (SPI_execute_plan(key_rows_plan(rel, name), args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not find the rows to replace in %s", name);
 	return SPI_tuptable;
 }
 
@@ -450,6 +511,43 @@ write_rows(Relation rel, SPITupleTable *old, SPITupleTable *new, uint64 nnew, co
 }
 
 /*
+ * The keys (customer_code, column key of the view) of the rows an apply
+ * wrote or deleted: the old rows not kept (deleted; ctid first) and the new
+ * rows not kept (inserted, or written over their old row), as a text[]
+ * (a key may appear twice; NULL keys left out).
+ */
+static ArrayType *
+touched_keys(SPITupleTable *old, uint64 nold, const bool *old_kept, SPITupleTable *new, uint64 nnew,
+			 const bool *new_kept, int key)
+{
+	Datum	   *keys = palloc(sizeof(Datum) * Max(nold + nnew, 1));
+	int			n = 0;
+	bool		isnull;
+
+	for (uint64 i = 0; i < nold; i++)
+	{
+		Datum		k;
+
+		if (old_kept[i])
+			continue;
+		k = SPI_getbinval(old->vals[i], old->tupdesc, key + 2, &isnull);
+		if (!isnull)
+			keys[n++] = k;
+	}
+	for (uint64 j = 0; j < nnew; j++)
+	{
+		Datum		k;
+
+		if (new_kept[j])
+			continue;
+		k = SPI_getbinval(new->vals[j], new->tupdesc, key + 1, &isnull);
+		if (!isnull)
+			keys[n++] = k;
+	}
+	return construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/*
  * Open the materialized view relid with ExclusiveLock (what REFRESH ...
  * CONCURRENTLY takes: readers go on, writers and refreshes wait), as its
  * owner.
@@ -491,7 +589,8 @@ matview_lock(PG_FUNCTION_ARGS)
  *
  * Makes the rows of matview whose customer_code is in keys the rows
  * rows_sql returns (which must be rows of those keys, with the view's
- * column types), as of the active snapshot: a current row identical
+ * column types; it may read keys as its parameter $1, text[]), as of the
+ * active snapshot: a current row identical
  * (column by column, by binary image) to a new row stays as it is, the
  * other current rows are deleted and the other new rows inserted, so that
  * a customer whose rows did not change costs no write; an old row left and
@@ -516,6 +615,8 @@ matview_apply(PG_FUNCTION_ARGS)
 	int64	   *new_pair;
 	uint64		updated;
 	int			key;
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		args[1];
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -524,6 +625,7 @@ matview_apply(PG_FUNCTION_ARGS)
 				 errhint("Pass '{}' as keys when no customer changed.")));
 	relid = PG_GETARG_OID(0);
 	rows_sql = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	args[0] = PG_GETARG_DATUM(1);
 
 	rel = open_owned_matview(relid);
 	if (!RelationIsPopulated(rel))
@@ -542,7 +644,8 @@ matview_apply(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	old = key_rows(rel, PG_GETARG_DATUM(1));
 	nold = SPI_processed;
-	if (SPI_execute(rows_sql, true, 0) != SPI_OK_SELECT)
+	/* (rows_sql may read the keys as $1) */
+	if (SPI_execute_with_args(rows_sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rows_sql must be a query"),
@@ -557,9 +660,10 @@ matview_apply(PG_FUNCTION_ARGS)
 	match_rows(RelationGetDescr(rel), old, nold, new, nnew, key, old_kept, new_kept, new_pair);
 	deleted = delete_rows(rel, old, nold, old_kept);
 	inserted = write_rows(rel, old, new, nnew, new_kept, new_pair, &updated);
-	SPI_finish();
 	/* (an update neither adds nor removes a row) */
-	applied_note(relid, (int64) (inserted - updated) - (int64) deleted);
+	applied_note(relid, (int64) (inserted - updated) - (int64) deleted,
+				 touched_keys(old, nold, old_kept, new, nnew, new_kept, key));
+	SPI_finish();
 
 	/* the statements after this one see the new rows */
 	CommandCounterIncrement();
@@ -597,4 +701,42 @@ matview_applied(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_INT64(added);
+}
+
+/*
+ * _matview_touched(matview regclass) returns text[]
+ *
+ * The customer codes whose rows the last _matview_apply() on matview in
+ * this transaction (not rolled back) wrote or deleted; NULL when none ran.
+ * A row it left as it was (identical before and after) is not among them:
+ * a view derived from matview's rows (the campaign's sheet from its
+ * targets view) changes, for those customers, only where what else it
+ * reads changed.
+ */
+Datum
+matview_touched(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matview must not be NULL"),
+				 errhint("Pass the materialized view whose written keys are asked for.")));
+	relid = PG_GETARG_OID(0);
+	/* (the keys are the view's: for those who may read it) */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_MATVIEW, get_rel_name(relid));
+	/* (the list is newest first) */
+	for (AppliedRows *a = applied_rows; a != NULL; a = a->next)
+	{
+		if (a->relid == relid)
+		{
+			ArrayType  *copy = palloc(VARSIZE(a->touched));
+
+			memcpy(copy, a->touched, VARSIZE(a->touched));
+			PG_RETURN_ARRAYTYPE_P(copy);
+		}
+	}
+	PG_RETURN_NULL();
 }

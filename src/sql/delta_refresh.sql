@@ -249,7 +249,8 @@ BEGIN
         -- verdicts on it and their months, in one pass; into the targets view
         || customer_analytics._campaign_delta_targets_sql(c, changes, orders, state, month_state, targets)
         -- the long form and the sheet, from the months
-        || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet)
+        || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet,
+               CASE WHEN customer_analytics._campaign_views_as_recorded(s, targets, sheet) THEN targets END)
         -- a launched campaign's response rows of its changed members
         || launch);
     IF snapshot IS NOT NULL THEN
@@ -299,11 +300,19 @@ $$;
 -- The delta refresh's statements on a campaign's long form and sheet: the
 -- rows of the customers whose months changed, entered or left
 -- (pg_temp.customer_analytics_long_keys) replaced in the long form from
--- month_state; the rows of the changed customers
--- (pg_temp.customer_analytics_changed) replaced in the sheet from their
--- targets and months.
+-- month_state; in the sheet, from their targets and months, the rows of
+-- the changed customers (pg_temp.customer_analytics_changed) or, with
+-- targets (the targets view, applied before these statements and, like
+-- the sheet, as the last refresh left it), only those of the customers
+-- whose targets row was written or deleted (_matview_touched) or whose
+-- months changed, entered or left: a sheet row is its target's row and
+-- months, so the other changed customers' rows are as they were (non-
+-- targets have none; a target whose orders changed outside the revenue
+-- window with the same targets row keeps its row) and are neither read nor
+-- computed.
 CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytics.campaigns, month_state regclass,
-                                                             long_form regclass, sheet regclass) RETURNS text[]
+                                                             long_form regclass, sheet regclass,
+                                                             targets regclass) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -312,11 +321,43 @@ CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytic
                long_form::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
                format('SELECT m.customer_code, m.month, m.revenue, m.orders FROM %s m'
                       ' WHERE m.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k))', month_state)),
+        CASE WHEN targets IS NULL THEN
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                sheet::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
                customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
                    format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
-                          ' WHERE m.customer_code = ANY (ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t)))', month_state)))]
+                          ' WHERE m.customer_code = ANY (ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t)))', month_state)))
+        ELSE
+        -- (the keys are the rows' $1: the new targets among them by a
+        -- hashed semi-join, their months by key.  They are taken from the
+        -- list of changed customers, in its order, which is the views'
+        -- indexes' order: the index scans sort their array of keys, and a
+        -- sorted one costs them one pass, not a sort in the database's
+        -- collation)
+        format('SELECT customer_analytics._matview_apply(%L::regclass, ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k'
+               ' WHERE k.customer_code IN (SELECT pg_catalog.unnest(customer_analytics._matview_touched(%L::regclass))'
+               ' UNION ALL SELECT l.customer_code FROM pg_temp.customer_analytics_long_keys l)), %L)',
+               sheet::oid, targets::oid,
+               customer_analytics._campaign_sheet_rows_sql(c,
+                   '(SELECT t.* FROM pg_temp.customer_analytics_targets t WHERE t.customer_code IN (SELECT pg_catalog.unnest($1::pg_catalog.text[])))',
+                   format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
+                          ' WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1::pg_catalog.text[]))))', month_state)))
+        END]
+$$;
+
+-- Are a campaign's targets view and sheet the versions of their catalog
+-- rows its last refresh recorded (s.view_rows; _view_version)?  Then no
+-- REFRESH ran on either since, and the sheet's rows are those of the
+-- targets view's rows and the months as that refresh left them: the delta
+-- refresh's sheet need only follow the targets rows it writes and the
+-- months that change (_campaign_delta_views_sql).  false when not recorded.
+CREATE FUNCTION customer_analytics._campaign_views_as_recorded(s customer_analytics.campaign_refresh_state,
+                                                               targets regclass, sheet regclass) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT COALESCE(s.view_rows -> 'targets' ->> 'version' = customer_analytics._view_version(targets)
+                    AND s.view_rows -> 'monthly' ->> 'version' = customer_analytics._view_version(sheet), false)
 $$;
 
 -- The sheet's rows (one per target, a column per month) from a relation of
@@ -639,6 +680,15 @@ CREATE FUNCTION customer_analytics._matview_applied(matview regclass) RETURNS bi
     AS 'MODULE_PATHNAME', 'matview_applied';
 
 COMMENT ON FUNCTION customer_analytics._matview_applied(matview regclass) IS 'internal: the rows _matview_apply() added to a materialized view (inserted minus deleted) in this transaction since the last call for it';
+
+-- Internal: the customer codes whose rows the last _matview_apply on a
+-- materialized view in this transaction wrote or deleted (C; NULL when none
+-- ran; rows left as they were are not among them).
+CREATE FUNCTION customer_analytics._matview_touched(matview regclass) RETURNS text[]
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'matview_touched';
+
+COMMENT ON FUNCTION customer_analytics._matview_touched(matview regclass) IS 'internal: the customer codes whose rows the last _matview_apply() on a materialized view in this transaction wrote or deleted';
 
 -- Internal: lock a materialized view the caller owns as _matview_apply does,
 -- until the end of the transaction.

@@ -219,6 +219,17 @@ BEGIN
     RETURN c;
 END $$;
 
+-- The version of a view's catalog row: its oid, file, and the row's xmin
+-- and ctid (a REFRESH, concurrent or not, writes a new one; _matview_apply
+-- does not; nor do VACUUM and ANALYZE, which update it in place); NULL
+-- when there is no such relation.
+CREATE FUNCTION customer_analytics._view_version(v regclass) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT format('%s/%s/%s/%s', x.oid, x.relfilenode, x.xmin, x.ctid) FROM pg_class x WHERE x.oid = v
+$$;
+
 -- The row count of a campaign's view, and the version of its catalog row
 -- (oid, file, and the row's xmin and ctid: a REFRESH, concurrent or not,
 -- writes a new one; _matview_apply does not): kept (kept's rows plus the
@@ -233,7 +244,7 @@ DECLARE
     added bigint;
 BEGIN
     IF v IS NOT NULL THEN
-        SELECT format('%s/%s/%s/%s', x.oid, x.relfilenode, x.xmin, x.ctid) INTO version FROM pg_class x WHERE x.oid = v;
+        version := customer_analytics._view_version(v);
         added := customer_analytics._matview_applied(v);
     END IF;
     IF version IS NOT NULL AND kept ->> 'version' = version AND kept ->> 'rows' IS NOT NULL THEN

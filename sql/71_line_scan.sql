@@ -1,8 +1,9 @@
 -- The full recompute from the source tables (issue 25): target_customers()
 -- without a customers filter reads the scoped orders (one row each), then
 -- every line in one scan, totalled per listed order by the
--- _order_line_totals aggregate (a hash lookup per run of one order's
--- lines, no index probe per order), and folds the orders per customer.
+-- _order_line_totals aggregate (each run of one order's lines looked for in
+-- the sorted list of the orders' keys from where the previous run was
+-- found, no index probe per order), and folds the orders per customer.
 -- Its results must equal the per-order query's (still used with a
 -- customers filter, given here every customer so that nothing is filtered)
 -- to the last digit and display scale: orders without lines, lines with
@@ -167,8 +168,112 @@ SELECT 'shared keys',
        (SELECT total_orders || ' ' || total_spend FROM customer_analytics.target_customers(source_schema => 'lsd',
             min_spend => 0, min_low_tickets => 1) WHERE customer_code = '0005');
 
+-- keys longer than the aggregate's 16-byte codes (order_type padded to
+-- the longest listed one, then order_number): every listed number shares
+-- its first 20 bytes, so equal codes are told apart by the full keys; types
+-- of one, two and three bytes; a number that is a prefix of others; lines
+-- of unlisted orders between, before and after the listed keys, and longer
+-- than any listed key; an order without lines, one with NULL amounts only,
+-- one past the int64 fast path.  The lines stored in key order (the cursor
+-- moves forward), then in reverse key order (it moves back), then both,
+-- serial and parallel: every way equal to the per-order query.
+CREATE SCHEMA lse;
+CREATE TABLE lse.customers AS SELECT * FROM lsc.customers;
+CREATE TABLE lse.sales_orders (order_type text, order_number text, customer_code varchar(12),
+    delivery_route varchar(4), order_date varchar(8), confirmed_code char(1),
+    PRIMARY KEY (order_type, order_number));
+INSERT INTO lse.sales_orders
+SELECT (ARRAY['S','SO','SOX'])[1 + o % 3], 'ORDER-NUMBER-PREFIX-' || lpad(o::text, 5, '0'),
+       lpad((1 + (o * 7) % 30)::text, 4, '0'), 'K1',
+       to_char(date '2025-01-01' + (o * 13) % 372, 'YYYYMMDD'), CASE WHEN o % 13 = 0 THEN 'N' ELSE 'Y' END
+  FROM generate_series(1, 600) o;
+INSERT INTO lse.sales_orders VALUES ('SO', 'ORDER-NUMBER-PREFIX-', '0002', 'K1', '20251001', 'Y'),
+    ('SO', 'ORDER', '0002', 'K1', '20251001', 'Y'), ('SO', 'ORDER-NUMBER-PREFIX-00001-X', '0005', 'K1', '20251002', 'Y'),
+    ('SO', 'no-lines', '0005', 'K1', '20251003', 'Y'), ('SO', 'null-lines', '0005', 'K1', '20251004', 'Y'),
+    ('SOX', 'huge', '0005', 'K1', '20251005', 'Y');
+CREATE TABLE lse.lines_all (order_type text, order_number text, line_no int,
+    product_code varchar(16), quantity numeric(12,2), pretax_subtotal numeric);
+INSERT INTO lse.lines_all
+SELECT o.order_type, o.order_number, n, 'P', 1,
+       CASE WHEN (h + n) % 17 = 0 THEN NULL ELSE round(((h::bigint * n) % 90000) / 100.0, 2) END
+  FROM (SELECT order_type, order_number, abs(hashtext(order_number || order_type)) AS h
+          FROM lse.sales_orders WHERE order_number LIKE 'ORDER%') o,
+       generate_series(1, (o.h % 5)::int) n;
+INSERT INTO lse.lines_all VALUES ('SO', 'null-lines', 1, 'P', 1, NULL), ('SO', 'null-lines', 2, 'P', 1, NULL),
+    ('SOX', 'huge', 1, 'P', 1, 9000000000000000.5), ('SOX', 'huge', 2, 'P', 1, 9000000000000000.25),
+    ('A', 'before everything', 1, 'P', 1, 1000), ('SO', 'ORDER-NUMBER-PREFIX-00002-unlisted', 1, 'P', 1, 1000),
+    ('SOXX', 'ORDER-NUMBER-PREFIX-00001', 1, 'P', 1, 1000), ('SO', 'ORDER-NUMBER-PREFIX-000011', 1, 'P', 1, 1000),
+    ('SO', 'ORDER-NUMBER-PREFIX-00002-and-longer-than-any-listed-order-number', 1, 'P', 1, 1000),
+    ('ZZ', 'after everything', 1, 'P', 1, 1000);
+CREATE TABLE lse.sales_order_lines AS SELECT * FROM lse.lines_all
+ ORDER BY order_type COLLATE "C", order_number COLLATE "C", line_no;
+ANALYZE lse.customers, lse.sales_orders, lse.sales_order_lines;
+CREATE TEMP TABLE lse_old AS
+SELECT t::text AS r FROM customer_analytics.target_customers(source_schema => 'lse', min_spend => 0,
+    min_low_tickets => 1, customers => ARRAY(SELECT customer_code::text FROM lse.customers)) t;
+CREATE TEMP TABLE lse_runs (way text, r text);
+INSERT INTO lse_runs SELECT 'key order', t::text FROM customer_analytics.target_customers(source_schema => 'lse',
+    min_spend => 0, min_low_tickets => 1) t;
+-- customer 0005's total by the line scan against a plain SQL sum of its
+-- confirmed orders' lines (all of them in the data window, the
+-- 18000000000000000.75 of order 'huge' included): true
+SELECT total_orders, total_spend,
+       total_spend = (SELECT sum(l.pretax_subtotal) FROM lse.sales_orders o
+                        JOIN lse.lines_all l USING (order_type, order_number)
+                       WHERE o.customer_code = '0005' AND o.confirmed_code = 'Y'),
+       total_orders = (SELECT count(*) FROM lse.sales_orders o WHERE o.customer_code = '0005' AND o.confirmed_code = 'Y')
+  FROM customer_analytics.target_customers(source_schema => 'lse', min_spend => 0, min_low_tickets => 1)
+ WHERE customer_code = '0005';
+TRUNCATE lse.sales_order_lines;
+INSERT INTO lse.sales_order_lines SELECT * FROM lse.lines_all
+ ORDER BY order_type COLLATE "C" DESC, order_number COLLATE "C" DESC, line_no;
+INSERT INTO lse_runs SELECT 'reverse key order', t::text FROM customer_analytics.target_customers(source_schema => 'lse',
+    min_spend => 0, min_low_tickets => 1) t;
+-- both orders, twice over the blocks: parallel workers jump back and forth
+INSERT INTO lse.sales_order_lines SELECT * FROM lse.lines_all
+ ORDER BY order_type COLLATE "C", order_number COLLATE "C", line_no;
+UPDATE lse.sales_order_lines SET pretax_subtotal = pretax_subtotal / 2;
+ANALYZE lse.sales_order_lines;
+CREATE TEMP TABLE lse_twice AS
+SELECT t::text AS r FROM customer_analytics.target_customers(source_schema => 'lse', min_spend => 0,
+    min_low_tickets => 1, customers => ARRAY(SELECT customer_code::text FROM lse.customers)) t;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+INSERT INTO lse_runs SELECT 'both, parallel', t::text FROM customer_analytics.target_customers(source_schema => 'lse',
+    min_spend => 0, min_low_tickets => 1) t;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+SELECT way, count(*),
+       (SELECT count(*) FROM (SELECT r FROM lse_runs x WHERE x.way = w.way
+                              EXCEPT ALL SELECT r FROM (SELECT r FROM lse_old WHERE w.way <> 'both, parallel'
+                                                        UNION ALL SELECT r FROM lse_twice WHERE w.way = 'both, parallel') o) d),
+       (SELECT count(*) FROM (SELECT r FROM (SELECT r FROM lse_old WHERE w.way <> 'both, parallel'
+                                             UNION ALL SELECT r FROM lse_twice WHERE w.way = 'both, parallel') o
+                              EXCEPT ALL SELECT r FROM lse_runs x WHERE x.way = w.way) d)
+  FROM lse_runs w GROUP BY way ORDER BY way;
+
 -- the aggregate refuses a list it did not build
 SELECT public.err($$SELECT customer_analytics._order_line_totals(order_type, order_number, pretax_subtotal, '\x01'::bytea) FROM lsc.sales_order_lines$$);
+-- (an int32 count, the longest order_type and order_number, then the keys:
+-- here out of order, then twice, then one longer than the header says)
+SELECT public.err($$SELECT customer_analytics._order_line_totals(order_type, order_number, pretax_subtotal,
+    '\x0200000002000000030000000200000053410300000030303202000000534103000000303031'::bytea) FROM lsc.sales_order_lines$$);
+SELECT public.err($$SELECT customer_analytics._order_line_totals(order_type, order_number, pretax_subtotal,
+    '\x0200000002000000030000000200000053410300000030303102000000534103000000303031'::bytea) FROM lsc.sales_order_lines$$);
+SELECT public.err($$SELECT customer_analytics._order_line_totals(order_type, order_number, pretax_subtotal,
+    '\x0100000002000000030000000200000053410400000030303031'::bytea) FROM lsc.sales_order_lines$$);
+-- a well-formed list of three orders, the first without lines: the count
+-- of orders, then the count of sums (the other two, two lines each)
+SELECT substr(customer_analytics._order_line_totals(order_type, order_number, pretax_subtotal,
+    '\x03000000020000000800000002000000534108000000303030303030303602000000534108000000303030303030313202000000534f080000003030303030303033'::bytea), 1, 8)
+  FROM lsc.sales_order_lines;
 
 DROP SCHEMA lsc CASCADE;
 DROP SCHEMA lsd CASCADE;
+DROP SCHEMA lse CASCADE;

@@ -7,36 +7,45 @@
  *	  _order_line_totals(order_type, order_number, line_amount, orders)
  *
  * orders is the same bytea on every row (a query parameter): the keys of
- * the orders whose totals are wanted, as order_keys_image() (targeting.c)
- * builds it: an int32 count, then per order an int32 length and the bytes
- * of order_type, an int32 length and the bytes of order_number; no key
- * twice.  The rows are the lines, in any order: a line whose key is the
- * previous line's (one memcmp) adds to the order found for that line, any
- * other key is looked up once in a hash table of the listed keys.  Where
- * the lines arrive grouped by order (the table's physical order, as the ERP
- * writes an order's lines together) that is one lookup per order, not per
- * line; where they do not, the result is the same.  Lines of orders not
- * listed, and lines with a NULL key part, are skipped.
+ * the orders whose totals are wanted, as order_key_list_image() builds it:
+ * an int32 count, the int32 lengths of the longest order_type and the
+ * longest order_number, then per order an int32 length and the bytes of
+ * order_type, an int32 length and the bytes of order_number, sorted by
+ * (order_type, order_number) bytewise (as COLLATE "C"); no key twice.  The
+ * rows are the lines, in any order: a line whose key is the previous line's
+ * (one memcmp) adds to the order found for that line, any other key is
+ * looked for in the sorted list from where the previous one was found (a
+ * cursor: two comparisons when the lines arrive in key order, a galloping
+ * search when they jump).  Where the lines arrive grouped by order and in
+ * key order (the table's physical order, as the ERP writes an order's lines
+ * together) the list is read sequentially, once per process, with no cache
+ * miss per order; where they do not, the result is the same.  Lines of
+ * orders not listed, and lines with a NULL key part, are skipped.
  *
- * The state: the listed keys' hash table and one running sum per listed
- * order (NULL until a line with an amount); memory grows with the listed
- * orders, not with the lines.  The aggregate is PARALLEL SAFE with combine,
- * serial and deserial functions: each worker scans its share of the lines
- * (an order whose lines straddle two workers' blocks gets two partial sums,
+ * The comparisons are of 16-byte codes: order_type padded with zero bytes
+ * to the longest listed one, then order_number likewise, the first 16 bytes
+ * as two big-endian integers (text holds no zero byte, so the codes sort as
+ * the keys do); keys longer than that are compared in full on equal codes.
+ *
+ * The state: the listed keys' codes and one running sum per listed order
+ * (NULL until a line with an amount); memory grows with the listed orders,
+ * not with the lines.  The aggregate is PARALLEL SAFE with combine, serial
+ * and deserial functions: each worker scans its share of the lines (an
+ * order whose lines straddle two workers' blocks gets two partial sums,
  * added by the combine function), the leader adds the sums of at most one
  * state per worker.  The result, a bytea: an int32 count of listed orders,
- * an int32 count of sums, then per sum the order's position in the list
- * (int32) and the numeric (as numeric_send_sum writes it); NULL without
- * rows.  Sums are exact numeric additions, so neither the plan nor the
- * lines' order changes a total.
+ * an int32 count of sums, then per sum the order's position in the sorted
+ * list (int32) and the numeric (as numeric_send_sum writes it); NULL
+ * without rows.  Sums are exact, so neither the plan nor the lines' order
+ * changes a total.
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "common/int.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -58,27 +67,12 @@ typedef struct OrderKey
 	uint32		nlen;
 } OrderKey;
 
-/*
- * The hash table's entries are 12 bytes, the key's position in the list
- * (the table's size decides how many lookups miss the CPU's caches, and
- * most lines' orders are not listed); KeyTable resolves a position to its
- * key, and PROBE to the key being looked up.
- */
-typedef struct KeyEntry
+/* a key's first 16 bytes as its list pads them, as two big-endian integers */
+typedef struct KeyCode
 {
-	int32		idx;			/* position in the list; PROBE: the probe key */
-	uint32		hash;
-	char		status;
-} KeyEntry;
-
-#define PROBE (-1)
-
-typedef struct KeyTable
-{
-	const char *base;			/* the list's bytes */
-	uint32	   *offsets;		/* per position: where its key starts in base */
-	OrderKey	probe;
-} KeyTable;
+	uint64		hi;
+	uint64		lo;
+} KeyCode;
 
 /* the key at offset of a list's bytes: int32 length, order_type, int32 length, order_number */
 static inline OrderKey
@@ -96,49 +90,58 @@ key_in_image(const char *p)
 	return k;
 }
 
-static inline OrderKey
-key_at(const KeyTable *t, int32 idx)
+/* a bytewise comparison of two strings, the shorter first on a common prefix */
+static inline int
+bytes_cmp(const char *a, uint32 alen, const char *b, uint32 blen)
 {
-	return idx == PROBE ? t->probe : key_in_image(t->base + t->offsets[idx]);
+	int			r = memcmp(a, b, Min(alen, blen));
+
+	if (r != 0)
+		return r;
+	return alen < blen ? -1 : alen > blen;
 }
 
-static inline uint32
-order_key_hash(OrderKey k)
+/* keys a and b compared: order_type, then order_number, bytewise */
+static inline int
+order_key_cmp(OrderKey a, OrderKey b)
 {
-	return hash_combine(hash_bytes((const unsigned char *) k.type, k.tlen),
-						hash_bytes((const unsigned char *) k.number, k.nlen));
+	int			r = bytes_cmp(a.type, a.tlen, b.type, b.tlen);
+
+	return r != 0 ? r : bytes_cmp(a.number, a.nlen, b.number, b.nlen);
 }
 
-static inline bool
-order_key_equal(OrderKey a, OrderKey b)
+/*
+ * k's code for a list whose longest order_type has maxt bytes (k's parts no
+ * longer than the list's longest): order_type, zero bytes to maxt, then
+ * order_number, cut at 16 bytes.  Codes compare as the keys do, and equal
+ * codes are equal keys when maxt plus the longest order_number fit in 16.
+ */
+static inline KeyCode
+key_code(OrderKey k, uint32 maxt)
 {
-	return a.tlen == b.tlen && a.nlen == b.nlen &&
-		memcmp(a.type, b.type, a.tlen) == 0 && memcmp(a.number, b.number, a.nlen) == 0;
+	unsigned char buf[16] = {0};
+	KeyCode		c;
+	uint64		v;
+
+	memcpy(buf, k.type, Min(k.tlen, 16));
+	if (maxt < 16)
+		memcpy(buf + maxt, k.number, Min(k.nlen, 16 - maxt));
+	memcpy(&v, buf, sizeof(v));
+	c.hi = pg_ntoh64(v);
+	memcpy(&v, buf + 8, sizeof(v));
+	c.lo = pg_ntoh64(v);
+	return c;
 }
 
-#define SH_PREFIX		keyhash
-#define SH_ELEMENT_TYPE KeyEntry
-#define SH_KEY_TYPE		int32
-#define SH_KEY			idx
-#define SH_HASH_KEY(tb, k) order_key_hash(key_at((KeyTable *) (tb)->private_data, (k)))
-#define SH_EQUAL(tb, a, b) order_key_equal(key_at((KeyTable *) (tb)->private_data, (a)), \
-										   key_at((KeyTable *) (tb)->private_data, (b)))
-#define SH_STORE_HASH
-#define SH_GET_HASH(tb, a) ((a)->hash)
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-/* the position of key k in table tb, or -1 */
-static inline int32
-key_lookup(keyhash_hash *tb, OrderKey k)
+/* two codes compared as the keys they stand for (ties: see key_code) */
+static inline int
+key_code_cmp(KeyCode a, KeyCode b)
 {
-	KeyEntry   *e;
-
-	((KeyTable *) tb->private_data)->probe = k;
-	e = keyhash_lookup(tb, PROBE);
-	return e ? e->idx : -1;
+	if (a.hi != b.hi)
+		return a.hi < b.hi ? -1 : 1;
+	if (a.lo != b.lo)
+		return a.lo < b.lo ? -1 : 1;
+	return 0;
 }
 
 #define FAST_SCALE_DIGITS 2		/* NBASE digits below the point: LINE_SUM_UNIT */
@@ -146,11 +149,17 @@ key_lookup(keyhash_hash *tb, OrderKey k)
 typedef struct LineTotalsState
 {
 	int32		norders;		/* listed orders */
-	LineSum    *sums;			/* per listed order */
-	keyhash_hash *keys;			/* NULL in states from other processes */
-	KeyTable   *table;			/* the keys: the aggregate's argument */
-	uint64	   *filter;			/* a bit per hash value slot: any listed key? */
-	uint32		filter_mask;	/* bits - 1 */
+	LineSum    *sums;			/* per listed order, in the list's order */
+
+	/* the list (NULL codes in states from other processes) */
+	KeyCode    *codes;			/* per listed order */
+	const char *base;			/* the list's bytes: the aggregate's argument */
+	uint32	   *offsets;		/* per listed order: where its key starts in base */
+	uint32		maxt;			/* the longest listed order_type, bytes */
+	uint32		maxn;			/* the longest listed order_number, bytes */
+	bool		exact_codes;	/* maxt + maxn <= 16: equal codes, equal keys */
+	int32		cursor;			/* the first listed key >= the last key looked for */
+	MemoryContext context;		/* the aggregate's, where the state lives (sfunc) */
 
 	/* the previous line's key and the order it belongs to (-1: none) */
 	char	   *run_key;
@@ -161,15 +170,13 @@ typedef struct LineTotalsState
 	bool		run_valid;
 } LineTotalsState;
 
-/* the filter's bit of a hash value (mixed: the table's buckets use the low bits) */
-#define FILTER_BIT(state, h)	(((h) * 0x9E3779B1u ^ ((h) >> 16)) & (state)->filter_mask)
-#define FILTER_SET(state, h)	((state)->filter[FILTER_BIT(state, h) / 64] |= UINT64CONST(1) << (FILTER_BIT(state, h) % 64))
-#define FILTER_TEST(state, h)	(((state)->filter[FILTER_BIT(state, h) / 64] >> (FILTER_BIT(state, h) % 64)) & 1)
-
 #define ARG_ORDER_TYPE		1
 #define ARG_ORDER_NUMBER	2
 #define ARG_AMOUNT			3
 #define ARG_ORDERS			4
+
+/* the list's header: the count, the longest order_type and order_number */
+#define IMAGE_HEADER_BYTES	(3 * sizeof(int32))
 
 static void
 bad_image(void)
@@ -451,9 +458,9 @@ new_state(MemoryContext aggcontext, int32 norders)
 }
 
 /*
- * The state of the first row: the list's keys in a hash table.  The keys
- * stay in the argument's bytes, a parameter of the query that outlives the
- * aggregate's state.
+ * The state of the first row: the list's keys as codes, checked sorted and
+ * distinct.  The keys stay in the argument's bytes, a parameter of the
+ * query that outlives the aggregate's state.
  */
 static LineTotalsState *
 state_from_image(MemoryContext aggcontext, bytea *orders)
@@ -462,58 +469,149 @@ state_from_image(MemoryContext aggcontext, bytea *orders)
 	const char *image = VARDATA_ANY(orders);
 	const char *p = image;
 	const char *end = image + size;
+	int32		header[3];
 	int32		n;
 	LineTotalsState *state;
 
-	if (size < sizeof(int32) || size > PG_UINT32_MAX)
+	if (size < IMAGE_HEADER_BYTES || size > PG_UINT32_MAX)
 		bad_image();
-	memcpy(&n, p, sizeof(int32));
-	p += sizeof(int32);
-	if (n < 0 || (Size) n > MaxAllocHugeSize / sizeof(LineSum))
+	memcpy(header, p, IMAGE_HEADER_BYTES);
+	p += IMAGE_HEADER_BYTES;
+	n = header[0];
+	/* each key takes two lengths at least: no allocation past what the image can hold */
+	if (n < 0 || (Size) n > (size - IMAGE_HEADER_BYTES) / (2 * sizeof(int32)) ||
+		header[1] < 0 || header[2] < 0)
 		bad_image();
 	state = new_state(aggcontext, n);
-	state->table = MemoryContextAllocZero(aggcontext, sizeof(KeyTable));
-	state->table->base = image;
-	state->table->offsets = MemoryContextAllocHuge(aggcontext, sizeof(uint32) * Max(n, 1));
-	state->keys = keyhash_create(aggcontext, Max(n, 16), state->table);
-
-	/*
-	 * A bitmap of the keys' hash values, 8 bits per listed order: most lines
-	 * belong to orders not listed, and the bitmap (256 kB for 250,000
-	 * orders) answers most of those from the CPU's cache, where the hash
-	 * table's entry would be a miss.
-	 */
-	{
-		uint64		bits = 64;
-
-		while (bits < (uint64) n * 8 && bits < ((uint64) 1 << 31))
-			bits <<= 1;
-		state->filter = MemoryContextAllocHuge(aggcontext, bits / 8);
-		memset(state->filter, 0, bits / 8);
-		state->filter_mask = (uint32) (bits - 1);
-	}
+	state->base = image;
+	state->maxt = header[1];
+	state->maxn = header[2];
+	state->exact_codes = (uint64) state->maxt + state->maxn <= 16;
+	state->offsets = MemoryContextAllocHuge(aggcontext, sizeof(uint32) * Max(n, 1));
+	state->codes = MemoryContextAllocHuge(aggcontext, sizeof(KeyCode) * Max(n, 1));
 	for (int32 i = 0; i < n; i++)
 	{
-		KeyEntry   *e;
-		bool		found;
-		int32		len;
+		OrderKey	k;
 
 		if ((i & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		state->table->offsets[i] = (uint32) (p - image);
-		len = read_len(&p, end);
-		p += len;
-		len = read_len(&p, end);
-		p += len;
-		e = keyhash_insert(state->keys, i, &found);
-		if (found)
-			bad_image();		/* the caller lists each key once */
-		e->idx = i;
-		FILTER_SET(state, e->hash);
+		state->offsets[i] = (uint32) (p - image);
+		k.tlen = read_len(&p, end);
+		k.type = p;
+		p += k.tlen;
+		k.nlen = read_len(&p, end);
+		k.number = p;
+		p += k.nlen;
+		if (k.tlen > state->maxt || k.nlen > state->maxn)
+			bad_image();
+		state->codes[i] = key_code(k, state->maxt);
+		/* the caller lists each key once, sorted */
+		if (i > 0)
+		{
+			int			r = key_code_cmp(state->codes[i - 1], state->codes[i]);
+
+			if (r == 0 && !state->exact_codes)
+				r = order_key_cmp(key_in_image(image + state->offsets[i - 1]), k);
+			if (r >= 0)
+				bad_image();
+		}
 	}
 	if (p != end)
 		bad_image();
 	return state;
+}
+
+/* probe (whose code is code) compared with the listed key at position i */
+static inline int
+listed_cmp(const LineTotalsState *state, OrderKey probe, KeyCode code, int32 i)
+{
+	int			r = key_code_cmp(code, state->codes[i]);
+
+	if (r != 0 || state->exact_codes)
+		return r;
+	return order_key_cmp(probe, key_in_image(state->base + state->offsets[i]));
+}
+
+/*
+ * The first position in [lo, hi) whose key is >= probe (hi when none), by
+ * bisection; every key before lo is < probe, the key at hi (if any) >= it.
+ */
+static inline int32
+bisect(const LineTotalsState *state, OrderKey probe, KeyCode code, int32 lo, int32 hi)
+{
+	while (lo < hi)
+	{
+		int32		mid = lo + (hi - lo) / 2;
+
+		if (listed_cmp(state, probe, code, mid) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The position of probe in the sorted list, or -1; moves the cursor to the
+ * first listed key >= probe.  From the cursor: the lines in key order find
+ * their order there or just after it (two comparisons); a jump (the next
+ * block of a parallel scan, lines stored out of order) gallops from the
+ * cursor, steps of 1, 2, 4, ... then bisection, in either direction.
+ */
+static int32
+listed_position(LineTotalsState *state, OrderKey probe)
+{
+	int32		n = state->norders;
+	int32		c = state->cursor;
+	KeyCode		code;
+	int32		lo;
+	int32		hi;
+	int			r = 0;
+
+	if (n == 0 || probe.tlen > state->maxt || probe.nlen > state->maxn)
+		return -1;				/* longer than every listed key: not listed */
+	code = key_code(probe, state->maxt);
+	if (c == n || (r = listed_cmp(state, probe, code, c)) <= 0)
+	{
+		/* at or before the cursor's key (or past the last) */
+		if (c < n && r == 0)
+			return c;
+		if (c == 0 || listed_cmp(state, probe, code, c - 1) > 0)
+			return -1;			/* between two listed keys: the cursor stays */
+
+		/* backwards: keys from hi on are >= probe, keys before lo < probe */
+		hi = c - 1;
+		lo = 0;
+		for (int64 step = 1; hi - step >= 0; step <<= 1)
+		{
+			if (listed_cmp(state, probe, code, hi - step) > 0)
+			{
+				lo = hi - step + 1;
+				break;
+			}
+			hi -= step;
+		}
+	}
+	else
+	{
+		/* past the cursor's key: keys before lo are < probe, keys from hi on >= */
+		lo = c + 1;
+		hi = n;
+		for (int64 step = 1; c + step < n; step <<= 1)
+		{
+			if (listed_cmp(state, probe, code, c + step) <= 0)
+			{
+				hi = c + step;
+				break;
+			}
+			lo = c + step + 1;
+		}
+	}
+	c = bisect(state, probe, code, lo, hi);
+	state->cursor = c;
+	if (c < n && listed_cmp(state, probe, code, c) == 0)
+		return c;
+	return -1;
 }
 
 /* the position of the line's order in the list, or -1 */
@@ -523,7 +621,6 @@ line_order(LineTotalsState *state, MemoryContext aggcontext, const text *type, c
 	uint32		tlen = VARSIZE_ANY_EXHDR(type);
 	uint32		nlen = VARSIZE_ANY_EXHDR(number);
 	OrderKey	k;
-	uint32		hash;
 
 	if (state->run_valid && state->run_tlen == tlen && state->run_nlen == nlen &&
 		memcmp(state->run_key, VARDATA_ANY(type), tlen) == 0 &&
@@ -534,17 +631,7 @@ line_order(LineTotalsState *state, MemoryContext aggcontext, const text *type, c
 	k.tlen = tlen;
 	k.number = VARDATA_ANY(number);
 	k.nlen = nlen;
-	hash = order_key_hash(k);
-	state->run_idx = -1;
-	if (FILTER_TEST(state, hash))
-	{
-		KeyEntry   *e;
-
-		state->table->probe = k;
-		e = keyhash_lookup_hash(state->keys, PROBE, hash);
-		if (e)
-			state->run_idx = e->idx;
-	}
+	state->run_idx = listed_position(state, k);
 
 	/* remember this key for the next line */
 	if (state->run_cap < (Size) tlen + nlen)
@@ -567,14 +654,16 @@ line_order(LineTotalsState *state, MemoryContext aggcontext, const text *type, c
 Datum
 order_line_totals_sfunc(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcontext = pb_aggcontext(fcinfo, "_order_line_totals_sfunc");
 	LineTotalsState *state = PG_ARGISNULL(0) ? NULL : (LineTotalsState *) PG_GETARG_POINTER(0);
+	MemoryContext aggcontext;
 	int32		idx;
 
+	/* the aggregate's context, checked on the first row, kept in the state */
 	if (state == NULL)
 	{
 		struct varlena *orders;
 
+		aggcontext = pb_aggcontext(fcinfo, "_order_line_totals_sfunc");
 		if (PG_ARGISNULL(ARG_ORDERS))
 			bad_image();
 		orders = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(ARG_ORDERS));
@@ -587,9 +676,11 @@ order_line_totals_sfunc(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(old);
 		}
 		state = state_from_image(aggcontext, (bytea *) orders);
+		state->context = aggcontext;
 	}
-	else if (state->keys == NULL)
+	else if (state->codes == NULL)
 		elog(ERROR, "_order_line_totals_sfunc: state without its keys");
+	aggcontext = state->context;
 
 	/* a NULL key part joins no order (as l.order_type = o.order_type) */
 	if (PG_ARGISNULL(ARG_ORDER_TYPE) || PG_ARGISNULL(ARG_ORDER_NUMBER))
@@ -659,9 +750,12 @@ order_line_totals_serialize(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(state_image((LineTotalsState *) PG_GETARG_POINTER(0)));
 }
 
-/* reads state_image()'s pairs into sums (norders of them) */
+/*
+ * reads state_image()'s pairs into sums (norders of them): the sum of
+ * position i at sums[where[i]], or at sums[i] without where
+ */
 static void
-read_sums(StringInfo buf, int32 norders, LineSum *sums, MemoryContext context)
+read_sums(StringInfo buf, int32 norders, const int32 *where, LineSum *sums, MemoryContext context)
 {
 	int32		nsums = pq_getmsgint(buf, 4);
 
@@ -673,7 +767,7 @@ read_sums(StringInfo buf, int32 norders, LineSum *sums, MemoryContext context)
 			CHECK_FOR_INTERRUPTS();
 		if (i < 0 || i >= norders)
 			bad_image();
-		get_sum(buf, context, &sums[i]);
+		get_sum(buf, context, &sums[where ? where[i] : i]);
 	}
 	pq_getmsgend(buf);
 }
@@ -693,7 +787,7 @@ order_line_totals_deserialize(PG_FUNCTION_ARGS)
 	if (n < 0 || (Size) n > MaxAllocHugeSize / sizeof(LineSum))
 		bad_image();
 	state = new_state(CurrentMemoryContext, n);
-	read_sums(&buf, n, state->sums, CurrentMemoryContext);
+	read_sums(&buf, n, NULL, state->sums, CurrentMemoryContext);
 	PG_RETURN_POINTER(state);
 }
 
@@ -708,40 +802,72 @@ order_line_totals_final(PG_FUNCTION_ARGS)
 
 /*
  * The caller's side: the list of orders as the aggregate's orders argument,
- * each key once.
+ * each key once, sorted.
  */
+
+/* a key in the caller's sort: its code and its position as added */
+typedef struct SortedKey
+{
+	KeyCode		code;
+	int32		added;
+} SortedKey;
+
 struct OrderKeyList
 {
 	MemoryContext context;
-	keyhash_hash *keys;			/* NULL: no check for a key listed twice */
-	KeyTable	table;			/* base: image.data, offsets grown with the list */
+	StringInfoData keys;		/* as added: int32 length, order_type, int32 length, order_number */
+	uint32	   *offsets;		/* per key as added: where it starts in keys */
 	int32		maxkeys;
-	StringInfoData image;		/* the count, patched by order_key_list_image() */
 	int32		n;
-	bool		duplicates;		/* a key was added twice */
+	uint32		maxt;			/* the longest order_type, bytes */
+	uint32		maxn;			/* the longest order_number, bytes */
+	int32	   *added;			/* per position in the image: the key's position as added */
+	bool		duplicates;		/* a key was added twice (known once the image is built) */
 };
 
-/*
- * unique: the keys are known to be distinct (a unique index on them), so
- * nothing checks that a key is listed once.
- */
+/* the key added at position i */
+static inline OrderKey
+added_key(const OrderKeyList *list, int32 i)
+{
+	return key_in_image(list->keys.data + list->offsets[i]);
+}
+
+/* two keys of the caller's sort compared: codes, then (codes too short) in full */
+static inline int
+sorted_key_cmp(const SortedKey *a, const SortedKey *b, OrderKeyList *list)
+{
+	int			r = key_code_cmp(a->code, b->code);
+
+	if (r != 0 || (uint64) list->maxt + list->maxn <= 16)
+		return r;
+	return order_key_cmp(added_key(list, a->added), added_key(list, b->added));
+}
+
+#define ST_SORT sort_order_keys
+#define ST_ELEMENT_TYPE SortedKey
+#define ST_COMPARE(a, b, arg) sorted_key_cmp(a, b, arg)
+#define ST_COMPARE_ARG_TYPE OrderKeyList
+#define ST_CHECK_FOR_INTERRUPTS
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* an empty list in context */
 OrderKeyList *
-order_key_list_create(MemoryContext context, bool unique)
+order_key_list_create(MemoryContext context)
 {
 	OrderKeyList *list = MemoryContextAllocZero(context, sizeof(OrderKeyList));
 	MemoryContext old = MemoryContextSwitchTo(context);
 
 	list->context = context;
 	list->maxkeys = 1024;
-	list->table.offsets = palloc(sizeof(uint32) * list->maxkeys);
-	if (!unique)
-		list->keys = keyhash_create(context, 1024, &list->table);
-	initStringInfo(&list->image);
-	appendBinaryStringInfo(&list->image, (const char *) &list->n, sizeof(int32));
+	list->offsets = palloc(sizeof(uint32) * list->maxkeys);
+	initStringInfo(&list->keys);
 	MemoryContextSwitchTo(old);
 	return list;
 }
 
+/* the key's position as added (the caller's handle on its total) */
 int32
 order_key_list_add(OrderKeyList *list, const text *type, const text *number)
 {
@@ -750,24 +876,8 @@ order_key_list_add(OrderKeyList *list, const text *type, const text *number)
 	int32		nlen = VARSIZE_ANY_EXHDR(number);
 	int32		idx;
 
-	if (list->keys)
-	{
-		OrderKey	k;
-
-		k.tlen = tlen;
-		k.nlen = nlen;
-		k.type = VARDATA_ANY(type);
-		k.number = VARDATA_ANY(number);
-		list->table.base = list->image.data;
-		idx = key_lookup(list->keys, k);
-		if (idx >= 0)
-		{
-			list->duplicates = true;
-			return idx;
-		}
-	}
 	if (list->n >= (int32) (MaxAllocHugeSize / sizeof(LineSum)) - 1 ||
-		(Size) list->image.len + 2 * sizeof(int32) + tlen + nlen > PG_UINT32_MAX)
+		(Size) list->keys.len + IMAGE_HEADER_BYTES + 2 * sizeof(int32) + tlen + nlen > PG_UINT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many orders to total from one scan of the lines")));
@@ -775,67 +885,96 @@ order_key_list_add(OrderKeyList *list, const text *type, const text *number)
 	if (list->n == list->maxkeys)
 	{
 		list->maxkeys *= 2;
-		list->table.offsets = repalloc_huge(list->table.offsets, sizeof(uint32) * list->maxkeys);
+		list->offsets = repalloc_huge(list->offsets, sizeof(uint32) * list->maxkeys);
 	}
 	idx = list->n++;
-	list->table.offsets[idx] = (uint32) list->image.len;
-	appendBinaryStringInfo(&list->image, (const char *) &tlen, sizeof(int32));
-	appendBinaryStringInfo(&list->image, VARDATA_ANY(type), tlen);
-	appendBinaryStringInfo(&list->image, (const char *) &nlen, sizeof(int32));
-	appendBinaryStringInfo(&list->image, VARDATA_ANY(number), nlen);
-	list->table.base = list->image.data;
-	if (list->keys)
-	{
-		bool		found;
-		KeyEntry   *e = keyhash_insert(list->keys, idx, &found);
-
-		Assert(!found);
-		e->idx = idx;
-	}
+	list->offsets[idx] = (uint32) list->keys.len;
+	appendBinaryStringInfo(&list->keys, (const char *) &tlen, sizeof(int32));
+	appendBinaryStringInfo(&list->keys, VARDATA_ANY(type), tlen);
+	appendBinaryStringInfo(&list->keys, (const char *) &nlen, sizeof(int32));
+	appendBinaryStringInfo(&list->keys, VARDATA_ANY(number), nlen);
+	list->maxt = Max(list->maxt, (uint32) tlen);
+	list->maxn = Max(list->maxn, (uint32) nlen);
 	MemoryContextSwitchTo(old);
 	return idx;
 }
 
+/* was a key added twice?  Known once order_key_list_image() has run. */
 bool
 order_key_list_has_duplicates(const OrderKeyList *list)
 {
 	return list->duplicates;
 }
 
+/* the count of keys added */
 int32
 order_key_list_length(const OrderKeyList *list)
 {
 	return list->n;
 }
 
-/* the aggregate's orders argument, in the list's context */
+/*
+ * The aggregate's orders argument, in the list's context: the keys sorted
+ * (once, here, by their codes: the aggregate's processes then only read
+ * them); a key added twice sets the list's duplicates flag.
+ */
 bytea *
 order_key_list_image(OrderKeyList *list)
 {
-	bytea	   *image = MemoryContextAllocHuge(list->context, VARHDRSZ + list->image.len);
+	MemoryContext old = MemoryContextSwitchTo(list->context);
+	SortedKey  *sorted = palloc_extended(sizeof(SortedKey) * Max(list->n, 1), MCXT_ALLOC_HUGE);
+	int32		header[3] = {list->n, (int32) list->maxt, (int32) list->maxn};
+	bytea	   *image = palloc_extended(VARHDRSZ + IMAGE_HEADER_BYTES + list->keys.len, MCXT_ALLOC_HUGE);
+	char	   *p = VARDATA(image);
 
-	memcpy(list->image.data, &list->n, sizeof(int32));
-	SET_VARSIZE(image, VARHDRSZ + list->image.len);
-	memcpy(VARDATA(image), list->image.data, list->image.len);
+	for (int32 i = 0; i < list->n; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		sorted[i].code = key_code(added_key(list, i), list->maxt);
+		sorted[i].added = i;
+	}
+	sort_order_keys(sorted, list->n, list);
+
+	list->added = palloc_extended(sizeof(int32) * Max(list->n, 1), MCXT_ALLOC_HUGE);
+	SET_VARSIZE(image, VARHDRSZ + IMAGE_HEADER_BYTES + list->keys.len);
+	memcpy(p, header, IMAGE_HEADER_BYTES);
+	p += IMAGE_HEADER_BYTES;
+	for (int32 i = 0; i < list->n; i++)
+	{
+		OrderKey	k = added_key(list, sorted[i].added);
+		Size		len = 2 * sizeof(int32) + k.tlen + k.nlen;
+
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (i > 0 && sorted_key_cmp(&sorted[i - 1], &sorted[i], list) == 0)
+			list->duplicates = true;
+		memcpy(p, list->keys.data + list->offsets[sorted[i].added], len);
+		p += len;
+		list->added[i] = sorted[i].added;
+	}
+	pfree(sorted);
+	MemoryContextSwitchTo(old);
 	return image;
 }
 
 /*
- * The aggregate's result read into one sum per listed order (!any where no
- * line had an amount), allocated in context.
+ * The aggregate's result read into one sum per key of the list, as added
+ * (!any where no line had an amount), allocated in context.
  */
 LineSum *
-order_line_totals_read(bytea *result, int32 norders, MemoryContext context)
+order_line_totals_read(bytea *result, const OrderKeyList *list, MemoryContext context)
 {
-	LineSum    *sums = MemoryContextAllocHuge(context, sizeof(LineSum) * Max(norders, 1));
+	LineSum    *sums = MemoryContextAllocHuge(context, sizeof(LineSum) * Max(list->n, 1));
 	StringInfoData buf;
 
-	memset(sums, 0, sizeof(LineSum) * Max(norders, 1));
+	Assert(list->added != NULL);
+	memset(sums, 0, sizeof(LineSum) * Max(list->n, 1));
 	if (result == NULL)
 		return sums;
 	agg_image_reader(result, &buf);
-	if ((int32) pq_getmsgint(&buf, 4) != norders)
+	if ((int32) pq_getmsgint(&buf, 4) != list->n)
 		bad_image();
-	read_sums(&buf, norders, sums, context);
+	read_sums(&buf, list->n, list->added, sums, context);
 	return sums;
 }

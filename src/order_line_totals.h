@@ -34,18 +34,17 @@ extern Numeric units_to_numeric(int64 units, int dscale, MemoryContext context);
 /* the sum as a Numeric in context; NULL when nothing was added */
 extern Numeric line_sum_numeric(const LineSum *sum, MemoryContext context);
 
-/* unique: the keys are known to be distinct (not checked) */
-extern OrderKeyList *order_key_list_create(MemoryContext context, bool unique);
+extern OrderKeyList *order_key_list_create(MemoryContext context);
 
-/* the key's position in the list (added at the end when new) */
+/* the key's position in the list as added */
 extern int32 order_key_list_add(OrderKeyList *list, const text *type, const text *number);
 extern bool order_key_list_has_duplicates(const OrderKeyList *list);
 extern int32 order_key_list_length(const OrderKeyList *list);
 
-/* the aggregate's orders argument */
+/* the aggregate's orders argument (the keys sorted; then has_duplicates is known) */
 extern bytea *order_key_list_image(OrderKeyList *list);
 
-/* the aggregate's result: one sum per listed order */
-extern LineSum *order_line_totals_read(bytea *result, int32 norders, MemoryContext context);
+/* the aggregate's result: one sum per key of the list, as added */
+extern LineSum *order_line_totals_read(bytea *result, const OrderKeyList *list, MemoryContext context);
 
 #endif

@@ -479,37 +479,6 @@ source_scoped_orders_query(const SourceTables *src, const char *scope)
 					source_order_window_expr(src, "o", "$1"), scope);
 }
 
-static void
-fold_bool(TupleTableSlot *slot, void *arg)
-{
-	*(bool *) arg = !slot->tts_isnull[0] && DatumGetBool(slot->tts_values[0]);
-}
-
-/*
- * Can two confirmed orders of the source share a key (order_type,
- * order_number)?  No when sales_orders is a table with an immediate, valid,
- * unique index on exactly those two columns (its primary key).
- */
-bool
-source_order_keys_unique(const SourceTables *src)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-	bool		unique = false;
-
-	Assert(src->rollup == NULL && src->order_totals == NULL);
-	values[0] = CStringGetTextDatum(src->orders);
-	query_stream("SELECT EXISTS (SELECT FROM pg_catalog.pg_index i"
-				 " WHERE i.indrelid = pg_catalog.to_regclass($1) AND i.indisunique AND i.indisvalid"
-				 " AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL"
-				 " AND i.indnatts = 2 AND i.indnkeyatts = 2"
-				 " AND ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a"
-				 " WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[]) ORDER BY 1)"
-				 " = ARRAY['order_number', 'order_type'])",
-				 1, types, values, NULL, fold_bool, &unique);
-	return unique;
-}
-
 /*
  * One scan of every line, their amounts summed per order of the list $1 (a
  * bytea built by order_key_list_image()) by the _order_line_totals

@@ -73,9 +73,6 @@ extern char *source_order_lines_query(const SourceTables *src, const char *scope
 extern char *source_scoped_orders_query(const SourceTables *src, const char *scope);
 extern char *source_line_totals_query(const SourceTables *src);
 
-/* false when two orders of the source may share a key (no unique index on it) */
-extern bool source_order_keys_unique(const SourceTables *src);
-
 /*
  * Query text: as source_order_totals_query(), plus the order's quantity
  * (numeric) and its lines' product codes (text[], may repeat).

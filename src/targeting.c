@@ -57,12 +57,20 @@ typedef struct TargetingPass
 	OrderKeyList *keys;
 } TargetingPass;
 
+/* column attno of the row as a string in context; NULL for NULL */
 static char *
 text_column(TupleTableSlot *slot, int attno, MemoryContext context)
 {
+	MemoryContext old;
+	char	   *s;
+
 	if (slot->tts_isnull[attno])
 		return NULL;
-	return MemoryContextStrdup(context, TextDatumGetCString(slot->tts_values[attno]));
+	/* one copy, made where it stays */
+	old = MemoryContextSwitchTo(context);
+	s = TextDatumGetCString(slot->tts_values[attno]);
+	MemoryContextSwitchTo(old);
+	return s;
 }
 
 static CustomerState *
@@ -331,7 +339,22 @@ scan_orders_fold(TupleTableSlot *slot, void *arg)
 
 	if (slot->tts_isnull[0])
 		return;					/* no customer to credit: the query excludes these */
-	c = lookup_or_add(pass, TextDatumGetCString(slot->tts_values[0]));
+	/* the code in a buffer of this call (lookup_or_add copies a new one) */
+	{
+		text	   *t = DatumGetTextPP(slot->tts_values[0]);
+		Size		len = VARSIZE_ANY_EXHDR(t);
+		char		buf[64];
+		char	   *code = buf;
+
+		if (len < sizeof(buf))
+		{
+			memcpy(buf, VARDATA_ANY(t), len);
+			buf[len] = '\0';
+		}
+		else
+			code = text_to_cstring(t);
+		c = lookup_or_add(pass, code);
+	}
 	if (slot->tts_isnull[3])
 		return;
 	if (pass->norders == pass->maxorders)
@@ -374,8 +397,7 @@ scan_totals_fold(TupleTableSlot *slot, void *arg)
 
 	totals->sums = order_line_totals_read(slot->tts_isnull[0] ? NULL
 										  : DatumGetByteaPP(slot->tts_values[0]),
-										  order_key_list_length(totals->pass->keys),
-										  totals->pass->context);
+										  totals->pass->keys, totals->pass->context);
 }
 
 #define FAST_TOTAL	0
@@ -464,9 +486,11 @@ fast_flush(TargetingPass *pass)
  * added to its listed order's total by the _order_line_totals aggregate in
  * parallel workers, then the orders folded per customer as
  * targeting_line_stats folds them.  The lines are read as the floor reads
- * them (one sequential scan, split between the workers), with a hash lookup
- * per order rather than a B-tree descent per order, and no join: the cost
- * grows with the lines, where one index probe per order grew faster.  Not
+ * them (one sequential scan, split between the workers), each run of one
+ * order's lines looked for in the scoped orders' keys, sorted once, from
+ * where the previous run was found (a merge where both are in key order)
+ * rather than a B-tree descent per order, and no join: the cost grows with
+ * the lines, where one index probe per order grew faster.  Not
  * for a customers filter (its few customers' lines are cheaper to probe).
  * false, nothing credited, when the scoped orders hold a key twice (the
  * per-customer aggregate then decides what a repeated header means) or
@@ -484,7 +508,7 @@ scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
 	int64		bar;
 	int			bar_scale;
 
-	pass->keys = order_key_list_create(pass->context, source_order_keys_unique(pass->src));
+	pass->keys = order_key_list_create(pass->context);
 
 	query_stream(source_scoped_orders_query(pass->src, orders_scope(pass)), nparams, types, values,
 				 nulls, scan_orders_fold, pass);
@@ -501,20 +525,20 @@ scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
 			pass->orders[i].customer = custhash_lookup(pass->customers, pass->orders[i].code);
 		}
 	}
-	if (order_key_list_has_duplicates(pass->keys))
-		return false;
-
 	/*
 	 * Each process of the scan keeps about LINE_SCAN_ORDER_BYTES per listed
-	 * order (its key's hash entry and offset, a bit of the bitmap, its
-	 * running sum), which no executor node spills: past the memory a hash
-	 * table may take (work_mem times hash_mem_multiplier) the per-customer
-	 * aggregate, which spills, reads the lines instead.
+	 * order (its key's code and offset, its running sum), which no executor
+	 * node spills: past the memory a hash table may take (work_mem times
+	 * hash_mem_multiplier) the per-customer aggregate, which spills, reads
+	 * the lines instead.
 	 */
 	if ((double) order_key_list_length(pass->keys) * LINE_SCAN_ORDER_BYTES > (double) get_hash_memory_limit())
 		return false;
 
+	/* the keys sorted, as the aggregate reads them; a key twice shows there */
 	image = PointerGetDatum(order_key_list_image(pass->keys));
+	if (order_key_list_has_duplicates(pass->keys))
+		return false;
 	totals.pass = pass;
 	totals.sums = NULL;
 	query_stream_params(source_line_totals_query(pass->src), 1, &bytea_type, &image, NULL,

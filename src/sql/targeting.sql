@@ -228,7 +228,7 @@ CREATE AGGREGATE customer_analytics._order_line_totals(order_type text, order_nu
     PARALLEL = safe
 );
 
-COMMENT ON AGGREGATE customer_analytics._order_line_totals(order_type text, order_number text, line_amount numeric, orders bytea) IS 'internal: the sum of line_amount per order of the list orders (order keys, each once; the same value on every row), from the lines in any order, one hash lookup per run of lines of one order; a bytea of (position, total) pairs';
+COMMENT ON AGGREGATE customer_analytics._order_line_totals(order_type text, order_number text, line_amount numeric, orders bytea) IS 'internal: the sum of line_amount per order of the list orders (order keys sorted, each once; the same value on every row), from the lines in any order, each run of lines of one order looked for in the sorted list from the previous run''s position; a bytea of (position, total) pairs';
 
 CREATE AGGREGATE customer_analytics.targeting_line_stats(order_type text, order_number text, order_date date, line_amount numeric, spend_window daterange, low_ticket_window daterange, base_window daterange, recent_window daterange, low_ticket_below numeric) (
     SFUNC = customer_analytics._targeting_line_stats_sfunc,

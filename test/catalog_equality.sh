@@ -476,4 +476,10 @@ check "$FRESH: every relation in schema customer_analytics is an extension membe
          WHERE c.relnamespace = 'customer_analytics'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'S', 'p', 'f')
            AND c.oid NOT IN (SELECT oid FROM rels)")" "(none)"
 
+# the update templates restate no definition: a function's body comes from
+# src/sql/ by "-- @replace NAME", an aggregate's or a type's by "-- @create
+# NAME" (scripts/build_update.awk), so the two scripts cannot drift apart
+check "updates/*.in define no function, procedure, aggregate or type by text" \
+    "$(cat "$ROOT"/updates/*.in | grep -cE '^[[:space:]]*CREATE (OR REPLACE )?(FUNCTION|PROCEDURE|AGGREGATE|TYPE) ')" "0"
+
 finish

@@ -37,8 +37,12 @@ for scale in ${SHARDED_SCALES:-1}; do
     # the shards get the one server's work_mem: with the default 4MB each
     # shard's per-order grouping of order_totals spilled to disk (an
     # external merge sort); sharded target_customers() and
-    # targeting_funnel() took about 1.3x longer at scale 10 (bench/README.md)
-    sharded_start "-c shared_buffers=2GB -c work_mem=64MB" "-c work_mem=64MB"
+    # targeting_funnel() took about 1.3x longer at scale 10 (bench/README.md);
+    # and a third each of the one server's shared_buffers: with the default
+    # 128MB each shard read its lines (230MB at scale 10) from the OS cache
+    # at every call, about 7 % more CPU on the shards (bench/README.md, 2026-12-07,
+    # branch s31-shard-lines)
+    sharded_start "-c shared_buffers=2GB -c work_mem=64MB" "-c work_mem=64MB -c shared_buffers=640MB"
     sharded_load "$scale" | grep -v '^ok - the same orders'
     coord "ANALYZE; CREATE TABLE public.bench_targets AS SELECT customer_code FROM customer_analytics.target_customers()" >/dev/null
     for c in "${CALLS[@]}"; do

@@ -38,12 +38,14 @@ BEGIN
                 ELSE format('DIFFER: %s / %s recorded, %s / %s counted', c.target_rows, c.monthly_rows,
                             (SELECT count(*) FROM fc_bi.fcc_targets), (SELECT count(*) FROM fc_bi.fcc_monthly)) END;
 END $$;
--- the calls to the functions that tell the fixed cost, since fc_mark() in
+-- the calls to the functions that tell the fixed cost (_scratch_table:
+-- the scratch tables asked for, either kind), since fc_mark() in
 -- the same transaction (track_functions = all: the backend's counts not yet
 -- reported)
 CREATE FUNCTION public.fc_counted() RETURNS bigint[] LANGUAGE sql AS $$
     SELECT ARRAY[COALESCE(pg_stat_get_xact_function_calls('customer_analytics._matview_apply(regclass,text[],text)'::regprocedure), 0),
-                 COALESCE(pg_stat_get_xact_function_calls('customer_analytics._scratch_table(text,text)'::regprocedure), 0),
+                 COALESCE(pg_stat_get_xact_function_calls('customer_analytics._scratch_table(text,text)'::regprocedure), 0)
+                 + COALESCE(pg_stat_get_xact_function_calls('customer_analytics._session_scratch_table(text,text)'::regprocedure), 0),
                  COALESCE(pg_stat_get_xact_function_calls('customer_analytics._count_rows(text,text)'::regprocedure), 0),
                  COALESCE(pg_stat_get_xact_function_calls('customer_analytics._rollup_lost_table(customer_analytics.rollups,oid)'::regprocedure), 0)]
 $$;

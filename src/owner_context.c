@@ -26,7 +26,11 @@
  * way REFRESH ... CONCURRENTLY creates its diff table: with the restriction
  * lifted for that one statement, whose shape is checked to run no code
  * (plain columns of named types, NOT NULL, a primary key, LIKE another
- * relation's columns), under a reserved name prefix, ON COMMIT DROP.
+ * relation's columns), under a reserved name prefix, ON COMMIT DROP;
+ * _session_scratch_table the same way, but, for the session's own role,
+ * once per session (ON COMMIT DELETE ROWS, emptied when asked for again),
+ * so that a refresh of a campaign's delta neither writes the catalogs nor
+ * gets new OIDs.
  * REFRESH MATERIALIZED VIEW CONCURRENTLY creates such a table itself and so
  * fails inside a security-restricted operation; _refresh_matview runs the
  * REFRESH statement with the restriction lifted, since REFRESH restores it
@@ -34,7 +38,11 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -46,15 +54,20 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
 
 #include "owner_context.h"
 
 PG_FUNCTION_INFO_V1(as_owner);
 PG_FUNCTION_INFO_V1(in_owner_context);
 PG_FUNCTION_INFO_V1(scratch_table);
+PG_FUNCTION_INFO_V1(session_scratch_table);
 PG_FUNCTION_INFO_V1(refresh_matview);
 
 static void run_unrestricted(const char *sql);
+static void check_scratch_shape(CreateStmt *stmt);
 
 bool		ca_scratch_ddl_running = false;
 
@@ -239,15 +252,13 @@ check_scratch_shape(CreateStmt *stmt)
 }
 
 /*
- * _scratch_table(name text, definition text) returns regclass
- *
- * CREATE TEMP TABLE pg_temp.<name> <definition> ON COMMIT DROP, allowed
- * inside a security-restricted operation (see the file's header).  name
- * must start with customer_analytics_; definition is a parenthesized list
- * of columns (or LIKE relation) that runs no code.
+ * The checked CREATE TEMP TABLE statement of a scratch table: name must
+ * start with customer_analytics_, definition be a parenthesized list of
+ * columns (or LIKE relation) that runs no code; on_commit its ON COMMIT
+ * clause.  *stmt is set to the parsed statement.
  */
-Datum
-scratch_table(PG_FUNCTION_ARGS)
+static char *
+scratch_create_sql(FunctionCallInfo fcinfo, const char *on_commit, char **name_out, CreateStmt **stmt)
 {
 	char	   *name;
 	char	   *definition;
@@ -268,7 +279,7 @@ scratch_table(PG_FUNCTION_ARGS)
 				 errhint("Scratch tables of the extension's refreshes use that prefix.")));
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE TEMP TABLE %s %s ON COMMIT DROP", quote_identifier(name), definition);
+	appendStringInfo(&sql, "CREATE TEMP TABLE %s %s ON COMMIT %s", quote_identifier(name), definition, on_commit);
 	parsed = raw_parser(sql.data, RAW_PARSE_DEFAULT);
 	raw = list_length(parsed) == 1 ? linitial_node(RawStmt, parsed) : NULL;
 	if (raw == NULL || !IsA(raw->stmt, CreateStmt) ||
@@ -278,7 +289,15 @@ scratch_table(PG_FUNCTION_ARGS)
 				 errmsg("a scratch table's definition must be a parenthesized column list"),
 				 errhint("For example '(customer_code text PRIMARY KEY)' or '(LIKE schema.relation)'.")));
 	check_scratch_shape((CreateStmt *) raw->stmt);
+	*name_out = name;
+	*stmt = (CreateStmt *) raw->stmt;
+	return sql.data;
+}
 
+/* Run the checked CREATE TEMP TABLE sql (scratch_create_sql) unrestricted; the new table. */
+static Oid
+scratch_create(const char *sql, const char *name)
+{
 	/*
 	 * as REFRESH ... CONCURRENTLY creates its diff table: this statement
 	 * only; the rollup's DDL watch (an event trigger on CREATE TABLE) is told
@@ -287,14 +306,197 @@ scratch_table(PG_FUNCTION_ARGS)
 	ca_scratch_ddl_running = true;
 	PG_TRY();
 	{
-		run_unrestricted(sql.data);
+		run_unrestricted(sql);
 	}
 	PG_FINALLY();
 	{
 		ca_scratch_ddl_running = false;
 	}
 	PG_END_TRY();
-	PG_RETURN_OID(get_relname_relid(name, LookupExplicitNamespace("pg_temp", false)));
+	return get_relname_relid(name, LookupExplicitNamespace("pg_temp", false));
+}
+
+/*
+ * _scratch_table(name text, definition text) returns regclass
+ *
+ * CREATE TEMP TABLE pg_temp.<name> <definition> ON COMMIT DROP, allowed
+ * inside a security-restricted operation (see the file's header).  name
+ * must start with customer_analytics_; definition is a parenthesized list
+ * of columns (or LIKE relation) that runs no code.
+ */
+Datum
+scratch_table(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	CreateStmt *stmt;
+	char	   *sql = scratch_create_sql(fcinfo, "DROP", &name, &stmt);
+
+	PG_RETURN_OID(scratch_create(sql, name));
+}
+
+/* a table _session_scratch_table made in this session: its OID and statement */
+typedef struct SessionScratch
+{
+	Oid			relid;
+	char	   *sql;
+} SessionScratch;
+
+/* the tables _session_scratch_table made in this session (TopMemoryContext) */
+static List *session_scratches = NIL;
+
+/*
+ * Do the columns of the temporary table rel match what stmt would create?
+ * Only a single LIKE is compared (its relation's columns now: a view
+ * rebuilt with other columns makes another table); any other definition
+ * is the same statement's, which was compared as text.
+ */
+static bool
+scratch_shape_current(Relation rel, CreateStmt *stmt)
+{
+	TableLikeClause *like;
+	Relation	src;
+	TupleDesc	a = RelationGetDescr(rel);
+	TupleDesc	b;
+	int			i = 0;
+	int			j = 0;
+	bool		same = true;
+
+	if (list_length(stmt->tableElts) != 1 || !IsA(linitial(stmt->tableElts), TableLikeClause))
+		return true;
+	like = linitial_node(TableLikeClause, stmt->tableElts);
+	src = relation_openrv_extended(like->relation, AccessShareLock, true);
+	if (src == NULL)
+		return false;
+	b = RelationGetDescr(src);
+	for (;;)
+	{
+		Form_pg_attribute x;
+		Form_pg_attribute y;
+
+		while (i < a->natts && TupleDescAttr(a, i)->attisdropped)
+			i++;
+		while (j < b->natts && TupleDescAttr(b, j)->attisdropped)
+			j++;
+		if (i >= a->natts || j >= b->natts)
+		{
+			same = same && i >= a->natts && j >= b->natts;
+			break;
+		}
+		x = TupleDescAttr(a, i++);
+		y = TupleDescAttr(b, j++);
+		if (strcmp(NameStr(x->attname), NameStr(y->attname)) != 0 || x->atttypid != y->atttypid ||
+			x->atttypmod != y->atttypmod || x->attcollation != y->attcollation || x->attnotnull != y->attnotnull)
+		{
+			same = false;
+			break;
+		}
+	}
+	relation_close(src, AccessShareLock);
+	return same;
+}
+
+/*
+ * _session_scratch_table(name text, definition text) returns regclass
+ *
+ * As _scratch_table, but when the current role is the session's own
+ * (SESSION_USER) the table is kept for the session, ON COMMIT DELETE ROWS,
+ * and made once: a later call for the same name, by the same role, with
+ * the same definition (a LIKE's columns unchanged) finds the
+ * table this function made and empties it (a DELETE: no new relation, so
+ * no catalog writes and no new OID that would make every statement naming
+ * it be planned afresh).  A table of this name that this function made for
+ * another role or definition (a session refreshing campaigns of several
+ * owners) is dropped first, as ON COMMIT DROP would have; one the current
+ * role made otherwise is dropped as the delta refresh always dropped it;
+ * anything else of that name makes the CREATE fail, as with _scratch_table.
+ * For another role (a superuser's session refreshing an analyst's
+ * campaign) the table is made ON COMMIT DROP, as _scratch_table makes it:
+ * kept, it would belong to that role, which no DROP ROLE could then drop
+ * while this session lasts.
+ */
+Datum
+session_scratch_table(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	CreateStmt *stmt;
+	/*
+	 * kept only for the session's own role: a table owned by another role
+	 * would stop a DROP ROLE of it for as long as this session lasts
+	 */
+	bool		keep = GetUserId() == GetSessionUserId();
+	char	   *sql = scratch_create_sql(fcinfo, keep ? "DELETE ROWS" : "DROP", &name, &stmt);
+	Oid			nsp = LookupExplicitNamespace("pg_temp", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+	SessionScratch *mine = NULL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (OidIsValid(relid))
+	{
+		foreach(lc, session_scratches)
+		{
+			SessionScratch *s = (SessionScratch *) lfirst(lc);
+
+			if (s->relid == relid)
+				mine = s;
+		}
+		if (mine != NULL)
+		{
+			Relation	rel = relation_open(relid, AccessExclusiveLock);
+			bool		reuse = keep && rel->rd_rel->relowner == GetUserId() && strcmp(mine->sql, sql) == 0 &&
+				rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP && scratch_shape_current(rel, stmt);
+
+			/* no page: emptied by the last commit (ON COMMIT DELETE ROWS), nothing to delete */
+			bool		empty = reuse && RelationGetNumberOfBlocks(rel) == 0;
+
+			relation_close(rel, NoLock);
+			if (empty)
+				PG_RETURN_OID(relid);
+			if (reuse)
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				if (SPI_execute(psprintf("DELETE FROM pg_temp.%s", quote_identifier(name)), false, 0) != SPI_OK_DELETE)
+					elog(ERROR, "could not empty scratch table \"%s\"", name);
+				SPI_finish();
+				PG_RETURN_OID(relid);
+			}
+			else
+			{
+				/* this function's own table, made for another role or shape */
+				ObjectAddress obj;
+
+				ObjectAddressSet(obj, RelationRelationId, relid);
+				performDeletion(&obj, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+				CommandCounterIncrement();
+			}
+		}
+		else if (pg_class_ownercheck(relid, GetUserId()))
+			run_unrestricted(psprintf("DROP TABLE pg_temp.%s", quote_identifier(name)));
+	}
+
+	relid = scratch_create(sql, name);
+	if (!keep)
+		PG_RETURN_OID(relid);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	/* (entries of dropped tables are left: they match no table's OID again) */
+	mine = NULL;
+	foreach(lc, session_scratches)
+	{
+		SessionScratch *s = (SessionScratch *) lfirst(lc);
+
+		if (strcmp(s->sql, sql) == 0)
+			mine = s;
+	}
+	if (mine == NULL)
+	{
+		mine = palloc(sizeof(SessionScratch));
+		mine->sql = pstrdup(sql);
+		session_scratches = lappend(session_scratches, mine);
+	}
+	mine->relid = relid;
+	MemoryContextSwitchTo(old);
+	PG_RETURN_OID(relid);
 }
 
 /* Run the utility statement sql through SPI with SECURITY_RESTRICTED_OPERATION lifted. */

@@ -191,13 +191,14 @@ BEGIN
     PERFORM customer_analytics._matview_lock(targets);
     PERFORM customer_analytics._matview_lock(sheet);
     PERFORM customer_analytics._matview_lock(long);
-    PERFORM customer_analytics._drop_delta_scratch();
     -- (changes: the customer's order changes, old and new rows.  One row per
     -- customer, as the guard groups them; no index: every statement reads
     -- the list whole, as an array of keys or a hashed join, and an index
     -- written row by row cost as much as the guard's read of the changes
     -- (8,246 customers: 40-70 ms against 18-27 without, under load))
-    PERFORM customer_analytics._scratch_table('customer_analytics_changed',
+    -- (the scratch tables are kept for the session, emptied here and at
+    -- commit: _session_scratch_table)
+    PERFORM customer_analytics._session_scratch_table('customer_analytics_changed',
                                               '(customer_code text NOT NULL, changes bigint)');
 
     -- The guard (_at_one_snapshot's) reads the changes once: it lists the
@@ -241,8 +242,8 @@ BEGIN
         -- there is something to do: the targets whose months changed,
         -- entered or left (the long form's keys), and the changed
         -- customers' verdicts
-        ARRAY['SELECT customer_analytics._scratch_table(''customer_analytics_long_keys'', ''(customer_code text PRIMARY KEY)'')',
-              format('SELECT customer_analytics._scratch_table(''customer_analytics_targets'', %L)', format('(LIKE %s)', targets))]
+        ARRAY['SELECT customer_analytics._session_scratch_table(''customer_analytics_long_keys'', ''(customer_code text PRIMARY KEY)'')',
+              format('SELECT customer_analytics._session_scratch_table(''customer_analytics_targets'', %L)', format('(LIKE %s)', targets))]
         -- the changed orders, read as the full computation reads them
         || checks
         -- their state (counts, sums and last order dates adjusted), their
@@ -257,7 +258,6 @@ BEGIN
         SELECT count(*), COALESCE(sum(k.changes), 0)::bigint INTO changed_customers, order_changes
           FROM pg_temp.customer_analytics_changed k;
     END IF;
-    PERFORM customer_analytics._drop_delta_scratch();
 END $_$;
 
 -- The delta refresh's statements on the state, the targets and the months
@@ -592,15 +592,6 @@ CREATE FUNCTION customer_analytics._drop_campaign_state(c customer_analytics.cam
     SELECT customer_analytics._drop_marked_tables(customer_analytics._state_schema(), ARRAY[n.state, n.month_state],
                                                   customer_analytics._campaign_state_marker(c))
       FROM customer_analytics._campaign_state_names(c) n
-$$;
-
--- Drop the delta refresh's temporary tables if this session has them.
-CREATE FUNCTION customer_analytics._drop_delta_scratch() RETURNS void
-    LANGUAGE sql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT customer_analytics._drop_temp_tables('customer_analytics_changed', 'customer_analytics_targets',
-                                                'customer_analytics_long_keys', 'customer_analytics_months')
 $$;
 
 -- Drop those of the tables schema.names that carry the marker; returns how many.

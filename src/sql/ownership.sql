@@ -157,6 +157,14 @@ CREATE FUNCTION customer_analytics._scratch_table(name text, definition text) RE
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'scratch_table';
 
+-- A scratch table as _scratch_table makes one, kept for the session (ON
+-- COMMIT DELETE ROWS) when the current role is the session's own: made at
+-- the first call, emptied at the next ones with the same definition; made
+-- again for another role or definition (another role's ON COMMIT DROP).
+CREATE FUNCTION customer_analytics._session_scratch_table(name text, definition text) RETURNS regclass
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'session_scratch_table';
+
 -- NULL when reading the source's tables runs no code of a role the current
 -- role does not trust.
 CREATE FUNCTION customer_analytics._source_trust_problem(source_schema text) RETURNS text

@@ -18,16 +18,21 @@
  * customer that did not change, cost a read and no write.  PostgreSQL refuses INSERT/DELETE on a
  * materialized view from SQL, so this is done with the table access method
  * and executor's index routines, as logical replication's apply does for
- * tables (execReplication.c).  Only the view's owner may do it, as only the
- * owner may REFRESH.
+ * tables (execReplication.c); the current rows of the customers are found
+ * the same way, through the view's index on customer_code, without a
+ * query.  Only the view's owner may do it, as only the owner may REFRESH.
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/nbtree.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -40,8 +45,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(matview_apply);
@@ -160,7 +167,7 @@ check_row_type(Relation rel, TupleDesc desc)
 }
 
 /*
- * The prepared statement of key_rows() per view, kept for the session
+ * The prepared statement of key_rows_sql() per view, kept for the session
  * (SPI_keepplan: the plan cache plans it again when the view, its indexes
  * or the search_path change), so that a refresh does not parse and plan it
  * again.  An entry is used only for the view it was made for, under the
@@ -180,7 +187,7 @@ typedef struct KeyRowsPlan
 static KeyRowsPlan key_rows_plans[KEY_ROWS_PLANS];
 static int	key_rows_next = 0;
 
-/* The kept statement of key_rows() for rel (named name), prepared once. */
+/* The kept statement of key_rows_sql() for rel (named name), prepared once. */
 static SPIPlanPtr
 key_rows_plan(Relation rel, const char *name)
 {
@@ -215,28 +222,211 @@ key_rows_plan(Relation rel, const char *name)
 }
 
 /*
- * The view's current rows whose customer_code is one of keys (found through
- * the view's index by an ordinary query, prepared once per session), as of
- * the active snapshot: an SPI result whose first column is the row's ctid
- * and the others its columns.  The keys are given as an array the planner
- * cannot see the size of (an InitPlan): it then probes the index for each
- * key, never reading the whole view with a hashed filter, whatever its
- * estimates (the same plan whatever the keys, so one kept for the session
- * is the one each call would make).
+ * The view's current rows to replace: each row a tuple (vals[i], of
+ * descriptor desc, the view's columns from attribute first on) and its tid.
  */
-static SPITupleTable *
-key_rows(Relation rel, Datum keys)
+typedef struct OldRows
+{
+	HeapTuple  *vals;
+	ItemPointerData *tids;
+	TupleDesc	desc;
+	int			first;			/* the view's first column in desc */
+	uint64		n;
+} OldRows;
+
+/*
+ * The view's current rows whose customer_code is one of keys, by an
+ * ordinary query (prepared once per session), as of the active snapshot:
+ * the path for a view without an index key_index() takes.  The keys are
+ * given as an array the planner cannot see the size of (an InitPlan): it
+ * then probes the index for each key, never reading the whole view with a
+ * hashed filter, whatever its estimates (the same plan whatever the keys,
+ * so one kept for the session is the one each call would make).
+ */
+static void
+key_rows_sql(Relation rel, Datum keys, OldRows *old)
 {
 	char	   *name = qualified_name(rel);
 	Datum		args[1] = {keys};
+	SPITupleTable *tuptable;
 
 	if (SPI_execute_plan(key_rows_plan(rel, name), args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not find the rows to replace in %s", name);
-	return SPI_tuptable;
+	tuptable = SPI_tuptable;
+	old->n = SPI_processed;
+	old->vals = tuptable->vals;
+	old->desc = tuptable->tupdesc;
+	old->first = 2;
+	old->tids = palloc(sizeof(ItemPointerData) * Max(old->n, 1));
+	for (uint64 i = 0; i < old->n; i++)
+	{
+		bool		isnull;
+
+		old->tids[i] = *(ItemPointer) DatumGetPointer(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
+	}
 }
 
 /*
- * The rows of an SPI result deformed once: the view's columns (attributes
+ * An index of rel that finds its rows by customer_code (attribute key + 1,
+ * of type text) as "customer_code = key" does: a valid B-tree index, not
+ * partial, whose first column is customer_code itself with the column's
+ * collation and text's own B-tree operator family (its "=" is text's, under
+ * the collation; text_pattern_ops compares bytes).  Opened
+ * (AccessShareLock) and returned, or NULL when rel has none.
+ */
+static Relation
+key_index(Relation rel, int key)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), key);
+	List	   *indexes;
+	ListCell   *lc;
+	Relation	found = NULL;
+
+	if (att->atttypid != TEXTOID)
+		return NULL;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index index = irel->rd_index;
+
+		if (irel->rd_rel->relam == BTREE_AM_OID && index->indisvalid && index->indisready &&
+			index->indislive && index->indnkeyatts >= 1 && index->indkey.values[0] == key + 1 &&
+			irel->rd_opfamily[0] == TEXT_BTREE_FAM_OID && irel->rd_opcintype[0] == TEXTOID &&
+			irel->rd_indcollation[0] == att->attcollation &&
+			RelationGetIndexPredicate(irel) == NIL)
+		{
+			found = irel;
+			break;
+		}
+		index_close(irel, AccessShareLock);
+	}
+	list_free(indexes);
+	return found;
+}
+
+/* The order of two keys by the index's comparison (qsort_arg's comparator). */
+typedef struct KeyOrder
+{
+	FmgrInfo   *cmp;
+	Oid			collation;
+} KeyOrder;
+
+static int
+key_order(const void *a, const void *b, void *arg)
+{
+	KeyOrder   *order = (KeyOrder *) arg;
+
+	return DatumGetInt32(FunctionCall2Coll(order->cmp, order->collation,
+										   *(const Datum *) a, *(const Datum *) b));
+}
+
+/* Keep a copy of the row in slot (and its tid) among the old rows. */
+static void
+old_rows_add(OldRows *old, uint64 *cap, TupleTableSlot *slot)
+{
+	if (old->n == *cap)
+	{
+		*cap *= 2;
+		old->vals = repalloc_huge(old->vals, sizeof(HeapTuple) * *cap);
+		old->tids = repalloc_huge(old->tids, sizeof(ItemPointerData) * *cap);
+	}
+	old->vals[old->n] = ExecCopySlotHeapTuple(slot);
+	old->tids[old->n] = slot->tts_tid;
+	old->n++;
+}
+
+/*
+ * The view's current rows whose customer_code is one of keys, as of the
+ * active snapshot, read through irel (key_index()) directly: the keys (NULLs
+ * dropped, as "= ANY" drops them) put in the index's order, which is
+ * checked in one pass and sorted only when they are not in it (the
+ * refresh's lists are written in that order), equal keys kept once; then
+ * one descent of the index per key, each row copied with its tid.  What
+ * the query of key_rows_sql() finds, without its parse of the array, its
+ * executor and its sort of the keys in the column's collation.
+ */
+static void
+key_rows_index(Relation rel, Relation irel, Datum *elems, int nkeys, OldRows *old)
+{
+	bool		sorted = true;
+	KeyOrder	order;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	uint64		cap = 64;
+
+	order.cmp = index_getprocinfo(irel, 1, BTORDER_PROC);
+	order.collation = irel->rd_indcollation[0];
+	for (int i = 1; sorted && i < nkeys; i++)
+		sorted = key_order(&elems[i - 1], &elems[i], &order) <= 0;
+	if (!sorted)
+		qsort_arg(elems, nkeys, sizeof(Datum), key_order, &order);
+
+	old->desc = RelationGetDescr(rel);
+	old->first = 1;
+	old->n = 0;
+	old->vals = palloc(sizeof(HeapTuple) * cap);
+	old->tids = palloc(sizeof(ItemPointerData) * cap);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, irel, GetActiveSnapshot(), 1, 0);
+	for (int i = 0; i < nkeys; i++)
+	{
+		ScanKeyData skey;
+
+		CHECK_FOR_INTERRUPTS();
+		/* (sorted: an equal key is next to its twin) */
+		if (i > 0 && key_order(&elems[i - 1], &elems[i], &order) == 0)
+			continue;
+		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   irel->rd_indcollation[0], F_TEXTEQ, elems[i]);
+		index_rescan(scan, &skey, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+			old_rows_add(old, &cap, slot);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * The view's current rows whose customer_code (attribute key + 1) is one
+ * of keys (NULLs dropped, as "= ANY" drops them), as of the active
+ * snapshot: through its index on customer_code when it has one
+ * (key_index()), else by a query.  The current user must be allowed to
+ * read the view, as the query requires.
+ */
+static void
+old_rows_read(Relation rel, int key, Datum keys, OldRows *old)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), key);
+	Relation	irel;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	int			nkeys = 0;
+
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_MATVIEW, RelationGetRelationName(rel));
+	if (att->atttypid != TEXTOID)
+	{
+		key_rows_sql(rel, keys, old);
+		return;
+	}
+	deconstruct_array(DatumGetArrayTypeP(keys), TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &nelems);
+	for (int i = 0; i < nelems; i++)
+		if (!elem_nulls[i])
+			elems[nkeys++] = elems[i];
+	irel = key_index(rel, key);
+	if (irel == NULL)
+	{
+		key_rows_sql(rel, keys, old);
+		return;
+	}
+	key_rows_index(rel, irel, elems, nkeys, old);
+	index_close(irel, NoLock);
+}
+
+/*
+ * Rows deformed once: the view's columns (attributes
  * first .. first + natts - 1 of each row) as arrays of values and null
  * flags, natts per row, so that hashing and comparing them reads each
  * column once (SPI_getbinval walks a row's varlena columns again for each
@@ -250,9 +440,9 @@ typedef struct DeformedRows
 } DeformedRows;
 
 static void
-deform_rows(SPITupleTable *tuptable, uint64 nrows, int first, int natts, DeformedRows *rows)
+deform_rows(HeapTuple *vals, TupleDesc desc, uint64 nrows, int first, int natts, DeformedRows *rows)
 {
-	int			width = tuptable->tupdesc->natts;
+	int			width = desc->natts;
 	Datum	   *values = palloc(sizeof(Datum) * width);
 	bool	   *nulls = palloc(sizeof(bool) * width);
 
@@ -262,7 +452,7 @@ deform_rows(SPITupleTable *tuptable, uint64 nrows, int first, int natts, Deforme
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		heap_deform_tuple(tuptable->vals[r], tuptable->tupdesc, values, nulls);
+		heap_deform_tuple(vals[r], desc, values, nulls);
 		memcpy(rows->values + r * natts, values + first - 1, sizeof(Datum) * natts);
 		memcpy(rows->nulls + r * natts, nulls + first - 1, sizeof(bool) * natts);
 	}
@@ -313,7 +503,7 @@ rows_identical(TupleDesc view, const DeformedRows *old, uint64 o, const Deformed
  * deformed once.
  */
 static void
-match_rows(TupleDesc view, SPITupleTable *old_rows, uint64 nold, SPITupleTable *new_rows, uint64 nnew,
+match_rows(TupleDesc view, const OldRows *old_rows, SPITupleTable *new_rows, uint64 nnew,
 		   int key, bool *old_kept, bool *new_kept, int64 *new_pair)
 {
 	uint64		nbuckets = 1;
@@ -323,6 +513,7 @@ match_rows(TupleDesc view, SPITupleTable *old_rows, uint64 nold, SPITupleTable *
 	int32	   *claims;
 	DeformedRows old;
 	DeformedRows new;
+	uint64		nold = old_rows->n;
 
 	for (uint64 j = 0; j < nnew; j++)
 	{
@@ -338,9 +529,8 @@ match_rows(TupleDesc view, SPITupleTable *old_rows, uint64 nold, SPITupleTable *
 	hash = palloc(sizeof(uint32) * nold);
 	for (uint64 b = 0; b < nbuckets; b++)
 		bucket[b] = -1;
-	/* old rows: ctid first, then the view's columns */
-	deform_rows(old_rows, nold, 2, view->natts, &old);
-	deform_rows(new_rows, nnew, 1, view->natts, &new);
+	deform_rows(old_rows->vals, old_rows->desc, nold, old_rows->first, view->natts, &old);
+	deform_rows(new_rows->vals, new_rows->tupdesc, nnew, 1, view->natts, &new);
 	for (uint64 i = 0; i < nold; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -430,22 +620,18 @@ match_rows(TupleDesc view, SPITupleTable *old_rows, uint64 nold, SPITupleTable *
 	pfree(new.nulls);
 }
 
-/* Delete the old rows (ctid first) not kept, as of the active snapshot. */
+/* Delete the old rows not kept, as of the active snapshot. */
 static uint64
-delete_rows(Relation rel, SPITupleTable *old, uint64 nold, const bool *old_kept)
+delete_rows(Relation rel, const OldRows *old, const bool *old_kept)
 {
 	uint64		n = 0;
 
-	for (uint64 i = 0; i < nold; i++)
+	for (uint64 i = 0; i < old->n; i++)
 	{
-		bool		isnull;
-		ItemPointerData tid;
-
 		CHECK_FOR_INTERRUPTS();
 		if (old_kept[i])
 			continue;
-		tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(old->vals[i], old->tupdesc, 1, &isnull));
-		simple_table_tuple_delete(rel, &tid, GetActiveSnapshot());
+		simple_table_tuple_delete(rel, &old->tids[i], GetActiveSnapshot());
 		n++;
 	}
 	return n;
@@ -453,11 +639,11 @@ delete_rows(Relation rel, SPITupleTable *old, uint64 nold, const bool *old_kept)
 
 /*
  * Write the new rows not kept into the view with their index entries: an
- * update of the old row (ctid first) it is paired with, else an insert.
+ * update of the old row it is paired with, else an insert.
  * Returns the rows written; *updated counts the updates.
  */
 static uint64
-write_rows(Relation rel, SPITupleTable *old, SPITupleTable *new, uint64 nnew, const bool *new_kept,
+write_rows(Relation rel, const OldRows *old, SPITupleTable *new, uint64 nnew, const bool *new_kept,
 		   const int64 *new_pair, uint64 *updated)
 {
 	EState	   *estate = CreateExecutorState();
@@ -479,11 +665,9 @@ write_rows(Relation rel, SPITupleTable *old, SPITupleTable *new, uint64 nnew, co
 		ExecStoreHeapTuple(SPI_copytuple(new->vals[i]), slot, true);
 		if (new_pair[i] >= 0)
 		{
-			bool		isnull;
 			bool		update_indexes;
-			ItemPointerData tid;
+			ItemPointerData tid = old->tids[new_pair[i]];
 
-			tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(old->vals[new_pair[i]], old->tupdesc, 1, &isnull));
 			simple_table_tuple_update(rel, &tid, slot, GetActiveSnapshot(), &update_indexes);
 			/*
 			 * (update false: its hint to the index, "unchanged by this
@@ -512,25 +696,25 @@ write_rows(Relation rel, SPITupleTable *old, SPITupleTable *new, uint64 nnew, co
 
 /*
  * The keys (customer_code, column key of the view) of the rows an apply
- * wrote or deleted: the old rows not kept (deleted; ctid first) and the new
+ * wrote or deleted: the old rows not kept (deleted) and the new
  * rows not kept (inserted, or written over their old row), as a text[]
  * (a key may appear twice; NULL keys left out).
  */
 static ArrayType *
-touched_keys(SPITupleTable *old, uint64 nold, const bool *old_kept, SPITupleTable *new, uint64 nnew,
+touched_keys(const OldRows *old, const bool *old_kept, SPITupleTable *new, uint64 nnew,
 			 const bool *new_kept, int key)
 {
-	Datum	   *keys = palloc(sizeof(Datum) * Max(nold + nnew, 1));
+	Datum	   *keys = palloc(sizeof(Datum) * Max(old->n + nnew, 1));
 	int			n = 0;
 	bool		isnull;
 
-	for (uint64 i = 0; i < nold; i++)
+	for (uint64 i = 0; i < old->n; i++)
 	{
 		Datum		k;
 
 		if (old_kept[i])
 			continue;
-		k = SPI_getbinval(old->vals[i], old->tupdesc, key + 2, &isnull);
+		k = heap_getattr(old->vals[i], key + old->first, old->desc, &isnull);
 		if (!isnull)
 			keys[n++] = k;
 	}
@@ -606,9 +790,8 @@ matview_apply(PG_FUNCTION_ARGS)
 	char	   *rows_sql;
 	uint64		inserted;
 	uint64		deleted;
-	SPITupleTable *old;
+	OldRows		old;
 	SPITupleTable *new;
-	uint64		nold;
 	uint64		nnew;
 	bool	   *old_kept;
 	bool	   *new_kept;
@@ -642,8 +825,7 @@ matview_apply(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	old = key_rows(rel, PG_GETARG_DATUM(1));
-	nold = SPI_processed;
+	old_rows_read(rel, key, PG_GETARG_DATUM(1), &old);
 	/* (rows_sql may read the keys as $1) */
 	if (SPI_execute_with_args(rows_sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		ereport(ERROR,
@@ -654,15 +836,15 @@ matview_apply(PG_FUNCTION_ARGS)
 	nnew = SPI_processed;
 	check_row_type(rel, new->tupdesc);
 	/* rows that are the same before and after are left alone */
-	old_kept = palloc(sizeof(bool) * Max(nold, 1));
+	old_kept = palloc(sizeof(bool) * Max(old.n, 1));
 	new_kept = palloc(sizeof(bool) * Max(nnew, 1));
 	new_pair = palloc(sizeof(int64) * Max(nnew, 1));
-	match_rows(RelationGetDescr(rel), old, nold, new, nnew, key, old_kept, new_kept, new_pair);
-	deleted = delete_rows(rel, old, nold, old_kept);
-	inserted = write_rows(rel, old, new, nnew, new_kept, new_pair, &updated);
+	match_rows(RelationGetDescr(rel), &old, new, nnew, key, old_kept, new_kept, new_pair);
+	deleted = delete_rows(rel, &old, old_kept);
+	inserted = write_rows(rel, &old, new, nnew, new_kept, new_pair, &updated);
 	/* (an update neither adds nor removes a row) */
 	applied_note(relid, (int64) (inserted - updated) - (int64) deleted,
-				 touched_keys(old, nold, old_kept, new, nnew, new_kept, key));
+				 touched_keys(&old, old_kept, new, nnew, new_kept, key));
 	SPI_finish();
 
 	/* the statements after this one see the new rows */

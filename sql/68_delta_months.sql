@@ -137,41 +137,56 @@ SELECT 1 FROM customer_analytics.refresh_campaign('dmo');
 SELECT count(*) > 0 AS moved_targets_after FROM dmo_bi.dmo_targets WHERE customer_code IN (SELECT customer_code FROM dmo_moved);
 SELECT public.dmo_check();
 
--- random rounds (a fixed seed): totals up and down, orders removed, moved
--- in time and added, customers moved between routes
+-- pseudo-random rounds: totals up and down, orders removed, moved in time
+-- and added, customers moved between routes.  Every choice and amount is a
+-- hash of the row's key and the round (dmo_rand), not random(): which rows
+-- an ORDER BY random() picks, and which line gets which random amount,
+-- would follow the heap's physical order, which autovacuum can change.
+-- Each round's refresh is a delta over the customers the round reached.
+CREATE FUNCTION public.dmo_rand(t text) RETURNS float8 LANGUAGE sql IMMUTABLE
+    RETURN ('x' || substr(md5(t), 1, 7))::bit(28)::int / 268435456.0;
 CREATE FUNCTION public.dmo_change(r int) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE dmo.sales_order_lines l SET pretax_subtotal = greatest(0, pretax_subtotal + round((random() * 1600 - 800)::numeric, 2))
-     WHERE (l.order_type, l.order_number) IN (SELECT o.order_type, o.order_number FROM dmo.sales_orders o ORDER BY random() LIMIT 25);
+    UPDATE dmo.sales_order_lines l
+       SET pretax_subtotal = greatest(0, pretax_subtotal
+                                         + round((public.dmo_rand(concat_ws(':', 'amount', r, l.order_number, l.line_no)) * 1600 - 800)::numeric, 2))
+     WHERE (l.order_type, l.order_number) IN (SELECT o.order_type, o.order_number FROM dmo.sales_orders o
+                                               ORDER BY public.dmo_rand(concat_ws(':', 'up', r, o.order_type, o.order_number)) LIMIT 25);
     CREATE TEMP TABLE dmo_out ON COMMIT DROP AS
-    SELECT o.order_type, o.order_number FROM dmo.sales_orders o ORDER BY random() LIMIT 5;
+    SELECT o.order_type, o.order_number FROM dmo.sales_orders o
+     ORDER BY public.dmo_rand(concat_ws(':', 'out', r, o.order_type, o.order_number)) LIMIT 5;
     DELETE FROM dmo.sales_order_lines l USING dmo_out g WHERE l.order_type = g.order_type AND l.order_number = g.order_number;
     DELETE FROM dmo.sales_orders o USING dmo_out g WHERE o.order_type = g.order_type AND o.order_number = g.order_number;
-    UPDATE dmo.sales_orders SET order_date = to_char(date '2025-08-01' + floor(random() * 160)::int, 'YYYYMMDD')
-     WHERE (order_type, order_number) IN (SELECT o.order_type, o.order_number FROM dmo.sales_orders o ORDER BY random() LIMIT 8);
+    UPDATE dmo.sales_orders o
+       SET order_date = to_char(date '2025-08-01' + floor(public.dmo_rand(concat_ws(':', 'date', r, o.order_number)) * 160)::int, 'YYYYMMDD')
+     WHERE (order_type, order_number) IN (SELECT o2.order_type, o2.order_number FROM dmo.sales_orders o2
+                                           ORDER BY public.dmo_rand(concat_ws(':', 'move', r, o2.order_type, o2.order_number)) LIMIT 8);
     INSERT INTO dmo.sales_orders
-    SELECT 'SO', 'R' || r || '-' || i, lpad((1 + floor(random() * 600))::int::text, 5, '0'), 'K1',
-           to_char(date '2025-09-01' + floor(random() * 128)::int, 'YYYYMMDD'), 'Y'
+    SELECT 'SO', 'R' || r || '-' || i, lpad((1 + floor(public.dmo_rand(concat_ws(':', 'customer', r, i)) * 600))::int::text, 5, '0'), 'K1',
+           to_char(date '2025-09-01' + floor(public.dmo_rand(concat_ws(':', 'new date', r, i)) * 128)::int, 'YYYYMMDD'), 'Y'
       FROM generate_series(1, 6) i;
     INSERT INTO dmo.sales_order_lines
-    SELECT 'SO', 'R' || r || '-' || i, 1, 'P1', 1, round((100 + random() * 3000)::numeric, 2)
+    SELECT 'SO', 'R' || r || '-' || i, 1, 'P1', 1, round((100 + public.dmo_rand(concat_ws(':', 'new amount', r, i)) * 3000)::numeric, 2)
       FROM generate_series(1, 6) i;
-    UPDATE dmo.customers SET delivery_route = CASE WHEN delivery_route LIKE 'K%' THEN 'T8' ELSE 'K2' END
-     WHERE customer_code IN (SELECT customer_code FROM dmo.customers ORDER BY random() LIMIT 6);
+    UPDATE dmo.customers c SET delivery_route = CASE WHEN delivery_route LIKE 'K%' THEN 'T8' ELSE 'K2' END
+     WHERE customer_code IN (SELECT c2.customer_code FROM dmo.customers c2
+                              ORDER BY public.dmo_rand(concat_ws(':', 'route', r, c2.customer_code)) LIMIT 6);
 END $$;
-SELECT setseed(0.68);
 SELECT public.dmo_change(1);
 SELECT 1 FROM customer_analytics.refresh_campaign('dmo');
+SELECT h.mode FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = 'dmo' ORDER BY h.id DESC LIMIT 1;
 SELECT public.dmo_check();
 SELECT public.dmo_change(2);
 SELECT 1 FROM customer_analytics.refresh_campaign('dmo');
+SELECT h.mode FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = 'dmo' ORDER BY h.id DESC LIMIT 1;
 SELECT public.dmo_check();
 SELECT public.dmo_change(3);
 SELECT 1 FROM customer_analytics.refresh_campaign('dmo');
+SELECT h.mode FROM customer_analytics.refresh_history h WHERE h.kind = 'campaign' AND h.name = 'dmo' ORDER BY h.id DESC LIMIT 1;
 SELECT public.dmo_check();
 
 SELECT customer_analytics.drop_campaign('dmo');
 SELECT customer_analytics.drop_rollup('dmo');
 DROP SCHEMA dmo, dmo_bi CASCADE;
-DROP FUNCTION public.dmo_check(), public.dmo_mark(), public.dmo_scans(), public.dmo_dirty(), public.dmo_change(int);
+DROP FUNCTION public.dmo_check(), public.dmo_mark(), public.dmo_scans(), public.dmo_dirty(), public.dmo_change(int), public.dmo_rand(text);
 DROP TABLE public.dmo_before;

@@ -33,6 +33,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
@@ -49,18 +50,6 @@ struct KeyedWriter
 	int			ncolumns;
 	AttrNumber *attnums;		/* the caller's column i: attribute attnums[i] */
 };
-
-/* Does the current user hold each privilege of modes on relid? */
-static bool
-has_each_privilege(Oid relid, AclMode modes)
-{
-	static const AclMode each[] = {ACL_SELECT, ACL_INSERT, ACL_UPDATE, ACL_DELETE};
-
-	for (int i = 0; i < (int) lengthof(each); i++)
-		if ((modes & each[i]) && pg_class_aclcheck(relid, GetUserId(), each[i]) != ACLCHECK_OK)
-			return false;
-	return true;
-}
 
 /*
  * The attribute numbers of the columns named, if rel has exactly these
@@ -109,7 +98,7 @@ keyed_writer_open(Oid relid, int ncolumns, const char *const *names, const Oid *
 	RangeTblEntry *rte;
 
 	if (XactReadOnly || RecoveryInProgress() || IsInParallelMode() ||
-		!has_each_privilege(relid, modes) ||
+		pg_class_aclmask(relid, GetUserId(), modes, ACLMASK_ALL) != modes ||
 		check_enable_rls(relid, InvalidOid, true) != RLS_NONE)
 		return NULL;
 	rel = table_open(relid, RowExclusiveLock);

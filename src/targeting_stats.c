@@ -65,19 +65,16 @@ static const char *const window_names[5] = {
 	"spend_window", "low_ticket_window", "base_window", "recent_window", "low_ticket_below"
 };
 
-/* Parse (or reuse) the windows and the bar of this call. */
-static const OrderWindows *
-call_windows(FunctionCallInfo fcinfo)
+/*
+ * Parse the four windows and the bar at argument positions first .. first
+ * + 4 into the call's cache in fn_extra (made on first use, its previous
+ * copies freed), with copies of the arguments for comparing later rows'.
+ */
+static WindowCache *
+window_cache_reparse(FunctionCallInfo fcinfo, int first)
 {
 	WindowCache *cache = (WindowCache *) fcinfo->flinfo->fn_extra;
-	bool		same = cache != NULL;
 	MemoryContext old;
-
-	for (int i = 0; i < 5 && same; i++)
-		same = !PG_ARGISNULL(ARG_FIRST_WINDOW + i) &&
-			datumIsEqual(PG_GETARG_DATUM(ARG_FIRST_WINDOW + i), cache->args[i], false, -1);
-	if (same)
-		return &cache->windows;
 
 	if (cache == NULL)
 		cache = fcinfo->flinfo->fn_extra =
@@ -88,17 +85,33 @@ call_windows(FunctionCallInfo fcinfo)
 			pfree(DatumGetPointer(cache->args[i]));
 		pfree(cache->windows.low_ticket_below);
 	}
-	cache->windows.spend = arg_date_window(fcinfo, ARG_FIRST_WINDOW, window_names[0]);
-	cache->windows.low_ticket = arg_date_window(fcinfo, ARG_FIRST_WINDOW + 1, window_names[1]);
-	cache->windows.base = arg_date_window(fcinfo, ARG_FIRST_WINDOW + 2, window_names[2]);
-	cache->windows.recent = arg_date_window(fcinfo, ARG_FIRST_WINDOW + 3, window_names[3]);
-	(void) arg_amount(fcinfo, ARG_FIRST_WINDOW + 4, window_names[4]);
+	cache->windows.spend = arg_date_window(fcinfo, first, window_names[0]);
+	cache->windows.low_ticket = arg_date_window(fcinfo, first + 1, window_names[1]);
+	cache->windows.base = arg_date_window(fcinfo, first + 2, window_names[2]);
+	cache->windows.recent = arg_date_window(fcinfo, first + 3, window_names[3]);
+	(void) arg_amount(fcinfo, first + 4, window_names[4]);
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	for (int i = 0; i < 5; i++)
-		cache->args[i] = datumCopy(PG_GETARG_DATUM(ARG_FIRST_WINDOW + i), false, -1);
-	cache->windows.low_ticket_below = (Numeric) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(ARG_FIRST_WINDOW + 4));
+		cache->args[i] = datumCopy(PG_GETARG_DATUM(first + i), false, -1);
+	cache->windows.low_ticket_below = (Numeric) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(first + 4));
 	MemoryContextSwitchTo(old);
-	return &cache->windows;
+	cache->generation++;
+	return cache;
+}
+
+/* Parse (or reuse) the windows and the bar of this call. */
+static const OrderWindows *
+call_windows(FunctionCallInfo fcinfo)
+{
+	WindowCache *cache = (WindowCache *) fcinfo->flinfo->fn_extra;
+	bool		same = cache != NULL;
+
+	for (int i = 0; i < 5 && same; i++)
+		same = !PG_ARGISNULL(ARG_FIRST_WINDOW + i) &&
+			datumIsEqual(PG_GETARG_DATUM(ARG_FIRST_WINDOW + i), cache->args[i], false, -1);
+	if (same)
+		return &cache->windows;
+	return &window_cache_reparse(fcinfo, ARG_FIRST_WINDOW)->windows;
 }
 
 static bool
@@ -361,7 +374,6 @@ line_call_windows(FunctionCallInfo fcinfo)
 {
 	WindowCache *cache = (WindowCache *) fcinfo->flinfo->fn_extra;
 	bool		same = cache != NULL;
-	MemoryContext old;
 
 	/*
 	 * Constant arguments (the order query passes parameters) are the same
@@ -379,28 +391,9 @@ line_call_windows(FunctionCallInfo fcinfo)
 		return cache;
 	}
 
-	if (cache == NULL)
-		cache = fcinfo->flinfo->fn_extra =
-			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(WindowCache));
-	else
-	{
-		for (int i = 0; i < 5; i++)
-			pfree(DatumGetPointer(cache->args[i]));
-		pfree(cache->windows.low_ticket_below);
-	}
-	cache->windows.spend = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW, window_names[0]);
-	cache->windows.low_ticket = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW + 1, window_names[1]);
-	cache->windows.base = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW + 2, window_names[2]);
-	cache->windows.recent = arg_date_window(fcinfo, LINE_ARG_FIRST_WINDOW + 3, window_names[3]);
-	(void) arg_amount(fcinfo, LINE_ARG_FIRST_WINDOW + 4, window_names[4]);
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	for (int i = 0; i < 5; i++)
-		cache->args[i] = datumCopy(PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + i), false, -1);
-	cache->windows.low_ticket_below = (Numeric) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + 4));
-	MemoryContextSwitchTo(old);
+	cache = window_cache_reparse(fcinfo, LINE_ARG_FIRST_WINDOW);
 	for (int i = 0; i < 5; i++)
 		cache->seen[i] = stable_arg(fcinfo, LINE_ARG_FIRST_WINDOW + i);
-	cache->generation++;
 	return cache;
 }
 

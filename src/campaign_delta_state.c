@@ -1078,6 +1078,8 @@ typedef struct DeltaViewKeys
 	Oid			state_relid;
 	ArrayType  *routes;
 	ArrayType  *targets;
+	ArrayType  *old_routes;		/* route customers at the state's snapshot:
+								 * the only ones with rows of month_state */
 } DeltaViewKeys;
 
 static DeltaViewKeys view_keys;
@@ -1094,6 +1096,17 @@ may_be_route_customer(const DeltaCustomer *c)
 		return c->old_attrs.route != ROUTE_NO;	/* unknown in a 1.5 row */
 	/* not in the state before: known only when read from the customers */
 	return !c->probe;
+}
+
+/*
+ * Was the changed customer a route customer at the state's snapshot (then
+ * possibly a target, with rows of month_state)?  Its state row says so
+ * (unknown in a 1.5 row); a customer with no state row was no target.
+ */
+static bool
+was_route_customer(const DeltaCustomer *c)
+{
+	return c->in_state && c->old_attrs.route != ROUTE_NO;
 }
 
 /* The elements keep[i] of codes (n of them) as a text[] in TopTransactionContext */
@@ -1283,15 +1296,20 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 	/* the views' keys: the changed customers that may be route customers */
 	{
 		bool	   *keep = palloc(sizeof(bool) * Max(nlisted, 1));
+		bool	   *keep_old = palloc(sizeof(bool) * Max(nlisted, 1));
 
 		for (int i = 0; i < nlisted; i++)
 		{
 			const char *code = TextDatumGetCString(listed[i]);
 
+			CHECK_FOR_INTERRUPTS();
 			c = deltahash_lookup(pass.customers, code);
 			keep[i] = c == NULL || may_be_route_customer(c);
+			keep_old[i] = c == NULL || was_route_customer(c);
 		}
 		view_keys.routes = view_key_array(listed, keep, nlisted);
+		view_keys.old_routes = view_key_array(listed, keep_old, nlisted);
+		pfree(keep_old);
 		view_keys.targets = NULL;
 		view_keys.state_relid = delta->state_relid;
 		view_keys.lxid = MyProc->lxid;
@@ -1507,6 +1525,7 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 	Datum	   *targets;
 	int			ntargets = 0;
 	int			nestlevel;
+	ArrayType  *read_keys;
 
 	memset(&mp, 0, sizeof(mp));
 	mp.months = months;
@@ -1525,11 +1544,18 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 	mp.keys = palloc(sizeof(Datum) * mp.maxkeys);
 	MemoryContextSwitchTo(old);
 
-	/* the changed customers' rows of month_state, once: one keyed scan */
-	if (ArrayGetNItems(ARR_NDIM(params->customers), ARR_DIMS(params->customers)) > 0)
+	/*
+	 * the changed customers' rows of month_state, once: one keyed scan; of
+	 * those that were route customers at the state's snapshot, when the
+	 * pass knows them (the others were no targets, and have no row)
+	 */
+	read_keys = params->customers;
+	if (view_keys.lxid == MyProc->lxid && view_keys.state_relid == delta->state_relid)
+		read_keys = view_keys.old_routes;
+	if (ArrayGetNItems(ARR_NDIM(read_keys), ARR_DIMS(read_keys)) > 0)
 	{
 		types[0] = TEXTARRAYOID;
-		values[0] = PointerGetDatum(params->customers);
+		values[0] = PointerGetDatum(read_keys);
 		query_stream_serial(psprintf("SELECT m.customer_code, m.month, m.revenue, m.orders, m.ctid FROM %s m"
 									 " WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1)))",
 									 delta->month_state),

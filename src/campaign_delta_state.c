@@ -1223,16 +1223,25 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 		(void) delta_customer(&pass, TextDatumGetCString(listed[i]));
 	}
 
-	/* their state rows, once: one keyed scan */
+	/*
+	 * their state rows, once: one keyed scan, by the list of changed
+	 * customers as given (in the key index's order, so that the scan's sort
+	 * of its keys finds them sorted) when it names every one
+	 */
 	if (pass.customers->members > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(pass.context);
 
-		codes = palloc(sizeof(Datum) * pass.customers->members);
-		deltahash_start_iterate(pass.customers, &it);
-		while ((c = deltahash_iterate(pass.customers, &it)) != NULL)
-			codes[ncodes++] = CStringGetTextDatum(c->code);
-		values[1] = make_array(codes, NULL, ncodes, TEXTOID);
+		if (pass.customers->members == (uint32) nlisted)
+			values[1] = PointerGetDatum(params->customers);
+		else
+		{
+			codes = palloc(sizeof(Datum) * pass.customers->members);
+			deltahash_start_iterate(pass.customers, &it);
+			while ((c = deltahash_iterate(pass.customers, &it)) != NULL)
+				codes[ncodes++] = CStringGetTextDatum(c->code);
+			values[1] = make_array(codes, NULL, ncodes, TEXTOID);
+		}
 		MemoryContextSwitchTo(old);
 		query_stream_serial(psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders,"
 									 " s.spend, s.low_tickets, s.base_orders, s.base, s.recent_orders, s.recent, s.ctid,"

@@ -91,7 +91,7 @@ CREATE FUNCTION customer_analytics._build_long_matview(c customer_analytics.camp
 DECLARE
     v text := c.name || '_monthly_long';
 BEGIN
-    EXECUTE format('CREATE MATERIALIZED VIEW %1$I.%2$I WITH (fillfactor = %5$s) AS SELECT r.customer_code, r.month, r.revenue, r.orders '
+    EXECUTE format('CREATE MATERIALIZED VIEW %1$I.%2$I WITH (fillfactor = %5$L) AS SELECT r.customer_code, r.month, r.revenue, r.orders '
                    'FROM customer_analytics._campaign_long_revenue(%3$L, ARRAY(SELECT t.customer_code FROM %1$I.%4$I t)) r '
                    'ORDER BY r.customer_code, r.month',
                    c.view_schema, v, c.name, c.name || '_targets', customer_analytics._campaign_view_fillfactor());
@@ -141,7 +141,7 @@ BEGIN
                                      m.month, m.column_name);
     END LOOP;
     EXECUTE format(
-        'CREATE MATERIALIZED VIEW %1$I.%2$I WITH (fillfactor = %7$s) AS '
+        'CREATE MATERIALIZED VIEW %1$I.%2$I WITH (fillfactor = %7$L) AS '
         'SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%3$s '
         'FROM %1$I.%4$I t LEFT JOIN customer_analytics._campaign_sheet_revenue(%5$L, %6$L::date[]) m USING (customer_code) '
         'GROUP BY t.customer_code, t.trade_name, t.delivery_route, t.csm, t.avg_ticket_size '
@@ -190,7 +190,7 @@ DECLARE
     v text := c.name || '_targets';
     col record;
 BEGIN
-    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I WITH (fillfactor = %s) AS SELECT * FROM customer_analytics.campaign_targets(%L) ORDER BY customer_code',
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I WITH (fillfactor = %L) AS SELECT * FROM customer_analytics.campaign_targets(%L) ORDER BY customer_code',
                    c.view_schema, v, customer_analytics._campaign_view_fillfactor(), c.name);
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
     EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,

@@ -544,7 +544,7 @@ BEGIN
         ' delivery_route text, shipping_address text, csm text) WITH (fillfactor = 75)', marker);
     month_state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.month_state,
         format('(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))'
-               ' WITH (fillfactor = %s)', customer_analytics._campaign_view_fillfactor()), marker);
+               ' WITH (fillfactor = %L)', customer_analytics._campaign_view_fillfactor()), marker);
 END $$;
 
 -- The target_customers() call of a campaign over its state (customers

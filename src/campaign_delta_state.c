@@ -40,6 +40,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -55,6 +56,7 @@
 #include "targeting.h"
 
 PG_FUNCTION_INFO_V1(campaign_last_order_unknown);
+PG_FUNCTION_INFO_V1(campaign_delta_view_keys);
 
 /* One state row (the columns of a campaign's state table). */
 typedef struct StateRow
@@ -171,6 +173,7 @@ typedef struct MonthCustomer
 	int			maxmonths;
 	MonthDelta *months;
 	bool		has_rows;		/* a target with rows in month_state, as read */
+	bool		dropped;		/* ... or no longer one: its rows deleted */
 	bool		listed;			/* in the long form's keys */
 } MonthCustomer;
 
@@ -1052,6 +1055,104 @@ numeric_copy_to(MemoryContext context, Numeric n)
 }
 
 /*
+ * The keys of a campaign's views that the statements after a delta pass
+ * replace, from what the pass knows of each changed customer (a view's
+ * rows are those of targets, and a target is a route customer), so that a
+ * changed customer that cannot have a row in them is not looked up
+ * (_campaign_delta_view_keys()).  Two lists, each in the order of the
+ * changed customers' list (the views' indexes' order):
+ * - routes: those that may be a route customer at some snapshot since the
+ *   state's: a view refreshed by hand in between holds the targets of its
+ *   own snapshot, which may be any of these;
+ * - targets: those that were targets at the state's snapshot (their months
+ *   dropped now: every target has a row of month_state per month of the
+ *   revenue window) or are now: the rows of views as the last refresh left
+ *   them (NULL when the pass did not follow the months).
+ * Kept in TopTransactionContext for the transaction (lxid) and the state
+ * table (state_relid) of the pass that made them; cleared when a pass
+ * starts, set when it has written everything.
+ */
+typedef struct DeltaViewKeys
+{
+	LocalTransactionId lxid;
+	Oid			state_relid;
+	ArrayType  *routes;
+	ArrayType  *targets;
+	ArrayType  *old_routes;		/* route customers at the state's snapshot:
+								 * the only ones with rows of month_state */
+} DeltaViewKeys;
+
+static DeltaViewKeys view_keys;
+
+/* Might the changed customer be a route customer at some snapshot since the state's, or now? */
+static bool
+may_be_route_customer(const DeltaCustomer *c)
+{
+	if (c->own_row)
+		return true;			/* its row of the customers changed */
+	if (c->attrs.route == ROUTE_YES)
+		return true;
+	if (c->in_state)
+		return c->old_attrs.route != ROUTE_NO;	/* unknown in a 1.5 row */
+	/* not in the state before: known only when read from the customers */
+	return !c->probe;
+}
+
+/*
+ * Was the changed customer a route customer at the state's snapshot (then
+ * possibly a target, with rows of month_state)?  Its state row says so
+ * (unknown in a 1.5 row); a customer with no state row was no target.
+ */
+static bool
+was_route_customer(const DeltaCustomer *c)
+{
+	return c->in_state && c->old_attrs.route != ROUTE_NO;
+}
+
+/* The elements keep[i] of codes (n of them) as a text[] in TopTransactionContext */
+static ArrayType *
+view_key_array(const Datum *codes, const bool *keep, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	Datum	   *kept = palloc(sizeof(Datum) * Max(n, 1));
+	int			nkept = 0;
+	ArrayType  *a;
+
+	for (int i = 0; i < n; i++)
+		if (keep[i])
+			kept[nkept++] = codes[i];
+	a = construct_array(kept, nkept, TEXTOID, -1, false, TYPALIGN_INT);
+	pfree(kept);
+	MemoryContextSwitchTo(old);
+	return a;
+}
+
+/*
+ * _campaign_delta_view_keys(state regclass, targets boolean) returns text[]
+ *
+ * The keys of the views of the campaign whose state table is state that
+ * the last delta pass of this transaction on it found (targets: its old or
+ * new targets, else the customers that may have been route customers
+ * since; see DeltaViewKeys), in the order of its list of changed
+ * customers; NULL when no such pass ran or, for targets, when it did not
+ * follow the months: the caller then takes every changed customer.
+ */
+Datum
+campaign_delta_view_keys(PG_FUNCTION_ARGS)
+{
+	ArrayType  *a;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	if (view_keys.lxid != MyProc->lxid || view_keys.state_relid != PG_GETARG_OID(0))
+		PG_RETURN_NULL();
+	a = PG_GETARG_BOOL(1) ? view_keys.targets : view_keys.routes;
+	if (a == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_ARRAYTYPE_P(DatumGetArrayTypePCopy(PointerGetDatum(a)));
+}
+
+/*
  * TargetingStatsHook: the changed customers' state adjusted and written
  * back; the route customers among them, with their attributes and new
  * stats, added to the targeting pass (hook).
@@ -1079,6 +1180,7 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 	Datum	   *listed;
 	int			nlisted;
 
+	view_keys.lxid = InvalidLocalTransactionId;
 	memset(&pass, 0, sizeof(pass));
 	pass.delta = delta;
 	pass.context = AllocSetContextCreate(CurrentMemoryContext, "customer_analytics campaign delta",
@@ -1121,16 +1223,25 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 		(void) delta_customer(&pass, TextDatumGetCString(listed[i]));
 	}
 
-	/* their state rows, once: one keyed scan */
+	/*
+	 * their state rows, once: one keyed scan, by the list of changed
+	 * customers as given (in the key index's order, so that the scan's sort
+	 * of its keys finds them sorted) when it names every one
+	 */
 	if (pass.customers->members > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(pass.context);
 
-		codes = palloc(sizeof(Datum) * pass.customers->members);
-		deltahash_start_iterate(pass.customers, &it);
-		while ((c = deltahash_iterate(pass.customers, &it)) != NULL)
-			codes[ncodes++] = CStringGetTextDatum(c->code);
-		values[1] = make_array(codes, NULL, ncodes, TEXTOID);
+		if (pass.customers->members == (uint32) nlisted)
+			values[1] = PointerGetDatum(params->customers);
+		else
+		{
+			codes = palloc(sizeof(Datum) * pass.customers->members);
+			deltahash_start_iterate(pass.customers, &it);
+			while ((c = deltahash_iterate(pass.customers, &it)) != NULL)
+				codes[ncodes++] = CStringGetTextDatum(c->code);
+			values[1] = make_array(codes, NULL, ncodes, TEXTOID);
+		}
 		MemoryContextSwitchTo(old);
 		query_stream_serial(psprintf("SELECT s.customer_code, s.orders, s.total, s.last_order, s.spend_orders,"
 									 " s.spend, s.low_tickets, s.base_orders, s.base, s.recent_orders, s.recent, s.ctid,"
@@ -1190,6 +1301,29 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 	write_state(delta->state, delta->state_relid, updates, nupdates, inserts, ninserts, deletes, ndeletes);
 
 	emit_route_customers(&pass, hook);
+
+	/* the views' keys: the changed customers that may be route customers */
+	{
+		bool	   *keep = palloc(sizeof(bool) * Max(nlisted, 1));
+		bool	   *keep_old = palloc(sizeof(bool) * Max(nlisted, 1));
+
+		for (int i = 0; i < nlisted; i++)
+		{
+			const char *code = TextDatumGetCString(listed[i]);
+
+			CHECK_FOR_INTERRUPTS();
+			c = deltahash_lookup(pass.customers, code);
+			keep[i] = c == NULL || may_be_route_customer(c);
+			keep_old[i] = c == NULL || was_route_customer(c);
+		}
+		view_keys.routes = view_key_array(listed, keep, nlisted);
+		view_keys.old_routes = view_key_array(listed, keep_old, nlisted);
+		pfree(keep_old);
+		view_keys.targets = NULL;
+		view_keys.state_relid = delta->state_relid;
+		view_keys.lxid = MyProc->lxid;
+		pfree(keep);
+	}
 	MemoryContextDelete(pass.context);
 }
 
@@ -1315,6 +1449,7 @@ fold_month_row(TupleTableSlot *slot, void *arg)
 	{
 		/* no longer a target: its months go */
 		mp->deletes[mp->ndeletes++] = ctid_copy(mp->months->context, slot->tts_values[4]);
+		m->dropped = true;
 		list_long_key(mp, m);
 		MemoryContextSwitchTo(old);
 		return;
@@ -1399,6 +1534,7 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 	Datum	   *targets;
 	int			ntargets = 0;
 	int			nestlevel;
+	ArrayType  *read_keys;
 
 	memset(&mp, 0, sizeof(mp));
 	mp.months = months;
@@ -1417,11 +1553,18 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 	mp.keys = palloc(sizeof(Datum) * mp.maxkeys);
 	MemoryContextSwitchTo(old);
 
-	/* the changed customers' rows of month_state, once: one keyed scan */
-	if (ArrayGetNItems(ARR_NDIM(params->customers), ARR_DIMS(params->customers)) > 0)
+	/*
+	 * the changed customers' rows of month_state, once: one keyed scan; of
+	 * those that were route customers at the state's snapshot, when the
+	 * pass knows them (the others were no targets, and have no row)
+	 */
+	read_keys = params->customers;
+	if (view_keys.lxid == MyProc->lxid && view_keys.state_relid == delta->state_relid)
+		read_keys = view_keys.old_routes;
+	if (ArrayGetNItems(ARR_NDIM(read_keys), ARR_DIMS(read_keys)) > 0)
 	{
 		types[0] = TEXTARRAYOID;
-		values[0] = PointerGetDatum(params->customers);
+		values[0] = PointerGetDatum(read_keys);
 		query_stream_serial(psprintf("SELECT m.customer_code, m.month, m.revenue, m.orders, m.ctid FROM %s m"
 									 " WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1)))",
 									 delta->month_state),
@@ -1492,5 +1635,29 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 						   delta->long_keys),
 				  1, types, values, -1);
 	end_keyed_writes(nestlevel);
+
+	/*
+	 * the views' keys of the old and new targets: the new ones among the
+	 * verdicts, the old ones that are no longer targets had months dropped
+	 */
+	if (view_keys.lxid == MyProc->lxid && view_keys.state_relid == delta->state_relid)
+	{
+		Datum	   *listed;
+		int			nlisted;
+		bool	   *keep;
+
+		deconstruct_array(params->customers, TEXTOID, -1, false, TYPALIGN_INT, &listed, NULL, &nlisted);
+		keep = palloc(sizeof(bool) * Max(nlisted, 1));
+		for (int i = 0; i < nlisted; i++)
+		{
+			const char *code = TextDatumGetCString(listed[i]);
+			MonthCustomer *m = monthhash_lookup(months->customers, code);
+
+			CHECK_FOR_INTERRUPTS();
+			keep[i] = (m != NULL && m->dropped) || is_target(result, code);
+		}
+		view_keys.targets = view_key_array(listed, keep, nlisted);
+		pfree(keep);
+	}
 	MemoryContextDelete(months->context);
 }

@@ -71,6 +71,17 @@ BEGIN
     RETURN c;
 END $$;
 
+-- The fillfactor of a campaign's three materialized views and its month
+-- state: the room each page keeps for the delta refresh's updates of the
+-- rows of changed customers (_matview_apply, campaign_delta_state.c), which
+-- change no indexed column and stay HOT (no new index entry, no uniqueness
+-- check of the key, no row moved to another page) when the page has room
+-- for the new version; full pages made most of them move (issue 25).
+CREATE FUNCTION customer_analytics._campaign_view_fillfactor() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT 75 $$;
+
 -- The long-form materialized view <name>_monthly_long: one row per target
 -- and month of the revenue window, columns that never change.
 CREATE FUNCTION customer_analytics._build_long_matview(c customer_analytics.campaigns) RETURNS void
@@ -80,10 +91,10 @@ CREATE FUNCTION customer_analytics._build_long_matview(c customer_analytics.camp
 DECLARE
     v text := c.name || '_monthly_long';
 BEGIN
-    EXECUTE format('CREATE MATERIALIZED VIEW %1$I.%2$I AS SELECT r.customer_code, r.month, r.revenue, r.orders '
+    EXECUTE format('CREATE MATERIALIZED VIEW %1$I.%2$I WITH (fillfactor = %5$L) AS SELECT r.customer_code, r.month, r.revenue, r.orders '
                    'FROM customer_analytics._campaign_long_revenue(%3$L, ARRAY(SELECT t.customer_code FROM %1$I.%4$I t)) r '
                    'ORDER BY r.customer_code, r.month',
-                   c.view_schema, v, c.name, c.name || '_targets');
+                   c.view_schema, v, c.name, c.name || '_targets', customer_analytics._campaign_view_fillfactor());
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code, month)', v || '_key', c.view_schema, v);
     EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
         format('Monthly revenue of the targets of campaign %s in long form: one row per target and month of the '
@@ -130,12 +141,12 @@ BEGIN
                                      m.month, m.column_name);
     END LOOP;
     EXECUTE format(
-        'CREATE MATERIALIZED VIEW %1$I.%2$I AS '
+        'CREATE MATERIALIZED VIEW %1$I.%2$I WITH (fillfactor = %7$L) AS '
         'SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%3$s '
         'FROM %1$I.%4$I t LEFT JOIN customer_analytics._campaign_sheet_revenue(%5$L, %6$L::date[]) m USING (customer_code) '
         'GROUP BY t.customer_code, t.trade_name, t.delivery_route, t.csm, t.avg_ticket_size '
         'ORDER BY t.customer_code',
-        c.view_schema, v, columns, t, c.name, months);
+        c.view_schema, v, columns, t, c.name, months, customer_analytics._campaign_view_fillfactor());
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
     EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
         format('Monthly revenue sheet of campaign %s (%s), one row per target. '
@@ -179,8 +190,8 @@ DECLARE
     v text := c.name || '_targets';
     col record;
 BEGIN
-    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS SELECT * FROM customer_analytics.campaign_targets(%L) ORDER BY customer_code',
-                   c.view_schema, v, c.name);
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I WITH (fillfactor = %L) AS SELECT * FROM customer_analytics.campaign_targets(%L) ORDER BY customer_code',
+                   c.view_schema, v, customer_analytics._campaign_view_fillfactor(), c.name);
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (customer_code)', v || '_key', c.view_schema, v);
     EXECUTE format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', c.view_schema, v,
         format('Promo targets of campaign %s: routes %s, spend %s >= %s; >= %s orders below %s in %s, '

@@ -185,12 +185,17 @@ DECLARE
     -- a launched campaign's response rows of its changed members (hook:
     -- no statement when not launched or recomputed in full after)
     launch text[] := customer_analytics._launch_delta_sql(c, s);
+    as_recorded boolean;
 BEGIN
     -- what REFRESH ... CONCURRENTLY takes, before the snapshot: readers go
     -- on; a plain REFRESH of a view waits instead of slipping in between
     PERFORM customer_analytics._matview_lock(targets);
     PERFORM customer_analytics._matview_lock(sheet);
     PERFORM customer_analytics._matview_lock(long);
+    -- (once locked) the targets view and the sheet as the last refresh left
+    -- them, no REFRESH by hand since: their rows follow only the targets
+    -- that change (_campaign_delta_targets_sql, _campaign_delta_views_sql)
+    as_recorded := customer_analytics._campaign_views_as_recorded(s, targets, sheet);
     -- (changes: the customer's order changes, old and new rows.  One row per
     -- customer, as the guard groups them; no index: every statement reads
     -- the list whole, as an array of keys or a hashed join, and an index
@@ -248,10 +253,10 @@ BEGIN
         || checks
         -- their state (counts, sums and last order dates adjusted), their
         -- verdicts on it and their months, in one pass; into the targets view
-        || customer_analytics._campaign_delta_targets_sql(c, changes, orders, state, month_state, targets)
+        || customer_analytics._campaign_delta_targets_sql(c, changes, orders, state, month_state, targets, as_recorded)
         -- the long form and the sheet, from the months
-        || customer_analytics._campaign_delta_views_sql(c, month_state, long, sheet,
-               CASE WHEN customer_analytics._campaign_views_as_recorded(s, targets, sheet) THEN targets END)
+        || customer_analytics._campaign_delta_views_sql(c, state, month_state, long, sheet,
+               CASE WHEN as_recorded THEN targets END)
         -- a launched campaign's response rows of its changed members
         || launch);
     IF snapshot IS NOT NULL THEN
@@ -276,10 +281,16 @@ END $_$;
 -- changed, entered or left listed in pg_temp.customer_analytics_long_keys)
 -- and returns the route customers' verdicts (into
 -- pg_temp.customer_analytics_targets); then their rows of the targets view
--- replaced.
+-- replaced, of the changed customers the pass found may have a row there
+-- (_campaign_delta_view_keys): with as_recorded (the targets view as the
+-- last refresh left it, _campaign_views_as_recorded), those that were or
+-- became targets; else (a REFRESH by hand since: the view holds the targets
+-- of its own snapshot) those that may have been route customers since.  A
+-- changed customer that is neither has no row before or after, and is not
+-- looked up.
 CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analytics.campaigns, changes text, orders text,
                                                                state regclass, month_state regclass,
-                                                               targets regclass) RETURNS text[]
+                                                               targets regclass, as_recorded boolean) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -292,8 +303,12 @@ CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analyt
                c.routes, c.spend_window, c.min_spend, c.low_ticket_window, c.low_ticket_below,
                c.min_low_tickets, c.base_window, c.recent_window, c.decline_pct, c.exclude_closed,
                c.route_source, c.source_schema, state::oid, changes, orders, month_state::oid, c.revenue_window),
+        -- (the keys taken from the list of changed customers, in its order,
+        -- which is the view's index's order)
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
-               targets::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
+               targets::oid,
+               format('COALESCE(customer_analytics._campaign_delta_view_keys(%L::regclass, %L::boolean),'
+                      ' ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k))', state::oid, as_recorded),
                'SELECT * FROM pg_temp.customer_analytics_targets')]
 $$;
 
@@ -301,7 +316,9 @@ $$;
 -- rows of the customers whose months changed, entered or left
 -- (pg_temp.customer_analytics_long_keys) replaced in the long form from
 -- month_state; in the sheet, from their targets and months, the rows of
--- the changed customers (pg_temp.customer_analytics_changed) or, with
+-- the changed customers that may have been route customers since the
+-- state's snapshot (the pass over state's, _campaign_delta_view_keys; else
+-- every one, pg_temp.customer_analytics_changed) or, with
 -- targets (the targets view, applied before these statements and, like
 -- the sheet, as the last refresh left it), only those of the customers
 -- whose targets row was written or deleted (_matview_touched) or whose
@@ -310,7 +327,7 @@ $$;
 -- targets have none; a target whose orders changed outside the revenue
 -- window with the same targets row keeps its row) and are neither read nor
 -- computed.
-CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytics.campaigns, month_state regclass,
+CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytics.campaigns, state regclass, month_state regclass,
                                                              long_form regclass, sheet regclass,
                                                              targets regclass) RETURNS text[]
     LANGUAGE sql STABLE
@@ -323,7 +340,8 @@ CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytic
                       ' WHERE m.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k))', month_state)),
         CASE WHEN targets IS NULL THEN
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
-               sheet::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k)',
+               sheet::oid, format('COALESCE(customer_analytics._campaign_delta_view_keys(%L::regclass, false),'
+                                  ' ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k))', state::oid),
                customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
                    format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
                           ' WHERE m.customer_code = ANY (ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t)))', month_state)))
@@ -525,7 +543,8 @@ BEGIN
         ' base numeric, recent_orders bigint NOT NULL, recent numeric, route_customer boolean, trade_name text,'
         ' delivery_route text, shipping_address text, csm text) WITH (fillfactor = 75)', marker);
     month_state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.month_state,
-        '(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))', marker);
+        format('(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))'
+               ' WITH (fillfactor = %L)', customer_analytics._campaign_view_fillfactor()), marker);
 END $$;
 
 -- The target_customers() call of a campaign over its state (customers
@@ -826,6 +845,17 @@ CREATE FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], 
     AS 'MODULE_PATHNAME', 'campaign_delta_state_targets';
 
 COMMENT ON FUNCTION customer_analytics._campaign_delta_state_targets(routes text[], spend_window daterange, min_spend numeric, low_ticket_window daterange, low_ticket_below numeric, min_low_tickets integer, base_window daterange, recent_window daterange, decline_pct numeric, exclude_closed boolean, route_source text, source_schema text, customers text[], state regclass, changes text, orders text, month_state regclass, revenue_window daterange, long_keys regclass, OUT customer_code text, OUT trade_name text, OUT delivery_route text, OUT shipping_address text, OUT csm text, OUT total_spend numeric, OUT total_orders bigint, OUT low_ticket_count bigint, OUT base_sales numeric, OUT recent_sales numeric, OUT pct_change numeric, OUT target_reason text, OUT is_low_ticket boolean, OUT is_declining boolean, OUT last_order_date date, OUT avg_ticket_size numeric) IS 'internal: a campaign''s delta refresh over its changed customers: their state adjusted by the order changes and written back, the targets among them decided on it, their months adjusted';
+
+-- Internal: the keys of a campaign's views that the last delta pass of this
+-- transaction over its state table found may hold rows of its changed
+-- customers (targets: its old and new targets; else those that may have
+-- been route customers since the state's snapshot), in the order of its
+-- list of changed customers; NULL when none is known (C).
+CREATE FUNCTION customer_analytics._campaign_delta_view_keys(state regclass, targets boolean) RETURNS text[]
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'campaign_delta_view_keys';
+
+COMMENT ON FUNCTION customer_analytics._campaign_delta_view_keys(state regclass, targets boolean) IS 'internal: the keys of a campaign''s views that the last delta pass of this transaction over its state table found may hold rows of its changed customers';
 
 -- Internal: target_customers() deciding on a campaign's per-customer state
 -- table instead of the orders.

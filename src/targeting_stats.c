@@ -291,7 +291,9 @@ targeting_stats_final(PG_FUNCTION_ARGS)
  *
  * One row per line of the customer's orders, with its order's key and date
  * (an order without lines: one row with a NULL amount).  The state keeps one
- * entry per order, the key, the date and the sum of its amounts: a line of
+ * entry per order, the key, the date and the sum of its amounts (a LineSum:
+ * an int64 of 1e-8 units while the amounts are exact there, no Numeric
+ * addition or allocation per line; a Numeric part otherwise): a line of
  * the order of the previous row adds to that order's entry (one compare),
  * any other starts an entry.  Where the executor delivers an order's lines
  * one after another (a nested loop or a hash join with the headers outside,

@@ -372,8 +372,9 @@ units_to_numeric(int64 units, int dscale, MemoryContext context)
 	return result;
 }
 
-static void
-sum_add_amount(MemoryContext context, LineSum *sum, Datum amount)
+/* amount (a numeric datum, not NULL) added to sum: in its int64 while exact there, else its Numeric */
+void
+line_sum_add(MemoryContext context, LineSum *sum, Datum amount)
 {
 	int64		units;
 	int			dscale;
@@ -393,9 +394,9 @@ sum_add_amount(MemoryContext context, LineSum *sum, Datum amount)
 	sum->any = true;
 }
 
-/* b added to a */
-static void
-sum_add_sum(MemoryContext context, LineSum *a, const LineSum *b)
+/* b added to a (the Numeric part, if any, into context) */
+void
+line_sum_add_sum(MemoryContext context, LineSum *a, const LineSum *b)
 {
 	int64		units;
 
@@ -688,7 +689,7 @@ order_line_totals_sfunc(PG_FUNCTION_ARGS)
 	idx = line_order(state, aggcontext, PG_GETARG_TEXT_PP(ARG_ORDER_TYPE),
 					 PG_GETARG_TEXT_PP(ARG_ORDER_NUMBER));
 	if (idx >= 0 && !PG_ARGISNULL(ARG_AMOUNT))
-		sum_add_amount(aggcontext, &state->sums[idx], PG_GETARG_DATUM(ARG_AMOUNT));
+		line_sum_add(aggcontext, &state->sums[idx], PG_GETARG_DATUM(ARG_AMOUNT));
 	PG_RETURN_POINTER(state);
 }
 
@@ -714,7 +715,7 @@ order_line_totals_combine(PG_FUNCTION_ARGS)
 	{
 		if ((i & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		sum_add_sum(aggcontext, &a->sums[i], &b->sums[i]);
+		line_sum_add_sum(aggcontext, &a->sums[i], &b->sums[i]);
 	}
 	PG_RETURN_POINTER(a);
 }

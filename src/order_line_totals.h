@@ -31,6 +31,12 @@ extern bool numeric_to_units(Datum amount, int64 *units, int *dscale);
 /* units of 1e-8 with display scale dscale: the Numeric numeric addition gives */
 extern Numeric units_to_numeric(int64 units, int dscale, MemoryContext context);
 
+/* amount (a numeric datum, not NULL) added to sum; a Numeric part goes to context */
+extern void line_sum_add(MemoryContext context, LineSum *sum, Datum amount);
+
+/* b added to a */
+extern void line_sum_add_sum(MemoryContext context, LineSum *a, const LineSum *b);
+
 /* the sum as a Numeric in context; NULL when nothing was added */
 extern Numeric line_sum_numeric(const LineSum *sum, MemoryContext context);
 

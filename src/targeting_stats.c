@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 
 #include "numeric_acc.h"
+#include "order_line_totals.h"
 #include "order_stats.h"
 #include "point_buffer.h"
 
@@ -303,7 +304,9 @@ targeting_stats_final(PG_FUNCTION_ARGS)
  *
  * One row per line of the customer's orders, with its order's key and date
  * (an order without lines: one row with a NULL amount).  The state keeps one
- * entry per order, the key, the date and the sum of its amounts: a line of
+ * entry per order, the key, the date and the sum of its amounts (a LineSum:
+ * an int64 of 1e-8 units while the amounts are exact there, no Numeric
+ * addition or allocation per line; a Numeric part otherwise): a line of
  * the order of the previous row adds to that order's entry (one compare),
  * any other starts an entry.  Where the executor delivers an order's lines
  * one after another (a nested loop or a hash join with the headers outside,
@@ -328,7 +331,7 @@ typedef struct LineOrder
 	char	   *key;			/* order_type, '\0', order_number; NULL: no key */
 	int32		keylen;			/* bytes of key */
 	DateADT		order_date;
-	Numeric		total;			/* NULL: no amount yet (0) */
+	LineSum		total;			/* nothing added: no amount yet (0) */
 } LineOrder;
 
 typedef struct TargetingLineState
@@ -374,20 +377,32 @@ line_call_windows(FunctionCallInfo fcinfo)
 {
 	WindowCache *cache = (WindowCache *) fcinfo->flinfo->fn_extra;
 	bool		same = cache != NULL;
+	bool		seen = true;
 
 	/*
 	 * Constant arguments (the order query passes parameters) are the same
-	 * pointers row after row: compare the bytes only when a pointer changes.
+	 * pointers row after row: compare the bytes only when a pointer changes,
+	 * and look at the arguments' expressions again only then (not per row).
 	 */
 	for (int i = 0; i < 5 && same; i++)
-		same = !PG_ARGISNULL(LINE_ARG_FIRST_WINDOW + i) &&
-			((cache->seen[i] != (Datum) 0 &&
-			  PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + i) == cache->seen[i]) ||
-			 datumIsEqual(PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + i), cache->args[i], false, -1));
+	{
+		Datum		arg = PG_GETARG_DATUM(LINE_ARG_FIRST_WINDOW + i);
+
+		if (PG_ARGISNULL(LINE_ARG_FIRST_WINDOW + i))
+			same = false;
+		else if (cache->seen[i] == (Datum) 0 || arg != cache->seen[i])
+		{
+			seen = false;
+			same = datumIsEqual(arg, cache->args[i], false, -1);
+		}
+	}
 	if (same)
 	{
-		for (int i = 0; i < 5; i++)
-			cache->seen[i] = stable_arg(fcinfo, LINE_ARG_FIRST_WINDOW + i);
+		if (!seen)
+		{
+			for (int i = 0; i < 5; i++)
+				cache->seen[i] = stable_arg(fcinfo, LINE_ARG_FIRST_WINDOW + i);
+		}
 		return cache;
 	}
 
@@ -483,7 +498,7 @@ targeting_line_stats_sfunc(PG_FUNCTION_ARGS)
 		e->key = NULL;
 		e->keylen = 0;
 		e->order_date = order_date;
-		e->total = NULL;
+		memset(&e->total, 0, sizeof(LineSum));
 		if (has_key)
 		{
 			int32		tlen = VARSIZE_ANY_EXHDR(type);
@@ -497,7 +512,7 @@ targeting_line_stats_sfunc(PG_FUNCTION_ARGS)
 		}
 	}
 	if (!PG_ARGISNULL(LINE_ARG_AMOUNT))
-		numeric_accumulate(aggcontext, &e->total, PG_GETARG_NUMERIC(LINE_ARG_AMOUNT));
+		line_sum_add(aggcontext, &e->total, PG_GETARG_DATUM(LINE_ARG_AMOUNT));
 	PG_RETURN_POINTER(state);
 }
 
@@ -515,9 +530,8 @@ line_order_copy(MemoryContext aggcontext, TargetingLineState *state, const LineO
 		e->key = MemoryContextAlloc(aggcontext, Max(src->keylen, 1));
 		memcpy(e->key, src->key, src->keylen);
 	}
-	e->total = NULL;
-	if (src->total)
-		numeric_accumulate(aggcontext, &e->total, src->total);
+	memset(&e->total, 0, sizeof(LineSum));
+	line_sum_add_sum(aggcontext, &e->total, &src->total);
 }
 
 Datum
@@ -566,7 +580,10 @@ targeting_line_stats_serialize(PG_FUNCTION_ARGS)
 		if (e->key)
 			pq_sendbytes(&buf, e->key, e->keylen);
 		pq_sendint32(&buf, e->order_date);
-		numeric_send_sum(&buf, e->total);
+		pq_sendbyte(&buf, e->total.any);
+		pq_sendint64(&buf, e->total.fast);
+		pq_sendint16(&buf, e->total.dscale);
+		numeric_send_sum(&buf, e->total.slow);
 	}
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -599,7 +616,10 @@ targeting_line_stats_deserialize(PG_FUNCTION_ARGS)
 			pq_copymsgbytes(&buf, e->key, keylen);
 		}
 		e->order_date = (DateADT) pq_getmsgint(&buf, 4);
-		e->total = numeric_get_sum(&buf, CurrentMemoryContext);
+		e->total.any = pq_getmsgbyte(&buf) != 0;
+		e->total.fast = pq_getmsgint64(&buf);
+		e->total.dscale = (int16) pq_getmsgint(&buf, 2);
+		e->total.slow = numeric_get_sum(&buf, CurrentMemoryContext);
 	}
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(state);
@@ -668,20 +688,18 @@ targeting_line_stats_final(PG_FUNCTION_ARGS)
 	while (i < state->norders)
 	{
 		const LineOrder *e = &state->orders[i];
-		Numeric		total = e->total;
+		LineSum		total = {0};
 		int64		j = i + 1;
 
 		CHECK_FOR_INTERRUPTS();
+		/* a copy: the entries stay as they are, for a second call */
+		line_sum_add_sum(CurrentMemoryContext, &total, &e->total);
 		/* the other entries of this order: parts of its lines */
 		for (; j < state->norders && e->key != NULL &&
 			 compare_line_orders(e, &state->orders[j]) == 0; j++)
-		{
-			if (state->orders[j].total == NULL)
-				continue;
-			total = total == NULL ? state->orders[j].total :
-				numeric_add_opt_error(total, state->orders[j].total, NULL);
-		}
-		order_stats_add(CurrentMemoryContext, &stats, &state->windows, e->order_date, total);
+			line_sum_add_sum(CurrentMemoryContext, &total, &state->orders[j].total);
+		order_stats_add(CurrentMemoryContext, &stats, &state->windows, e->order_date,
+						line_sum_numeric(&total, CurrentMemoryContext));
 		i = j;
 	}
 	targeting_result_values(&stats, values, nulls);

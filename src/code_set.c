@@ -9,10 +9,13 @@
  * code_set_image() builds it: an int32 count, then per code an int32 length
  * and its bytes.  Each process builds, on its first call, an open-addressing
  * table of the codes' 32-bit hashes (a slot holds the hash, 0 for empty, and
- * beside it the code's offset in the list) kept in fn_extra; a row then
- * costs one hash of its code and, for a code not listed (most rows), one or
- * two loads from a table of 8 bytes per slot.  Codes compare bytewise, as the
- * leader's table of customers compares them (strcmp).
+ * beside it the code's offset in the list) kept in fn_extra, and in front of
+ * it a filter of at least 8 bits per code (one bit set per code, from other
+ * bits of its hash); a row then costs one hash of its code and, for most
+ * codes not listed (most rows), one load from the filter, small enough to
+ * stay in cache where the table (8 bytes per slot, 2 MB for 75,000 codes)
+ * does not.  Codes compare bytewise, as the leader's table of customers
+ * compares them (strcmp).
  *
  * The full recompute used a hash semi-join of the orders with the route
  * customers instead: the join's bucket scan and its projection were 12-15 %
@@ -24,6 +27,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -38,7 +42,12 @@ typedef struct CodeSet
 	char	   *image;			/* a copy of the list's bytes (header included) */
 	uint32		mask;			/* slots - 1 (slots a power of 2) */
 	uint64	   *slots;			/* per slot: hash (low 32 bits, 0: empty), offset (high 32) */
+	uint32		bitmask;		/* bits of filter - 1 (a power of 2) */
+	uint64	   *filter;			/* one bit per code's hash rotated: most codes not listed stop here */
 } CodeSet;
+
+/* a code's bit in the filter: other bits of its hash than the slot's */
+#define FILTER_BIT(h, bitmask)	(pg_rotate_right32((h), 16) & (bitmask))
 
 /* a code's hash as the table stores it: never 0, which marks an empty slot */
 static inline uint32
@@ -69,11 +78,27 @@ code_set_slots(uint64 n)
 	return slots;
 }
 
+/*
+ * The bits of the filter for n codes: a power of 2, at least 8 per code (a
+ * code not listed passes it with a chance of about 1 in 9 at most); 2^20
+ * bits (128 kB, which stays in a core's cache) for 75,000 codes.
+ */
+static uint64
+code_set_filter_bits(uint64 n)
+{
+	uint64		bits = 512;
+
+	while (bits < 8 * n)
+		bits <<= 1;
+	return bits;
+}
+
 /* bytes a table of n codes whose list takes image_len bytes needs (code_set_image's) */
 Size
 code_set_memory(int32 n, Size image_len)
 {
-	return (Size) code_set_slots(n) * sizeof(uint64) + image_len + sizeof(CodeSet);
+	return (Size) code_set_slots(n) * sizeof(uint64) + (Size) code_set_filter_bits(n) / 8 +
+		image_len + sizeof(CodeSet);
 }
 
 /* is the code at offset off of the image the len bytes at code? */
@@ -92,7 +117,10 @@ code_set_contains(const CodeSet *set, const char *code, uint32 len)
 {
 	uint32		h = code_hash(code, len);
 	uint32		i = h & set->mask;
+	uint32		bit = FILTER_BIT(h, set->bitmask);
 
+	if ((set->filter[bit / 64] & (UINT64CONST(1) << (bit % 64))) == 0)
+		return false;
 	for (;;)
 	{
 		uint64		s = set->slots[i];
@@ -134,6 +162,9 @@ code_set_build(MemoryContext context, const bytea *codes)
 	set->mask = (uint32) (code_set_slots(n) - 1);
 	set->slots = MemoryContextAllocHuge(context, sizeof(uint64) * ((Size) set->mask + 1));
 	memset(set->slots, 0, sizeof(uint64) * ((Size) set->mask + 1));
+	set->bitmask = (uint32) (code_set_filter_bits(n) - 1);
+	set->filter = MemoryContextAllocHuge(context, ((Size) set->bitmask + 1) / 8);
+	memset(set->filter, 0, ((Size) set->bitmask + 1) / 8);
 	for (int32 k = 0; k < n; k++)
 	{
 		int32		l;
@@ -159,6 +190,7 @@ code_set_build(MemoryContext context, const bytea *codes)
 		}
 		if ((uint32) set->slots[i] == 0)
 			set->slots[i] = ((uint64) off << 32) | h;
+		set->filter[FILTER_BIT(h, set->bitmask) / 64] |= UINT64CONST(1) << (FILTER_BIT(h, set->bitmask) % 64);
 		p += l;
 	}
 	if (p != end)
@@ -188,6 +220,7 @@ code_listed(PG_FUNCTION_ARGS)
 		{
 			pfree(set->image);
 			pfree(set->slots);
+			pfree(set->filter);
 			pfree(set);
 		}
 		set = code_set_build(fcinfo->flinfo->fn_mcxt, codes);

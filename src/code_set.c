@@ -7,7 +7,8 @@
  *
  * codes is the same bytea on every row (a query parameter), as
  * code_set_image() builds it: an int32 count, then per code an int32 length
- * and its bytes.  Each process builds, on its first call, an open-addressing
+ * and its bytes, the integers in network byte order (as int4send() writes
+ * them).  Each process builds, on its first call, an open-addressing
  * table of the codes' 32-bit hashes (a slot holds the hash, 0 for empty, and
  * beside it the code's offset in the list) kept in fn_extra, and in front of
  * it a filter of at least 8 bits per code (one bit set per code, from other
@@ -26,8 +27,10 @@
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
+#include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -101,13 +104,22 @@ code_set_memory(int32 n, Size image_len)
 		image_len + sizeof(CodeSet);
 }
 
+/* the int32 at p, in network byte order */
+static inline int32
+read_int32(const char *p)
+{
+	uint32		v;
+
+	memcpy(&v, p, sizeof(v));
+	return (int32) pg_ntoh32(v);
+}
+
 /* is the code at offset off of the image the len bytes at code? */
 static inline bool
 code_at(const CodeSet *set, uint32 off, const char *code, uint32 len)
 {
-	int32		l;
+	int32		l = read_int32(set->image + off);
 
-	memcpy(&l, set->image + off, sizeof(int32));
 	return (uint32) l == len && memcmp(set->image + off + sizeof(int32), code, len) == 0;
 }
 
@@ -154,7 +166,7 @@ code_set_build(MemoryContext context, const bytea *codes)
 	memcpy(set->image, codes, len);
 	p = VARDATA_ANY(set->image);
 	end = set->image + len;
-	memcpy(&n, p, sizeof(int32));
+	n = read_int32(p);
 	p += sizeof(int32);
 	/* each code takes its length at least: no allocation past what the list can hold */
 	if (n < 0 || (Size) n > (Size) (end - p) / sizeof(int32))
@@ -176,7 +188,7 @@ code_set_build(MemoryContext context, const bytea *codes)
 			CHECK_FOR_INTERRUPTS();
 		if (end - p < (ptrdiff_t) sizeof(int32))
 			bad_codes();
-		memcpy(&l, p, sizeof(int32));
+		l = read_int32(p);
 		if (l < 0 || end - p - (ptrdiff_t) sizeof(int32) < l)
 			bad_codes();
 		off = (uint32) (p - set->image);
@@ -239,14 +251,14 @@ code_set_image(const char *const *codes, int32 n)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, (const char *) &n, sizeof(int32));
+	pq_sendint32(&buf, n);
 	for (int32 k = 0; k < n; k++)
 	{
 		int32		l = (int32) strlen(codes[k]);
 
 		if ((k & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		appendBinaryStringInfo(&buf, (const char *) &l, sizeof(int32));
+		pq_sendint32(&buf, l);
 		appendBinaryStringInfo(&buf, codes[k], l);
 	}
 	{

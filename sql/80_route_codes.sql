@@ -182,6 +182,12 @@ SELECT count(*) FILTER (WHERE customer_analytics._code_listed('K' || i, l.codes)
        count(*) FILTER (WHERE customer_analytics._code_listed('M' || i, l.codes))
   FROM (SELECT int4send(5000) || string_agg(int4send(length('K' || i)) || convert_to('K' || i, 'UTF8'), ''::bytea) AS codes
           FROM generate_series(1, 5000) i) l, generate_series(1, 6000) i;
+-- the same list past work_mem times hash_mem_multiplier: refused
+SET work_mem = '64kB';
+SET hash_mem_multiplier = 1;
+SELECT public.err($$SELECT customer_analytics._code_listed('K1', (SELECT int4send(5000) || string_agg(int4send(length('K' || i)) || convert_to('K' || i, 'UTF8'), ''::bytea) FROM generate_series(1, 5000) i))$$);
+RESET work_mem;
+RESET hash_mem_multiplier;
 -- malformed lists: too short, a count past the bytes, a negative length, a
 -- length past the end, bytes after the last code
 SELECT public.err($$SELECT customer_analytics._code_listed('AB', '\x0000'::bytea)$$);

@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "executor/nodeHash.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
@@ -171,6 +172,12 @@ code_set_build(MemoryContext context, const bytea *codes)
 	/* each code takes its length at least: no allocation past what the list can hold */
 	if (n < 0 || (Size) n > (Size) (end - p) / sizeof(int32))
 		bad_codes();
+	/* the memory a hash table may take (the recompute checks it first, and then joins) */
+	if ((double) code_set_memory(n, len) > (double) get_hash_memory_limit())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("_code_listed: %d codes need more memory than work_mem times hash_mem_multiplier allow", n),
+				 errhint("Raise work_mem, or list fewer codes.")));
 	set->mask = (uint32) (code_set_slots(n) - 1);
 	set->slots = MemoryContextAllocHuge(context, sizeof(uint64) * ((Size) set->mask + 1));
 	memset(set->slots, 0, sizeof(uint64) * ((Size) set->mask + 1));

@@ -73,7 +73,7 @@ stream_destroy(DestReceiver *self pg_attribute_unused())
 static void
 stream(const char *sql, int nparams, const Oid *paramtypes,
 	   const Datum *paramvalues, const bool *paramnulls,
-	   QueryRowCallback callback, void *arg, int cursor_options, bool const_params)
+	   QueryRowCallback callback, void *arg, int cursor_options, int nconst)
 {
 	StreamReceiver receiver;
 	SPIExecuteOptions options;
@@ -104,7 +104,7 @@ stream(const char *sql, int nparams, const Oid *paramtypes,
 			prm->value = paramvalues[i];
 			prm->isnull = paramnulls != NULL && paramnulls[i];
 			/* constants: the one-shot plan may be specialised to them */
-			prm->pflags = const_params ? PARAM_FLAG_CONST : 0;
+			prm->pflags = i < nconst ? PARAM_FLAG_CONST : 0;
 			prm->ptype = paramtypes[i];
 		}
 	}
@@ -147,7 +147,7 @@ query_stream(const char *sql, int nparams, const Oid *paramtypes,
 			 QueryRowCallback callback, void *arg)
 {
 	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg,
-		   CURSOR_OPT_PARALLEL_OK, true);
+		   CURSOR_OPT_PARALLEL_OK, nparams);
 }
 
 /*
@@ -161,7 +161,21 @@ query_stream_params(const char *sql, int nparams, const Oid *paramtypes,
 					QueryRowCallback callback, void *arg)
 {
 	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg,
-		   CURSOR_OPT_PARALLEL_OK, false);
+		   CURSOR_OPT_PARALLEL_OK, 0);
+}
+
+/*
+ * As query_stream() for the first nconst parameters (constants of the plan,
+ * which the planner's estimates may use), the others left as parameters (a
+ * large value, sent to parallel workers once in binary).
+ */
+void
+query_stream_mixed(const char *sql, int nparams, int nconst, const Oid *paramtypes,
+				   const Datum *paramvalues, const bool *paramnulls,
+				   QueryRowCallback callback, void *arg)
+{
+	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg,
+		   CURSOR_OPT_PARALLEL_OK, nconst);
 }
 
 void
@@ -169,7 +183,7 @@ query_stream_serial(const char *sql, int nparams, const Oid *paramtypes,
 					const Datum *paramvalues, const bool *paramnulls,
 					QueryRowCallback callback, void *arg)
 {
-	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg, 0, true);
+	stream(sql, nparams, paramtypes, paramvalues, paramnulls, callback, arg, 0, nparams);
 }
 
 Numeric

@@ -41,6 +41,12 @@ extern void query_stream_params(const char *sql,
 								const Datum *paramvalues, const bool *paramnulls,
 								QueryRowCallback callback, void *arg);
 
+/* The first nconst parameters constants (as query_stream), the others parameters. */
+extern void query_stream_mixed(const char *sql, int nparams, int nconst,
+							   const Oid *paramtypes,
+							   const Datum *paramvalues, const bool *paramnulls,
+							   QueryRowCallback callback, void *arg);
+
 /*
  * A numeric column of the row, copied into context so that it outlives the
  * row (and is never a short varlena); NULL for SQL NULL.

@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "code_set.h"
 #include "customer_analytics.h"
 #include "numeric_acc.h"
 #include "order_line_totals.h"
@@ -481,6 +482,72 @@ fast_flush(TargetingPass *pass)
 }
 
 /*
+ * The scoped orders query of scan_lines_pass() with the route test as
+ * _code_listed(customer_code, $9), $9 the codes of the route customers the
+ * customers query found (pass->customers: on its routes, open when closed
+ * customers are excluded, with a code), instead of orders_scope()'s
+ * semi-join with the customers: a hash and a load or two per confirmed
+ * order in the window where the join's bucket scan cost several times that
+ * (bench/README.md, issue 25, branch s32-full-linear).  The same orders:
+ * codes compare bytewise in both (text equality, as the leader's table of
+ * customers compares them), a NULL code is in neither.  The function's cost
+ * keeps it after the window test, so every confirmed order's date is still
+ * checked.  false, nothing run, with routes from the orders (no such list),
+ * while the function is not installed (SQL objects of 1.5), or when each
+ * process's table of the codes would pass the memory a hash table may take
+ * (work_mem times hash_mem_multiplier): then the semi-join runs.
+ */
+static bool
+route_codes_scan(TargetingPass *pass, const Datum *values, const bool *nulls,
+				 const Oid *types, int nparams)
+{
+	Oid			argtypes[2] = {TEXTOID, BYTEAOID};
+	Oid		   *alltypes;
+	Datum	   *allvalues;
+	bool	   *allnulls;
+	const char **codes;
+	custhash_iterator it;
+	CustomerState *c;
+	int32		n = 0;
+	bytea	   *image;
+
+	if (pass->params->route_from_order || pass->params->customers ||
+		!ca_function_installed("_code_listed", 2, argtypes))
+		return false;
+	codes = MemoryContextAllocHuge(pass->context, sizeof(char *) * Max(pass->customers->members, 1));
+	custhash_start_iterate(pass->customers, &it);
+	while ((c = custhash_iterate(pass->customers, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		codes[n++] = c->code;
+	}
+	image = code_set_image(codes, n);
+	if ((double) code_set_memory(n, VARSIZE(image)) > (double) get_hash_memory_limit())
+	{
+		pfree(image);
+		pfree(codes);
+		return false;
+	}
+	alltypes = palloc(sizeof(Oid) * (nparams + 1));
+	allvalues = palloc(sizeof(Datum) * (nparams + 1));
+	allnulls = palloc(sizeof(bool) * (nparams + 1));
+	memcpy(alltypes, types, sizeof(Oid) * nparams);
+	memcpy(allvalues, values, sizeof(Datum) * nparams);
+	memcpy(allnulls, nulls, sizeof(bool) * nparams);
+	alltypes[nparams] = BYTEAOID;
+	allvalues[nparams] = PointerGetDatum(image);
+	allnulls[nparams] = false;
+	/* the window a constant (its selectivity estimate), the codes a parameter */
+	query_stream_mixed(source_scoped_orders_query(pass->src,
+												  psprintf("customer_analytics._code_listed(o.customer_code::text, $%d)",
+														   nparams + 1)),
+					   nparams + 1, nparams, alltypes, allvalues, allnulls, scan_orders_fold, pass);
+	pfree(image);
+	pfree(codes);
+	return true;
+}
+
+/*
  * Over the source tables without a customers filter: the scoped orders (one
  * row each, their keys listed), then one scan of every line, each line
  * added to its listed order's total by the _order_line_totals aggregate in
@@ -510,8 +577,9 @@ scan_lines_pass(TargetingPass *pass, const Datum *values, const bool *nulls,
 
 	pass->keys = order_key_list_create(pass->context);
 
-	query_stream(source_scoped_orders_query(pass->src, orders_scope(pass)), nparams, types, values,
-				 nulls, scan_orders_fold, pass);
+	if (!route_codes_scan(pass, values, nulls, types, nparams))
+		query_stream(source_scoped_orders_query(pass->src, orders_scope(pass)), nparams, types, values,
+					 nulls, scan_orders_fold, pass);
 	/*
 	 * customers added (routes from the orders) may have moved the entries:
 	 * simplehash moves them when it grows and when an insertion displaces them

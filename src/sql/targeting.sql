@@ -82,6 +82,18 @@ CREATE FUNCTION customer_analytics._order_line_totals_sfunc(internal, text, text
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'order_line_totals_sfunc';
 
+-- Is code one of the listed codes (a bytea as the full recompute builds it:
+-- an int32 count, then per code an int32 length and its bytes, the integers
+-- as int4send() writes them)?  The route test of target_customers()' scan
+-- of the scoped orders; its cost keeps it after order_date_in_window()
+-- (COST 10) in a scan's filter, so that every confirmed order's date is
+-- still checked.
+CREATE FUNCTION customer_analytics._code_listed(code text, codes bytea) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 20
+    AS 'MODULE_PATHNAME', 'code_listed';
+
+COMMENT ON FUNCTION customer_analytics._code_listed(code text, codes bytea) IS 'internal: is code one of the codes listed in codes (an int32 count, then per code an int32 length and its bytes, the integers as int4send writes them; the same value on every row)? bytewise';
+
 -- The combine function of aggregate targeting_line_stats.
 CREATE FUNCTION customer_analytics._targeting_line_stats_combine(internal, internal) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE

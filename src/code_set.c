@@ -228,12 +228,14 @@ Datum
 code_listed(PG_FUNCTION_ARGS)
 {
 	text	   *code = PG_GETARG_TEXT_PP(0);
-	bytea	   *codes = PG_GETARG_BYTEA_PP(1);
 	CodeSet    *set = (CodeSet *) fcinfo->flinfo->fn_extra;
+	bytea	   *codes;
 
-	if (set == NULL ||
-		(!get_fn_expr_arg_stable(fcinfo->flinfo, 1) &&
-		 (set->len != VARSIZE_ANY(codes) || memcmp(set->image, codes, set->len) != 0)))
+	/* (a stable list is not even detoasted again: the table has it) */
+	if (set != NULL && get_fn_expr_arg_stable(fcinfo->flinfo, 1))
+		PG_RETURN_BOOL(code_set_contains(set, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code)));
+	codes = PG_GETARG_BYTEA_PP(1);
+	if (set == NULL || set->len != VARSIZE_ANY(codes) || memcmp(set->image, codes, set->len) != 0)
 	{
 		if (set)
 		{

@@ -25,7 +25,10 @@
  * and month of the campaign's revenue window; after the decisions,
  * campaign_delta_months_apply() writes the changed customers' months from
  * these sums (the month statements of the SQL delta read the change rows
- * again and probed the months three times).
+ * again and probed the months three times), and keeps the changed targets'
+ * month rows as it leaves them for the transaction: the long form's and
+ * the sheet's new rows are built from them (_campaign_delta_month_rows,
+ * _campaign_delta_sheet_months) instead of reading month_state again.
  *
  * Every statement runs through SPI as the caller (the refresh runs as the
  * campaign's owner, whose table the state is), as of the statement's
@@ -1598,7 +1601,10 @@ keep_month_rows(MonthPass *mp)
 		CHECK_FOR_INTERRUPTS();
 		/* (every kept row's customer is in the months: fold_month_row, the inserts) */
 		if (m == NULL)
-			elog(ERROR, "campaign delta: month row of customer \"%s\" not followed", r->code);
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("campaign delta: a month row of customer \"%s\" that the pass did not follow", r->code),
+					 errhint("This is an internal inconsistency of the delta pass: report it with the campaign's definition.")));
 		rows[i] = *r;
 		rows[i].listed = r->listed || m->listed;
 		if (m->group == 0)

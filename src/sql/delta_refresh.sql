@@ -431,7 +431,7 @@ CREATE FUNCTION customer_analytics._campaign_delta_sheet_rows_sql(c customer_ana
 DECLARE
     sums text := '';
     columns text := '';
-    months date[] := '{}';
+    months date[] := '{}'::date[];
     m record;
     i int := 0;
 BEGIN

@@ -32,9 +32,10 @@ SELECT c.relname, c.reloptions FROM pg_class c
 -- the refresh's mode, the keys it looked up in each view (its key index's
 -- scans in the transaction; after a REFRESH by hand, one more: the view's
 -- rows counted again), the month state's key index scans (one per changed
--- customer the pass reads, one per key of the long form's and of the
--- sheet's new rows) and the updates of the views and the month state that
--- were not HOT
+-- customer the pass reads; the long form's and the sheet's new rows are
+-- the month rows the pass left, _campaign_delta_month_rows, not read
+-- again) and the updates of the views and the month state that were not
+-- HOT
 CREATE FUNCTION public.vk_refresh(OUT mode text, OUT target_keys bigint, OUT sheet_keys bigint, OUT long_keys bigint,
                                   OUT month_reads bigint, OUT cold_updates bigint) RETURNS record LANGUAGE plpgsql AS $$
 DECLARE

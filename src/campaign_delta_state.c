@@ -25,7 +25,10 @@
  * and month of the campaign's revenue window; after the decisions,
  * campaign_delta_months_apply() writes the changed customers' months from
  * these sums (the month statements of the SQL delta read the change rows
- * again and probed the months three times).
+ * again and probed the months three times), and keeps the changed targets'
+ * month rows as it leaves them for the transaction: the long form's and
+ * the sheet's new rows are built from them (_campaign_delta_month_rows,
+ * _campaign_delta_sheet_months) instead of reading month_state again.
  *
  * Every statement runs through SPI as the caller (the refresh runs as the
  * campaign's owner, whose table the state is), as of the statement's
@@ -45,6 +48,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
+#include "funcapi.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -57,6 +61,9 @@
 
 PG_FUNCTION_INFO_V1(campaign_last_order_unknown);
 PG_FUNCTION_INFO_V1(campaign_delta_view_keys);
+PG_FUNCTION_INFO_V1(campaign_delta_month_rows);
+PG_FUNCTION_INFO_V1(campaign_delta_months_kept);
+PG_FUNCTION_INFO_V1(campaign_delta_sheet_months);
 
 /* One state row (the columns of a campaign's state table). */
 typedef struct StateRow
@@ -175,6 +182,9 @@ typedef struct MonthCustomer
 	bool		has_rows;		/* a target with rows in month_state, as read */
 	bool		dropped;		/* ... or no longer one: its rows deleted */
 	bool		listed;			/* in the long form's keys */
+	int			group;			/* 1 + its index among the kept rows'
+								 * customers (0: none yet) */
+	const char *kept_code;		/* its code in TopTransactionContext, then */
 } MonthCustomer;
 
 #define SH_PREFIX		monthhash
@@ -1072,6 +1082,24 @@ numeric_copy_to(MemoryContext context, Numeric n)
  * table (state_relid) of the pass that made them; cleared when a pass
  * starts, set when it has written everything.
  */
+/*
+ * A row of month_state of a changed customer that is a target after the
+ * pass, as the pass left it (read and adjusted, or inserted for a new
+ * target), with whether its customer is among the long form's keys (its
+ * months changed, entered or left).
+ */
+typedef struct KeptMonthRow
+{
+	const char *code;
+	DateADT		month;
+	Numeric		revenue;		/* NULL: SQL NULL */
+	bool		orders_null;
+	int64		orders;
+	bool		listed;
+	int			group;			/* its customer's index (0-based) among the
+								 * kept rows' customers */
+} KeptMonthRow;
+
 typedef struct DeltaViewKeys
 {
 	LocalTransactionId lxid;
@@ -1080,6 +1108,11 @@ typedef struct DeltaViewKeys
 	ArrayType  *targets;
 	ArrayType  *old_routes;		/* route customers at the state's snapshot:
 								 * the only ones with rows of month_state */
+	bool		months_kept;	/* the month rows below are set */
+	int			nmonth_rows;
+	int			nmonth_groups;	/* their customers */
+	struct KeptMonthRow *month_rows;	/* the changed targets' rows of
+										 * month_state as the pass left them */
 } DeltaViewKeys;
 
 static DeltaViewKeys view_keys;
@@ -1181,6 +1214,7 @@ campaign_delta_state_apply(void *arg, const TargetingHookPass *hook)
 	int			nlisted;
 
 	view_keys.lxid = InvalidLocalTransactionId;
+	view_keys.months_kept = false;
 	memset(&pass, 0, sizeof(pass));
 	pass.delta = delta;
 	pass.context = AllocSetContextCreate(CurrentMemoryContext, "customer_analytics campaign delta",
@@ -1370,7 +1404,30 @@ typedef struct MonthPass
 	int			nkeys;
 	int			maxkeys;
 	Datum	   *keys;			/* the long form's keys (text) */
+	int			nrows;
+	int			maxkept;
+	KeptMonthRow *rows;			/* the targets' rows as left (months context) */
 } MonthPass;
+
+/* Keep a target's month row as the pass leaves it (in the months' context). */
+static void
+keep_month_row(MonthPass *mp, const char *code, DateADT month, Numeric revenue, bool orders_null, int64 orders)
+{
+	KeptMonthRow *r;
+
+	if (mp->nrows == mp->maxkept)
+	{
+		mp->maxkept *= 2;
+		mp->rows = repalloc_huge(mp->rows, sizeof(KeptMonthRow) * mp->maxkept);
+	}
+	r = &mp->rows[mp->nrows++];
+	r->code = code;
+	r->month = month;
+	r->revenue = revenue ? numeric_copy_to(mp->months->context, revenue) : NULL;
+	r->orders_null = orders_null;
+	r->orders = orders;
+	r->listed = false;
+}
 
 static int
 compare_code_to_customer(const void *key, const void *elem)
@@ -1482,7 +1539,13 @@ fold_month_row(TupleTableSlot *slot, void *arg)
 		mp->update_months[n] = DateADTGetDatum(month);
 		/* as the SQL's UPDATE ... RETURNING listed it: a month row matched */
 		list_long_key(mp, m);
+		keep_month_row(mp, m->code, month, revenue, mp->update_orders_nulls[n],
+					   mp->update_orders_nulls[n] ? 0 : DatumGetInt64(mp->update_orders[n]));
 	}
+	else
+		keep_month_row(mp, m->code, month,
+					   slot->tts_isnull[2] ? NULL : DatumGetNumeric(slot->tts_values[2]),
+					   slot->tts_isnull[3], slot->tts_isnull[3] ? 0 : DatumGetInt64(slot->tts_values[3]));
 	MemoryContextSwitchTo(old);
 }
 
@@ -1515,6 +1578,180 @@ write_months_direct(Oid relid, const MonthPass *mp)
 	}
 	keyed_writer_close(w);
 	return true;
+}
+
+/*
+ * The targets' month rows the pass leaves (mp->rows), each with whether
+ * its customer is among the long form's keys, copied into
+ * TopTransactionContext for the views' statements that follow
+ * (_campaign_delta_month_rows).
+ */
+static void
+keep_month_rows(MonthPass *mp)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	KeptMonthRow *rows = palloc_extended(sizeof(KeptMonthRow) * Max(mp->nrows, 1), MCXT_ALLOC_HUGE);
+	int			ngroups = 0;
+
+	for (int i = 0; i < mp->nrows; i++)
+	{
+		const KeptMonthRow *r = &mp->rows[i];
+		MonthCustomer *m = monthhash_lookup(mp->months->customers, r->code);
+
+		CHECK_FOR_INTERRUPTS();
+		/* (every kept row's customer is in the months: fold_month_row, the inserts) */
+		if (m == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("campaign delta: a month row of customer \"%s\" that the pass did not follow", r->code),
+					 errhint("This is an internal inconsistency of the delta pass: report it with the campaign's definition.")));
+		rows[i] = *r;
+		rows[i].listed = r->listed || m->listed;
+		if (m->group == 0)
+		{
+			m->group = ++ngroups;
+			m->kept_code = pstrdup(r->code);
+		}
+		rows[i].code = m->kept_code;
+		rows[i].group = m->group - 1;
+		rows[i].revenue = r->revenue ? numeric_copy_to(TopTransactionContext, r->revenue) : NULL;
+	}
+	MemoryContextSwitchTo(old);
+	view_keys.month_rows = rows;
+	view_keys.nmonth_rows = mp->nrows;
+	view_keys.nmonth_groups = ngroups;
+	view_keys.months_kept = true;
+}
+
+/*
+ * _campaign_delta_months_kept(state regclass) returns boolean
+ *
+ * Did the last delta pass of this transaction over the campaign's state
+ * table state keep its targets' month rows (_campaign_delta_month_rows)?
+ */
+Datum
+campaign_delta_months_kept(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(view_keys.lxid == MyProc->lxid && view_keys.state_relid == PG_GETARG_OID(0)
+				   && view_keys.months_kept);
+}
+
+/*
+ * _campaign_delta_month_rows(state regclass, listed boolean)
+ *		returns table(customer_code text, month date, revenue numeric, orders bigint)
+ *
+ * The rows of month_state that the last delta pass of this transaction over
+ * the campaign's state table state left for the changed customers that are
+ * targets (read and adjusted, or inserted for new targets): with listed,
+ * only those of the customers in the long form's keys (whose months
+ * changed, entered or left).  No row when the pass kept none
+ * (_campaign_delta_months_kept() false): the caller reads month_state.
+ */
+Datum
+campaign_delta_month_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		listed_only = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || view_keys.lxid != MyProc->lxid || view_keys.state_relid != PG_GETARG_OID(0)
+		|| !view_keys.months_kept)
+		PG_RETURN_NULL();
+	for (int i = 0; i < view_keys.nmonth_rows; i++)
+	{
+		const KeptMonthRow *r = &view_keys.month_rows[i];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		if (listed_only && !r->listed)
+			continue;
+		values[0] = CStringGetTextDatum(r->code);
+		values[1] = DateADTGetDatum(r->month);
+		nulls[2] = r->revenue == NULL;
+		values[2] = r->revenue ? NumericGetDatum(r->revenue) : (Datum) 0;
+		nulls[3] = r->orders_null;
+		values[3] = Int64GetDatum(r->orders);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(DatumGetPointer(values[0]));
+	}
+	PG_RETURN_NULL();
+}
+
+/*
+ * _campaign_delta_sheet_months(state regclass, months date[])
+ *		returns table(customer_code text, revenue numeric[])
+ *
+ * The kept month rows of _campaign_delta_month_rows() pivoted per customer:
+ * one row per changed target, its revenue of each of months in their order
+ * (NULL where it has no row for the month or its revenue is NULL: what the
+ * sheet's max(revenue) FILTER (WHERE month = ...) gives, which its
+ * statement then makes 0).  No row when the pass kept none.
+ */
+Datum
+campaign_delta_sheet_months(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *months_arr;
+	Datum	   *months;
+	bool	   *month_nulls;
+	int			nmonths;
+	int			ngroups;
+	Datum	   *values;
+	bool	   *nulls;
+	const char **codes;
+	int			dims[1];
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || view_keys.lxid != MyProc->lxid
+		|| view_keys.state_relid != PG_GETARG_OID(0) || !view_keys.months_kept)
+		PG_RETURN_NULL();
+	months_arr = PG_GETARG_ARRAYTYPE_P(1);
+	deconstruct_array(months_arr, DATEOID, sizeof(DateADT), true, TYPALIGN_INT, &months, &month_nulls, &nmonths);
+	ngroups = view_keys.nmonth_groups;
+	/* (NULL until a row sets it) */
+	values = palloc0(sizeof(Datum) * (Size) Max(ngroups, 1) * Max(nmonths, 1));
+	nulls = palloc(sizeof(bool) * (Size) Max(ngroups, 1) * Max(nmonths, 1));
+	memset(nulls, true, sizeof(bool) * (Size) Max(ngroups, 1) * Max(nmonths, 1));
+	codes = palloc0(sizeof(char *) * Max(ngroups, 1));
+	for (int i = 0; i < view_keys.nmonth_rows; i++)
+	{
+		const KeptMonthRow *r = &view_keys.month_rows[i];
+
+		CHECK_FOR_INTERRUPTS();
+		codes[r->group] = r->code;
+		if (r->revenue == NULL)
+			continue;
+		for (int k = 0; k < nmonths; k++)
+			if (!month_nulls[k] && DatumGetDateADT(months[k]) == r->month)
+			{
+				values[(Size) r->group * nmonths + k] = NumericGetDatum(r->revenue);
+				nulls[(Size) r->group * nmonths + k] = false;
+				break;
+			}
+	}
+	get_typlenbyvalalign(NUMERICOID, &typlen, &typbyval, &typalign);
+	dims[0] = nmonths;
+	for (int g = 0; g < ngroups; g++)
+	{
+		Datum		row[2];
+		bool		row_nulls[2] = {false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		row[0] = CStringGetTextDatum(codes[g]);
+		row[1] = PointerGetDatum(construct_md_array(values + (Size) g * nmonths, nulls + (Size) g * nmonths,
+													1, dims, lbs, NUMERICOID, typlen, typbyval, typalign));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, row_nulls);
+		pfree(DatumGetPointer(row[0]));
+		pfree(DatumGetPointer(row[1]));
+	}
+	PG_RETURN_NULL();
 }
 
 /*
@@ -1551,6 +1788,8 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 	mp.update_orders_nulls = palloc(sizeof(bool) * mp.maxrows);
 	mp.maxkeys = 64;
 	mp.keys = palloc(sizeof(Datum) * mp.maxkeys);
+	mp.maxkept = 256;
+	mp.rows = palloc(sizeof(KeptMonthRow) * mp.maxkept);
 	MemoryContextSwitchTo(old);
 
 	/*
@@ -1622,13 +1861,34 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 		values[2] = delta->revenue_window;
 		/* (the source schema as a literal: NULL, the GUC's, is no parameter here) */
 		run_write(psprintf("WITH added AS (INSERT INTO %s SELECT * FROM customer_analytics.monthly_revenue($2, $3, %s)"
-						   " RETURNING customer_code)"
-						   " INSERT INTO %s (customer_code) SELECT pg_catalog.unnest($1)"
-						   " UNION SELECT a.customer_code FROM added a ON CONFLICT DO NOTHING",
+						   " RETURNING customer_code, month, revenue, orders),"
+						   " listed AS (INSERT INTO %s (customer_code) SELECT pg_catalog.unnest($1)"
+						   " UNION SELECT a.customer_code FROM added a ON CONFLICT DO NOTHING)"
+						   " SELECT a.customer_code, a.month, a.revenue, a.orders FROM added a",
 						   delta->month_state,
 						   params->source_schema ? quote_literal_cstr(params->source_schema) : "NULL::pg_catalog.text",
 						   delta->long_keys),
 				  3, types, values, -1);
+		/* the new targets' rows as inserted: kept, their customers listed */
+		old = MemoryContextSwitchTo(months->context);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull[4];
+			Datum		d[4];
+
+			CHECK_FOR_INTERRUPTS();
+			for (int a = 0; a < 4; a++)
+				d[a] = SPI_getbinval(tup, desc, a + 1, &isnull[a]);
+			if (isnull[0] || isnull[1])
+				continue;		/* the key's columns: never NULL */
+			keep_month_row(&mp, month_customer(months, TextDatumGetCString(d[0]))->code, DatumGetDateADT(d[1]),
+						   isnull[2] ? NULL : DatumGetNumeric(d[2]), isnull[3],
+						   isnull[3] ? 0 : DatumGetInt64(d[3]));
+			mp.rows[mp.nrows - 1].listed = true;
+		}
+		MemoryContextSwitchTo(old);
 	}
 	else if (mp.nkeys > 0)
 		run_write(psprintf("INSERT INTO %s (customer_code) SELECT pg_catalog.unnest($1) ON CONFLICT DO NOTHING",
@@ -1658,6 +1918,7 @@ campaign_delta_months_apply(const CampaignDeltaState *delta, const TargetingResu
 		}
 		view_keys.targets = view_key_array(listed, keep, nlisted);
 		pfree(keep);
+		keep_month_rows(&mp);
 	}
 	MemoryContextDelete(months->context);
 }

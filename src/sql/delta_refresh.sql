@@ -315,7 +315,11 @@ $$;
 -- The delta refresh's statements on a campaign's long form and sheet: the
 -- rows of the customers whose months changed, entered or left
 -- (pg_temp.customer_analytics_long_keys) replaced in the long form from
--- month_state; in the sheet, from their targets and months, the rows of
+-- the month rows the pass left in memory (_campaign_delta_month_rows: the
+-- changed targets' rows as it read, adjusted or inserted them, without a
+-- second read of month_state; month_state read by key only when the pass
+-- kept none, _campaign_delta_months_kept); in the sheet, from the same
+-- month rows, from their targets and months, the rows of
 -- the changed customers that may have been route customers since the
 -- state's snapshot (the pass over state's, _campaign_delta_view_keys; else
 -- every one, pg_temp.customer_analytics_changed) or, with
@@ -336,30 +340,31 @@ CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytic
     SELECT ARRAY[
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                long_form::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
-               format('SELECT m.customer_code, m.month, m.revenue, m.orders FROM %s m'
-                      ' WHERE m.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k))', month_state)),
+               format('SELECT r.customer_code, r.month, r.revenue, r.orders FROM customer_analytics._campaign_delta_month_rows(%2$L::regclass, true) r'
+                      ' UNION ALL SELECT m.customer_code, m.month, m.revenue, m.orders FROM %1$s m'
+                      ' WHERE NOT customer_analytics._campaign_delta_months_kept(%2$L::regclass)'
+                      ' AND m.customer_code = ANY (ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k))',
+                      month_state, state::oid)),
         CASE WHEN targets IS NULL THEN
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                sheet::oid, format('COALESCE(customer_analytics._campaign_delta_view_keys(%L::regclass, false),'
                                   ' ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k))', state::oid),
-               customer_analytics._campaign_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets',
-                   format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
-                          ' WHERE m.customer_code = ANY (ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t)))', month_state)))
+               customer_analytics._campaign_delta_sheet_rows_sql(c, 'pg_temp.customer_analytics_targets', state, month_state,
+                   'ARRAY(SELECT t.customer_code FROM pg_temp.customer_analytics_targets t)'))
         ELSE
         -- (the keys are the rows' $1: the new targets among them by a
-        -- hashed semi-join, their months by key.  They are taken from the
-        -- list of changed customers, in its order, which is the views'
-        -- indexes' order: the index scans sort their array of keys, and a
-        -- sorted one costs them one pass, not a sort in the database's
-        -- collation)
+        -- hashed semi-join, their months by the join to the targets.  They
+        -- are taken from the list of changed customers, in its order, which
+        -- is the views' indexes' order: the index scans sort their array of
+        -- keys, and a sorted one costs them one pass, not a sort in the
+        -- database's collation)
         format('SELECT customer_analytics._matview_apply(%L::regclass, ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k'
                ' WHERE k.customer_code IN (SELECT pg_catalog.unnest(customer_analytics._matview_touched(%L::regclass))'
                ' UNION ALL SELECT l.customer_code FROM pg_temp.customer_analytics_long_keys l)), %L)',
                sheet::oid, targets::oid,
-               customer_analytics._campaign_sheet_rows_sql(c,
+               customer_analytics._campaign_delta_sheet_rows_sql(c,
                    '(SELECT t.* FROM pg_temp.customer_analytics_targets t WHERE t.customer_code IN (SELECT pg_catalog.unnest($1::pg_catalog.text[])))',
-                   format('(SELECT m.customer_code, m.month, m.revenue FROM %s m'
-                          ' WHERE m.customer_code = ANY (ARRAY(SELECT pg_catalog.unnest($1::pg_catalog.text[]))))', month_state)))
+                   state, month_state, 'ARRAY(SELECT pg_catalog.unnest($1::pg_catalog.text[]))'))
         END]
 $$;
 
@@ -406,6 +411,42 @@ BEGIN
     RETURN format('SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%s'
                   ' FROM %s t LEFT JOIN (SELECT m.customer_code%s FROM %s m GROUP BY m.customer_code) p USING (customer_code)',
                   columns, targets, sums, revenue);
+END $$;
+
+-- The delta refresh's new rows of a campaign's sheet (the values and
+-- columns of _campaign_sheet_rows_sql) from a relation of target rows (one
+-- per customer) and the month rows the delta pass over state left in
+-- memory for its changed targets, pivoted there
+-- (_campaign_delta_sheet_months: one array of the months' revenue per
+-- target, NULL where max() FILTER found none), without a read of
+-- month_state or a grouping; when the pass kept none
+-- (_campaign_delta_months_kept), month_state's rows of the customers in
+-- keys (SQL of a text[]) pivoted by the same aggregates as
+-- _campaign_sheet_rows_sql.
+CREATE FUNCTION customer_analytics._campaign_delta_sheet_rows_sql(c customer_analytics.campaigns, targets text, state regclass,
+                                                                  month_state regclass, keys text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    sums text := '';
+    columns text := '';
+    months date[] := '{}'::date[];
+    m record;
+    i int := 0;
+BEGIN
+    FOR m IN SELECT * FROM customer_analytics.pivot_months(c.revenue_window) LOOP
+        i := i + 1;
+        months := months || m.month;
+        sums := sums || format('%s max(m.revenue) FILTER (WHERE m.month = %L::date)', CASE WHEN i > 1 THEN ',' END, m.month);
+        columns := columns || format(', COALESCE(p.r[%s], 0)::numeric AS %I', i, m.column_name);
+    END LOOP;
+    RETURN format('SELECT t.customer_code, t.trade_name, t.delivery_route, COALESCE(t.csm, '''') AS csm, t.avg_ticket_size%s'
+                  ' FROM %s t LEFT JOIN (SELECT p.customer_code, p.revenue AS r FROM customer_analytics._campaign_delta_sheet_months(%L::regclass, %L::date[]) p'
+                  ' UNION ALL SELECT m.customer_code, ARRAY[%s]::numeric[] FROM %s m'
+                  ' WHERE NOT customer_analytics._campaign_delta_months_kept(%L::regclass) AND m.customer_code = ANY (%s)'
+                  ' GROUP BY m.customer_code) p USING (customer_code)',
+                  columns, targets, state::oid, months, sums, month_state, state::oid, keys);
 END $$;
 
 -- The state's columns (orders, total, spend_orders, spend, low_tickets,
@@ -854,6 +895,29 @@ COMMENT ON FUNCTION customer_analytics._campaign_delta_state_targets(routes text
 CREATE FUNCTION customer_analytics._campaign_delta_view_keys(state regclass, targets boolean) RETURNS text[]
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'campaign_delta_view_keys';
+
+-- Internal: the month rows the last delta pass of this transaction over a
+-- campaign's state table left for its changed targets (campaign_delta_state.c)
+CREATE FUNCTION customer_analytics._campaign_delta_month_rows(state regclass, listed boolean, OUT customer_code text, OUT month date, OUT revenue numeric, OUT orders bigint) RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'campaign_delta_month_rows';
+
+COMMENT ON FUNCTION customer_analytics._campaign_delta_month_rows(state regclass, listed boolean, OUT customer_code text, OUT month date, OUT revenue numeric, OUT orders bigint) IS 'internal: the month rows of its changed targets that the last delta pass of this transaction over a campaign''s state table left (listed: only those of the long form''s keys)';
+
+-- Internal: did that pass keep them?  (stable within a statement: a
+-- one-time filter of the fallback read of month_state)
+CREATE FUNCTION customer_analytics._campaign_delta_months_kept(state regclass) RETURNS boolean
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'campaign_delta_months_kept';
+
+COMMENT ON FUNCTION customer_analytics._campaign_delta_months_kept(state regclass) IS 'internal: whether the last delta pass of this transaction over a campaign''s state table kept its changed targets'' month rows';
+
+-- Internal: those month rows pivoted per changed target (campaign_delta_state.c)
+CREATE FUNCTION customer_analytics._campaign_delta_sheet_months(state regclass, months date[], OUT customer_code text, OUT revenue numeric[]) RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'campaign_delta_sheet_months';
+
+COMMENT ON FUNCTION customer_analytics._campaign_delta_sheet_months(state regclass, months date[], OUT customer_code text, OUT revenue numeric[]) IS 'internal: the month rows of its changed targets that the last delta pass of this transaction over a campaign''s state table left, one row per target with its revenue of each of months';
 
 COMMENT ON FUNCTION customer_analytics._campaign_delta_view_keys(state regclass, targets boolean) IS 'internal: the keys of a campaign''s views that the last delta pass of this transaction over its state table found may hold rows of its changed customers';
 

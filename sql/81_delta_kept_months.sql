@@ -183,3 +183,29 @@ BEGIN
     RETURN n;
 END $$;
 SELECT public.km_fallback_differences() AS differences, (SELECT count(*) FROM km_bi.km_monthly) AS sheet_rows;
+
+-- what a pass keeps is read only by a role that may read the campaign's
+-- state table: another role of the same session, in the refresh's own
+-- transaction, is refused (42501) by each of the three functions; the
+-- owner (here the superuser who made the campaign) reads it
+CREATE ROLE ca_km_other;
+SELECT public.km_change(ARRAY(SELECT customer_code FROM public.km_some), '2025-09-01', '2027-01-01', 1);
+SELECT s.state_table::oid AS km_state FROM customer_analytics.campaign_refresh_state s WHERE s.campaign = 'km' \gset
+BEGIN;
+SELECT 1 FROM customer_analytics.refresh_campaign('km');
+SET ROLE ca_km_other;
+SAVEPOINT other;
+SELECT count(*) FROM customer_analytics._campaign_delta_month_rows(:km_state::oid::regclass, false);
+ROLLBACK TO other;
+SELECT count(*) FROM customer_analytics._campaign_delta_sheet_months(:km_state::oid::regclass, '{2025-09-01}');
+ROLLBACK TO other;
+SELECT customer_analytics._campaign_delta_view_keys(:km_state::oid::regclass, true);
+ROLLBACK TO other;
+-- (whether anything was kept is no secret)
+SELECT customer_analytics._campaign_delta_months_kept(:km_state::oid::regclass) AS kept;
+RESET ROLE;
+SELECT count(*) AS kept_rows FROM customer_analytics._campaign_delta_month_rows(:km_state::oid::regclass, false);
+SELECT cardinality(customer_analytics._campaign_delta_view_keys(:km_state::oid::regclass, true)) AS view_keys;
+COMMIT;
+SELECT public.campaign_differences('km');
+DROP ROLE ca_km_other;

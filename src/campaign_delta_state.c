@@ -44,6 +44,7 @@
 #include "miscadmin.h"
 #include "storage/itemptr.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -1161,6 +1162,25 @@ view_key_array(const Datum *codes, const bool *keep, int n)
 }
 
 /*
+ * Refuse (42501) a caller who may not read the campaign's state table
+ * state: what the functions below return is what the delta pass, run as
+ * the campaign's owner, read and wrote there and in its month state, kept
+ * in this backend's memory until the transaction ends.  The owner's own
+ * statements in the refresh pass this; another role of the same session
+ * (one who called refresh_campaign() and then these) does not.
+ */
+static void
+require_kept_rows_readable(Oid state_relid)
+{
+	if (pg_class_aclcheck(state_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read the delta refresh's rows of \"%s\"",
+						get_rel_name(state_relid)),
+				 errhint("Only a role that may read the campaign's state table (its owner) reads what its delta refresh keeps; call refresh_campaign() instead.")));
+}
+
+/*
  * _campaign_delta_view_keys(state regclass, targets boolean) returns text[]
  *
  * The keys of the views of the campaign whose state table is state that
@@ -1179,6 +1199,7 @@ campaign_delta_view_keys(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	if (view_keys.lxid != MyProc->lxid || view_keys.state_relid != PG_GETARG_OID(0))
 		PG_RETURN_NULL();
+	require_kept_rows_readable(view_keys.state_relid);
 	a = PG_GETARG_BOOL(1) ? view_keys.targets : view_keys.routes;
 	if (a == NULL)
 		PG_RETURN_NULL();
@@ -1659,6 +1680,7 @@ campaign_delta_month_rows(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || view_keys.lxid != MyProc->lxid || view_keys.state_relid != PG_GETARG_OID(0)
 		|| !view_keys.months_kept)
 		PG_RETURN_NULL();
+	require_kept_rows_readable(view_keys.state_relid);
 	for (int i = 0; i < view_keys.nmonth_rows; i++)
 	{
 		const KeptMonthRow *r = &view_keys.month_rows[i];
@@ -1712,6 +1734,7 @@ campaign_delta_sheet_months(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || view_keys.lxid != MyProc->lxid
 		|| view_keys.state_relid != PG_GETARG_OID(0) || !view_keys.months_kept)
 		PG_RETURN_NULL();
+	require_kept_rows_readable(view_keys.state_relid);
 	months_arr = PG_GETARG_ARRAYTYPE_P(1);
 	deconstruct_array(months_arr, DATEOID, sizeof(DateADT), true, TYPALIGN_INT, &months, &month_nulls, &nmonths);
 	ngroups = view_keys.nmonth_groups;

@@ -75,11 +75,7 @@ bad_codes(void)
 static uint64
 code_set_slots(uint64 n)
 {
-	uint64		slots = 16;
-
-	while (slots < 2 * n)
-		slots <<= 1;
-	return slots;
+	return pg_nextpower2_64(Max(16, 2 * n));
 }
 
 /*
@@ -90,11 +86,7 @@ code_set_slots(uint64 n)
 static uint64
 code_set_filter_bits(uint64 n)
 {
-	uint64		bits = 512;
-
-	while (bits < 8 * n)
-		bits <<= 1;
-	return bits;
+	return pg_nextpower2_64(Max(512, 8 * n));
 }
 
 /* bytes a table of n codes whose list takes image_len bytes needs (code_set_image's) */

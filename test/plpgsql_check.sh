@@ -129,7 +129,16 @@ SELECT DISTINCT m[1] AS name, m[2] AS expr, NULL::text AS definition
   JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid
        AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
        AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'customer_analytics'),
-       regexp_matches(p.prosrc, $re$_scratch_table\(\s*'(\w+)'\s*,\s*('(?:[^']|'')*'(?=\s*\))|[^;]*?(?=\s*\);))$re$, 'g') m;
+       regexp_matches(p.prosrc, $re$_scratch_table\(\s*'(\w+)'\s*,\s*('(?:[^']|'')*'(?=\s*\))|[^;]*?(?=\s*\);))$re$, 'g') m
+UNION
+-- the same call inside a statement's text (quotes doubled): a literal
+-- definition, or %L (the targets' LIKE below)
+SELECT DISTINCT m[1], replace(m[2], '''''', ''''), NULL::text
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid
+       AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
+       AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'customer_analytics'),
+       regexp_matches(p.prosrc, $re$_scratch_table\(''(\w+)'',\s*(''[^']*''|%L)\)$re$, 'g') m;
 -- a campaign's targets view is SELECT * FROM campaign_targets(name)
 -- (_build_targets_matview); the delta refreshes copy its shape with LIKE
 CREATE TEMP VIEW ca_campaign_targets AS SELECT * FROM customer_analytics.campaign_targets(NULL);

@@ -8,11 +8,15 @@ CREATE FUNCTION customer_analytics._launch_views(campaign text) RETURNS text[]
 
 -- The launch row of a campaign, or NULL (a row of NULLs) when it was never launched.
 CREATE FUNCTION customer_analytics._campaign_launch(campaign text) RETURNS customer_analytics.campaign_launches
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET row_security TO 'on'
     AS $$
-    SELECT l FROM customer_analytics.campaign_launches l WHERE l.campaign = _campaign_launch.campaign
+#variable_conflict use_column
+BEGIN
+    RETURN (
+    SELECT l FROM customer_analytics.campaign_launches l WHERE l.campaign = _campaign_launch.campaign);
+END
 $$;
 
 -- The launch row of a campaign that must have been launched (55000 otherwise).
@@ -370,12 +374,16 @@ CREATE FUNCTION customer_analytics._launch_months_name(c customer_analytics.camp
 -- A launched campaign's per-member months table (_launch_months_name() in
 -- the state schema, with its marker), or NULL when missing.
 CREATE FUNCTION customer_analytics._launch_months_relation(c customer_analytics.campaigns) RETURNS regclass
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT t FROM customer_analytics._marked_tables(customer_analytics._state_schema(),
                                                     ARRAY[customer_analytics._launch_months_name(c)],
-                                                    customer_analytics._launch_months_marker(c)) t
+                                                    customer_analytics._launch_months_marker(c)) t);
+END
 $$;
 
 -- Create a launched campaign's per-member months table (_launch_months_name()

@@ -792,13 +792,17 @@ END $$;
 -- restore whose REFRESH failed, a view made WITH NO DATA), as a list of
 -- qualified names, or NULL: REFRESH ... CONCURRENTLY refuses them.
 CREATE FUNCTION customer_analytics._unpopulated_views(view_schema text, views text[]) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT string_agg(format('%I.%I', view_schema, u.v), ', ' ORDER BY u.i)
       FROM unnest(views) WITH ORDINALITY u(v, i)
       JOIN pg_class c ON c.oid = to_regclass(format('%I.%I', view_schema, u.v))
-     WHERE c.relkind = 'm' AND NOT c.relispopulated
+     WHERE c.relkind = 'm' AND NOT c.relispopulated);
+END
 $$;
 
 -- REFRESH each view in order (later views may read earlier ones); an
@@ -863,12 +867,16 @@ $$;
 -- describes (same oid, not rebuilt since), populated and readable by the
 -- caller?  false, never NULL, when either is missing.
 CREATE FUNCTION customer_analytics._view_reusable(v regclass, described oid) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT COALESCE(v = described
                     AND (SELECT relispopulated FROM pg_class WHERE oid = v)
-                    AND has_table_privilege(v, 'SELECT'), false)
+                    AND has_table_privilege(v, 'SELECT'), false));
+END
 $$;
 
 -- true when one of the views' names is taken in the schema

@@ -291,9 +291,12 @@ END $_$;
 CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analytics.campaigns, changes text, orders text,
                                                                state regclass, month_state regclass,
                                                                targets regclass, as_recorded boolean) RETURNS text[]
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT ARRAY[
         format('INSERT INTO pg_temp.customer_analytics_targets'
                ' SELECT * FROM customer_analytics._campaign_delta_state_targets(%L::text[], %L::daterange, %L::numeric,'
@@ -309,7 +312,8 @@ CREATE FUNCTION customer_analytics._campaign_delta_targets_sql(c customer_analyt
                targets::oid,
                format('COALESCE(customer_analytics._campaign_delta_view_keys(%L::regclass, %L::boolean),'
                       ' ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_changed k))', state::oid, as_recorded),
-               'SELECT * FROM pg_temp.customer_analytics_targets')]
+               'SELECT * FROM pg_temp.customer_analytics_targets')]);
+END
 $$;
 
 -- The delta refresh's statements on a campaign's long form and sheet: the
@@ -334,9 +338,12 @@ $$;
 CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytics.campaigns, state regclass, month_state regclass,
                                                              long_form regclass, sheet regclass,
                                                              targets regclass) RETURNS text[]
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT ARRAY[
         format('SELECT customer_analytics._matview_apply(%L::regclass, %s, %L)',
                long_form::oid, 'ARRAY(SELECT k.customer_code FROM pg_temp.customer_analytics_long_keys k)',
@@ -365,7 +372,8 @@ CREATE FUNCTION customer_analytics._campaign_delta_views_sql(c customer_analytic
                customer_analytics._campaign_delta_sheet_rows_sql(c,
                    '(SELECT t.* FROM pg_temp.customer_analytics_targets t WHERE t.customer_code IN (SELECT pg_catalog.unnest($1::pg_catalog.text[])))',
                    state, month_state, 'ARRAY(SELECT pg_catalog.unnest($1::pg_catalog.text[]))'))
-        END]
+        END]);
+END
 $$;
 
 -- Are a campaign's targets view and sheet the versions of their catalog
@@ -376,11 +384,15 @@ $$;
 -- months that change (_campaign_delta_views_sql).  false when not recorded.
 CREATE FUNCTION customer_analytics._campaign_views_as_recorded(s customer_analytics.campaign_refresh_state,
                                                                targets regclass, sheet regclass) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT COALESCE(s.view_rows -> 'targets' ->> 'version' = customer_analytics._view_version(targets)
-                    AND s.view_rows -> 'monthly' ->> 'version' = customer_analytics._view_version(sheet), false)
+                    AND s.view_rows -> 'monthly' ->> 'version' = customer_analytics._view_version(sheet), false));
+END
 $$;
 
 -- The sheet's rows (one per target, a column per month) from a relation of
@@ -605,9 +617,12 @@ $$;
 -- Why the campaign's views cannot be kept from per-customer state at all
 -- (NULL: they can).  c has its windows resolved.
 CREATE FUNCTION customer_analytics._campaign_state_unsupported(c customer_analytics.campaigns) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT CASE
         WHEN c.route_source = 'order' THEN 'routes come from the orders'
         WHEN NOT EXISTS (
@@ -617,7 +632,8 @@ CREATE FUNCTION customer_analytics._campaign_state_unsupported(c customer_analyt
                AND (a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
                     OR (a.atttypid = 'numeric'::regtype AND a.atttypmod >= 0)))
         THEN 'the line amounts have no fixed scale (pretax_subtotal is not numeric(p,s) or an integer)'
-    END
+    END);
+END
 $$;
 
 -- Create the table schema.name (columns: a column list in parentheses)
@@ -707,12 +723,16 @@ END $$;
 -- several roles may create tables, another role's table with the same
 -- name and comment is not a definition's state.
 CREATE FUNCTION customer_analytics._marked_tables(schema text, names text[], marker text) RETURNS SETOF regclass
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT t FROM (SELECT to_regclass(format('%I.%I', schema, n)) AS t FROM unnest(names) n) x
      WHERE obj_description(t, 'pg_class') = marker
-       AND pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = x.t), 'USAGE')
+       AND pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = x.t), 'USAGE');
+END
 $$;
 
 -- Internal: replace the rows of the given customers in a materialized view

@@ -4,11 +4,15 @@
 -- How many rows each definition keeps (the C module defines the setting,
 -- 1 to 1,000,000; before it is loaded an unset or malformed value is 100).
 CREATE FUNCTION customer_analytics._history_keep() RETURNS integer
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT CASE WHEN v ~ '^\s*[0-9]{1,7}\s*$' AND v::int >= 1 THEN v::int ELSE 100 END
-      FROM (SELECT current_setting('customer_analytics.refresh_history_keep', true) AS v) s
+      FROM (SELECT current_setting('customer_analytics.refresh_history_keep', true) AS v) s);
+END
 $_$;
 
 -- A row may be written only for an existing definition, by its owner.
@@ -224,10 +228,14 @@ END $$;
 -- does not; nor do VACUUM and ANALYZE, which update it in place); NULL
 -- when there is no such relation.
 CREATE FUNCTION customer_analytics._view_version(v regclass) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT format('%s/%s/%s/%s', x.oid, x.relfilenode, x.xmin, x.ctid) FROM pg_class x WHERE x.oid = v
+#variable_conflict use_column
+BEGIN
+    RETURN (
+    SELECT format('%s/%s/%s/%s', x.oid, x.relfilenode, x.xmin, x.ctid) FROM pg_class x WHERE x.oid = v);
+END
 $$;
 
 -- The row count of a campaign's view, and the version of its catalog row

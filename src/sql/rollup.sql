@@ -846,9 +846,12 @@ CREATE FUNCTION customer_analytics._rollup_table(id integer) RETURNS text
 -- relation (a partition created or attached while the event trigger could
 -- not add them) lacks one, or one is disabled.
 CREATE FUNCTION customer_analytics._rollup_trigger_problem(r customer_analytics.rollups) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
     SELECT format('the rollup trigger %s on %s is %s', n, w.rel,
                   CASE WHEN g.oid IS NULL THEN 'missing' WHEN g.tgenabled = 'D' THEN 'disabled'
                        WHEN g.tgenabled = 'R' THEN 'enabled for replica sessions only'
@@ -863,22 +866,27 @@ CREATE FUNCTION customer_analytics._rollup_trigger_problem(r customer_analytics.
         -- worker's in replica sessions (REPLICA, or ALWAYS)
         OR (n LIKE 'customer_analytics_rollup_apply%' AND g.tgenabled = 'O')
         OR (n NOT LIKE 'customer_analytics_rollup_apply%' AND g.tgenabled <> 'A')
-     ORDER BY w.rel::text, n LIMIT 1
+     ORDER BY w.rel::text, n LIMIT 1);
+END
 $$;
 
 -- Every relation whose writes the rollup must see: each source table and,
 -- when it is partitioned, every partition at every depth.
 CREATE FUNCTION customer_analytics._rollup_watched_relations(r customer_analytics.rollups) RETURNS TABLE(tab text, rel regclass, is_root boolean)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT t, x.rel, x.rel = x.root
       FROM unnest(ARRAY['customers', 'sales_orders', 'sales_order_lines']) t,
            LATERAL (SELECT to_regclass(format('%I.%I', r.source_schema, t)) AS root) s,
            -- pg_partition_tree gives no row for a plain table
            LATERAL (SELECT s.root AS rel, s.root
                     UNION SELECT p.relid, s.root FROM pg_partition_tree(s.root) p) x
-     WHERE s.root IS NOT NULL
+     WHERE s.root IS NOT NULL;
+END
 $$;
 
 -- Every difference between the rollup and the source tables, one row per

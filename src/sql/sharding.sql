@@ -938,6 +938,15 @@ BEGIN
     RETURN why;
 END $$;
 
+-- On a shard: true when every rule of _rollup_changes_problem(source_schema)
+-- is plainly met (it would return NULL), read from the catalog caches
+-- without planning a query per rule (src/rollup_changes_intact.c); false
+-- when one may not be: the callers then ask _rollup_changes_problem(), the
+-- rules' one statement, which says why.
+CREATE FUNCTION customer_analytics._rollup_changes_intact(source_schema text) RETURNS boolean
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'rollup_changes_intact';
+
 -- On a shard: the status row of rollup_order_changes() (customer_code and
 -- xid NULL): the rollup's generation, 'current' or why its changes cannot
 -- be followed, this transaction's snapshot, how many campaigns of this
@@ -946,7 +955,9 @@ CREATE FUNCTION customer_analytics._rollup_changes_status(source_schema text) RE
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT NULL::text, NULL::xid8, r.generation, COALESCE(customer_analytics._rollup_changes_problem(s.src), 'current'),
+    SELECT NULL::text, NULL::xid8, r.generation,
+           CASE WHEN customer_analytics._rollup_changes_intact(s.src) THEN 'current'
+                ELSE COALESCE(customer_analytics._rollup_changes_problem(s.src), 'current') END,
            pg_current_snapshot(),
            (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = s.src),
            (SELECT x.system_identifier FROM pg_control_system() x),
@@ -962,7 +973,8 @@ CREATE FUNCTION customer_analytics._rollup_changes_readable(source_schema text, 
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT customer_analytics._rollup_changes_problem(source_schema) IS NULL
+    SELECT (customer_analytics._rollup_changes_intact(source_schema)
+            OR customer_analytics._rollup_changes_problem(source_schema) IS NULL)
            AND to_regclass(customer_analytics._rollup_dirty_table(
                    (SELECT x.id FROM customer_analytics.rollups x
                      WHERE x.source_schema = customer_analytics._source_schema(_rollup_changes_readable.source_schema)))) = dirty

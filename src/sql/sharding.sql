@@ -335,10 +335,14 @@ END $$;
 -- none) did not see, fetched with its status), given its status now
 -- (generation, snapshot, system_identifier); or why they cannot be followed
 -- (reason, codes then NULL).  Customers whose customer_code belongs on
--- another shard are one such reason, with a WARNING.
+-- another shard are one such reason, with a WARNING.  astray: those of its
+-- changed codes whose partition of the coordinator's customers is on
+-- another server (NULL or empty: none; _shard_changes_since finds them for
+-- every shard in one statement), of which _shard_misplaced keeps the ones
+-- the shard still holds.
 CREATE FUNCTION customer_analytics._shard_changed_customers(what text, source_schema text, srv_name text, srv oid,
                                                             old jsonb, generation bigint, snapshot text, system_identifier bigint,
-                                                            OUT reason text, OUT codes text[]) RETURNS record
+                                                            astray text[], OUT reason text, OUT codes text[]) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -362,7 +366,9 @@ BEGIN
                COALESCE(bool_or(x.customer_code IS NULL), false)
           INTO found_codes, truncated
           FROM pg_temp.customer_analytics_shard_fetch x WHERE x.server = srv_name AND x.xid IS NOT NULL;
-        misplaced := customer_analytics._shard_misplaced(source_schema, srv, found_codes);
+        IF cardinality(astray) > 0 THEN
+            misplaced := customer_analytics._shard_misplaced(source_schema, srv, astray);
+        END IF;
         IF truncated THEN
             reason := format('a source table was truncated or rewritten on server %s', srv_name);
         ELSIF cardinality(misplaced) > 0 THEN
@@ -409,6 +415,9 @@ DECLARE
     d record;
     me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
     readable text[] := '{}'::text[];
+    readable_ids oid[] := '{}'::oid[];
+    keytype text;
+    astray jsonb;
     since jsonb := '{}'::jsonb;
     shard_reason text;
 BEGIN
@@ -421,15 +430,18 @@ BEGIN
     PERFORM customer_analytics._scratch_table('customer_analytics_shard_fetch',
         '(server text, customer_code text, xid xid8, generation bigint, rollup_state text, snapshot text, campaigns bigint,'
         ' system_identifier bigint, order_date date, total numeric, quantity numeric, sign smallint)');
-    FOR sh IN SELECT * FROM customer_analytics._shard_rollups(source_schema) LOOP
+    FOR sh IN SELECT r.server, r.server_id,
+                     customer_analytics._shard_user_mapping(r.server_id, me)
+                         IS DISTINCT FROM customer_analytics._shard_user_mapping(r.server_id, views_owner) AS other_mapping
+                FROM customer_analytics._shard_rollups(source_schema) r LOOP
         shards := shards + 1;
-        IF customer_analytics._shard_user_mapping(sh.server_id, me)
-           IS DISTINCT FROM customer_analytics._shard_user_mapping(sh.server_id, views_owner) THEN
+        IF sh.other_mapping THEN
             shard_reason := COALESCE(shard_reason, format('server %s: the views'' owner reaches it through another user mapping than %s',
                                                           sh.server, current_user));
             snapshots := NULL;
         ELSE
             readable := readable || sh.server;
+            readable_ids := readable_ids || sh.server_id;
             IF usable AND recorded -> sh.server ->> 'snapshot' IS NOT NULL THEN
                 since := since || jsonb_build_object(sh.server, recorded -> sh.server ->> 'snapshot');
             END IF;
@@ -438,10 +450,32 @@ BEGIN
     IF cardinality(readable) > 0 THEN
         EXECUTE customer_analytics._shard_fetch_sql(source_schema, readable, since);
     END IF;
+    IF usable AND cardinality(readable) > 0 THEN
+        -- each shard's changed codes whose partition of the coordinator's
+        -- customers is on another server (_shard_misplaced's first test),
+        -- for every shard in one statement: {"<server>": [codes]}
+        SELECT format_type(a.atttypid, a.atttypmod) INTO keytype
+          FROM pg_attribute a
+         WHERE a.attrelid = to_regclass(format('%I.customers', source_schema)) AND a.attname = 'customer_code'
+           AND NOT a.attisdropped;
+        EXECUTE format('SELECT jsonb_object_agg(s.server, s.codes) FROM ('
+                       ' SELECT f.server, jsonb_agg(DISTINCT f.customer_code) AS codes'
+                       '   FROM pg_temp.customer_analytics_shard_fetch f'
+                       '   JOIN unnest($1, $2) r(server, server_id) ON r.server = f.server'
+                       '  WHERE f.xid IS NOT NULL AND f.customer_code IS NOT NULL'
+                       '    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i'
+                       '      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid'
+                       '      JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = c.oid'
+                       '      CROSS JOIN LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),'
+                       '                                                 ''modulus (\d+), remainder (\d+)'') b'
+                       '     WHERE i.inhparent = $3 AND ft.ftserver = r.server_id'
+                       '       AND pg_catalog.satisfies_hash_partition($3, b[1]::int, b[2]::int, f.customer_code::%s))'
+                       '  GROUP BY f.server) s', keytype)
+           INTO astray USING readable, readable_ids, to_regclass(format('%I.customers', source_schema));
+    END IF;
     FOR st IN SELECT r.server, r.server_id, f.generation, f.rollup_state, f.snapshot, f.campaigns, f.system_identifier
-                FROM customer_analytics._shard_rollups(source_schema) r
+                FROM unnest(readable, readable_ids) r(server, server_id)
                 LEFT JOIN pg_temp.customer_analytics_shard_fetch f ON f.server = r.server AND f.xid IS NULL
-               WHERE r.server = ANY (readable)
                ORDER BY r.server LOOP
         IF st.rollup_state IS DISTINCT FROM 'current' THEN
             shard_reason := COALESCE(shard_reason, format('server %s: %s', st.server, COALESCE(st.rollup_state, 'no status row')));
@@ -457,7 +491,8 @@ BEGIN
             IF usable THEN
                 d := customer_analytics._shard_changed_customers(what, source_schema, st.server, st.server_id,
                                                                  recorded -> st.server,
-                                                                 st.generation, st.snapshot, st.system_identifier);
+                                                                 st.generation, st.snapshot, st.system_identifier,
+                                                                 ARRAY(SELECT jsonb_array_elements_text(astray -> st.server)));
                 reason := d.reason;
                 changed := changed || d.codes;
                 usable := reason IS NULL;
@@ -554,8 +589,7 @@ CREATE FUNCTION customer_analytics._shard_fetch_sql(source_schema text, servers 
            || string_agg(format('SELECT %L::text, x.customer_code, x.xid, x.generation, x.rollup_state, x.snapshot::text,'
                                 ' x.campaigns, x.system_identifier, %s FROM %s x WHERE x.xid IS NULL%s',
                                 sh.server,
-                                CASE WHEN customer_analytics._shard_order_columns_missing(
-                                              to_regclass(format('%I.rollup_changes', source_schema))) IS NULL
+                                CASE WHEN m.complete
                                      THEN 'x.order_date, x.total, x.quantity, x.sign'
                                      ELSE 'NULL::date, NULL::numeric, NULL::numeric, NULL::smallint' END,
                                 sh.changes,
@@ -566,6 +600,9 @@ CREATE FUNCTION customer_analytics._shard_fetch_sql(source_schema text, servers 
                                      ELSE '' END),
                          ' UNION ALL ' ORDER BY sh.server)
       FROM customer_analytics._shard_rollups(source_schema) sh
+           -- once for every shard (the partitions share the parent's columns)
+     CROSS JOIN (SELECT customer_analytics._shard_order_columns_missing(
+                            to_regclass(format('%I.rollup_changes', source_schema))) IS NULL AS complete) m
      WHERE sh.server = ANY (servers)
 $_$;
 

@@ -977,45 +977,36 @@ END $$;
 
 -- On a shard: true when every rule of _rollup_changes_problem(source_schema)
 -- is plainly met (it would return NULL), read from the catalog caches
--- without planning a query per rule (src/rollup_changes_intact.c); false
+-- without planning a query per rule (src/rollup_changes_status.c); false
 -- when one may not be: the callers then ask _rollup_changes_problem(), the
 -- rules' one statement, which says why.
 CREATE FUNCTION customer_analytics._rollup_changes_intact(source_schema text) RETURNS boolean
     LANGUAGE c STABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS 'MODULE_PATHNAME', 'rollup_changes_intact';
 
 -- On a shard: the status row of rollup_order_changes() (customer_code and
 -- xid NULL): the rollup's generation, 'current' or why its changes cannot
--- be followed, this transaction's snapshot, how many campaigns of this
--- server read the source, the cluster's system identifier.
+-- be followed (_rollup_changes_problem, asked only when
+-- _rollup_changes_intact is not sure), this transaction's snapshot, how
+-- many campaigns of this server read the source, the cluster's system
+-- identifier.  C (src/rollup_changes_status.c): a coordinator's refresh
+-- reads it in a fresh backend on every shard, where an SQL function's
+-- statements were planned at each call.
 CREATE FUNCTION customer_analytics._rollup_changes_status(source_schema text) RETURNS TABLE(customer_code text, xid xid8, generation bigint, rollup_state text, snapshot pg_snapshot, campaigns bigint, system_identifier bigint, order_date date, total numeric, quantity numeric, sign smallint)
-    LANGUAGE sql STABLE
+    LANGUAGE c STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT NULL::text, NULL::xid8, r.generation,
-           CASE WHEN customer_analytics._rollup_changes_intact(s.src) THEN 'current'
-                ELSE COALESCE(customer_analytics._rollup_changes_problem(s.src), 'current') END,
-           pg_current_snapshot(),
-           (SELECT count(*) FROM customer_analytics.campaigns c WHERE c.source_schema = s.src),
-           (SELECT x.system_identifier FROM pg_control_system() x),
-           NULL::date, NULL::numeric, NULL::numeric, NULL::smallint
-      FROM (SELECT customer_analytics._source_schema(source_schema) AS src) s
-      LEFT JOIN customer_analytics.rollups r ON r.source_schema = s.src
-$$;
+    AS 'MODULE_PATHNAME', 'rollup_changes_status';
 
 -- On a shard: true when the current role reads the recorded changes of
 -- source_schema's rollup and they are kept in table dirty (the view of
--- create_rollup_changes_view tests it once per query, before its scan).
+-- create_rollup_changes_view tests it once per query, before its scan);
+-- _rollup_changes_problem is asked only when _rollup_changes_intact's test
+-- is not sure (C, src/rollup_changes_status.c).
 CREATE FUNCTION customer_analytics._rollup_changes_readable(source_schema text, dirty regclass) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE c STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT (customer_analytics._rollup_changes_intact(source_schema)
-            OR customer_analytics._rollup_changes_problem(source_schema) IS NULL)
-           AND to_regclass(customer_analytics._rollup_dirty_table(
-                   (SELECT x.id FROM customer_analytics.rollups x
-                     WHERE x.source_schema = customer_analytics._source_schema(_rollup_changes_readable.source_schema)))) = dirty
-$$;
+    AS 'MODULE_PATHNAME', 'rollup_changes_readable';
 
 -- On a shard: (re)create the view view_name in source_schema that a
 -- coordinator's rollup_changes partition reads: the rows of

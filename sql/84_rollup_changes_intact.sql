@@ -27,10 +27,21 @@ INSERT INTO ri.sales_order_lines VALUES ('SO', '1', 1, 'P1', 1, 100), ('SO', '2'
 
 CREATE FUNCTION public.ri_state(label text, OUT label text, OUT intact boolean, OUT problem text, OUT status text)
 LANGUAGE sql AS $$
-    SELECT label, customer_analytics._rollup_changes_intact('ri'), customer_analytics._rollup_changes_problem('ri'),
-           (SELECT s.rollup_state FROM customer_analytics._rollup_changes_status('ri') s)
+    SELECT label, customer_analytics._rollup_changes_intact('ri'),
+           regexp_replace(customer_analytics._rollup_changes_problem('ri'), '(order_rollup|rollup_dirty)_[0-9]+', '\1_N'),
+           regexp_replace((SELECT s.rollup_state FROM customer_analytics._rollup_changes_status('ri') s),
+                          '(order_rollup|rollup_dirty)_[0-9]+', '\1_N')
 $$;
 GRANT EXECUTE ON FUNCTION public.ri_state(text) TO PUBLIC;
+-- cmd (a format with one %s) run on the rollup's table (what: rollup) or
+-- its table of changes (dirty), whose names carry the rollup's id
+CREATE FUNCTION public.ri_priv(cmd text, what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format(cmd, (SELECT CASE what WHEN 'rollup' THEN customer_analytics._rollup_table(r.id)
+                                          ELSE customer_analytics._rollup_dirty_table(r.id) END
+                           FROM customer_analytics.rollups r WHERE r.source_schema = 'ri'));
+END $$;
 
 -- no rollup yet; then a current one, read by its owner
 SELECT * FROM public.ri_state('no rollup');
@@ -50,29 +61,22 @@ SELECT customer_analytics._rollup_changes_intact(NULL) IS NULL AS strict, custom
 CREATE ROLE ri_reader;
 GRANT USAGE ON SCHEMA ri TO ri_reader;
 GRANT SELECT ON ri.customers, ri.sales_orders, ri.rollup_changes TO ri_reader;
-SELECT format('GRANT SELECT ON %s, %s TO ri_reader', customer_analytics._rollup_table(r.id),
-              customer_analytics._rollup_dirty_table(r.id))
-  FROM customer_analytics.rollups r WHERE r.source_schema = 'ri' \gexec
+SELECT public.ri_priv('GRANT SELECT ON %s TO ri_reader', 'rollup'), public.ri_priv('GRANT SELECT ON %s TO ri_reader', 'dirty');
 SET ROLE ri_reader;
 SELECT * FROM public.ri_state('no SELECT on the lines');
 RESET ROLE;
 GRANT SELECT ON ri.sales_order_lines TO ri_reader;
-SELECT format('REVOKE SELECT ON %s FROM ri_reader', customer_analytics._rollup_dirty_table(r.id))
-  FROM customer_analytics.rollups r WHERE r.source_schema = 'ri' \gexec
+SELECT public.ri_priv('REVOKE SELECT ON %s FROM ri_reader', 'dirty');
 SET ROLE ri_reader;
 SELECT * FROM public.ri_state('no SELECT on the table of changes');
 SELECT count(*) FILTER (WHERE xid IS NULL) AS status_rows, count(*) FILTER (WHERE xid IS NOT NULL) AS changes
   FROM ri.rollup_changes;
 RESET ROLE;
-SELECT format('REVOKE SELECT ON %s FROM ri_reader', customer_analytics._rollup_table(r.id))
-  FROM customer_analytics.rollups r WHERE r.source_schema = 'ri' \gexec
-SELECT format('GRANT SELECT ON %s TO ri_reader', customer_analytics._rollup_dirty_table(r.id))
-  FROM customer_analytics.rollups r WHERE r.source_schema = 'ri' \gexec
+SELECT public.ri_priv('REVOKE SELECT ON %s FROM ri_reader', 'rollup'), public.ri_priv('GRANT SELECT ON %s TO ri_reader', 'dirty');
 SET ROLE ri_reader;
 SELECT * FROM public.ri_state('no SELECT on the rollup''s table');
 RESET ROLE;
-SELECT format('GRANT SELECT ON %s TO ri_reader', customer_analytics._rollup_table(r.id))
-  FROM customer_analytics.rollups r WHERE r.source_schema = 'ri' \gexec
+SELECT public.ri_priv('GRANT SELECT ON %s TO ri_reader', 'rollup');
 SET ROLE ri_reader;
 SELECT * FROM public.ri_state('every privilege');
 -- the view as that role: the status row and the changes
@@ -140,5 +144,6 @@ SELECT * FROM public.ri_state('disabled');
 
 DROP SCHEMA ri CASCADE;
 DROP FUNCTION public.ri_state(text);
+DROP FUNCTION public.ri_priv(text, text);
 DROP OWNED BY ri_reader;
 DROP ROLE ri_reader;

@@ -458,6 +458,8 @@ BEGIN
           FROM pg_attribute a
          WHERE a.attrelid = to_regclass(format('%I.customers', source_schema)) AND a.attname = 'customer_code'
            AND NOT a.attisdropped;
+    END IF;
+    IF keytype IS NOT NULL THEN
         EXECUTE format('SELECT jsonb_object_agg(s.server, s.codes) FROM ('
                        ' SELECT f.server, jsonb_agg(DISTINCT f.customer_code) AS codes'
                        '   FROM pg_temp.customer_analytics_shard_fetch f'

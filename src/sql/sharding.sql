@@ -977,11 +977,12 @@ BEGIN
     RETURN why;
 END $$;
 
--- On a shard: true when every rule of _rollup_changes_problem(source_schema)
--- is plainly met (it would return NULL), read from the catalog caches
--- without planning a query per rule (src/rollup_changes_status.c); false
--- when one may not be: the callers then ask _rollup_changes_problem(), the
--- rules' one statement, which says why.
+-- True when every rule of _rollup_changes_problem(source_schema) is
+-- plainly met (it would return NULL), read from the catalog caches without
+-- planning a query per rule (src/rollup_changes_status.c); false when one
+-- may not be: the callers then ask _rollup_changes_problem(), the rules'
+-- one statement, which says why.  On a shard, for its status row; on any
+-- server, _rollup_for_reading's shortcut (its rules are a subset).
 CREATE FUNCTION customer_analytics._rollup_changes_intact(source_schema text) RETURNS boolean
     LANGUAGE c STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'

@@ -10,7 +10,6 @@
 -- of four and its pair) and 13 (generic on both sides).  jsonb holds the
 -- floats with 17 significant digits, so equal text means equal doubles.
 \set VERBOSITY terse
-SHOW customer_analytics.kmeans_specialize;
 -- 1,500 points in 13 features; the first d of them are the data in d
 CREATE TABLE public.kdk_pts AS
 SELECT i, ARRAY[(i % 7) * 2 + sin(i * 1.3) * (1 + i % 3),
@@ -37,6 +36,9 @@ CREATE TABLE public.kdk_few AS
 SELECT ARRAY[p % 2, p / 2, 1, 0.5, p, 0, 0, 2, 0, 0, p * 0.25, 0, 1]::float8[] AS f
   FROM generate_series(0, 3) p, generate_series(1, 10) dup;
 
+-- a first fit loads the library (its settings), on by default
+SELECT customer_analytics.kmeans_fit(f[1:2], 2, '{"seed": 0}') IS NOT NULL AS fitted FROM public.kdk_ties;
+SHOW customer_analytics.kmeans_specialize;
 CREATE FUNCTION pg_temp.fits(specialize boolean, bounds boolean, workers int)
 RETURNS TABLE(data text, d int, k int, seed int, model jsonb)
 LANGUAGE plpgsql AS $$

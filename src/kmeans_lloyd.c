@@ -654,8 +654,9 @@ lloyd_dim(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs
  * Dimension-specialized copies.  kmeans_plusplus_dim() and lloyd_dim() (with
  * the distance kernel, the nearest-centre scans, Hamerly's pass and the sums
  * inlined) are compiled once more for each small dim below, with dim a
- * constant: the compiler unrolls the per-feature loops (no loop counter, no
- * remainder test per distance).  The operations and their order are the
+ * constant: the compiler unrolls the distance kernel's loops (no loop
+ * counter, no remainder test per distance; add_to()'s loop over pairs of
+ * features stays a loop of a known count at -O2).  The operations and their order are the
  * ones of the generic loop (the same SSE2 lanes, the same additions in the
  * same order, no reassociation without -ffast-math), so every value is the
  * same to the bit; suite 83 compares the specialized and generic paths

@@ -234,6 +234,16 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	/* kmeans_lloyd.c: the specialized copies change no result, only the time */
+	DefineCustomBoolVariable("customer_analytics.kmeans_specialize",
+							 "Run k-means through copies compiled for 2 to 12 features (exact: the same result).",
+							 "Off: the generic loops for every number of features (for comparisons).",
+							 &ca_kmeans_specialize,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	/* kmeans_lloyd.c: the workers change no result, only the time */
 	DefineCustomIntVariable("customer_analytics.kmeans_parallel_workers",
 							"Parallel workers a k-means fit runs its restarts (n_init) on.",

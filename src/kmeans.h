@@ -39,6 +39,7 @@ typedef struct KMeansFit
 
 /* customer_analytics.kmeans_bounds: Hamerly's bounds in Lloyd's iterations */
 extern bool ca_kmeans_bounds;
+extern bool ca_kmeans_specialize;
 
 /*
  * customer_analytics.kmeans_parallel_workers: parallel workers for a fit's

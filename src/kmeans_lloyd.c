@@ -100,9 +100,12 @@ add_to(double *restrict dst, const double *restrict src, int len)
 		dst[j] += src[j];
 }
 
-/* the nearest centre of point (ties to the lowest index), and its squared distance */
-int
-kmeans_nearest(const double *point, const double *centers, int k, int dim, double *best_d2)
+/*
+ * The nearest centre of point (ties to the lowest index), and its squared
+ * distance; inlined where dim is a constant (see KMEANS_DIM_DISPATCH).
+ */
+static pg_attribute_always_inline int
+nearest_of(const double *point, const double *centers, int k, int dim, double *best_d2)
 {
 	int			best = 0;
 	double		bestd = dist2(point, centers, dim);
@@ -120,6 +123,13 @@ kmeans_nearest(const double *point, const double *centers, int k, int dim, doubl
 	if (best_d2)
 		*best_d2 = bestd;
 	return best;
+}
+
+/* the nearest centre of point (ties to the lowest index), and its squared distance */
+int
+kmeans_nearest(const double *point, const double *centers, int k, int dim, double *best_d2)
+{
+	return nearest_of(point, centers, k, dim, best_d2);
 }
 
 /* first index whose cumulative sum reaches r (numpy.searchsorted, side left) */
@@ -151,9 +161,9 @@ search_cumsum(const double *cumsum, int64 n, double r)
  * on, and by a margin, as for Lloyd's bounds below): the same values, summed
  * in the same order, so the same draws and centres.
  */
-static void
-kmeans_plusplus(const double *z, int64 n, int dim, int k, bool use_bounds, pg_prng_state *rng,
-				double *centers)
+static pg_attribute_always_inline void
+kmeans_plusplus_dim(const double *z, int64 n, int dim, int k, bool use_bounds, pg_prng_state *rng,
+					double *centers)
 {
 	int			trials = 2 + (int) floor(log((double) k));
 	double	   *closest = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
@@ -343,7 +353,7 @@ relocate_empty(const double *z, int64 n, int dim, int k, const double *old_cente
  * the squared distance to centre known (or -1 for none) is known_d2, the
  * value dist2() returns for it, and is not computed again.
  */
-static int
+static pg_attribute_always_inline int
 nearest2(const double *point, const double *centers, int k, int dim, int known, double known_d2,
 		 double *best_d2, double *second_d2)
 {
@@ -453,7 +463,7 @@ hamerly_assign(double *restrict upper, double *restrict lower, const double *res
  * sum (point by point in order, as the plain pass).  Returns whether every
  * point kept its label.
  */
-static bool
+static pg_attribute_always_inline bool
 hamerly_pass(HamerlyBounds *hb, const double *restrict z, int64 n, int dim, int k,
 			 const double *restrict centers, const int32 *restrict old_labels,
 			 int32 *restrict labels, double *restrict sums, int64 *restrict counts)
@@ -511,10 +521,10 @@ hamerly_moved(HamerlyBounds *hb, int64 n, int k, const int32 *labels)
 	}
 }
 
-/* One Lloyd run from centers (k * dim, updated in place). */
-static void
-lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bool use_bounds,
-	  double *centers, KMeansFit *fit)
+/* One Lloyd run from centers (k * dim, updated in place); see KMEANS_DIM_DISPATCH. */
+static pg_attribute_always_inline void
+lloyd_dim(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bool use_bounds,
+		  double *centers, KMeansFit *fit)
 {
 	double	   *sums = palloc(sizeof(double) * k * dim);
 	int64	   *counts = palloc(sizeof(int64) * k);
@@ -555,7 +565,7 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 
 				/* one point costs up to k * dim = KMEANS_MAX_K * CA_MAX_FEATURES operations */
 				CHECK_FOR_INTERRUPTS();
-				c = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
+				c = nearest_of(z + i * dim, centers, k, dim, NULL);
 				fit->labels[i] = c;
 				counts[c]++;
 				/* point by point in order, each feature's sum its own: the same sums */
@@ -614,7 +624,7 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 				fit->labels[i] = hamerly_assign(hb.upper, hb.lower, hb.half, &scale, &hb.skipped,
 												hb.valid, z + i * dim, i, fit->labels[i], centers, k, dim);
 			else
-				fit->labels[i] = kmeans_nearest(z + i * dim, centers, k, dim, NULL);
+				fit->labels[i] = nearest_of(z + i * dim, centers, k, dim, NULL);
 		}
 		hb.scale = scale;
 	}
@@ -638,6 +648,61 @@ lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bo
 		pfree(hb.half);
 		pfree(hb.moved);
 	}
+}
+
+/*
+ * Dimension-specialized copies.  kmeans_plusplus_dim() and lloyd_dim() (with
+ * the distance kernel, the nearest-centre scans, Hamerly's pass and the sums
+ * inlined) are compiled once more for each small dim below, with dim a
+ * constant: the compiler unrolls the distance kernel's loops (no loop
+ * counter, no remainder test per distance; add_to()'s loop over pairs of
+ * features stays a loop of a known count at -O2).  The operations and their order are the
+ * ones of the generic loop (the same SSE2 lanes, the same additions in the
+ * same order, no reassociation without -ffast-math), so every value is the
+ * same to the bit; suite 83 compares the specialized and generic paths
+ * (customer_analytics.kmeans_specialize).
+ */
+bool		ca_kmeans_specialize = true;
+
+#define KMEANS_DIM_DISPATCH(call_dim, dim, specialize) \
+	do { \
+		if (!(specialize)) \
+			call_dim(dim); \
+		else switch (dim) \
+		{ \
+			case 2: call_dim(2); break; \
+			case 3: call_dim(3); break; \
+			case 4: call_dim(4); break; \
+			case 5: call_dim(5); break; \
+			case 6: call_dim(6); break; \
+			case 7: call_dim(7); break; \
+			case 8: call_dim(8); break; \
+			case 9: call_dim(9); break; \
+			case 10: call_dim(10); break; \
+			case 11: call_dim(11); break; \
+			case 12: call_dim(12); break; \
+			default: call_dim(dim); break; \
+		} \
+	} while (0)
+
+/* greedy k-means++ (kmeans_plusplus_dim()), dim-specialized for small dims */
+static void
+kmeans_plusplus(const double *z, int64 n, int dim, int k, bool use_bounds, bool specialize,
+				pg_prng_state *rng, double *centers)
+{
+#define KPP_CALL(d) kmeans_plusplus_dim(z, n, (d), k, use_bounds, rng, centers)
+	KMEANS_DIM_DISPATCH(KPP_CALL, dim, specialize);
+#undef KPP_CALL
+}
+
+/* one Lloyd run (lloyd_dim()), dim-specialized for small dims */
+static void
+lloyd(const double *z, int64 n, int dim, int k, int max_iter, double tol_abs, bool use_bounds,
+	  bool specialize, double *centers, KMeansFit *fit)
+{
+#define LLOYD_CALL(d) lloyd_dim(z, n, (d), k, max_iter, tol_abs, use_bounds, centers, fit)
+	KMEANS_DIM_DISPATCH(LLOYD_CALL, dim, specialize);
+#undef LLOYD_CALL
 }
 
 /*
@@ -709,6 +774,7 @@ typedef struct KMeansTasks
 	int32		ngroups;		/* fits */
 	int32		ntasks;			/* restarts of all fits */
 	bool		bounds;
+	bool		specialize;		/* customer_analytics.kmeans_specialize */
 	pg_atomic_uint32 next;		/* the next task to run */
 } KMeansTasks;
 
@@ -796,12 +862,12 @@ run_restarts(KMeansTasks *tasks, const KMeansGroup *groups, const double *z,
 		{
 			pg_prng_state rng = states[t];
 
-			kmeans_plusplus(z, tasks->n, dim, k, tasks->bounds, &rng, centers);
+			kmeans_plusplus(z, tasks->n, dim, k, tasks->bounds, tasks->specialize, &rng, centers);
 		}
 		run.centers = run_centers(fit_results, r, k, dim);
 		run.sizes = run_sizes(fit_results, r, k, dim);
 		run.skipped = 0;
-		lloyd(z, tasks->n, dim, k, g->max_iter, g->tol_abs, tasks->bounds, centers, &run);
+		lloyd(z, tasks->n, dim, k, g->max_iter, g->tol_abs, tasks->bounds, tasks->specialize, centers, &run);
 		res = run_result(fit_results, r, k, dim);
 		res->inertia = run.inertia;
 		res->iterations = run.iterations;
@@ -1012,6 +1078,7 @@ kmeans_fit_points_many(const double *z, int64 n, int dim, int nfits, const KMean
 	tasks.ngroups = nfits;
 	tasks.ntasks = ntasks;
 	tasks.bounds = ca_kmeans_bounds;
+	tasks.specialize = ca_kmeans_specialize;
 	pg_atomic_init_u32(&tasks.next, 0);
 	states = palloc(sizeof(pg_prng_state) * ntasks);
 	for (int f = 0; f < nfits; f++)

@@ -204,7 +204,7 @@ BEGIN
     -- (the scratch tables are kept for the session, emptied here and at
     -- commit: _session_scratch_table)
     PERFORM customer_analytics._session_scratch_table('customer_analytics_changed',
-                                              '(customer_code text NOT NULL, changes bigint)');
+                                              '(customer_code text COLLATE "C" NOT NULL, changes bigint)');
 
     -- The guard (_at_one_snapshot's) reads the changes once: it lists the
     -- customers whose orders or own row changed, with their number of
@@ -247,7 +247,7 @@ BEGIN
         -- there is something to do: the targets whose months changed,
         -- entered or left (the long form's keys), and the changed
         -- customers' verdicts
-        ARRAY['SELECT customer_analytics._session_scratch_table(''customer_analytics_long_keys'', ''(customer_code text PRIMARY KEY)'')',
+        ARRAY['SELECT customer_analytics._session_scratch_table(''customer_analytics_long_keys'', ''(customer_code text COLLATE "C" PRIMARY KEY)'')',
               format('SELECT customer_analytics._session_scratch_table(''customer_analytics_targets'', %L)', format('(LIKE %s)', targets))]
         -- the changed orders, read as the full computation reads them
         || checks
@@ -561,6 +561,27 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Do the state tables key their customer codes in the "C" collation (as
+-- _campaign_state_tables makes them: every descent of their key indexes,
+-- every sort and merge of their codes compares bytes, not strings in the
+-- database's collation)?  false for tables made before 1.6 and restored
+-- from then (the update converts those it finds): the delta refresh works
+-- on them all the same (its statements compare codes for equality only,
+-- the same in every deterministic collation), and the next build of the
+-- state converts them (_campaign_state_tables).  Not tested at every
+-- refresh: a catalog query there cost 50-75 us, more than the bytewise
+-- keys save a refresh of few customers.
+CREATE FUNCTION customer_analytics._campaign_state_bytewise(state regclass, month_state regclass) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT count(*) = 2 FROM pg_attribute a
+     WHERE a.attrelid IN (state, month_state) AND a.attname = 'customer_code' AND NOT a.attisdropped
+       AND a.attcollation = 'pg_catalog."C"'::regcollation
+$$;
+
+COMMENT ON FUNCTION customer_analytics._campaign_state_bytewise(state regclass, month_state regclass) IS 'internal: do a campaign''s state tables key their customer codes in the "C" collation?';
+
 -- Those of the campaign's two state tables that exist and carry its marker.
 CREATE FUNCTION customer_analytics._campaign_state_relations(c customer_analytics.campaigns) RETURNS SETOF regclass
     LANGUAGE sql STABLE
@@ -591,13 +612,23 @@ BEGIN
     -- each page for the delta refresh's updates to stay HOT: they change no
     -- indexed column)
     state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.state,
-        '(customer_code text PRIMARY KEY, orders bigint NOT NULL, total numeric, last_order date,'
+        '(customer_code text COLLATE "C" PRIMARY KEY, orders bigint NOT NULL, total numeric, last_order date,'
         ' spend_orders bigint NOT NULL, spend numeric, low_tickets bigint NOT NULL, base_orders bigint NOT NULL,'
         ' base numeric, recent_orders bigint NOT NULL, recent numeric, route_customer boolean, trade_name text,'
         ' delivery_route text, shipping_address text, csm text) WITH (fillfactor = 75)', marker);
     month_state := customer_analytics._create_marked_table(customer_analytics._state_schema(), n.month_state,
-        format('(customer_code text, month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))'
+        format('(customer_code text COLLATE "C", month date, revenue numeric, orders bigint, PRIMARY KEY (customer_code, month))'
                ' WITH (fillfactor = %L)', customer_analytics._campaign_view_fillfactor()), marker);
+    -- (the customer codes keyed in the "C" collation, bytewise: the state
+    -- is internal, no user reads its order; its statements compare the
+    -- codes for equality only, which is the same in every deterministic
+    -- collation.  Tables of an older shape (keyed in the database's
+    -- collation) taken back here are converted in place: no rewrite of the
+    -- rows, the key indexes rebuilt, before the build empties and fills them)
+    IF NOT customer_analytics._campaign_state_bytewise(state, month_state) THEN
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN customer_code TYPE text COLLATE "C"', state);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN customer_code TYPE text COLLATE "C"', month_state);
+    END IF;
 END $$;
 
 -- The target_customers() call of a campaign over its state (customers

@@ -564,9 +564,9 @@ END $$;
 -- Do the state tables key their customer codes in the "C" collation (as
 -- _campaign_state_tables makes them: every descent of their key indexes,
 -- every sort and merge of their codes compares bytes, not strings in the
--- database's collation)?  false for tables made before 1.6 and restored
--- from then (the update converts those it finds): the delta refresh works
--- on them all the same (its statements compare codes for equality only,
+-- database's collation)?  false for tables made before 1.6 (the update
+-- leaves them as they are: it would alter them as the updating role): the
+-- delta refresh works on them all the same (its statements compare codes for equality only,
 -- the same in every deterministic collation), and the next build of the
 -- state converts them (_campaign_state_tables).  Not tested at every
 -- refresh: a catalog query there cost 50-75 us, more than the bytewise

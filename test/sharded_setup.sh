@@ -96,7 +96,7 @@ CREATE TABLE sharded.order_lines (customer_code varchar(12), order_type varchar(
 CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
     OPTIONS (host '$WORK', port '$(shard_port "$s")', dbname 'postgres', extensions 'customer_analytics',
              use_remote_estimate 'true', async_capable 'true', fetch_size '10000', batch_size '1000',
-             options '-c cursor_tuple_fraction=1');
+             options '-c cursor_tuple_fraction=1 -c random_page_cost=1.1');
 CREATE USER MAPPING FOR postgres SERVER shard$s OPTIONS (user 'postgres');"
         for t in customers sales_orders sales_order_lines order_totals order_lines; do
             ddl+="

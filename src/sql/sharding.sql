@@ -452,8 +452,9 @@ BEGIN
     END IF;
     IF usable AND cardinality(readable) > 0 THEN
         -- each shard's changed codes whose partition of the coordinator's
-        -- customers is on another server (_shard_misplaced's first test),
-        -- for every shard in one statement: {"<server>": [codes]}
+        -- customers is on another server, for every shard in one
+        -- statement: {"<server>": [codes]} (_shard_misplaced keeps those
+        -- the shard still holds)
         SELECT format_type(a.atttypid, a.atttypmod) INTO keytype
           FROM pg_attribute a
          WHERE a.attrelid = to_regclass(format('%I.customers', source_schema)) AND a.attname = 'customer_code'
@@ -510,44 +511,28 @@ BEGIN
     changed := CASE WHEN usable THEN ARRAY(SELECT DISTINCT x FROM unnest(changed) x ORDER BY x) END;
 END $$;
 
--- Those of the customer codes a shard (server srv) reported as changed whose
--- partition of the coordinator's customers is on another server: rows the
--- shard holds that the coordinator's pushdown counts apart from the
--- customer's other rows (a customer_code changed on the shard itself, or
--- rows written on the wrong shard).
+-- Of the customer codes a shard (server srv) reported as changed whose
+-- partition of the coordinator's customers is on another server (codes:
+-- _shard_changes_since finds them for every shard in one statement), those
+-- the shard still holds: rows the coordinator's pushdown counts apart from
+-- the customer's other rows (a customer_code changed on the shard itself,
+-- or rows written on the wrong shard); their rows deleted there are the
+-- cure, not the problem.
 CREATE FUNCTION customer_analytics._shard_misplaced(source_schema text, srv oid, codes text[]) RETURNS text[]
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
     customers regclass := to_regclass(format('%I.customers', source_schema));
-    keytype text;
-    misplaced text[];
     part regclass;
     found text[];
     held text[] := '{}';
 BEGIN
-    SELECT format_type(a.atttypid, a.atttypmod) INTO keytype
-      FROM pg_attribute a WHERE a.attrelid = customers AND a.attname = 'customer_code' AND NOT a.attisdropped;
-    EXECUTE format('SELECT array_agg(x.code ORDER BY x.code) FROM unnest($1) x(code)'
-                   ' WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i'
-                   '   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid'
-                   '   JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = c.oid'
-                   '   CROSS JOIN LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),'
-                   '                                              ''modulus (\d+), remainder (\d+)'') b'
-                   '  WHERE i.inhparent = $2 AND ft.ftserver = $3'
-                   '    AND pg_catalog.satisfies_hash_partition($2, b[1]::int, b[2]::int, x.code::%s))', keytype)
-       INTO misplaced USING codes, customers, srv;
-    IF misplaced IS NULL THEN
-        RETURN NULL;
-    END IF;
-    -- of those, the ones the shard still holds (their rows deleted there
-    -- are the cure, not the problem)
     FOR part IN SELECT i.inhrelid::regclass FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
                  WHERE ft.ftserver = srv
                    AND i.inhparent IN (customers, to_regclass(format('%I.sales_orders', source_schema))) LOOP
         EXECUTE format('SELECT array_agg(DISTINCT x.customer_code::text) FROM %s x WHERE x.customer_code::text = ANY ($1)', part)
-           INTO found USING misplaced;
+           INTO found USING codes;
         held := held || COALESCE(found, '{}');
     END LOOP;
     RETURN ARRAY(SELECT DISTINCT x FROM unnest(held) x ORDER BY x);
